@@ -1,0 +1,154 @@
+/*
+ * config.h - the validated configuration of one mcpd process.
+ *
+ * config.c is the only file that sees YAML (libyaml) or the imported
+ * "mcpServers" JSON shape. What it produces is fully validated: every other
+ * module trusts these values. Diagnostics read "file:line:col: key 'x': reason".
+ *
+ * Contract (examples/mcpd.yaml documents every key):
+ *
+ *   listen: 127.0.0.1:8080          # host:port or [v6]:port; streamable HTTP at http.path
+ *   http:
+ *     path: /mcp
+ *     allowed_origins: ["http://localhost:*"]   # Origin globs besides the listen host
+ *     allowed_hosts: ["localhost", "127.0.0.1", "[::1]"]  # Host header values (port ignored)
+ *   log_level: info                  # error|warn|info|debug|trace
+ *   servers:
+ *     files:                         # resource name ^[a-z0-9][a-z0-9-]{0,31}$
+ *       command: npx                 # PATH lookup; a relative path with '/' is made absolute
+ *       args: ["-y", "pkg"]          #   against mcpd's working directory at load time
+ *       env: { KEY: value }
+ *       cwd: /some/dir
+ *       timeout: 30s                 # per-call deadline (ms, s or m suffix; capped)
+ *       enabled: true
+ *   catalog: { separator: "__", prefix: auto }   # auto | always | never
+ *   limits:
+ *     max_message: 4MiB
+ *     max_sessions: 1000
+ *     max_inflight: 32               # per session
+ *     session_idle: 30m
+ *     header_timeout: 10s
+ *     body_timeout: 30s
+ *     idle_timeout: 60s
+ *     max_connections: 1024
+ *     page_size: 500
+ *
+ * Scalars may use ${VAR} and ${VAR:-default}; an unset VAR without default
+ * is an error naming the variable. A JSON file (by content: first non-space
+ * byte '{') with a top-level "mcpServers" object is accepted too; its entries
+ * have command/args/env/cwd (and "type": "stdio"); its strings are taken
+ * verbatim, without ${VAR} expansion.
+ *
+ * YAML details: `$$` is a literal '$', a lone '$' not followed by '{' is
+ * literal, and a ${VAR:-default} default runs to the first '}' (taken
+ * literally, no nesting); the default applies when VAR is unset or empty. A
+ * null value (`key:` or `key: ~`) means the key is absent. Anchors may be
+ * defined but a node may not be used twice (no aliases). Booleans are
+ * exactly true/false. Sizes are bytes or a B/KiB/MiB/GiB suffix (1024-based;
+ * KB/MB are rejected). Durations are ms/s/m/h or bare milliseconds.
+ */
+#ifndef MCPD_CONFIG_H
+#define MCPD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Caps of the loader itself (kept here until limits.h takes them). */
+#ifndef MCPD_MAX_CONFIG_VALUE
+#define MCPD_MAX_CONFIG_VALUE (64u * 1024) /* one scalar after ${VAR} expansion */
+#endif
+#ifndef MCPD_MAX_CONFIG_ITEMS
+#define MCPD_MAX_CONFIG_ITEMS 1024u        /* entries of one list or mapping (args, env, ...) */
+#endif
+
+enum mcpd_prefix_mode {
+    MCPD_PREFIX_AUTO = 0, /* prefix only when more than one server */
+    MCPD_PREFIX_ALWAYS,
+    MCPD_PREFIX_NEVER,
+};
+
+struct mcpd_kv {
+    char *key;
+    char *value;
+};
+
+struct mcpd_server_config {
+    char *name;          /* resource name, validated */
+    char *command;       /* executable (absolute when it contained a '/') */
+    char **args;         /* nargs entries, not NULL-terminated */
+    size_t nargs;
+    struct mcpd_kv *env; /* merged over mcpd's own environment at spawn */
+    size_t nenv;
+    char *cwd;           /* NULL: inherit */
+    unsigned timeout_ms; /* per-call deadline, 1..MCPD_MAX_CALL_TIMEOUT_MS */
+    bool enabled;
+    int line, column;    /* where the entry starts, for later diagnostics */
+};
+
+struct mcpd_limits_config {
+    size_t max_message;
+    unsigned max_sessions;
+    unsigned max_inflight;
+    unsigned max_connections;
+    unsigned page_size;
+    unsigned session_idle_ms;
+    unsigned header_timeout_ms;
+    unsigned body_timeout_ms;
+    unsigned idle_timeout_ms;
+};
+
+struct mcpd_config {
+    char *path;                 /* file it was loaded from */
+    char *listen_host;          /* NULL when no listen key (stdio-only use); IPv6 without [] */
+    int listen_port;            /* 0..65535 (0 = ephemeral) */
+    char *http_path;            /* default "/mcp" */
+    char **allowed_origins;     /* globs ('*' matches any run of characters) */
+    size_t nallowed_origins;
+    char **allowed_hosts;       /* Host header names, port stripped before match; when the key
+                                 * is absent: localhost, 127.0.0.1, [::1] and the listen host
+                                 * (bracketed if IPv6) */
+    size_t nallowed_hosts;
+    int log_level;              /* enum mcpd_log_level */
+    struct mcpd_server_config *servers; /* in file order */
+    size_t nservers;
+    char *separator;            /* default "__" */
+    enum mcpd_prefix_mode prefix;
+    struct mcpd_limits_config limits;
+};
+
+struct mcpd_diag {
+    int line, column; /* 1-based, 0 when unknown */
+    char msg[512];    /* "file:line:col: ..." ready to print */
+};
+
+/*
+ * Loads and validates `path`. On success *out is a new config (free with
+ * mcpd_config_free) and 0 is returned. On failure *out is NULL, diag->msg
+ * holds one line, and MCPD_ECONFIG is returned (or MCPD_ENOMEM).
+ */
+int mcpd_config_load(struct mcpd_config **out, const char *path, struct mcpd_diag *diag);
+
+/* Same, from a buffer; `name` is used in diagnostics. */
+int mcpd_config_parse(struct mcpd_config **out, const char *name, const char *data, size_t len,
+                      struct mcpd_diag *diag);
+
+/* Frees a config; NULL is a no-op. */
+void mcpd_config_free(struct mcpd_config *cfg);
+
+/*
+ * Parses a duration "250ms", "30s", "5m", "1h", or bare milliseconds. Returns
+ * 0 and sets *ms, or MCPD_ECONFIG (leaving *ms alone) for anything else,
+ * including 0, signs, spaces, fractions and values past UINT_MAX ms.
+ */
+int mcpd_config_parse_duration(const char *s, unsigned *ms);
+/*
+ * Parses a size "4MiB", "512KiB", "1024", "1024B", "2GiB" (1024-based only).
+ * Returns 0 and sets *bytes, or MCPD_ECONFIG for anything else, including 0,
+ * "KB"/"MB" and overflow.
+ */
+int mcpd_config_parse_size(const char *s, size_t *bytes);
+
+/* True when name matches ^[a-z0-9][a-z0-9-]{0,31}$ (a server/resource name). Borrows name. */
+bool mcpd_config_is_valid_name(const char *name);
+
+#endif

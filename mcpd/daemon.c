@@ -1,0 +1,301 @@
+/*
+ * daemon.c - the process around the loop: upstream registry, catalog
+ * rebuilds and list_changed, session reaping, signals and the graceful
+ * shutdown sequence:
+ *
+ *   RUNNING --SIGINT/SIGTERM/stdin EOF--> DRAINING: transports stop taking
+ *   work, in-flight calls may finish (MCPD_DRAIN_MS) --> CLOSING: sessions
+ *   closed, transports closed, upstreams stopped (stdin closed, SIGTERM,
+ *   SIGKILL) --> every handle closed, the loop ends, exit 0.
+ */
+#include "daemon.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "limits.h"
+#include "log.h"
+#include "router.h"
+#include "session.h"
+
+int mcpd_daemon_new(struct mcpd_daemon **out, uv_loop_t *loop, struct mcpd_config *cfg)
+{
+    struct mcpd_daemon *d = calloc(1, sizeof(*d));
+    size_t enabled = 0;
+
+    *out = NULL;
+    if (d == NULL)
+        return MCPD_ENOMEM;
+    d->loop = loop;
+    d->cfg = cfg;
+    for (size_t i = 0; i < cfg->nservers; i++)
+        enabled += cfg->servers[i].enabled;
+    d->prefix = cfg->prefix == MCPD_PREFIX_ALWAYS ||
+                (cfg->prefix == MCPD_PREFIX_AUTO && enabled > 1);
+    uv_timer_init(loop, &d->reaper);
+    uv_timer_init(loop, &d->startup_timer);
+    uv_timer_init(loop, &d->drain_timer);
+    uv_signal_init(loop, &d->sigint);
+    uv_signal_init(loop, &d->sigterm);
+    uv_signal_init(loop, &d->sigpipe);
+    d->reaper.data = d->startup_timer.data = d->drain_timer.data = d;
+    d->sigint.data = d->sigterm.data = d->sigpipe.data = d;
+    *out = d;
+    return 0;
+}
+
+int mcpd_daemon_add_upstream(struct mcpd_daemon *d, struct mcpd_upstream *up)
+{
+    struct mcpd_upstream **ups = realloc(d->ups, (d->nups + 1) * sizeof(*ups));
+    if (ups == NULL)
+        return MCPD_ENOMEM;
+    d->ups = ups;
+    d->ups[d->nups++] = up;
+    return 0;
+}
+
+void mcpd_daemon_add_transport(struct mcpd_daemon *d, struct mcpd_transport *tp)
+{
+    tp->daemon = d;
+    tp->next = d->transports;
+    d->transports = tp;
+}
+
+json_t *mcpd__daemon_capabilities(struct mcpd_daemon *d)
+{
+    return json_pack("{s:{s:b}, s:{}}", "tools", "listChanged", 1, "logging");
+}
+
+/* ---- catalog --------------------------------------------------------------- */
+
+static void rebuild_catalog(struct mcpd_daemon *d)
+{
+    struct mcpd_catalog_source *src = calloc(d->nups ? d->nups : 1, sizeof(*src));
+    struct mcpd_catalog *cat = NULL;
+    size_t n = 0;
+
+    if (src == NULL)
+        return;
+    for (size_t i = 0; i < d->nups; i++) {
+        if (d->ups[i]->state != MCPD_UP_READY || d->ups[i]->tools == NULL)
+            continue;
+        src[n].resource = d->ups[i]->name;
+        src[n].tools = d->ups[i]->tools;
+        src[n].owner = d->ups[i];
+        n++;
+    }
+    if (mcpd_catalog_build(&cat, src, n, d->cfg->separator, d->prefix, ++d->generation) == 0) {
+        size_t j;
+        json_t *c;
+        json_array_foreach(cat->collisions, j, c)
+        {
+            LOG_WARN("catalog", "tool '%s' of '%s' collides with '%s' of '%s'; left out",
+                     json_string_value(json_object_get(c, "tool")),
+                     json_string_value(json_object_get(c, "resource")),
+                     json_string_value(json_object_get(c, "name")),
+                     json_string_value(json_object_get(c, "kept_by")));
+        }
+        mcpd_catalog_free(d->catalog);
+        d->catalog = cat;
+    }
+    free(src);
+}
+
+void mcpd__daemon_tools_changed(struct mcpd_daemon *d, struct mcpd_upstream *up)
+{
+    json_t *n;
+    rebuild_catalog(d);
+    if (!d->started || d->shutting_down)
+        return;
+    n = mcpd_jsonrpc_notification_new("notifications/tools/list_changed", NULL);
+    for (struct mcpd_session *s = d->sessions; n && s; s = s->next)
+        if (s->state == MCPD_SESSION_READY && s->stream)
+            mcpd__send(s->stream, n, false);
+    json_decref(n);
+}
+
+/* ---- start-up ------------------------------------------------------------------ */
+
+static void on_reaper(uv_timer_t *t)
+{
+    struct mcpd_daemon *d = t->data;
+    uint64_t now = uv_now(d->loop);
+    struct mcpd_session *s = d->sessions, *next;
+    for (; s; s = next) {
+        next = s->next;
+        if (s->inflight == 0 && s->stream == NULL &&
+            now - s->last_active > d->cfg->limits.session_idle_ms) {
+            LOG_INFO("session", "session=%s idle for %u ms, reaped", s->id,
+                     d->cfg->limits.session_idle_ms);
+            mcpd_session_close(s);
+        }
+    }
+}
+
+static void start_transports(struct mcpd_daemon *d)
+{
+    if (d->started || d->shutting_down)
+        return;
+    d->started = true;
+    uv_timer_stop(&d->startup_timer);
+    for (struct mcpd_transport *tp = d->transports; tp; tp = tp->next) {
+        int r = tp->ops->start(tp);
+        if (r != 0) {
+            LOG_ERROR("daemon", "transport %s failed to start: %s", tp->ops->name,
+                      mcpd_strerror(r));
+            d->exit_code = 1;
+            mcpd_daemon_shutdown(d);
+            return;
+        }
+    }
+    {
+        unsigned period = d->cfg->limits.session_idle_ms / 4;
+        uv_timer_start(&d->reaper, on_reaper, period ? period : 1000, period ? period : 1000);
+    }
+    if (d->on_started)
+        d->on_started(d);
+}
+
+void mcpd__daemon_upstream_settled(struct mcpd_daemon *d)
+{
+    for (size_t i = 0; i < d->nups; i++)
+        if (!d->ups[i]->started_once && d->ups[i]->cfg->enabled)
+            return;
+    start_transports(d);
+}
+
+static void on_startup_timeout(uv_timer_t *t)
+{
+    struct mcpd_daemon *d = t->data;
+    for (size_t i = 0; i < d->nups; i++)
+        if (!d->ups[i]->started_once)
+            LOG_WARN("daemon", "upstream=%s not ready after %u ms; serving without it for now",
+                     d->ups[i]->name, MCPD_INIT_TIMEOUT_MS);
+    start_transports(d);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct mcpd_daemon *d = h->data;
+    if (signum == SIGPIPE)
+        return;
+    if (d->shutting_down)
+        LOG_WARN("daemon", "signal %d again: not waiting for in-flight calls", signum);
+    else
+        LOG_INFO("daemon", "signal %d: shutting down", signum);
+    mcpd_daemon_shutdown(d);
+}
+
+int mcpd_daemon_start(struct mcpd_daemon *d)
+{
+    size_t enabled = 0;
+    uv_signal_start(&d->sigint, on_signal, SIGINT);
+    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d->sigpipe, on_signal, SIGPIPE);
+    rebuild_catalog(d);
+    for (size_t i = 0; i < d->nups; i++) {
+        if (!d->ups[i]->cfg->enabled) {
+            d->ups[i]->started_once = true;
+            continue;
+        }
+        enabled++;
+        mcpd__upstream_start(d->ups[i]);
+    }
+    if (enabled == 0)
+        start_transports(d);
+    else if (!d->started)
+        uv_timer_start(&d->startup_timer, on_startup_timeout, MCPD_INIT_TIMEOUT_MS, 0);
+    return 0;
+}
+
+/* ---- shutdown ------------------------------------------------------------------ */
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void finish_close(struct mcpd_daemon *d)
+{
+    bool all_down = true;
+    for (size_t i = 0; i < d->nups; i++)
+        if (d->ups[i]->state != MCPD_UP_DOWN)
+            all_down = false;
+    if (!all_down)
+        return; /* called again from check_drained as upstreams go down */
+    for (size_t i = 0; i < d->nups; i++)
+        mcpd__upstream_close(d->ups[i]);
+    d->nups = 0;
+    close_handle((uv_handle_t *)&d->reaper);
+    close_handle((uv_handle_t *)&d->startup_timer);
+    close_handle((uv_handle_t *)&d->drain_timer);
+    close_handle((uv_handle_t *)&d->sigint);
+    close_handle((uv_handle_t *)&d->sigterm);
+    close_handle((uv_handle_t *)&d->sigpipe);
+    LOG_INFO("daemon", "stopped");
+}
+
+static void begin_close(struct mcpd_daemon *d)
+{
+    if (d->closing)
+        return;
+    d->closing = true;
+    uv_timer_stop(&d->drain_timer);
+    while (d->sessions)
+        mcpd_session_close(d->sessions);
+    for (struct mcpd_transport *tp = d->transports; tp; tp = tp->next)
+        tp->ops->close(tp);
+    for (size_t i = 0; i < d->nups; i++)
+        mcpd__upstream_shutdown(d->ups[i]);
+    finish_close(d);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    struct mcpd_daemon *d = t->data;
+    LOG_WARN("daemon", "drain deadline passed; cancelling what is still in flight");
+    begin_close(d);
+}
+
+void mcpd__daemon_check_drained(struct mcpd_daemon *d)
+{
+    if (!d->shutting_down)
+        return;
+    if (d->closing) {
+        if (d->nups)
+            finish_close(d);
+        return;
+    }
+    for (struct mcpd_session *s = d->sessions; s; s = s->next)
+        if (s->inflight)
+            return;
+    begin_close(d);
+}
+
+void mcpd_daemon_shutdown(struct mcpd_daemon *d)
+{
+    if (d->shutting_down) {
+        begin_close(d); /* a second request skips the drain */
+        return;
+    }
+    d->shutting_down = true;
+    uv_timer_stop(&d->startup_timer);
+    for (struct mcpd_transport *tp = d->transports; tp; tp = tp->next)
+        tp->ops->stop(tp);
+    uv_timer_start(&d->drain_timer, on_drain_timeout, MCPD_DRAIN_MS, 0);
+    mcpd__daemon_check_drained(d);
+}
+
+void mcpd_daemon_free(struct mcpd_daemon *d)
+{
+    if (d == NULL)
+        return;
+    mcpd_catalog_free(d->catalog);
+    free(d->ups);
+    mcpd_config_free(d->cfg);
+    free(d);
+}

@@ -1,0 +1,87 @@
+/*
+ * daemon.h - the process: loop, upstream registry, catalog, sessions,
+ * client transports, graceful shutdown.
+ *
+ * main.c creates the daemon, adds one adapter per configured server and the
+ * transports, then runs the loop. Transports start once every upstream has
+ * finished its first start attempt (ready or failed, bounded by
+ * MCPD_INIT_TIMEOUT_MS), so the first tools/list a client sees is complete.
+ */
+#ifndef MCPD_DAEMON_H
+#define MCPD_DAEMON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "upstream.h"
+
+struct mcpd_session;
+struct mcpd_transport;
+
+struct mcpd_transport_ops {
+    const char *name;
+    /* Starts serving (listen, read stdin). Returns 0 or a negative code. */
+    int (*start)(struct mcpd_transport *tp);
+    /* Stops taking new sessions/requests; in-flight ones continue. */
+    void (*stop)(struct mcpd_transport *tp);
+    /* Closes everything; the transport may free itself once closed. */
+    void (*close)(struct mcpd_transport *tp);
+};
+
+struct mcpd_transport {
+    const struct mcpd_transport_ops *ops;
+    struct mcpd_daemon *daemon;
+    struct mcpd_transport *next;
+};
+
+struct mcpd_daemon {
+    uv_loop_t *loop;
+    struct mcpd_config *cfg;      /* owned */
+    struct mcpd_upstream **ups;   /* owned, in config order */
+    size_t nups;
+    struct mcpd_catalog *catalog; /* owned; rebuilt when a tool list changes */
+    unsigned generation;
+    bool prefix;                  /* resolved prefix mode */
+    struct mcpd_session *sessions;/* all live sessions (list) */
+    unsigned nsessions;
+    struct mcpd_transport *transports;
+    uv_timer_t reaper;            /* idle sessions */
+    uv_timer_t startup_timer;
+    uv_timer_t drain_timer;
+    uv_signal_t sigint, sigterm, sigpipe;
+    bool started;                 /* transports running */
+    bool shutting_down;
+    bool closing;
+    int exit_code;
+    void (*on_started)(struct mcpd_daemon *d); /* optional, after transports start */
+};
+
+/* Creates a daemon on `loop`, taking ownership of `cfg`. */
+int mcpd_daemon_new(struct mcpd_daemon **out, uv_loop_t *loop, struct mcpd_config *cfg);
+/* Adds an upstream (owned from now on). */
+int mcpd_daemon_add_upstream(struct mcpd_daemon *d, struct mcpd_upstream *up);
+/* Adds a client transport; started once the catalog is complete. */
+void mcpd_daemon_add_transport(struct mcpd_daemon *d, struct mcpd_transport *tp);
+/* Starts upstreams and signal handling. Returns 0 or a negative code. */
+int mcpd_daemon_start(struct mcpd_daemon *d);
+/*
+ * Begins graceful shutdown: transports stop taking work, in-flight calls
+ * get MCPD_DRAIN_MS to finish, then everything closes and the loop ends.
+ */
+void mcpd_daemon_shutdown(struct mcpd_daemon *d);
+/* Frees what is left after uv_run returned. */
+void mcpd_daemon_free(struct mcpd_daemon *d);
+
+/* Core-internal: an upstream's tool list changed (or it went down). */
+void mcpd__daemon_tools_changed(struct mcpd_daemon *d, struct mcpd_upstream *up);
+/* Core-internal: an upstream finished its first start attempt. */
+void mcpd__daemon_upstream_settled(struct mcpd_daemon *d);
+/* Core-internal: re-check whether shutdown can proceed. */
+void mcpd__daemon_check_drained(struct mcpd_daemon *d);
+/* Core-internal: server capabilities advertised to clients (new reference). */
+json_t *mcpd__daemon_capabilities(struct mcpd_daemon *d);
+
+#endif

@@ -1,0 +1,391 @@
+/*
+ * router.c - forwarding between sessions and upstreams (see router.h).
+ *
+ * Hot path of a tools/call: the decoded client message is rewritten in
+ * place (id, tool name, progress token), serialized once into a reused
+ * buffer and written to the upstream; the response object from the
+ * upstream gets the client's id back and is serialized once toward the
+ * client's sink. Deadlines live in one timer per upstream over a list kept
+ * in deadline order (insertion from the tail is O(1) when every call to an
+ * upstream has the same timeout, the common case).
+ */
+#include "router.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "error.h"
+#include "limits.h"
+#include "log.h"
+
+static struct mcpd_buf client_scratch = { NULL, 0, 0, (size_t)-1 / 2 };
+static struct mcpd_buf upstream_scratch = { NULL, 0, 0, (size_t)-1 / 2 };
+
+int mcpd__send(struct mcpd_sink *sink, const json_t *msg, bool final)
+{
+    int r;
+    if (sink == NULL)
+        return MCPD_ECLOSED;
+    mcpd_buf_reset(&client_scratch);
+    if ((r = mcpd_jsonrpc_dump(&client_scratch, msg)) != 0)
+        return r;
+    return sink->ops->send(sink, client_scratch.p, client_scratch.len, final);
+}
+
+void mcpd__send_error(struct mcpd_sink *sink, json_t *id, int code, const char *message)
+{
+    json_t *e = mcpd_jsonrpc_error_new(id, code, message, NULL);
+    if (e) {
+        mcpd__send(sink, e, true);
+        json_decref(e);
+    }
+}
+
+int mcpd__upstream_send(struct mcpd_upstream *up, const json_t *msg)
+{
+    int r;
+    mcpd_buf_reset(&upstream_scratch);
+    if ((r = mcpd_jsonrpc_dump(&upstream_scratch, msg)) != 0)
+        return r;
+    return up->ops->send(up, upstream_scratch.p, upstream_scratch.len);
+}
+
+/* ---- deadline list ------------------------------------------------------ */
+
+static void on_deadline(uv_timer_t *t);
+
+static void rearm(struct mcpd_upstream *up)
+{
+    uint64_t now = uv_now(up->daemon->loop);
+    if (up->fifo_head == NULL) {
+        uv_timer_stop(&up->deadline_timer);
+        return;
+    }
+    uv_timer_start(&up->deadline_timer, on_deadline,
+                   up->fifo_head->deadline > now ? up->fifo_head->deadline - now : 0, 0);
+}
+
+static void link_pending(struct mcpd_upstream *up, struct mcpd_pending *p)
+{
+    struct mcpd_pending *at = up->fifo_tail;
+    while (at && at->deadline > p->deadline)
+        at = at->fprev;
+    p->fprev = at;
+    p->fnext = at ? at->fnext : up->fifo_head;
+    if (p->fnext)
+        p->fnext->fprev = p;
+    else
+        up->fifo_tail = p;
+    if (at)
+        at->fnext = p;
+    else
+        up->fifo_head = p;
+    up->npending++;
+    if (up->fifo_head == p)
+        rearm(up);
+}
+
+/* Detaches p from its upstream, session and sink. Does not free it. */
+static void unlink_pending(struct mcpd_pending *p)
+{
+    struct mcpd_upstream *up = p->up;
+    struct mcpd_session *s = p->session;
+    bool was_head = up->fifo_head == p;
+
+    mcpd_map_del_u64(&up->pending, p->up_id);
+    if (p->fprev)
+        p->fprev->fnext = p->fnext;
+    else
+        up->fifo_head = p->fnext;
+    if (p->fnext)
+        p->fnext->fprev = p->fprev;
+    else
+        up->fifo_tail = p->fprev;
+    up->npending--;
+    if (was_head)
+        rearm(up);
+    if (s) {
+        if (p->sprev)
+            p->sprev->snext = p->snext;
+        else
+            s->pending = p->snext;
+        if (p->snext)
+            p->snext->sprev = p->sprev;
+        s->inflight--;
+    }
+    if (p->sink)
+        p->sink->npending--;
+}
+
+static void free_pending(struct mcpd_pending *p)
+{
+    struct mcpd_session *s = p->session;
+    json_decref(p->client_id);
+    json_decref(p->progress_token);
+    free(p);
+    if (s)
+        mcpd_session_unref(&s);
+}
+
+static struct mcpd_pending *new_pending(struct mcpd_upstream *up, unsigned timeout_ms)
+{
+    struct mcpd_pending *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->up = up;
+    p->up_id = ++up->next_id;
+    p->deadline = uv_now(up->daemon->loop) + timeout_ms;
+    if (mcpd_map_put_u64(&up->pending, p->up_id, p) != 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void send_cancelled(struct mcpd_upstream *up, uint64_t id, const char *reason)
+{
+    json_t *n = mcpd_jsonrpc_notification_new(
+        "notifications/cancelled", json_pack("{s:I, s:s}", "requestId", (json_int_t)id, "reason", reason));
+    if (n && up->state >= MCPD_UP_INITIALIZING && up->state <= MCPD_UP_READY)
+        mcpd__upstream_send(up, n);
+    json_decref(n);
+}
+
+/* Completes p with an error to its client (or internal callback), then frees it. */
+static void fail_pending(struct mcpd_pending *p, int code, const char *why)
+{
+    unlink_pending(p);
+    if (p->internal)
+        p->internal(p->up, NULL, why);
+    else if (p->sink)
+        mcpd__send_error(p->sink, p->client_id, code, why);
+    free_pending(p);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    struct mcpd_upstream *up = t->data;
+    uint64_t now = uv_now(up->daemon->loop);
+    char why[200];
+
+    while (up->fifo_head && up->fifo_head->deadline <= now) {
+        struct mcpd_pending *p = up->fifo_head;
+        LOG_WARN("router", "upstream=%s request %llu (%s) timed out", up->name,
+                 (unsigned long long)p->up_id, p->internal ? "internal" : p->tool_name);
+        send_cancelled(up, p->up_id, "timeout");
+        snprintf(why, sizeof(why), "upstream '%s' did not answer within %u ms", up->name,
+                 p->internal ? MCPD_INIT_TIMEOUT_MS : up->cfg->timeout_ms);
+        fail_pending(p, MCPD_RPC_SERVER_ERROR, why);
+    }
+    mcpd__daemon_check_drained(up->daemon);
+}
+
+/* ---- forwarding --------------------------------------------------------- */
+
+int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_msg *m,
+                         struct mcpd_sink *reply, const char *tool)
+{
+    struct mcpd_pending *p;
+    json_t *meta, *token;
+    int r;
+
+    if (up->state != MCPD_UP_READY)
+        return MCPD_EUNAVAIL;
+    if (up->npending >= MCPD_MAX_UPSTREAM_INFLIGHT)
+        return MCPD_EBUSY;
+    p = new_pending(up, up->cfg->timeout_ms);
+    if (p == NULL)
+        return MCPD_ENOMEM;
+    p->client_id = json_incref(m->id);
+    if (tool)
+        snprintf(p->tool_name, sizeof(p->tool_name), "%s", tool);
+    /* rewrite in place: id, tool name, progress token */
+    json_object_set_new(m->root, "id", json_integer((json_int_t)p->up_id));
+    if (tool)
+        json_object_set_new(m->params, "name", json_string(tool));
+    meta = m->params ? json_object_get(m->params, "_meta") : NULL;
+    token = json_is_object(meta) ? json_object_get(meta, "progressToken") : NULL;
+    if (token) {
+        p->progress_token = json_incref(token);
+        json_object_set_new(meta, "progressToken", json_integer((json_int_t)p->up_id));
+    }
+    if ((r = mcpd__upstream_send(up, m->root)) != 0) {
+        mcpd_map_del_u64(&up->pending, p->up_id);
+        json_decref(p->client_id);
+        json_decref(p->progress_token);
+        free(p);
+        return r;
+    }
+    p->session = s;
+    mcpd_session_ref(s);
+    p->sink = reply;
+    reply->npending++;
+    p->snext = s->pending;
+    if (s->pending)
+        s->pending->sprev = p;
+    s->pending = p;
+    s->inflight++;
+    link_pending(up, p);
+    return 0;
+}
+
+int mcpd__router_internal(struct mcpd_upstream *up, const char *method, json_t *params,
+                          unsigned timeout_ms, mcpd_internal_cb cb)
+{
+    struct mcpd_pending *p = new_pending(up, timeout_ms);
+    json_t *msg;
+    int r;
+
+    if (p == NULL) {
+        json_decref(params);
+        return MCPD_ENOMEM;
+    }
+    msg = json_pack("{s:s, s:I, s:s, s:o}", "jsonrpc", "2.0", "id", (json_int_t)p->up_id,
+                    "method", method, "params", params ? params : json_object());
+    r = msg ? mcpd__upstream_send(up, msg) : MCPD_ENOMEM;
+    json_decref(msg);
+    if (r != 0) {
+        mcpd_map_del_u64(&up->pending, p->up_id);
+        free(p);
+        return r;
+    }
+    p->internal = cb;
+    link_pending(up, p);
+    return 0;
+}
+
+void mcpd__router_cancel(struct mcpd_pending *p, const char *reason)
+{
+    struct mcpd_sink *sink = p->sink;
+    unlink_pending(p);
+    send_cancelled(p->up, p->up_id, reason);
+    free_pending(p);
+    if (sink && sink->ops->cancelled)
+        sink->ops->cancelled(sink);
+}
+
+void mcpd__router_fail_all(struct mcpd_upstream *up, const char *why)
+{
+    while (up->fifo_head)
+        fail_pending(up->fifo_head, MCPD_RPC_SERVER_ERROR, why);
+}
+
+/* ---- messages from upstreams -------------------------------------------- */
+
+static void on_response(struct mcpd_upstream *up, struct mcpd_msg *m)
+{
+    struct mcpd_pending *p;
+
+    if (!json_is_integer(m->id) || json_integer_value(m->id) <= 0 ||
+        (p = mcpd_map_get_u64(&up->pending, (uint64_t)json_integer_value(m->id))) == NULL) {
+        LOG_DEBUG("router", "upstream=%s response for unknown id dropped", up->name);
+        return;
+    }
+    unlink_pending(p);
+    if (p->internal) {
+        p->internal(up, m, NULL);
+    } else if (p->sink) {
+        json_object_set(m->root, "id", p->client_id);
+        mcpd__send(p->sink, m->root, true);
+    }
+    free_pending(p);
+    mcpd__daemon_check_drained(up->daemon);
+}
+
+static const char *const syslog_levels[] = { "debug", "info", "notice", "warning", "error",
+                                              "critical", "alert", "emergency", NULL };
+
+static int level_index(const char *l)
+{
+    for (int i = 0; l && syslog_levels[i]; i++)
+        if (strcmp(l, syslog_levels[i]) == 0)
+            return i;
+    return -1;
+}
+
+/*
+ * A notification that names no request (logging) can only go to a client if
+ * exactly one session has requests in flight on this upstream: then the
+ * upstream is working for that client. Otherwise it is dropped, never
+ * broadcast, so one client's data never reaches another.
+ */
+static struct mcpd_pending *sole_requester(struct mcpd_upstream *up)
+{
+    struct mcpd_pending *last = NULL;
+    for (struct mcpd_pending *p = up->fifo_head; p; p = p->fnext) {
+        if (p->session == NULL)
+            continue;
+        if (last && last->session != p->session)
+            return NULL;
+        last = p;
+    }
+    return last;
+}
+
+static void on_log_message(struct mcpd_upstream *up, struct mcpd_msg *m)
+{
+    struct mcpd_pending *p = sole_requester(up);
+    const char *lvl = json_string_value(json_object_get(m->params, "level"));
+
+    if (p == NULL) {
+        LOG_DEBUG("router", "upstream=%s log notification not attributable to one client, dropped",
+                  up->name);
+        return;
+    }
+    if (p->session->log_level >= 0 && level_index(lvl) < p->session->log_level)
+        return;
+    mcpd__send(p->sink ? p->sink : p->session->stream, m->root, false);
+}
+
+static void on_progress(struct mcpd_upstream *up, struct mcpd_msg *m)
+{
+    json_t *token = json_object_get(m->params, "progressToken");
+    struct mcpd_pending *p;
+
+    if (!json_is_integer(token) ||
+        (p = mcpd_map_get_u64(&up->pending, (uint64_t)json_integer_value(token))) == NULL ||
+        p->progress_token == NULL || p->session == NULL)
+        return;
+    json_object_set(m->params, "progressToken", p->progress_token);
+    mcpd__send(p->sink ? p->sink : p->session->stream, m->root, false);
+}
+
+static void on_upstream_request(struct mcpd_upstream *up, struct mcpd_msg *m)
+{
+    json_t *reply;
+    if (strcmp(m->method, "ping") == 0) {
+        reply = mcpd_jsonrpc_result_new(m->id, json_object());
+    } else {
+        /* mcpd declares no client capabilities upstream yet (sampling,
+         * elicitation, roots), so a conforming upstream does not ask. */
+        char why[160];
+        snprintf(why, sizeof(why), "Method not found: %s (not offered by mcpd)", m->method);
+        reply = mcpd_jsonrpc_error_new(m->id, MCPD_RPC_METHOD_NOT_FOUND, why, NULL);
+    }
+    if (reply)
+        mcpd__upstream_send(up, reply);
+    json_decref(reply);
+}
+
+void mcpd__router_upstream_message(struct mcpd_upstream *up, struct mcpd_msg *m)
+{
+    switch (m->kind) {
+    case MCPD_MSG_RESPONSE:
+        on_response(up, m);
+        break;
+    case MCPD_MSG_REQUEST:
+        on_upstream_request(up, m);
+        break;
+    case MCPD_MSG_NOTIFICATION:
+        if (strcmp(m->method, "notifications/progress") == 0)
+            on_progress(up, m);
+        else if (strcmp(m->method, "notifications/message") == 0)
+            on_log_message(up, m);
+        else if (strcmp(m->method, "notifications/tools/list_changed") == 0)
+            mcpd__upstream_relist(up);
+        else
+            LOG_DEBUG("router", "upstream=%s notification %s ignored", up->name, m->method);
+        break;
+    }
+}

@@ -1,0 +1,94 @@
+/*
+ * router.h - core-internal: sessions, pending requests and the id mapping
+ * between clients and upstreams. Included only by core .c files.
+ *
+ * Every request mcpd forwards gets a fresh integer id from the upstream's
+ * counter; a struct mcpd_pending remembers the client's id, its progress
+ * token and the sink that waits for the answer. The same integer is used as
+ * the progress token upstream, so progress notifications find their request
+ * with one lookup. Two clients' ids therefore never meet upstream.
+ */
+#ifndef MCPD_ROUTER_H
+#define MCPD_ROUTER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "jsonrpc.h"
+#include "session.h"
+#include "sink.h"
+#include "upstream.h"
+
+struct mcpd_pending;
+
+/* Internal requests (initialize, tools/list): msg is NULL on failure, with `why`. */
+typedef void (*mcpd_internal_cb)(struct mcpd_upstream *up, struct mcpd_msg *msg, const char *why);
+
+struct mcpd_pending {
+    struct mcpd_pending *fprev, *fnext; /* upstream list, deadline order */
+    struct mcpd_pending *sprev, *snext; /* session list */
+    struct mcpd_upstream *up;
+    uint64_t up_id;
+    uint64_t deadline;              /* uv_now() ms */
+    struct mcpd_session *session;   /* NULL for internal requests */
+    struct mcpd_sink *sink;         /* NULL once the sink is gone */
+    json_t *client_id;              /* owned */
+    json_t *progress_token;         /* owned, client's token, or NULL */
+    mcpd_internal_cb internal;
+    const char *tool;               /* for logs (borrowed from the catalog entry copy) */
+    char tool_name[65];
+};
+
+enum mcpd_session_state {
+    MCPD_SESSION_NEW = 0,   /* waiting for initialize */
+    MCPD_SESSION_READY,     /* initialize answered */
+    MCPD_SESSION_CLOSED,
+};
+
+struct mcpd_session {
+    struct mcpd_daemon *daemon;
+    struct mcpd_session *prev, *next; /* daemon list */
+    unsigned refs;
+    enum mcpd_session_state state;
+    char id[33];
+    char version[16];
+    const char *transport;
+    char peer[64];
+    json_t *client_info;
+    json_t *client_caps;
+    int log_level;                  /* index into the syslog levels, -1 = all */
+    struct mcpd_pending *pending;   /* list */
+    unsigned inflight;
+    struct mcpd_sink *stream;       /* GET stream / stdout, may be NULL */
+    uint64_t last_active;
+    mcpd_session_close_cb on_close;
+    void *on_close_data;
+};
+
+/* Serializes `msg` (borrowed) and sends it to `sink`. Returns the sink's result. */
+int mcpd__send(struct mcpd_sink *sink, const json_t *msg, bool final);
+/* Sends an error response for `id` to `sink` as a final message. */
+void mcpd__send_error(struct mcpd_sink *sink, json_t *id, int code, const char *message);
+/* Serializes `msg` (borrowed) to the upstream. Returns 0 or a negative code. */
+int mcpd__upstream_send(struct mcpd_upstream *up, const json_t *msg);
+
+/*
+ * Forwards client request `m` (modified in place) to `up`, answering on
+ * `reply`. `tool` is the upstream's name for tools/call (NULL otherwise).
+ * Returns 0, or a negative code after which the caller answers the client.
+ */
+int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_msg *m,
+                         struct mcpd_sink *reply, const char *tool);
+/* Sends an internal request; params are stolen. */
+int mcpd__router_internal(struct mcpd_upstream *up, const char *method, json_t *params,
+                          unsigned timeout_ms, mcpd_internal_cb cb);
+/* Cancels one pending request (notifies the upstream, answers nobody) and frees it. */
+void mcpd__router_cancel(struct mcpd_pending *p, const char *reason);
+/* Fails every pending request of `up` with an error to its client. */
+void mcpd__router_fail_all(struct mcpd_upstream *up, const char *why);
+/* Handles one decoded message from an upstream. */
+void mcpd__router_upstream_message(struct mcpd_upstream *up, struct mcpd_msg *m);
+
+#endif

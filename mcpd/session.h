@@ -1,0 +1,91 @@
+/*
+ * session.h - one client conversation with mcpd (session era), and the
+ * dispatch of its messages.
+ *
+ * A transport creates a session, feeds it classified messages with the sink
+ * that should receive the answer, and tells it when sinks or the whole
+ * session go away. The session answers initialize, ping and
+ * logging/setLevel itself, serves tools/list from the catalog, and routes
+ * tools/call to the owning upstream through the router.
+ *
+ * Sessions are reference counted: the transport holds one reference; the
+ * core takes one around every call that may reach back into the transport.
+ */
+#ifndef MCPD_SESSION_H
+#define MCPD_SESSION_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "jsonrpc.h"
+#include "sink.h"
+
+struct mcpd_daemon;
+struct mcpd_session;
+
+typedef void (*mcpd_session_close_cb)(struct mcpd_session *s, void *data);
+
+/* Protocol versions of the session era that mcpd speaks, newest first. */
+extern const char *const mcpd_session_versions[];
+bool mcpd_session_version_supported(const char *v);
+
+/*
+ * Creates a session for `transport` ("stdio", "http"). Fails with MCPD_EBUSY
+ * when the daemon holds max_sessions already. The caller holds one ref.
+ */
+int mcpd_session_new(struct mcpd_session **out, struct mcpd_daemon *d, const char *transport,
+                     const char *peer);
+void mcpd_session_ref(struct mcpd_session *s);
+void mcpd_session_unref(struct mcpd_session **s);
+
+/* The session id (32 hex chars from a CSPRNG). */
+const char *mcpd_session_id(const struct mcpd_session *s);
+/* Negotiated protocol version, or NULL before initialize. */
+const char *mcpd_session_version(const struct mcpd_session *s);
+bool mcpd_session_is_closed(const struct mcpd_session *s);
+/* True when the session negotiated 2025-03-26 (the only batching version). */
+bool mcpd_session_allows_batch(const struct mcpd_session *s);
+
+/* Called when the core ends the session (reaped, shutdown): the transport forgets it. */
+void mcpd_session_on_close(struct mcpd_session *s, mcpd_session_close_cb cb, void *data);
+
+/*
+ * Handles one message. `m->root` is borrowed but may be modified (ids are
+ * rewritten in place before forwarding). For a request, exactly one final
+ * message is eventually sent to `reply` (unless the sink is closed first).
+ * Notifications and responses send nothing to `reply`.
+ */
+void mcpd_session_handle(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply);
+
+/* Sets the sink for messages not tied to a request (GET stream, stdout); NULL clears. */
+void mcpd_session_set_stream(struct mcpd_session *s, struct mcpd_sink *sink);
+
+/* The transport drops `sink`: pending requests answering there are cancelled upstream. */
+void mcpd_session_sink_closed(struct mcpd_session *s, struct mcpd_sink *sink);
+
+/* Ends the session (DELETE, EOF): cancels everything in flight. Idempotent. */
+void mcpd_session_close(struct mcpd_session *s);
+
+/* Sends a serialized-on-demand message to a sink, for transports' own errors. */
+int mcpd_session_send_json(struct mcpd_sink *sink, json_t *msg, bool final);
+
+
+/*
+ * Handles a JSON-RPC batch (2025-03-26): `array` is borrowed and may be
+ * modified. Returns the number of requests in it; when that is > 0, `reply`
+ * later receives exactly one final message, the array of responses. With 0,
+ * nothing is sent (HTTP answers 202). Invalid elements get error responses.
+ */
+unsigned mcpd_session_handle_batch(struct mcpd_session *s, json_t *array, struct mcpd_sink *reply);
+
+/*
+ * Decodes one message line/body and handles it: single messages go to
+ * mcpd_session_handle, arrays to the batch path when the session allows it.
+ * Errors the client caused are answered on `reply`. Returns the number of
+ * requests that will be answered on `reply` (0 for notifications and
+ * responses, or when an error was already sent: then *answered is true).
+ */
+unsigned mcpd_session_feed(struct mcpd_session *s, const char *data, size_t len,
+                           struct mcpd_sink *reply, bool *answered);
+#endif

@@ -1,0 +1,288 @@
+/*
+ * upstream.c - the core half of every upstream: MCP handshake, tool
+ * listing, health and restarts. Adapters only move bytes.
+ *
+ *   DOWN --start--> CONNECTING --connected--> INITIALIZING
+ *   INITIALIZING --initialize ok, tools/list done--> READY
+ *   any --disconnected--> DOWN --(backoff 1 s .. 60 s)--> CONNECTING
+ *   any --shutdown--> STOPPING --disconnected--> DOWN (no restart)
+ *
+ * While an upstream is not READY its tools are out of the catalog and
+ * clients are told with list_changed; other upstreams are unaffected.
+ */
+#include "upstream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "error.h"
+#include "limits.h"
+#include "log.h"
+#include "router.h"
+#include "session.h"
+
+static const char *const state_names[] = { "down", "connecting", "initializing", "ready",
+                                           "stopping" };
+
+const char *mcpd_upstream_state_name(enum mcpd_upstream_state st)
+{
+    return (unsigned)st < 5 ? state_names[st] : "?";
+}
+
+static void set_state(struct mcpd_upstream *up, enum mcpd_upstream_state st)
+{
+    if (up->state == st)
+        return;
+    LOG_DEBUG("upstream", "upstream=%s state %s -> %s", up->name, state_names[up->state],
+              state_names[st]);
+    up->state = st;
+}
+
+void mcpd_upstream_init(struct mcpd_upstream *up, struct mcpd_daemon *d,
+                        const struct mcpd_server_config *cfg, const struct mcpd_upstream_ops *ops)
+{
+    memset(up, 0, sizeof(*up));
+    up->ops = ops;
+    up->daemon = d;
+    up->cfg = cfg;
+    up->name = cfg->name;
+    mcpd_map_init(&up->pending);
+    uv_timer_init(d->loop, &up->deadline_timer);
+    uv_timer_init(d->loop, &up->restart_timer);
+    up->deadline_timer.data = up->restart_timer.data = up;
+    up->restart_delay_ms = MCPD_RESTART_MIN_MS;
+}
+
+static void settle_first(struct mcpd_upstream *up)
+{
+    if (!up->started_once) {
+        up->started_once = true;
+        mcpd__daemon_upstream_settled(up->daemon);
+    }
+}
+
+static void start_attempt(struct mcpd_upstream *up)
+{
+    int r;
+    set_state(up, MCPD_UP_CONNECTING);
+    if ((r = up->ops->start(up)) != 0) {
+        snprintf(up->last_error, sizeof(up->last_error), "start failed: %s", mcpd_strerror(r));
+        LOG_ERROR("upstream", "upstream=%s %s", up->name, up->last_error);
+        mcpd_upstream_on_disconnected(up, up->last_error);
+    }
+}
+
+static void on_restart_timer(uv_timer_t *t)
+{
+    struct mcpd_upstream *up = t->data;
+    if (up->stop_requested || up->state != MCPD_UP_DOWN)
+        return;
+    LOG_INFO("upstream", "upstream=%s restarting (attempt %u)", up->name, up->restarts);
+    start_attempt(up);
+}
+
+/* ---- tools/list across pages -------------------------------------------- */
+
+static void list_page(struct mcpd_upstream *up, const char *cursor);
+
+static void on_tools_list(struct mcpd_upstream *up, struct mcpd_msg *m, const char *why)
+{
+    json_t *tools, *next;
+
+    if (m == NULL || m->error || !json_is_array(tools = json_object_get(m->result, "tools"))) {
+        snprintf(up->last_error, sizeof(up->last_error), "tools/list failed: %s",
+                 why ? why : m && m->error ? json_string_value(json_object_get(m->error, "message")) ? json_string_value(json_object_get(m->error, "message")) : "error" : "no tools array");
+        LOG_ERROR("upstream", "upstream=%s %s", up->name, up->last_error);
+        json_decref(up->tools_next);
+        up->tools_next = NULL;
+        if (up->state == MCPD_UP_INITIALIZING)
+            up->ops->stop(up); /* counts as a failed start: restart with backoff */
+        return;
+    }
+    if (up->tools_next == NULL)
+        up->tools_next = json_array();
+    if (json_array_size(up->tools_next) + json_array_size(tools) > MCPD_MAX_UPSTREAM_TOOLS) {
+        LOG_WARN("upstream", "upstream=%s lists more than %u tools; the rest is ignored", up->name,
+                 MCPD_MAX_UPSTREAM_TOOLS);
+    } else {
+        json_array_extend(up->tools_next, tools);
+        next = json_object_get(m->result, "nextCursor");
+        if (json_is_string(next) && ++up->list_pages < MCPD_MAX_LIST_PAGES) {
+            list_page(up, json_string_value(next));
+            return;
+        }
+    }
+    json_decref(up->tools);
+    up->tools = up->tools_next;
+    up->tools_next = NULL;
+    up->list_pages = 0;
+    if (up->state == MCPD_UP_INITIALIZING) {
+        set_state(up, MCPD_UP_READY);
+        up->restart_delay_ms = MCPD_RESTART_MIN_MS;
+        up->ready_since = uv_now(up->daemon->loop);
+        up->last_error[0] = '\0';
+        LOG_INFO("upstream", "upstream=%s ready: %zu tools, protocol %s", up->name,
+                 json_array_size(up->tools), up->protocol_version);
+    }
+    mcpd__daemon_tools_changed(up->daemon, up);
+    settle_first(up);
+    if (up->relist_wanted) {
+        up->relist_wanted = false;
+        list_page(up, NULL);
+    }
+}
+
+static void list_page(struct mcpd_upstream *up, const char *cursor)
+{
+    json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : json_object();
+    if (mcpd__router_internal(up, "tools/list", params, MCPD_INIT_TIMEOUT_MS, on_tools_list) != 0)
+        up->ops->stop(up);
+}
+
+void mcpd__upstream_relist(struct mcpd_upstream *up)
+{
+    if (up->state != MCPD_UP_READY)
+        return;
+    if (up->tools_next) { /* a listing is running: list again when it ends */
+        up->relist_wanted = true;
+        return;
+    }
+    up->tools_next = json_array();
+    list_page(up, NULL);
+}
+
+/* ---- handshake ---------------------------------------------------------- */
+
+static void on_initialize(struct mcpd_upstream *up, struct mcpd_msg *m, const char *why)
+{
+    const char *v;
+    json_t *n;
+
+    if (m == NULL || m->error ||
+        !json_is_string(json_object_get(m->result, "protocolVersion"))) {
+        snprintf(up->last_error, sizeof(up->last_error), "initialize failed: %s",
+                 why ? why : m && m->error ? "error response" : "no protocolVersion");
+        LOG_ERROR("upstream", "upstream=%s %s", up->name, up->last_error);
+        up->ops->stop(up);
+        return;
+    }
+    v = json_string_value(json_object_get(m->result, "protocolVersion"));
+    if (!mcpd_session_version_supported(v)) {
+        snprintf(up->last_error, sizeof(up->last_error), "unsupported protocol version %.20s", v);
+        LOG_ERROR("upstream", "upstream=%s %s", up->name, up->last_error);
+        up->ops->stop(up);
+        return;
+    }
+    snprintf(up->protocol_version, sizeof(up->protocol_version), "%s", v);
+    json_decref(up->server_info);
+    up->server_info = json_incref(json_object_get(m->result, "serverInfo"));
+    n = mcpd_jsonrpc_notification_new("notifications/initialized", NULL);
+    if (n)
+        mcpd__upstream_send(up, n);
+    json_decref(n);
+    up->tools_next = json_array();
+    list_page(up, NULL);
+}
+
+void mcpd_upstream_on_connected(struct mcpd_upstream *up)
+{
+    json_t *params;
+    set_state(up, MCPD_UP_INITIALIZING);
+    /* mcpd asks for no client capabilities: it does not yet relay sampling,
+     * elicitation or roots, and never declares what it cannot honour. */
+    params = json_pack("{s:s, s:{}, s:{s:s, s:s}}", "protocolVersion", mcpd_session_versions[0],
+                       "capabilities", "clientInfo", "name", "mcpd", "version", MCPD_VERSION);
+    if (mcpd__router_internal(up, "initialize", params, MCPD_INIT_TIMEOUT_MS, on_initialize) != 0)
+        up->ops->stop(up);
+}
+
+void mcpd_upstream_on_message(struct mcpd_upstream *up, const char *data, size_t len)
+{
+    struct mcpd_rpc_error err;
+    struct mcpd_msg m;
+    json_t *root = mcpd_jsonrpc_decode(data, len, MCPD_MAX_JSON_DEPTH, &err);
+
+    if (root == NULL || !json_is_object(root)) {
+        LOG_WARN("upstream", "upstream=%s sent an invalid message: %s", up->name,
+                 root ? "not an object" : err.message);
+        json_decref(root);
+        return;
+    }
+    if (mcpd_jsonrpc_classify(&m, root, &err) != 0)
+        LOG_WARN("upstream", "upstream=%s sent an invalid message: %s", up->name, err.message);
+    else
+        mcpd__router_upstream_message(up, &m);
+    json_decref(root);
+}
+
+void mcpd_upstream_on_disconnected(struct mcpd_upstream *up, const char *why)
+{
+    bool had_tools = up->tools != NULL;
+    char msg[240];
+
+    if (why && up->last_error[0] == '\0')
+        snprintf(up->last_error, sizeof(up->last_error), "%s", why);
+    snprintf(msg, sizeof(msg), "upstream '%s' went away: %s", up->name, why ? why : "closed");
+    mcpd__router_fail_all(up, msg);
+    json_decref(up->tools);
+    json_decref(up->tools_next);
+    up->tools = up->tools_next = NULL;
+    up->relist_wanted = false;
+    set_state(up, MCPD_UP_DOWN);
+    if (had_tools)
+        mcpd__daemon_tools_changed(up->daemon, up);
+    settle_first(up);
+    if (up->stop_requested) {
+        mcpd__daemon_check_drained(up->daemon);
+        return;
+    }
+    /* a server that stayed up a while gets a fresh backoff */
+    if (up->ready_since && uv_now(up->daemon->loop) - up->ready_since > MCPD_RESTART_MAX_MS)
+        up->restart_delay_ms = MCPD_RESTART_MIN_MS;
+    up->ready_since = 0;
+    up->restarts++;
+    LOG_WARN("upstream", "upstream=%s down (%s); restart in %u ms", up->name, why ? why : "closed",
+             up->restart_delay_ms);
+    uv_timer_start(&up->restart_timer, on_restart_timer, up->restart_delay_ms, 0);
+    up->restart_delay_ms = up->restart_delay_ms * 2 > MCPD_RESTART_MAX_MS
+                               ? MCPD_RESTART_MAX_MS
+                               : up->restart_delay_ms * 2;
+}
+
+void mcpd__upstream_shutdown(struct mcpd_upstream *up)
+{
+    up->stop_requested = true;
+    uv_timer_stop(&up->restart_timer);
+    if (up->state == MCPD_UP_DOWN)
+        return;
+    set_state(up, MCPD_UP_STOPPING);
+    up->ops->stop(up);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct mcpd_upstream *up = h->data;
+    if (--up->handles_open == 0)
+        up->ops->free(up);
+}
+
+void mcpd__upstream_close(struct mcpd_upstream *up)
+{
+    mcpd__router_fail_all(up, "mcpd is shutting down");
+    mcpd_map_dispose(&up->pending);
+    json_decref(up->tools);
+    json_decref(up->tools_next);
+    json_decref(up->server_info);
+    up->tools = up->tools_next = up->server_info = NULL;
+    up->handles_open = 2;
+    uv_close((uv_handle_t *)&up->deadline_timer, on_timer_closed);
+    uv_close((uv_handle_t *)&up->restart_timer, on_timer_closed);
+}
+
+void mcpd__upstream_start(struct mcpd_upstream *up)
+{
+    start_attempt(up);
+}

@@ -1,0 +1,100 @@
+/*
+ * upstream.h - the seam between the core and upstream adapters.
+ *
+ * An adapter (adapters/stdio.c, later remote, plugin, agent) embeds struct
+ * mcpd_upstream as its first member, fills `ops`, and reports what happens
+ * through the mcpd_upstream_on_* functions. The core owns everything else:
+ * the MCP handshake, request ids, deadlines, the tool list, restarts.
+ */
+#ifndef MCPD_UPSTREAM_H
+#define MCPD_UPSTREAM_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "map.h"
+
+struct mcpd_daemon;
+struct mcpd_upstream;
+struct mcpd_pending;
+struct mcpd_server_config;
+
+struct mcpd_upstream_ops {
+    const char *kind; /* "stdio" */
+    /* Connects or spawns; reports mcpd_upstream_on_connected() or _on_disconnected(). */
+    int (*start)(struct mcpd_upstream *up);
+    /* Sends one serialized message (no newline). Returns 0 or a negative code. */
+    int (*send)(struct mcpd_upstream *up, const char *data, size_t len);
+    /*
+     * Orderly stop (stdio: close stdin, wait, SIGTERM, SIGKILL). Reports
+     * mcpd_upstream_on_disconnected() when done (at once if not running).
+     */
+    void (*stop)(struct mcpd_upstream *up);
+    /* Releases the adapter; called once, after the last disconnect. */
+    void (*free)(struct mcpd_upstream *up);
+};
+
+enum mcpd_upstream_state {
+    MCPD_UP_DOWN = 0,    /* not running; restart may be scheduled */
+    MCPD_UP_CONNECTING,  /* start() called, waiting for on_connected */
+    MCPD_UP_INITIALIZING,/* initialize / tools/list in flight */
+    MCPD_UP_READY,       /* tools in the catalog */
+    MCPD_UP_STOPPING,    /* stop() called */
+};
+
+struct mcpd_upstream {
+    const struct mcpd_upstream_ops *ops;
+    struct mcpd_daemon *daemon;
+    const struct mcpd_server_config *cfg; /* borrowed from the daemon's config */
+    const char *name;                     /* cfg->name */
+    /* core-private below */
+    enum mcpd_upstream_state state;
+    uint64_t next_id;
+    struct mcpd_map pending;             /* upstream id -> struct mcpd_pending */
+    struct mcpd_pending *fifo_head, *fifo_tail; /* deadline order */
+    unsigned npending;
+    uv_timer_t deadline_timer;
+    uv_timer_t restart_timer;
+    unsigned restart_delay_ms;
+    unsigned restarts;
+    uint64_t ready_since;
+    char protocol_version[16];
+    json_t *server_info;   /* from initialize */
+    json_t *tools;         /* current list (array) or NULL */
+    json_t *tools_next;    /* list being collected across pages */
+    unsigned list_pages;
+    bool relist_wanted;    /* list_changed arrived while listing */
+    bool started_once;     /* first attempt finished (ready or failed) */
+    bool stop_requested;
+    char last_error[160];
+    int handles_open;
+};
+
+/* Called by the core's constructor helper: initialises the core part. */
+void mcpd_upstream_init(struct mcpd_upstream *up, struct mcpd_daemon *d,
+                        const struct mcpd_server_config *cfg,
+                        const struct mcpd_upstream_ops *ops);
+
+/* Adapter reports: the transport to the upstream is up. */
+void mcpd_upstream_on_connected(struct mcpd_upstream *up);
+/* Adapter reports one complete message from the upstream. */
+void mcpd_upstream_on_message(struct mcpd_upstream *up, const char *data, size_t len);
+/* Adapter reports: gone (exit, EOF, error, or after stop()). `why` is logged. */
+void mcpd_upstream_on_disconnected(struct mcpd_upstream *up, const char *why);
+
+/* Core-internal: the upstream said its tool list changed; list it again. */
+void mcpd__upstream_relist(struct mcpd_upstream *up);
+/* Core-internal: first start attempt. */
+void mcpd__upstream_start(struct mcpd_upstream *up);
+/* Core-internal: stop for good (shutdown); no restart follows. */
+void mcpd__upstream_shutdown(struct mcpd_upstream *up);
+/* Core-internal: releases the core part once the adapter is done. */
+void mcpd__upstream_close(struct mcpd_upstream *up);
+
+/* Name of a state for logs and `mcpd catalog`. */
+const char *mcpd_upstream_state_name(enum mcpd_upstream_state st);
+
+#endif

@@ -1,0 +1,597 @@
+/*
+ * streamable_http.c - MCP streamable HTTP (2025-03-26 .. 2025-11-25) at
+ * http.path on the configured listener.
+ *
+ *   POST  one message (a batch for 2025-03-26 sessions). Notifications and
+ *         responses: 202. Requests: the answer is plain JSON unless a
+ *         related message (progress, logging) comes first, in which case
+ *         the response switches to an SSE stream that ends with the answer.
+ *   GET   the session's stream for messages not tied to a request
+ *         (list_changed); the newest stream receives them.
+ *   DELETE ends the session.
+ *
+ * Every request passes Host and Origin validation first (403: DNS
+ * rebinding), then Accept/Content-Type checks, then session lookup (400 when
+ * missing, 404 when unknown) and the MCP-Protocol-Version check (400).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mcpd/error.h"
+#include "mcpd/jsonrpc.h"
+#include "mcpd/limits.h"
+#include "mcpd/log.h"
+#include "mcpd/map.h"
+#include "mcpd/net/http_server.h"
+#include "mcpd/session.h"
+#include "transports.h"
+
+struct http_tp;
+
+/* One GET stream. */
+struct gstream {
+    struct mcpd_sink sink;
+    struct http_tp *tp;
+    struct hsess *hs;
+    struct mcpd_http_conn *conn;
+    struct gstream *next;
+};
+
+/* What the transport keeps per session. */
+struct hsess {
+    struct mcpd_session *s;
+    struct gstream *streams;
+    unsigned nstreams;
+};
+
+/* One POST waiting for its answer. */
+struct exchange {
+    struct mcpd_sink sink;
+    struct http_tp *tp;
+    struct mcpd_http_conn *conn; /* NULL once the client went away */
+    struct mcpd_session *s;      /* ref */
+    bool sse, in_send, aborted, is_init;
+    char extra[96];
+};
+
+struct http_tp {
+    struct mcpd_transport base;
+    struct mcpd_http_server *srv;
+    struct mcpd_map sessions; /* id -> struct hsess */
+    uv_timer_t keepalive;
+    bool stopping;
+    int port;
+};
+
+static void stream_end(struct gstream *g, bool remove_from_session);
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static void respond_error(struct mcpd_http_conn *c, int status, int code, const char *msg)
+{
+    char body[512];
+    json_t *e = mcpd_jsonrpc_error_new(NULL, code, msg, NULL);
+    char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    int n = snprintf(body, sizeof(body), "%s", s ? s : "");
+    free(s);
+    json_decref(e);
+    mcpd_http_respond(c, status, "application/json", NULL, body, (size_t)(n > 0 ? n : 0));
+}
+
+/* Host header value without its port, lowercased into `out`. */
+static void host_only(char *out, size_t cap, const char *h)
+{
+    size_t n;
+    const char *end;
+    if (h[0] == '[') {
+        end = strchr(h, ']');
+        n = end ? (size_t)(end - h + 1) : strlen(h);
+    } else {
+        end = strchr(h, ':');
+        n = end ? (size_t)(end - h) : strlen(h);
+    }
+    if (n >= cap)
+        n = cap - 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)(h[i] >= 'A' && h[i] <= 'Z' ? h[i] + 32 : h[i]);
+    out[n] = '\0';
+}
+
+static bool host_allowed(const struct mcpd_config *cfg, const char *host)
+{
+    char h[256];
+    host_only(h, sizeof(h), host);
+    for (size_t i = 0; i < cfg->nallowed_hosts; i++)
+        if (strcasecmp(cfg->allowed_hosts[i], h) == 0)
+            return true;
+    return false;
+}
+
+/* '*' matches any run of characters; used for allowed_origins. */
+static bool glob_match(const char *p, const char *s)
+{
+    const char *star = NULL, *ss = s;
+    while (*s) {
+        if (*p == '*') {
+            star = p++;
+            ss = s;
+        } else if (*p == *s) {
+            p++;
+            s++;
+        } else if (star) {
+            p = star + 1;
+            s = ++ss;
+        } else {
+            return false;
+        }
+    }
+    while (*p == '*')
+        p++;
+    return *p == '\0';
+}
+
+static bool origin_allowed(const struct mcpd_config *cfg, const char *origin)
+{
+    const char *h = strstr(origin, "://");
+    for (size_t i = 0; i < cfg->nallowed_origins; i++)
+        if (glob_match(cfg->allowed_origins[i], origin))
+            return true;
+    if (h == NULL || strncmp(origin, "http", 4) != 0)
+        return false;
+    return host_allowed(cfg, h + 3);
+}
+
+static bool accepts(const char *accept, const char *type)
+{
+    return accept && (strstr(accept, type) || strstr(accept, "*/*"));
+}
+
+/* ---- POST exchanges ------------------------------------------------------------- */
+
+static void exchange_free(struct exchange *ex)
+{
+    mcpd_session_unref(&ex->s);
+    free(ex);
+}
+
+static int exchange_send(struct mcpd_sink *sk, const char *data, size_t len, bool final)
+{
+    struct exchange *ex = (struct exchange *)sk;
+    int r = 0;
+
+    if (ex->conn == NULL)
+        return MCPD_ECLOSED;
+    ex->in_send = true;
+    if (!final && !ex->sse) {
+        r = mcpd_http_stream_begin(ex->conn, 200, "text/event-stream", ex->extra);
+        ex->sse = true;
+    }
+    if (ex->sse && r == 0 && !ex->aborted) {
+        char head[] = "event: message\ndata: ";
+        r = mcpd_http_stream_write(ex->conn, head, sizeof(head) - 1);
+        if (r == 0 && !ex->aborted)
+            r = mcpd_http_stream_write(ex->conn, data, len);
+        if (r == 0 && !ex->aborted)
+            r = mcpd_http_stream_write(ex->conn, "\n\n", 2);
+        if (final && r == 0 && !ex->aborted)
+            mcpd_http_stream_end(ex->conn, true);
+    } else if (!ex->sse) {
+        mcpd_http_respond(ex->conn, 200, "application/json", ex->extra, data, len);
+    }
+    ex->in_send = false;
+    if (ex->aborted || final) {
+        if (ex->conn)
+            mcpd_http_conn_on_abort(ex->conn, NULL, NULL);
+        if (ex->aborted && !final)
+            mcpd_session_sink_closed(ex->s, &ex->sink);
+        exchange_free(ex);
+        return ex->aborted ? MCPD_ECLOSED : r;
+    }
+    return r;
+}
+
+static void exchange_abort(struct mcpd_http_conn *c, void *data)
+{
+    struct exchange *ex = data;
+    ex->conn = NULL;
+    if (ex->in_send) {
+        ex->aborted = true; /* exchange_send finishes the cleanup */
+        return;
+    }
+    mcpd_session_sink_closed(ex->s, &ex->sink);
+    exchange_free(ex);
+}
+
+/* A request that was cancelled will not answer: end the POST. */
+static void exchange_cancelled(struct mcpd_sink *sk)
+{
+    struct exchange *ex = (struct exchange *)sk;
+    if (ex->sink.npending > 0 || ex->conn == NULL)
+        return;
+    mcpd_http_conn_on_abort(ex->conn, NULL, NULL);
+    if (ex->sse)
+        mcpd_http_stream_end(ex->conn, true);
+    else
+        mcpd_http_respond(ex->conn, 204, NULL, NULL, "", 0);
+    exchange_free(ex);
+}
+
+static const struct mcpd_sink_ops exchange_ops = { exchange_send, exchange_cancelled, NULL };
+
+/* ---- sessions ------------------------------------------------------------------------ */
+
+static void on_session_close(struct mcpd_session *s, void *data)
+{
+    struct http_tp *tp = data;
+    struct hsess *hs = mcpd_map_del(&tp->sessions, mcpd_session_id(s), 32);
+    if (hs == NULL)
+        return;
+    while (hs->streams)
+        stream_end(hs->streams, true);
+    mcpd_session_unref(&hs->s);
+    free(hs);
+}
+
+static struct hsess *new_session(struct http_tp *tp, struct mcpd_http_conn *c,
+                                 struct mcpd_http_request *req)
+{
+    struct hsess *hs = calloc(1, sizeof(*hs));
+    int r;
+    if (hs == NULL) {
+        respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, "out of memory");
+        return NULL;
+    }
+    r = mcpd_session_new(&hs->s, tp->base.daemon, "http", req->peer);
+    if (r != 0) {
+        free(hs);
+        if (r == MCPD_EBUSY)
+            respond_error(c, 503, MCPD_RPC_SERVER_ERROR, "Service Unavailable: too many sessions");
+        else
+            respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, mcpd_strerror(r));
+        return NULL;
+    }
+    if (mcpd_map_put(&tp->sessions, mcpd_session_id(hs->s), 32, hs) != 0) {
+        mcpd_session_close(hs->s);
+        mcpd_session_unref(&hs->s);
+        free(hs);
+        respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, "out of memory");
+        return NULL;
+    }
+    mcpd_session_on_close(hs->s, on_session_close, tp);
+    return hs;
+}
+
+/* Finds the session named by the request; answers 400/404 itself when none. */
+static struct hsess *find_session(struct http_tp *tp, struct mcpd_http_conn *c,
+                                  struct mcpd_http_request *req)
+{
+    const char *sid = mcpd_http_header(req, "mcp-session-id");
+    const char *pv = mcpd_http_header(req, "mcp-protocol-version");
+    struct hsess *hs;
+
+    if (sid == NULL) {
+        respond_error(c, 400, MCPD_RPC_SERVER_ERROR, "Bad Request: Mcp-Session-Id header is required");
+        return NULL;
+    }
+    hs = strlen(sid) == 32 ? mcpd_map_get(&tp->sessions, sid, 32) : NULL;
+    if (hs == NULL) {
+        respond_error(c, 404, MCPD_RPC_SERVER_ERROR, "Session not found");
+        return NULL;
+    }
+    /* Only unsupported values are refused: clients in the wild (the
+     * conformance suite among them) send an older supported version. */
+    if (pv && !mcpd_session_version_supported(pv)) {
+        respond_error(c, 400, MCPD_RPC_SERVER_ERROR,
+                      "Bad Request: unsupported MCP-Protocol-Version");
+        return NULL;
+    }
+    return hs;
+}
+
+/* ---- POST -------------------------------------------------------------------------------- */
+
+/* Looks at the raw body only to tell whether it is an initialize request. */
+static bool is_initialize(json_t *root)
+{
+    return json_is_object(root) &&
+           json_is_string(json_object_get(root, "method")) &&
+           strcmp(json_string_value(json_object_get(root, "method")), "initialize") == 0 &&
+           json_object_get(root, "id") != NULL;
+}
+
+static void handle_post(struct http_tp *tp, struct mcpd_http_conn *c, struct mcpd_http_request *req)
+{
+    const char *ct = mcpd_http_header(req, "content-type");
+    const char *acc = mcpd_http_header(req, "accept");
+    struct hsess *hs;
+    struct exchange *ex;
+    struct mcpd_rpc_error err;
+    json_t *probe;
+    bool init, answered;
+    unsigned n;
+
+    if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0) {
+        respond_error(c, 415, MCPD_RPC_SERVER_ERROR, "Unsupported Media Type: Content-Type must be application/json");
+        return;
+    }
+    if (!accepts(acc, "application/json") || !accepts(acc, "text/event-stream")) {
+        respond_error(c, 406, MCPD_RPC_SERVER_ERROR,
+                      "Not Acceptable: Accept must list application/json and text/event-stream");
+        return;
+    }
+    /* A cheap first decode decides between a new session and an existing one. */
+    probe = mcpd_jsonrpc_decode(req->body, req->body_len, MCPD_MAX_JSON_DEPTH, &err);
+    if (probe == NULL) {
+        respond_error(c, 400, err.code, err.message);
+        return;
+    }
+    init = is_initialize(probe);
+    json_decref(probe);
+    if (tp->stopping) {
+        respond_error(c, 503, MCPD_RPC_SERVER_ERROR, "Service Unavailable: shutting down");
+        return;
+    }
+    hs = init ? new_session(tp, c, req) : find_session(tp, c, req);
+    if (hs == NULL)
+        return;
+    ex = calloc(1, sizeof(*ex));
+    if (ex == NULL) {
+        respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    ex->sink.ops = &exchange_ops;
+    ex->tp = tp;
+    ex->conn = c;
+    ex->s = hs->s;
+    ex->is_init = init;
+    mcpd_session_ref(hs->s);
+    if (init)
+        snprintf(ex->extra, sizeof(ex->extra), "Mcp-Session-Id: %s\r\n", mcpd_session_id(hs->s));
+    mcpd_http_conn_on_abort(c, exchange_abort, ex);
+    ex->in_send = true; /* answers may come synchronously: keep ex alive until we look */
+    n = mcpd_session_feed(hs->s, req->body, req->body_len, &ex->sink, &answered);
+    ex->in_send = false;
+    if (init && mcpd_session_version(hs->s) == NULL)
+        mcpd_session_close(hs->s); /* initialize failed: no session */
+    /* an answer already went out (or the request awaits upstream) */
+    if (n == 0 && !answered && ex->conn) {
+        mcpd_http_conn_on_abort(c, NULL, NULL);
+        mcpd_http_respond(c, 202, NULL, NULL, "", 0);
+        exchange_free(ex);
+    }
+}
+
+/* ---- GET streams ---------------------------------------------------------------------- */
+
+static int gstream_send(struct mcpd_sink *sk, const char *data, size_t len, bool final)
+{
+    struct gstream *g = (struct gstream *)sk;
+    static char head[] = "event: message\ndata: ";
+    int r;
+    if (g->conn == NULL)
+        return MCPD_ECLOSED;
+    r = mcpd_http_stream_write(g->conn, head, sizeof(head) - 1);
+    if (r == 0)
+        r = mcpd_http_stream_write(g->conn, data, len);
+    if (r == 0)
+        r = mcpd_http_stream_write(g->conn, "\n\n", 2);
+    if (r == MCPD_ETOOBIG)
+        LOG_WARN("http", "GET stream reads too slowly; closing it");
+    return r;
+}
+
+static const struct mcpd_sink_ops gstream_ops = { gstream_send, NULL, NULL };
+
+static void gstream_unlink(struct gstream *g)
+{
+    struct hsess *hs = g->hs;
+    for (struct gstream **pp = &hs->streams; *pp; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            hs->nstreams--;
+            break;
+        }
+    }
+    /* messages not tied to a request go to the newest remaining stream */
+    mcpd_session_sink_closed(hs->s, &g->sink);
+    mcpd_session_set_stream(hs->s, hs->streams ? &hs->streams->sink : NULL);
+}
+
+static void gstream_abort(struct mcpd_http_conn *c, void *data)
+{
+    struct gstream *g = data;
+    g->conn = NULL;
+    gstream_unlink(g);
+    free(g);
+}
+
+static void stream_end(struct gstream *g, bool remove_from_session)
+{
+    if (g->conn) {
+        mcpd_http_conn_on_abort(g->conn, NULL, NULL);
+        mcpd_http_stream_end(g->conn, false);
+    }
+    if (remove_from_session)
+        gstream_unlink(g);
+    free(g);
+}
+
+static void handle_get(struct http_tp *tp, struct mcpd_http_conn *c, struct mcpd_http_request *req)
+{
+    struct hsess *hs;
+    struct gstream *g;
+
+    if (!accepts(mcpd_http_header(req, "accept"), "text/event-stream")) {
+        respond_error(c, 406, MCPD_RPC_SERVER_ERROR, "Not Acceptable: Accept must list text/event-stream");
+        return;
+    }
+    if ((hs = find_session(tp, c, req)) == NULL)
+        return;
+    if (hs->nstreams >= MCPD_MAX_GET_STREAMS) {
+        respond_error(c, 429, MCPD_RPC_SERVER_ERROR, "Too Many Requests: too many open streams");
+        return;
+    }
+    g = calloc(1, sizeof(*g));
+    if (g == NULL || mcpd_http_stream_begin(c, 200, "text/event-stream", NULL) != 0) {
+        free(g);
+        return;
+    }
+    g->sink.ops = &gstream_ops;
+    g->tp = tp;
+    g->hs = hs;
+    g->conn = c;
+    g->next = hs->streams;
+    hs->streams = g;
+    hs->nstreams++;
+    mcpd_http_conn_on_abort(c, gstream_abort, g);
+    mcpd_session_set_stream(hs->s, &g->sink);
+    /* an SSE comment tells proxies and clients the stream is open */
+    mcpd_http_stream_write(c, ": mcpd\n\n", 8);
+}
+
+static void keepalive_one(void *value, void *arg)
+{
+    struct hsess *hs = value;
+    for (struct gstream *g = hs->streams; g; g = g->next)
+        if (g->conn)
+            mcpd_http_stream_write(g->conn, ":\n\n", 3);
+}
+
+static void on_keepalive(uv_timer_t *t)
+{
+    struct http_tp *tp = t->data;
+    mcpd_map_foreach(&tp->sessions, keepalive_one, NULL);
+}
+
+/* ---- dispatch -------------------------------------------------------------------------- */
+
+static void handle_delete(struct http_tp *tp, struct mcpd_http_conn *c,
+                          struct mcpd_http_request *req)
+{
+    struct hsess *hs = find_session(tp, c, req);
+    if (hs == NULL)
+        return;
+    LOG_DEBUG("http", "session=%s deleted by client", mcpd_session_id(hs->s));
+    mcpd_session_close(hs->s);
+    mcpd_http_respond(c, 200, NULL, NULL, "", 0);
+}
+
+static void on_request(struct mcpd_http_conn *c, struct mcpd_http_request *req, void *data)
+{
+    struct http_tp *tp = data;
+    const struct mcpd_config *cfg = tp->base.daemon->cfg;
+    const char *host = mcpd_http_header(req, "host");
+    const char *origin = mcpd_http_header(req, "origin");
+
+    /* DNS rebinding: the Host and any Origin must name this server */
+    if (host == NULL) {
+        respond_error(c, 400, MCPD_RPC_SERVER_ERROR, "Bad Request: Host header is required");
+        return;
+    }
+    if (!host_allowed(cfg, host) || (origin && !origin_allowed(cfg, origin))) {
+        LOG_WARN("http", "peer=%s refused: host or origin not allowed", req->peer);
+        respond_error(c, 403, MCPD_RPC_SERVER_ERROR, "Forbidden: Host or Origin not allowed");
+        return;
+    }
+    if (strcmp(req->path, cfg->http_path) != 0) {
+        respond_error(c, 404, MCPD_RPC_SERVER_ERROR, "Not Found");
+        return;
+    }
+    if (strcmp(req->method, "POST") == 0)
+        handle_post(tp, c, req);
+    else if (strcmp(req->method, "GET") == 0)
+        handle_get(tp, c, req);
+    else if (strcmp(req->method, "DELETE") == 0)
+        handle_delete(tp, c, req);
+    else
+        mcpd_http_respond(c, 405, "text/plain", "Allow: GET, POST, DELETE\r\n",
+                          "method not allowed\n", 19);
+}
+
+/* ---- transport vtable ------------------------------------------------------------------- */
+
+static int tp_start(struct mcpd_transport *base)
+{
+    struct http_tp *tp = (struct http_tp *)base;
+    const struct mcpd_config *cfg = base->daemon->cfg;
+    struct mcpd_http_limits lim = {
+        .max_request_line = MCPD_MAX_REQUEST_LINE,
+        .max_header_bytes = MCPD_MAX_HEADER_BYTES,
+        .max_headers = MCPD_MAX_HEADERS,
+        .max_body = cfg->limits.max_message,
+        .header_timeout_ms = cfg->limits.header_timeout_ms,
+        .body_timeout_ms = cfg->limits.body_timeout_ms,
+        .idle_timeout_ms = cfg->limits.idle_timeout_ms,
+        .max_connections = cfg->limits.max_connections,
+    };
+    int r;
+
+    if (cfg->listen_host == NULL) {
+        LOG_ERROR("http", "no listen address configured (listen: or --listen)");
+        return MCPD_ECONFIG;
+    }
+    r = mcpd_http_server_start(&tp->srv, base->daemon->loop, cfg->listen_host, cfg->listen_port,
+                               &lim, on_request, tp);
+    if (r != 0) {
+        LOG_ERROR("http", "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
+                  uv_strerror(r));
+        return r;
+    }
+    tp->port = mcpd_http_server_port(tp->srv);
+    uv_timer_init(base->daemon->loop, &tp->keepalive);
+    tp->keepalive.data = tp;
+    uv_timer_start(&tp->keepalive, on_keepalive, MCPD_SSE_KEEPALIVE_MS, MCPD_SSE_KEEPALIVE_MS);
+    LOG_INFO("http", "listening on http://%s%s%s:%d%s", strchr(cfg->listen_host, ':') ? "[" : "",
+             cfg->listen_host, strchr(cfg->listen_host, ':') ? "]" : "", tp->port, cfg->http_path);
+    return 0;
+}
+
+static void tp_stop(struct mcpd_transport *base)
+{
+    struct http_tp *tp = (struct http_tp *)base;
+    tp->stopping = true;
+    if (tp->srv)
+        mcpd_http_server_stop_accepting(tp->srv);
+}
+
+static void on_keepalive_closed(uv_handle_t *h)
+{
+    struct http_tp *tp = h->data;
+    mcpd_map_dispose(&tp->sessions);
+    free(tp);
+}
+
+static void tp_close(struct mcpd_transport *base)
+{
+    struct http_tp *tp = (struct http_tp *)base;
+    tp->stopping = true;
+    mcpd_http_server_close(tp->srv); /* aborts every held exchange and stream */
+    tp->srv = NULL;
+    if (tp->port == 0) {
+        mcpd_map_dispose(&tp->sessions);
+        free(tp);
+        return;
+    }
+    uv_close((uv_handle_t *)&tp->keepalive, on_keepalive_closed);
+}
+
+static const struct mcpd_transport_ops http_ops = { "http", tp_start, tp_stop, tp_close };
+
+int mcpd_http_transport_new(struct mcpd_transport **out)
+{
+    struct http_tp *tp = calloc(1, sizeof(*tp));
+    *out = NULL;
+    if (tp == NULL)
+        return MCPD_ENOMEM;
+    tp->base.ops = &http_ops;
+    mcpd_map_init(&tp->sessions);
+    *out = &tp->base;
+    return 0;
+}
+
+int mcpd_http_transport_port(const struct mcpd_transport *base)
+{
+    return ((const struct http_tp *)base)->port;
+}
