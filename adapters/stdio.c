@@ -31,6 +31,9 @@ struct stdio_up {
     uv_process_t proc;
     uv_pipe_t in, out, err;
     uv_timer_t timer; /* stop ladder and exit grace */
+    uv_prepare_t flush; /* writes of one loop iteration leave in one syscall */
+    struct mcpd_buf outq;
+    int own_handles; /* timer + flush, closed in up_free */
     struct mcpd_line_reader out_lines, err_lines;
     int open_handles; /* of the current attempt (proc + pipes) */
     bool running, exited, out_eof, in_closed, closing_attempt, attempt_closing;
@@ -265,12 +268,39 @@ static int up_start(struct mcpd_upstream *up)
     return 0;
 }
 
+/*
+ * Messages queued during one loop iteration are written together just
+ * before the loop blocks again (a prepare handle): under load that turns
+ * one write (and one wake-up of the child) per call into one per iteration.
+ */
+static void on_flush(uv_prepare_t *h)
+{
+    struct stdio_up *s = h->data;
+    uv_prepare_stop(h);
+    if (s->outq.len == 0 || !s->running || s->in_closed || s->attempt_closing) {
+        mcpd_buf_reset(&s->outq);
+        return;
+    }
+    /* the last byte is a newline: write_line adds it back */
+    if (mcpd_write_line((uv_stream_t *)&s->in, s->outq.p, s->outq.len - 1,
+                        MCPD_MAX_UPSTREAM_MSG) != 0)
+        LOG_WARN("upstream", "upstream=%s does not read its stdin; %zu bytes dropped",
+                 s->up.name, s->outq.len);
+    mcpd_buf_reset(&s->outq);
+}
+
 static int up_send(struct mcpd_upstream *up, const char *data, size_t len)
 {
     struct stdio_up *s = from_up(up);
+    int r;
     if (!s->running || s->in_closed || s->attempt_closing)
         return MCPD_ECLOSED;
-    return mcpd_write_line((uv_stream_t *)&s->in, data, len, MCPD_MAX_UPSTREAM_MSG);
+    if ((r = mcpd_buf_reserve(&s->outq, len + 1)) != 0)
+        return MCPD_EBUSY;
+    mcpd_buf_append(&s->outq, data, len);
+    mcpd_buf_append(&s->outq, "\n", 1);
+    uv_prepare_start(&s->flush, on_flush);
+    return 0;
 }
 
 static void up_stop(struct mcpd_upstream *up)
@@ -289,15 +319,21 @@ static void up_stop(struct mcpd_upstream *up)
     }
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void on_own_handle_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct stdio_up *s = h->data;
+    if (--s->own_handles > 0)
+        return;
+    mcpd_buf_dispose(&s->outq);
+    free(s);
 }
 
 static void up_free(struct mcpd_upstream *up)
 {
     struct stdio_up *s = from_up(up);
-    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+    s->own_handles = 2;
+    uv_close((uv_handle_t *)&s->timer, on_own_handle_closed);
+    uv_close((uv_handle_t *)&s->flush, on_own_handle_closed);
 }
 
 static const struct mcpd_upstream_ops stdio_ops = { "stdio", up_start, up_send, up_stop, up_free };
@@ -311,7 +347,9 @@ int mcpd_stdio_upstream_new(struct mcpd_upstream **out, struct mcpd_daemon *d,
         return MCPD_ENOMEM;
     mcpd_upstream_init(&s->up, d, cfg, &stdio_ops);
     uv_timer_init(d->loop, &s->timer);
-    s->timer.data = s;
+    uv_prepare_init(d->loop, &s->flush);
+    s->timer.data = s->flush.data = s;
+    mcpd_buf_init(&s->outq, MCPD_MAX_UPSTREAM_MSG);
     *out = &s->up;
     return 0;
 }

@@ -124,17 +124,28 @@ unsigned mcpd_session_feed(struct mcpd_session *s, const char *data, size_t len,
                            struct mcpd_sink *reply, bool *answered)
 {
     struct mcpd_rpc_error err;
-    struct mcpd_msg m;
     json_t *root;
-    unsigned n = 0;
+    unsigned n;
 
-    *answered = false;
     root = mcpd_jsonrpc_decode(data, len, MCPD_MAX_JSON_DEPTH, &err);
     if (root == NULL) {
         mcpd__send_error(reply, NULL, err.code, err.message);
         *answered = true;
         return 0;
     }
+    n = mcpd_session_feed_json(s, root, reply, answered);
+    json_decref(root);
+    return n;
+}
+
+unsigned mcpd_session_feed_json(struct mcpd_session *s, json_t *root, struct mcpd_sink *reply,
+                                bool *answered)
+{
+    struct mcpd_rpc_error err;
+    struct mcpd_msg m;
+    unsigned n = 0;
+
+    *answered = false;
     if (json_is_array(root)) {
         if (!mcpd_session_allows_batch(s)) {
             mcpd__send_error(reply, NULL, MCPD_RPC_INVALID_REQUEST,
@@ -150,6 +161,5 @@ unsigned mcpd_session_feed(struct mcpd_session *s, const char *data, size_t len,
         n = m.kind == MCPD_MSG_REQUEST;
         mcpd_session_handle(s, &m, reply);
     }
-    json_decref(root);
     return n;
 }

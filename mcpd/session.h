@@ -88,4 +88,7 @@ unsigned mcpd_session_handle_batch(struct mcpd_session *s, json_t *array, struct
  */
 unsigned mcpd_session_feed(struct mcpd_session *s, const char *data, size_t len,
                            struct mcpd_sink *reply, bool *answered);
+/* The same for a message already decoded with mcpd_jsonrpc_decode (borrowed). */
+unsigned mcpd_session_feed_json(struct mcpd_session *s, json_t *root, struct mcpd_sink *reply,
+                                bool *answered);
 #endif

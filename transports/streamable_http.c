@@ -182,12 +182,13 @@ static int exchange_send(struct mcpd_sink *sk, const char *data, size_t len, boo
     }
     ex->in_send = false;
     if (ex->aborted || final) {
+        bool aborted = ex->aborted;
         if (ex->conn)
             mcpd_http_conn_on_abort(ex->conn, NULL, NULL);
-        if (ex->aborted && !final)
+        if (aborted && !final)
             mcpd_session_sink_closed(ex->s, &ex->sink);
         exchange_free(ex);
-        return ex->aborted ? MCPD_ECLOSED : r;
+        return aborted ? MCPD_ECLOSED : r;
     }
     return r;
 }
@@ -321,24 +322,24 @@ static void handle_post(struct http_tp *tp, struct mcpd_http_conn *c, struct mcp
                       "Not Acceptable: Accept must list application/json and text/event-stream");
         return;
     }
-    /* A cheap first decode decides between a new session and an existing one. */
+    /* Decoded once: the message decides between a new session and an existing one. */
     probe = mcpd_jsonrpc_decode(req->body, req->body_len, MCPD_MAX_JSON_DEPTH, &err);
     if (probe == NULL) {
         respond_error(c, 400, err.code, err.message);
         return;
     }
     init = is_initialize(probe);
-    json_decref(probe);
     if (tp->stopping) {
+        json_decref(probe);
         respond_error(c, 503, MCPD_RPC_SERVER_ERROR, "Service Unavailable: shutting down");
         return;
     }
     hs = init ? new_session(tp, c, req) : find_session(tp, c, req);
-    if (hs == NULL)
-        return;
-    ex = calloc(1, sizeof(*ex));
+    ex = hs ? calloc(1, sizeof(*ex)) : NULL;
     if (ex == NULL) {
-        respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, "out of memory");
+        json_decref(probe);
+        if (hs)
+            respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, "out of memory");
         return;
     }
     ex->sink.ops = &exchange_ops;
@@ -351,7 +352,8 @@ static void handle_post(struct http_tp *tp, struct mcpd_http_conn *c, struct mcp
         snprintf(ex->extra, sizeof(ex->extra), "Mcp-Session-Id: %s\r\n", mcpd_session_id(hs->s));
     mcpd_http_conn_on_abort(c, exchange_abort, ex);
     ex->in_send = true; /* answers may come synchronously: keep ex alive until we look */
-    n = mcpd_session_feed(hs->s, req->body, req->body_len, &ex->sink, &answered);
+    n = mcpd_session_feed_json(hs->s, probe, &ex->sink, &answered);
+    json_decref(probe);
     ex->in_send = false;
     if (init && mcpd_session_version(hs->s) == NULL)
         mcpd_session_close(hs->s); /* initialize failed: no session */

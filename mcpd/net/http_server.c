@@ -305,11 +305,25 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+static bool expects_continue(struct mcpd_http_conn *c)
+{
+    for (unsigned i = 0; i < c->nheaders; i++)
+        if (strcasecmp(c->hdr.p + c->name_off[i], "expect") == 0 &&
+            strcasecmp(c->hdr.p + c->value_off[i], "100-continue") == 0)
+            return true;
+    return false;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     struct mcpd_http_conn *c = p->data;
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->lim.max_body)
         return fail(c, 413, "body too large");
+    if (expects_continue(c)) {
+        static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        uv_buf_t b = uv_buf_init(cont, sizeof(cont) - 1);
+        conn_write(c, &b, 1);
+    }
     arm(c, c->srv->lim.body_timeout_ms);
     return 0;
 }
@@ -400,15 +414,17 @@ static void process_input(struct mcpd_http_conn *c)
 
 /* ---- reads ------------------------------------------------------------- */
 
+/*
+ * Reads land in one buffer shared by every connection (the loop is single
+ * threaded and each read is consumed before the next), then move into the
+ * connection's own capped `in` buffer, which idle connections give back:
+ * an idle keep-alive connection costs no read buffer.
+ */
+static char read_buf[64 * 1024];
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    struct mcpd_http_conn *c = h->data;
-    size_t want = 64 * 1024;
-    if (mcpd_buf_reserve(&c->in, want) != 0 && mcpd_buf_reserve(&c->in, want = 4096) != 0) {
-        *buf = uv_buf_init(NULL, 0); /* UV_ENOBUFS: the input cap is reached */
-        return;
-    }
-    *buf = uv_buf_init(c->in.p + c->in.len, (unsigned)(c->in.alloc - c->in.len - 1));
+    *buf = uv_buf_init(read_buf, sizeof(read_buf));
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -422,11 +438,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    c->in.len += (size_t)nread;
-    c->in.p[c->in.len] = '\0';
+    if (mcpd_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
+        LOG_DEBUG("http", "peer=%s sent more than its input cap; closing", c->peer);
+        conn_close(c);
+        return;
+    }
     if (c->state == ST_READING && !c->request_started)
         arm(c, c->srv->lim.header_timeout_ms);
     process_input(c);
+    if (c->state != ST_CLOSED && c->in.len == 0 && c->in.alloc > 4096)
+        mcpd_buf_dispose(&c->in);
 }
 
 /* ---- accept ------------------------------------------------------------ */
@@ -609,6 +630,8 @@ static void finish_request(struct mcpd_http_conn *c)
     c->abort_cb = NULL;
     if (c->state == ST_CLOSED)
         return;
+    if (c->body.alloc > 16384)
+        mcpd_buf_dispose(&c->body);
     if (c->close_after_write) {
         if (c->tcp.write_queue_size == 0)
             conn_close(c);
