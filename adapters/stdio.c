@@ -69,7 +69,9 @@ static void close_attempt(struct stdio_up *s)
         return;
     s->attempt_closing = true;
     if (s->why[0] == '\0') {
-        if (s->term_signal)
+        if (!s->exited)
+            snprintf(s->why, sizeof(s->why), "closed its stdout");
+        else if (s->term_signal)
             snprintf(s->why, sizeof(s->why), "killed by signal %d", s->term_signal);
         else
             snprintf(s->why, sizeof(s->why), "exited with status %lld", (long long)s->exit_status);
@@ -114,6 +116,15 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig)
 
 /* ---- pipes -------------------------------------------------------------------- */
 
+static void up_stop(struct mcpd_upstream *up);
+
+static void on_eof_grace(uv_timer_t *t)
+{
+    struct stdio_up *s = t->data;
+    if (!s->exited)
+        up_stop(&s->up);
+}
+
 static void on_out_line(void *arg, const char *line, size_t len)
 {
     struct stdio_up *s = arg;
@@ -152,8 +163,8 @@ static void on_read_out(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         s->out_eof = true;
         if (s->exited)
             close_attempt(s);
-        else if (s->step == STEP_NONE)
-            snprintf(s->why, sizeof(s->why), "closed its stdout");
+        else /* usually the exit follows at once; if not, stop it in order */
+            uv_timer_start(&s->timer, on_eof_grace, 500, 0);
         return;
     }
     mcpd_line_reader_feed(&s->out_lines, n, &s->attempt_closing);
@@ -311,7 +322,7 @@ static void up_stop(struct mcpd_upstream *up)
     /* MCP lifecycle (stdio): close the child's stdin and let it exit */
     s->step = STEP_STDIN_CLOSED;
     if (s->why[0] == '\0')
-        snprintf(s->why, sizeof(s->why), "stopped by mcpd");
+        snprintf(s->why, sizeof(s->why), s->out_eof ? "closed its stdout" : "stopped by mcpd");
     if (!s->exited) {
         s->in_closed = true;
         uv_close((uv_handle_t *)&s->in, on_attempt_handle_closed);
