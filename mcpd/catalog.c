@@ -9,6 +9,16 @@
 #include "error.h"
 #include "limits.h"
 
+const char *const mcpd_list_method[MCPD_LIST_KINDS] = { "tools/list", "prompts/list",
+                                                       "resources/list",
+                                                       "resources/templates/list" };
+const char *const mcpd_list_key[MCPD_LIST_KINDS] = { "tools", "prompts", "resources",
+                                                    "resourceTemplates" };
+const char *const mcpd_list_changed[MCPD_LIST_KINDS] = {
+    "notifications/tools/list_changed", "notifications/prompts/list_changed",
+    "notifications/resources/list_changed", "notifications/resources/list_changed"
+};
+
 static bool valid_char(char ch)
 {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
@@ -67,8 +77,10 @@ static int add_collision(struct mcpd_catalog *cat, const char *res, const char *
     return c && json_array_append_new(cat->collisions, c) == 0 ? 0 : MCPD_ENOMEM;
 }
 
-static int add_tool(struct mcpd_catalog *cat, const struct mcpd_catalog_source *s, json_t *tool,
-                    const char *sep, bool prefix)
+/* Adds a tool or prompt under its exposed name to (arr, *count, map). */
+static int add_named(struct mcpd_catalog *cat, struct mcpd_catalog_entry *arr, size_t *count,
+                     struct mcpd_map *map, const struct mcpd_catalog_source *s, json_t *tool,
+                     const char *sep, bool prefix)
 {
     const char *tname = json_string_value(json_object_get(tool, "name"));
     struct mcpd_catalog_entry *e, *other;
@@ -77,10 +89,10 @@ static int add_tool(struct mcpd_catalog *cat, const struct mcpd_catalog_source *
     if (tname == NULL || !json_is_object(tool))
         return 0; /* a tool without a name cannot be called; skip it */
     bool renamed = mcpd_catalog_name(name, s->resource, tname, sep, prefix);
-    other = mcpd_map_get(&cat->by_name, name, strlen(name));
+    other = mcpd_map_get(map, name, strlen(name));
     if (other)
         return add_collision(cat, s->resource, tname, name, other->resource);
-    e = &cat->entries[cat->count];
+    e = &arr[*count];
     memset(e, 0, sizeof(*e));
     e->name = strdup(name);
     e->tool_owned = strdup(tname);
@@ -92,9 +104,9 @@ static int add_tool(struct mcpd_catalog *cat, const struct mcpd_catalog_source *
     e->owner = s->owner;
     e->renamed = renamed;
     if (json_object_set_new(e->json, "name", json_string(name)) != 0 ||
-        mcpd_map_put(&cat->by_name, e->name, strlen(e->name), e) != 0)
+        mcpd_map_put(map, e->name, strlen(e->name), e) != 0)
         goto nomem;
-    cat->count++;
+    (*count)++;
     return 0;
 nomem:
     free(e->name);
@@ -103,33 +115,116 @@ nomem:
     return MCPD_ENOMEM;
 }
 
+char *mcpd_catalog_expose_uri(const struct mcpd_catalog *cat, const char *resource,
+                              const char *uri)
+{
+    size_t rl = strlen(resource), ul = strlen(uri);
+    char *out;
+    if (!cat->prefix)
+        return strdup(uri);
+    out = malloc(rl + ul + 2);
+    if (out) {
+        memcpy(out, resource, rl);
+        out[rl] = '+';
+        memcpy(out + rl + 1, uri, ul + 1);
+    }
+    return out;
+}
+
+/* Adds a resource (key "uri") or template (key "uriTemplate") in exposed form. */
+static int add_item(struct mcpd_catalog *cat, struct mcpd_catalog_item *arr, size_t *count,
+                    const struct mcpd_catalog_source *s, json_t *item, const char *key)
+{
+    const char *uri = json_string_value(json_object_get(item, key));
+    struct mcpd_catalog_item *it = &arr[*count];
+    char *exposed;
+
+    if (uri == NULL || !json_is_object(item))
+        return 0; /* unusable without its uri */
+    if ((exposed = mcpd_catalog_expose_uri(cat, s->resource, uri)) == NULL ||
+        (it->json = json_copy(item)) == NULL) {
+        free(exposed);
+        return MCPD_ENOMEM;
+    }
+    json_object_set_new(it->json, key, json_string(exposed));
+    it->owner = s->owner;
+    it->resource = s->resource;
+    if (arr == cat->resources && mcpd_map_get(&cat->resource_by_uri, exposed, strlen(exposed)) == NULL)
+        mcpd_map_put(&cat->resource_by_uri, exposed, strlen(exposed), it);
+    free(exposed);
+    (*count)++;
+    return 0;
+}
+
+static int add_source(struct mcpd_catalog *cat, const struct mcpd_catalog_source *s,
+                      const char *sep, bool prefix)
+{
+    size_t j;
+    json_t *v;
+    json_array_foreach(s->tools, j, v)
+    {
+        if (add_named(cat, cat->entries, &cat->count, &cat->by_name, s, v, sep, prefix) != 0)
+            return MCPD_ENOMEM;
+    }
+    json_array_foreach(s->prompts, j, v)
+    {
+        if (add_named(cat, cat->prompts, &cat->nprompts, &cat->prompt_by_name, s, v, sep,
+                      prefix) != 0)
+            return MCPD_ENOMEM;
+    }
+    json_array_foreach(s->resources, j, v)
+    {
+        if (add_item(cat, cat->resources, &cat->nresources, s, v, "uri") != 0)
+            return MCPD_ENOMEM;
+    }
+    json_array_foreach(s->templates, j, v)
+    {
+        if (add_item(cat, cat->templates, &cat->ntemplates, s, v, "uriTemplate") != 0)
+            return MCPD_ENOMEM;
+    }
+    return mcpd_map_put(&cat->owner_by_resource, s->resource, strlen(s->resource), s->owner);
+}
+
 int mcpd_catalog_build(struct mcpd_catalog **out, const struct mcpd_catalog_source *src,
                        size_t nsrc, const char *sep, bool prefix, unsigned generation)
 {
     struct mcpd_catalog *cat;
-    size_t total = 0;
+    size_t ntools = 0, nprompts = 0, nres = 0, ntpl = 0, with_resources = 0;
 
     *out = NULL;
-    for (size_t i = 0; i < nsrc; i++)
-        total += json_array_size(src[i].tools);
+    for (size_t i = 0; i < nsrc; i++) {
+        ntools += json_array_size(src[i].tools);
+        nprompts += json_array_size(src[i].prompts);
+        nres += json_array_size(src[i].resources);
+        ntpl += json_array_size(src[i].templates);
+    }
     cat = calloc(1, sizeof(*cat));
     if (cat == NULL)
         return MCPD_ENOMEM;
     mcpd_map_init(&cat->by_name);
+    mcpd_map_init(&cat->prompt_by_name);
+    mcpd_map_init(&cat->resource_by_uri);
+    mcpd_map_init(&cat->owner_by_resource);
     cat->generation = generation;
+    cat->prefix = prefix;
     cat->collisions = json_array();
-    cat->entries = calloc(total ? total : 1, sizeof(*cat->entries));
-    if (cat->collisions == NULL || cat->entries == NULL)
+    cat->entries = calloc(ntools + 1, sizeof(*cat->entries));
+    cat->prompts = calloc(nprompts + 1, sizeof(*cat->prompts));
+    cat->resources = calloc(nres + 1, sizeof(*cat->resources));
+    cat->templates = calloc(ntpl + 1, sizeof(*cat->templates));
+    if (cat->collisions == NULL || cat->entries == NULL || cat->prompts == NULL ||
+        cat->resources == NULL || cat->templates == NULL)
         goto nomem;
     for (size_t i = 0; i < nsrc; i++) {
-        size_t j;
-        json_t *tool;
-        json_array_foreach(src[i].tools, j, tool)
-        {
-            if (add_tool(cat, &src[i], tool, sep, prefix) != 0)
-                goto nomem;
+        if (src[i].resources || src[i].templates) {
+            with_resources++;
+            cat->only_resources_owner = src[i].owner;
         }
+        if (add_source(cat, &src[i], sep, prefix) != 0)
+            goto nomem;
     }
+    if (with_resources != 1)
+        cat->only_resources_owner = NULL;
     *out = cat;
     return 0;
 nomem:
@@ -137,17 +232,35 @@ nomem:
     return MCPD_ENOMEM;
 }
 
+static void free_entries(struct mcpd_catalog_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(e[i].name);
+        free(e[i].tool_owned);
+        json_decref(e[i].json);
+    }
+    free(e);
+}
+
+static void free_items(struct mcpd_catalog_item *it, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        json_decref(it[i].json);
+    free(it);
+}
+
 void mcpd_catalog_free(struct mcpd_catalog *cat)
 {
     if (cat == NULL)
         return;
-    for (size_t i = 0; i < cat->count; i++) {
-        free(cat->entries[i].name);
-        free(cat->entries[i].tool_owned);
-        json_decref(cat->entries[i].json);
-    }
-    free(cat->entries);
+    free_entries(cat->entries, cat->count);
+    free_entries(cat->prompts, cat->nprompts);
+    free_items(cat->resources, cat->nresources);
+    free_items(cat->templates, cat->ntemplates);
     mcpd_map_dispose(&cat->by_name);
+    mcpd_map_dispose(&cat->prompt_by_name);
+    mcpd_map_dispose(&cat->resource_by_uri);
+    mcpd_map_dispose(&cat->owner_by_resource);
     json_decref(cat->collisions);
     free(cat);
 }
@@ -158,9 +271,82 @@ const struct mcpd_catalog_entry *mcpd_catalog_lookup(const struct mcpd_catalog *
     return cat ? mcpd_map_get(&cat->by_name, name, strlen(name)) : NULL;
 }
 
+const struct mcpd_catalog_entry *mcpd_catalog_prompt(const struct mcpd_catalog *cat,
+                                                     const char *name)
+{
+    return cat ? mcpd_map_get(&cat->prompt_by_name, name, strlen(name)) : NULL;
+}
+
+/* RFC 6570 templates, matched loosely: literals must match, each {expr} takes
+ * the shortest run up to the next literal character. */
+static bool template_matches(const char *t, const char *u)
+{
+    while (*t) {
+        if (*t == '{') {
+            const char *close = strchr(t, '}');
+            if (close == NULL)
+                return false;
+            t = close + 1;
+            if (*t == '\0')
+                return true;
+            while (*u && *u != *t)
+                u++;
+            if (*u == '\0')
+                return false;
+        } else if (*t++ != *u++) {
+            return false;
+        }
+    }
+    return *u == '\0';
+}
+
+void *mcpd_catalog_route_uri(const struct mcpd_catalog *cat, const char *uri, const char **inner)
+{
+    const struct mcpd_catalog_item *it;
+    *inner = uri;
+    if (cat == NULL)
+        return NULL;
+    if (cat->prefix) {
+        const char *plus = strchr(uri, '+');
+        void *owner = plus ? mcpd_map_get(&cat->owner_by_resource, uri, (size_t)(plus - uri)) : NULL;
+        if (owner)
+            *inner = plus + 1;
+        return owner;
+    }
+    if ((it = mcpd_map_get(&cat->resource_by_uri, uri, strlen(uri))) != NULL)
+        return it->owner;
+    for (size_t i = 0; i < cat->ntemplates; i++) {
+        const char *t = json_string_value(json_object_get(cat->templates[i].json, "uriTemplate"));
+        if (t && template_matches(t, uri))
+            return cat->templates[i].owner;
+    }
+    return cat->only_resources_owner;
+}
+
 json_t *mcpd_catalog_page(const struct mcpd_catalog *cat, const char *cursor, unsigned page_size)
 {
-    size_t off = 0, count = cat ? cat->count : 0;
+    return mcpd_catalog_page_kind(cat, MCPD_LIST_TOOLS, cursor, page_size);
+}
+
+static json_t *item_json(const struct mcpd_catalog *cat, enum mcpd_list_kind kind, size_t i)
+{
+    switch (kind) {
+    case MCPD_LIST_TOOLS: return cat->entries[i].json;
+    case MCPD_LIST_PROMPTS: return cat->prompts[i].json;
+    case MCPD_LIST_RESOURCES: return cat->resources[i].json;
+    default: return cat->templates[i].json;
+    }
+}
+
+json_t *mcpd_catalog_page_kind(const struct mcpd_catalog *cat, enum mcpd_list_kind kind,
+                               const char *cursor, unsigned page_size)
+{
+    static const size_t zero = 0;
+    const size_t *counts[MCPD_LIST_KINDS] = {
+        cat ? &cat->count : &zero, cat ? &cat->nprompts : &zero,
+        cat ? &cat->nresources : &zero, cat ? &cat->ntemplates : &zero
+    };
+    size_t off = 0, count = *counts[kind];
     json_t *res, *tools;
 
     if (cursor) {
@@ -181,8 +367,8 @@ json_t *mcpd_catalog_page(const struct mcpd_catalog *cat, const char *cursor, un
         return NULL;
     }
     for (size_t i = off; i < count && i < off + page_size; i++)
-        json_array_append(tools, cat->entries[i].json);
-    json_object_set_new(res, "tools", tools);
+        json_array_append(tools, item_json(cat, kind, i));
+    json_object_set_new(res, mcpd_list_key[kind], tools);
     if (off + page_size < count) {
         char next[64];
         snprintf(next, sizeof(next), "mcpd:%u:%zu", cat->generation, off + page_size);

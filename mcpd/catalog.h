@@ -11,8 +11,13 @@
  * the later one is left out and reported. Tool objects are passed through
  * unchanged except for "name".
  *
- * Cursors are mcpd's own: "o<offset>" inside an opaque base64url wrapper is
- * overkill here; they are "mcpd:<generation>:<offset>" and a cursor from an
+ * Prompts are named the same way. Resource URIs and URI templates are
+ * namespaced reversibly when prefixing is on: "<resource>+<uri>" (a valid
+ * URI scheme, since resource names are [a-z0-9-]); without prefixing they
+ * pass unchanged and reads are routed by exact URI, then by template, then
+ * to the only upstream that has resources.
+ *
+ * Cursors are mcpd's own, "mcpd:<generation>:<offset>"; a cursor from an
  * older catalog generation is still honoured by offset.
  */
 #ifndef MCPD_CATALOG_H
@@ -24,10 +29,26 @@
 
 #include "map.h"
 
+enum mcpd_list_kind {
+    MCPD_LIST_TOOLS = 0,
+    MCPD_LIST_PROMPTS,
+    MCPD_LIST_RESOURCES,
+    MCPD_LIST_TEMPLATES,
+    MCPD_LIST_KINDS,
+};
+
+/* Per kind: the list method, the result key, the notification that says it changed. */
+extern const char *const mcpd_list_method[MCPD_LIST_KINDS];
+extern const char *const mcpd_list_key[MCPD_LIST_KINDS];
+extern const char *const mcpd_list_changed[MCPD_LIST_KINDS];
+
 struct mcpd_catalog_source {
     const char *resource; /* borrowed */
     json_t *tools;        /* borrowed array of tool objects, may be NULL */
     void *owner;          /* stored in entries (the upstream) */
+    json_t *prompts;      /* borrowed arrays, may be NULL */
+    json_t *resources;
+    json_t *templates;
 };
 
 struct mcpd_catalog_entry {
@@ -40,10 +61,26 @@ struct mcpd_catalog_entry {
     bool renamed;     /* name differs from resource+sep+tool or tool */
 };
 
+/* An exposed resource or template, with where it comes from. */
+struct mcpd_catalog_item {
+    json_t *json;     /* exposed object (uri / uriTemplate rewritten when prefixing) */
+    void *owner;
+    const char *resource;
+};
+
 struct mcpd_catalog {
-    struct mcpd_catalog_entry *entries;
+    struct mcpd_catalog_entry *entries; /* tools */
     size_t count;
     struct mcpd_map by_name;
+    struct mcpd_catalog_entry *prompts;
+    size_t nprompts;
+    struct mcpd_map prompt_by_name;
+    struct mcpd_catalog_item *resources, *templates;
+    size_t nresources, ntemplates;
+    struct mcpd_map resource_by_uri;   /* exposed uri -> item (exact routing) */
+    struct mcpd_map owner_by_resource; /* resource name -> owner */
+    void *only_resources_owner;        /* the single source with resources, or NULL */
+    bool prefix;
     json_t *collisions; /* array of {resource, tool, name, kept_by} */
     unsigned generation;
 };
@@ -69,5 +106,25 @@ bool mcpd_catalog_name(char *out, const char *resource, const char *tool, const 
  * NULL when `cursor` (may be NULL) is invalid.
  */
 json_t *mcpd_catalog_page(const struct mcpd_catalog *cat, const char *cursor, unsigned page_size);
+/* The same for any list kind ({prompts}, {resources}, {resourceTemplates}). */
+json_t *mcpd_catalog_page_kind(const struct mcpd_catalog *cat, enum mcpd_list_kind kind,
+                               const char *cursor, unsigned page_size);
+
+/* Exact lookup of an exposed prompt name; NULL when unknown. */
+const struct mcpd_catalog_entry *mcpd_catalog_prompt(const struct mcpd_catalog *cat,
+                                                     const char *name);
+
+/*
+ * Routes an exposed resource URI: returns the owner and sets *inner to the
+ * upstream's URI (a pointer into `uri`), or NULL when no upstream can have it.
+ */
+void *mcpd_catalog_route_uri(const struct mcpd_catalog *cat, const char *uri, const char **inner);
+
+/*
+ * Writes the exposed form of an upstream URI into a new string (free()),
+ * "<resource>+<uri>" when the catalog prefixes, else a copy.
+ */
+char *mcpd_catalog_expose_uri(const struct mcpd_catalog *cat, const char *resource,
+                              const char *uri);
 
 #endif

@@ -66,7 +66,11 @@ void mcpd_daemon_add_transport(struct mcpd_daemon *d, struct mcpd_transport *tp)
 
 json_t *mcpd__daemon_capabilities(struct mcpd_daemon *d)
 {
-    return json_pack("{s:{s:b}, s:{}}", "tools", "listChanged", 1, "logging");
+    /* Announced whether or not an upstream offers them yet: upstreams come
+     * and go, and an empty list is a correct answer. */
+    return json_pack("{s:{s:b}, s:{s:b}, s:{s:b, s:b}, s:{}, s:{}}", "tools", "listChanged", 1,
+                     "prompts", "listChanged", 1, "resources", "subscribe", 1, "listChanged", 1,
+                     "completions", "logging");
 }
 
 /* ---- catalog --------------------------------------------------------------- */
@@ -80,10 +84,13 @@ static void rebuild_catalog(struct mcpd_daemon *d)
     if (src == NULL)
         return;
     for (size_t i = 0; i < d->nups; i++) {
-        if (d->ups[i]->state != MCPD_UP_READY || d->ups[i]->tools == NULL)
+        if (d->ups[i]->state != MCPD_UP_READY)
             continue;
         src[n].resource = d->ups[i]->name;
-        src[n].tools = d->ups[i]->tools;
+        src[n].tools = d->ups[i]->lists[MCPD_LIST_TOOLS];
+        src[n].prompts = d->ups[i]->lists[MCPD_LIST_PROMPTS];
+        src[n].resources = d->ups[i]->lists[MCPD_LIST_RESOURCES];
+        src[n].templates = d->ups[i]->lists[MCPD_LIST_TEMPLATES];
         src[n].owner = d->ups[i];
         n++;
     }
@@ -104,17 +111,23 @@ static void rebuild_catalog(struct mcpd_daemon *d)
     free(src);
 }
 
-void mcpd__daemon_tools_changed(struct mcpd_daemon *d, struct mcpd_upstream *up)
+void mcpd__daemon_lists_changed(struct mcpd_daemon *d, struct mcpd_upstream *up, unsigned kinds)
 {
-    json_t *n;
     rebuild_catalog(d);
     if (!d->started || d->shutting_down)
         return;
-    n = mcpd_jsonrpc_notification_new("notifications/tools/list_changed", NULL);
-    for (struct mcpd_session *s = d->sessions; n && s; s = s->next)
-        if (s->state == MCPD_SESSION_READY && s->stream)
-            mcpd__send(s->stream, n, false);
-    json_decref(n);
+    if (kinds & (1u << MCPD_LIST_TEMPLATES)) /* one notification covers both */
+        kinds = (kinds | (1u << MCPD_LIST_RESOURCES)) & ~(1u << MCPD_LIST_TEMPLATES);
+    for (int k = 0; k < MCPD_LIST_KINDS; k++) {
+        json_t *n;
+        if (!(kinds & (1u << k)))
+            continue;
+        n = mcpd_jsonrpc_notification_new(mcpd_list_changed[k], NULL);
+        for (struct mcpd_session *s = d->sessions; n && s; s = s->next)
+            if (s->state == MCPD_SESSION_READY && s->stream)
+                mcpd__send(s->stream, n, false);
+        json_decref(n);
+    }
 }
 
 /* ---- start-up ------------------------------------------------------------------ */

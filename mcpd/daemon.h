@@ -75,8 +75,12 @@ void mcpd_daemon_shutdown(struct mcpd_daemon *d);
 /* Frees what is left after uv_run returned. */
 void mcpd_daemon_free(struct mcpd_daemon *d);
 
-/* Core-internal: an upstream's tool list changed (or it went down). */
-void mcpd__daemon_tools_changed(struct mcpd_daemon *d, struct mcpd_upstream *up);
+/*
+ * Core-internal: lists of an upstream changed (or it came up or went down);
+ * `kinds` has a bit per enum mcpd_list_kind. Rebuilds the catalog and tells
+ * clients with list_changed.
+ */
+void mcpd__daemon_lists_changed(struct mcpd_daemon *d, struct mcpd_upstream *up, unsigned kinds);
 /* Core-internal: an upstream finished its first start attempt. */
 void mcpd__daemon_upstream_settled(struct mcpd_daemon *d);
 /* Core-internal: re-check whether shutdown can proceed. */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "daemon.h"
 #include "error.h"
 #include "limits.h"
@@ -184,7 +185,7 @@ static void on_deadline(uv_timer_t *t)
 /* ---- forwarding --------------------------------------------------------- */
 
 int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_msg *m,
-                         struct mcpd_sink *reply, const char *tool)
+                         struct mcpd_sink *reply, const char *label, enum mcpd_fwd fwd)
 {
     struct mcpd_pending *p;
     json_t *meta, *token;
@@ -198,12 +199,10 @@ int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struc
     if (p == NULL)
         return MCPD_ENOMEM;
     p->client_id = json_incref(m->id);
-    if (tool)
-        snprintf(p->tool_name, sizeof(p->tool_name), "%s", tool);
-    /* rewrite in place: id, tool name, progress token */
+    p->fwd = fwd;
+    snprintf(p->tool_name, sizeof(p->tool_name), "%s", label ? label : m->method);
+    /* rewrite in place: id, progress token */
     json_object_set_new(m->root, "id", json_integer((json_int_t)p->up_id));
-    if (tool)
-        json_object_set_new(m->params, "name", json_string(tool));
     meta = m->params ? json_object_get(m->params, "_meta") : NULL;
     token = json_is_object(meta) ? json_object_get(meta, "progressToken") : NULL;
     if (token) {
@@ -273,6 +272,59 @@ void mcpd__router_fail_all(struct mcpd_upstream *up, const char *why)
 
 /* ---- messages from upstreams -------------------------------------------- */
 
+void mcpd__expose_block(struct mcpd_upstream *up, json_t *block)
+{
+    const struct mcpd_catalog *cat = up->daemon->catalog;
+    const char *type = json_string_value(json_object_get(block, "type"));
+    json_t *holder = NULL;
+    const char *uri;
+    char *exposed;
+
+    if (cat == NULL || !cat->prefix || type == NULL)
+        return;
+    if (strcmp(type, "resource_link") == 0)
+        holder = block;
+    else if (strcmp(type, "resource") == 0)
+        holder = json_object_get(block, "resource");
+    if ((uri = json_string_value(json_object_get(holder, "uri"))) == NULL)
+        return;
+    if ((exposed = mcpd_catalog_expose_uri(cat, up->name, uri)) != NULL)
+        json_object_set_new(holder, "uri", json_string(exposed));
+    free(exposed);
+}
+
+/* URIs in a result become the exposed form, so clients can read what they see. */
+static void expose_result(struct mcpd_upstream *up, enum mcpd_fwd fwd, json_t *result)
+{
+    const struct mcpd_catalog *cat = up->daemon->catalog;
+    size_t i;
+    json_t *v;
+
+    if (cat == NULL || !cat->prefix || !json_is_object(result))
+        return;
+    switch (fwd) {
+    case MCPD_FWD_TOOL:
+        json_array_foreach(json_object_get(result, "content"), i, v) mcpd__expose_block(up, v);
+        break;
+    case MCPD_FWD_PROMPT:
+        json_array_foreach(json_object_get(result, "messages"), i, v)
+            mcpd__expose_block(up, json_object_get(v, "content"));
+        break;
+    case MCPD_FWD_READ:
+        json_array_foreach(json_object_get(result, "contents"), i, v)
+        {
+            const char *uri = json_string_value(json_object_get(v, "uri"));
+            char *exposed = uri ? mcpd_catalog_expose_uri(cat, up->name, uri) : NULL;
+            if (exposed)
+                json_object_set_new(v, "uri", json_string(exposed));
+            free(exposed);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
 static void on_response(struct mcpd_upstream *up, struct mcpd_msg *m)
 {
     struct mcpd_pending *p;
@@ -287,6 +339,8 @@ static void on_response(struct mcpd_upstream *up, struct mcpd_msg *m)
         p->internal(up, m, NULL);
     } else if (p->sink) {
         json_object_set(m->root, "id", p->client_id);
+        if (p->fwd != MCPD_FWD_PLAIN && m->result)
+            expose_result(up, p->fwd, m->result);
         mcpd__send(p->sink, m->root, true);
     }
     free_pending(p);
@@ -351,6 +405,21 @@ static void on_progress(struct mcpd_upstream *up, struct mcpd_msg *m)
     mcpd__send(p->sink ? p->sink : p->session->stream, m->root, false);
 }
 
+/* Delivered to every session that subscribed to the URI (they asked for it). */
+static void on_resource_updated(struct mcpd_upstream *up, struct mcpd_msg *m)
+{
+    const char *uri = json_string_value(json_object_get(m->params, "uri"));
+    char *exposed;
+    if (uri == NULL || up->daemon->catalog == NULL ||
+        (exposed = mcpd_catalog_expose_uri(up->daemon->catalog, up->name, uri)) == NULL)
+        return;
+    json_object_set_new(m->params, "uri", json_string(exposed));
+    for (struct mcpd_session *s = up->daemon->sessions; s; s = s->next)
+        if (s->subs && json_object_get(s->subs, exposed) && s->stream)
+            mcpd__send(s->stream, m->root, false);
+    free(exposed);
+}
+
 static void on_upstream_request(struct mcpd_upstream *up, struct mcpd_msg *m)
 {
     json_t *reply;
@@ -383,7 +452,13 @@ void mcpd__router_upstream_message(struct mcpd_upstream *up, struct mcpd_msg *m)
         else if (strcmp(m->method, "notifications/message") == 0)
             on_log_message(up, m);
         else if (strcmp(m->method, "notifications/tools/list_changed") == 0)
-            mcpd__upstream_relist(up);
+            mcpd__upstream_relist(up, 1u << MCPD_LIST_TOOLS);
+        else if (strcmp(m->method, "notifications/prompts/list_changed") == 0)
+            mcpd__upstream_relist(up, 1u << MCPD_LIST_PROMPTS);
+        else if (strcmp(m->method, "notifications/resources/list_changed") == 0)
+            mcpd__upstream_relist(up, (1u << MCPD_LIST_RESOURCES) | (1u << MCPD_LIST_TEMPLATES));
+        else if (strcmp(m->method, "notifications/resources/updated") == 0)
+            on_resource_updated(up, m);
         else
             LOG_DEBUG("router", "upstream=%s notification %s ignored", up->name, m->method);
         break;

@@ -26,6 +26,14 @@ struct mcpd_pending;
 /* Internal requests (initialize, tools/list): msg is NULL on failure, with `why`. */
 typedef void (*mcpd_internal_cb)(struct mcpd_upstream *up, struct mcpd_msg *msg, const char *why);
 
+/* What to rewrite in a forwarded request's result (URIs, when prefixing). */
+enum mcpd_fwd {
+    MCPD_FWD_PLAIN = 0,
+    MCPD_FWD_TOOL,   /* result.content[] */
+    MCPD_FWD_PROMPT, /* result.messages[].content */
+    MCPD_FWD_READ,   /* result.contents[].uri */
+};
+
 struct mcpd_pending {
     struct mcpd_pending *fprev, *fnext; /* upstream list, deadline order */
     struct mcpd_pending *sprev, *snext; /* session list */
@@ -37,6 +45,7 @@ struct mcpd_pending {
     json_t *client_id;              /* owned */
     json_t *progress_token;         /* owned, client's token, or NULL */
     mcpd_internal_cb internal;
+    enum mcpd_fwd fwd;
     const char *tool;               /* for logs (borrowed from the catalog entry copy) */
     char tool_name[65];
 };
@@ -59,6 +68,7 @@ struct mcpd_session {
     json_t *client_info;
     json_t *client_caps;
     int log_level;                  /* index into the syslog levels, -1 = all */
+    json_t *subs;                   /* exposed uri -> upstream name, resources/subscribe */
     struct mcpd_pending *pending;   /* list */
     unsigned inflight;
     struct mcpd_sink *stream;       /* GET stream / stdout, may be NULL */
@@ -75,12 +85,15 @@ void mcpd__send_error(struct mcpd_sink *sink, json_t *id, int code, const char *
 int mcpd__upstream_send(struct mcpd_upstream *up, const json_t *msg);
 
 /*
- * Forwards client request `m` (modified in place) to `up`, answering on
- * `reply`. `tool` is the upstream's name for tools/call (NULL otherwise).
- * Returns 0, or a negative code after which the caller answers the client.
+ * Forwards client request `m` (already rewritten for the upstream by the
+ * caller; its id and progress token are rewritten here) to `up`, answering
+ * on `reply`. `label` names the call in logs. Returns 0, or a negative code
+ * after which the caller answers the client.
  */
 int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_msg *m,
-                         struct mcpd_sink *reply, const char *tool);
+                         struct mcpd_sink *reply, const char *label, enum mcpd_fwd fwd);
+/* Rewrites a content block's URIs (resource_link, embedded resource) to the exposed form. */
+void mcpd__expose_block(struct mcpd_upstream *up, json_t *block);
 /* Sends an internal request; params are stolen. */
 int mcpd__router_internal(struct mcpd_upstream *up, const char *method, json_t *params,
                           unsigned timeout_ms, mcpd_internal_cb cb);

@@ -64,6 +64,10 @@ int mcpd_session_new(struct mcpd_session **out, struct mcpd_daemon *d, const cha
     return 0;
 }
 
+static void ignore_result(struct mcpd_upstream *up, struct mcpd_msg *msg, const char *why)
+{
+}
+
 void mcpd_session_ref(struct mcpd_session *s)
 {
     s->refs++;
@@ -77,6 +81,7 @@ void mcpd_session_unref(struct mcpd_session **sp)
         return;
     json_decref(s->client_info);
     json_decref(s->client_caps);
+    json_decref(s->subs);
     free(s);
 }
 
@@ -133,6 +138,33 @@ void mcpd_session_sink_closed(struct mcpd_session *s, struct mcpd_sink *sink)
     mcpd__daemon_check_drained(s->daemon);
 }
 
+/* The last subscriber of a URI going away unsubscribes upstream. */
+static void drop_subscriptions(struct mcpd_session *s)
+{
+    const char *exposed;
+    json_t *v;
+    json_object_foreach(s->subs, exposed, v)
+    {
+        const char *inner;
+        struct mcpd_upstream *up = mcpd_catalog_route_uri(s->daemon->catalog, exposed, &inner);
+        uintptr_t n;
+        if (up == NULL || strcmp(up->name, json_string_value(v)) != 0)
+            continue;
+        n = (uintptr_t)mcpd_map_get(&up->subs, inner, strlen(inner));
+        if (n > 1) {
+            mcpd_map_put(&up->subs, inner, strlen(inner), (void *)(n - 1));
+        } else if (n == 1) {
+            mcpd_map_del(&up->subs, inner, strlen(inner));
+            if (up->state == MCPD_UP_READY)
+                mcpd__router_internal(up, "resources/unsubscribe",
+                                      json_pack("{s:s}", "uri", inner), MCPD_INIT_TIMEOUT_MS,
+                                      ignore_result);
+        }
+    }
+    json_decref(s->subs);
+    s->subs = NULL;
+}
+
 void mcpd_session_close(struct mcpd_session *s)
 {
     struct mcpd_daemon *d = s->daemon;
@@ -142,6 +174,7 @@ void mcpd_session_close(struct mcpd_session *s)
     mcpd_session_ref(s);
     while (s->pending)
         mcpd__router_cancel(s->pending, "session closed");
+    drop_subscriptions(s);
     s->stream = NULL;
     if (s->prev)
         s->prev->next = s->next;
@@ -208,8 +241,151 @@ static json_t *do_set_level(struct mcpd_session *s, struct mcpd_msg *m, int *cod
     return NULL;
 }
 
-static json_t *do_tools_list(struct mcpd_session *s, struct mcpd_msg *m, int *code,
-                             const char **why)
+/* Forwards to `up` or answers the client with the reason it cannot. */
+static void forward(struct mcpd_session *s, struct mcpd_upstream *up, const char *resource,
+                    struct mcpd_msg *m, struct mcpd_sink *reply, const char *label,
+                    enum mcpd_fwd fwd)
+{
+    char why[256];
+    int r;
+    if (s->inflight >= s->daemon->cfg->limits.max_inflight) {
+        mcpd__send_error(reply, m->id, MCPD_RPC_BUSY, "Too many requests in flight for this session");
+        return;
+    }
+    if ((r = mcpd__router_forward(s, up, m, reply, label, fwd)) == 0)
+        return;
+    if (r == MCPD_EBUSY)
+        snprintf(why, sizeof(why), "upstream '%s' is busy (too many requests in flight)", resource);
+    else
+        snprintf(why, sizeof(why), "upstream '%s' is unavailable: %s", resource, mcpd_strerror(r));
+    mcpd__send_error(reply, m->id, MCPD_RPC_SERVER_ERROR, why);
+}
+
+/* tools/call and prompts/get: exact lookup of the exposed name. */
+static void do_named_call(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply,
+                          bool prompt)
+{
+    const char *name = json_string_value(json_object_get(m->params, "name"));
+    json_t *args = json_object_get(m->params, "arguments");
+    const struct mcpd_catalog_entry *e;
+    char why[256];
+
+    if (name == NULL || (args && !json_is_object(args))) {
+        mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS,
+                         prompt ? "Invalid params: prompts/get needs name (string) and arguments (object)"
+                                : "Invalid params: tools/call needs name (string) and arguments (object)");
+        return;
+    }
+    e = prompt ? mcpd_catalog_prompt(s->daemon->catalog, name)
+               : mcpd_catalog_lookup(s->daemon->catalog, name);
+    if (e == NULL) {
+        snprintf(why, sizeof(why), "Unknown %s: %.200s", prompt ? "prompt" : "tool", name);
+        mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS, why);
+        return;
+    }
+    json_object_set_new(m->params, "name", json_string(e->tool));
+    forward(s, e->owner, e->resource, m, reply, e->tool, prompt ? MCPD_FWD_PROMPT : MCPD_FWD_TOOL);
+}
+
+/* Routes params[key] (an exposed URI) and rewrites it; NULL after answering an error. */
+static struct mcpd_upstream *route_uri(struct mcpd_session *s, struct mcpd_msg *m, json_t *holder,
+                                       struct mcpd_sink *reply)
+{
+    const char *uri = json_string_value(json_object_get(holder, "uri")), *inner;
+    struct mcpd_upstream *up;
+    char why[300];
+
+    if (uri == NULL) {
+        mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS, "Invalid params: uri (string) is required");
+        return NULL;
+    }
+    up = mcpd_catalog_route_uri(s->daemon->catalog, uri, &inner);
+    if (up == NULL) {
+        snprintf(why, sizeof(why), "Resource not found: %.200s", uri);
+        json_t *e = mcpd_jsonrpc_error_new(m->id, -32002, why, json_pack("{s:s}", "uri", uri));
+        if (e)
+            mcpd__send(reply, e, true);
+        json_decref(e);
+        return NULL;
+    }
+    if (inner != uri)
+        json_object_set_new(holder, "uri", json_string(inner));
+    return up;
+}
+
+/*
+ * resources/subscribe and unsubscribe: one upstream subscription per
+ * (upstream, uri) however many sessions want it; the first subscriber and
+ * the last unsubscriber are forwarded, the others answered here.
+ */
+static void do_subscription(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply,
+                            bool subscribe)
+{
+    const char *exposed = json_string_value(json_object_get(m->params, "uri"));
+    char *key = exposed ? strdup(exposed) : NULL;
+    struct mcpd_upstream *up = route_uri(s, m, m->params, reply);
+    const char *inner = json_string_value(json_object_get(m->params, "uri"));
+    uintptr_t n;
+    bool had;
+
+    if (up == NULL || key == NULL || inner == NULL) {
+        if (up && key == NULL)
+            mcpd__send_error(reply, m->id, MCPD_RPC_INTERNAL_ERROR, "out of memory");
+        free(key);
+        return;
+    }
+    if (s->subs == NULL)
+        s->subs = json_object();
+    had = json_object_get(s->subs, key) != NULL;
+    n = (uintptr_t)mcpd_map_get(&up->subs, inner, strlen(inner));
+    if (subscribe && !had) {
+        json_object_set_new(s->subs, key, json_string(up->name));
+        mcpd_map_put(&up->subs, inner, strlen(inner), (void *)(n + 1));
+    } else if (!subscribe && had) {
+        json_object_del(s->subs, key);
+        if (n <= 1)
+            mcpd_map_del(&up->subs, inner, strlen(inner));
+        else
+            mcpd_map_put(&up->subs, inner, strlen(inner), (void *)(n - 1));
+    }
+    free(key);
+    if ((subscribe && !had && n == 0) || (!subscribe && had && n == 1)) {
+        forward(s, up, up->name, m, reply, m->method, MCPD_FWD_PLAIN);
+        return;
+    }
+    json_t *resp = mcpd_jsonrpc_result_new(m->id, json_object());
+    if (resp)
+        mcpd__send(reply, resp, true);
+    json_decref(resp);
+}
+
+/* completion/complete is routed by its ref: a prompt name or a resource (template) URI. */
+static void do_complete(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply)
+{
+    json_t *ref = json_object_get(m->params, "ref");
+    const char *type = json_string_value(json_object_get(ref, "type"));
+    struct mcpd_upstream *up;
+
+    if (type && strcmp(type, "ref/prompt") == 0) {
+        const char *name = json_string_value(json_object_get(ref, "name"));
+        const struct mcpd_catalog_entry *e = name ? mcpd_catalog_prompt(s->daemon->catalog, name) : NULL;
+        if (e == NULL) {
+            mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS, "Invalid params: unknown prompt in ref");
+            return;
+        }
+        json_object_set_new(ref, "name", json_string(e->tool));
+        forward(s, e->owner, e->resource, m, reply, "completion/complete", MCPD_FWD_PLAIN);
+    } else if (type && strcmp(type, "ref/resource") == 0) {
+        if ((up = route_uri(s, m, ref, reply)) != NULL)
+            forward(s, up, up->name, m, reply, "completion/complete", MCPD_FWD_PLAIN);
+    } else {
+        mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS,
+                         "Invalid params: ref.type must be ref/prompt or ref/resource");
+    }
+}
+
+static json_t *do_list(struct mcpd_session *s, struct mcpd_msg *m, enum mcpd_list_kind kind,
+                       int *code, const char **why)
 {
     json_t *c = m->params ? json_object_get(m->params, "cursor") : NULL;
     json_t *page;
@@ -218,8 +394,8 @@ static json_t *do_tools_list(struct mcpd_session *s, struct mcpd_msg *m, int *co
         *why = "Invalid params: cursor must be a string";
         return NULL;
     }
-    page = mcpd_catalog_page(s->daemon->catalog, json_string_value(c),
-                             s->daemon->cfg->limits.page_size);
+    page = mcpd_catalog_page_kind(s->daemon->catalog, kind, json_string_value(c),
+                                  s->daemon->cfg->limits.page_size);
     if (page == NULL) {
         *code = MCPD_RPC_INVALID_PARAMS;
         *why = "Invalid params: unknown cursor";
@@ -227,38 +403,38 @@ static json_t *do_tools_list(struct mcpd_session *s, struct mcpd_msg *m, int *co
     return page;
 }
 
-static void do_tools_call(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply)
+/* Requests that go upstream; false when `m` is none of them. */
+static bool route_request(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply)
 {
-    const char *name = json_string_value(json_object_get(m->params, "name"));
-    json_t *args = json_object_get(m->params, "arguments");
-    const struct mcpd_catalog_entry *e;
-    char why[256];
-    int r;
+    struct mcpd_upstream *up;
+    if (strcmp(m->method, "tools/call") == 0) {
+        do_named_call(s, m, reply, false);
+    } else if (strcmp(m->method, "prompts/get") == 0) {
+        do_named_call(s, m, reply, true);
+    } else if (strcmp(m->method, "resources/read") == 0) {
+        if ((up = route_uri(s, m, m->params, reply)) != NULL)
+            forward(s, up, up->name, m, reply, "resources/read", MCPD_FWD_READ);
+    } else if (strcmp(m->method, "resources/subscribe") == 0) {
+        do_subscription(s, m, reply, true);
+    } else if (strcmp(m->method, "resources/unsubscribe") == 0) {
+        do_subscription(s, m, reply, false);
+    } else if (strcmp(m->method, "completion/complete") == 0) {
+        do_complete(s, m, reply);
+    } else {
+        return false;
+    }
+    return true;
+}
 
-    if (name == NULL || (args && !json_is_object(args))) {
-        mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS,
-                         "Invalid params: tools/call needs name (string) and arguments (object)");
-        return;
-    }
-    e = mcpd_catalog_lookup(s->daemon->catalog, name);
-    if (e == NULL) {
-        snprintf(why, sizeof(why), "Unknown tool: %.200s", name);
-        mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS, why);
-        return;
-    }
-    if (s->inflight >= s->daemon->cfg->limits.max_inflight) {
-        mcpd__send_error(reply, m->id, MCPD_RPC_BUSY,
-                         "Too many requests in flight for this session");
-        return;
-    }
-    r = mcpd__router_forward(s, e->owner, m, reply, e->tool);
-    if (r == 0)
-        return;
-    if (r == MCPD_EBUSY)
-        snprintf(why, sizeof(why), "upstream '%s' is busy (too many requests in flight)", e->resource);
-    else
-        snprintf(why, sizeof(why), "upstream '%s' is unavailable: %s", e->resource, mcpd_strerror(r));
-    mcpd__send_error(reply, m->id, MCPD_RPC_SERVER_ERROR, why);
+bool mcpd_session_method_known(const char *method)
+{
+    static const char *const known[] = { "tools/call", "prompts/get", "resources/read",
+                                         "resources/subscribe", "resources/unsubscribe",
+                                         "completion/complete", NULL };
+    for (int i = 0; known[i]; i++)
+        if (strcmp(method, known[i]) == 0)
+            return true;
+    return false;
 }
 
 static void handle_request(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply)
@@ -278,11 +454,22 @@ static void handle_request(struct mcpd_session *s, struct mcpd_msg *m, struct mc
     } else if (m->params && !json_is_object(m->params)) {
         code = MCPD_RPC_INVALID_PARAMS;
         why = "Invalid params: params must be an object";
-    } else if (strcmp(m->method, "tools/call") == 0) {
-        do_tools_call(s, m, reply);
+    } else if (m->params == NULL && strcmp(m->method, "tools/list") != 0 &&
+               strcmp(m->method, "prompts/list") != 0 && strcmp(m->method, "resources/list") != 0 &&
+               strcmp(m->method, "resources/templates/list") != 0 &&
+               strcmp(m->method, "logging/setLevel") != 0 && mcpd_session_method_known(m->method)) {
+        code = MCPD_RPC_INVALID_PARAMS;
+        why = "Invalid params: params are required";
+    } else if (route_request(s, m, reply)) {
         return;
     } else if (strcmp(m->method, "tools/list") == 0) {
-        result = do_tools_list(s, m, &code, &why);
+        result = do_list(s, m, MCPD_LIST_TOOLS, &code, &why);
+    } else if (strcmp(m->method, "prompts/list") == 0) {
+        result = do_list(s, m, MCPD_LIST_PROMPTS, &code, &why);
+    } else if (strcmp(m->method, "resources/list") == 0) {
+        result = do_list(s, m, MCPD_LIST_RESOURCES, &code, &why);
+    } else if (strcmp(m->method, "resources/templates/list") == 0) {
+        result = do_list(s, m, MCPD_LIST_TEMPLATES, &code, &why);
     } else if (strcmp(m->method, "logging/setLevel") == 0) {
         result = do_set_level(s, m, &code, &why);
     }

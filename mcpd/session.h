@@ -26,6 +26,9 @@ struct mcpd_session;
 
 typedef void (*mcpd_session_close_cb)(struct mcpd_session *s, void *data);
 
+/* True for methods mcpd routes upstream (they need params). */
+bool mcpd_session_method_known(const char *method);
+
 /* Protocol versions of the session era that mcpd speaks, newest first. */
 extern const char *const mcpd_session_versions[];
 bool mcpd_session_version_supported(const char *v);

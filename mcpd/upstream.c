@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "error.h"
 #include "limits.h"
+#include "catalog.h"
 #include "log.h"
 #include "router.h"
 #include "session.h"
@@ -54,6 +55,8 @@ void mcpd_upstream_init(struct mcpd_upstream *up, struct mcpd_daemon *d,
     uv_timer_init(d->loop, &up->restart_timer);
     up->deadline_timer.data = up->restart_timer.data = up;
     up->restart_delay_ms = MCPD_RESTART_MIN_MS;
+    up->listing = -1;
+    mcpd_map_init(&up->subs);
 }
 
 static void settle_first(struct mcpd_upstream *up)
@@ -84,74 +87,105 @@ static void on_restart_timer(uv_timer_t *t)
     start_attempt(up);
 }
 
-/* ---- tools/list across pages -------------------------------------------- */
+/* ---- lists across pages --------------------------------------------------- */
 
 static void list_page(struct mcpd_upstream *up, const char *cursor);
+static void list_next_kind(struct mcpd_upstream *up);
 
-static void on_tools_list(struct mcpd_upstream *up, struct mcpd_msg *m, const char *why)
+static bool has_cap(const struct mcpd_upstream *up, enum mcpd_list_kind k)
 {
-    json_t *tools, *next;
+    static const char *const cap[MCPD_LIST_KINDS] = { "tools", "prompts", "resources",
+                                                      "resources" };
+    return json_object_get(up->server_caps, cap[k]) != NULL;
+}
 
-    if (m == NULL || m->error || !json_is_array(tools = json_object_get(m->result, "tools"))) {
-        snprintf(up->last_error, sizeof(up->last_error), "tools/list failed: %s",
-                 why ? why : m && m->error ? json_string_value(json_object_get(m->error, "message")) ? json_string_value(json_object_get(m->error, "message")) : "error" : "no tools array");
+static void became_ready(struct mcpd_upstream *up)
+{
+    set_state(up, MCPD_UP_READY);
+    up->restart_delay_ms = MCPD_RESTART_MIN_MS;
+    up->ready_since = uv_now(up->daemon->loop);
+    up->last_error[0] = '\0';
+    LOG_INFO("upstream", "upstream=%s ready: %zu tools, %zu prompts, %zu resources, protocol %s",
+             up->name, json_array_size(up->lists[MCPD_LIST_TOOLS]),
+             json_array_size(up->lists[MCPD_LIST_PROMPTS]),
+             json_array_size(up->lists[MCPD_LIST_RESOURCES]), up->protocol_version);
+}
+
+static void on_list(struct mcpd_upstream *up, struct mcpd_msg *m, const char *why)
+{
+    enum mcpd_list_kind k = (enum mcpd_list_kind)up->listing;
+    json_t *items, *next;
+
+    if (m == NULL || m->error || !json_is_array(items = json_object_get(m->result, mcpd_list_key[k]))) {
+        const char *em = m && m->error ? json_string_value(json_object_get(m->error, "message")) : NULL;
+        snprintf(up->last_error, sizeof(up->last_error), "%s failed: %s", mcpd_list_method[k],
+                 why ? why : em ? em : m && m->error ? "error" : "malformed result");
         LOG_ERROR("upstream", "upstream=%s %s", up->name, up->last_error);
-        json_decref(up->tools_next);
-        up->tools_next = NULL;
-        if (up->state == MCPD_UP_INITIALIZING)
+        json_decref(up->list_next);
+        up->list_next = NULL;
+        up->listing = -1;
+        if (up->state == MCPD_UP_INITIALIZING && k == MCPD_LIST_TOOLS) {
             up->ops->stop(up); /* counts as a failed start: restart with backoff */
+            return;
+        }
+        list_next_kind(up); /* a broken optional list leaves that list empty */
         return;
     }
-    if (up->tools_next == NULL)
-        up->tools_next = json_array();
-    if (json_array_size(up->tools_next) + json_array_size(tools) > MCPD_MAX_UPSTREAM_TOOLS) {
-        LOG_WARN("upstream", "upstream=%s lists more than %u tools; the rest is ignored", up->name,
-                 MCPD_MAX_UPSTREAM_TOOLS);
+    if (json_array_size(up->list_next) + json_array_size(items) > MCPD_MAX_UPSTREAM_TOOLS) {
+        LOG_WARN("upstream", "upstream=%s lists more than %u %s; the rest is ignored", up->name,
+                 MCPD_MAX_UPSTREAM_TOOLS, mcpd_list_key[k]);
     } else {
-        json_array_extend(up->tools_next, tools);
+        json_array_extend(up->list_next, items);
         next = json_object_get(m->result, "nextCursor");
         if (json_is_string(next) && ++up->list_pages < MCPD_MAX_LIST_PAGES) {
             list_page(up, json_string_value(next));
             return;
         }
     }
-    json_decref(up->tools);
-    up->tools = up->tools_next;
-    up->tools_next = NULL;
-    up->list_pages = 0;
-    if (up->state == MCPD_UP_INITIALIZING) {
-        set_state(up, MCPD_UP_READY);
-        up->restart_delay_ms = MCPD_RESTART_MIN_MS;
-        up->ready_since = uv_now(up->daemon->loop);
-        up->last_error[0] = '\0';
-        LOG_INFO("upstream", "upstream=%s ready: %zu tools, protocol %s", up->name,
-                 json_array_size(up->tools), up->protocol_version);
-    }
-    mcpd__daemon_tools_changed(up->daemon, up);
-    settle_first(up);
-    if (up->relist_wanted) {
-        up->relist_wanted = false;
-        list_page(up, NULL);
-    }
+    json_decref(up->lists[k]);
+    up->lists[k] = up->list_next;
+    up->list_next = NULL;
+    up->listing = -1;
+    if (up->state == MCPD_UP_READY)
+        mcpd__daemon_lists_changed(up->daemon, up, 1u << k);
+    list_next_kind(up);
 }
 
 static void list_page(struct mcpd_upstream *up, const char *cursor)
 {
     json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : json_object();
-    if (mcpd__router_internal(up, "tools/list", params, MCPD_INIT_TIMEOUT_MS, on_tools_list) != 0)
+    if (mcpd__router_internal(up, mcpd_list_method[up->listing], params, MCPD_INIT_TIMEOUT_MS,
+                              on_list) != 0)
         up->ops->stop(up);
 }
 
-void mcpd__upstream_relist(struct mcpd_upstream *up)
+/* Lists the next kind in relist_mask; at the end of the first round, READY. */
+static void list_next_kind(struct mcpd_upstream *up)
 {
-    if (up->state != MCPD_UP_READY)
-        return;
-    if (up->tools_next) { /* a listing is running: list again when it ends */
-        up->relist_wanted = true;
+    for (int k = 0; k < MCPD_LIST_KINDS; k++) {
+        if (!(up->relist_mask & (1u << k)))
+            continue;
+        up->relist_mask &= ~(1u << k);
+        if (!has_cap(up, (enum mcpd_list_kind)k))
+            continue;
+        up->listing = k;
+        up->list_pages = 0;
+        up->list_next = json_array();
+        list_page(up, NULL);
         return;
     }
-    up->tools_next = json_array();
-    list_page(up, NULL);
+    if (up->state == MCPD_UP_INITIALIZING) {
+        became_ready(up);
+        mcpd__daemon_lists_changed(up->daemon, up, (1u << MCPD_LIST_KINDS) - 1);
+        settle_first(up);
+    }
+}
+
+void mcpd__upstream_relist(struct mcpd_upstream *up, unsigned kinds)
+{
+    up->relist_mask |= kinds;
+    if (up->state == MCPD_UP_READY && up->listing < 0)
+        list_next_kind(up);
 }
 
 /* ---- handshake ---------------------------------------------------------- */
@@ -179,12 +213,18 @@ static void on_initialize(struct mcpd_upstream *up, struct mcpd_msg *m, const ch
     snprintf(up->protocol_version, sizeof(up->protocol_version), "%s", v);
     json_decref(up->server_info);
     up->server_info = json_incref(json_object_get(m->result, "serverInfo"));
+    json_decref(up->server_caps);
+    up->server_caps = json_incref(json_object_get(m->result, "capabilities"));
+    if (!json_is_object(up->server_caps)) {
+        json_decref(up->server_caps);
+        up->server_caps = json_object();
+    }
     n = mcpd_jsonrpc_notification_new("notifications/initialized", NULL);
     if (n)
         mcpd__upstream_send(up, n);
     json_decref(n);
-    up->tools_next = json_array();
-    list_page(up, NULL);
+    up->relist_mask = (1u << MCPD_LIST_KINDS) - 1;
+    list_next_kind(up);
 }
 
 void mcpd_upstream_on_connected(struct mcpd_upstream *up)
@@ -218,22 +258,32 @@ void mcpd_upstream_on_message(struct mcpd_upstream *up, const char *data, size_t
     json_decref(root);
 }
 
+static void drop_lists(struct mcpd_upstream *up)
+{
+    for (int k = 0; k < MCPD_LIST_KINDS; k++) {
+        json_decref(up->lists[k]);
+        up->lists[k] = NULL;
+    }
+    json_decref(up->list_next);
+    up->list_next = NULL;
+    up->listing = -1;
+    up->relist_mask = 0;
+    mcpd_map_dispose(&up->subs); /* a new process has no subscriptions */
+}
+
 void mcpd_upstream_on_disconnected(struct mcpd_upstream *up, const char *why)
 {
-    bool had_tools = up->tools != NULL;
+    bool was_ready = up->state == MCPD_UP_READY || up->state == MCPD_UP_STOPPING;
     char msg[240];
 
     if (why && up->last_error[0] == '\0')
         snprintf(up->last_error, sizeof(up->last_error), "%s", why);
     snprintf(msg, sizeof(msg), "upstream '%s' went away: %s", up->name, why ? why : "closed");
     mcpd__router_fail_all(up, msg);
-    json_decref(up->tools);
-    json_decref(up->tools_next);
-    up->tools = up->tools_next = NULL;
-    up->relist_wanted = false;
+    drop_lists(up);
     set_state(up, MCPD_UP_DOWN);
-    if (had_tools)
-        mcpd__daemon_tools_changed(up->daemon, up);
+    if (was_ready)
+        mcpd__daemon_lists_changed(up->daemon, up, (1u << MCPD_LIST_KINDS) - 1);
     settle_first(up);
     if (up->stop_requested) {
         mcpd__daemon_check_drained(up->daemon);
@@ -273,10 +323,10 @@ void mcpd__upstream_close(struct mcpd_upstream *up)
 {
     mcpd__router_fail_all(up, "mcpd is shutting down");
     mcpd_map_dispose(&up->pending);
-    json_decref(up->tools);
-    json_decref(up->tools_next);
+    drop_lists(up);
     json_decref(up->server_info);
-    up->tools = up->tools_next = up->server_info = NULL;
+    json_decref(up->server_caps);
+    up->server_info = up->server_caps = NULL;
     up->handles_open = 2;
     uv_close((uv_handle_t *)&up->deadline_timer, on_timer_closed);
     uv_close((uv_handle_t *)&up->restart_timer, on_timer_closed);

@@ -63,10 +63,13 @@ struct mcpd_upstream {
     uint64_t ready_since;
     char protocol_version[16];
     json_t *server_info;   /* from initialize */
-    json_t *tools;         /* current list (array) or NULL */
-    json_t *tools_next;    /* list being collected across pages */
+    json_t *server_caps;   /* from initialize */
+    json_t *lists[4];      /* tools, prompts, resources, templates (enum mcpd_list_kind) or NULL */
+    json_t *list_next;     /* list being collected across pages */
+    int listing;           /* kind being listed, -1 when idle */
     unsigned list_pages;
-    bool relist_wanted;    /* list_changed arrived while listing */
+    unsigned relist_mask;  /* kinds to list (again) when the current listing ends */
+    struct mcpd_map subs;  /* upstream uri -> subscriber count (resources/subscribe) */
     bool started_once;     /* first attempt finished (ready or failed) */
     bool stop_requested;
     char last_error[160];
@@ -85,8 +88,8 @@ void mcpd_upstream_on_message(struct mcpd_upstream *up, const char *data, size_t
 /* Adapter reports: gone (exit, EOF, error, or after stop()). `why` is logged. */
 void mcpd_upstream_on_disconnected(struct mcpd_upstream *up, const char *why);
 
-/* Core-internal: the upstream said its tool list changed; list it again. */
-void mcpd__upstream_relist(struct mcpd_upstream *up);
+/* Core-internal: the upstream said a list changed (bit per enum mcpd_list_kind). */
+void mcpd__upstream_relist(struct mcpd_upstream *up, unsigned kinds);
 /* Core-internal: first start attempt. */
 void mcpd__upstream_start(struct mcpd_upstream *up);
 /* Core-internal: stop for good (shutdown); no restart follows. */
