@@ -21,6 +21,10 @@
  *       cwd: /some/dir
  *       timeout: 30s                 # per-call deadline (ms, s or m suffix; capped)
  *       enabled: true
+ *       share: shared                # shared: one process for every client (default);
+ *                                    # per-client: one process per client session, which
+ *                                    # gets that client's capabilities (sampling,
+ *                                    # elicitation, roots) and its server->client requests
  *   catalog: { separator: "__", prefix: auto }   # auto | always | never
  *   limits:
  *     max_message: 4MiB
@@ -82,6 +86,7 @@ struct mcpd_server_config {
     char *cwd;           /* NULL: inherit */
     unsigned timeout_ms; /* per-call deadline, 1..MCPD_MAX_CALL_TIMEOUT_MS */
     bool enabled;
+    bool per_client;     /* share: per-client */
     int line, column;    /* where the entry starts, for later diagnostics */
 };
 

@@ -57,6 +57,9 @@ struct mcpd_daemon {
     bool closing;
     int exit_code;
     void (*on_started)(struct mcpd_daemon *d); /* optional, after transports start */
+    /* Set by main: makes an adapter for `cfg` (per-client instances are made on demand). */
+    int (*new_upstream)(struct mcpd_upstream **out, struct mcpd_daemon *d,
+                        const struct mcpd_server_config *cfg);
 };
 
 /* Creates a daemon on `loop`, taking ownership of `cfg`. */

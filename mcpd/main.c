@@ -236,6 +236,7 @@ static int wire(struct mcpd_daemon *d, const struct options *o)
         mcpd_daemon_add_transport(d, tp);
     }
     d->on_started = on_started;
+    d->new_upstream = mcpd_stdio_upstream_new;
     return 0;
 }
 

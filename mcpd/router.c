@@ -122,6 +122,7 @@ static void unlink_pending(struct mcpd_pending *p)
 static void free_pending(struct mcpd_pending *p)
 {
     struct mcpd_session *s = p->session;
+    json_decref(p->queued);
     json_decref(p->client_id);
     json_decref(p->progress_token);
     free(p);
@@ -191,7 +192,9 @@ int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struc
     json_t *meta, *token;
     int r;
 
-    if (up->state != MCPD_UP_READY)
+    bool queue = up->is_private && (up->state == MCPD_UP_CONNECTING ||
+                                    up->state == MCPD_UP_INITIALIZING);
+    if (up->state != MCPD_UP_READY && !queue)
         return MCPD_EUNAVAIL;
     if (up->npending >= MCPD_MAX_UPSTREAM_INFLIGHT)
         return MCPD_EBUSY;
@@ -209,7 +212,9 @@ int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struc
         p->progress_token = json_incref(token);
         json_object_set_new(meta, "progressToken", json_integer((json_int_t)p->up_id));
     }
-    if ((r = mcpd__upstream_send(up, m->root)) != 0) {
+    if (queue)
+        p->queued = json_incref(m->root); /* sent once the instance is initialized */
+    else if ((r = mcpd__upstream_send(up, m->root)) != 0) {
         mcpd_map_del_u64(&up->pending, p->up_id);
         json_decref(p->client_id);
         json_decref(p->progress_token);
@@ -262,6 +267,22 @@ void mcpd__router_cancel(struct mcpd_pending *p, const char *reason)
     free_pending(p);
     if (sink && sink->ops->cancelled)
         sink->ops->cancelled(sink);
+}
+
+void mcpd__router_flush_queued(struct mcpd_upstream *up)
+{
+    struct mcpd_pending *p, *next;
+    for (p = up->fifo_head; p; p = next) {
+        next = p->fnext;
+        if (p->queued == NULL)
+            continue;
+        if (mcpd__upstream_send(up, p->queued) != 0) {
+            fail_pending(p, MCPD_RPC_SERVER_ERROR, "upstream refused the request");
+            continue;
+        }
+        json_decref(p->queued);
+        p->queued = NULL;
+    }
 }
 
 void mcpd__router_fail_all(struct mcpd_upstream *up, const char *why)
@@ -367,6 +388,12 @@ static int level_index(const char *l)
 static struct mcpd_pending *sole_requester(struct mcpd_upstream *up)
 {
     struct mcpd_pending *last = NULL;
+    /* a per-client instance works for its session only: its newest request */
+    if (up->is_private) {
+        for (struct mcpd_pending *p = up->fifo_tail; p; p = p->fprev)
+            if (p->session && p->sink)
+                return p;
+    }
     for (struct mcpd_pending *p = up->fifo_head; p; p = p->fnext) {
         if (p->session == NULL)
             continue;
@@ -420,16 +447,85 @@ static void on_resource_updated(struct mcpd_upstream *up, struct mcpd_msg *m)
     free(exposed);
 }
 
+/* The client capability a server->client request needs. */
+static const char *needed_capability(const char *method)
+{
+    if (strcmp(method, "sampling/createMessage") == 0)
+        return "sampling";
+    if (strcmp(method, "elicitation/create") == 0)
+        return "elicitation";
+    if (strcmp(method, "roots/list") == 0)
+        return "roots";
+    return NULL;
+}
+
+/*
+ * Relays a server->client request of a per-client instance to its session,
+ * on the stream of the request it is working on (or the session's stream),
+ * with an id from mcpd's own space toward that client. Returns 0, or -1
+ * when it cannot (the caller answers the upstream with an error).
+ */
+static int relay_to_client(struct mcpd_upstream *up, struct mcpd_msg *m)
+{
+    struct mcpd_session *s = up->owner;
+    const char *cap = needed_capability(m->method);
+    struct mcpd_pending *p;
+    struct mcpd_sink *sink;
+    struct mcpd_outreq *o;
+
+    if (s == NULL || cap == NULL || json_object_get(s->client_caps, cap) == NULL ||
+        s->out.count >= MCPD_MAX_INFLIGHT)
+        return -1;
+    p = sole_requester(up);
+    sink = p && p->sink ? p->sink : s->stream;
+    if (sink == NULL || (o = calloc(1, sizeof(*o))) == NULL)
+        return -1;
+    o->up = up;
+    o->up_id = json_incref(m->id);
+    if (mcpd_map_put_u64(&s->out, ++s->next_out_id, o) != 0) {
+        json_decref(o->up_id);
+        free(o);
+        return -1;
+    }
+    json_object_set_new(m->root, "id", json_integer((json_int_t)s->next_out_id));
+    if (mcpd__send(sink, m->root, false) != 0) {
+        mcpd_map_del_u64(&s->out, s->next_out_id);
+        json_decref(o->up_id);
+        free(o);
+        return -1;
+    }
+    return 0;
+}
+
+void mcpd__router_client_response(struct mcpd_session *s, struct mcpd_msg *m)
+{
+    struct mcpd_outreq *o;
+    if (!json_is_integer(m->id) ||
+        (o = mcpd_map_del_u64(&s->out, (uint64_t)json_integer_value(m->id))) == NULL) {
+        LOG_DEBUG("router", "session=%s response for an unknown request dropped", s->id);
+        return;
+    }
+    if (o->up && o->up->state == MCPD_UP_READY) {
+        json_object_set(m->root, "id", o->up_id);
+        mcpd__upstream_send(o->up, m->root);
+    }
+    json_decref(o->up_id);
+    free(o);
+}
+
 static void on_upstream_request(struct mcpd_upstream *up, struct mcpd_msg *m)
 {
     json_t *reply;
     if (strcmp(m->method, "ping") == 0) {
         reply = mcpd_jsonrpc_result_new(m->id, json_object());
+    } else if (up->is_private && relay_to_client(up, m) == 0) {
+        return;
     } else {
-        /* mcpd declares no client capabilities upstream yet (sampling,
-         * elicitation, roots), so a conforming upstream does not ask. */
+        /* shared instances are told of no client capabilities, and
+         * per-client ones only of their client's: a conforming upstream
+         * does not get here */
         char why[160];
-        snprintf(why, sizeof(why), "Method not found: %s (not offered by mcpd)", m->method);
+        snprintf(why, sizeof(why), "Method not found: %s (not offered by this client)", m->method);
         reply = mcpd_jsonrpc_error_new(m->id, MCPD_RPC_METHOD_NOT_FOUND, why, NULL);
     }
     if (reply)

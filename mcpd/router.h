@@ -46,6 +46,7 @@ struct mcpd_pending {
     json_t *progress_token;         /* owned, client's token, or NULL */
     mcpd_internal_cb internal;
     enum mcpd_fwd fwd;
+    json_t *queued;                 /* per-client instance still starting: the message to send */
     const char *tool;               /* for logs (borrowed from the catalog entry copy) */
     char tool_name[65];
 };
@@ -69,12 +70,21 @@ struct mcpd_session {
     json_t *client_caps;
     int log_level;                  /* index into the syslog levels, -1 = all */
     json_t *subs;                   /* exposed uri -> upstream name, resources/subscribe */
+    struct mcpd_upstream *privates; /* per-client upstream instances */
+    struct mcpd_map out;            /* our id -> struct mcpd_outreq (server->client requests) */
+    uint64_t next_out_id;
     struct mcpd_pending *pending;   /* list */
     unsigned inflight;
     struct mcpd_sink *stream;       /* GET stream / stdout, may be NULL */
     uint64_t last_active;
     mcpd_session_close_cb on_close;
     void *on_close_data;
+};
+
+/* A server->client request relayed to a client, waiting for its answer. */
+struct mcpd_outreq {
+    struct mcpd_upstream *up; /* NULL once that instance is gone */
+    json_t *up_id;            /* the upstream's own id */
 };
 
 /* Serializes `msg` (borrowed) and sends it to `sink`. Returns the sink's result. */
@@ -101,6 +111,12 @@ int mcpd__router_internal(struct mcpd_upstream *up, const char *method, json_t *
 void mcpd__router_cancel(struct mcpd_pending *p, const char *reason);
 /* Fails every pending request of `up` with an error to its client. */
 void mcpd__router_fail_all(struct mcpd_upstream *up, const char *why);
+/* Sends requests queued while a per-client instance started; fails them when `why`. */
+void mcpd__router_flush_queued(struct mcpd_upstream *up);
+/* A client's response to a relayed server->client request. */
+void mcpd__router_client_response(struct mcpd_session *s, struct mcpd_msg *m);
+/* Forgets a per-client instance in its session (it is going away). */
+void mcpd__session_drop_private(struct mcpd_session *s, struct mcpd_upstream *up);
 /* Handles one decoded message from an upstream. */
 void mcpd__router_upstream_message(struct mcpd_upstream *up, struct mcpd_msg *m);
 

@@ -53,6 +53,7 @@ int mcpd_session_new(struct mcpd_session **out, struct mcpd_daemon *d, const cha
     s->refs = 1;
     s->transport = transport;
     s->log_level = -1;
+    mcpd_map_init(&s->out);
     snprintf(s->peer, sizeof(s->peer), "%s", peer ? peer : "-");
     s->last_active = uv_now(d->loop);
     s->next = d->sessions;
@@ -66,6 +67,20 @@ int mcpd_session_new(struct mcpd_session **out, struct mcpd_daemon *d, const cha
 
 static void ignore_result(struct mcpd_upstream *up, struct mcpd_msg *msg, const char *why)
 {
+}
+
+static void forget_instance(void *value, void *arg)
+{
+    struct mcpd_outreq *o = value;
+    if (o->up == arg)
+        o->up = NULL;
+}
+
+static void free_outreq(void *value, void *arg)
+{
+    struct mcpd_outreq *o = value;
+    json_decref(o->up_id);
+    free(o);
 }
 
 void mcpd_session_ref(struct mcpd_session *s)
@@ -82,6 +97,8 @@ void mcpd_session_unref(struct mcpd_session **sp)
     json_decref(s->client_info);
     json_decref(s->client_caps);
     json_decref(s->subs);
+    mcpd_map_foreach(&s->out, free_outreq, NULL);
+    mcpd_map_dispose(&s->out);
     free(s);
 }
 
@@ -175,6 +192,14 @@ void mcpd_session_close(struct mcpd_session *s)
     while (s->pending)
         mcpd__router_cancel(s->pending, "session closed");
     drop_subscriptions(s);
+    while (s->privates) { /* per-client instances end with their session */
+        struct mcpd_upstream *up = s->privates;
+        s->privates = up->next_private;
+        up->owner = NULL;
+        mcpd__upstream_shutdown(up);
+        if (up->state == MCPD_UP_DOWN)
+            mcpd__upstream_close(up);
+    }
     s->stream = NULL;
     if (s->prev)
         s->prev->next = s->next;
@@ -241,6 +266,46 @@ static json_t *do_set_level(struct mcpd_session *s, struct mcpd_msg *m, int *cod
     return NULL;
 }
 
+/* The session's own instance of a per-client server, started on first use. */
+static int private_instance(struct mcpd_session *s, struct mcpd_upstream *shared,
+                            struct mcpd_upstream **out)
+{
+    struct mcpd_upstream *up;
+    int r;
+    for (up = s->privates; up; up = up->next_private) {
+        if (up->cfg == shared->cfg && up->state != MCPD_UP_DOWN && !up->stop_requested) {
+            *out = up;
+            return 0;
+        }
+    }
+    if (s->daemon->new_upstream == NULL)
+        return MCPD_EUNAVAIL;
+    if ((r = s->daemon->new_upstream(&up, s->daemon, shared->cfg)) != 0)
+        return r;
+    up->is_private = true;
+    up->owner = s;
+    up->started_once = true;
+    up->next_private = s->privates;
+    s->privates = up;
+    mcpd__upstream_start(up); /* may fail at once: then it is already dropped */
+    if (up->state == MCPD_UP_DOWN)
+        return MCPD_EUNAVAIL;
+    *out = up;
+    return 0;
+}
+
+void mcpd__session_drop_private(struct mcpd_session *s, struct mcpd_upstream *up)
+{
+    for (struct mcpd_upstream **pp = &s->privates; *pp; pp = &(*pp)->next_private) {
+        if (*pp == up) {
+            *pp = up->next_private;
+            break;
+        }
+    }
+    up->owner = NULL;
+    mcpd_map_foreach(&s->out, forget_instance, up);
+}
+
 /* Forwards to `up` or answers the client with the reason it cannot. */
 static void forward(struct mcpd_session *s, struct mcpd_upstream *up, const char *resource,
                     struct mcpd_msg *m, struct mcpd_sink *reply, const char *label,
@@ -250,6 +315,12 @@ static void forward(struct mcpd_session *s, struct mcpd_upstream *up, const char
     int r;
     if (s->inflight >= s->daemon->cfg->limits.max_inflight) {
         mcpd__send_error(reply, m->id, MCPD_RPC_BUSY, "Too many requests in flight for this session");
+        return;
+    }
+    if (up->cfg->per_client && !up->is_private && (r = private_instance(s, up, &up)) != 0) {
+        snprintf(why, sizeof(why), "upstream '%s' could not start for this client: %s", resource,
+                 mcpd_strerror(r));
+        mcpd__send_error(reply, m->id, MCPD_RPC_SERVER_ERROR, why);
         return;
     }
     if ((r = mcpd__router_forward(s, up, m, reply, label, fwd)) == 0)
@@ -520,7 +591,7 @@ void mcpd_session_handle(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd
         handle_notification(s, m);
         break;
     case MCPD_MSG_RESPONSE:
-        LOG_DEBUG("session", "session=%s unexpected response dropped", s->id);
+        mcpd__router_client_response(s, m);
         break;
     }
     mcpd_session_unref(&s);

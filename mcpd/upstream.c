@@ -25,6 +25,7 @@
 #include "router.h"
 #include "session.h"
 
+
 static const char *const state_names[] = { "down", "connecting", "initializing", "ready",
                                            "stopping" };
 
@@ -105,6 +106,11 @@ static void became_ready(struct mcpd_upstream *up)
     up->restart_delay_ms = MCPD_RESTART_MIN_MS;
     up->ready_since = uv_now(up->daemon->loop);
     up->last_error[0] = '\0';
+    if (up->is_private) {
+        LOG_DEBUG("upstream", "upstream=%s per-client instance ready, protocol %s", up->name,
+                  up->protocol_version);
+        return;
+    }
     LOG_INFO("upstream", "upstream=%s ready: %zu tools, %zu prompts, %zu resources, protocol %s",
              up->name, json_array_size(up->lists[MCPD_LIST_TOOLS]),
              json_array_size(up->lists[MCPD_LIST_PROMPTS]),
@@ -223,6 +229,11 @@ static void on_initialize(struct mcpd_upstream *up, struct mcpd_msg *m, const ch
     if (n)
         mcpd__upstream_send(up, n);
     json_decref(n);
+    if (up->is_private) { /* the catalog comes from the shared instance */
+        became_ready(up);
+        mcpd__router_flush_queued(up);
+        return;
+    }
     up->relist_mask = (1u << MCPD_LIST_KINDS) - 1;
     list_next_kind(up);
 }
@@ -231,10 +242,13 @@ void mcpd_upstream_on_connected(struct mcpd_upstream *up)
 {
     json_t *params;
     set_state(up, MCPD_UP_INITIALIZING);
-    /* mcpd asks for no client capabilities: it does not yet relay sampling,
-     * elicitation or roots, and never declares what it cannot honour. */
-    params = json_pack("{s:s, s:{}, s:{s:s, s:s}}", "protocolVersion", mcpd_session_versions[0],
-                       "capabilities", "clientInfo", "name", "mcpd", "version", MCPD_VERSION);
+    /* A shared instance serves every client, so it is told of no client
+     * capability; a per-client instance gets exactly its client's: mcpd
+     * never declares upstream what the client behind it lacks. */
+    params = json_pack("{s:s, s:O, s:{s:s, s:s}}", "protocolVersion", mcpd_session_versions[0],
+                       "capabilities",
+                       up->owner && up->owner->client_caps ? up->owner->client_caps : json_object(),
+                       "clientInfo", "name", "mcpd", "version", MCPD_VERSION);
     if (mcpd__router_internal(up, "initialize", params, MCPD_INIT_TIMEOUT_MS, on_initialize) != 0)
         up->ops->stop(up);
 }
@@ -282,6 +296,14 @@ void mcpd_upstream_on_disconnected(struct mcpd_upstream *up, const char *why)
     mcpd__router_fail_all(up, msg);
     drop_lists(up);
     set_state(up, MCPD_UP_DOWN);
+    if (up->is_private) { /* never restarted: the next request makes a new one */
+        LOG_DEBUG("upstream", "upstream=%s per-client instance ended (%s)", up->name,
+                  why ? why : "closed");
+        if (up->owner)
+            mcpd__session_drop_private(up->owner, up);
+        mcpd__upstream_close(up);
+        return;
+    }
     if (was_ready)
         mcpd__daemon_lists_changed(up->daemon, up, (1u << MCPD_LIST_KINDS) - 1);
     settle_first(up);

@@ -74,6 +74,10 @@ struct mcpd_upstream {
     bool stop_requested;
     char last_error[160];
     int handles_open;
+    /* per-client instances (share: per-client) */
+    bool is_private;
+    struct mcpd_session *owner;        /* the session served; NULL once it closed */
+    struct mcpd_upstream *next_private;/* the owner's list */
 };
 
 /* Called by the core's constructor helper: initialises the core part. */
