@@ -245,9 +245,10 @@ void mcpd_upstream_on_connected(struct mcpd_upstream *up)
     /* A shared instance serves every client, so it is told of no client
      * capability; a per-client instance gets exactly its client's: mcpd
      * never declares upstream what the client behind it lacks. */
-    params = json_pack("{s:s, s:O, s:{s:s, s:s}}", "protocolVersion", mcpd_session_versions[0],
+    params = json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion", mcpd_session_versions[0],
                        "capabilities",
-                       up->owner && up->owner->client_caps ? up->owner->client_caps : json_object(),
+                       up->owner && up->owner->client_caps ? json_deep_copy(up->owner->client_caps)
+                                                           : json_object(),
                        "clientInfo", "name", "mcpd", "version", MCPD_VERSION);
     if (mcpd__router_internal(up, "initialize", params, MCPD_INIT_TIMEOUT_MS, on_initialize) != 0)
         up->ops->stop(up);
