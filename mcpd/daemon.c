@@ -17,6 +17,7 @@
 
 #include "error.h"
 #include "limits.h"
+#include "listener.h"
 #include "log.h"
 #include "router.h"
 #include "session.h"
@@ -164,6 +165,11 @@ static void start_transports(struct mcpd_daemon *d)
             return;
         }
     }
+    if (mcpd__listener_start(d) != 0) {
+        d->exit_code = 1;
+        mcpd_daemon_shutdown(d);
+        return;
+    }
     {
         unsigned period = d->cfg->limits.session_idle_ms / 4;
         uv_timer_start(&d->reaper, on_reaper, period ? period : 1000, period ? period : 1000);
@@ -260,8 +266,12 @@ static void begin_close(struct mcpd_daemon *d)
     uv_timer_stop(&d->drain_timer);
     while (d->sessions)
         mcpd_session_close(d->sessions);
-    for (struct mcpd_transport *tp = d->transports; tp; tp = tp->next)
+    mcpd__listener_close(d); /* aborts held HTTP exchanges before transports go */
+    for (struct mcpd_transport *tp = d->transports, *next; tp; tp = next) {
+        next = tp->next; /* close may free tp */
         tp->ops->close(tp);
+    }
+    d->transports = NULL;
     for (size_t i = 0; i < d->nups; i++)
         mcpd__upstream_shutdown(d->ups[i]);
     finish_close(d);
@@ -297,6 +307,7 @@ void mcpd_daemon_shutdown(struct mcpd_daemon *d)
     }
     d->shutting_down = true;
     uv_timer_stop(&d->startup_timer);
+    mcpd__listener_stop(d);
     for (struct mcpd_transport *tp = d->transports; tp; tp = tp->next)
         tp->ops->stop(tp);
     uv_timer_start(&d->drain_timer, on_drain_timeout, MCPD_DRAIN_MS, 0);

@@ -20,6 +20,7 @@
 
 struct mcpd_session;
 struct mcpd_transport;
+struct mcpd_listener;
 
 struct mcpd_transport_ops {
     const char *name;
@@ -48,6 +49,7 @@ struct mcpd_daemon {
     struct mcpd_session *sessions;/* all live sessions (list) */
     unsigned nsessions;
     struct mcpd_transport *transports;
+    struct mcpd_listener *listener; /* HTTP, when a transport registered a route */
     uv_timer_t reaper;            /* idle sessions */
     uv_timer_t startup_timer;
     uv_timer_t drain_timer;

@@ -10,9 +10,9 @@
  *         (list_changed); the newest stream receives them.
  *   DELETE ends the session.
  *
- * Every request passes Host and Origin validation first (403: DNS
- * rebinding), then Accept/Content-Type checks, then session lookup (400 when
- * missing, 404 when unknown) and the MCP-Protocol-Version check (400).
+ * The daemon's listener has checked Host and Origin (DNS rebinding) before a
+ * request gets here; then come Accept/Content-Type checks, session lookup
+ * (400 when missing, 404 when unknown) and the MCP-Protocol-Version check.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +22,7 @@
 #include "mcpd/error.h"
 #include "mcpd/jsonrpc.h"
 #include "mcpd/limits.h"
+#include "mcpd/listener.h"
 #include "mcpd/log.h"
 #include "mcpd/map.h"
 #include "mcpd/net/http_server.h"
@@ -58,11 +59,9 @@ struct exchange {
 
 struct http_tp {
     struct mcpd_transport base;
-    struct mcpd_http_server *srv;
     struct mcpd_map sessions; /* id -> struct hsess */
     uv_timer_t keepalive;
-    bool stopping;
-    int port;
+    bool stopping, started;
 };
 
 static void stream_end(struct gstream *g, bool remove_from_session);
@@ -71,76 +70,7 @@ static void stream_end(struct gstream *g, bool remove_from_session);
 
 static void respond_error(struct mcpd_http_conn *c, int status, int code, const char *msg)
 {
-    char body[512];
-    json_t *e = mcpd_jsonrpc_error_new(NULL, code, msg, NULL);
-    char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
-    int n = snprintf(body, sizeof(body), "%s", s ? s : "");
-    free(s);
-    json_decref(e);
-    mcpd_http_respond(c, status, "application/json", NULL, body, (size_t)(n > 0 ? n : 0));
-}
-
-/* Host header value without its port, lowercased into `out`. */
-static void host_only(char *out, size_t cap, const char *h)
-{
-    size_t n;
-    const char *end;
-    if (h[0] == '[') {
-        end = strchr(h, ']');
-        n = end ? (size_t)(end - h + 1) : strlen(h);
-    } else {
-        end = strchr(h, ':');
-        n = end ? (size_t)(end - h) : strlen(h);
-    }
-    if (n >= cap)
-        n = cap - 1;
-    for (size_t i = 0; i < n; i++)
-        out[i] = (char)(h[i] >= 'A' && h[i] <= 'Z' ? h[i] + 32 : h[i]);
-    out[n] = '\0';
-}
-
-static bool host_allowed(const struct mcpd_config *cfg, const char *host)
-{
-    char h[256];
-    host_only(h, sizeof(h), host);
-    for (size_t i = 0; i < cfg->nallowed_hosts; i++)
-        if (strcasecmp(cfg->allowed_hosts[i], h) == 0)
-            return true;
-    return false;
-}
-
-/* '*' matches any run of characters; used for allowed_origins. */
-static bool glob_match(const char *p, const char *s)
-{
-    const char *star = NULL, *ss = s;
-    while (*s) {
-        if (*p == '*') {
-            star = p++;
-            ss = s;
-        } else if (*p == *s) {
-            p++;
-            s++;
-        } else if (star) {
-            p = star + 1;
-            s = ++ss;
-        } else {
-            return false;
-        }
-    }
-    while (*p == '*')
-        p++;
-    return *p == '\0';
-}
-
-static bool origin_allowed(const struct mcpd_config *cfg, const char *origin)
-{
-    const char *h = strstr(origin, "://");
-    for (size_t i = 0; i < cfg->nallowed_origins; i++)
-        if (glob_match(cfg->allowed_origins[i], origin))
-            return true;
-    if (h == NULL || strncmp(origin, "http", 4) != 0)
-        return false;
-    return host_allowed(cfg, h + 3);
+    mcpd_http_respond_rpc_error(c, status, code, msg);
 }
 
 static bool accepts(const char *accept, const char *type)
@@ -483,24 +413,6 @@ static void handle_delete(struct http_tp *tp, struct mcpd_http_conn *c,
 static void on_request(struct mcpd_http_conn *c, struct mcpd_http_request *req, void *data)
 {
     struct http_tp *tp = data;
-    const struct mcpd_config *cfg = tp->base.daemon->cfg;
-    const char *host = mcpd_http_header(req, "host");
-    const char *origin = mcpd_http_header(req, "origin");
-
-    /* DNS rebinding: the Host and any Origin must name this server */
-    if (host == NULL) {
-        respond_error(c, 400, MCPD_RPC_SERVER_ERROR, "Bad Request: Host header is required");
-        return;
-    }
-    if (!host_allowed(cfg, host) || (origin && !origin_allowed(cfg, origin))) {
-        LOG_WARN("http", "peer=%s refused: host or origin not allowed", req->peer);
-        respond_error(c, 403, MCPD_RPC_SERVER_ERROR, "Forbidden: Host or Origin not allowed");
-        return;
-    }
-    if (strcmp(req->path, cfg->http_path) != 0) {
-        respond_error(c, 404, MCPD_RPC_SERVER_ERROR, "Not Found");
-        return;
-    }
     if (strcmp(req->method, "POST") == 0)
         handle_post(tp, c, req);
     else if (strcmp(req->method, "GET") == 0)
@@ -517,45 +429,19 @@ static void on_request(struct mcpd_http_conn *c, struct mcpd_http_request *req, 
 static int tp_start(struct mcpd_transport *base)
 {
     struct http_tp *tp = (struct http_tp *)base;
-    const struct mcpd_config *cfg = base->daemon->cfg;
-    struct mcpd_http_limits lim = {
-        .max_request_line = MCPD_MAX_REQUEST_LINE,
-        .max_header_bytes = MCPD_MAX_HEADER_BYTES,
-        .max_headers = MCPD_MAX_HEADERS,
-        .max_body = cfg->limits.max_message,
-        .header_timeout_ms = cfg->limits.header_timeout_ms,
-        .body_timeout_ms = cfg->limits.body_timeout_ms,
-        .idle_timeout_ms = cfg->limits.idle_timeout_ms,
-        .max_connections = cfg->limits.max_connections,
-    };
-    int r;
-
-    if (cfg->listen_host == NULL) {
-        LOG_ERROR("http", "no listen address configured (listen: or --listen)");
-        return MCPD_ECONFIG;
-    }
-    r = mcpd_http_server_start(&tp->srv, base->daemon->loop, cfg->listen_host, cfg->listen_port,
-                               &lim, on_request, tp);
-    if (r != 0) {
-        LOG_ERROR("http", "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
-                  uv_strerror(r));
+    int r = mcpd_listener_route(base->daemon, base->daemon->cfg->http_path, on_request, tp);
+    if (r != 0)
         return r;
-    }
-    tp->port = mcpd_http_server_port(tp->srv);
     uv_timer_init(base->daemon->loop, &tp->keepalive);
     tp->keepalive.data = tp;
+    tp->started = true;
     uv_timer_start(&tp->keepalive, on_keepalive, MCPD_SSE_KEEPALIVE_MS, MCPD_SSE_KEEPALIVE_MS);
-    LOG_INFO("http", "listening on http://%s%s%s:%d%s", strchr(cfg->listen_host, ':') ? "[" : "",
-             cfg->listen_host, strchr(cfg->listen_host, ':') ? "]" : "", tp->port, cfg->http_path);
     return 0;
 }
 
 static void tp_stop(struct mcpd_transport *base)
 {
-    struct http_tp *tp = (struct http_tp *)base;
-    tp->stopping = true;
-    if (tp->srv)
-        mcpd_http_server_stop_accepting(tp->srv);
+    ((struct http_tp *)base)->stopping = true;
 }
 
 static void on_keepalive_closed(uv_handle_t *h)
@@ -569,9 +455,7 @@ static void tp_close(struct mcpd_transport *base)
 {
     struct http_tp *tp = (struct http_tp *)base;
     tp->stopping = true;
-    mcpd_http_server_close(tp->srv); /* aborts every held exchange and stream */
-    tp->srv = NULL;
-    if (tp->port == 0) {
+    if (!tp->started) {
         mcpd_map_dispose(&tp->sessions);
         free(tp);
         return;
@@ -595,5 +479,5 @@ int mcpd_http_transport_new(struct mcpd_transport **out)
 
 int mcpd_http_transport_port(const struct mcpd_transport *base)
 {
-    return ((const struct http_tp *)base)->port;
+    return mcpd_listener_port(base->daemon);
 }
