@@ -2,7 +2,7 @@
  * main.c - the mcpd command line: argv, config load, wiring of transports
  * and adapters into the daemon, run loop, exit code. Nothing else.
  *
- *   mcpd serve -c FILE [--listen HOST:PORT] [--port-file F]   streamable HTTP
+ *   mcpd serve -c FILE [--listen HOST:PORT] [--port-file F]   streamable HTTP + legacy SSE
  *   mcpd stdio -c FILE                                       MCP on stdin/stdout
  *   mcpd config check -c FILE                                validate only
  *   mcpd catalog -c FILE [--json]                            merged tool list
@@ -42,7 +42,8 @@ static void usage(FILE *f)
             "usage: mcpd <command> [options]\n"
             "\n"
             "commands:\n"
-            "  serve -c FILE          serve MCP over streamable HTTP (listen: in FILE)\n"
+            "  serve -c FILE          serve MCP over streamable HTTP at /mcp and legacy\n"
+            "                         HTTP+SSE at /sse (listen: in FILE)\n"
             "  stdio -c FILE          serve MCP on stdin/stdout (for IDE launch); logs on stderr\n"
             "  config check -c FILE   validate FILE and exit\n"
             "  catalog -c FILE        start the servers, print the merged tool list, exit\n"
@@ -229,6 +230,9 @@ static int wire(struct mcpd_daemon *d, const struct options *o)
         if ((r = mcpd_http_transport_new(&tp)) != 0)
             return r;
         run.http = tp;
+        mcpd_daemon_add_transport(d, tp);
+        if ((r = mcpd_sse_transport_new(&tp)) != 0)
+            return r;
         mcpd_daemon_add_transport(d, tp);
     } else if (o->mode == MODE_STDIO) {
         if ((r = mcpd_stdio_transport_new(&tp)) != 0)

@@ -99,12 +99,7 @@ static int exchange_send(struct mcpd_sink *sk, const char *data, size_t len, boo
         ex->sse = true;
     }
     if (ex->sse && r == 0 && !ex->aborted) {
-        char head[] = "event: message\ndata: ";
-        r = mcpd_http_stream_write(ex->conn, head, sizeof(head) - 1);
-        if (r == 0 && !ex->aborted)
-            r = mcpd_http_stream_write(ex->conn, data, len);
-        if (r == 0 && !ex->aborted)
-            r = mcpd_http_stream_write(ex->conn, "\n\n", 2);
+        r = mcpd_http_stream_event(ex->conn, "message", data, len);
         if (final && r == 0 && !ex->aborted)
             mcpd_http_stream_end(ex->conn, true);
     } else if (!ex->sse) {
@@ -300,15 +295,10 @@ static void handle_post(struct http_tp *tp, struct mcpd_http_conn *c, struct mcp
 static int gstream_send(struct mcpd_sink *sk, const char *data, size_t len, bool final)
 {
     struct gstream *g = (struct gstream *)sk;
-    static char head[] = "event: message\ndata: ";
     int r;
     if (g->conn == NULL)
         return MCPD_ECLOSED;
-    r = mcpd_http_stream_write(g->conn, head, sizeof(head) - 1);
-    if (r == 0)
-        r = mcpd_http_stream_write(g->conn, data, len);
-    if (r == 0)
-        r = mcpd_http_stream_write(g->conn, "\n\n", 2);
+    r = mcpd_http_stream_event(g->conn, "message", data, len);
     if (r == MCPD_ETOOBIG)
         LOG_WARN("http", "GET stream reads too slowly; closing it");
     return r;

@@ -17,4 +17,7 @@ int mcpd_stdio_transport_new(struct mcpd_transport **out);
 int mcpd_http_transport_new(struct mcpd_transport **out);
 int mcpd_http_transport_port(const struct mcpd_transport *tp);
 
+/* Legacy HTTP+SSE (2024-11-05): GET /sse and POST /message?sessionId= on the same listener. */
+int mcpd_sse_transport_new(struct mcpd_transport **out);
+
 #endif

@@ -728,6 +728,32 @@ int mcpd_http_stream_write(struct mcpd_http_conn *c, const char *data, size_t le
     return n;
 }
 
+int mcpd_http_stream_event(struct mcpd_http_conn *c, const char *event, const char *data,
+                           size_t len)
+{
+    char size[24], head[64];
+    static char tail[] = "\n\n\r\n";
+    uv_buf_t b[4];
+    int hn, n;
+    if (c->state != ST_STREAMING)
+        return MCPD_ECLOSED;
+    if (c->tcp.write_queue_size > MCPD_WRITE_HIGH_WATER)
+        return MCPD_ETOOBIG;
+    hn = snprintf(head, sizeof(head), "event: %s\ndata: ", event);
+    if (hn < 0 || (size_t)hn >= sizeof(head))
+        return MCPD_ETOOBIG;
+    n = snprintf(size, sizeof(size), "%zx\r\n", (size_t)hn + len + 2);
+    b[0] = uv_buf_init(size, (unsigned)n);
+    b[1] = uv_buf_init(head, (unsigned)hn);
+    b[2] = uv_buf_init((char *)data, (unsigned)len);
+    b[3] = uv_buf_init(tail, 4);
+    bool cae = c->close_after_write;
+    c->close_after_write = false;
+    n = conn_write(c, b, 4);
+    c->close_after_write = cae;
+    return n;
+}
+
 void mcpd_http_stream_end(struct mcpd_http_conn *c, bool keep_alive)
 {
     static char last[] = "0\r\n\r\n";
