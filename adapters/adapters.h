@@ -13,4 +13,12 @@
 int mcpd_stdio_upstream_new(struct mcpd_upstream **out, struct mcpd_daemon *d,
                             const struct mcpd_server_config *cfg);
 
+/* A remote MCP server over streamable HTTP or legacy HTTP+SSE, per `cfg` (cfg->url). */
+int mcpd_remote_upstream_new(struct mcpd_upstream **out, struct mcpd_daemon *d,
+                             const struct mcpd_server_config *cfg);
+
+/* The adapter for `cfg`: remote when it has a url, stdio otherwise. */
+int mcpd_upstream_new_for(struct mcpd_upstream **out, struct mcpd_daemon *d,
+                          const struct mcpd_server_config *cfg);
+
 #endif

@@ -1,11 +1,12 @@
 /*
  * config.c - loads and validates the mcpd configuration (see config.h).
  *
- * YAML goes through libyaml's document API (yaml_parser_load), which keeps a
- * start mark on every node, so each diagnostic carries file:line:col. The
- * tree is walked against static key tables (struct field): unknown keys,
- * duplicate keys, reused (aliased) nodes and wrong types are errors, and a
- * null value (`key:`, `key: ~`) means the key is absent. Every scalar value,
+ * YAML is read twice with libyaml. An event pass (yaml_prescan) bounds the
+ * nesting depth and refuses aliases; then the document API (yaml_parser_load)
+ * builds the tree, which keeps a start mark on every node, so each diagnostic
+ * carries file:line:col. The tree is walked against static key tables
+ * (struct field): unknown keys, duplicate keys and wrong types are errors, and
+ * a null value (`key:`, `key: ~`) means the key is absent. Every scalar value,
  * never a key, passes through ${VAR} / ${VAR:-default} expansion first.
  *
  * A file whose first non-space byte is '{' is read with jansson instead, as
@@ -38,8 +39,9 @@
 #include "limits.h"
 #include "log.h"
 
-#define KEY_PATH_MAX  192 /* "servers.<name>.env.<VAR>" and the like, truncated */
-#define HTTP_PATH_MAX 256
+#define KEY_PATH_MAX   192 /* "servers.<name>.env.<VAR>" and the like, truncated */
+#define HTTP_PATH_MAX  256
+#define YAML_MAX_DEPTH 32 /* mappings and lists inside each other */
 
 struct ctx {
     const char *name;       /* file name used in diagnostics */
@@ -290,7 +292,7 @@ static int expand(struct ctx *c, const yaml_node_t *n, const char *path, const c
     size_t i = 0, run, used = 0;
     int rc = 0;
 
-    mcpd_buf_init(&b, MCPD_MAX_CONFIG_VALUE);
+    mcpd_buf_init(&b, (size_t)MCPD_MAX_CONFIG_VALUE);
     while (i < len && rc == 0) {
         if (in[i] == '$' && i + 1 < len && in[i + 1] == '$') {
             rc = mcpd_buf_append(&b, "$", 1);
@@ -349,7 +351,11 @@ static bool is_null(const yaml_node_t *n)
            strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
 }
 
-/* Fetches node idx and marks it consumed; a second use means an alias. */
+/*
+ * Fetches node idx and marks it consumed. A second use would mean an alias;
+ * the prescan refuses those already, so this only backs it up (an aliased
+ * tree could otherwise make the walk exponential).
+ */
 static int take_node(struct ctx *c, int idx, yaml_node_t **out)
 {
     yaml_node_t *n = yaml_document_get_node(c->doc, idx);
@@ -537,12 +543,6 @@ static int check_env_name(struct ctx *c, int line, int col, const char *path, co
                   "key '%s': '%.64s' is not a valid environment variable name "
                   "([A-Za-z_][A-Za-z0-9_]*)",
                   path, name);
-}
-
-static int remote_unsupported(struct ctx *c, int line, int col, const char *path)
-{
-    return failat(c, line, col, "key '%s': remote servers (url) are not supported yet; use command",
-                  path);
 }
 
 /* Hosts and origins: non-empty, printable ASCII, no spaces. */
@@ -811,9 +811,25 @@ static int f_hosts(struct ctx *c, yaml_node_t *v, const char *path, const struct
     return strlist(c, v, path, f, base, true);
 }
 
+static int check_url(struct ctx *c, int line, int col, const char *path, const char *url)
+{
+    if ((strncmp(url, "http://", 7) != 0 || url[7] == '\0') &&
+        (strncmp(url, "https://", 8) != 0 || url[8] == '\0'))
+        return failat(c, line, col, "key '%s': expected an http:// or https:// URL", path);
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return failat(c, line, col, "key '%s': the URL must not contain spaces or control "
+                          "or non-ASCII characters (percent-encode them)", path);
+    return 0;
+}
+
 static int f_url(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f, void *base)
 {
-    return remote_unsupported(c, node_line(v), node_col(v), path);
+    struct mcpd_server_config *s = base;
+    int rc;
+    if ((rc = scalar(c, v, path, &s->url)) != 0)
+        return rc;
+    return check_url(c, node_line(v), node_col(v), path, s->url);
 }
 
 static int f_section(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
@@ -914,6 +930,8 @@ static int new_server(struct ctx *c, const char *name, int line, int col,
         return oom(c);
     c->cfg->nservers++;
     s->timeout_ms = MCPD_CALL_TIMEOUT_MS;
+    s->connect_timeout_ms = 5000;
+    s->tls_verify = true;
     s->enabled = true;
     s->line = line;
     s->column = col;
@@ -925,6 +943,103 @@ static int alloc_servers(struct ctx *c, size_t n)
 {
     c->cfg->servers = calloc(n ? n : 1, sizeof(*c->cfg->servers));
     return c->cfg->servers ? 0 : oom(c);
+}
+
+/* HTTP header names: an RFC 9110 token. */
+static int check_header_name(struct ctx *c, int line, int col, const char *path, const char *name)
+{
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *p)))
+            return failat(c, line, col, "key '%s': '%.64s' is not a valid HTTP header name", path,
+                          name);
+    return *name ? 0 : failat(c, line, col, "key '%s': empty header name", path);
+}
+
+/* A value that goes into an HTTP header must hold no line break. */
+static int check_header_value(struct ctx *c, int line, int col, const char *path, const char *v)
+{
+    return strpbrk(v, "\r\n") ? failat(c, line, col, "key '%s': header values must not contain line breaks", path) : 0;
+}
+
+static int f_headers(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                     void *base)
+{
+    struct mcpd_server_config *s = base;
+    char sub[KEY_PATH_MAX];
+    yaml_node_pair_t *p;
+    yaml_node_t *k, *val;
+    const char *key;
+    int rc;
+
+    if ((rc = check_mapping(c, v, path, MCPD_MAX_CONFIG_ITEMS)) != 0)
+        return rc;
+    s->headers = calloc((size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start) + 1,
+                        sizeof(*s->headers));
+    if (s->headers == NULL)
+        return oom(c);
+    for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        struct mcpd_kv *kv = &s->headers[s->nheaders];
+        key = key_of(c, p, &k);
+        if ((rc = check_header_name(c, node_line(k), node_col(k), path, key)) != 0)
+            return rc;
+        if ((kv->key = strdup(key)) == NULL)
+            return oom(c);
+        s->nheaders++;
+        join(sub, sizeof(sub), path, key);
+        if ((rc = take_node(c, p->value, &val)) != 0 || (rc = scalar(c, val, sub, &kv->value)) != 0)
+            return rc;
+        if ((rc = check_header_value(c, node_line(val), node_col(val), sub, kv->value)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int f_share(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                   void *base)
+{
+    struct mcpd_server_config *s = base;
+    char *str;
+    int rc;
+
+    if ((rc = scalar(c, v, path, &str)) != 0)
+        return rc;
+    if (strcmp(str, "shared") == 0)
+        s->per_client = false;
+    else if (strcmp(str, "per-client") == 0)
+        s->per_client = true;
+    else
+        rc = fail(c, v, "key '%s': expected shared or per-client, got '%.64s'", path, str);
+    free(str);
+    return rc;
+}
+
+static int parse_transport(struct ctx *c, int line, int col, const char *path, const char *str,
+                           struct mcpd_server_config *s)
+{
+    if (strcmp(str, "auto") == 0)
+        s->transport = MCPD_REMOTE_AUTO;
+    else if (strcmp(str, "streamable-http") == 0 || strcmp(str, "http") == 0 ||
+             strcmp(str, "streamableHttp") == 0)
+        s->transport = MCPD_REMOTE_STREAMABLE;
+    else if (strcmp(str, "sse") == 0)
+        s->transport = MCPD_REMOTE_SSE;
+    else
+        return failat(c, line, col, "key '%s': expected auto, streamable-http or sse, got '%.64s'",
+                      path, str);
+    return 0;
+}
+
+static int f_transport(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                       void *base)
+{
+    char *str;
+    int rc;
+    if ((rc = scalar(c, v, path, &str)) != 0)
+        return rc;
+    rc = parse_transport(c, node_line(v), node_col(v), path, str, base);
+    free(str);
+    return rc;
 }
 
 static int f_env(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f, void *base)
@@ -973,9 +1088,32 @@ static const struct field server_fields[] = {
       .off = offsetof(struct mcpd_server_config, timeout_ms),
       .max = MCPD_MAX_CALL_TIMEOUT_MS },
     { .key = "enabled", .fn = f_bool, .off = offsetof(struct mcpd_server_config, enabled) },
+    { .key = "share", .fn = f_share },
     { .key = "url", .fn = f_url },
+    { .key = "headers", .fn = f_headers },
+    { .key = "transport", .fn = f_transport },
+    { .key = "connect_timeout",
+      .fn = f_duration,
+      .off = offsetof(struct mcpd_server_config, connect_timeout_ms),
+      .max = MCPD_MAX_CALL_TIMEOUT_MS },
+    { .key = "tls_verify", .fn = f_bool, .off = offsetof(struct mcpd_server_config, tls_verify) },
     { .key = NULL },
 };
+
+/* A server is a command (stdio) or a url (remote), and takes only that kind's keys. */
+static int check_server_kind(struct ctx *c, int line, int col, const char *path,
+                             const struct mcpd_server_config *s)
+{
+    if (s->command && s->url)
+        return failat(c, line, col, "key '%s': give either 'command' or 'url', not both", path);
+    if (s->command == NULL && s->url == NULL)
+        return failat(c, line, col, "key '%s': missing required key 'command' (or 'url')", path);
+    if (s->url && (s->nargs || s->nenv || s->cwd))
+        return failat(c, line, col, "key '%s': args, env and cwd are for command servers", path);
+    if (s->command && (s->nheaders || s->transport != MCPD_REMOTE_AUTO))
+        return failat(c, line, col, "key '%s': headers and transport are for url servers", path);
+    return 0;
+}
 
 static int yaml_server(struct ctx *c, const yaml_node_pair_t *p, const char *path)
 {
@@ -994,9 +1132,7 @@ static int yaml_server(struct ctx *c, const yaml_node_pair_t *p, const char *pat
     join(sub, sizeof(sub), path, name);
     if (!is_null(v) && (rc = walk_mapping(c, v, sub, server_fields, s)) != 0)
         return rc;
-    if (s->command == NULL)
-        return fail(c, k, "key '%s': missing required key 'command'", sub);
-    return 0;
+    return check_server_kind(c, node_line(k), node_col(k), sub, s);
 }
 
 static int f_servers(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
@@ -1114,6 +1250,45 @@ static int yaml_error(struct ctx *c, const yaml_parser_t *p, const char *data, s
     return failat(c, line, col, "invalid YAML: %s", problem);
 }
 
+/*
+ * A first pass over the events, before the document is built: libyaml's
+ * scanner is quadratic in nesting depth (a 1 MiB "[[[[..." takes minutes), and
+ * the schema nests only four deep. Aliases are refused here too, where the
+ * alias itself can be pointed at.
+ */
+static int yaml_prescan(struct ctx *c, const char *data, size_t len)
+{
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    int depth = 0, rc = 0;
+    bool done = false;
+
+    if (!yaml_parser_initialize(&parser))
+        return oom(c);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+    while (!done && rc == 0) {
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = yaml_error(c, &parser, data, len);
+            break;
+        }
+        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
+            if (++depth > YAML_MAX_DEPTH)
+                rc = failat(c, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
+                            "YAML nesting deeper than %d levels", YAML_MAX_DEPTH);
+        } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        } else if (ev.type == YAML_ALIAS_EVENT) {
+            rc = failat(c, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
+                        "YAML aliases are not supported");
+        } else if (ev.type == YAML_STREAM_END_EVENT) {
+            done = true;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 /* Rejects a second document ("---" after the first). */
 static int yaml_single_document(struct ctx *c, yaml_parser_t *parser, const char *data, size_t len)
 {
@@ -1137,6 +1312,8 @@ static int parse_yaml(struct ctx *c, const char *data, size_t len)
     bool loaded = false;
     int rc;
 
+    if ((rc = yaml_prescan(c, data, len)) != 0)
+        return rc;
     if (!yaml_parser_initialize(&parser))
         return oom(c);
     yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
@@ -1237,6 +1414,35 @@ static int json_env(struct ctx *c, json_t *v, const char *path, struct mcpd_serv
     return 0;
 }
 
+static int json_headers(struct ctx *c, json_t *v, const char *path, struct mcpd_server_config *s)
+{
+    char sub[KEY_PATH_MAX];
+    const char *key;
+    json_t *val;
+    int rc;
+
+    if (!json_is_object(v))
+        return failat(c, 0, 0, "key '%s': expected an object of strings", path);
+    if (json_object_size(v) > MCPD_MAX_CONFIG_ITEMS)
+        return failat(c, 0, 0, "key '%s': too many entries (at most %u)", path,
+                      MCPD_MAX_CONFIG_ITEMS);
+    if ((s->headers = calloc(json_object_size(v) + 1, sizeof(*s->headers))) == NULL)
+        return oom(c);
+    json_object_foreach (v, key, val) {
+        struct mcpd_kv *kv = &s->headers[s->nheaders];
+        if ((rc = check_header_name(c, 0, 0, path, key)) != 0)
+            return rc;
+        if ((kv->key = strdup(key)) == NULL)
+            return oom(c);
+        s->nheaders++;
+        join(sub, sizeof(sub), path, key);
+        if ((rc = json_string_dup(c, val, sub, &kv->value)) != 0 ||
+            (rc = check_header_value(c, 0, 0, sub, kv->value)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* One key of an mcpServers entry. */
 static int json_server_key(struct ctx *c, const char *key, json_t *v, const char *path,
                            struct mcpd_server_config *s)
@@ -1259,13 +1465,20 @@ static int json_server_key(struct ctx *c, const char *key, json_t *v, const char
             return rc;
         return s->cwd[0] ? 0 : failat(c, 0, 0, "key '%s': must not be empty", sub);
     }
-    if (strcmp(key, "url") == 0)
-        return remote_unsupported(c, 0, 0, sub);
+    if (strcmp(key, "url") == 0) {
+        if ((rc = json_string_dup(c, v, sub, &s->url)) != 0)
+            return rc;
+        return check_url(c, 0, 0, sub, s->url);
+    }
+    if (strcmp(key, "headers") == 0)
+        return json_headers(c, v, sub, s);
     if (strcmp(key, "type") == 0) {
-        /* Some clients write "type": "stdio"; anything else is a remote server. */
-        if (json_is_string(v) && strcmp(json_string_value(v), "stdio") == 0)
+        /* clients write "stdio", "http", "streamable-http" or "sse" here */
+        if (!json_is_string(v))
+            return failat(c, 0, 0, "key '%s': expected a string", sub);
+        if (strcmp(json_string_value(v), "stdio") == 0)
             return 0;
-        return remote_unsupported(c, 0, 0, sub);
+        return parse_transport(c, 0, 0, sub, json_string_value(v), s);
     }
     return failat(c, 0, 0, "unknown key '%.64s' in '%s'", key, path);
 }
@@ -1291,9 +1504,7 @@ static int json_server(struct ctx *c, const char *name, json_t *v)
         if ((rc = json_server_key(c, key, fv, path, s)) != 0)
             return rc;
     }
-    if (s->command == NULL)
-        return failat(c, 0, 0, "key '%s': missing required key 'command'", path);
-    return 0;
+    return check_server_kind(c, 0, 0, path, s);
 }
 
 static int parse_json(struct ctx *c, const char *data, size_t len)
@@ -1346,7 +1557,7 @@ static int set_defaults(struct ctx *c, const char *name)
         return oom(c);
     cfg->prefix = MCPD_PREFIX_AUTO;
     cfg->log_level = MCPD_LOG_INFO;
-    cfg->limits.max_message = MCPD_MAX_MESSAGE;
+    cfg->limits.max_message = (size_t)MCPD_MAX_MESSAGE;
     cfg->limits.max_sessions = MCPD_MAX_SESSIONS;
     cfg->limits.max_inflight = MCPD_MAX_INFLIGHT;
     cfg->limits.max_connections = MCPD_MAX_CONNECTIONS;
@@ -1406,7 +1617,7 @@ int mcpd_config_parse(struct mcpd_config **out, const char *name, const char *da
     c.diag = diag ? diag : &scratch;
     c.name = name ? name : "<config>";
     memset(c.diag, 0, sizeof(*c.diag));
-    if (len > MCPD_MAX_CONFIG_FILE)
+    if (len > (size_t)MCPD_MAX_CONFIG_FILE)
         return failat(&c, 0, 0, "file is larger than %u bytes", MCPD_MAX_CONFIG_FILE);
     while (i < len && strchr(" \t\r\n", data[i]) != NULL && data[i] != '\0')
         i++;
@@ -1442,7 +1653,7 @@ int mcpd_config_load(struct mcpd_config **out, const char *path, struct mcpd_dia
     memset(c.diag, 0, sizeof(*c.diag));
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
         return failat(&c, 0, 0, "cannot open: %s", strerror(errno));
-    mcpd_buf_init(&b, MCPD_MAX_CONFIG_FILE);
+    mcpd_buf_init(&b, (size_t)MCPD_MAX_CONFIG_FILE);
     while (rc == 0 && (r = read(fd, chunk, sizeof(chunk))) != 0) {
         if (r < 0 && errno == EINTR)
             continue;
@@ -1482,6 +1693,12 @@ void mcpd_config_free(struct mcpd_config *cfg)
         }
         free(s->env);
         free(s->cwd);
+        for (size_t j = 0; j < s->nheaders; j++) {
+            free(s->headers[j].key);
+            free(s->headers[j].value);
+        }
+        free(s->headers);
+        free(s->url);
     }
     free(cfg->servers);
     free(cfg->path);

@@ -14,6 +14,12 @@
  *     allowed_hosts: ["localhost", "127.0.0.1", "[::1]"]  # Host header values (port ignored)
  *   log_level: info                  # error|warn|info|debug|trace
  *   servers:
+ *     remote:                        # a remote MCP server: url instead of command
+ *       url: https://host/mcp
+ *       headers: { Authorization: "Bearer ${TOKEN}" }
+ *       transport: auto              # auto | streamable-http | sse
+ *       connect_timeout: 5s
+ *       tls_verify: true
  *     files:                         # resource name ^[a-z0-9][a-z0-9-]{0,31}$
  *       command: npx                 # PATH lookup; a relative path with '/' is made absolute
  *       args: ["-y", "pkg"]          #   against mcpd's working directory at load time
@@ -21,7 +27,7 @@
  *       cwd: /some/dir
  *       timeout: 30s                 # per-call deadline (ms, s or m suffix; capped)
  *       enabled: true
- *       share: shared                # shared: one process for every client (default);
+ *       share: shared                # shared: one upstream session for every client (default);
  *                                    # per-client: one process per client session, which
  *                                    # gets that client's capabilities (sampling,
  *                                    # elicitation, roots) and its server->client requests
@@ -76,6 +82,13 @@ struct mcpd_kv {
     char *value;
 };
 
+/* How a remote (url) server is spoken to. */
+enum mcpd_remote_transport {
+    MCPD_REMOTE_AUTO = 0,   /* streamable HTTP, falling back to legacy SSE on 400/404/405 */
+    MCPD_REMOTE_STREAMABLE, /* streamable HTTP only */
+    MCPD_REMOTE_SSE,        /* legacy HTTP+SSE (2024-11-05) only */
+};
+
 struct mcpd_server_config {
     char *name;          /* resource name, validated */
     char *command;       /* executable (absolute when it contained a '/') */
@@ -87,6 +100,13 @@ struct mcpd_server_config {
     unsigned timeout_ms; /* per-call deadline, 1..MCPD_MAX_CALL_TIMEOUT_MS */
     bool enabled;
     bool per_client;     /* share: per-client */
+    /* remote servers (url instead of command) */
+    char *url;                 /* http:// or https:// */
+    struct mcpd_kv *headers;   /* sent with every request, e.g. Authorization */
+    size_t nheaders;
+    enum mcpd_remote_transport transport;
+    unsigned connect_timeout_ms;
+    bool tls_verify;           /* default true */
     int line, column;    /* where the entry starts, for later diagnostics */
 };
 

@@ -222,7 +222,7 @@ static int wire(struct mcpd_daemon *d, const struct options *o)
     int r;
     for (size_t i = 0; i < d->cfg->nservers; i++) {
         struct mcpd_upstream *up;
-        if ((r = mcpd_stdio_upstream_new(&up, d, &d->cfg->servers[i])) != 0 ||
+        if ((r = mcpd_upstream_new_for(&up, d, &d->cfg->servers[i])) != 0 ||
             (r = mcpd_daemon_add_upstream(d, up)) != 0)
             return r;
     }
@@ -240,7 +240,7 @@ static int wire(struct mcpd_daemon *d, const struct options *o)
         mcpd_daemon_add_transport(d, tp);
     }
     d->on_started = on_started;
-    d->new_upstream = mcpd_stdio_upstream_new;
+    d->new_upstream = mcpd_upstream_new_for;
     return 0;
 }
 

@@ -266,8 +266,11 @@ void mcpd_upstream_on_message(struct mcpd_upstream *up, const char *data, size_t
         json_decref(root);
         return;
     }
-    if (mcpd_jsonrpc_classify(&m, root, &err) != 0)
-        LOG_WARN("upstream", "upstream=%s sent an invalid message: %s", up->name, err.message);
+    if (json_object_size(root) == 0)
+        LOG_DEBUG("upstream", "upstream=%s sent an empty object; ignored", up->name);
+    else if (mcpd_jsonrpc_classify(&m, root, &err) != 0)
+        LOG_WARN("upstream", "upstream=%s sent an invalid message: %s: %.200s", up->name,
+                 err.message, data);
     else
         mcpd__router_upstream_message(up, &m);
     json_decref(root);

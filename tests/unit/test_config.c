@@ -530,12 +530,43 @@ static void test_server_fields(void **state)
     assert_int_equal(cfg->servers[1].timeout_ms, MCPD_MAX_CALL_TIMEOUT_MS);
     mcpd_config_free(cfg);
 
-    check_err("servers:\n  r:\n    url: https://example.com/mcp\n",
-              "t.yaml:3:10: key 'servers.r.url': remote servers (url) are not supported yet; use "
-              "command");
+    cfg = parse_ok("servers:\n  r:\n    url: https://example.com/mcp\n"
+                   "    headers: {Authorization: \"Bearer t\", X-Api-Key: k}\n"
+                   "    transport: sse\n    connect_timeout: 2s\n    tls_verify: false\n"
+                   "    share: per-client\n");
+    assert_string_equal(cfg->servers[0].url, "https://example.com/mcp");
+    assert_null(cfg->servers[0].command);
+    assert_int_equal(cfg->servers[0].nheaders, 2);
+    assert_string_equal(cfg->servers[0].headers[0].key, "Authorization");
+    assert_string_equal(cfg->servers[0].headers[0].value, "Bearer t");
+    assert_int_equal(cfg->servers[0].transport, MCPD_REMOTE_SSE);
+    assert_int_equal(cfg->servers[0].connect_timeout_ms, 2000);
+    assert_false(cfg->servers[0].tls_verify);
+    assert_true(cfg->servers[0].per_client);
+    mcpd_config_free(cfg);
+    cfg = parse_ok("servers:\n  r:\n    url: http://127.0.0.1:9/mcp\n");
+    assert_int_equal(cfg->servers[0].transport, MCPD_REMOTE_AUTO);
+    assert_true(cfg->servers[0].tls_verify);
+    assert_false(cfg->servers[0].per_client);
+    mcpd_config_free(cfg);
+    check_err("servers:\n  r:\n    url: ftp://example.com/mcp\n",
+              "t.yaml:3:10: key 'servers.r.url': expected an http:// or https:// URL");
+    check_err("servers:\n  r:\n    url: https://x\n    command: y\n",
+              "t.yaml:2:3: key 'servers.r': give either 'command' or 'url', not both");
+    check_err("servers:\n  r:\n    url: https://x\n    args: [a]\n",
+              "t.yaml:2:3: key 'servers.r': args, env and cwd are for command servers");
+    check_err("servers:\n  r:\n    command: x\n    headers: {A: b}\n",
+              "t.yaml:2:3: key 'servers.r': headers and transport are for url servers");
+    check_err("servers:\n  r:\n    url: https://x\n    headers: {\"A b\": c}\n",
+              "t.yaml:4:15: key 'servers.r.headers': 'A b' is not a valid HTTP header name");
+    check_err("servers:\n  r:\n    url: https://x\n    transport: carrier-pigeon\n",
+              "t.yaml:4:16: key 'servers.r.transport': expected auto, streamable-http or sse, got "
+              "'carrier-pigeon'");
+    check_err("servers:\n  a:\n    command: x\n    share: sometimes\n",
+              "t.yaml:4:12: key 'servers.a.share': expected shared or per-client, got 'sometimes'");
     check_err("servers:\n  a:\n    args: [x]\n",
-              "t.yaml:2:3: key 'servers.a': missing required key 'command'");
-    check_err("servers:\n  a:\n", "t.yaml:2:3: key 'servers.a': missing required key 'command'");
+              "t.yaml:2:3: key 'servers.a': missing required key 'command' (or 'url')");
+    check_err("servers:\n  a:\n", "t.yaml:2:3: key 'servers.a': missing required key 'command' (or 'url')");
     check_err("servers:\n  a:\n    command: \"\"\n",
               "t.yaml:3:14: key 'servers.a.command': must not be empty");
     check_err("servers:\n  a:\n    command: x\n    timeout: 11m\n",
@@ -548,21 +579,23 @@ static void test_server_fields(void **state)
               "([A-Za-z_][A-Za-z0-9_]*)");
 }
 
+#define TEXT_SIZE ((size_t)300 * 32)
+
 static void test_too_many_servers(void **state)
 {
-    char *text = malloc(300 * 32);
+    char *text = malloc(TEXT_SIZE);
     size_t n = 0;
 
     assert_non_null(text);
-    n += (size_t)snprintf(text + n, 300 * 32 - n, "servers:\n");
+    n += (size_t)snprintf(text + n, TEXT_SIZE - n, "servers:\n");
     for (int i = 0; i < MCPD_MAX_SERVERS; i++)
-        n += (size_t)snprintf(text + n, 300 * 32 - n, "  s%d: {command: x}\n", i);
+        n += (size_t)snprintf(text + n, TEXT_SIZE - n, "  s%d: {command: x}\n", i);
     {
         struct mcpd_config *cfg = parse_ok(text);
         assert_int_equal(cfg->nservers, MCPD_MAX_SERVERS);
         mcpd_config_free(cfg);
     }
-    snprintf(text + n, 300 * 32 - n, "  one-more: {command: x}\n");
+    snprintf(text + n, TEXT_SIZE - n, "  one-more: {command: x}\n");
     check_err(text, "t.yaml:2:3: key 'servers': too many entries (at most 256)");
     free(text);
 }
@@ -734,8 +767,8 @@ static void test_parse_size(void **state)
     } good[] = { { "1", 1 },
                  { "1024", 1024 },
                  { "1024B", 1024 },
-                 { "512KiB", 512 * 1024 },
-                 { "4MiB", 4u * 1024 * 1024 },
+                 { "512KiB", (size_t)512 * 1024 },
+                 { "4MiB", (size_t)4 * 1024 * 1024 },
                  { "1GiB", 1u << 30 },
                  { "16GiB", (size_t)16 << 30 },
                  { "18446744073709551615", SIZE_MAX } };
@@ -822,12 +855,23 @@ static void test_json_errors(void **state)
     check_err_named("t.json", "{}", "t.json: a JSON config must hold an 'mcpServers' object");
     check_err_named("t.json", "{\"mcpServers\": []}",
                     "t.json: a JSON config must hold an 'mcpServers' object");
-    check_err_named("t.json", "{\"mcpServers\": {\"r\": {\"url\": \"https://x\"}}}",
-                    "t.json: key 'mcpServers.r.url': remote servers (url) are not supported yet; "
-                    "use command");
+    check_err_named("t.json", "{\"mcpServers\": {\"r\": {\"url\": \"gopher://x\"}}}",
+                    "t.json: key 'mcpServers.r.url': expected an http:// or https:// URL");
     check_err_named("t.json", "{\"mcpServers\": {\"r\": {\"type\": \"sse\", \"command\": \"x\"}}}",
-                    "t.json: key 'mcpServers.r.type': remote servers (url) are not supported yet; "
-                    "use command");
+                    "t.json: key 'mcpServers.r': headers and transport are for url servers");
+    check_err_named("t.json", "{\"mcpServers\": {\"r\": {\"type\": \"fax\", \"url\": \"http://x\"}}}",
+                    "t.json: key 'mcpServers.r.type': expected auto, streamable-http or sse, got 'fax'");
+    {
+        struct mcpd_config *jc = NULL;
+        struct mcpd_diag diag;
+        const char *jtext = "{\"mcpServers\": {\"r\": {\"type\": \"http\", \"url\": \"http://h/mcp\", "
+                           "\"headers\": {\"Authorization\": \"Bearer x\"}}}}";
+        assert_int_equal(mcpd_config_parse(&jc, "t.json", jtext, strlen(jtext), &diag), 0);
+        assert_string_equal(jc->servers[0].url, "http://h/mcp");
+        assert_int_equal(jc->servers[0].transport, MCPD_REMOTE_STREAMABLE);
+        assert_string_equal(jc->servers[0].headers[0].value, "Bearer x");
+        mcpd_config_free(jc);
+    }
     check_err_named("t.json", "{\"mcpServers\": {\"a\": {\"command\": \"x\", \"foo\": 1}}}",
                     "t.json: unknown key 'foo' in 'mcpServers.a'");
     check_err_named("t.json", "{\"mcpServers\": {\"My_Server\": {\"command\": \"x\"}}}",
@@ -835,7 +879,7 @@ static void test_json_errors(void **state)
                     "^[a-z0-9][a-z0-9-]{0,31}$ (lowercase letters, digits and '-', at most 32 "
                     "characters)");
     check_err_named("t.json", "{\"mcpServers\": {\"a\": {\"args\": []}}}",
-                    "t.json: key 'mcpServers.a': missing required key 'command'");
+                    "t.json: key 'mcpServers.a': missing required key 'command' (or 'url')");
     check_err_named("t.json", "{\"mcpServers\": {\"a\": \"x\"}}",
                     "t.json: key 'mcpServers.a': expected an object");
     check_err_named("t.json", "{\"mcpServers\": {\"a\": {\"command\": \"x\", \"args\": \"-v\"}}}",
@@ -862,6 +906,31 @@ static void test_json_errors(void **state)
 
 /* ---- whole-file errors ---------------------------------------------------------------------- */
 
+/* 32 levels load; the 33rd is refused before libyaml's quadratic scan of deep input. */
+static void check_deep(void)
+{
+    size_t size = (size_t)MCPD_MAX_CONFIG_FILE, n;
+    char *text = malloc(size);
+    struct mcpd_config *cfg;
+
+    assert_non_null(text);
+    n = (size_t)snprintf(text, size, "x: ");
+    memset(text + n, '[', 31);
+    memset(text + n + 31, ']', 31);
+    text[n + 62] = '\0';
+    cfg = parse_ok("limits: {}\n"); /* a baseline that loads */
+    mcpd_config_free(cfg);
+    check_err(text, "t.yaml:1:1: unknown key 'x'"); /* depth 32 reaches the walker */
+    memset(text + n, '[', 32);
+    memset(text + n + 32, ']', 32);
+    text[n + 64] = '\0';
+    check_err(text, "t.yaml:1:35: YAML nesting deeper than 32 levels");
+    memset(text + n, '[', size - n - 1);
+    text[size - 1] = '\0';
+    check_err(text, "t.yaml:1:35: YAML nesting deeper than 32 levels");
+    free(text);
+}
+
 static void test_file_errors(void **state)
 {
     struct mcpd_config *cfg = (struct mcpd_config *)1;
@@ -873,7 +942,9 @@ static void test_file_errors(void **state)
     check_err("log_level: info\n---\nlog_level: warn\n",
               "t.yaml:3:1: only one YAML document is allowed");
     check_err("servers:\n  a: &s\n    command: x\n  b: *s\n",
-              "t.yaml:2:6: YAML aliases are not supported (this node is used more than once)");
+              "t.yaml:4:6: YAML aliases are not supported");
+    check_err("a: &x 1\nb: {c: *x}\n", "t.yaml:2:8: YAML aliases are not supported");
+    check_deep();
     check_err("servers:\n  a: [x\n",
               "t.yaml:3:1: invalid YAML: while parsing a flow sequence: did not find expected ',' "
               "or ']'");
@@ -923,7 +994,7 @@ static void test_load_files(void **state)
     big[MCPD_MAX_CONFIG_FILE - 1] = '\n';
     f = fopen(path, "w");
     assert_non_null(f);
-    assert_int_equal(fwrite(big, 1, MCPD_MAX_CONFIG_FILE, f), MCPD_MAX_CONFIG_FILE);
+    assert_int_equal(fwrite(big, 1, (size_t)MCPD_MAX_CONFIG_FILE, f), MCPD_MAX_CONFIG_FILE);
     fclose(f);
     assert_int_equal(mcpd_config_load(&cfg, path, &d), MCPD_ECONFIG);
     snprintf(want, sizeof(want), "%s: the configuration is empty", path);

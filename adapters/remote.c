@@ -1,0 +1,613 @@
+/*
+ * remote.c - upstream adapter for remote MCP servers over HTTP: streamable
+ * HTTP (2025-03-26 and later) and legacy HTTP+SSE (2024-11-05), on libcurl
+ * driven by the daemon's loop (mcpd/net/http_client.c).
+ *
+ * Streamable HTTP: every message is a POST; the answer is JSON or an SSE
+ * stream (events parsed by mcpd/net/sse_parser.c). The session id from the
+ * initialize answer goes on every later request, with MCP-Protocol-Version.
+ * After notifications/initialized a GET stream is opened for the server's
+ * own messages (405 is fine). A POST stream that ends before its answer is
+ * resumed with GET + Last-Event-ID. An expired session (404) is
+ * re-initialised here, invisibly to the core: the saved initialize is
+ * replayed, its answer kept to ourselves, and the failed message sent again.
+ * On close the session is ended with DELETE.
+ *
+ * Legacy HTTP+SSE: GET opens the stream, whose "endpoint" event names the
+ * URL for POSTs (same origin only); everything else arrives on the stream.
+ * With transport auto, an initialize answered 400/404/405 falls back to it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "adapters.h"
+#include "mcpd/error.h"
+#include "mcpd/jsonrpc.h"
+#include "mcpd/limits.h"
+#include "mcpd/log.h"
+#include "mcpd/net/http_client.h"
+#include "mcpd/net/sse_parser.h"
+
+enum mode { MODE_STREAMABLE, MODE_SSE };
+
+struct remote;
+
+/* One HTTP exchange: a POST (answer JSON or SSE), the GET stream, a resume or DELETE. */
+struct xfer {
+    struct remote *r;
+    struct xfer *prev, *next;
+    struct mcpd_http_call *call;
+    struct mcpd_buf body; /* JSON answer */
+    struct mcpd_sse_parser sse;
+    char *sent;           /* the message POSTed (for errors, retries) */
+    size_t sent_len;
+    int status;
+    bool is_sse, is_get, is_init, is_replay, is_delete, answered;
+    json_t *req_id;       /* id of the request POSTed, or NULL */
+};
+
+struct remote {
+    struct mcpd_upstream up; /* first: the core casts */
+    struct mcpd_http_client *hc;
+    enum mode mode;
+    struct xfer *xfers;
+    struct xfer *stream;     /* GET stream (streamable) or the SSE stream (legacy) */
+    char *session_id;
+    char *post_url;          /* legacy: from the endpoint event */
+    char *init_msg, *initialized_msg;
+    size_t init_len, initialized_len;
+    unsigned nsent;          /* messages sent in this attempt */
+    char last_event_id[256];
+    unsigned retry_ms;
+    unsigned stream_failures;
+    bool running, stopping, reiniting, fallen_back;
+    struct mcpd_buf held;    /* messages waiting for a re-initialisation, "\n"-separated */
+    uv_timer_t timer;        /* GET stream reconnect */
+};
+
+static void xfer_free(struct xfer *x);
+static const struct mcpd_http_call_ops xfer_ops;
+static int post(struct remote *r, const char *data, size_t len, bool replay);
+static void open_stream(struct remote *r);
+static void disconnect(struct remote *r, const char *why);
+static void finish(struct remote *r, const char *why);
+static void on_timer_tick(uv_timer_t *t);
+
+/* ---- helpers -------------------------------------------------------------------- */
+
+/* The request id of a serialized message, or NULL for notifications and responses. */
+static json_t *request_id(const char *data, size_t len)
+{
+    json_t *root = json_loadb(data, len, 0, NULL), *id = NULL;
+    if (json_is_object(root) && json_object_get(root, "method"))
+        id = json_incref(json_object_get(root, "id"));
+    json_decref(root);
+    return id;
+}
+
+/* An error answer for a request that the upstream could not take. */
+static void answer_error(struct remote *r, json_t *id, const char *why)
+{
+    json_t *e = mcpd_jsonrpc_error_new(id, MCPD_RPC_SERVER_ERROR, why, NULL);
+    char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    if (s)
+        mcpd_upstream_on_message(&r->up, s, strlen(s));
+    free(s);
+    json_decref(e);
+}
+
+static void deliver(struct remote *r, struct xfer *x, const char *data, size_t len)
+{
+    LOG_TRACE("upstream", "upstream=%s <- (%s%s) %.200s", r->up.name, x && x->is_get ? "GET" : "POST",
+              x && x->is_sse ? " sse" : "", data);
+    if (x && x->is_replay) { /* the answer to our own replayed initialize */
+        x->answered = true;
+        return;
+    }
+    if (x && x->req_id && !x->answered) {
+        json_t *root = json_loadb(data, len, 0, NULL);
+        if (json_is_object(root) && !json_object_get(root, "method") &&
+            json_equal(json_object_get(root, "id"), x->req_id))
+            x->answered = true;
+        json_decref(root);
+    }
+    mcpd_upstream_on_message(&r->up, data, len);
+}
+
+/* Header lines for a request; returns a NULL-terminated array (free each and it). */
+static char **build_headers(struct remote *r, bool post_body, const char *last_event_id)
+{
+    const struct mcpd_server_config *cfg = r->up.cfg;
+    char **h = calloc(cfg->nheaders + 6, sizeof(*h));
+    size_t n = 0;
+    if (h == NULL)
+        return NULL;
+    h[n++] = strdup(post_body ? "Accept: application/json, text/event-stream"
+                              : "Accept: text/event-stream");
+    if (post_body)
+        h[n++] = strdup("Content-Type: application/json");
+    if (r->mode == MODE_STREAMABLE && r->session_id && asprintf(&h[n], "Mcp-Session-Id: %s", r->session_id) > 0)
+        n++;
+    if (r->mode == MODE_STREAMABLE && r->up.protocol_version[0] &&
+        asprintf(&h[n], "MCP-Protocol-Version: %s", r->up.protocol_version) > 0)
+        n++;
+    if (last_event_id && last_event_id[0] && asprintf(&h[n], "Last-Event-ID: %s", last_event_id) > 0)
+        n++;
+    for (size_t i = 0; i < cfg->nheaders; i++)
+        if (asprintf(&h[n], "%s: %s", cfg->headers[i].key, cfg->headers[i].value) > 0)
+            n++;
+    return h;
+}
+
+static void free_headers(char **h)
+{
+    for (size_t i = 0; h && h[i]; i++)
+        free(h[i]);
+    free(h);
+}
+
+/* The endpoint of a legacy server, resolved against the SSE URL, same origin only. */
+static char *resolve_endpoint(const char *base, const char *ep)
+{
+    const char *scheme_end = strstr(base, "://"), *path;
+    size_t origin_len;
+    char *out;
+    if (scheme_end == NULL)
+        return NULL;
+    path = strchr(scheme_end + 3, '/');
+    origin_len = path ? (size_t)(path - base) : strlen(base);
+    if (strncmp(ep, "http://", 7) == 0 || strncmp(ep, "https://", 8) == 0) {
+        if (strncmp(ep, base, origin_len) != 0 || (ep[origin_len] != '/' && ep[origin_len] != '\0'))
+            return NULL; /* another origin: refused */
+        return strdup(ep);
+    }
+    if (ep[0] == '/') {
+        if (asprintf(&out, "%.*s%s", (int)origin_len, base, ep) < 0)
+            return NULL;
+        return out;
+    }
+    /* relative to the directory of the SSE URL */
+    {
+        const char *q = strchr(base, '?'), *slash = NULL;
+        for (const char *p = base + origin_len; p < (q ? q : base + strlen(base)); p++)
+            if (*p == '/')
+                slash = p;
+        size_t keep = slash ? (size_t)(slash - base + 1) : origin_len;
+        if (asprintf(&out, "%.*s%s%s", (int)keep, base, slash ? "" : "/", ep) < 0)
+            return NULL;
+        return out;
+    }
+}
+
+/* ---- SSE events ----------------------------------------------------------------------- */
+
+static void on_event(void *arg, const char *event, const char *id, const char *data, size_t len)
+{
+    struct xfer *x = arg;
+    struct remote *r = x->r;
+
+    if (id[0])
+        snprintf(r->last_event_id, sizeof(r->last_event_id), "%s", id);
+    if (r->mode == MODE_SSE && x == r->stream && strcmp(event, "endpoint") == 0) {
+        char ep[2048];
+        snprintf(ep, sizeof(ep), "%.*s", (int)len, data);
+        free(r->post_url);
+        r->post_url = resolve_endpoint(r->up.cfg->url, ep);
+        if (r->post_url == NULL) {
+            disconnect(r, "the endpoint event names another origin");
+            return;
+        }
+        if (r->fallen_back && r->init_msg) { /* the core's initialize is waiting: resend it */
+            r->nsent = 0;
+            post(r, r->init_msg, r->init_len, false);
+        } else {
+            mcpd_upstream_on_connected(&r->up);
+        }
+        return;
+    }
+    if (len == 0 || strcmp(event, "message") != 0)
+        return; /* priming events, unknown events */
+    deliver(r, x, data, len);
+}
+
+static void on_retry(void *arg, unsigned ms)
+{
+    struct xfer *x = arg;
+    x->r->retry_ms = ms > 60000 ? 60000 : ms;
+}
+
+/* ---- transfers ---------------------------------------------------------------------- */
+
+static void on_headers(struct mcpd_http_call *call, int status, const char *ctype, void *data)
+{
+    struct xfer *x = data;
+    struct remote *r = x->r;
+    const char *sid;
+
+    x->status = status;
+    x->is_sse = strncasecmp(ctype, "text/event-stream", 17) == 0;
+    if (x->is_sse)
+        mcpd_sse_parser_init(&x->sse, MCPD_MAX_UPSTREAM_MSG, on_event, on_retry, x);
+    if (r->mode == MODE_STREAMABLE && (x->is_init || x->is_replay) && status / 100 == 2 &&
+        (sid = mcpd_http_call_header(call, "mcp-session-id")) != NULL) {
+        free(r->session_id);
+        r->session_id = strdup(sid);
+    }
+}
+
+static int on_data(struct mcpd_http_call *call, const char *buf, size_t len, void *data)
+{
+    struct xfer *x = data;
+    if (x->status / 100 != 2)
+        return mcpd_buf_append(&x->body, buf, len) == 0 ? 0 : 0; /* error bodies: kept short */
+    if (x->is_sse)
+        return mcpd_sse_parser_feed(&x->sse, buf, len) == 0 ? 0 : -1;
+    return mcpd_buf_append(&x->body, buf, len) == 0 ? 0 : -1;
+}
+
+/* An expired session: re-initialise, then send what failed again. */
+static void reinit(struct remote *r, struct xfer *failed)
+{
+    if (failed->sent)
+        mcpd_buf_append(&r->held, failed->sent, failed->sent_len + 1); /* with its NUL */
+    if (r->reiniting)
+        return;
+    LOG_INFO("upstream", "upstream=%s session expired; initializing again", r->up.name);
+    r->reiniting = true;
+    free(r->session_id);
+    r->session_id = NULL;
+    post(r, r->init_msg, r->init_len, true);
+}
+
+static void replay_done(struct remote *r, bool ok)
+{
+    r->reiniting = false;
+    if (!ok) {
+        disconnect(r, "re-initialisation after an expired session failed");
+        return;
+    }
+    if (r->initialized_msg)
+        post(r, r->initialized_msg, r->initialized_len, false);
+    for (size_t off = 0; off < r->held.len;) {
+        size_t n = strlen(r->held.p + off);
+        post(r, r->held.p + off, n, false);
+        off += n + 1;
+    }
+    mcpd_buf_reset(&r->held);
+    if (r->stream == NULL)
+        open_stream(r);
+}
+
+/* Starts x as METHOD url; returns 0 or a negative code (x is then freed). */
+static int start_xfer(struct remote *r, struct xfer *x, const char *method, const char *url,
+                      const char *body, size_t len, const char *last_event_id, unsigned timeout_ms)
+{
+    char **h = build_headers(r, body != NULL, last_event_id);
+    struct mcpd_http_spec spec = {
+        .method = method,
+        .url = url,
+        .headers = (const char *const *)h,
+        .body = body,
+        .body_len = len,
+        .connect_timeout_ms = r->up.cfg->connect_timeout_ms,
+        .timeout_ms = timeout_ms,
+        .insecure = !r->up.cfg->tls_verify,
+    };
+    int rc;
+
+    x->r = r;
+    mcpd_buf_init(&x->body, MCPD_MAX_UPSTREAM_MSG);
+    x->next = r->xfers;
+    if (r->xfers)
+        r->xfers->prev = x;
+    r->xfers = x;
+    rc = h ? mcpd_http_call_start(&x->call, r->hc, &spec, &xfer_ops, x) : MCPD_ENOMEM;
+    free_headers(h);
+    if (rc != 0)
+        xfer_free(x);
+    return rc;
+}
+
+static void xfer_free(struct xfer *x)
+{
+    struct remote *r = x->r;
+    if (x->prev)
+        x->prev->next = x->next;
+    else if (r->xfers == x)
+        r->xfers = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    if (r->stream == x)
+        r->stream = NULL;
+    if (x->call)
+        mcpd_http_call_cancel(x->call);
+    if (x->is_sse)
+        mcpd_sse_parser_dispose(&x->sse);
+    mcpd_buf_dispose(&x->body);
+    json_decref(x->req_id);
+    free(x->sent);
+    free(x);
+}
+
+/* The POST stream ended before its answer: GET + Last-Event-ID resumes it. */
+static void resume(struct remote *r, struct xfer *x)
+{
+    struct xfer *g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+        answer_error(r, x->req_id, "out of memory resuming a stream");
+        return;
+    }
+    g->is_get = true;
+    g->req_id = json_incref(x->req_id);
+    LOG_DEBUG("upstream", "upstream=%s resuming a stream after event %s", r->up.name,
+              r->last_event_id);
+    if (start_xfer(r, g, "GET", r->up.cfg->url, NULL, 0, r->last_event_id,
+                   r->up.cfg->timeout_ms + 5000) != 0)
+        answer_error(r, x->req_id, "could not resume the upstream's stream");
+}
+
+static void post_done(struct remote *r, struct xfer *x, int result, const char *why)
+{
+    char msg[256];
+
+    if (x->is_replay) {
+        replay_done(r, result == 0 && x->status / 100 == 2);
+        return;
+    }
+    if (result != 0 || x->status / 100 != 2) {
+        bool legacy_hint = x->status == 400 || x->status == 404 || x->status == 405;
+        if (x->is_init && legacy_hint && r->up.cfg->transport == MCPD_REMOTE_AUTO &&
+            r->mode == MODE_STREAMABLE && !r->fallen_back) {
+            LOG_INFO("upstream", "upstream=%s answered HTTP %d to initialize; trying legacy HTTP+SSE",
+                     r->up.name, x->status);
+            r->mode = MODE_SSE;
+            r->fallen_back = true;
+            open_stream(r);
+            return;
+        }
+        if (x->status == 404 && r->session_id && !x->is_init && r->mode == MODE_STREAMABLE &&
+            r->init_msg) {
+            reinit(r, x);
+            return;
+        }
+        if (result != 0)
+            snprintf(msg, sizeof(msg), "upstream '%s' unreachable: %s", r->up.name, why);
+        else
+            snprintf(msg, sizeof(msg), "upstream '%s' answered HTTP %d: %.120s", r->up.name,
+                     x->status, x->body.p ? x->body.p : "");
+        if (x->is_init) {
+            disconnect(r, msg);
+            return;
+        }
+        if (x->req_id)
+            answer_error(r, x->req_id, msg);
+        else
+            LOG_WARN("upstream", "upstream=%s %s", r->up.name, msg);
+        return;
+    }
+    if (r->mode == MODE_SSE)
+        return; /* legacy: answers travel on the stream; the POST body says "Accepted" */
+    if (!x->is_sse && x->body.len && x->req_id && x->status != 202)
+        deliver(r, x, x->body.p, x->body.len); /* bodies of 202s (notifications) mean nothing */
+    if (x->req_id && !x->answered && x->is_sse && r->last_event_id[0])
+        resume(r, x);
+    else if (x->req_id && !x->answered)
+        answer_error(r, x->req_id, "the upstream closed the stream without an answer");
+}
+
+/* The GET stream (server messages) or, in legacy mode, the only stream. */
+static void stream_done(struct remote *r, struct xfer *x, int result, const char *why)
+{
+    if (r->stopping)
+        return;
+    if (r->mode == MODE_SSE) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "the SSE stream ended: %s",
+                 result ? why : x->status / 100 != 2 ? "HTTP error" : "closed by the server");
+        if (x->status && x->status / 100 != 2)
+            snprintf(msg, sizeof(msg), "the SSE stream was refused with HTTP %d", x->status);
+        disconnect(r, msg);
+        return;
+    }
+    if (x->status == 405 || x->status == 404) /* no GET stream offered: fine */
+        return;
+    if (++r->stream_failures > 5) {
+        LOG_WARN("upstream", "upstream=%s GET stream keeps failing; not reopened", r->up.name);
+        return;
+    }
+    uv_timer_start(&r->timer, on_timer_tick, r->retry_ms ? r->retry_ms : 1000, 0);
+}
+
+static void on_done(struct mcpd_http_call *call, int result, const char *why, void *data)
+{
+    struct xfer *x = data;
+    struct remote *r = x->r;
+    x->call = NULL; /* the client frees it after we return */
+    if (x->is_delete) { /* the session is ended upstream: the stop is complete */
+        xfer_free(x);
+        finish(r, "stopped by mcpd");
+        return;
+    }
+    if (x == r->stream)
+        stream_done(r, x, result, why);
+    else
+        post_done(r, x, result, why); /* a resumed POST stream (GET) ends like a POST */
+    xfer_free(x);
+}
+
+static const struct mcpd_http_call_ops xfer_ops = { on_headers, on_data, on_done };
+
+static void open_stream(struct remote *r)
+{
+    struct xfer *x;
+    if (r->stream || r->stopping || !r->running)
+        return;
+    if ((x = calloc(1, sizeof(*x))) == NULL)
+        return;
+    x->is_get = true;
+    r->stream = x;
+    if (start_xfer(r, x, "GET", r->up.cfg->url, NULL, 0,
+                   r->mode == MODE_STREAMABLE ? r->last_event_id : NULL, 0) != 0 &&
+        r->mode == MODE_SSE)
+        disconnect(r, "cannot open the SSE stream");
+}
+
+static int post(struct remote *r, const char *data, size_t len, bool replay)
+{
+    struct xfer *x = calloc(1, sizeof(*x));
+    const char *url = r->mode == MODE_SSE ? r->post_url : r->up.cfg->url;
+    if (x == NULL || (x->sent = malloc(len + 1)) == NULL) {
+        free(x);
+        return MCPD_ENOMEM;
+    }
+    memcpy(x->sent, data, len);
+    x->sent[len] = '\0';
+    x->sent_len = len;
+    x->is_replay = replay;
+    x->is_init = !replay && r->nsent == 0;
+    x->req_id = request_id(data, len);
+    return start_xfer(r, x, "POST", url, data, len, NULL, r->up.cfg->timeout_ms + 5000);
+}
+
+/* ---- vtable ----------------------------------------------------------------------------- */
+
+static void on_timer_tick(uv_timer_t *t)
+{
+    open_stream(t->data);
+}
+
+static void finish(struct remote *r, const char *why)
+{
+    r->running = false;
+    while (r->xfers)
+        xfer_free(r->xfers);
+    uv_timer_stop(&r->timer);
+    free(r->session_id);
+    free(r->post_url);
+    r->session_id = r->post_url = NULL;
+    mcpd_buf_reset(&r->held);
+    mcpd_upstream_on_disconnected(&r->up, why);
+}
+
+static void disconnect(struct remote *r, const char *why)
+{
+    if (!r->running)
+        return;
+    LOG_WARN("upstream", "upstream=%s %s", r->up.name, why);
+    finish(r, why);
+}
+
+static int up_start(struct mcpd_upstream *up)
+{
+    struct remote *r = (struct remote *)up;
+    r->running = true;
+    r->stopping = false;
+    r->reiniting = r->fallen_back = false;
+    r->nsent = 0;
+    r->stream_failures = 0;
+    r->retry_ms = 0;
+    r->last_event_id[0] = '\0';
+    r->mode = up->cfg->transport == MCPD_REMOTE_SSE ? MODE_SSE : MODE_STREAMABLE;
+    if (r->mode == MODE_SSE) {
+        open_stream(r); /* connected once the endpoint event arrives */
+        return r->running ? 0 : MCPD_EUNAVAIL;
+    }
+    mcpd_upstream_on_connected(up);
+    return 0;
+}
+
+static void keep(char **slot, size_t *slot_len, const char *data, size_t len)
+{
+    free(*slot);
+    if ((*slot = malloc(len + 1)) != NULL) {
+        memcpy(*slot, data, len);
+        (*slot)[len] = '\0';
+        *slot_len = len;
+    }
+}
+
+static int up_send(struct mcpd_upstream *up, const char *data, size_t len)
+{
+    struct remote *r = (struct remote *)up;
+    int rc;
+    if (!r->running || r->stopping)
+        return MCPD_ECLOSED;
+    /* the core's first two messages are initialize and notifications/initialized:
+     * kept to re-initialise an expired session */
+    if (r->nsent == 0)
+        keep(&r->init_msg, &r->init_len, data, len);
+    else if (r->nsent == 1)
+        keep(&r->initialized_msg, &r->initialized_len, data, len);
+    if (r->reiniting) {
+        mcpd_buf_append(&r->held, data, len);
+        mcpd_buf_append(&r->held, "", 1);
+        r->nsent++;
+        return 0;
+    }
+    if ((rc = post(r, data, len, false)) != 0) {
+        LOG_WARN("upstream", "upstream=%s cannot send: %s", up->name, mcpd_strerror(rc));
+        return rc;
+    }
+    if (++r->nsent == 2 && r->mode == MODE_STREAMABLE)
+        open_stream(r); /* after notifications/initialized */
+    return 0;
+}
+
+static void up_stop(struct mcpd_upstream *up)
+{
+    struct remote *r = (struct remote *)up;
+    struct xfer *x;
+    if (!r->running)
+        return;
+    r->stopping = true;
+    while (r->xfers)
+        xfer_free(r->xfers);
+    /* end the session upstream (MCP: DELETE); the stop completes with it */
+    if (r->mode == MODE_STREAMABLE && r->session_id && (x = calloc(1, sizeof(*x))) != NULL) {
+        x->is_delete = true;
+        if (start_xfer(r, x, "DELETE", up->cfg->url, NULL, 0, NULL, 2000) == 0)
+            return;
+    }
+    finish(r, "stopped by mcpd");
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct remote *r = h->data;
+    mcpd_buf_dispose(&r->held);
+    free(r->init_msg);
+    free(r->initialized_msg);
+    free(r);
+}
+
+static void up_free(struct mcpd_upstream *up)
+{
+    struct remote *r = (struct remote *)up;
+    mcpd_http_client_close(r->hc);
+    uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+}
+
+static const struct mcpd_upstream_ops remote_ops = { "remote", up_start, up_send, up_stop,
+                                                     up_free };
+
+int mcpd_remote_upstream_new(struct mcpd_upstream **out, struct mcpd_daemon *d,
+                             const struct mcpd_server_config *cfg)
+{
+    struct remote *r = calloc(1, sizeof(*r));
+    int rc;
+    *out = NULL;
+    if (r == NULL)
+        return MCPD_ENOMEM;
+    if ((rc = mcpd_http_client_new(&r->hc, d->loop)) != 0) {
+        free(r);
+        return rc;
+    }
+    mcpd_upstream_init(&r->up, d, cfg, &remote_ops);
+    mcpd_buf_init(&r->held, MCPD_MAX_UPSTREAM_MSG);
+    uv_timer_init(d->loop, &r->timer);
+    r->timer.data = r;
+    *out = &r->up;
+    return 0;
+}

@@ -1,0 +1,30 @@
+# End-to-end tests (label e2e) and the official conformance suite (label
+# conformance). They run real processes on 127.0.0.1 and need the test cache
+# that scripts/deps.sh fills (Node 22, @modelcontextprotocol/sdk, conformance,
+# server-everything; MCPD_TEST_CACHE, default $HOME/.cache/mcpd-test).
+#
+# Each tests/e2e/<name>.mjs is one CTest test "e2e.<name>", run through
+# run_node.sh with the binaries under test in the environment.
+
+set(MCPD_E2E_DIR ${CMAKE_CURRENT_LIST_DIR})
+
+function(mcpd_e2e_test name timeout)
+  add_test(NAME e2e.${name}
+    COMMAND bash ${MCPD_E2E_DIR}/run_node.sh ${MCPD_E2E_DIR}/${name}.mjs)
+  math(EXPR watchdog_ms "(${timeout} - 15) * 1000")
+  set_tests_properties(e2e.${name} PROPERTIES LABELS e2e TIMEOUT ${timeout}
+    ENVIRONMENT "MCPD_BIN=$<TARGET_FILE:mcpd>;MCPD_FIXTURE=$<TARGET_FILE:mcpd-fixture>;MCPD_DEMO=$<TARGET_FILE:mcpd-demo-server>;MCPD_E2E_TIMEOUT_MS=${watchdog_ms}")
+endfunction()
+
+mcpd_e2e_test(proxy 120)
+mcpd_e2e_test(http_errors 120)
+mcpd_e2e_test(upstream_failures 120)
+mcpd_e2e_test(list_changed 90)
+mcpd_e2e_test(shutdown 90)
+mcpd_e2e_test(cli 90)
+
+# conformance.suite: the official server suite against mcpd serve with
+# mcpd-fixture behind it; tests/conformance/expected-failures.txt is the baseline.
+add_test(NAME conformance.suite
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/conformance/run_conformance.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(conformance.suite PROPERTIES LABELS conformance TIMEOUT 400)
