@@ -54,6 +54,8 @@ struct exchange {
     struct mcpd_http_conn *conn; /* NULL once the client went away */
     struct mcpd_session *s;      /* ref */
     bool sse, in_send, aborted, is_init;
+    bool held; /* handle_post still uses it: the free is deferred to there */
+    bool finished; /* the final answer went out */
     char extra[96];
 };
 
@@ -110,9 +112,12 @@ static int exchange_send(struct mcpd_sink *sk, const char *data, size_t len, boo
         bool aborted = ex->aborted;
         if (ex->conn)
             mcpd_http_conn_on_abort(ex->conn, NULL, NULL);
+        ex->conn = NULL;
+        ex->finished = true;
         if (aborted && !final)
             mcpd_session_sink_closed(ex->s, &ex->sink);
-        exchange_free(ex);
+        if (!ex->held)
+            exchange_free(ex);
         return aborted ? MCPD_ECLOSED : r;
     }
     return r;
@@ -126,22 +131,28 @@ static void exchange_abort(struct mcpd_http_conn *c, void *data)
         ex->aborted = true; /* exchange_send finishes the cleanup */
         return;
     }
+    ex->finished = true;
     mcpd_session_sink_closed(ex->s, &ex->sink);
-    exchange_free(ex);
+    if (!ex->held)
+        exchange_free(ex);
 }
 
 /* A request that was cancelled will not answer: end the POST. */
 static void exchange_cancelled(struct mcpd_sink *sk)
 {
     struct exchange *ex = (struct exchange *)sk;
-    if (ex->sink.npending > 0 || ex->conn == NULL)
+    struct mcpd_http_conn *c = ex->conn;
+    if (ex->sink.npending > 0 || c == NULL)
         return;
-    mcpd_http_conn_on_abort(ex->conn, NULL, NULL);
+    mcpd_http_conn_on_abort(c, NULL, NULL);
+    ex->conn = NULL;
+    ex->finished = true;
     if (ex->sse)
-        mcpd_http_stream_end(ex->conn, true);
+        mcpd_http_stream_end(c, true);
     else
-        mcpd_http_respond(ex->conn, 204, NULL, NULL, "", 0);
-    exchange_free(ex);
+        mcpd_http_respond(c, 204, NULL, NULL, "", 0);
+    if (!ex->held)
+        exchange_free(ex);
 }
 
 static const struct mcpd_sink_ops exchange_ops = { exchange_send, exchange_cancelled, NULL };
@@ -227,6 +238,21 @@ static bool is_initialize(json_t *root)
            json_object_get(root, "id") != NULL;
 }
 
+/*
+ * A single message that is not valid JSON-RPC is refused with HTTP 400 (the
+ * transport spec wants an error status for input the server cannot take).
+ * Returns true when `root` may go on.
+ */
+static bool invalid_message(struct mcpd_http_conn *c, json_t *root)
+{
+    struct mcpd_rpc_error err;
+    struct mcpd_msg m;
+    if (!json_is_object(root) || mcpd_jsonrpc_classify(&m, root, &err) == 0)
+        return true;
+    respond_error(c, 400, err.code, err.message);
+    return false;
+}
+
 static void handle_post(struct http_tp *tp, struct mcpd_http_conn *c, struct mcpd_http_request *req)
 {
     const char *ct = mcpd_http_header(req, "content-type");
@@ -254,12 +280,22 @@ static void handle_post(struct http_tp *tp, struct mcpd_http_conn *c, struct mcp
         return;
     }
     init = is_initialize(probe);
+    if (!invalid_message(c, probe)) {
+        json_decref(probe);
+        return;
+    }
     if (tp->stopping) {
         json_decref(probe);
         respond_error(c, 503, MCPD_RPC_SERVER_ERROR, "Service Unavailable: shutting down");
         return;
     }
     hs = init ? new_session(tp, c, req) : find_session(tp, c, req);
+    if (hs && json_is_array(probe) && !mcpd_session_allows_batch(hs->s)) {
+        json_decref(probe);
+        respond_error(c, 400, MCPD_RPC_INVALID_REQUEST,
+                      "Invalid Request: batches are only part of protocol 2025-03-26");
+        return;
+    }
     ex = hs ? calloc(1, sizeof(*ex)) : NULL;
     if (ex == NULL) {
         json_decref(probe);
@@ -276,14 +312,17 @@ static void handle_post(struct http_tp *tp, struct mcpd_http_conn *c, struct mcp
     if (init)
         snprintf(ex->extra, sizeof(ex->extra), "Mcp-Session-Id: %s\r\n", mcpd_session_id(hs->s));
     mcpd_http_conn_on_abort(c, exchange_abort, ex);
-    ex->in_send = true; /* answers may come synchronously: keep ex alive until we look */
+    ex->held = true; /* answers may come synchronously: ex stays ours until we look */
     n = mcpd_session_feed_json(hs->s, probe, &ex->sink, &answered);
     json_decref(probe);
-    ex->in_send = false;
+    ex->held = false;
     if (init && mcpd_session_version(hs->s) == NULL)
         mcpd_session_close(hs->s); /* initialize failed: no session */
-    /* an answer already went out (or the request awaits upstream) */
-    if (n == 0 && !answered && ex->conn) {
+    if (ex->finished) { /* answered (or the client left) while we were feeding */
+        exchange_free(ex);
+        return;
+    }
+    if (n == 0 && !answered) { /* notifications and responses only */
         mcpd_http_conn_on_abort(c, NULL, NULL);
         mcpd_http_respond(c, 202, NULL, NULL, "", 0);
         exchange_free(ex);

@@ -38,6 +38,7 @@ struct mcpd_http_server {
     void *data;
     struct mcpd_http_conn *conns; /* doubly linked */
     unsigned nconns;
+    unsigned nclosing; /* connections whose handles are still closing */
     int port;
     bool accepting, closing, listener_closed;
 };
@@ -108,8 +109,9 @@ static void on_timer(uv_timer_t *t)
     struct mcpd_http_conn *c = t->data;
     if (c->state == ST_READING && c->request_started && c->error_status == 0) {
         LOG_DEBUG("http", "peer=%s request deadline passed", c->peer);
-        mcpd_http_respond(c, 408, "text/plain", "Connection: close\r\n", "request timeout\n", 16);
-        c->close_after_write = true;
+        c->close_after_write = true; /* adds Connection: close */
+        c->state = ST_HANDLING;
+        mcpd_http_respond(c, 408, "text/plain", NULL, "request timeout\n", 16);
         if (c->tcp.write_queue_size == 0)
             conn_close(c);
         return;
@@ -199,7 +201,8 @@ static void on_handle_closed(uv_handle_t *h)
     mcpd_buf_dispose(&c->body);
     c->magic = 0;
     free(c);
-    if (srv->closing && srv->nconns == 0 && srv->listener_closed)
+    srv->nclosing--;
+    if (srv->closing && srv->nconns == 0 && srv->nclosing == 0 && srv->listener_closed)
         free(srv);
 }
 
@@ -221,6 +224,7 @@ static void conn_close(struct mcpd_http_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->nconns--;
+    srv->nclosing++;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -351,7 +355,8 @@ static void dispatch(struct mcpd_http_conn *c)
     char *url = c->hdr.p, *q;
 
     if (mcpd_buf_append(&c->body, "", 0) != 0) { /* ensure a NUL-terminated body */
-        mcpd_http_respond(c, 500, "text/plain", "Connection: close\r\n", "", 0);
+        c->close_after_write = true;
+        mcpd_http_respond(c, 500, "text/plain", NULL, "", 0);
         return;
     }
     for (unsigned i = 0; i < c->nheaders; i++) {
@@ -385,9 +390,8 @@ static void parse_error(struct mcpd_http_conn *c, llhttp_errno_t err)
     LOG_DEBUG("http", "peer=%s bad request (%d): %s", c->peer, status, why ? why : llhttp_errno_name(err));
     n = snprintf(body, sizeof(body), "%s\n", why ? why : "bad request");
     c->state = ST_HANDLING;
-    c->close_after_write = true;
-    mcpd_http_respond(c, status, "text/plain", "Connection: close\r\n", body,
-                      (size_t)(n > 0 ? n : 0));
+    c->close_after_write = true; /* adds Connection: close */
+    mcpd_http_respond(c, status, "text/plain", NULL, body, (size_t)(n > 0 ? n : 0));
 }
 
 static void process_input(struct mcpd_http_conn *c)
@@ -487,8 +491,12 @@ static void on_connection(uv_stream_t *ls, int status)
         if (t == NULL)
             return;
         uv_tcp_init(srv->loop, t);
-        if (uv_accept(ls, (uv_stream_t *)t) == 0)
-            LOG_WARN("http", "connection limit (%u) reached, refusing", srv->lim.max_connections);
+        if (uv_accept(ls, (uv_stream_t *)t) == 0) {
+            if (srv->accepting)
+                LOG_WARN("http", "connection limit (%u) reached, refusing", srv->lim.max_connections);
+            else
+                LOG_DEBUG("http", "shutting down: connection refused");
+        }
         uv_close((uv_handle_t *)t, on_reject_closed);
         return;
     }
@@ -593,7 +601,7 @@ static void on_listener_closed(uv_handle_t *h)
 {
     struct mcpd_http_server *srv = h->data;
     srv->listener_closed = true;
-    if (srv->nconns == 0)
+    if (srv->nconns == 0 && srv->nclosing == 0)
         free(srv);
 }
 
