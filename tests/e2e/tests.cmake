@@ -23,8 +23,11 @@ mcpd_e2e_test(list_changed 90)
 mcpd_e2e_test(shutdown 90)
 mcpd_e2e_test(cli 90)
 
-# conformance.suite: the official server suite against mcpd serve with
-# mcpd-fixture behind it; tests/conformance/expected-failures.txt is the baseline.
-add_test(NAME conformance.suite
-  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/conformance/run_conformance.sh ${CMAKE_BINARY_DIR})
-set_tests_properties(conformance.suite PROPERTIES LABELS conformance TIMEOUT 400)
+# conformance.<setup>: the official server suite against mcpd serve with
+# mcpd-fixture behind it over stdio, over remote streamable HTTP, and with a
+# second upstream present; tests/conformance/expected-failures.txt is the baseline.
+foreach(setup stdio remote multi)
+  add_test(NAME conformance.${setup}
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/conformance/run_conformance.sh ${CMAKE_BINARY_DIR} ${setup})
+  set_tests_properties(conformance.${setup} PROPERTIES LABELS conformance TIMEOUT 400)
+endforeach()
