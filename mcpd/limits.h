@@ -38,6 +38,7 @@
 #define MCPD_INIT_TIMEOUT_MS    30000    /* upstream initialize + first tools/list */
 #define MCPD_MAX_UPSTREAM_INFLIGHT 256   /* pending requests per upstream */
 #define MCPD_MAX_UPSTREAM_TOOLS 10000    /* tools one upstream may register */
+#define MCPD_MAX_UPSTREAM_NOTIFY 2000    /* notifications per second per upstream; more dropped */
 #define MCPD_MAX_LIST_PAGES     100      /* tools/list pages followed per upstream */
 #define MCPD_RESTART_MIN_MS     1000     /* child restart backoff start */
 #define MCPD_RESTART_MAX_MS     60000    /* child restart backoff cap */

@@ -533,6 +533,53 @@ static void on_upstream_request(struct mcpd_upstream *up, struct mcpd_msg *m)
     json_decref(reply);
 }
 
+/*
+ * The upstream withdrew a server->client request it had made: the client
+ * gets notifications/cancelled with the id mcpd gave that request.
+ */
+static void on_upstream_cancelled(struct mcpd_upstream *up, struct mcpd_msg *m)
+{
+    json_t *rid = json_object_get(m->params, "requestId");
+    struct mcpd_session *s = up->owner;
+    if (!up->is_private || s == NULL || rid == NULL)
+        return;
+    for (uint64_t id = s->next_out_id; id > 0 && id + MCPD_MAX_INFLIGHT * 4 > s->next_out_id; id--) {
+        struct mcpd_outreq *o = mcpd_map_get_u64(&s->out, id);
+        struct mcpd_pending *p;
+        if (o == NULL || o->up != up || !json_equal(o->up_id, rid))
+            continue;
+        mcpd_map_del_u64(&s->out, id);
+        json_decref(o->up_id);
+        free(o);
+        json_object_set_new(m->params, "requestId", json_integer((json_int_t)id));
+        p = sole_requester(up);
+        mcpd__send(p && p->sink ? p->sink : s->stream, m->root, false);
+        return;
+    }
+}
+
+/*
+ * Notifications are capped per upstream (a flood costs the upstream's own
+ * clients, not mcpd): MCPD_MAX_UPSTREAM_NOTIFY per second, the rest dropped
+ * and counted in one log line per second.
+ */
+static bool notification_budget(struct mcpd_upstream *up)
+{
+    uint64_t now = uv_now(up->daemon->loop);
+    if (now - up->notify_window >= 1000) {
+        if (up->notify_dropped)
+            LOG_WARN("router", "upstream=%s sent too many notifications: %u dropped", up->name,
+                     up->notify_dropped);
+        up->notify_window = now;
+        up->notify_count = 0;
+        up->notify_dropped = 0;
+    }
+    if (++up->notify_count <= MCPD_MAX_UPSTREAM_NOTIFY)
+        return true;
+    up->notify_dropped++;
+    return false;
+}
+
 void mcpd__router_upstream_message(struct mcpd_upstream *up, struct mcpd_msg *m)
 {
     switch (m->kind) {
@@ -543,6 +590,8 @@ void mcpd__router_upstream_message(struct mcpd_upstream *up, struct mcpd_msg *m)
         on_upstream_request(up, m);
         break;
     case MCPD_MSG_NOTIFICATION:
+        if (!notification_budget(up))
+            break;
         if (strcmp(m->method, "notifications/progress") == 0)
             on_progress(up, m);
         else if (strcmp(m->method, "notifications/message") == 0)
@@ -555,6 +604,8 @@ void mcpd__router_upstream_message(struct mcpd_upstream *up, struct mcpd_msg *m)
             mcpd__upstream_relist(up, (1u << MCPD_LIST_RESOURCES) | (1u << MCPD_LIST_TEMPLATES));
         else if (strcmp(m->method, "notifications/resources/updated") == 0)
             on_resource_updated(up, m);
+        else if (strcmp(m->method, "notifications/cancelled") == 0)
+            on_upstream_cancelled(up, m);
         else
             LOG_DEBUG("router", "upstream=%s notification %s ignored", up->name, m->method);
         break;

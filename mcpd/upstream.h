@@ -74,6 +74,8 @@ struct mcpd_upstream {
     bool stop_requested;
     char last_error[160];
     int handles_open;
+    uint64_t notify_window;  /* start of the current one-second window */
+    unsigned notify_count, notify_dropped;
     /* per-client instances (share: per-client) */
     bool is_private;
     struct mcpd_session *owner;        /* the session served; NULL once it closed */

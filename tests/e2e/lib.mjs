@@ -255,6 +255,9 @@ export async function startServe(configText, { name = 'mcpd', logLevel = 'debug'
     } catch {}
     throw new Error(`${name}: no port file within 15 s (exit ${proc.exitCode}, signal ${proc.signalCode})`);
   }
+  // The port file is written after the "listening on" log lines; wait until
+  // the log pipe has delivered them too, so tests can read earlier lines.
+  for (const t0 = Date.now(); !/listening on/.test(out) && Date.now() - t0 < 5000; ) await sleep(20);
   const server = {
     proc,
     pid: proc.pid,

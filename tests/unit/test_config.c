@@ -157,7 +157,13 @@ static void test_example_mcpd_yaml(void **state)
     assert_string_equal(cfg->http_path, "/mcp");
     assert_int_equal(cfg->nallowed_origins, 2);
     assert_int_equal(cfg->nallowed_hosts, 3);
-    assert_int_equal(cfg->nservers, 2);
+    assert_int_equal(cfg->nservers, 3);
+    assert_string_equal(cfg->servers[2].name, "remote");
+    assert_string_equal(cfg->servers[2].url, "http://127.0.0.1:3001/mcp");
+    assert_int_equal(cfg->servers[2].nheaders, 1);
+    assert_string_equal(cfg->servers[2].headers[0].key, "Authorization");
+    assert_false(cfg->servers[2].enabled);
+    assert_false(cfg->servers[0].per_client);
     in_cwd(want, sizeof(want), "build/mcpd-demo-server");
     assert_string_equal(cfg->servers[0].name, "demo");
     assert_string_equal(cfg->servers[0].command, want);
