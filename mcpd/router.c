@@ -346,6 +346,80 @@ static void expose_result(struct mcpd_upstream *up, enum mcpd_fwd fwd, json_t *r
     }
 }
 
+/* A text block that stands in for a block the client's version lacks. */
+static json_t *stand_in(json_t *block, const char *type, const char *version)
+{
+    char text[512];
+    if (strcmp(type, "resource_link") == 0)
+        snprintf(text, sizeof(text), "[resource %.200s: %.250s]",
+                 json_string_value(json_object_get(block, "name")) ?: "link",
+                 json_string_value(json_object_get(block, "uri")) ?: "");
+    else
+        snprintf(text, sizeof(text), "[%s content (%.100s) omitted: protocol %s has no %s blocks]",
+                 type, json_string_value(json_object_get(block, "mimeType")) ?: "unknown type",
+                 version, type);
+    return json_pack("{s:s, s:s}", "type", "text", "text", text);
+}
+
+/*
+ * Content blocks are degraded only where the client's negotiated version
+ * lacks them: audio (2025-03-26), resource_link and structuredContent
+ * (2025-06-18). Everything else passes unchanged.
+ */
+static void degrade_content(json_t *content, const char *version)
+{
+    size_t i;
+    json_t *b;
+    json_array_foreach(content, i, b)
+    {
+        const char *type = json_string_value(json_object_get(b, "type"));
+        if (type == NULL)
+            continue;
+        if ((strcmp(type, "audio") == 0 && strcmp(version, "2025-03-26") < 0) ||
+            (strcmp(type, "resource_link") == 0 && strcmp(version, "2025-06-18") < 0)) {
+            json_t *t = stand_in(b, type, version);
+            if (t)
+                json_array_set_new(content, i, t);
+        }
+    }
+}
+
+static void degrade_result(const char *version, enum mcpd_fwd fwd, json_t *result)
+{
+    size_t i;
+    json_t *v;
+    if (strcmp(version, "2025-06-18") >= 0 || !json_is_object(result))
+        return;
+    if (fwd == MCPD_FWD_TOOL) {
+        json_t *content = json_object_get(result, "content");
+        json_t *sc = json_object_get(result, "structuredContent");
+        if (sc && json_array_size(content) == 0) { /* keep the data as text */
+            char *text = json_dumps(sc, JSON_COMPACT);
+            if (text) {
+                if (!json_is_array(content))
+                    json_object_set_new(result, "content", content = json_array());
+                json_array_append_new(content, json_pack("{s:s, s:s}", "type", "text", "text", text));
+            }
+            free(text);
+        }
+        json_object_del(result, "structuredContent");
+        degrade_content(content, version);
+    } else if (fwd == MCPD_FWD_PROMPT) {
+        json_array_foreach(json_object_get(result, "messages"), i, v)
+        {
+            json_t *one = json_array(), *c = json_object_get(v, "content");
+            if (one == NULL || c == NULL) {
+                json_decref(one);
+                continue;
+            }
+            json_array_append(one, c);
+            degrade_content(one, version);
+            json_object_set(v, "content", json_array_get(one, 0));
+            json_decref(one);
+        }
+    }
+}
+
 static void on_response(struct mcpd_upstream *up, struct mcpd_msg *m)
 {
     struct mcpd_pending *p;
@@ -360,8 +434,11 @@ static void on_response(struct mcpd_upstream *up, struct mcpd_msg *m)
         p->internal(up, m, NULL);
     } else if (p->sink) {
         json_object_set(m->root, "id", p->client_id);
-        if (p->fwd != MCPD_FWD_PLAIN && m->result)
+        if (p->fwd != MCPD_FWD_PLAIN && m->result) {
             expose_result(up, p->fwd, m->result);
+            if (p->session && p->session->version[0])
+                degrade_result(p->session->version, p->fwd, m->result);
+        }
         mcpd__send(p->sink, m->root, true);
     }
     free_pending(p);
