@@ -31,6 +31,10 @@
 #define MCPD_SESSION_IDLE_MS    (30u * 60 * 1000) /* idle sessions reaped (config) */
 #define MCPD_MAX_INFLIGHT       32              /* in-flight requests per session (config) */
 #define MCPD_MAX_GET_STREAMS    4               /* concurrent GET streams per session */
+#define MCPD_REPLAY_EVENTS      64              /* SSE events kept per stream for Last-Event-ID */
+#define MCPD_REPLAY_BYTES       (1u * 1024 * 1024) /* bytes kept per stream for Last-Event-ID */
+#define MCPD_MAX_REPLAYS        8               /* resumable streams kept per session */
+#define MCPD_RESUME_GRACE_MS    30000           /* a dropped SSE stream may be resumed within */
 
 /* Upstreams. */
 #define MCPD_CALL_TIMEOUT_MS    30000    /* default per-call deadline (config, per server) */

@@ -50,7 +50,7 @@ static int client_send(struct mcpd_sink *sk, const char *data, size_t len, bool 
     int r;
     if (cl->conn == NULL)
         return MCPD_ECLOSED;
-    r = mcpd_http_stream_event(cl->conn, "message", data, len);
+    r = mcpd_http_stream_event(cl->conn, NULL, "message", data, len);
     if (r == MCPD_ETOOBIG)
         LOG_WARN("sse", "session=%s reads too slowly; closing", mcpd_session_id(cl->s));
     return r;
@@ -124,7 +124,7 @@ static void handle_get(struct sse_tp *tp, struct mcpd_http_conn *c, struct mcpd_
     mcpd_session_set_stream(cl->s, &cl->sink);
     mcpd_http_conn_on_abort(c, on_stream_abort, cl);
     n = snprintf(endpoint, sizeof(endpoint), MESSAGE_PATH "?sessionId=%s", mcpd_session_id(cl->s));
-    mcpd_http_stream_event(c, "endpoint", endpoint, (size_t)n);
+    mcpd_http_stream_event(c, NULL, "endpoint", endpoint, (size_t)n);
 }
 
 /* sessionId=<32 hex> from the query string, or NULL. */

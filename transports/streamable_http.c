@@ -26,18 +26,40 @@
 #include "mcpd/log.h"
 #include "mcpd/map.h"
 #include "mcpd/net/http_server.h"
+#include "mcpd/net/replay.h"
 #include "mcpd/session.h"
 #include "transports.h"
 
 struct http_tp;
+
+struct exchange;
+struct gstream;
+
+/*
+ * A resumable SSE stream (sessions of 2025-03-26 and later): its events
+ * carry ids "<stream>-<seq>" and the recent ones are kept, so a client that
+ * lost the connection resumes with GET + Last-Event-ID. While the POST (or
+ * GET) it belongs to may still produce events after a disconnect, the
+ * exchange stays alive "detached" for MCPD_RESUME_GRACE_MS, recording.
+ */
+struct rstream {
+    struct rstream *next;
+    struct mcpd_replay rp;
+    struct exchange *ex; /* the POST still answering on it, or NULL */
+    struct gstream *g;   /* the GET stream it belongs to, or NULL */
+    bool done;           /* the POST's answer is in it */
+};
 
 /* One GET stream. */
 struct gstream {
     struct mcpd_sink sink;
     struct http_tp *tp;
     struct hsess *hs;
-    struct mcpd_http_conn *conn;
+    struct mcpd_http_conn *conn; /* NULL while detached */
     struct gstream *next;
+    struct rstream *rs;          /* when resumable */
+    bool detached;
+    uint64_t detached_at;
 };
 
 /* What the transport keeps per session. */
@@ -45,24 +67,33 @@ struct hsess {
     struct mcpd_session *s;
     struct gstream *streams;
     unsigned nstreams;
+    struct rstream *rstreams;
+    unsigned nrstreams, next_stream;
 };
 
 /* One POST waiting for its answer. */
 struct exchange {
     struct mcpd_sink sink;
     struct http_tp *tp;
+    struct hsess *hs;
     struct mcpd_http_conn *conn; /* NULL once the client went away */
     struct mcpd_session *s;      /* ref */
     bool sse, in_send, aborted, is_init;
     bool held; /* handle_post still uses it: the free is deferred to there */
     bool finished; /* the final answer went out */
+    struct rstream *rs;          /* when its SSE stream is resumable */
+    bool detached;               /* the client left; events are recorded for a resume */
+    uint64_t detached_at;
+    struct exchange *dnext;      /* tp->detached list */
     char extra[96];
 };
 
 struct http_tp {
     struct mcpd_transport base;
     struct mcpd_map sessions; /* id -> struct hsess */
-    uv_timer_t keepalive;
+    uv_timer_t tick;          /* 1 s: resume deadlines, keep-alive comments */
+    unsigned ticks;
+    struct exchange *detached;
     bool stopping, started;
 };
 
@@ -80,12 +111,106 @@ static bool accepts(const char *accept, const char *type)
     return accept && (strstr(accept, type) || strstr(accept, "*/*"));
 }
 
+/* ---- resumable streams -------------------------------------------------------- */
+
+static bool resumable(const struct hsess *hs)
+{
+    const char *v = mcpd_session_version(hs->s);
+    return v && strcmp(v, "2025-03-26") >= 0;
+}
+
+static uint64_t now_ms(const struct http_tp *tp)
+{
+    return uv_now(tp->base.daemon->loop);
+}
+
+/* A new resumable stream, or NULL (then the stream simply has no ids). */
+static struct rstream *rstream_new(struct hsess *hs)
+{
+    struct rstream *rs, **pp, **victim = NULL;
+    if (!resumable(hs))
+        return NULL;
+    if (hs->nrstreams >= MCPD_MAX_REPLAYS) { /* evict the oldest idle one */
+        for (pp = &hs->rstreams; *pp; pp = &(*pp)->next)
+            if ((*pp)->ex == NULL && (*pp)->g == NULL)
+                victim = pp;
+        if (victim == NULL)
+            return NULL;
+        rs = *victim;
+        *victim = rs->next;
+        mcpd_replay_dispose(&rs->rp);
+        free(rs);
+        hs->nrstreams--;
+    }
+    if ((rs = calloc(1, sizeof(*rs))) == NULL)
+        return NULL;
+    mcpd_replay_init(&rs->rp, ++hs->next_stream);
+    rs->next = hs->rstreams;
+    hs->rstreams = rs;
+    hs->nrstreams++;
+    return rs;
+}
+
+static struct rstream *rstream_find(struct hsess *hs, unsigned stream)
+{
+    for (struct rstream *rs = hs->rstreams; rs; rs = rs->next)
+        if (rs->rp.stream == stream)
+            return rs;
+    return NULL;
+}
+
+/* 2025-11-25: the first event of a stream has an id and no data, so a
+ * client can resume even before the first message. */
+static void prime(struct hsess *hs, struct mcpd_http_conn *c, struct rstream *rs)
+{
+    char buf[96];
+    int n;
+    if (rs == NULL || strcmp(mcpd_session_version(hs->s), "2025-11-25") < 0)
+        return;
+    n = snprintf(buf, sizeof(buf), "id: %u-0\nretry: 1000\ndata: \n\n", rs->rp.stream);
+    mcpd_http_stream_write(c, buf, (size_t)n);
+}
+
+/* Records (when resumable) and writes (when connected) one message event. */
+static int emit(struct mcpd_http_conn *c, struct rstream *rs, const char *data, size_t len)
+{
+    char id[48];
+    uint64_t seq = rs ? mcpd_replay_add(&rs->rp, data, len) : 0;
+    if (rs)
+        mcpd_replay_id(id, sizeof(id), rs->rp.stream, seq);
+    return c ? mcpd_http_stream_event(c, rs ? id : NULL, "message", data, len) : 0;
+}
+
 /* ---- POST exchanges ------------------------------------------------------------- */
 
 static void exchange_free(struct exchange *ex)
 {
+    if (ex->rs && ex->rs->ex == ex)
+        ex->rs->ex = NULL;
     mcpd_session_unref(&ex->s);
     free(ex);
+}
+
+static void detached_remove(struct exchange *ex)
+{
+    for (struct exchange **pp = &ex->tp->detached; *pp; pp = &(*pp)->dnext) {
+        if (*pp == ex) {
+            *pp = ex->dnext;
+            break;
+        }
+    }
+    ex->detached = false;
+}
+
+/* The client left a resumable stream: keep the request, record its events. */
+static void exchange_detach(struct exchange *ex)
+{
+    ex->detached = true;
+    ex->detached_at = now_ms(ex->tp);
+    ex->dnext = ex->tp->detached;
+    ex->tp->detached = ex;
+    LOG_DEBUG("http", "session=%s stream %u dropped; kept for resumption", mcpd_session_id(ex->s),
+              ex->rs->rp.stream);
 }
 
 static int exchange_send(struct mcpd_sink *sk, const char *data, size_t len, bool final)
@@ -93,32 +218,57 @@ static int exchange_send(struct mcpd_sink *sk, const char *data, size_t len, boo
     struct exchange *ex = (struct exchange *)sk;
     int r = 0;
 
+    if (ex->detached) { /* nobody reads: record for a resume */
+        emit(NULL, ex->rs, data, len);
+        if (final) {
+            ex->rs->done = true;
+            detached_remove(ex);
+            exchange_free(ex);
+        }
+        return 0;
+    }
     if (ex->conn == NULL)
         return MCPD_ECLOSED;
     ex->in_send = true;
     if (!final && !ex->sse) {
         r = mcpd_http_stream_begin(ex->conn, 200, "text/event-stream", ex->extra);
         ex->sse = true;
+        if (r == 0 && (ex->rs = rstream_new(ex->hs)) != NULL) {
+            ex->rs->ex = ex;
+            prime(ex->hs, ex->conn, ex->rs);
+        }
     }
     if (ex->sse && r == 0 && !ex->aborted) {
-        r = mcpd_http_stream_event(ex->conn, "message", data, len);
+        r = emit(ex->conn, ex->rs, data, len);
         if (final && r == 0 && !ex->aborted)
             mcpd_http_stream_end(ex->conn, true);
     } else if (!ex->sse) {
         mcpd_http_respond(ex->conn, 200, "application/json", ex->extra, data, len);
     }
     ex->in_send = false;
-    if (ex->aborted || final) {
-        bool aborted = ex->aborted;
+    if (final) {
+        if (ex->rs)
+            ex->rs->done = true;
         if (ex->conn)
             mcpd_http_conn_on_abort(ex->conn, NULL, NULL);
         ex->conn = NULL;
         ex->finished = true;
-        if (aborted && !final)
-            mcpd_session_sink_closed(ex->s, &ex->sink);
         if (!ex->held)
             exchange_free(ex);
-        return aborted ? MCPD_ECLOSED : r;
+        return r;
+    }
+    if (ex->aborted) {
+        ex->aborted = false;
+        ex->conn = NULL;
+        if (ex->rs) {
+            exchange_detach(ex);
+        } else {
+            ex->finished = true;
+            mcpd_session_sink_closed(ex->s, &ex->sink);
+            if (!ex->held)
+                exchange_free(ex);
+        }
+        return MCPD_ECLOSED;
     }
     return r;
 }
@@ -129,6 +279,10 @@ static void exchange_abort(struct mcpd_http_conn *c, void *data)
     ex->conn = NULL;
     if (ex->in_send) {
         ex->aborted = true; /* exchange_send finishes the cleanup */
+        return;
+    }
+    if (ex->rs && !ex->finished) {
+        exchange_detach(ex);
         return;
     }
     ex->finished = true;
@@ -143,7 +297,7 @@ static void exchange_cancelled(struct mcpd_sink *sk)
     struct exchange *ex = (struct exchange *)sk;
     struct mcpd_http_conn *c = ex->conn;
     if (ex->sink.npending > 0 || c == NULL)
-        return;
+        return; /* detached ones are freed by the sweep or with the session */
     mcpd_http_conn_on_abort(c, NULL, NULL);
     ex->conn = NULL;
     ex->finished = true;
@@ -163,10 +317,27 @@ static void on_session_close(struct mcpd_session *s, void *data)
 {
     struct http_tp *tp = data;
     struct hsess *hs = mcpd_map_del(&tp->sessions, mcpd_session_id(s), 32);
+    struct exchange **pp;
     if (hs == NULL)
         return;
     while (hs->streams)
         stream_end(hs->streams, true);
+    for (pp = &tp->detached; *pp;) {
+        struct exchange *ex = *pp;
+        if (ex->hs != hs) {
+            pp = &ex->dnext;
+            continue;
+        }
+        *pp = ex->dnext;
+        ex->detached = false;
+        exchange_free(ex);
+    }
+    while (hs->rstreams) {
+        struct rstream *rs = hs->rstreams;
+        hs->rstreams = rs->next;
+        mcpd_replay_dispose(&rs->rp);
+        free(rs);
+    }
     mcpd_session_unref(&hs->s);
     free(hs);
 }
@@ -305,6 +476,7 @@ static void handle_post(struct http_tp *tp, struct mcpd_http_conn *c, struct mcp
     }
     ex->sink.ops = &exchange_ops;
     ex->tp = tp;
+    ex->hs = hs;
     ex->conn = c;
     ex->s = hs->s;
     ex->is_init = init;
@@ -335,9 +507,9 @@ static int gstream_send(struct mcpd_sink *sk, const char *data, size_t len, bool
 {
     struct gstream *g = (struct gstream *)sk;
     int r;
-    if (g->conn == NULL)
+    if (g->conn == NULL && !g->detached)
         return MCPD_ECLOSED;
-    r = mcpd_http_stream_event(g->conn, "message", data, len);
+    r = emit(g->conn, g->rs, data, len); /* detached: recorded only */
     if (r == MCPD_ETOOBIG)
         LOG_WARN("http", "GET stream reads too slowly; closing it");
     return r;
@@ -355,6 +527,8 @@ static void gstream_unlink(struct gstream *g)
             break;
         }
     }
+    if (g->rs)
+        g->rs->g = NULL;
     /* messages not tied to a request go to the newest remaining stream */
     mcpd_session_sink_closed(hs->s, &g->sink);
     mcpd_session_set_stream(hs->s, hs->streams ? &hs->streams->sink : NULL);
@@ -364,6 +538,12 @@ static void gstream_abort(struct mcpd_http_conn *c, void *data)
 {
     struct gstream *g = data;
     g->conn = NULL;
+    if (g->rs && g->hs->streams == g) {
+        /* the session's stream: keep recording what it would have carried */
+        g->detached = true;
+        g->detached_at = now_ms(g->tp);
+        return;
+    }
     gstream_unlink(g);
     free(g);
 }
@@ -379,8 +559,73 @@ static void stream_end(struct gstream *g, bool remove_from_session)
     free(g);
 }
 
+struct replay_ctx {
+    struct mcpd_http_conn *c;
+    unsigned stream;
+};
+
+static void replay_one(void *arg, uint64_t seq, const char *data, size_t len)
+{
+    struct replay_ctx *rc = arg;
+    char id[48];
+    mcpd_replay_id(id, sizeof(id), rc->stream, seq);
+    mcpd_http_stream_event(rc->c, id, "message", data, len);
+}
+
+/*
+ * GET with Last-Event-ID: replay what the client missed on that stream, then
+ * go on live if the stream's POST or GET is still producing.
+ */
+static void resume_stream(struct http_tp *tp, struct hsess *hs, struct mcpd_http_conn *c,
+                          const char *last_id)
+{
+    struct replay_ctx rc = { c, 0 };
+    struct rstream *rs;
+    unsigned stream;
+    uint64_t seq;
+
+    if (!mcpd_replay_parse_id(last_id, &stream, &seq) || (rs = rstream_find(hs, stream)) == NULL ||
+        (rs->ex && !rs->ex->detached) || (rs->g && !rs->g->detached)) {
+        respond_error(c, 404, MCPD_RPC_SERVER_ERROR, "Not Found: unknown or busy Last-Event-ID");
+        return;
+    }
+    if (!mcpd_replay_can_resume(&rs->rp, seq)) {
+        respond_error(c, 404, MCPD_RPC_SERVER_ERROR, "Not Found: those events are no longer kept");
+        return;
+    }
+    if (mcpd_http_stream_begin(c, 200, "text/event-stream", NULL) != 0)
+        return;
+    rc.stream = stream;
+    mcpd_replay_since(&rs->rp, seq, replay_one, &rc);
+    LOG_DEBUG("http", "session=%s stream %u resumed after event %llu", mcpd_session_id(hs->s),
+              stream, (unsigned long long)seq);
+    if (rs->ex) { /* the POST is still waiting for its answer: it continues here */
+        struct exchange *ex = rs->ex;
+        detached_remove(ex);
+        ex->conn = c;
+        mcpd_http_conn_on_abort(c, exchange_abort, ex);
+    } else if (rs->g) {
+        rs->g->detached = false;
+        rs->g->conn = c;
+        mcpd_http_conn_on_abort(c, gstream_abort, rs->g);
+    } else {
+        mcpd_http_stream_end(c, true); /* everything was in the replay */
+    }
+}
+
+/* Detached GET streams are given up when a new stream opens without resuming them. */
+static void drop_detached_gstreams(struct hsess *hs)
+{
+    for (struct gstream *g = hs->streams, *next; g; g = next) {
+        next = g->next;
+        if (g->detached)
+            stream_end(g, true);
+    }
+}
+
 static void handle_get(struct http_tp *tp, struct mcpd_http_conn *c, struct mcpd_http_request *req)
 {
+    const char *last_id = mcpd_http_header(req, "last-event-id");
     struct hsess *hs;
     struct gstream *g;
 
@@ -390,6 +635,11 @@ static void handle_get(struct http_tp *tp, struct mcpd_http_conn *c, struct mcpd
     }
     if ((hs = find_session(tp, c, req)) == NULL)
         return;
+    if (last_id) {
+        resume_stream(tp, hs, c, last_id);
+        return;
+    }
+    drop_detached_gstreams(hs);
     if (hs->nstreams >= MCPD_MAX_GET_STREAMS) {
         respond_error(c, 429, MCPD_RPC_SERVER_ERROR, "Too Many Requests: too many open streams");
         return;
@@ -406,24 +656,52 @@ static void handle_get(struct http_tp *tp, struct mcpd_http_conn *c, struct mcpd
     g->next = hs->streams;
     hs->streams = g;
     hs->nstreams++;
+    if ((g->rs = rstream_new(hs)) != NULL)
+        g->rs->g = g;
     mcpd_http_conn_on_abort(c, gstream_abort, g);
     mcpd_session_set_stream(hs->s, &g->sink);
+    prime(hs, c, g->rs);
     /* an SSE comment tells proxies and clients the stream is open */
     mcpd_http_stream_write(c, ": mcpd\n\n", 8);
 }
 
-static void keepalive_one(void *value, void *arg)
+/* Every second: resume deadlines; every MCPD_SSE_KEEPALIVE_MS: keep-alive comments. */
+static void tick_session(void *value, void *arg)
 {
     struct hsess *hs = value;
-    for (struct gstream *g = hs->streams; g; g = g->next)
-        if (g->conn)
+    struct http_tp *tp = arg;
+    uint64_t now = now_ms(tp);
+    bool keepalive = tp->ticks % (MCPD_SSE_KEEPALIVE_MS / 1000) == 0;
+    for (struct gstream *g = hs->streams, *next; g; g = next) {
+        next = g->next;
+        if (g->detached && now - g->detached_at > MCPD_RESUME_GRACE_MS)
+            stream_end(g, true);
+        else if (keepalive && g->conn)
             mcpd_http_stream_write(g->conn, ":\n\n", 3);
+    }
 }
 
-static void on_keepalive(uv_timer_t *t)
+static void on_tick(uv_timer_t *t)
 {
     struct http_tp *tp = t->data;
-    mcpd_map_foreach(&tp->sessions, keepalive_one, NULL);
+    uint64_t now = now_ms(tp);
+    struct exchange **pp = &tp->detached;
+    tp->ticks++;
+    while (*pp) {
+        struct exchange *ex = *pp;
+        if (now - ex->detached_at <= MCPD_RESUME_GRACE_MS) {
+            pp = &ex->dnext;
+            continue;
+        }
+        /* nobody came back for it: now the disconnect cancels the request */
+        *pp = ex->dnext;
+        ex->detached = false;
+        LOG_DEBUG("http", "session=%s stream %u not resumed; cancelling", mcpd_session_id(ex->s),
+                  ex->rs->rp.stream);
+        mcpd_session_sink_closed(ex->s, &ex->sink);
+        exchange_free(ex);
+    }
+    mcpd_map_foreach(&tp->sessions, tick_session, tp);
 }
 
 /* ---- dispatch -------------------------------------------------------------------------- */
@@ -461,10 +739,10 @@ static int tp_start(struct mcpd_transport *base)
     int r = mcpd_listener_route(base->daemon, base->daemon->cfg->http_path, on_request, tp);
     if (r != 0)
         return r;
-    uv_timer_init(base->daemon->loop, &tp->keepalive);
-    tp->keepalive.data = tp;
+    uv_timer_init(base->daemon->loop, &tp->tick);
+    tp->tick.data = tp;
     tp->started = true;
-    uv_timer_start(&tp->keepalive, on_keepalive, MCPD_SSE_KEEPALIVE_MS, MCPD_SSE_KEEPALIVE_MS);
+    uv_timer_start(&tp->tick, on_tick, 1000, 1000);
     return 0;
 }
 
@@ -489,7 +767,7 @@ static void tp_close(struct mcpd_transport *base)
         free(tp);
         return;
     }
-    uv_close((uv_handle_t *)&tp->keepalive, on_keepalive_closed);
+    uv_close((uv_handle_t *)&tp->tick, on_keepalive_closed);
 }
 
 static const struct mcpd_transport_ops http_ops = { "http", tp_start, tp_stop, tp_close };

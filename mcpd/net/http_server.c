@@ -736,10 +736,10 @@ int mcpd_http_stream_write(struct mcpd_http_conn *c, const char *data, size_t le
     return n;
 }
 
-int mcpd_http_stream_event(struct mcpd_http_conn *c, const char *event, const char *data,
-                           size_t len)
+int mcpd_http_stream_event(struct mcpd_http_conn *c, const char *id, const char *event,
+                           const char *data, size_t len)
 {
-    char size[24], head[64];
+    char size[24], head[128];
     static char tail[] = "\n\n\r\n";
     uv_buf_t b[4];
     int hn, n;
@@ -747,7 +747,8 @@ int mcpd_http_stream_event(struct mcpd_http_conn *c, const char *event, const ch
         return MCPD_ECLOSED;
     if (c->tcp.write_queue_size > MCPD_WRITE_HIGH_WATER)
         return MCPD_ETOOBIG;
-    hn = snprintf(head, sizeof(head), "event: %s\ndata: ", event);
+    hn = snprintf(head, sizeof(head), "%s%s%sevent: %s\ndata: ", id ? "id: " : "", id ? id : "",
+                  id ? "\n" : "", event);
     if (hn < 0 || (size_t)hn >= sizeof(head))
         return MCPD_ETOOBIG;
     n = snprintf(size, sizeof(size), "%zx\r\n", (size_t)hn + len + 2);

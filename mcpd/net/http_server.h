@@ -97,12 +97,12 @@ int mcpd_http_stream_begin(struct mcpd_http_conn *c, int status, const char *cty
 /* Writes one chunk. Returns 0, or MCPD_ETOOBIG when the peer reads too slowly. */
 int mcpd_http_stream_write(struct mcpd_http_conn *c, const char *data, size_t len);
 /*
- * Writes one SSE event as one chunk: "event: <event>\ndata: <data>\n\n"
- * (`data` must hold no newline, which compact JSON never does). Returns as
- * mcpd_http_stream_write does.
+ * Writes one SSE event as one chunk: "[id: <id>\n]event: <event>\ndata: <data>\n\n"
+ * (`id` may be NULL; `data` must hold no newline, which compact JSON never
+ * does). Returns as mcpd_http_stream_write does.
  */
-int mcpd_http_stream_event(struct mcpd_http_conn *c, const char *event, const char *data,
-                           size_t len);
+int mcpd_http_stream_event(struct mcpd_http_conn *c, const char *id, const char *event,
+                           const char *data, size_t len);
 
 /*
  * Ends the stream. With keep_alive false the connection closes after the

@@ -645,7 +645,7 @@ static void t_echo(json_t *id, json_t *args, json_t *params)
 
 static void t_sleep(json_t *id, json_t *args, json_t *params)
 {
-    json_t *ms = json_object_get(args, "ms");
+    json_t *ms = json_object_get(args, "ms"), *token;
     double v = json_number_value(ms);
     struct fx_job *job;
 
@@ -659,6 +659,13 @@ static void t_sleep(json_t *id, json_t *args, json_t *params)
         return;
     }
     job->ms = (long)v;
+    /* with a progress token, one notification first: the answer then comes
+     * ms later on an SSE stream (used by the stream resumption tests) */
+    token = json_object_get(json_object_get(params, "_meta"), "progressToken");
+    if (token != NULL && !json_is_null(token))
+        send_notification("notifications/progress",
+                          json_pack("{s:O, s:i, s:f, s:s}", "progressToken", token, "progress", 0,
+                                    "total", v, "message", "sleeping"));
 }
 
 static void t_hang(json_t *id, json_t *args, json_t *params)

@@ -31,3 +31,5 @@ foreach(setup stdio remote multi)
     COMMAND bash ${CMAKE_SOURCE_DIR}/tests/conformance/run_conformance.sh ${CMAKE_BINARY_DIR} ${setup})
   set_tests_properties(conformance.${setup} PROPERTIES LABELS conformance TIMEOUT 400)
 endforeach()
+
+mcpd_e2e_test(resume 90)
