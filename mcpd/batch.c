@@ -147,7 +147,12 @@ unsigned mcpd_session_feed_json(struct mcpd_session *s, json_t *root, struct mcp
 
     *answered = false;
     if (json_is_array(root)) {
-        if (!mcpd_session_allows_batch(s)) {
+        if (mcpd_session_allows_batch(s) &&
+            (json_array_size(root) == 0 || json_array_size(root) > MCPD_MAX_BATCH)) {
+            mcpd__send_error(reply, NULL, MCPD_RPC_INVALID_REQUEST,
+                             "Invalid Request: a batch holds 1 to 64 messages");
+            *answered = true;
+        } else if (!mcpd_session_allows_batch(s)) {
             mcpd__send_error(reply, NULL, MCPD_RPC_INVALID_REQUEST,
                              "Invalid Request: batches are only part of protocol 2025-03-26");
             *answered = true;

@@ -40,14 +40,19 @@ CC=clang cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Asan -DMCPD_BUILD_FUZZE
 if [ -n "${FUZZ_TARGETS:-}" ]; then
     targets="$FUZZ_TARGETS"
 else
-    targets="$(cd "$ROOT/tests/fuzz" && ls fuzz_*.c | sed -e 's/^fuzz_//' -e 's/\.c$//')"
+    targets=""
+    for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
+        t="${src##*/fuzz_}"
+        targets="$targets ${t%.c}"
+    done
 fi
 build_targets=""
 for t in $targets; do
     build_targets="$build_targets fuzz_$t"
 done
 # shellcheck disable=SC2086
-cmake --build "$BUILD" -j"$(nproc)" --target $build_targets || exit 1
+cmake --build "$BUILD" -j"$(nproc)" --target $build_targets >"$BUILD/fuzz-build.log" 2>&1 ||
+    { tail -n 30 "$BUILD/fuzz-build.log"; exit 1; }
 
 # run_one TARGET: fuzzes one target; its log goes to $WORK/TARGET/fuzz.log.
 run_one() {
@@ -60,7 +65,8 @@ run_one() {
         -print_final_stats=1 ${FUZZ_ARGS:-} corpus >fuzz.log 2>&1)
     rc=$?
     if [ "$rc" -eq 0 ]; then
-        printf '%-14s ok    %s\n' "$t" "$(grep -E '^#[0-9]+ +DONE' "$dir/fuzz.log" | tail -n 1)"
+        printf '%-14s ok    %s\n' "$t" \
+            "$(grep -E '^#[0-9]+[[:space:]]+DONE' "$dir/fuzz.log" | tail -n 1)"
     else
         printf '%-14s FAIL  rc=%d, see %s/fuzz.log and %s/artifacts/\n' "$t" "$rc" "$dir" "$dir"
     fi

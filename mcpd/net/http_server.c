@@ -54,6 +54,7 @@ struct mcpd_http_conn {
     int handles_open;
     bool in_parse, close_after_write, request_started, field_open, value_open, url_open;
     int error_status; /* response to send when the parser stops on a limit */
+    const char *error_reason; /* mcpd's own reason (llhttp may replace its copy) */
     struct mcpd_buf in;   /* received, not yet parsed */
     struct mcpd_buf hdr;  /* url\0 name\0 value\0 ... */
     struct mcpd_buf body;
@@ -234,6 +235,7 @@ static void conn_close(struct mcpd_http_conn *c)
 static int fail(struct mcpd_http_conn *c, int status, const char *why)
 {
     c->error_status = status;
+    c->error_reason = why;
     llhttp_set_error_reason(&c->parser, why);
     return HPE_USER;
 }
@@ -245,6 +247,7 @@ static int on_message_begin(llhttp_t *p)
     mcpd_buf_reset(&c->body);
     c->url_len = 0;
     c->nheaders = 0;
+    c->error_reason = NULL;
     c->field_open = c->value_open = c->url_open = false;
     c->request_started = true;
     arm(c, c->srv->lim.header_timeout_ms);
@@ -280,10 +283,22 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     return mcpd_buf_append(&c->hdr, at, len) == 0 ? 0 : fail(c, 431, "headers too large");
 }
 
+/* RFC 9110 token characters: a header name is nothing else (RFC 9112 5.1). */
+static bool is_tchar(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
 static int on_header_field_complete(llhttp_t *p)
 {
     struct mcpd_http_conn *c = p->data;
     c->field_open = false;
+    if (c->hdr.len == c->name_off[c->nheaders])
+        return fail(c, 400, "empty header name");
+    for (size_t i = c->name_off[c->nheaders]; i < c->hdr.len; i++)
+        if (!is_tchar(c->hdr.p[i]))
+            return fail(c, 400, "invalid character in a header name");
     if (mcpd_buf_append(&c->hdr, "", 1) != 0)
         return fail(c, 431, "headers too large");
     c->value_off[c->nheaders] = c->hdr.len;
@@ -303,6 +318,10 @@ static int on_header_value_complete(llhttp_t *p)
     if (!c->value_open)
         c->value_off[c->nheaders] = c->hdr.len; /* empty value */
     c->value_open = false;
+    /* field values exclude trailing whitespace (RFC 9110 5.5) */
+    while (c->hdr.len > c->value_off[c->nheaders] &&
+           (c->hdr.p[c->hdr.len - 1] == ' ' || c->hdr.p[c->hdr.len - 1] == '\t'))
+        c->hdr.len--;
     if (mcpd_buf_append(&c->hdr, "", 1) != 0)
         return fail(c, 431, "headers too large");
     c->nheaders++;
@@ -383,7 +402,7 @@ static void dispatch(struct mcpd_http_conn *c)
 static void parse_error(struct mcpd_http_conn *c, llhttp_errno_t err)
 {
     int status = c->error_status ? c->error_status : 400;
-    const char *why = llhttp_get_error_reason(&c->parser);
+    const char *why = c->error_reason ? c->error_reason : llhttp_get_error_reason(&c->parser);
     char body[160];
     int n;
 
