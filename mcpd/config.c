@@ -39,43 +39,19 @@
 #include "limits.h"
 #include "log.h"
 
-#define KEY_PATH_MAX   192 /* "servers.<name>.env.<VAR>" and the like, truncated */
-#define HTTP_PATH_MAX  256
-#define YAML_MAX_DEPTH 32 /* mappings and lists inside each other */
-
-struct ctx {
-    const char *name;       /* file name used in diagnostics */
-    struct mcpd_diag *diag; /* where the one error goes */
-    struct mcpd_config *cfg;
-    yaml_document_t *doc; /* NULL while importing JSON */
-    unsigned char *used;  /* per node: already consumed (catches aliases) */
-    size_t nnodes;
-    bool hosts_set; /* http.allowed_hosts was given explicitly */
-};
-
-/* One known key of a mapping and how to parse its value into base + off. */
-struct field;
-typedef int (*field_fn)(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                        void *base);
-struct field {
-    const char *key;
-    field_fn fn;
-    size_t off, off2;            /* target (and count, for lists) inside base */
-    unsigned long long min, max; /* numeric range, where it applies */
-    const struct field *sub;     /* nested table for sections */
-};
+#include "config_int.h"
 
 /* ---- diagnostics ---------------------------------------------------------------------------- */
 
-static int failat(struct ctx *c, int line, int col, const char *fmt, ...)
+int mcpd__cfg_failat(struct ctx *c, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static int fail(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
+int mcpd__cfg_fail(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int vfail(struct ctx *c, int line, int col, const char *fmt, va_list ap)
+int mcpd__cfg_vfail(struct ctx *c, int line, int col, const char *fmt, va_list ap)
     __attribute__((format(printf, 4, 0)));
 
-static int vfail(struct ctx *c, int line, int col, const char *fmt, va_list ap)
+int mcpd__cfg_vfail(struct ctx *c, int line, int col, const char *fmt, va_list ap)
 {
     struct mcpd_diag *d = c->diag;
     int n;
@@ -95,42 +71,42 @@ static int vfail(struct ctx *c, int line, int col, const char *fmt, va_list ap)
     return MCPD_ECONFIG;
 }
 
-static int failat(struct ctx *c, int line, int col, const char *fmt, ...)
+int mcpd__cfg_failat(struct ctx *c, int line, int col, const char *fmt, ...)
 {
     va_list ap;
     int rc;
 
     va_start(ap, fmt);
-    rc = vfail(c, line, col, fmt, ap);
+    rc = mcpd__cfg_vfail(c, line, col, fmt, ap);
     va_end(ap);
     return rc;
 }
 
-static int node_line(const yaml_node_t *n)
+int mcpd__cfg_node_line(const yaml_node_t *n)
 {
     return n ? (int)n->start_mark.line + 1 : 0;
 }
 
-static int node_col(const yaml_node_t *n)
+int mcpd__cfg_node_col(const yaml_node_t *n)
 {
     return n ? (int)n->start_mark.column + 1 : 0;
 }
 
 /* Reports at the start of node n (no position when n is NULL). */
-static int fail(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
+int mcpd__cfg_fail(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
 {
     va_list ap;
     int rc;
 
     va_start(ap, fmt);
-    rc = vfail(c, node_line(n), node_col(n), fmt, ap);
+    rc = mcpd__cfg_vfail(c, mcpd__cfg_node_line(n), mcpd__cfg_node_col(n), fmt, ap);
     va_end(ap);
     return rc;
 }
 
-static int oom(struct ctx *c)
+int mcpd__cfg_oom(struct ctx *c)
 {
-    failat(c, 0, 0, "out of memory");
+    mcpd__cfg_failat(c, 0, 0, "out of memory");
     return MCPD_ENOMEM;
 }
 
@@ -246,7 +222,7 @@ static int expand_ref(struct ctx *c, const yaml_node_t *n, const char *path, con
     int rc;
 
     if (end == NULL)
-        return fail(c, n, "key '%s': unterminated '${' (write '$$' for a literal '$')", path);
+        return mcpd__cfg_fail(c, n, "key '%s': unterminated '${' (write '$$' for a literal '$')", path);
     blen = (size_t)(end - body);
     for (nlen = 0; nlen < blen && body[nlen] != ':'; nlen++)
         ;
@@ -257,13 +233,13 @@ static int expand_ref(struct ctx *c, const yaml_node_t *n, const char *path, con
         dlen = blen > nlen + 2 ? blen - nlen - 2 : 0;
     }
     if (!is_env_name(body, nlen))
-        return fail(c, n,
+        return mcpd__cfg_fail(c, n,
                     "key '%s': bad variable reference '${%.*s}' (use ${VAR} or ${VAR:-default})",
                     path, (int)(blen > 64 ? 64 : blen), body);
     {
         char name[256];
         if (nlen >= sizeof(name))
-            return fail(c, n, "key '%s': variable name too long", path);
+            return mcpd__cfg_fail(c, n, "key '%s': variable name too long", path);
         memcpy(name, body, nlen);
         name[nlen] = '\0';
         val = getenv(name);
@@ -273,12 +249,12 @@ static int expand_ref(struct ctx *c, const yaml_node_t *n, const char *path, con
     else if (val != NULL)
         rc = mcpd_buf_append(b, val, strlen(val));
     else
-        return fail(c, n, "key '%s': environment variable '%.*s' is not set (use ${%.*s:-default})",
+        return mcpd__cfg_fail(c, n, "key '%s': environment variable '%.*s' is not set (use ${%.*s:-default})",
                     path, (int)nlen, body, (int)nlen, body);
     if (rc == MCPD_ENOMEM)
-        return oom(c);
+        return mcpd__cfg_oom(c);
     if (rc != 0)
-        return fail(c, n, "key '%s': value exceeds %u bytes after expansion", path,
+        return mcpd__cfg_fail(c, n, "key '%s': value exceeds %u bytes after expansion", path,
                     MCPD_MAX_CONFIG_VALUE);
     *used = (size_t)(end - in) + 1;
     return 0;
@@ -310,17 +286,17 @@ static int expand(struct ctx *c, const yaml_node_t *n, const char *path, const c
         i += used;
     }
     if (rc == MCPD_ENOMEM) {
-        rc = oom(c);
+        rc = mcpd__cfg_oom(c);
         goto out;
     }
     if (rc != 0) {
-        rc = fail(c, n, "key '%s': value exceeds %u bytes after expansion", path,
+        rc = mcpd__cfg_fail(c, n, "key '%s': value exceeds %u bytes after expansion", path,
                   MCPD_MAX_CONFIG_VALUE);
         goto out;
     }
     *out = b.p ? mcpd_buf_steal(&b, NULL) : strdup("");
     if (*out == NULL)
-        rc = oom(c);
+        rc = mcpd__cfg_oom(c);
 out:
     mcpd_buf_dispose(&b);
     return rc;
@@ -328,7 +304,7 @@ out:
 
 /* ---- YAML node helpers ---------------------------------------------------------------------- */
 
-static const char *node_kind(const yaml_node_t *n)
+const char *mcpd__cfg_node_kind(const yaml_node_t *n)
 {
     switch (n->type) {
     case YAML_MAPPING_NODE:
@@ -340,7 +316,7 @@ static const char *node_kind(const yaml_node_t *n)
     }
 }
 
-static bool is_null(const yaml_node_t *n)
+bool mcpd__cfg_is_null(const yaml_node_t *n)
 {
     const char *v;
 
@@ -356,15 +332,15 @@ static bool is_null(const yaml_node_t *n)
  * the prescan refuses those already, so this only backs it up (an aliased
  * tree could otherwise make the walk exponential).
  */
-static int take_node(struct ctx *c, int idx, yaml_node_t **out)
+int mcpd__cfg_take_node(struct ctx *c, int idx, yaml_node_t **out)
 {
     yaml_node_t *n = yaml_document_get_node(c->doc, idx);
 
     *out = NULL;
     if (n == NULL || (size_t)idx > c->nnodes)
-        return failat(c, 0, 0, "internal error: bad YAML node %d", idx);
+        return mcpd__cfg_failat(c, 0, 0, "internal error: bad YAML node %d", idx);
     if (c->used[idx - 1])
-        return fail(c, n, "YAML aliases are not supported (this node is used more than once)");
+        return mcpd__cfg_fail(c, n, "YAML aliases are not supported (this node is used more than once)");
     c->used[idx - 1] = 1;
     *out = n;
     return 0;
@@ -386,12 +362,12 @@ static void concat3(char *dst, size_t size, const char *a, const char *b, const 
     dst[n] = '\0';
 }
 
-static void join(char *dst, size_t size, const char *path, const char *key)
+void mcpd__cfg_join(char *dst, size_t size, const char *path, const char *key)
 {
     concat3(dst, size, path, path[0] ? "." : "", key);
 }
 
-static void join_index(char *dst, size_t size, const char *path, size_t i)
+void mcpd__cfg_join_index(char *dst, size_t size, const char *path, size_t i)
 {
     char idx[32];
 
@@ -400,7 +376,7 @@ static void join_index(char *dst, size_t size, const char *path, size_t i)
 }
 
 /* " in 'path'" or "" at the top level, for messages about keys. */
-static const char *in_path(char *dst, size_t size, const char *path)
+const char *mcpd__cfg_in_path(char *dst, size_t size, const char *path)
 {
     if (path[0] == '\0')
         dst[0] = '\0';
@@ -410,17 +386,17 @@ static const char *in_path(char *dst, size_t size, const char *path)
 }
 
 /* The scalar value of v, expanded, as a new string. */
-static int scalar(struct ctx *c, const yaml_node_t *v, const char *path, char **out)
+int mcpd__cfg_scalar(struct ctx *c, const yaml_node_t *v, const char *path, char **out)
 {
     const char *s = (const char *)v->data.scalar.value;
 
     *out = NULL;
     if (v->type != YAML_SCALAR_NODE)
-        return fail(c, v, "key '%s': expected a string, got %s", path, node_kind(v));
-    if (is_null(v))
-        return fail(c, v, "key '%s': missing value (quote it for a literal string)", path);
+        return mcpd__cfg_fail(c, v, "key '%s': expected a string, got %s", path, mcpd__cfg_node_kind(v));
+    if (mcpd__cfg_is_null(v))
+        return mcpd__cfg_fail(c, v, "key '%s': missing value (quote it for a literal string)", path);
     if (strlen(s) != v->data.scalar.length)
-        return fail(c, v, "key '%s': value contains a NUL byte", path);
+        return mcpd__cfg_fail(c, v, "key '%s': value contains a NUL byte", path);
     return expand(c, v, path, s, v->data.scalar.length, out);
 }
 
@@ -428,7 +404,7 @@ static int scalar(struct ctx *c, const yaml_node_t *v, const char *path, char **
  * Checks a mapping's shape: its size, that keys are strings, and that no key
  * repeats. Consumes the key nodes.
  */
-static int check_mapping(struct ctx *c, yaml_node_t *n, const char *path, size_t max)
+int mcpd__cfg_check_mapping(struct ctx *c, yaml_node_t *n, const char *path, size_t max)
 {
     yaml_node_pair_t *start = n->data.mapping.pairs.start, *p, *q;
     char in[KEY_PATH_MAX + 8];
@@ -436,37 +412,37 @@ static int check_mapping(struct ctx *c, yaml_node_t *n, const char *path, size_t
     int rc;
 
     if (n->type != YAML_MAPPING_NODE)
-        return fail(c, n, "key '%s': expected a mapping, got %s", path, node_kind(n));
+        return mcpd__cfg_fail(c, n, "key '%s': expected a mapping, got %s", path, mcpd__cfg_node_kind(n));
     if ((size_t)(n->data.mapping.pairs.top - start) > max)
-        return fail(c, n, "key '%s': too many entries (at most %zu)", path, max);
+        return mcpd__cfg_fail(c, n, "key '%s': too many entries (at most %zu)", path, max);
     for (p = start; p < n->data.mapping.pairs.top; p++) {
-        if ((rc = take_node(c, p->key, &k)) != 0)
+        if ((rc = mcpd__cfg_take_node(c, p->key, &k)) != 0)
             return rc;
         if (k->type != YAML_SCALAR_NODE)
-            return fail(c, k, "keys must be strings, got %s%s", node_kind(k),
-                        in_path(in, sizeof(in), path));
+            return mcpd__cfg_fail(c, k, "keys must be strings, got %s%s", mcpd__cfg_node_kind(k),
+                        mcpd__cfg_in_path(in, sizeof(in), path));
         if (strlen((const char *)k->data.scalar.value) != k->data.scalar.length)
-            return fail(c, k, "key contains a NUL byte%s", in_path(in, sizeof(in), path));
+            return mcpd__cfg_fail(c, k, "key contains a NUL byte%s", mcpd__cfg_in_path(in, sizeof(in), path));
         for (q = start; q < p; q++) {
             o = yaml_document_get_node(c->doc, q->key);
             if (o->data.scalar.length == k->data.scalar.length &&
                 memcmp(o->data.scalar.value, k->data.scalar.value, k->data.scalar.length) == 0)
-                return fail(c, k, "duplicate key '%.64s'%s (first at %d:%d)",
-                            (const char *)k->data.scalar.value, in_path(in, sizeof(in), path),
-                            node_line(o), node_col(o));
+                return mcpd__cfg_fail(c, k, "duplicate key '%.64s'%s (first at %d:%d)",
+                            (const char *)k->data.scalar.value, mcpd__cfg_in_path(in, sizeof(in), path),
+                            mcpd__cfg_node_line(o), mcpd__cfg_node_col(o));
         }
     }
     return 0;
 }
 
-static const char *key_of(struct ctx *c, const yaml_node_pair_t *p, yaml_node_t **k)
+const char *mcpd__cfg_key_of(struct ctx *c, const yaml_node_pair_t *p, yaml_node_t **k)
 {
     *k = yaml_document_get_node(c->doc, p->key);
     return (const char *)(*k)->data.scalar.value;
 }
 
 /* Walks mapping n against table; null values are skipped (the key is absent). */
-static int walk_mapping(struct ctx *c, yaml_node_t *n, const char *path, const struct field *table,
+int mcpd__cfg_walk_mapping(struct ctx *c, yaml_node_t *n, const char *path, const struct field *table,
                         void *base)
 {
     char sub[KEY_PATH_MAX], in[KEY_PATH_MAX + 8];
@@ -476,19 +452,19 @@ static int walk_mapping(struct ctx *c, yaml_node_t *n, const char *path, const s
     const char *key;
     int rc;
 
-    if ((rc = check_mapping(c, n, path, MCPD_MAX_CONFIG_ITEMS)) != 0)
+    if ((rc = mcpd__cfg_check_mapping(c, n, path, MCPD_MAX_CONFIG_ITEMS)) != 0)
         return rc;
     for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        key = key_of(c, p, &k);
+        key = mcpd__cfg_key_of(c, p, &k);
         for (f = table; f->key != NULL && strcmp(f->key, key) != 0; f++)
             ;
         if (f->key == NULL)
-            return fail(c, k, "unknown key '%.64s'%s", key, in_path(in, sizeof(in), path));
-        if ((rc = take_node(c, p->value, &v)) != 0)
+            return mcpd__cfg_fail(c, k, "unknown key '%.64s'%s", key, mcpd__cfg_in_path(in, sizeof(in), path));
+        if ((rc = mcpd__cfg_take_node(c, p->value, &v)) != 0)
             return rc;
-        if (is_null(v))
+        if (mcpd__cfg_is_null(v))
             continue;
-        join(sub, sizeof(sub), path, key);
+        mcpd__cfg_join(sub, sizeof(sub), path, key);
         if ((rc = f->fn(c, v, sub, f, base)) != 0)
             return rc;
     }
@@ -506,11 +482,11 @@ static int resolve_command(struct ctx *c, int line, int col, const char *path, c
     size_t n;
 
     if (rel[0] == '\0')
-        return failat(c, line, col, "key '%s': must not be empty", path);
+        return mcpd__cfg_failat(c, line, col, "key '%s': must not be empty", path);
     if (rel[0] == '/' || strchr(rel, '/') == NULL)
         return 0;
     if (getcwd(cwd, sizeof(cwd)) == NULL)
-        return failat(c, line, col, "key '%s': cannot make '%.64s' absolute: %s", path, rel,
+        return mcpd__cfg_failat(c, line, col, "key '%s': cannot make '%.64s' absolute: %s", path, rel,
                       strerror(errno));
     while (rel[0] == '.' && rel[1] == '/') {
         for (rel += 2; *rel == '/'; rel++)
@@ -518,18 +494,18 @@ static int resolve_command(struct ctx *c, int line, int col, const char *path, c
     }
     n = strlen(cwd) + strlen(rel) + 2;
     if ((abs = malloc(n)) == NULL)
-        return oom(c);
+        return mcpd__cfg_oom(c);
     snprintf(abs, n, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", rel);
     free(*cmd);
     *cmd = abs;
     return 0;
 }
 
-static int check_name(struct ctx *c, int line, int col, const char *name)
+int mcpd__cfg_check_name(struct ctx *c, int line, int col, const char *name)
 {
     if (mcpd_config_is_valid_name(name))
         return 0;
-    return failat(c, line, col,
+    return mcpd__cfg_failat(c, line, col,
                   "server name '%.64s' is invalid: names must match ^[a-z0-9][a-z0-9-]{0,31}$ "
                   "(lowercase letters, digits and '-', at most 32 characters)",
                   name);
@@ -539,7 +515,7 @@ static int check_env_name(struct ctx *c, int line, int col, const char *path, co
 {
     if (is_env_name(name, strlen(name)))
         return 0;
-    return failat(c, line, col,
+    return mcpd__cfg_failat(c, line, col,
                   "key '%s': '%.64s' is not a valid environment variable name "
                   "([A-Za-z_][A-Za-z0-9_]*)",
                   path, name);
@@ -558,19 +534,18 @@ static bool is_token(const char *s)
 
 /* ---- field parsers -------------------------------------------------------------------------- */
 
-#define AT(base, off, type) ((type *)(void *)((char *)(base) + (off)))
 
-static int f_string(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+int mcpd__cfg_f_string(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                     void *base)
 {
     char **slot = AT(base, f->off, char *), *s;
     int rc;
 
-    if ((rc = scalar(c, v, path, &s)) != 0)
+    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
         return rc;
     if (s[0] == '\0') {
         free(s);
-        return fail(c, v, "key '%s': must not be empty", path);
+        return mcpd__cfg_fail(c, v, "key '%s': must not be empty", path);
     }
     free(*slot);
     *slot = s;
@@ -583,12 +558,12 @@ static int f_command(struct ctx *c, yaml_node_t *v, const char *path, const stru
     char **slot = AT(base, f->off, char *);
     int rc;
 
-    if ((rc = scalar(c, v, path, slot)) != 0)
+    if ((rc = mcpd__cfg_scalar(c, v, path, slot)) != 0)
         return rc;
-    return resolve_command(c, node_line(v), node_col(v), path, slot);
+    return resolve_command(c, mcpd__cfg_node_line(v), mcpd__cfg_node_col(v), path, slot);
 }
 
-static int f_uint(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+int mcpd__cfg_f_uint(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                   void *base)
 {
     const char *p;
@@ -596,11 +571,11 @@ static int f_uint(struct ctx *c, yaml_node_t *v, const char *path, const struct 
     char *s;
     int rc;
 
-    if ((rc = scalar(c, v, path, &s)) != 0)
+    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
         return rc;
     p = s;
     if (parse_digits(&p, UINT64_MAX / 2, &n) != 0 || *p != '\0' || n < f->min || n > f->max) {
-        rc = fail(c, v, "key '%s': expected an integer from %llu to %llu, got '%.64s'", path,
+        rc = mcpd__cfg_fail(c, v, "key '%s': expected an integer from %llu to %llu, got '%.64s'", path,
                   f->min, f->max, s);
     } else {
         *AT(base, f->off, unsigned) = (unsigned)n;
@@ -609,44 +584,44 @@ static int f_uint(struct ctx *c, yaml_node_t *v, const char *path, const struct 
     return rc;
 }
 
-static int f_duration(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+int mcpd__cfg_f_duration(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                       void *base)
 {
     unsigned ms = 0;
     char *s;
     int rc;
 
-    if ((rc = scalar(c, v, path, &s)) != 0)
+    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
         return rc;
     if (mcpd_config_parse_duration(s, &ms) != 0)
-        rc = fail(c, v,
+        rc = mcpd__cfg_fail(c, v,
                   "key '%s': invalid duration '%.64s' (use e.g. 250ms, 30s, 5m or 1h; "
                   "a bare number is milliseconds; 0 is not allowed)",
                   path, s);
     else if (ms > f->max)
-        rc = fail(c, v, "key '%s': %.64s exceeds the maximum of %llums", path, s, f->max);
+        rc = mcpd__cfg_fail(c, v, "key '%s': %.64s exceeds the maximum of %llums", path, s, f->max);
     else
         *AT(base, f->off, unsigned) = ms;
     free(s);
     return rc;
 }
 
-static int f_size(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+int mcpd__cfg_f_size(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                   void *base)
 {
     size_t n = 0;
     char *s;
     int rc;
 
-    if ((rc = scalar(c, v, path, &s)) != 0)
+    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
         return rc;
     if (mcpd_config_parse_size(s, &n) != 0)
-        rc = fail(c, v,
+        rc = mcpd__cfg_fail(c, v,
                   "key '%s': invalid size '%.64s' (use a byte count or a KiB, MiB or GiB "
                   "suffix)",
                   path, s);
     else if (n < f->min || n > f->max)
-        rc = fail(c, v, "key '%s': %.64s is out of range (%llu to %llu bytes)", path, s, f->min,
+        rc = mcpd__cfg_fail(c, v, "key '%s': %.64s is out of range (%llu to %llu bytes)", path, s, f->min,
                   f->max);
     else
         *AT(base, f->off, size_t) = n;
@@ -654,20 +629,20 @@ static int f_size(struct ctx *c, yaml_node_t *v, const char *path, const struct 
     return rc;
 }
 
-static int f_bool(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+int mcpd__cfg_f_bool(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                   void *base)
 {
     char *s;
     int rc;
 
-    if ((rc = scalar(c, v, path, &s)) != 0)
+    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
         return rc;
     if (strcmp(s, "true") == 0)
         *AT(base, f->off, bool) = true;
     else if (strcmp(s, "false") == 0)
         *AT(base, f->off, bool) = false;
     else
-        rc = fail(c, v, "key '%s': expected true or false, got '%.64s'", path, s);
+        rc = mcpd__cfg_fail(c, v, "key '%s': expected true or false, got '%.64s'", path, s);
     free(s);
     return rc;
 }
@@ -678,10 +653,10 @@ static int f_log_level(struct ctx *c, yaml_node_t *v, const char *path, const st
     char *s;
     int rc, level;
 
-    if ((rc = scalar(c, v, path, &s)) != 0)
+    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
         return rc;
     if ((level = mcpd_log_parse_level(s)) < 0)
-        rc = fail(c, v, "key '%s': expected error, warn, info, debug or trace, got '%.64s'", path,
+        rc = mcpd__cfg_fail(c, v, "key '%s': expected error, warn, info, debug or trace, got '%.64s'", path,
                   s);
     else
         *AT(base, f->off, int) = level;
@@ -695,7 +670,7 @@ static int f_prefix(struct ctx *c, yaml_node_t *v, const char *path, const struc
     char *s;
     int rc;
 
-    if ((rc = scalar(c, v, path, &s)) != 0)
+    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
         return rc;
     if (strcmp(s, "auto") == 0)
         *AT(base, f->off, enum mcpd_prefix_mode) = MCPD_PREFIX_AUTO;
@@ -704,7 +679,7 @@ static int f_prefix(struct ctx *c, yaml_node_t *v, const char *path, const struc
     else if (strcmp(s, "never") == 0)
         *AT(base, f->off, enum mcpd_prefix_mode) = MCPD_PREFIX_NEVER;
     else
-        rc = fail(c, v, "key '%s': expected auto, always or never, got '%.64s'", path, s);
+        rc = mcpd__cfg_fail(c, v, "key '%s': expected auto, always or never, got '%.64s'", path, s);
     free(s);
     return rc;
 }
@@ -720,16 +695,16 @@ static int f_separator(struct ctx *c, yaml_node_t *v, const char *path, const st
     char *s;
     int rc;
 
-    if ((rc = scalar(c, v, path, &s)) != 0)
+    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
         return rc;
     n = strlen(s);
     for (size_t i = 0; i < n; i++)
         dashes += s[i] == '-';
     if (n < 1 || n > 4 || strspn(s, "_-.") != n)
-        rc = fail(c, v, "key '%s': must be 1 to 4 characters from '_', '-' and '.', got '%.64s'",
+        rc = mcpd__cfg_fail(c, v, "key '%s': must be 1 to 4 characters from '_', '-' and '.', got '%.64s'",
                   path, s);
     else if (dashes == n)
-        rc = fail(c, v, "key '%s': '%s' could occur inside a server name; include '_' or '.'", path,
+        rc = mcpd__cfg_fail(c, v, "key '%s': '%s' could occur inside a server name; include '_' or '.'", path,
                   s);
     if (rc != 0) {
         free(s);
@@ -746,10 +721,10 @@ static int f_http_path(struct ctx *c, yaml_node_t *v, const char *path, const st
     char *s;
     int rc;
 
-    if ((rc = scalar(c, v, path, &s)) != 0)
+    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
         return rc;
     if (s[0] != '/' || strlen(s) >= HTTP_PATH_MAX || !is_token(s) || strpbrk(s, "?#") != NULL) {
-        rc = fail(c, v,
+        rc = mcpd__cfg_fail(c, v,
                   "key '%s': must start with '/' and hold no spaces, '?' or '#' "
                   "(got '%.64s')",
                   path, s);
@@ -762,7 +737,7 @@ static int f_http_path(struct ctx *c, yaml_node_t *v, const char *path, const st
 }
 
 /* Sequence of strings into a new array at off (count at off2). */
-static int strlist(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+int mcpd__cfg_strlist(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                    void *base, bool tokens)
 {
     char ***arr = AT(base, f->off, char **);
@@ -772,21 +747,21 @@ static int strlist(struct ctx *c, yaml_node_t *v, const char *path, const struct
     int rc;
 
     if (v->type != YAML_SEQUENCE_NODE)
-        return fail(c, v, "key '%s': expected a list, got %s", path, node_kind(v));
+        return mcpd__cfg_fail(c, v, "key '%s': expected a list, got %s", path, mcpd__cfg_node_kind(v));
     n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
     if (n > MCPD_MAX_CONFIG_ITEMS)
-        return fail(c, v, "key '%s': too many entries (at most %u)", path, MCPD_MAX_CONFIG_ITEMS);
+        return mcpd__cfg_fail(c, v, "key '%s': too many entries (at most %u)", path, MCPD_MAX_CONFIG_ITEMS);
     if ((*arr = calloc(n ? n : 1, sizeof(**arr))) == NULL)
-        return oom(c);
+        return mcpd__cfg_oom(c);
     for (size_t i = 0; i < n; i++) {
-        join_index(sub, sizeof(sub), path, i);
-        if ((rc = take_node(c, v->data.sequence.items.start[i], &item)) != 0)
+        mcpd__cfg_join_index(sub, sizeof(sub), path, i);
+        if ((rc = mcpd__cfg_take_node(c, v->data.sequence.items.start[i], &item)) != 0)
             return rc;
-        if ((rc = scalar(c, item, sub, &(*arr)[i])) != 0)
+        if ((rc = mcpd__cfg_scalar(c, item, sub, &(*arr)[i])) != 0)
             return rc;
         (*count)++;
         if (tokens && !is_token((*arr)[i]))
-            return fail(c, item, "key '%s': must be non-empty with no spaces, got '%.64s'", sub,
+            return mcpd__cfg_fail(c, item, "key '%s': must be non-empty with no spaces, got '%.64s'", sub,
                         (*arr)[i]);
     }
     return 0;
@@ -795,30 +770,30 @@ static int strlist(struct ctx *c, yaml_node_t *v, const char *path, const struct
 static int f_args(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                   void *base)
 {
-    return strlist(c, v, path, f, base, false);
+    return mcpd__cfg_strlist(c, v, path, f, base, false);
 }
 
 static int f_origins(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                      void *base)
 {
-    return strlist(c, v, path, f, base, true);
+    return mcpd__cfg_strlist(c, v, path, f, base, true);
 }
 
 static int f_hosts(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                    void *base)
 {
     c->hosts_set = true;
-    return strlist(c, v, path, f, base, true);
+    return mcpd__cfg_strlist(c, v, path, f, base, true);
 }
 
 static int check_url(struct ctx *c, int line, int col, const char *path, const char *url)
 {
     if ((strncmp(url, "http://", 7) != 0 || url[7] == '\0') &&
         (strncmp(url, "https://", 8) != 0 || url[8] == '\0'))
-        return failat(c, line, col, "key '%s': expected an http:// or https:// URL", path);
+        return mcpd__cfg_failat(c, line, col, "key '%s': expected an http:// or https:// URL", path);
     for (const char *p = url; *p; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-            return failat(c, line, col, "key '%s': the URL must not contain spaces or control "
+            return mcpd__cfg_failat(c, line, col, "key '%s': the URL must not contain spaces or control "
                           "or non-ASCII characters (percent-encode them)", path);
     return 0;
 }
@@ -827,15 +802,15 @@ static int f_url(struct ctx *c, yaml_node_t *v, const char *path, const struct f
 {
     struct mcpd_server_config *s = base;
     int rc;
-    if ((rc = scalar(c, v, path, &s->url)) != 0)
+    if ((rc = mcpd__cfg_scalar(c, v, path, &s->url)) != 0)
         return rc;
-    return check_url(c, node_line(v), node_col(v), path, s->url);
+    return check_url(c, mcpd__cfg_node_line(v), mcpd__cfg_node_col(v), path, s->url);
 }
 
 static int f_section(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                      void *base)
 {
-    return walk_mapping(c, v, path, f->sub, base);
+    return mcpd__cfg_walk_mapping(c, v, path, f->sub, base);
 }
 
 /* ---- listen --------------------------------------------------------------------------------- */
@@ -895,19 +870,19 @@ static int f_listen(struct ctx *c, yaml_node_t *v, const char *path, const struc
     char *s, *copy = NULL, *host = NULL;
     int rc, port = 0;
 
-    if ((rc = scalar(c, v, path, &s)) != 0)
+    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
         return rc;
     if ((copy = strdup(s)) == NULL) {
-        rc = oom(c);
+        rc = mcpd__cfg_oom(c);
         goto out;
     }
     if ((why = split_listen(copy, &host, &port)) != NULL) {
-        rc = fail(c, v, "key '%s': %s (got '%.64s')", path, why, s);
+        rc = mcpd__cfg_fail(c, v, "key '%s': %s (got '%.64s')", path, why, s);
         goto out;
     }
     free(cfg->listen_host);
     if ((cfg->listen_host = strdup(host)) == NULL) {
-        rc = oom(c);
+        rc = mcpd__cfg_oom(c);
         goto out;
     }
     cfg->listen_port = port;
@@ -927,7 +902,7 @@ static int new_server(struct ctx *c, const char *name, int line, int col,
 
     *out = NULL;
     if ((s->name = strdup(name)) == NULL)
-        return oom(c);
+        return mcpd__cfg_oom(c);
     c->cfg->nservers++;
     s->timeout_ms = MCPD_CALL_TIMEOUT_MS;
     s->connect_timeout_ms = 5000;
@@ -942,7 +917,7 @@ static int new_server(struct ctx *c, const char *name, int line, int col,
 static int alloc_servers(struct ctx *c, size_t n)
 {
     c->cfg->servers = calloc(n ? n : 1, sizeof(*c->cfg->servers));
-    return c->cfg->servers ? 0 : oom(c);
+    return c->cfg->servers ? 0 : mcpd__cfg_oom(c);
 }
 
 /* HTTP header names: an RFC 9110 token. */
@@ -951,15 +926,15 @@ static int check_header_name(struct ctx *c, int line, int col, const char *path,
     for (const char *p = name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               strchr("!#$%&'*+-.^_`|~", *p)))
-            return failat(c, line, col, "key '%s': '%.64s' is not a valid HTTP header name", path,
+            return mcpd__cfg_failat(c, line, col, "key '%s': '%.64s' is not a valid HTTP header name", path,
                           name);
-    return *name ? 0 : failat(c, line, col, "key '%s': empty header name", path);
+    return *name ? 0 : mcpd__cfg_failat(c, line, col, "key '%s': empty header name", path);
 }
 
 /* A value that goes into an HTTP header must hold no line break. */
 static int check_header_value(struct ctx *c, int line, int col, const char *path, const char *v)
 {
-    return strpbrk(v, "\r\n") ? failat(c, line, col, "key '%s': header values must not contain line breaks", path) : 0;
+    return strpbrk(v, "\r\n") ? mcpd__cfg_failat(c, line, col, "key '%s': header values must not contain line breaks", path) : 0;
 }
 
 static int f_headers(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
@@ -972,24 +947,24 @@ static int f_headers(struct ctx *c, yaml_node_t *v, const char *path, const stru
     const char *key;
     int rc;
 
-    if ((rc = check_mapping(c, v, path, MCPD_MAX_CONFIG_ITEMS)) != 0)
+    if ((rc = mcpd__cfg_check_mapping(c, v, path, MCPD_MAX_CONFIG_ITEMS)) != 0)
         return rc;
     s->headers = calloc((size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start) + 1,
                         sizeof(*s->headers));
     if (s->headers == NULL)
-        return oom(c);
+        return mcpd__cfg_oom(c);
     for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
         struct mcpd_kv *kv = &s->headers[s->nheaders];
-        key = key_of(c, p, &k);
-        if ((rc = check_header_name(c, node_line(k), node_col(k), path, key)) != 0)
+        key = mcpd__cfg_key_of(c, p, &k);
+        if ((rc = check_header_name(c, mcpd__cfg_node_line(k), mcpd__cfg_node_col(k), path, key)) != 0)
             return rc;
         if ((kv->key = strdup(key)) == NULL)
-            return oom(c);
+            return mcpd__cfg_oom(c);
         s->nheaders++;
-        join(sub, sizeof(sub), path, key);
-        if ((rc = take_node(c, p->value, &val)) != 0 || (rc = scalar(c, val, sub, &kv->value)) != 0)
+        mcpd__cfg_join(sub, sizeof(sub), path, key);
+        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0 || (rc = mcpd__cfg_scalar(c, val, sub, &kv->value)) != 0)
             return rc;
-        if ((rc = check_header_value(c, node_line(val), node_col(val), sub, kv->value)) != 0)
+        if ((rc = check_header_value(c, mcpd__cfg_node_line(val), mcpd__cfg_node_col(val), sub, kv->value)) != 0)
             return rc;
     }
     return 0;
@@ -1002,14 +977,14 @@ static int f_share(struct ctx *c, yaml_node_t *v, const char *path, const struct
     char *str;
     int rc;
 
-    if ((rc = scalar(c, v, path, &str)) != 0)
+    if ((rc = mcpd__cfg_scalar(c, v, path, &str)) != 0)
         return rc;
     if (strcmp(str, "shared") == 0)
         s->per_client = false;
     else if (strcmp(str, "per-client") == 0)
         s->per_client = true;
     else
-        rc = fail(c, v, "key '%s': expected shared or per-client, got '%.64s'", path, str);
+        rc = mcpd__cfg_fail(c, v, "key '%s': expected shared or per-client, got '%.64s'", path, str);
     free(str);
     return rc;
 }
@@ -1025,7 +1000,7 @@ static int parse_transport(struct ctx *c, int line, int col, const char *path, c
     else if (strcmp(str, "sse") == 0)
         s->transport = MCPD_REMOTE_SSE;
     else
-        return failat(c, line, col, "key '%s': expected auto, streamable-http or sse, got '%.64s'",
+        return mcpd__cfg_failat(c, line, col, "key '%s': expected auto, streamable-http or sse, got '%.64s'",
                       path, str);
     return 0;
 }
@@ -1035,9 +1010,9 @@ static int f_transport(struct ctx *c, yaml_node_t *v, const char *path, const st
 {
     char *str;
     int rc;
-    if ((rc = scalar(c, v, path, &str)) != 0)
+    if ((rc = mcpd__cfg_scalar(c, v, path, &str)) != 0)
         return rc;
-    rc = parse_transport(c, node_line(v), node_col(v), path, str, base);
+    rc = parse_transport(c, mcpd__cfg_node_line(v), mcpd__cfg_node_col(v), path, str, base);
     free(str);
     return rc;
 }
@@ -1052,24 +1027,24 @@ static int f_env(struct ctx *c, yaml_node_t *v, const char *path, const struct f
     const char *key;
     int rc;
 
-    if ((rc = check_mapping(c, v, path, MCPD_MAX_CONFIG_ITEMS)) != 0)
+    if ((rc = mcpd__cfg_check_mapping(c, v, path, MCPD_MAX_CONFIG_ITEMS)) != 0)
         return rc;
     s->env = calloc((size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start) + 1,
                     sizeof(*s->env));
     if (s->env == NULL)
-        return oom(c);
+        return mcpd__cfg_oom(c);
     for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
-        key = key_of(c, p, &k);
-        if ((rc = check_env_name(c, node_line(k), node_col(k), path, key)) != 0)
+        key = mcpd__cfg_key_of(c, p, &k);
+        if ((rc = check_env_name(c, mcpd__cfg_node_line(k), mcpd__cfg_node_col(k), path, key)) != 0)
             return rc;
         kv = &s->env[s->nenv];
         if ((kv->key = strdup(key)) == NULL)
-            return oom(c);
+            return mcpd__cfg_oom(c);
         s->nenv++;
-        join(sub, sizeof(sub), path, key);
-        if ((rc = take_node(c, p->value, &val)) != 0)
+        mcpd__cfg_join(sub, sizeof(sub), path, key);
+        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0)
             return rc;
-        if ((rc = scalar(c, val, sub, &kv->value)) != 0)
+        if ((rc = mcpd__cfg_scalar(c, val, sub, &kv->value)) != 0)
             return rc;
     }
     return 0;
@@ -1082,21 +1057,22 @@ static const struct field server_fields[] = {
       .off = offsetof(struct mcpd_server_config, args),
       .off2 = offsetof(struct mcpd_server_config, nargs) },
     { .key = "env", .fn = f_env },
-    { .key = "cwd", .fn = f_string, .off = offsetof(struct mcpd_server_config, cwd) },
+    { .key = "cwd", .fn = mcpd__cfg_f_string, .off = offsetof(struct mcpd_server_config, cwd) },
     { .key = "timeout",
-      .fn = f_duration,
+      .fn = mcpd__cfg_f_duration,
       .off = offsetof(struct mcpd_server_config, timeout_ms),
       .max = MCPD_MAX_CALL_TIMEOUT_MS },
-    { .key = "enabled", .fn = f_bool, .off = offsetof(struct mcpd_server_config, enabled) },
+    { .key = "enabled", .fn = mcpd__cfg_f_bool, .off = offsetof(struct mcpd_server_config, enabled) },
     { .key = "share", .fn = f_share },
     { .key = "url", .fn = f_url },
     { .key = "headers", .fn = f_headers },
     { .key = "transport", .fn = f_transport },
     { .key = "connect_timeout",
-      .fn = f_duration,
+      .fn = mcpd__cfg_f_duration,
       .off = offsetof(struct mcpd_server_config, connect_timeout_ms),
       .max = MCPD_MAX_CALL_TIMEOUT_MS },
-    { .key = "tls_verify", .fn = f_bool, .off = offsetof(struct mcpd_server_config, tls_verify) },
+    { .key = "tls_verify", .fn = mcpd__cfg_f_bool, .off = offsetof(struct mcpd_server_config, tls_verify) },
+    { .key = "dimensions", .fn = mcpd__cfg_f_dimensions },
     { .key = NULL },
 };
 
@@ -1105,13 +1081,13 @@ static int check_server_kind(struct ctx *c, int line, int col, const char *path,
                              const struct mcpd_server_config *s)
 {
     if (s->command && s->url)
-        return failat(c, line, col, "key '%s': give either 'command' or 'url', not both", path);
+        return mcpd__cfg_failat(c, line, col, "key '%s': give either 'command' or 'url', not both", path);
     if (s->command == NULL && s->url == NULL)
-        return failat(c, line, col, "key '%s': missing required key 'command' (or 'url')", path);
+        return mcpd__cfg_failat(c, line, col, "key '%s': missing required key 'command' (or 'url')", path);
     if (s->url && (s->nargs || s->nenv || s->cwd))
-        return failat(c, line, col, "key '%s': args, env and cwd are for command servers", path);
+        return mcpd__cfg_failat(c, line, col, "key '%s': args, env and cwd are for command servers", path);
     if (s->command && (s->nheaders || s->transport != MCPD_REMOTE_AUTO))
-        return failat(c, line, col, "key '%s': headers and transport are for url servers", path);
+        return mcpd__cfg_failat(c, line, col, "key '%s': headers and transport are for url servers", path);
     return 0;
 }
 
@@ -1120,19 +1096,19 @@ static int yaml_server(struct ctx *c, const yaml_node_pair_t *p, const char *pat
     struct mcpd_server_config *s;
     char sub[KEY_PATH_MAX];
     yaml_node_t *k, *v;
-    const char *name = key_of(c, p, &k);
+    const char *name = mcpd__cfg_key_of(c, p, &k);
     int rc;
 
-    if ((rc = check_name(c, node_line(k), node_col(k), name)) != 0)
+    if ((rc = mcpd__cfg_check_name(c, mcpd__cfg_node_line(k), mcpd__cfg_node_col(k), name)) != 0)
         return rc;
-    if ((rc = new_server(c, name, node_line(k), node_col(k), &s)) != 0)
+    if ((rc = new_server(c, name, mcpd__cfg_node_line(k), mcpd__cfg_node_col(k), &s)) != 0)
         return rc;
-    if ((rc = take_node(c, p->value, &v)) != 0)
+    if ((rc = mcpd__cfg_take_node(c, p->value, &v)) != 0)
         return rc;
-    join(sub, sizeof(sub), path, name);
-    if (!is_null(v) && (rc = walk_mapping(c, v, sub, server_fields, s)) != 0)
+    mcpd__cfg_join(sub, sizeof(sub), path, name);
+    if (!mcpd__cfg_is_null(v) && (rc = mcpd__cfg_walk_mapping(c, v, sub, server_fields, s)) != 0)
         return rc;
-    return check_server_kind(c, node_line(k), node_col(k), sub, s);
+    return check_server_kind(c, mcpd__cfg_node_line(k), mcpd__cfg_node_col(k), sub, s);
 }
 
 static int f_servers(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
@@ -1140,7 +1116,7 @@ static int f_servers(struct ctx *c, yaml_node_t *v, const char *path, const stru
 {
     int rc;
 
-    if ((rc = check_mapping(c, v, path, MCPD_MAX_SERVERS)) != 0)
+    if ((rc = mcpd__cfg_check_mapping(c, v, path, MCPD_MAX_SERVERS)) != 0)
         return rc;
     rc = alloc_servers(c, (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start));
     for (yaml_node_pair_t *p = v->data.mapping.pairs.start;
@@ -1174,44 +1150,44 @@ static const struct field catalog_fields[] = {
 
 static const struct field limits_fields[] = {
     { .key = "max_message",
-      .fn = f_size,
+      .fn = mcpd__cfg_f_size,
       .off = CFG(limits.max_message),
       .min = 1024,
       .max = 1ull << 30 },
     { .key = "max_sessions",
-      .fn = f_uint,
+      .fn = mcpd__cfg_f_uint,
       .off = CFG(limits.max_sessions),
       .min = 1,
       .max = 1000000 },
     { .key = "max_inflight",
-      .fn = f_uint,
+      .fn = mcpd__cfg_f_uint,
       .off = CFG(limits.max_inflight),
       .min = 1,
       .max = 10000 },
     { .key = "max_connections",
-      .fn = f_uint,
+      .fn = mcpd__cfg_f_uint,
       .off = CFG(limits.max_connections),
       .min = 1,
       .max = 1000000 },
     { .key = "page_size",
-      .fn = f_uint,
+      .fn = mcpd__cfg_f_uint,
       .off = CFG(limits.page_size),
       .min = 1,
       .max = MCPD_MAX_UPSTREAM_TOOLS },
     { .key = "session_idle",
-      .fn = f_duration,
+      .fn = mcpd__cfg_f_duration,
       .off = CFG(limits.session_idle_ms),
       .max = UINT_MAX },
     { .key = "header_timeout",
-      .fn = f_duration,
+      .fn = mcpd__cfg_f_duration,
       .off = CFG(limits.header_timeout_ms),
       .max = UINT_MAX },
     { .key = "body_timeout",
-      .fn = f_duration,
+      .fn = mcpd__cfg_f_duration,
       .off = CFG(limits.body_timeout_ms),
       .max = UINT_MAX },
     { .key = "idle_timeout",
-      .fn = f_duration,
+      .fn = mcpd__cfg_f_duration,
       .off = CFG(limits.idle_timeout_ms),
       .max = UINT_MAX },
     { .key = NULL },
@@ -1224,6 +1200,11 @@ static const struct field top_fields[] = {
     { .key = "servers", .fn = f_servers },
     { .key = "catalog", .fn = f_section, .sub = catalog_fields },
     { .key = "limits", .fn = f_section, .sub = limits_fields },
+    { .key = "store", .fn = mcpd__cfg_f_store },
+    { .key = "audit", .fn = f_section, .sub = mcpd__cfg_audit_fields },
+    { .key = "auth", .fn = f_section, .sub = mcpd__cfg_auth_fields },
+    { .key = "roles", .fn = mcpd__cfg_f_roles },
+    { .key = "bots", .fn = mcpd__cfg_f_bots },
     { .key = NULL },
 };
 
@@ -1235,19 +1216,19 @@ static int yaml_error(struct ctx *c, const yaml_parser_t *p, const char *data, s
     int line = 1, col = 1;
 
     if (p->error == YAML_MEMORY_ERROR)
-        return oom(c);
+        return mcpd__cfg_oom(c);
     if (p->error == YAML_READER_ERROR) {
         for (size_t i = 0; i < p->problem_offset && i < len; i++) {
             col = data[i] == '\n' ? 1 : col + 1;
             line += data[i] == '\n';
         }
-        return failat(c, line, col, "invalid input: %s", problem);
+        return mcpd__cfg_failat(c, line, col, "invalid input: %s", problem);
     }
     line = (int)p->problem_mark.line + 1;
     col = (int)p->problem_mark.column + 1;
     if (p->context != NULL)
-        return failat(c, line, col, "invalid YAML: %s: %s", p->context, problem);
-    return failat(c, line, col, "invalid YAML: %s", problem);
+        return mcpd__cfg_failat(c, line, col, "invalid YAML: %s: %s", p->context, problem);
+    return mcpd__cfg_failat(c, line, col, "invalid YAML: %s", problem);
 }
 
 /*
@@ -1264,7 +1245,7 @@ static int yaml_prescan(struct ctx *c, const char *data, size_t len)
     bool done = false;
 
     if (!yaml_parser_initialize(&parser))
-        return oom(c);
+        return mcpd__cfg_oom(c);
     yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
     while (!done && rc == 0) {
         if (!yaml_parser_parse(&parser, &ev)) {
@@ -1273,12 +1254,12 @@ static int yaml_prescan(struct ctx *c, const char *data, size_t len)
         }
         if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
             if (++depth > YAML_MAX_DEPTH)
-                rc = failat(c, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
+                rc = mcpd__cfg_failat(c, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
                             "YAML nesting deeper than %d levels", YAML_MAX_DEPTH);
         } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
             depth--;
         } else if (ev.type == YAML_ALIAS_EVENT) {
-            rc = failat(c, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
+            rc = mcpd__cfg_failat(c, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
                         "YAML aliases are not supported");
         } else if (ev.type == YAML_STREAM_END_EVENT) {
             done = true;
@@ -1299,7 +1280,7 @@ static int yaml_single_document(struct ctx *c, yaml_parser_t *parser, const char
     if (!yaml_parser_load(parser, &extra))
         return yaml_error(c, parser, data, len);
     if ((root = yaml_document_get_root_node(&extra)) != NULL)
-        rc = fail(c, root, "only one YAML document is allowed");
+        rc = mcpd__cfg_fail(c, root, "only one YAML document is allowed");
     yaml_document_delete(&extra);
     return rc;
 }
@@ -1315,7 +1296,7 @@ static int parse_yaml(struct ctx *c, const char *data, size_t len)
     if ((rc = yaml_prescan(c, data, len)) != 0)
         return rc;
     if (!yaml_parser_initialize(&parser))
-        return oom(c);
+        return mcpd__cfg_oom(c);
     yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
     if (!yaml_parser_load(&parser, &doc)) {
         rc = yaml_error(c, &parser, data, len);
@@ -1323,7 +1304,7 @@ static int parse_yaml(struct ctx *c, const char *data, size_t len)
     }
     loaded = true;
     if (yaml_document_get_root_node(&doc) == NULL) {
-        rc = failat(c, 0, 0, "the configuration is empty");
+        rc = mcpd__cfg_failat(c, 0, 0, "the configuration is empty");
         goto out;
     }
     if ((rc = yaml_single_document(c, &parser, data, len)) != 0)
@@ -1331,16 +1312,16 @@ static int parse_yaml(struct ctx *c, const char *data, size_t len)
     c->doc = &doc;
     c->nnodes = (size_t)(doc.nodes.top - doc.nodes.start);
     if ((c->used = calloc(c->nnodes, 1)) == NULL) {
-        rc = oom(c);
+        rc = mcpd__cfg_oom(c);
         goto out;
     }
-    if ((rc = take_node(c, 1, &root)) != 0)
+    if ((rc = mcpd__cfg_take_node(c, 1, &root)) != 0)
         goto out;
     if (root->type != YAML_MAPPING_NODE) {
-        rc = fail(c, root, "the top level must be a mapping, got %s", node_kind(root));
+        rc = mcpd__cfg_fail(c, root, "the top level must be a mapping, got %s", mcpd__cfg_node_kind(root));
         goto out;
     }
-    rc = walk_mapping(c, root, "", top_fields, c->cfg);
+    rc = mcpd__cfg_walk_mapping(c, root, "", top_fields, c->cfg);
 out:
     free(c->used);
     c->used = NULL;
@@ -1356,10 +1337,10 @@ out:
 static int json_string_dup(struct ctx *c, json_t *v, const char *path, char **out)
 {
     if (!json_is_string(v))
-        return failat(c, 0, 0, "key '%s': expected a string", path);
+        return mcpd__cfg_failat(c, 0, 0, "key '%s': expected a string", path);
     free(*out);
     if ((*out = strdup(json_string_value(v))) == NULL)
-        return oom(c);
+        return mcpd__cfg_oom(c);
     return 0;
 }
 
@@ -1371,14 +1352,14 @@ static int json_args(struct ctx *c, json_t *v, const char *path, struct mcpd_ser
     int rc;
 
     if (!json_is_array(v))
-        return failat(c, 0, 0, "key '%s': expected an array of strings", path);
+        return mcpd__cfg_failat(c, 0, 0, "key '%s': expected an array of strings", path);
     if ((n = json_array_size(v)) > MCPD_MAX_CONFIG_ITEMS)
-        return failat(c, 0, 0, "key '%s': too many entries (at most %u)", path,
+        return mcpd__cfg_failat(c, 0, 0, "key '%s': too many entries (at most %u)", path,
                       MCPD_MAX_CONFIG_ITEMS);
     if ((s->args = calloc(n ? n : 1, sizeof(*s->args))) == NULL)
-        return oom(c);
+        return mcpd__cfg_oom(c);
     json_array_foreach (v, i, item) {
-        join_index(sub, sizeof(sub), path, i);
+        mcpd__cfg_join_index(sub, sizeof(sub), path, i);
         if ((rc = json_string_dup(c, item, sub, &s->args[i])) != 0)
             return rc;
         s->nargs++;
@@ -1394,20 +1375,20 @@ static int json_env(struct ctx *c, json_t *v, const char *path, struct mcpd_serv
     int rc;
 
     if (!json_is_object(v))
-        return failat(c, 0, 0, "key '%s': expected an object of strings", path);
+        return mcpd__cfg_failat(c, 0, 0, "key '%s': expected an object of strings", path);
     if (json_object_size(v) > MCPD_MAX_CONFIG_ITEMS)
-        return failat(c, 0, 0, "key '%s': too many entries (at most %u)", path,
+        return mcpd__cfg_failat(c, 0, 0, "key '%s': too many entries (at most %u)", path,
                       MCPD_MAX_CONFIG_ITEMS);
     if ((s->env = calloc(json_object_size(v) + 1, sizeof(*s->env))) == NULL)
-        return oom(c);
+        return mcpd__cfg_oom(c);
     json_object_foreach (v, key, val) {
         struct mcpd_kv *kv = &s->env[s->nenv];
         if ((rc = check_env_name(c, 0, 0, path, key)) != 0)
             return rc;
         if ((kv->key = strdup(key)) == NULL)
-            return oom(c);
+            return mcpd__cfg_oom(c);
         s->nenv++;
-        join(sub, sizeof(sub), path, key);
+        mcpd__cfg_join(sub, sizeof(sub), path, key);
         if ((rc = json_string_dup(c, val, sub, &kv->value)) != 0)
             return rc;
     }
@@ -1422,20 +1403,20 @@ static int json_headers(struct ctx *c, json_t *v, const char *path, struct mcpd_
     int rc;
 
     if (!json_is_object(v))
-        return failat(c, 0, 0, "key '%s': expected an object of strings", path);
+        return mcpd__cfg_failat(c, 0, 0, "key '%s': expected an object of strings", path);
     if (json_object_size(v) > MCPD_MAX_CONFIG_ITEMS)
-        return failat(c, 0, 0, "key '%s': too many entries (at most %u)", path,
+        return mcpd__cfg_failat(c, 0, 0, "key '%s': too many entries (at most %u)", path,
                       MCPD_MAX_CONFIG_ITEMS);
     if ((s->headers = calloc(json_object_size(v) + 1, sizeof(*s->headers))) == NULL)
-        return oom(c);
+        return mcpd__cfg_oom(c);
     json_object_foreach (v, key, val) {
         struct mcpd_kv *kv = &s->headers[s->nheaders];
         if ((rc = check_header_name(c, 0, 0, path, key)) != 0)
             return rc;
         if ((kv->key = strdup(key)) == NULL)
-            return oom(c);
+            return mcpd__cfg_oom(c);
         s->nheaders++;
-        join(sub, sizeof(sub), path, key);
+        mcpd__cfg_join(sub, sizeof(sub), path, key);
         if ((rc = json_string_dup(c, val, sub, &kv->value)) != 0 ||
             (rc = check_header_value(c, 0, 0, sub, kv->value)) != 0)
             return rc;
@@ -1450,7 +1431,7 @@ static int json_server_key(struct ctx *c, const char *key, json_t *v, const char
     char sub[KEY_PATH_MAX];
     int rc;
 
-    join(sub, sizeof(sub), path, key);
+    mcpd__cfg_join(sub, sizeof(sub), path, key);
     if (strcmp(key, "command") == 0) {
         if ((rc = json_string_dup(c, v, sub, &s->command)) != 0)
             return rc;
@@ -1463,7 +1444,7 @@ static int json_server_key(struct ctx *c, const char *key, json_t *v, const char
     if (strcmp(key, "cwd") == 0) {
         if ((rc = json_string_dup(c, v, sub, &s->cwd)) != 0)
             return rc;
-        return s->cwd[0] ? 0 : failat(c, 0, 0, "key '%s': must not be empty", sub);
+        return s->cwd[0] ? 0 : mcpd__cfg_failat(c, 0, 0, "key '%s': must not be empty", sub);
     }
     if (strcmp(key, "url") == 0) {
         if ((rc = json_string_dup(c, v, sub, &s->url)) != 0)
@@ -1475,12 +1456,12 @@ static int json_server_key(struct ctx *c, const char *key, json_t *v, const char
     if (strcmp(key, "type") == 0) {
         /* clients write "stdio", "http", "streamable-http" or "sse" here */
         if (!json_is_string(v))
-            return failat(c, 0, 0, "key '%s': expected a string", sub);
+            return mcpd__cfg_failat(c, 0, 0, "key '%s': expected a string", sub);
         if (strcmp(json_string_value(v), "stdio") == 0)
             return 0;
         return parse_transport(c, 0, 0, sub, json_string_value(v), s);
     }
-    return failat(c, 0, 0, "unknown key '%.64s' in '%s'", key, path);
+    return mcpd__cfg_failat(c, 0, 0, "unknown key '%.64s' in '%s'", key, path);
 }
 
 static int json_server(struct ctx *c, const char *name, json_t *v)
@@ -1491,13 +1472,13 @@ static int json_server(struct ctx *c, const char *name, json_t *v)
     json_t *fv;
     int rc;
 
-    join(path, sizeof(path), "mcpServers", name);
-    if ((rc = check_name(c, 0, 0, name)) != 0)
+    mcpd__cfg_join(path, sizeof(path), "mcpServers", name);
+    if ((rc = mcpd__cfg_check_name(c, 0, 0, name)) != 0)
         return rc;
     if ((rc = new_server(c, name, 0, 0, &s)) != 0)
         return rc;
     if (!json_is_object(v))
-        return failat(c, 0, 0, "key '%s': expected an object", path);
+        return mcpd__cfg_failat(c, 0, 0, "key '%s': expected an object", path);
     json_object_foreach (v, key, fv) {
         if (json_is_null(fv))
             continue;
@@ -1515,10 +1496,10 @@ static int parse_json(struct ctx *c, const char *data, size_t len)
     int rc = 0;
 
     if ((root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err)) == NULL)
-        return failat(c, err.line, err.column, "invalid JSON: %s", err.text);
+        return mcpd__cfg_failat(c, err.line, err.column, "invalid JSON: %s", err.text);
     json_object_foreach (root, key, v) {
         if (strcmp(key, "mcpServers") != 0) {
-            rc = failat(c, 0, 0,
+            rc = mcpd__cfg_failat(c, 0, 0,
                         "unknown top-level key '%.64s' (a JSON config holds only 'mcpServers')",
                         key);
             goto out;
@@ -1526,11 +1507,11 @@ static int parse_json(struct ctx *c, const char *data, size_t len)
         servers = v;
     }
     if (!json_is_object(servers)) {
-        rc = failat(c, 0, 0, "a JSON config must hold an 'mcpServers' object");
+        rc = mcpd__cfg_failat(c, 0, 0, "a JSON config must hold an 'mcpServers' object");
         goto out;
     }
     if (json_object_size(servers) > MCPD_MAX_SERVERS) {
-        rc = failat(c, 0, 0, "key 'mcpServers': too many entries (at most %d)", MCPD_MAX_SERVERS);
+        rc = mcpd__cfg_failat(c, 0, 0, "key 'mcpServers': too many entries (at most %d)", MCPD_MAX_SERVERS);
         goto out;
     }
     if ((rc = alloc_servers(c, json_object_size(servers))) != 0)
@@ -1554,7 +1535,7 @@ static int set_defaults(struct ctx *c, const char *name)
     cfg->http_path = strdup("/mcp");
     cfg->separator = strdup("__");
     if (cfg->path == NULL || cfg->http_path == NULL || cfg->separator == NULL)
-        return oom(c);
+        return mcpd__cfg_oom(c);
     cfg->prefix = MCPD_PREFIX_AUTO;
     cfg->log_level = MCPD_LOG_INFO;
     cfg->limits.max_message = (size_t)MCPD_MAX_MESSAGE;
@@ -1577,7 +1558,7 @@ static int add_host(struct ctx *c, const char *host)
         if (strcasecmp(cfg->allowed_hosts[i], host) == 0)
             return 0;
     if ((cfg->allowed_hosts[cfg->nallowed_hosts] = strdup(host)) == NULL)
-        return oom(c);
+        return mcpd__cfg_oom(c);
     cfg->nallowed_hosts++;
     return 0;
 }
@@ -1593,7 +1574,7 @@ static int finish(struct ctx *c)
     if (c->hosts_set)
         return 0;
     if ((cfg->allowed_hosts = calloc(4, sizeof(*cfg->allowed_hosts))) == NULL)
-        return oom(c);
+        return mcpd__cfg_oom(c);
     for (size_t i = 0; i < 3 && rc == 0; i++)
         rc = add_host(c, loopback[i]);
     if (rc == 0 && cfg->listen_host != NULL) {
@@ -1618,17 +1599,19 @@ int mcpd_config_parse(struct mcpd_config **out, const char *name, const char *da
     c.name = name ? name : "<config>";
     memset(c.diag, 0, sizeof(*c.diag));
     if (len > (size_t)MCPD_MAX_CONFIG_FILE)
-        return failat(&c, 0, 0, "file is larger than %u bytes", MCPD_MAX_CONFIG_FILE);
+        return mcpd__cfg_failat(&c, 0, 0, "file is larger than %u bytes", MCPD_MAX_CONFIG_FILE);
     while (i < len && strchr(" \t\r\n", data[i]) != NULL && data[i] != '\0')
         i++;
     if (i == len)
-        return failat(&c, 0, 0, "the configuration is empty");
+        return mcpd__cfg_failat(&c, 0, 0, "the configuration is empty");
     if ((c.cfg = calloc(1, sizeof(*c.cfg))) == NULL)
-        return oom(&c);
+        return mcpd__cfg_oom(&c);
     if ((rc = set_defaults(&c, c.name)) == 0)
         rc = data[i] == '{' ? parse_json(&c, data, len) : parse_yaml(&c, data, len);
     if (rc == 0)
         rc = finish(&c);
+    if (rc == 0)
+        rc = mcpd__cfg_check_policy(&c);
     if (rc != 0) {
         mcpd_config_free(c.cfg);
         return rc;
@@ -1652,17 +1635,17 @@ int mcpd_config_load(struct mcpd_config **out, const char *path, struct mcpd_dia
     c.name = path;
     memset(c.diag, 0, sizeof(*c.diag));
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return failat(&c, 0, 0, "cannot open: %s", strerror(errno));
+        return mcpd__cfg_failat(&c, 0, 0, "cannot open: %s", strerror(errno));
     mcpd_buf_init(&b, (size_t)MCPD_MAX_CONFIG_FILE);
     while (rc == 0 && (r = read(fd, chunk, sizeof(chunk))) != 0) {
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
-            rc = failat(&c, 0, 0, "cannot read: %s", strerror(errno));
+            rc = mcpd__cfg_failat(&c, 0, 0, "cannot read: %s", strerror(errno));
         else if ((rc = mcpd_buf_append(&b, chunk, (size_t)r)) == MCPD_ENOMEM)
-            rc = oom(&c);
+            rc = mcpd__cfg_oom(&c);
         else if (rc != 0)
-            rc = failat(&c, 0, 0, "file is larger than %u bytes", MCPD_MAX_CONFIG_FILE);
+            rc = mcpd__cfg_failat(&c, 0, 0, "file is larger than %u bytes", MCPD_MAX_CONFIG_FILE);
     }
     close(fd);
     if (rc == 0)
@@ -1699,8 +1682,10 @@ void mcpd_config_free(struct mcpd_config *cfg)
         }
         free(s->headers);
         free(s->url);
+        mcpd__cfg_free_dims(s->dims, s->ndims);
     }
     free(cfg->servers);
+    mcpd__cfg_free_policy(cfg);
     free(cfg->path);
     free(cfg->listen_host);
     free(cfg->http_path);

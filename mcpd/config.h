@@ -31,7 +31,19 @@
  *                                    # per-client: one process per client session, which
  *                                    # gets that client's capabilities (sampling,
  *                                    # elicitation, roots) and its server->client requests
+ *       dimensions: { paths: [path, source] }  # which arguments each dimension constrains
  *   catalog: { separator: "__", prefix: auto }   # auto | always | never
+ *   store: mcpd.db                   # sqlite file (bot keys, audit), relative to the config file
+ *   audit: { enabled: true, retain: 30d, max_rows: 1000000, max_args: 64KiB }
+ *   auth: { default_bot: alice }     # the bot of stdio clients (mcpd stdio --bot overrides)
+ *   roles:
+ *     reader:
+ *       - { resource: files, tools: ["read_*"], paths: ["/srv/data/<double star>"] }
+ *   bots:
+ *     alice:
+ *       roles: [reader]
+ *       bindings:
+ *         - { resource: "*", tools: ["*"], commands: ["git status"] }
  *   limits:
  *     max_message: 4MiB
  *     max_sessions: 1000
@@ -89,6 +101,47 @@ enum mcpd_remote_transport {
     MCPD_REMOTE_SSE,        /* legacy HTTP+SSE (2024-11-05) only */
 };
 
+/* A list of strings. */
+struct mcpd_strv {
+    char **v;
+    size_t n;
+};
+
+/* dimension name -> patterns, in a binding */
+struct mcpd_dim_config {
+    char *name;
+    struct mcpd_strv patterns;
+};
+
+/* One binding of a bot or role (see policy/policy.h for the semantics). */
+struct mcpd_binding_config {
+    char *resource;          /* glob over resource names */
+    struct mcpd_strv tools, prompts, uris;
+    bool has_tools, has_prompts, has_uris;
+    struct mcpd_dim_config *dims;
+    size_t ndims;
+    char *id;                /* "bots.alice.bindings[0]" */
+};
+
+struct mcpd_role_config {
+    char *name;
+    struct mcpd_binding_config *bindings;
+    size_t nbindings;
+};
+
+struct mcpd_bot_config {
+    char *name;
+    struct mcpd_strv roles;
+    struct mcpd_binding_config *bindings;
+    size_t nbindings;
+};
+
+/* dimension -> the arguments of a server's tools it constrains */
+struct mcpd_dim_args_config {
+    char *dimension;
+    struct mcpd_strv args;
+};
+
 struct mcpd_server_config {
     char *name;          /* resource name, validated */
     char *command;       /* executable (absolute when it contained a '/') */
@@ -107,6 +160,8 @@ struct mcpd_server_config {
     enum mcpd_remote_transport transport;
     unsigned connect_timeout_ms;
     bool tls_verify;           /* default true */
+    struct mcpd_dim_args_config *dims; /* dimensions: {paths: [path, source], ...} */
+    size_t ndims;
     int line, column;    /* where the entry starts, for later diagnostics */
 };
 
@@ -139,6 +194,18 @@ struct mcpd_config {
     char *separator;            /* default "__" */
     enum mcpd_prefix_mode prefix;
     struct mcpd_limits_config limits;
+    /* bots and policy (an empty `bots` means no authentication and no policy) */
+    struct mcpd_bot_config *bots;
+    size_t nbots;
+    struct mcpd_role_config *roles;
+    size_t nroles;
+    char *default_bot;          /* auth.default_bot: the bot of stdio clients */
+    char *store_path;           /* store: sqlite file for keys and the audit */
+    bool audit_enabled;         /* audit.enabled (default: true when there are bots) */
+    bool audit_set;             /* audit.enabled was given */
+    unsigned long long audit_retain_ms; /* audit.retain (0: keep) */
+    unsigned long long audit_max_rows;  /* audit.max_rows (0: no cap) */
+    size_t audit_max_args;      /* audit.max_args (default 64 KiB) */
 };
 
 struct mcpd_diag {

@@ -1,0 +1,73 @@
+/*
+ * store.h - mcpd's state in sqlite (the same file as the audit, its own
+ * tables): bot keys today; agents and credentials later.
+ *
+ * Keys are random, shown once, and stored only as SHA-256 hashes. The CLI
+ * (`mcpd bots ...`) writes the store synchronously; a running mcpd keeps the
+ * bot table in memory and re-reads it when the store's generation changes
+ * (polled from a thread, so the loop never blocks on sqlite): a rotated,
+ * disabled or deleted key stops working within about a second, and that
+ * bot's sessions are closed.
+ */
+#ifndef MCPD_STORE_H
+#define MCPD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define MCPD_BOT_KEY_PREFIX "mk_"
+#define MCPD_BOT_KEY_LEN    (3 + 48) /* "mk_" + 48 hex digits (192 random bits) */
+
+struct mcpd_store;
+
+struct mcpd_bot_row {
+    char name[64];
+    unsigned char key_hash[32]; /* SHA-256 of the whole key string */
+    char key_hint[16];          /* "mk_ab12…cd34" style: first 6 + last 4, for listing */
+    bool disabled;
+    int64_t created_ms, rotated_ms;
+};
+
+/* Opens or creates the store (schema created/migrated). Synchronous. */
+int mcpd_store_open(struct mcpd_store **out, const char *path, char *err, size_t errcap);
+void mcpd_store_close(struct mcpd_store *st);
+
+/*
+ * Creates a bot with a new key; writes the key (NUL-terminated,
+ * MCPD_BOT_KEY_LEN chars) to key_out. Fails (MCPD_ECONFIG, err says why)
+ * when the name is taken or invalid (^[a-z0-9][a-z0-9-]{0,31}$).
+ */
+int mcpd_store_bot_create(struct mcpd_store *st, const char *name, char *key_out, char *err,
+                          size_t errcap);
+/* New key for an existing bot; the old one stops working. */
+int mcpd_store_bot_rotate(struct mcpd_store *st, const char *name, char *key_out, char *err,
+                          size_t errcap);
+int mcpd_store_bot_set_disabled(struct mcpd_store *st, const char *name, bool disabled, char *err,
+                                size_t errcap);
+int mcpd_store_bot_delete(struct mcpd_store *st, const char *name, char *err, size_t errcap);
+/* Fills rows (up to cap) in name order; returns the number of bots or a negative code. */
+int mcpd_store_bot_list(struct mcpd_store *st, struct mcpd_bot_row *rows, size_t cap, char *err,
+                        size_t errcap);
+/* A counter bumped by every change, to notice changes cheaply. */
+int64_t mcpd_store_generation(struct mcpd_store *st);
+
+/* SHA-256 of a presented key, for comparison against key_hash with CRYPTO_memcmp. */
+void mcpd_store_key_hash(unsigned char out[32], const char *key, size_t len);
+
+/*
+ * Runtime view for the daemon: a watcher thread re-reads the bot table when
+ * the generation changes (every `poll_ms`) and hands the new table to
+ * `on_change` on the loop thread (the callee takes ownership of rows, an
+ * array of n rows, to free with free()). The first table is delivered
+ * before mcpd_store_watch returns (synchronously, at start-up).
+ */
+struct mcpd_store_watch;
+int mcpd_store_watch(struct mcpd_store_watch **out, uv_loop_t *loop, const char *path,
+                     unsigned poll_ms,
+                     void (*on_change)(struct mcpd_bot_row *rows, size_t n, void *data),
+                     void *data, char *err, size_t errcap);
+void mcpd_store_watch_close(struct mcpd_store_watch *w, void (*done)(void *data), void *data);
+
+#endif
