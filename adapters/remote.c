@@ -45,7 +45,19 @@ struct xfer {
     size_t sent_len;
     int status;
     bool is_sse, is_get, is_init, is_replay, is_delete, answered;
+    bool is_note;         /* notifications/initialized: later messages wait for it */
     json_t *req_id;       /* id of the request POSTed, or NULL */
+    char last_id[256];    /* the last SSE event id of this stream (resumption) */
+    unsigned retry_ms;    /* this stream's retry field */
+};
+
+/* A stream resumption waiting for its retry delay. */
+struct resume {
+    uv_timer_t timer;
+    struct remote *r;
+    struct resume *next;
+    json_t *req_id;
+    char last_id[256];
 };
 
 struct remote {
@@ -59,11 +71,13 @@ struct remote {
     char *init_msg, *initialized_msg;
     size_t init_len, initialized_len;
     unsigned nsent;          /* messages sent in this attempt */
-    char last_event_id[256];
-    unsigned retry_ms;
+    char get_last_id[256];   /* the GET stream's last event id */
+    unsigned retry_ms;       /* the GET stream's retry field */
     unsigned stream_failures;
     bool running, stopping, reiniting, fallen_back;
-    struct mcpd_buf held;    /* messages waiting for a re-initialisation, "\n"-separated */
+    bool holding;            /* notifications/initialized in flight: later messages wait */
+    struct mcpd_buf held;    /* messages waiting (holding, re-initialisation), NUL-separated */
+    struct resume *resumes;
     uv_timer_t timer;        /* GET stream reconnect */
 };
 
@@ -188,8 +202,11 @@ static void on_event(void *arg, const char *event, const char *id, const char *d
     struct xfer *x = arg;
     struct remote *r = x->r;
 
-    if (id[0])
-        snprintf(r->last_event_id, sizeof(r->last_event_id), "%s", id);
+    if (id[0]) {
+        snprintf(x->last_id, sizeof(x->last_id), "%s", id);
+        if (x == r->stream)
+            snprintf(r->get_last_id, sizeof(r->get_last_id), "%s", id);
+    }
     if (r->mode == MODE_SSE && x == r->stream && strcmp(event, "endpoint") == 0) {
         char ep[2048];
         snprintf(ep, sizeof(ep), "%.*s", (int)len, data);
@@ -215,7 +232,9 @@ static void on_event(void *arg, const char *event, const char *id, const char *d
 static void on_retry(void *arg, unsigned ms)
 {
     struct xfer *x = arg;
-    x->r->retry_ms = ms > 60000 ? 60000 : ms;
+    x->retry_ms = ms > 60000 ? 60000 : ms;
+    if (x == x->r->stream)
+        x->r->retry_ms = x->retry_ms;
 }
 
 /* ---- transfers ---------------------------------------------------------------------- */
@@ -261,6 +280,33 @@ static void reinit(struct remote *r, struct xfer *failed)
     post(r, r->init_msg, r->init_len, true);
 }
 
+/* Sends what waited for notifications/initialized (or a re-initialisation). */
+static void flush_held(struct remote *r)
+{
+    struct mcpd_buf held = r->held;
+    mcpd_buf_init(&r->held, held.max);
+    for (size_t off = 0; off < held.len;) {
+        size_t n = strlen(held.p + off);
+        post(r, held.p + off, n, false);
+        off += n + 1;
+    }
+    mcpd_buf_dispose(&held);
+    if (r->stream == NULL && r->mode == MODE_STREAMABLE)
+        open_stream(r);
+}
+
+/*
+ * notifications/initialized goes alone: the server may still be setting up
+ * the session (registering tools) when it is sent, so requests wait until
+ * it is acknowledged.
+ */
+static void post_note(struct remote *r)
+{
+    r->holding = true;
+    if (post(r, r->initialized_msg, r->initialized_len, false) != 0)
+        r->holding = false;
+}
+
 static void replay_done(struct remote *r, bool ok)
 {
     r->reiniting = false;
@@ -269,15 +315,18 @@ static void replay_done(struct remote *r, bool ok)
         return;
     }
     if (r->initialized_msg)
-        post(r, r->initialized_msg, r->initialized_len, false);
-    for (size_t off = 0; off < r->held.len;) {
-        size_t n = strlen(r->held.p + off);
-        post(r, r->held.p + off, n, false);
-        off += n + 1;
-    }
-    mcpd_buf_reset(&r->held);
-    if (r->stream == NULL)
-        open_stream(r);
+        post_note(r);
+    else
+        flush_held(r);
+}
+
+/* The upstream lost our session: 404, or the SDK's 400 "No valid session ID". */
+static bool session_lost(const struct remote *r, const struct xfer *x)
+{
+    if (r->session_id == NULL || x->is_init || r->mode != MODE_STREAMABLE || r->init_msg == NULL)
+        return false;
+    return x->status == 404 ||
+           (x->status == 400 && x->body.p && strcasestr(x->body.p, "session") != NULL);
 }
 
 /* Starts x as METHOD url; returns 0 or a negative code (x is then freed). */
@@ -331,21 +380,64 @@ static void xfer_free(struct xfer *x)
     free(x);
 }
 
-/* The POST stream ended before its answer: GET + Last-Event-ID resumes it. */
+static void on_resume_closed(uv_handle_t *h)
+{
+    struct resume *rs = h->data;
+    json_decref(rs->req_id);
+    free(rs);
+}
+
+static void resume_drop(struct resume *rs)
+{
+    struct remote *r = rs->r;
+    for (struct resume **pp = &r->resumes; *pp; pp = &(*pp)->next) {
+        if (*pp == rs) {
+            *pp = rs->next;
+            break;
+        }
+    }
+    uv_close((uv_handle_t *)&rs->timer, on_resume_closed);
+}
+
+static void on_resume_due(uv_timer_t *t)
+{
+    struct resume *rs = t->data;
+    struct remote *r = rs->r;
+    struct xfer *g = calloc(1, sizeof(*g));
+
+    if (g == NULL) {
+        answer_error(r, rs->req_id, "out of memory resuming a stream");
+    } else {
+        g->is_get = true;
+        g->req_id = json_incref(rs->req_id);
+        LOG_DEBUG("upstream", "upstream=%s resuming a stream after event %s", r->up.name,
+                  rs->last_id);
+        if (start_xfer(r, g, "GET", r->up.cfg->url, NULL, 0, rs->last_id,
+                       r->up.cfg->timeout_ms + 5000) != 0)
+            answer_error(r, rs->req_id, "could not resume the upstream's stream");
+    }
+    resume_drop(rs);
+}
+
+/*
+ * The POST stream ended before its answer: GET + Last-Event-ID resumes it,
+ * after the stream's retry delay (2025-11-25 polling).
+ */
 static void resume(struct remote *r, struct xfer *x)
 {
-    struct xfer *g = calloc(1, sizeof(*g));
-    if (g == NULL) {
+    struct resume *rs = calloc(1, sizeof(*rs));
+    if (rs == NULL) {
         answer_error(r, x->req_id, "out of memory resuming a stream");
         return;
     }
-    g->is_get = true;
-    g->req_id = json_incref(x->req_id);
-    LOG_DEBUG("upstream", "upstream=%s resuming a stream after event %s", r->up.name,
-              r->last_event_id);
-    if (start_xfer(r, g, "GET", r->up.cfg->url, NULL, 0, r->last_event_id,
-                   r->up.cfg->timeout_ms + 5000) != 0)
-        answer_error(r, x->req_id, "could not resume the upstream's stream");
+    rs->r = r;
+    rs->req_id = json_incref(x->req_id);
+    snprintf(rs->last_id, sizeof(rs->last_id), "%s", x->last_id);
+    uv_timer_init(r->up.daemon->loop, &rs->timer);
+    rs->timer.data = rs;
+    rs->next = r->resumes;
+    r->resumes = rs;
+    uv_timer_start(&rs->timer, on_resume_due, x->retry_ms, 0);
 }
 
 static void post_done(struct remote *r, struct xfer *x, int result, const char *why)
@@ -355,6 +447,11 @@ static void post_done(struct remote *r, struct xfer *x, int result, const char *
     if (x->is_replay) {
         replay_done(r, result == 0 && x->status / 100 == 2);
         return;
+    }
+    if (x->is_note) {
+        r->holding = false;
+        if (!r->reiniting)
+            flush_held(r);
     }
     if (result != 0 || x->status / 100 != 2) {
         bool legacy_hint = x->status == 400 || x->status == 404 || x->status == 405;
@@ -367,8 +464,7 @@ static void post_done(struct remote *r, struct xfer *x, int result, const char *
             open_stream(r);
             return;
         }
-        if (x->status == 404 && r->session_id && !x->is_init && r->mode == MODE_STREAMABLE &&
-            r->init_msg) {
+        if (session_lost(r, x)) {
             reinit(r, x);
             return;
         }
@@ -377,7 +473,11 @@ static void post_done(struct remote *r, struct xfer *x, int result, const char *
         else
             snprintf(msg, sizeof(msg), "upstream '%s' answered HTTP %d: %.120s", r->up.name,
                      x->status, x->body.p ? x->body.p : "");
-        if (x->is_init) {
+        /* a failed initialize, or a server that cannot be reached any more (not a
+         * slow one: MCPD_ETIMEDOUT), is down: restart it with backoff */
+        if (x->is_init || result == MCPD_EUNAVAIL) {
+            if (x->req_id && !x->is_init)
+                answer_error(r, x->req_id, msg);
             disconnect(r, msg);
             return;
         }
@@ -391,7 +491,7 @@ static void post_done(struct remote *r, struct xfer *x, int result, const char *
         return; /* legacy: answers travel on the stream; the POST body says "Accepted" */
     if (!x->is_sse && x->body.len && x->req_id && x->status != 202)
         deliver(r, x, x->body.p, x->body.len); /* bodies of 202s (notifications) mean nothing */
-    if (x->req_id && !x->answered && x->is_sse && r->last_event_id[0])
+    if (x->req_id && !x->answered && x->is_sse && x->last_id[0])
         resume(r, x);
     else if (x->req_id && !x->answered)
         answer_error(r, x->req_id, "the upstream closed the stream without an answer");
@@ -425,6 +525,14 @@ static void on_done(struct mcpd_http_call *call, int result, const char *why, vo
     struct xfer *x = data;
     struct remote *r = x->r;
     x->call = NULL; /* the client frees it after we return */
+    /* off the list first: handling it may tear the whole attempt down */
+    if (x->prev)
+        x->prev->next = x->next;
+    else if (r->xfers == x)
+        r->xfers = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    x->prev = x->next = NULL;
     if (x->is_delete) { /* the session is ended upstream: the stop is complete */
         xfer_free(x);
         finish(r, "stopped by mcpd");
@@ -449,7 +557,7 @@ static void open_stream(struct remote *r)
     x->is_get = true;
     r->stream = x;
     if (start_xfer(r, x, "GET", r->up.cfg->url, NULL, 0,
-                   r->mode == MODE_STREAMABLE ? r->last_event_id : NULL, 0) != 0 &&
+                   r->mode == MODE_STREAMABLE ? r->get_last_id : NULL, 0) != 0 &&
         r->mode == MODE_SSE)
         disconnect(r, "cannot open the SSE stream");
 }
@@ -467,6 +575,7 @@ static int post(struct remote *r, const char *data, size_t len, bool replay)
     x->sent_len = len;
     x->is_replay = replay;
     x->is_init = !replay && r->nsent == 0;
+    x->is_note = r->holding && data == r->initialized_msg;
     x->req_id = request_id(data, len);
     return start_xfer(r, x, "POST", url, data, len, NULL, r->up.cfg->timeout_ms + 5000);
 }
@@ -483,6 +592,8 @@ static void finish(struct remote *r, const char *why)
     r->running = false;
     while (r->xfers)
         xfer_free(r->xfers);
+    while (r->resumes)
+        resume_drop(r->resumes);
     uv_timer_stop(&r->timer);
     free(r->session_id);
     free(r->post_url);
@@ -508,7 +619,8 @@ static int up_start(struct mcpd_upstream *up)
     r->nsent = 0;
     r->stream_failures = 0;
     r->retry_ms = 0;
-    r->last_event_id[0] = '\0';
+    r->get_last_id[0] = '\0';
+    r->holding = false;
     r->mode = up->cfg->transport == MCPD_REMOTE_SSE ? MODE_SSE : MODE_STREAMABLE;
     if (r->mode == MODE_SSE) {
         open_stream(r); /* connected once the endpoint event arrives */
@@ -540,18 +652,22 @@ static int up_send(struct mcpd_upstream *up, const char *data, size_t len)
         keep(&r->init_msg, &r->init_len, data, len);
     else if (r->nsent == 1)
         keep(&r->initialized_msg, &r->initialized_len, data, len);
-    if (r->reiniting) {
-        mcpd_buf_append(&r->held, data, len);
-        mcpd_buf_append(&r->held, "", 1);
+    if (r->reiniting || r->holding) {
+        if (mcpd_buf_append(&r->held, data, len) != 0 || mcpd_buf_append(&r->held, "", 1) != 0)
+            return MCPD_EBUSY;
         r->nsent++;
+        return 0;
+    }
+    if (r->nsent == 1 && r->mode == MODE_STREAMABLE) {
+        r->nsent++;
+        post_note(r); /* the GET stream opens once it is acknowledged */
         return 0;
     }
     if ((rc = post(r, data, len, false)) != 0) {
         LOG_WARN("upstream", "upstream=%s cannot send: %s", up->name, mcpd_strerror(rc));
         return rc;
     }
-    if (++r->nsent == 2 && r->mode == MODE_STREAMABLE)
-        open_stream(r); /* after notifications/initialized */
+    r->nsent++;
     return 0;
 }
 

@@ -937,37 +937,52 @@ static int check_header_value(struct ctx *c, int line, int col, const char *path
     return strpbrk(v, "\r\n") ? mcpd__cfg_failat(c, line, col, "key '%s': header values must not contain line breaks", path) : 0;
 }
 
-static int f_headers(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                     void *base)
+/* How one kind of name -> string map checks its names and values (env, headers). */
+typedef int (*name_check_fn)(struct ctx *c, int line, int col, const char *path, const char *name);
+
+static int no_value_check(struct ctx *c, int line, int col, const char *path, const char *v)
 {
-    struct mcpd_server_config *s = base;
+    return 0;
+}
+
+/* A YAML mapping of strings into (*arr, *n), names and values checked. */
+static int yaml_kvs(struct ctx *c, yaml_node_t *v, const char *path, struct mcpd_kv **arr,
+                    size_t *n, name_check_fn check_key, name_check_fn check_value)
+{
     char sub[KEY_PATH_MAX];
     yaml_node_pair_t *p;
     yaml_node_t *k, *val;
-    const char *key;
     int rc;
 
     if ((rc = mcpd__cfg_check_mapping(c, v, path, MCPD_MAX_CONFIG_ITEMS)) != 0)
         return rc;
-    s->headers = calloc((size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start) + 1,
-                        sizeof(*s->headers));
-    if (s->headers == NULL)
+    *arr = calloc((size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start) + 1,
+                  sizeof(**arr));
+    if (*arr == NULL)
         return mcpd__cfg_oom(c);
     for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
-        struct mcpd_kv *kv = &s->headers[s->nheaders];
-        key = mcpd__cfg_key_of(c, p, &k);
-        if ((rc = check_header_name(c, mcpd__cfg_node_line(k), mcpd__cfg_node_col(k), path, key)) != 0)
+        struct mcpd_kv *kv = &(*arr)[*n];
+        const char *key = mcpd__cfg_key_of(c, p, &k);
+        if ((rc = check_key(c, mcpd__cfg_node_line(k), mcpd__cfg_node_col(k), path, key)) != 0)
             return rc;
         if ((kv->key = strdup(key)) == NULL)
             return mcpd__cfg_oom(c);
-        s->nheaders++;
+        (*n)++;
         mcpd__cfg_join(sub, sizeof(sub), path, key);
-        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0 || (rc = mcpd__cfg_scalar(c, val, sub, &kv->value)) != 0)
-            return rc;
-        if ((rc = check_header_value(c, mcpd__cfg_node_line(val), mcpd__cfg_node_col(val), sub, kv->value)) != 0)
+        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0 ||
+            (rc = mcpd__cfg_scalar(c, val, sub, &kv->value)) != 0 ||
+            (rc = check_value(c, mcpd__cfg_node_line(val), mcpd__cfg_node_col(val), sub,
+                              kv->value)) != 0)
             return rc;
     }
     return 0;
+}
+
+static int f_headers(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                     void *base)
+{
+    struct mcpd_server_config *s = base;
+    return yaml_kvs(c, v, path, &s->headers, &s->nheaders, check_header_name, check_header_value);
 }
 
 static int f_share(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
@@ -1020,34 +1035,7 @@ static int f_transport(struct ctx *c, yaml_node_t *v, const char *path, const st
 static int f_env(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f, void *base)
 {
     struct mcpd_server_config *s = base;
-    char sub[KEY_PATH_MAX];
-    yaml_node_pair_t *p;
-    yaml_node_t *k, *val;
-    struct mcpd_kv *kv;
-    const char *key;
-    int rc;
-
-    if ((rc = mcpd__cfg_check_mapping(c, v, path, MCPD_MAX_CONFIG_ITEMS)) != 0)
-        return rc;
-    s->env = calloc((size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start) + 1,
-                    sizeof(*s->env));
-    if (s->env == NULL)
-        return mcpd__cfg_oom(c);
-    for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
-        key = mcpd__cfg_key_of(c, p, &k);
-        if ((rc = check_env_name(c, mcpd__cfg_node_line(k), mcpd__cfg_node_col(k), path, key)) != 0)
-            return rc;
-        kv = &s->env[s->nenv];
-        if ((kv->key = strdup(key)) == NULL)
-            return mcpd__cfg_oom(c);
-        s->nenv++;
-        mcpd__cfg_join(sub, sizeof(sub), path, key);
-        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0)
-            return rc;
-        if ((rc = mcpd__cfg_scalar(c, val, sub, &kv->value)) != 0)
-            return rc;
-    }
-    return 0;
+    return yaml_kvs(c, v, path, &s->env, &s->nenv, check_env_name, no_value_check);
 }
 
 static const struct field server_fields[] = {
@@ -1367,7 +1355,9 @@ static int json_args(struct ctx *c, json_t *v, const char *path, struct mcpd_ser
     return 0;
 }
 
-static int json_env(struct ctx *c, json_t *v, const char *path, struct mcpd_server_config *s)
+/* A JSON object of strings into (*arr, *n), names checked by `check_name`. */
+static int json_kvs(struct ctx *c, json_t *v, const char *path, struct mcpd_kv **arr, size_t *n,
+                    name_check_fn check_key, name_check_fn check_value)
 {
     char sub[KEY_PATH_MAX];
     const char *key;
@@ -1378,47 +1368,19 @@ static int json_env(struct ctx *c, json_t *v, const char *path, struct mcpd_serv
         return mcpd__cfg_failat(c, 0, 0, "key '%s': expected an object of strings", path);
     if (json_object_size(v) > MCPD_MAX_CONFIG_ITEMS)
         return mcpd__cfg_failat(c, 0, 0, "key '%s': too many entries (at most %u)", path,
-                      MCPD_MAX_CONFIG_ITEMS);
-    if ((s->env = calloc(json_object_size(v) + 1, sizeof(*s->env))) == NULL)
+                                MCPD_MAX_CONFIG_ITEMS);
+    if ((*arr = calloc(json_object_size(v) + 1, sizeof(**arr))) == NULL)
         return mcpd__cfg_oom(c);
     json_object_foreach (v, key, val) {
-        struct mcpd_kv *kv = &s->env[s->nenv];
-        if ((rc = check_env_name(c, 0, 0, path, key)) != 0)
+        struct mcpd_kv *kv = &(*arr)[*n];
+        if ((rc = check_key(c, 0, 0, path, key)) != 0)
             return rc;
         if ((kv->key = strdup(key)) == NULL)
             return mcpd__cfg_oom(c);
-        s->nenv++;
-        mcpd__cfg_join(sub, sizeof(sub), path, key);
-        if ((rc = json_string_dup(c, val, sub, &kv->value)) != 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int json_headers(struct ctx *c, json_t *v, const char *path, struct mcpd_server_config *s)
-{
-    char sub[KEY_PATH_MAX];
-    const char *key;
-    json_t *val;
-    int rc;
-
-    if (!json_is_object(v))
-        return mcpd__cfg_failat(c, 0, 0, "key '%s': expected an object of strings", path);
-    if (json_object_size(v) > MCPD_MAX_CONFIG_ITEMS)
-        return mcpd__cfg_failat(c, 0, 0, "key '%s': too many entries (at most %u)", path,
-                      MCPD_MAX_CONFIG_ITEMS);
-    if ((s->headers = calloc(json_object_size(v) + 1, sizeof(*s->headers))) == NULL)
-        return mcpd__cfg_oom(c);
-    json_object_foreach (v, key, val) {
-        struct mcpd_kv *kv = &s->headers[s->nheaders];
-        if ((rc = check_header_name(c, 0, 0, path, key)) != 0)
-            return rc;
-        if ((kv->key = strdup(key)) == NULL)
-            return mcpd__cfg_oom(c);
-        s->nheaders++;
+        (*n)++;
         mcpd__cfg_join(sub, sizeof(sub), path, key);
         if ((rc = json_string_dup(c, val, sub, &kv->value)) != 0 ||
-            (rc = check_header_value(c, 0, 0, sub, kv->value)) != 0)
+            (rc = check_value(c, 0, 0, sub, kv->value)) != 0)
             return rc;
     }
     return 0;
@@ -1440,7 +1402,7 @@ static int json_server_key(struct ctx *c, const char *key, json_t *v, const char
     if (strcmp(key, "args") == 0)
         return json_args(c, v, sub, s);
     if (strcmp(key, "env") == 0)
-        return json_env(c, v, sub, s);
+        return json_kvs(c, v, sub, &s->env, &s->nenv, check_env_name, no_value_check);
     if (strcmp(key, "cwd") == 0) {
         if ((rc = json_string_dup(c, v, sub, &s->cwd)) != 0)
             return rc;
@@ -1452,7 +1414,8 @@ static int json_server_key(struct ctx *c, const char *key, json_t *v, const char
         return check_url(c, 0, 0, sub, s->url);
     }
     if (strcmp(key, "headers") == 0)
-        return json_headers(c, v, sub, s);
+        return json_kvs(c, v, sub, &s->headers, &s->nheaders, check_header_name,
+                        check_header_value);
     if (strcmp(key, "type") == 0) {
         /* clients write "stdio", "http", "streamable-http" or "sse" here */
         if (!json_is_string(v))

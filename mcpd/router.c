@@ -518,9 +518,13 @@ static void on_resource_updated(struct mcpd_upstream *up, struct mcpd_msg *m)
         (exposed = mcpd_catalog_expose_uri(up->daemon->catalog, up->name, uri)) == NULL)
         return;
     json_object_set_new(m->params, "uri", json_string(exposed));
-    for (struct mcpd_session *s = up->daemon->sessions; s; s = s->next)
+    for (struct mcpd_session *s = up->daemon->sessions; s; s = s->next) {
+        /* a per-client instance's updates are its own client's only */
+        if (up->is_private && s != up->owner)
+            continue;
         if (s->subs && json_object_get(s->subs, exposed) && s->stream)
             mcpd__send(s->stream, m->root, false);
+    }
     free(exposed);
 }
 
@@ -640,20 +644,32 @@ static void on_upstream_cancelled(struct mcpd_upstream *up, struct mcpd_msg *m)
  * clients, not mcpd): MCPD_MAX_UPSTREAM_NOTIFY per second, the rest dropped
  * and counted in one log line per second.
  */
+static void report_dropped(struct mcpd_upstream *up)
+{
+    if (up->notify_dropped)
+        LOG_WARN("router", "upstream=%s sent too many notifications: %u dropped", up->name,
+                 up->notify_dropped);
+    up->notify_dropped = 0;
+}
+
+static void on_notify_window_end(uv_timer_t *t)
+{
+    report_dropped(t->data);
+}
+
 static bool notification_budget(struct mcpd_upstream *up)
 {
     uint64_t now = uv_now(up->daemon->loop);
     if (now - up->notify_window >= 1000) {
-        if (up->notify_dropped)
-            LOG_WARN("router", "upstream=%s sent too many notifications: %u dropped", up->name,
-                     up->notify_dropped);
+        report_dropped(up);
         up->notify_window = now;
         up->notify_count = 0;
-        up->notify_dropped = 0;
     }
     if (++up->notify_count <= MCPD_MAX_UPSTREAM_NOTIFY)
         return true;
-    up->notify_dropped++;
+    if (up->notify_dropped++ == 0) /* the count is reported when this second ends */
+        uv_timer_start(&up->notify_timer, on_notify_window_end,
+                       up->notify_window + 1000 > now ? up->notify_window + 1000 - now : 0, 0);
     return false;
 }
 

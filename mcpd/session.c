@@ -332,6 +332,28 @@ static void forward(struct mcpd_session *s, struct mcpd_upstream *up, const char
     mcpd__send_error(reply, m->id, MCPD_RPC_SERVER_ERROR, why);
 }
 
+/*
+ * A prefixed name whose server is configured but not up: say so rather than
+ * "unknown tool" (its tools left the catalog while it is down).
+ */
+static bool resource_down(struct mcpd_session *s, const char *name, char *why, size_t cap)
+{
+    struct mcpd_daemon *d = s->daemon;
+    const char *sep = d->prefix ? strstr(name, d->cfg->separator) : NULL;
+    size_t n = sep ? (size_t)(sep - name) : 0;
+
+    for (size_t i = 0; sep && i < d->nups; i++) {
+        struct mcpd_upstream *up = d->ups[i];
+        if (strlen(up->name) != n || strncmp(up->name, name, n) != 0 || !up->cfg->enabled ||
+            up->state == MCPD_UP_READY)
+            continue;
+        snprintf(why, cap, "upstream '%s' is unavailable (%s); its tools return when it is back",
+                 up->name, up->last_error[0] ? up->last_error : mcpd_upstream_state_name(up->state));
+        return true;
+    }
+    return false;
+}
+
 /* tools/call and prompts/get: exact lookup of the exposed name. */
 static void do_named_call(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply,
                           bool prompt)
@@ -350,6 +372,10 @@ static void do_named_call(struct mcpd_session *s, struct mcpd_msg *m, struct mcp
     e = prompt ? mcpd_catalog_prompt(s->daemon->catalog, name)
                : mcpd_catalog_lookup(s->daemon->catalog, name);
     if (e == NULL) {
+        if (!prompt && resource_down(s, name, why, sizeof(why))) {
+            mcpd__send_error(reply, m->id, MCPD_RPC_SERVER_ERROR, why);
+            return;
+        }
         snprintf(why, sizeof(why), "Unknown %s: %.200s", prompt ? "prompt" : "tool", name);
         mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS, why);
         return;
@@ -408,6 +434,16 @@ static void do_subscription(struct mcpd_session *s, struct mcpd_msg *m, struct m
     if (s->subs == NULL)
         s->subs = json_object();
     had = json_object_get(s->subs, key) != NULL;
+    if (up->cfg->per_client) {
+        /* the session's own instance: every subscribe and unsubscribe goes there */
+        if (subscribe)
+            json_object_set_new(s->subs, key, json_string(up->name));
+        else
+            json_object_del(s->subs, key);
+        free(key);
+        forward(s, up, up->name, m, reply, m->method, MCPD_FWD_PLAIN);
+        return;
+    }
     n = (uintptr_t)mcpd_map_get(&up->subs, inner, strlen(inner));
     if (subscribe && !had) {
         json_object_set_new(s->subs, key, json_string(up->name));

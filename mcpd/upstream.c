@@ -54,7 +54,8 @@ void mcpd_upstream_init(struct mcpd_upstream *up, struct mcpd_daemon *d,
     mcpd_map_init(&up->pending);
     uv_timer_init(d->loop, &up->deadline_timer);
     uv_timer_init(d->loop, &up->restart_timer);
-    up->deadline_timer.data = up->restart_timer.data = up;
+    uv_timer_init(d->loop, &up->notify_timer);
+    up->deadline_timer.data = up->restart_timer.data = up->notify_timer.data = up;
     up->restart_delay_ms = MCPD_RESTART_MIN_MS;
     up->listing = -1;
     mcpd_map_init(&up->subs);
@@ -238,18 +239,32 @@ static void on_initialize(struct mcpd_upstream *up, struct mcpd_msg *m, const ch
     list_next_kind(up);
 }
 
+/*
+ * The client capabilities an instance is told of. A per-client instance:
+ * exactly its client's. The listing instance of a per-client server: every
+ * capability mcpd can relay, so that the catalog shows the tools such
+ * servers offer only to capable clients (it never works for a client; what
+ * it asks is refused). A shared instance: none, since it serves clients that
+ * may lack any of them.
+ */
+static json_t *initialize_capabilities(const struct mcpd_upstream *up)
+{
+    if (up->is_private)
+        return up->owner && up->owner->client_caps ? json_deep_copy(up->owner->client_caps)
+                                                   : json_object();
+    if (up->cfg->per_client)
+        return json_pack("{s:{}, s:{s:{}, s:{}}, s:{s:b}}", "sampling", "elicitation", "form",
+                         "url", "roots", "listChanged", 1);
+    return json_object();
+}
+
 void mcpd_upstream_on_connected(struct mcpd_upstream *up)
 {
     json_t *params;
     set_state(up, MCPD_UP_INITIALIZING);
-    /* A shared instance serves every client, so it is told of no client
-     * capability; a per-client instance gets exactly its client's: mcpd
-     * never declares upstream what the client behind it lacks. */
     params = json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion", mcpd_session_versions[0],
-                       "capabilities",
-                       up->owner && up->owner->client_caps ? json_deep_copy(up->owner->client_caps)
-                                                           : json_object(),
-                       "clientInfo", "name", "mcpd", "version", MCPD_VERSION);
+                       "capabilities", initialize_capabilities(up), "clientInfo", "name", "mcpd",
+                       "version", MCPD_VERSION);
     if (mcpd__router_internal(up, "initialize", params, MCPD_INIT_TIMEOUT_MS, on_initialize) != 0)
         up->ops->stop(up);
 }
@@ -353,9 +368,10 @@ void mcpd__upstream_close(struct mcpd_upstream *up)
     json_decref(up->server_info);
     json_decref(up->server_caps);
     up->server_info = up->server_caps = NULL;
-    up->handles_open = 2;
+    up->handles_open = 3;
     uv_close((uv_handle_t *)&up->deadline_timer, on_timer_closed);
     uv_close((uv_handle_t *)&up->restart_timer, on_timer_closed);
+    uv_close((uv_handle_t *)&up->notify_timer, on_timer_closed);
 }
 
 void mcpd__upstream_start(struct mcpd_upstream *up)

@@ -76,6 +76,7 @@ struct mcpd_upstream {
     int handles_open;
     uint64_t notify_window;  /* start of the current one-second window */
     unsigned notify_count, notify_dropped;
+    uv_timer_t notify_timer; /* reports what a flood dropped when its second ends */
     /* per-client instances (share: per-client) */
     bool is_private;
     struct mcpd_session *owner;        /* the session served; NULL once it closed */

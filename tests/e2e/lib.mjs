@@ -515,16 +515,138 @@ export async function rawSession(port, version = '2025-06-18') {
 
 // The official SDK client, imported from the cache's node_modules (next to this file).
 export async function sdk() {
-  const [{ Client }, { StreamableHTTPClientTransport }, { StdioClientTransport }, types] = await Promise.all([
+  const [{ Client }, { StreamableHTTPClientTransport }, { StdioClientTransport }, { SSEClientTransport }, types] = await Promise.all([
     import('@modelcontextprotocol/sdk/client/index.js'),
     import('@modelcontextprotocol/sdk/client/streamableHttp.js'),
     import('@modelcontextprotocol/sdk/client/stdio.js'),
+    import('@modelcontextprotocol/sdk/client/sse.js'),
     import('@modelcontextprotocol/sdk/types.js'),
   ]);
-  return { Client, StreamableHTTPClientTransport, StdioClientTransport, types };
+  return { Client, StreamableHTTPClientTransport, StdioClientTransport, SSEClientTransport, types };
 }
 
 // The text of a tools/call result's content blocks.
 export function texts(result) {
   return (result?.content ?? []).filter((c) => c.type === 'text').map((c) => c.text);
+}
+
+// ---- helpers of the feature tests (features, isolation, remote, failures) ------------
+
+// Records every message the transport hands to the client (in) and every one the
+// client sends (out), in order. The SDK dispatches notifications in a microtask
+// but responses at once, so a handler can miss a notification that arrived in
+// the same read as the response although mcpd delivered it first: what mcpd
+// sent is judged from this wire-level record. Call after client.connect().
+export function recordWire(transport) {
+  const wire = { in: [], out: [] };
+  const orig = transport.onmessage;
+  transport.onmessage = (m, extra) => {
+    wire.in.push(m);
+    orig?.(m, extra);
+  };
+  const send = transport.send.bind(transport);
+  transport.send = (m, opts) => {
+    wire.out.push(m);
+    return send(m, opts);
+  };
+  return wire;
+}
+
+// Calls fn() and resolves { result } or { error } (never rejects); ms = duration.
+export async function settle(fn) {
+  const t0 = Date.now();
+  try {
+    return { result: await fn(), ms: Date.now() - t0 };
+  } catch (error) {
+    return { error, ms: Date.now() - t0 };
+  }
+}
+
+// A free TCP port on 127.0.0.1 (bound and released at once).
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// True once something accepts TCP connections on 127.0.0.1:port (bounded by timeoutMs).
+export async function waitPort(port, timeoutMs = 15000) {
+  return waitFor(() => new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    const done = (v) => {
+      sock.destroy();
+      resolve(v);
+    };
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+    setTimeout(() => done(false), 1000).unref();
+  }), timeoutMs, 100);
+}
+
+// Node servers that call listen(port) without a host bind every interface;
+// this preload (the harness's loopback.cjs, recreated here) pins them to
+// 127.0.0.1. Returns its path in the test's temp folder.
+export function loopbackShim() {
+  const p = path.join(tmp, 'loopback.cjs');
+  if (!fs.existsSync(p)) {
+    fs.writeFileSync(p, `const net = require('net');
+const orig = net.Server.prototype.listen;
+net.Server.prototype.listen = function (...args) {
+  const a0 = args[0];
+  if (a0 !== null && typeof a0 === 'object' && !Array.isArray(a0)) {
+    if (a0.path === undefined && a0.fd === undefined && a0.handle === undefined &&
+        a0._handle === undefined && !a0.host) args[0] = Object.assign({}, a0, { host: '127.0.0.1' });
+  } else if (a0 === undefined || typeof a0 === 'number' || (typeof a0 === 'string' && /^\\d+$/.test(a0))) {
+    if (typeof args[1] !== 'string') args.splice(1, 0, '127.0.0.1');
+  }
+  return orig.apply(this, args);
+};
+`);
+  }
+  return p;
+}
+
+// Starts server-everything in an HTTP mode ('streamableHttp' or 'sse') on
+// 127.0.0.1:port and waits (15 s at most) until the port accepts connections.
+// Returns { proc, pid, port, log(), kill() }; kill() is SIGKILL by PID and
+// resolves once the process has exited.
+export async function startEverythingHttp(mode, port, name = `everything-${mode}`) {
+  const proc = track(spawn(bin.node, ['--require', loopbackShim(), bin.everything, mode], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PORT: String(port), NODE_OPTIONS: '' },
+  }));
+  let out = '';
+  proc.stdout.on('data', (d) => (out += d));
+  proc.stderr.on('data', (d) => (out += d));
+  proc.mcpdLog = () => out;
+  proc.mcpdName = name;
+  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const up = await waitPort(port, 15000);
+  if (!up || proc.exitCode !== null) {
+    dumpLog(proc, 30);
+    try {
+      process.kill(proc.pid, 'SIGKILL');
+    } catch {}
+    throw new Error(`${name}: port ${port} not accepting connections within 15 s`);
+  }
+  return {
+    proc,
+    pid: proc.pid,
+    port,
+    log: () => out,
+    exited,
+    async kill() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        try {
+          process.kill(proc.pid, 'SIGKILL');
+        } catch {}
+      }
+      return Promise.race([exited, sleep(5000).then(() => null)]);
+    },
+  };
 }

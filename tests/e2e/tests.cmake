@@ -32,4 +32,15 @@ foreach(setup stdio remote multi)
   set_tests_properties(conformance.${setup} PROPERTIES LABELS conformance TIMEOUT 400)
 endforeach()
 
+# Features, isolation, remote upstreams and misbehaving upstreams (tests/e2e/*.mjs),
+# and the official suite's client scenarios with mcpd as the client.
+mcpd_e2e_test(features 120)
+mcpd_e2e_test(isolation 90)
+mcpd_e2e_test(remote 90)
+mcpd_e2e_test(failures 120)
+add_test(NAME conformance.client
+  COMMAND bash ${MCPD_E2E_DIR}/client_conformance.sh)
+set_tests_properties(conformance.client PROPERTIES LABELS conformance TIMEOUT 180
+  ENVIRONMENT "MCPD_BIN=$<TARGET_FILE:mcpd>")
+
 mcpd_e2e_test(resume 90)
