@@ -2,17 +2,27 @@
  * audit.h - the tamper-evident audit log: one sqlite file (WAL), written by
  * one writer thread fed by a bounded queue and woken with a uv_async_t,
  * committed in batches (group commit). The loop thread never touches
- * sqlite for the audit.
+ * sqlite for the audit once it is open.
  *
  * Every record is acknowledged on the loop thread once its batch is
  * committed (or failed): callers hold a call's answer until then, so no
  * acknowledged call is ever lost, and an audit that cannot be written
- * refuses the call (fail closed).
+ * refuses the call (fail closed). Durability: WAL with synchronous=FULL,
+ * so an acknowledged record survives kill -9 and power loss (one fsync per
+ * batch).
  *
- * Rows are hash-chained: hash = SHA-256(prev_hash || canonical row content),
- * where the canonical content is a fixed serialisation of every stored
- * column (see audit.c). `mcpd audit verify` recomputes the chain and names
- * the first row that does not match.
+ * Rows are hash-chained: hash = hex SHA-256(prev_hash_hex "\n" canonical
+ * row text), where the canonical text is a fixed, length-prefixed
+ * serialisation of every stored column (see audit_int.h); the first row's
+ * prev is 64 zeros, and after retention the last deleted row's hash (the
+ * "anchor"). `mcpd audit verify` recomputes the chain and names the first
+ * row that does not match.
+ *
+ * Arguments are stored redacted (values of secret-looking keys become
+ * "***", at any depth), as canonical JSON (sorted keys, compact), capped
+ * at max_args_bytes with a truncation flag, plus args_digest: the SHA-256
+ * of the whole redacted canonical text (never of the secrets, which could
+ * be brute-forced from it).
  */
 #ifndef MCPD_AUDIT_H
 #define MCPD_AUDIT_H
@@ -49,59 +59,96 @@ struct mcpd_audit_record {
     int64_t latency_us;
 };
 
-/* Called on the loop thread when the record's batch is durable (status 0) or failed. */
+/*
+ * Called on the loop thread when the record's batch is durable (status 0)
+ * or failed: a negative code from the storage failure (UV_ENOSPC, UV_EROFS,
+ * UV_EBUSY past the busy timeout, UV_EIO, MCPD_ENOMEM). Every record
+ * accepted after a failure fails with the same code.
+ */
 typedef void (*mcpd_audit_cb)(int status, void *data);
 
 struct mcpd_audit_options {
     const char *path;            /* sqlite file */
     size_t max_args_bytes;       /* stored argument text cap (default 64 KiB) */
     unsigned queue_cap;          /* records waiting at most (default 65536) */
-    int64_t retain_ms;           /* delete rows older than this (0: keep) */
+    int64_t retain_ms;           /* delete the leading rows older than this (0: keep) */
     int64_t retain_rows;         /* keep at most this many rows (0: no cap) */
+    /* Retention runs in each batch's transaction, deletes only a prefix of
+     * the chain (at most batch size + 4096 rows at a time) and moves the
+     * anchor, so the remaining rows still verify. */
+    int busy_timeout_ms;         /* longest wait for another connection's write lock (0: 5000) */
 };
 
 /*
- * Opens (creating if needed) the database, checks the schema, starts the
- * writer thread. Returns 0, or a negative code with a one-line reason in err.
+ * Opens (creating if needed, mode 0600) the database, checks the schema,
+ * starts the writer thread. Borrows loop and o (o->path is required).
+ * A file that cannot be opened for writing fails here ("<path>: cannot
+ * open for writing: ..." or "<path>: database is read-only"), as does an
+ * unknown schema version (MCPD_ECONFIG). Returns 0, or a negative code
+ * with a one-line reason in err; *out is set only on success. Should the
+ * thread fail to start, the async handle is already closing: run the loop
+ * once before uv_loop_close.
  */
 int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_audit_options *o,
                     char *err, size_t errcap);
 
 /*
- * Queues a record. `cb` runs later on the loop thread (never synchronously).
- * Returns 0, or MCPD_EBUSY (queue full) / MCPD_EUNAVAIL (the writer failed
- * and the audit is refusing): then cb is not called and the caller must
- * refuse the call.
+ * Queues a record; borrows r (its strings are copied, arguments redacted
+ * and capped here, text fields cut to 4 KiB). `cb` (may be NULL) runs
+ * later on the loop thread, never synchronously, in submission order.
+ * Returns 0, or MCPD_EBUSY (queue_cap records, or 64 MiB, waiting),
+ * MCPD_EUNAVAIL (the writer failed and the audit is refusing, for good:
+ * the reason is logged once; or close was called), MCPD_ENOMEM: then cb
+ * is not called and the caller must refuse the call. Loop thread only.
  */
 int mcpd_audit_submit(struct mcpd_audit *a, const struct mcpd_audit_record *r, mcpd_audit_cb cb,
                       void *data);
 
 /*
  * Flushes everything queued, stops the thread, closes the database, and
- * calls done (on the loop thread) when finished. Callbacks of queued records
- * still run first.
+ * calls done (may be NULL; on the loop thread, never synchronously) when
+ * finished; the audit is freed then. Callbacks of queued records still run
+ * first. Submit returns MCPD_EUNAVAIL once close was called. A second
+ * close is ignored.
  */
 void mcpd_audit_close(struct mcpd_audit *a, void (*done)(void *data), void *data);
+
+/*
+ * Whether a JSON object key (len bytes) names a secret, by the audit's
+ * redaction list (audit_row.c): "password", "token", "apiKey",
+ * "X-Api-Key", "Authorization", ... Other modules redacting their own
+ * output use the same rule.
+ */
+bool mcpd_audit_key_is_secret(const char *key, size_t len);
 
 /* ---- offline use (CLI), synchronous: never call these on the loop ------------- */
 
 /*
- * Verifies the chain. Returns 0 when intact (*rows = rows checked), or 1
- * with *bad_row the id of the first row that does not verify, or a negative
- * code (err filled) when the file cannot be read.
+ * Verifies the chain from the anchor to the head the writer recorded.
+ * Returns 0 when intact (*rows = rows checked), or 1 with *bad_row the id
+ * of the first row that does not verify (an edited row: its id; a deleted
+ * row: the missing id; a reordered pair: the first; a truncated tail: the
+ * first missing id) and *rows the good rows before it, or a negative code
+ * (err filled) when the file cannot be read or holds no audit.
  */
 int mcpd_audit_verify(const char *path, int64_t *rows, int64_t *bad_row, char *err, size_t errcap);
 
 struct mcpd_audit_query {
-    int64_t since_ms;      /* 0: all */
+    int64_t since_ms;      /* rows with time_ms >= this (0: all) */
     const char *bot;       /* NULL: any */
     const char *tool;
     const char *location;
     bool json;             /* JSON lines instead of a table */
-    int64_t limit;         /* 0: all */
+    int64_t limit;         /* 0: all; else the last `limit` matches, oldest first */
 };
 
-/* Prints matching rows to `out` (control characters escaped). Returns 0 or a negative code. */
+/*
+ * Prints matching rows (filters are exact matches) to `out_file` (a FILE *)
+ * in id order: a tab-separated table with a header line, or JSON lines
+ * with every column. Every field is escaped (control characters, bidi
+ * overrides, invalid UTF-8), so a stored value cannot forge a line.
+ * Returns 0 or a negative code (err filled).
+ */
 int mcpd_audit_print(const char *path, const struct mcpd_audit_query *q, void *out_file, char *err,
                      size_t errcap);
 

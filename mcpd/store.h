@@ -25,13 +25,30 @@ struct mcpd_store;
 struct mcpd_bot_row {
     char name[64];
     unsigned char key_hash[32]; /* SHA-256 of the whole key string */
-    char key_hint[16];          /* "mk_ab12…cd34" style: first 6 + last 4, for listing */
-    bool disabled;
-    int64_t created_ms, rotated_ms;
+    char key_hint[16];          /* "mk_ab1…cd34": first 6 + "…" (UTF-8) + last 4, for listing */
+    bool disabled;              /* also set for a row whose stored hash is damaged */
+    int64_t created_ms, rotated_ms; /* rotated_ms: 0 until the first rotation */
 };
 
-/* Opens or creates the store (schema created/migrated). Synchronous. */
+/*
+ * Errors: the functions below return 0 or a negative code and fill err
+ * with one line. Mistakes of the caller are MCPD_ECONFIG with these exact
+ * messages (the name shown with non-printable characters as '?'):
+ *   invalid bot name "<name>": must match ^[a-z0-9][a-z0-9-]{0,31}$
+ *   bot "<name>" already exists
+ *   no bot named "<name>"
+ * Storage failures are UV_EBUSY (locked past the 5 s busy timeout),
+ * UV_EROFS, UV_ENOSPC, UV_EIO or MCPD_ENOMEM, with sqlite's message.
+ * Every change bumps the generation in its own transaction.
+ */
+
+/*
+ * Opens or creates the store (file mode 0600, WAL, synchronous=FULL;
+ * schema created, version checked). Synchronous: CLI and start-up only.
+ * One handle per thread.
+ */
 int mcpd_store_open(struct mcpd_store **out, const char *path, char *err, size_t errcap);
+/* NULL is a no-op. */
 void mcpd_store_close(struct mcpd_store *st);
 
 /*
@@ -50,18 +67,43 @@ int mcpd_store_bot_delete(struct mcpd_store *st, const char *name, char *err, si
 /* Fills rows (up to cap) in name order; returns the number of bots or a negative code. */
 int mcpd_store_bot_list(struct mcpd_store *st, struct mcpd_bot_row *rows, size_t cap, char *err,
                         size_t errcap);
-/* A counter bumped by every change, to notice changes cheaply. */
+/* A counter bumped by every change, to notice changes cheaply; a negative code on failure. */
 int64_t mcpd_store_generation(struct mcpd_store *st);
 
-/* SHA-256 of a presented key, for comparison against key_hash with CRYPTO_memcmp. */
+/*
+ * SHA-256 of a presented key (borrowed, len bytes, any bytes), for
+ * comparison against key_hash with CRYPTO_memcmp. Should OpenSSL fail to
+ * allocate, out is all zeros, which matches no stored hash.
+ */
 void mcpd_store_key_hash(unsigned char out[32], const char *key, size_t len);
+/* Whether key hashes to key_hash; the digests are compared with CRYPTO_memcmp. */
+bool mcpd_store_key_equal(const unsigned char key_hash[32], const char *key, size_t len);
+/*
+ * The row (borrowed from rows) whose key is `key`, or NULL. The key is
+ * hashed once and compared with every row's hash in constant time, so
+ * neither the key's length or prefix nor the matching row's position
+ * shows in the timing. Disabled rows are returned too: the caller refuses
+ * them, and can say why.
+ */
+const struct mcpd_bot_row *mcpd_store_bot_find(const struct mcpd_bot_row *rows, size_t n,
+                                               const char *key, size_t len);
 
 /*
- * Runtime view for the daemon: a watcher thread re-reads the bot table when
- * the generation changes (every `poll_ms`) and hands the new table to
- * `on_change` on the loop thread (the callee takes ownership of rows, an
- * array of n rows, to free with free()). The first table is delivered
- * before mcpd_store_watch returns (synchronously, at start-up).
+ * Runtime view for the daemon: a watcher thread (its own connection)
+ * re-reads the bot table when the generation changes (polled every
+ * `poll_ms`, 0: 500) and hands the new table to `on_change` on the loop
+ * thread (the callee takes ownership of rows, an array of n rows in name
+ * order, to free with free(); NULL when n is 0). Tables are read with
+ * their generation from one snapshot; a newer table replaces one not yet
+ * delivered. The first table is delivered before mcpd_store_watch returns
+ * (synchronously, at start-up, after *out is set). A read error keeps the
+ * last table and is logged (WARN) once per streak. Returns 0 or a
+ * negative code (err filled, nothing delivered, *out NULL).
+ *
+ * mcpd_store_watch_close stops the thread; on_change is not called after
+ * it, and done (may be NULL) runs on the loop once the thread is joined
+ * and the handle closed, when the watch is freed. A second close is
+ * ignored.
  */
 struct mcpd_store_watch;
 int mcpd_store_watch(struct mcpd_store_watch **out, uv_loop_t *loop, const char *path,

@@ -1,0 +1,627 @@
+/*
+ * audit.c - the audit log's runtime half (see audit.h): the bounded queue,
+ * the writer thread, and the loop side that runs the callbacks. The row
+ * format lives in audit_row.c, verify and print in audit_query.c.
+ *
+ *   loop thread                        writer thread (own connection)
+ *   submit: redact + copy the record,  wait for work
+ *           append to `queue`    --->  take the whole queue (a batch)
+ *                                      BEGIN IMMEDIATE; chain and INSERT
+ *                                      each row; move `head`; retention;
+ *                                      COMMIT (synchronous=FULL: fsync)
+ *   on_async: run the callbacks  <---  append the batch to `done`,
+ *             of `done`, free          uv_async_send
+ *
+ * A batch's callbacks run only after its COMMIT returned, so an
+ * acknowledged record is in the WAL on disk and survives kill -9 (and,
+ * with synchronous=FULL, power loss). Group commit keeps that at one fsync
+ * per batch: records submitted while a commit is in progress form the
+ * next batch.
+ *
+ * Chain: each row's `hash` is hex SHA-256(previous row's hash "\n"
+ * canonical row text) (audit_int.h), the first row's previous hash being
+ * 64 zeros. audit_meta holds two links: `head` (the last row written,
+ * moved in the same transaction) and `anchor` (the last row deleted by
+ * retention, whose hash the first remaining row chains from). The writer
+ * re-reads both inside each write transaction, so it never trusts memory.
+ * Retention deletes only a prefix of the chain (by row count, or the
+ * leading run of rows older than retain_ms), at most a bounded number of
+ * rows per batch, and never deletes past a missing row.
+ *
+ * Failure: the first failed transaction (disk full, read-only file,
+ * SQLITE_BUSY past the bounded busy timeout, ...) fails its batch and every
+ * later one, and turns the audit into a refusing state: submit returns
+ * MCPD_EUNAVAIL from then on. The reason is logged once, from the loop.
+ * There is no retry: an audit that lost writes needs an operator.
+ */
+#include "audit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "audit_int.h"
+#include "error.h"
+#include "log.h"
+#include "store_db.h"
+
+#define AUDIT_MAGIC       0xa0d17u
+#define DEFAULT_MAX_ARGS  ((size_t)64 * 1024)
+#define DEFAULT_QUEUE_CAP 65536u
+#define QUEUE_BYTES_MAX   ((size_t)64 * 1024 * 1024) /* record bytes waiting at most */
+#define FIELD_MAX         4096 /* bytes kept of each text field */
+#define RETAIN_STEP       4096 /* rows retention deletes per batch beyond its size */
+
+struct audit_item {
+    struct audit_item *next;
+    mcpd_audit_cb cb;
+    void *data;
+    int status;
+    size_t bytes; /* counted against QUEUE_BYTES_MAX */
+    struct audit_val val[AC_NCOLS];
+    char digest[AUDIT_HASH_HEX + 1];
+    char storage[]; /* the text fields */
+};
+
+struct mcpd_audit {
+    unsigned magic;
+    uv_loop_t *loop;
+    uv_async_t async;
+    uv_thread_t thread;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    size_t max_args;
+    unsigned queue_cap;
+    int64_t retain_ms, retain_rows;
+    /* writer thread only (after open) */
+    sqlite3 *db;
+    sqlite3_stmt *ins, *meta_get, *meta_set, *first_live, *row_hash, *del;
+    /* under mu */
+    struct audit_item *queue, **queue_tail;
+    struct audit_item *done, **done_tail;
+    bool stop, writer_done, failed;
+    int fail_code;
+    char fail_reason[256];
+    /* loop only */
+    size_t pending, pending_bytes;
+    bool closing, refusing, handle_closed;
+    void (*close_cb)(void *data);
+    void *close_data;
+};
+
+static const char *const stmt_sql[] = {
+    ("INSERT INTO audit(" AUDIT_COLUMNS ", hash) "
+     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
+    "SELECT id, hash FROM audit_meta WHERE k = ?1",
+    "UPDATE audit_meta SET id = ?2, hash = ?3 WHERE k = ?1",
+    /* the first row past the anchor that is young enough, or past the step */
+    ("SELECT id FROM audit NOT INDEXED WHERE id > ?1 AND (time_ms >= ?2 OR id > ?3) "
+     "ORDER BY id LIMIT 1"),
+    "SELECT hash FROM audit WHERE id = ?1",
+    "DELETE FROM audit WHERE id <= ?1",
+};
+
+/* ---- the writer thread ----------------------------------------------------------------------- */
+
+static int meta_set(struct mcpd_audit *a, const char *key, const struct audit_link *l)
+{
+    sqlite3_stmt *st = a->meta_set;
+    int rc;
+
+    sqlite3_reset(st);
+    rc = sqlite3_bind_text(st, 1, key, (int)strlen(key), SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, l->id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 3, l->hash, AUDIT_HASH_HEX, SQLITE_STATIC);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_DONE)
+        rc = sqlite3_changes(a->db) == 1 ? SQLITE_OK : SQLITE_CORRUPT;
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Binds ids[0..n) to ?1..?n and steps once (the retention statements). */
+static int step_ids(sqlite3_stmt *st, const int64_t *ids, int n)
+{
+    int rc = SQLITE_OK;
+
+    sqlite3_reset(st);
+    for (int i = 0; rc == SQLITE_OK && i < n; i++)
+        rc = sqlite3_bind_int64(st, i + 1, ids[i]);
+    return rc == SQLITE_OK ? sqlite3_step(st) : rc;
+}
+
+/* The id retention may delete up to (inclusive); anchor->id when nothing. */
+static int retention_cut(struct mcpd_audit *a, const struct audit_link *head,
+                         const struct audit_link *anchor, size_t batch, int64_t *cut)
+{
+    int64_t limit = anchor->id + (int64_t)batch + RETAIN_STEP;
+    int rc = SQLITE_OK;
+
+    *cut = anchor->id;
+    if (a->retain_rows > 0 && head->id - anchor->id > a->retain_rows)
+        *cut = head->id - a->retain_rows;
+    if (a->retain_ms > 0) {
+        int64_t args[3] = { anchor->id, mcpd__store_db_now_ms() - a->retain_ms, limit };
+
+        rc = step_ids(a->first_live, args, 3);
+        if (rc == SQLITE_ROW && sqlite3_column_int64(a->first_live, 0) - 1 > *cut)
+            *cut = sqlite3_column_int64(a->first_live, 0) - 1;
+        else if (rc == SQLITE_DONE && head->id > *cut)
+            *cut = head->id; /* every row has expired */
+        sqlite3_reset(a->first_live);
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    if (*cut > limit)
+        *cut = limit;
+    return rc;
+}
+
+static int retain(struct mcpd_audit *a, const struct audit_link *head, size_t batch)
+{
+    struct audit_link anchor, next;
+    int64_t cut;
+    int rc;
+
+    if (a->retain_rows <= 0 && a->retain_ms <= 0)
+        return SQLITE_OK;
+    if ((rc = mcpd__audit_meta_get(a->meta_get, "anchor", &anchor)) != SQLITE_OK)
+        return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
+    if ((rc = retention_cut(a, head, &anchor, batch, &cut)) != SQLITE_OK || cut <= anchor.id)
+        return rc;
+    rc = step_ids(a->row_hash, &cut, 1);
+    if (rc != SQLITE_ROW || sqlite3_column_bytes(a->row_hash, 0) != AUDIT_HASH_HEX) {
+        /* the row to anchor on is gone or damaged: keep everything as evidence */
+        sqlite3_reset(a->row_hash);
+        return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    next.id = cut;
+    memcpy(next.hash, sqlite3_column_text(a->row_hash, 0), AUDIT_HASH_HEX + 1);
+    sqlite3_reset(a->row_hash);
+    if ((rc = step_ids(a->del, &cut, 1)) != SQLITE_DONE)
+        return rc;
+    sqlite3_reset(a->del);
+    return meta_set(a, "anchor", &next);
+}
+
+static int insert_item(struct mcpd_audit *a, struct audit_link *head, struct audit_item *it)
+{
+    char hash[AUDIT_HASH_HEX + 1];
+    int rc;
+
+    it->val[AC_ID].i = head->id + 1;
+    if (mcpd__audit_row_hash(hash, head->hash, it->val) != 0)
+        return SQLITE_NOMEM;
+    sqlite3_reset(a->ins);
+    sqlite3_clear_bindings(a->ins);
+    rc = mcpd__audit_row_bind(a->ins, it->val, hash);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(a->ins)) == SQLITE_DONE)
+        rc = SQLITE_OK;
+    sqlite3_reset(a->ins);
+    if (rc == SQLITE_OK) {
+        head->id++;
+        memcpy(head->hash, hash, sizeof(hash));
+    }
+    return rc;
+}
+
+static int write_batch(struct mcpd_audit *a, struct audit_item *batch)
+{
+    struct audit_link head;
+    size_t n = 0;
+    int rc;
+
+    if ((rc = sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
+        return rc;
+    if ((rc = mcpd__audit_meta_get(a->meta_get, "head", &head)) != SQLITE_OK) {
+        rc = rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
+        goto out;
+    }
+    for (struct audit_item *it = batch; it != NULL; it = it->next, n++)
+        if ((rc = insert_item(a, &head, it)) != SQLITE_OK)
+            goto out;
+    if ((rc = meta_set(a, "head", &head)) != SQLITE_OK || (rc = retain(a, &head, n)) != SQLITE_OK)
+        goto out;
+    rc = sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL);
+out:
+    return rc;
+}
+
+/*
+ * Commits a batch; returns 0, or the negative code with the reason in why
+ * (taken before the rollback, which would reset sqlite's message).
+ */
+static int commit_batch(struct mcpd_audit *a, struct audit_item *batch, char *why, size_t whycap)
+{
+    int rc = write_batch(a, batch);
+    int r;
+
+    if (rc == SQLITE_OK)
+        return 0;
+    if (strcmp(sqlite3_errmsg(a->db), sqlite3_errstr(rc)) == 0)
+        snprintf(why, whycap, "%s", sqlite3_errmsg(a->db));
+    else
+        snprintf(why, whycap, "%s (%s)", sqlite3_errmsg(a->db), sqlite3_errstr(rc));
+    mcpd__store_db_rollback(a->db);
+    r = mcpd__store_db_code(rc);
+    return r != 0 ? r : UV_EIO;
+}
+
+static void finish_batch(struct mcpd_audit *a, struct audit_item *batch, int status,
+                         const char *why)
+{
+    uv_mutex_lock(&a->mu);
+    if (status != 0 && !a->failed) {
+        a->failed = true;
+        a->fail_code = status;
+        snprintf(a->fail_reason, sizeof(a->fail_reason), "%s", why);
+    }
+    for (struct audit_item *it = batch; it != NULL; it = it->next)
+        it->status = status;
+    *a->done_tail = batch;
+    while (*a->done_tail != NULL)
+        a->done_tail = &(*a->done_tail)->next;
+    uv_mutex_unlock(&a->mu);
+    uv_async_send(&a->async);
+}
+
+static void writer_close_db(struct mcpd_audit *a)
+{
+    sqlite3_stmt **stmts[] = { &a->ins,        &a->meta_get, &a->meta_set,
+                               &a->first_live, &a->row_hash, &a->del };
+
+    for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+        sqlite3_finalize(*stmts[i]);
+        *stmts[i] = NULL;
+    }
+    sqlite3_close(a->db);
+    a->db = NULL;
+}
+
+static void writer_thread(void *arg)
+{
+    struct mcpd_audit *a = arg;
+    struct audit_item *batch;
+    char why[256] = "";
+    bool failed;
+    int status;
+
+    uv_mutex_lock(&a->mu);
+    for (;;) {
+        while (a->queue == NULL && !a->stop)
+            uv_cond_wait(&a->cv, &a->mu);
+        if (a->queue == NULL)
+            break; /* stopping, and everything is written */
+        batch = a->queue;
+        a->queue = NULL;
+        a->queue_tail = &a->queue;
+        failed = a->failed;
+        status = a->fail_code;
+        uv_mutex_unlock(&a->mu);
+        if (!failed)
+            status = commit_batch(a, batch, why, sizeof(why));
+        finish_batch(a, batch, status, why);
+        uv_mutex_lock(&a->mu);
+    }
+    uv_mutex_unlock(&a->mu);
+    writer_close_db(a);
+    uv_mutex_lock(&a->mu);
+    a->writer_done = true;
+    uv_mutex_unlock(&a->mu);
+    uv_async_send(&a->async);
+}
+
+/* ---- the loop side --------------------------------------------------------------------------- */
+
+static void free_audit(struct mcpd_audit *a)
+{
+    uv_cond_destroy(&a->cv);
+    uv_mutex_destroy(&a->mu);
+    a->magic = 0;
+    free(a);
+}
+
+static void on_audit_closed(uv_handle_t *h)
+{
+    struct mcpd_audit *a = h->data;
+    void (*done)(void *data) = a->close_cb;
+    void *data = a->close_data;
+
+    free_audit(a);
+    if (done != NULL)
+        done(data);
+}
+
+static void run_callbacks(struct mcpd_audit *a, struct audit_item *list)
+{
+    while (list != NULL) {
+        struct audit_item *it = list;
+
+        list = it->next;
+        a->pending--;
+        a->pending_bytes -= it->bytes;
+        if (it->cb != NULL)
+            it->cb(it->status, it->data);
+        free(it);
+    }
+}
+
+static void on_audit_async(uv_async_t *h)
+{
+    struct mcpd_audit *a = h->data;
+    struct audit_item *list;
+    char reason[sizeof(a->fail_reason)];
+    bool failed, writer_done;
+
+    if (a->magic != AUDIT_MAGIC || a->handle_closed)
+        return;
+    uv_mutex_lock(&a->mu);
+    list = a->done;
+    a->done = NULL;
+    a->done_tail = &a->done;
+    failed = a->failed;
+    memcpy(reason, a->fail_reason, sizeof(reason));
+    writer_done = a->writer_done;
+    uv_mutex_unlock(&a->mu);
+    if (failed && !a->refusing) {
+        a->refusing = true;
+        LOG_ERROR("audit", "cannot write the audit log, refusing audited calls: %s", reason);
+    }
+    run_callbacks(a, list);
+    if (writer_done) {
+        uv_thread_join(&a->thread);
+        a->handle_closed = true;
+        uv_close((uv_handle_t *)&a->async, on_audit_closed);
+    }
+}
+
+/* ---- submit ---------------------------------------------------------------------------------- */
+
+/* A text field's stored length: at most FIELD_MAX bytes, cut at a UTF-8 boundary. */
+static size_t field_len(const char *s)
+{
+    size_t n;
+
+    if (s == NULL)
+        return 0;
+    n = strnlen(s, FIELD_MAX + 1);
+    return mcpd__audit_utf8_cut(s, n, FIELD_MAX);
+}
+
+static void record_texts(const struct mcpd_audit_record *r, const char *src[AC_NCOLS])
+{
+    memset(src, 0, AC_NCOLS * sizeof(src[0]));
+    src[AC_BOT] = r->bot;
+    src[AC_SESSION] = r->session;
+    src[AC_TRANSPORT] = r->transport;
+    src[AC_RESOURCE] = r->resource;
+    src[AC_TOOL] = r->tool;
+    src[AC_LOCATION] = r->location;
+    src[AC_DECISION] = r->decision;
+    src[AC_REASON] = r->reason;
+    src[AC_STATUS] = r->status;
+}
+
+/* Lays the record's texts and the arguments out in one allocation. */
+static struct audit_item *alloc_item(const char *src[AC_NCOLS], const char *args, size_t args_len)
+{
+    struct audit_item *it;
+    size_t len[AC_NCOLS] = { 0 }, total = args_len + 1, off = 0;
+
+    for (int c = 0; c < AC_NCOLS; c++) {
+        len[c] = field_len(src[c]);
+        total += len[c] + 1;
+    }
+    if ((it = calloc(1, sizeof(*it) + total)) == NULL)
+        return NULL;
+    it->bytes = sizeof(*it) + total;
+    for (int c = 0; c < AC_NCOLS; c++) {
+        if (src[c] == NULL)
+            continue;
+        memcpy(it->storage + off, src[c], len[c]);
+        it->val[c].p = it->storage + off;
+        it->val[c].len = len[c];
+        off += len[c] + 1;
+    }
+    if (args != NULL) {
+        memcpy(it->storage + off, args, args_len);
+        it->val[AC_ARGS].p = it->storage + off;
+        it->val[AC_ARGS].len = args_len;
+    }
+    return it;
+}
+
+static int make_item(struct mcpd_audit *a, const struct mcpd_audit_record *r,
+                     struct audit_item **out)
+{
+    const char *src[AC_NCOLS];
+    char digest[AUDIT_HASH_HEX + 1];
+    char *args = NULL;
+    size_t args_len = 0;
+    bool truncated = false;
+    struct audit_item *it;
+    int rc;
+
+    *out = NULL;
+    rc = mcpd__audit_args(r->args_json, r->args_len, a->max_args, &args, &args_len, &truncated,
+                          digest);
+    if (rc != 0)
+        return rc;
+    record_texts(r, src);
+    it = alloc_item(src, args, args_len);
+    free(args);
+    if (it == NULL)
+        return MCPD_ENOMEM;
+    it->val[AC_KIND].p = mcpd__audit_kind_name((int)r->kind); /* static */
+    it->val[AC_KIND].len = strlen(it->val[AC_KIND].p);
+    it->val[AC_TIME_MS].i = r->time_ms != 0 ? r->time_ms : mcpd__store_db_now_ms();
+    it->val[AC_ARGS_TRUNCATED].i = truncated;
+    it->val[AC_LATENCY_US].i = r->latency_us;
+    if (digest[0] != '\0') {
+        memcpy(it->digest, digest, sizeof(digest));
+        it->val[AC_ARGS_DIGEST].p = it->digest;
+        it->val[AC_ARGS_DIGEST].len = AUDIT_HASH_HEX;
+    }
+    *out = it;
+    return 0;
+}
+
+int mcpd_audit_submit(struct mcpd_audit *a, const struct mcpd_audit_record *r, mcpd_audit_cb cb,
+                      void *data)
+{
+    struct audit_item *it;
+    int rc;
+
+    if (a->closing || a->refusing)
+        return MCPD_EUNAVAIL;
+    if (a->pending >= a->queue_cap)
+        return MCPD_EBUSY;
+    if ((rc = make_item(a, r, &it)) != 0)
+        return rc;
+    if (a->pending_bytes + it->bytes > QUEUE_BYTES_MAX) {
+        free(it);
+        return MCPD_EBUSY;
+    }
+    it->cb = cb;
+    it->data = data;
+    uv_mutex_lock(&a->mu);
+    if (a->failed) {
+        uv_mutex_unlock(&a->mu);
+        free(it);
+        return MCPD_EUNAVAIL; /* on_audit_async logs it and sets refusing */
+    }
+    *a->queue_tail = it;
+    a->queue_tail = &it->next;
+    uv_cond_signal(&a->cv);
+    uv_mutex_unlock(&a->mu);
+    a->pending++;
+    a->pending_bytes += it->bytes;
+    return 0;
+}
+
+/* ---- open and close -------------------------------------------------------------------------- */
+
+static int check_schema(struct mcpd_audit *a, const char *path, char *err, size_t errcap)
+{
+    struct audit_link l;
+    int rc = mcpd__audit_meta_get(a->meta_get, "schema", &l);
+
+    if (rc != SQLITE_OK)
+        return mcpd__store_db_fail(a->db, path, err, errcap);
+    if (l.id != AUDIT_SCHEMA_VERSION) {
+        snprintf(err, errcap, "%s: audit schema version %lld is not supported", path,
+                 (long long)l.id);
+        return MCPD_ECONFIG;
+    }
+    return 0;
+}
+
+static int open_db(struct mcpd_audit *a, const char *path, int busy_ms, char *err, size_t errcap)
+{
+    sqlite3_stmt **stmts[] = { &a->ins,        &a->meta_get, &a->meta_set,
+                               &a->first_live, &a->row_hash, &a->del };
+    int r;
+
+    if ((r = mcpd__store_db_open(&a->db, path, true, busy_ms, err, errcap)) != 0)
+        return r;
+    if ((r = mcpd__store_db_begin(a->db, err, errcap)) != 0 ||
+        (r = mcpd__store_db_exec(a->db, mcpd__audit_schema_sql, err, errcap)) != 0)
+        goto fail;
+    for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+        if (sqlite3_prepare_v3(a->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, stmts[i], NULL) !=
+            SQLITE_OK) {
+            r = mcpd__store_db_fail(a->db, path, err, errcap);
+            goto fail;
+        }
+    }
+    if ((r = check_schema(a, path, err, errcap)) != 0 ||
+        (r = mcpd__store_db_exec(a->db, "COMMIT", err, errcap)) != 0)
+        goto fail;
+    return 0;
+fail:
+    mcpd__store_db_rollback(a->db);
+    writer_close_db(a);
+    return r;
+}
+
+static void set_options(struct mcpd_audit *a, const struct mcpd_audit_options *o)
+{
+    a->max_args = o->max_args_bytes ? o->max_args_bytes : DEFAULT_MAX_ARGS;
+    a->queue_cap = o->queue_cap ? o->queue_cap : DEFAULT_QUEUE_CAP;
+    a->retain_ms = o->retain_ms > 0 ? o->retain_ms : 0;
+    a->retain_rows = o->retain_rows > 0 ? o->retain_rows : 0;
+    a->queue_tail = &a->queue;
+    a->done_tail = &a->done;
+}
+
+static int start(struct mcpd_audit *a, uv_loop_t *loop, char *err, size_t errcap)
+{
+    int r;
+
+    if ((r = uv_mutex_init(&a->mu)) != 0)
+        goto fail;
+    if ((r = uv_cond_init(&a->cv)) != 0) {
+        uv_mutex_destroy(&a->mu);
+        goto fail;
+    }
+    if ((r = uv_async_init(loop, &a->async, on_audit_async)) != 0) {
+        uv_cond_destroy(&a->cv);
+        uv_mutex_destroy(&a->mu);
+        goto fail;
+    }
+    a->async.data = a;
+    return 0;
+fail:
+    snprintf(err, errcap, "audit: %s", mcpd_strerror(r));
+    return r;
+}
+
+int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_audit_options *o,
+                    char *err, size_t errcap)
+{
+    struct mcpd_audit *a;
+    int r;
+
+    *out = NULL;
+    if ((a = calloc(1, sizeof(*a))) == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return MCPD_ENOMEM;
+    }
+    a->magic = AUDIT_MAGIC;
+    a->loop = loop;
+    set_options(a, o);
+    if ((r = open_db(a, o->path, o->busy_timeout_ms, err, errcap)) != 0) {
+        free(a);
+        return r;
+    }
+    if ((r = start(a, loop, err, errcap)) != 0) {
+        writer_close_db(a);
+        free(a);
+        return r;
+    }
+    if ((r = uv_thread_create(&a->thread, writer_thread, a)) != 0) {
+        /* the handle is live: its close callback frees the audit */
+        snprintf(err, errcap, "audit: %s", mcpd_strerror(r));
+        writer_close_db(a);
+        a->handle_closed = true;
+        uv_close((uv_handle_t *)&a->async, on_audit_closed);
+        return r;
+    }
+    *out = a;
+    return 0;
+}
+
+void mcpd_audit_close(struct mcpd_audit *a, void (*done)(void *data), void *data)
+{
+    if (a == NULL || a->closing)
+        return;
+    a->closing = true;
+    a->close_cb = done;
+    a->close_data = data;
+    uv_mutex_lock(&a->mu);
+    a->stop = true;
+    uv_cond_signal(&a->cv);
+    uv_mutex_unlock(&a->mu);
+}

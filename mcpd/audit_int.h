@@ -1,0 +1,102 @@
+/*
+ * audit_int.h - internals shared by the audit log's files: audit.c (the
+ * writer thread and the loop side), audit_row.c (schema, the canonical row
+ * text and its hash, argument redaction) and audit_query.c (verify, print).
+ * Nothing outside mcpd/audit*.c includes it.
+ */
+#ifndef MCPD_AUDIT_INT_H
+#define MCPD_AUDIT_INT_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AUDIT_SCHEMA_VERSION 1
+#define AUDIT_ZERO_HASH      "0000000000000000000000000000000000000000000000000000000000000000"
+#define AUDIT_HASH_HEX       64
+
+/* The stored columns, in canonical (hashing) order; `hash` follows them in the table. */
+enum audit_col {
+    AC_ID,
+    AC_TIME_MS,
+    AC_KIND,
+    AC_BOT,
+    AC_SESSION,
+    AC_TRANSPORT,
+    AC_RESOURCE,
+    AC_TOOL,
+    AC_LOCATION,
+    AC_DECISION,
+    AC_REASON,
+    AC_ARGS,
+    AC_ARGS_TRUNCATED,
+    AC_ARGS_DIGEST,
+    AC_STATUS,
+    AC_LATENCY_US,
+    AC_NCOLS
+};
+
+/* The same list as SQL, for INSERT and SELECT. */
+#define AUDIT_COLUMNS                                                                          \
+    "id, time_ms, kind, bot, session, transport, resource, tool, location, decision, reason, " \
+    "args, args_truncated, args_digest, status, latency_us"
+
+/* One column's value: integer columns use i, text columns p/len (p NULL: SQL NULL). */
+struct audit_val {
+    const char *p;
+    size_t len;
+    int64_t i;
+};
+
+/* A link of the chain: a row id and its hash (hex). */
+struct audit_link {
+    int64_t id;
+    char hash[AUDIT_HASH_HEX + 1];
+};
+
+extern const char mcpd__audit_schema_sql[];
+
+/* Whether column c holds an integer. */
+bool mcpd__audit_col_is_int(enum audit_col c);
+/* The kind's stored name ("call", "deny", "list", "auth"; "unknown" otherwise). */
+const char *mcpd__audit_kind_name(int kind);
+
+/*
+ * hex SHA-256(prev "\n" canonical(row)) into out (65 bytes). The canonical
+ * text is, for each column in enum audit_col order,
+ *     <name> "=" <decimal byte length> ":" <bytes> "\n"     (a value)
+ *     <name> "=-\n"                                          (SQL NULL)
+ * with integers written in decimal. Returns 0 or MCPD_ENOMEM.
+ */
+int mcpd__audit_row_hash(char out[AUDIT_HASH_HEX + 1], const char *prev,
+                         const struct audit_val row[AC_NCOLS]);
+
+/* Binds row to ?1..?16 and hash to ?17 (explicit lengths). Returns a sqlite code. */
+int mcpd__audit_row_bind(sqlite3_stmt *st, const struct audit_val row[AC_NCOLS], const char *hash);
+
+/*
+ * Reads columns 0..15 of a SELECT AUDIT_COLUMNS row (pointers valid until
+ * the next step). Returns false when a column has the wrong storage class
+ * (an integer column holding text, a text column holding a number or a
+ * blob): an edit that the canonical text alone could miss.
+ */
+bool mcpd__audit_row_read(sqlite3_stmt *st, struct audit_val row[AC_NCOLS]);
+
+/*
+ * Redacts and canonicalises the arguments (see audit.c): *text is a new
+ * string (free()) of at most cap bytes, cut at a UTF-8 boundary with
+ * *truncated set when longer, and digest the hex SHA-256 of the whole
+ * redacted canonical text. Arguments that do not parse as JSON leave
+ * *text NULL and digest empty. Returns 0 or MCPD_ENOMEM.
+ */
+int mcpd__audit_args(const char *json, size_t len, size_t cap, char **text, size_t *text_len,
+                     bool *truncated, char digest[AUDIT_HASH_HEX + 1]);
+
+/* The longest prefix of s (len bytes) of at most cap bytes not splitting a UTF-8 sequence. */
+size_t mcpd__audit_utf8_cut(const char *s, size_t len, size_t cap);
+
+/* Reads the 'anchor' or 'head' link of audit_meta; returns a sqlite code (SQLITE_DONE: absent). */
+int mcpd__audit_meta_get(sqlite3_stmt *get, const char *key, struct audit_link *out);
+
+#endif

@@ -1,0 +1,338 @@
+/*
+ * audit_row.c - what one audit row is: the schema, the canonical row text
+ * that the hash chain covers, and the treatment of the arguments.
+ *
+ * Arguments are parsed (jansson, NUL allowed inside strings), redacted and
+ * re-serialised canonically (JSON_COMPACT | JSON_SORT_KEYS; a NUL inside a
+ * value comes out as the escape \u0000, so nothing after it is lost and the
+ * text never holds a raw NUL). Redaction replaces, at any depth, the value
+ * of every key that looks like a secret (secret_words below, matched
+ * case-insensitively as a substring, ignoring '-', '_', '.' and ' ' in the
+ * key, so "apiKey", "X-Api-Key" and "api_key" all match "apikey"), and the
+ * "value" of {"name"|"key": <secret-looking name>, "value": ...} pairs
+ * (header lists), by the string "***".
+ *
+ * args_digest is the SHA-256 of the whole *redacted* canonical text, not of
+ * the original: a digest of the raw arguments would let anyone holding the
+ * audit file confirm guesses of a low-entropy secret (a password, a PIN) by
+ * hashing candidates. The digest still identifies the call's arguments
+ * past the stored cap.
+ */
+#include "audit_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "audit.h"
+#include "buf.h"
+#include "error.h"
+#include "store_db.h"
+
+#define REDACTED "***"
+
+/* The one list of secret-looking key names (lowercase, without separators). */
+static const char *const secret_words[] = {
+    "password",      "passwd", "passphrase", "secret",     "token",      "apikey",
+    "authorization", "cookie", "credential", "privatekey", "sessionkey",
+};
+
+const char mcpd__audit_schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS audit ("
+    " id INTEGER PRIMARY KEY,"
+    " time_ms INTEGER NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " bot TEXT, session TEXT, transport TEXT, resource TEXT, tool TEXT, location TEXT,"
+    " decision TEXT, reason TEXT,"
+    " args TEXT, args_truncated INTEGER NOT NULL, args_digest TEXT,"
+    " status TEXT, latency_us INTEGER NOT NULL,"
+    " hash TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS audit_time ON audit(time_ms);"
+    "CREATE TABLE IF NOT EXISTS audit_meta ("
+    " k TEXT PRIMARY KEY NOT NULL, id INTEGER NOT NULL, hash TEXT NOT NULL);"
+    "INSERT OR IGNORE INTO audit_meta(k, id, hash) VALUES"
+    " ('schema', 1, ''),"
+    " ('anchor', 0, '" AUDIT_ZERO_HASH "'),"
+    " ('head', 0, '" AUDIT_ZERO_HASH "');";
+
+static const char *const col_names[AC_NCOLS] = {
+    [AC_ID] = "id",
+    [AC_TIME_MS] = "time_ms",
+    [AC_KIND] = "kind",
+    [AC_BOT] = "bot",
+    [AC_SESSION] = "session",
+    [AC_TRANSPORT] = "transport",
+    [AC_RESOURCE] = "resource",
+    [AC_TOOL] = "tool",
+    [AC_LOCATION] = "location",
+    [AC_DECISION] = "decision",
+    [AC_REASON] = "reason",
+    [AC_ARGS] = "args",
+    [AC_ARGS_TRUNCATED] = "args_truncated",
+    [AC_ARGS_DIGEST] = "args_digest",
+    [AC_STATUS] = "status",
+    [AC_LATENCY_US] = "latency_us",
+};
+
+bool mcpd__audit_col_is_int(enum audit_col c)
+{
+    return c == AC_ID || c == AC_TIME_MS || c == AC_ARGS_TRUNCATED || c == AC_LATENCY_US;
+}
+
+const char *mcpd__audit_kind_name(int kind)
+{
+    switch (kind) {
+    case MCPD_AUDIT_CALL:
+        return "call";
+    case MCPD_AUDIT_DENY:
+        return "deny";
+    case MCPD_AUDIT_LIST:
+        return "list";
+    case MCPD_AUDIT_AUTH:
+        return "auth";
+    default:
+        return "unknown";
+    }
+}
+
+/* ---- the canonical row ----------------------------------------------------------------------- */
+
+static int put_col(struct mcpd_buf *b, enum audit_col c, const struct audit_val *v)
+{
+    char num[24];
+    const char *p = v->p;
+    size_t len = v->len;
+
+    if (mcpd__audit_col_is_int(c)) {
+        len = (size_t)snprintf(num, sizeof(num), "%lld", (long long)v->i);
+        p = num;
+    } else if (p == NULL) {
+        return mcpd_buf_appendf(b, "%s=-\n", col_names[c]);
+    }
+    if (mcpd_buf_appendf(b, "%s=%zu:", col_names[c], len) != 0 || mcpd_buf_append(b, p, len) != 0)
+        return MCPD_ENOMEM;
+    return mcpd_buf_append(b, "\n", 1);
+}
+
+int mcpd__audit_row_hash(char out[AUDIT_HASH_HEX + 1], const char *prev,
+                         const struct audit_val row[AC_NCOLS])
+{
+    struct mcpd_buf b;
+    unsigned char md[32];
+    int r = 0;
+
+    mcpd_buf_init(&b, SIZE_MAX / 2);
+    if (mcpd_buf_append(&b, prev, strlen(prev)) != 0 || mcpd_buf_append(&b, "\n", 1) != 0)
+        r = MCPD_ENOMEM;
+    for (int c = 0; r == 0 && c < AC_NCOLS; c++)
+        if (put_col(&b, (enum audit_col)c, &row[c]) != 0)
+            r = MCPD_ENOMEM;
+    if (r == 0)
+        r = mcpd__store_db_sha256(md, b.p, b.len);
+    if (r == 0)
+        mcpd__store_db_hex(out, md, sizeof(md));
+    mcpd_buf_dispose(&b);
+    return r;
+}
+
+int mcpd__audit_row_bind(sqlite3_stmt *st, const struct audit_val row[AC_NCOLS], const char *hash)
+{
+    int rc = SQLITE_OK;
+
+    for (int c = 0; rc == SQLITE_OK && c < AC_NCOLS; c++) {
+        if (mcpd__audit_col_is_int((enum audit_col)c))
+            rc = sqlite3_bind_int64(st, c + 1, row[c].i);
+        else
+            rc = mcpd__store_db_bind_text(st, c + 1, row[c].p, row[c].len);
+    }
+    if (rc == SQLITE_OK)
+        rc = mcpd__store_db_bind_text(st, AC_NCOLS + 1, hash, strlen(hash));
+    return rc;
+}
+
+bool mcpd__audit_row_read(sqlite3_stmt *st, struct audit_val row[AC_NCOLS])
+{
+    bool ok = true;
+
+    for (int c = 0; c < AC_NCOLS; c++) {
+        int t = sqlite3_column_type(st, c);
+
+        memset(&row[c], 0, sizeof(row[c]));
+        if (mcpd__audit_col_is_int((enum audit_col)c)) {
+            ok = ok && t == SQLITE_INTEGER;
+            row[c].i = sqlite3_column_int64(st, c);
+        } else if (t != SQLITE_NULL) {
+            ok = ok && t == SQLITE_TEXT;
+            row[c].p = (const char *)sqlite3_column_text(st, c);
+            row[c].len = (size_t)sqlite3_column_bytes(st, c);
+            if (row[c].p == NULL) /* out of memory in sqlite: fail closed */
+                ok = false;
+        }
+    }
+    return ok;
+}
+
+int mcpd__audit_meta_get(sqlite3_stmt *get, const char *key, struct audit_link *out)
+{
+    const unsigned char *h;
+    int rc;
+
+    sqlite3_reset(get);
+    if ((rc = sqlite3_bind_text(get, 1, key, (int)strlen(key), SQLITE_STATIC)) != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(get);
+    if (rc == SQLITE_ROW) {
+        h = sqlite3_column_text(get, 1);
+        out->id = sqlite3_column_int64(get, 0);
+        if (h == NULL || sqlite3_column_bytes(get, 1) != AUDIT_HASH_HEX)
+            h = (const unsigned char *)"";
+        snprintf(out->hash, sizeof(out->hash), "%s", (const char *)h);
+        rc = SQLITE_OK;
+    }
+    sqlite3_reset(get);
+    return rc;
+}
+
+/* ---- redaction ------------------------------------------------------------------------------- */
+
+static bool is_sep(unsigned char c)
+{
+    return c == '-' || c == '_' || c == '.' || c == ' ';
+}
+
+static unsigned char ascii_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+/* Whether word occurs in key at some start, separators in the key skipped. */
+static bool key_has_word(const char *key, size_t len, const char *word)
+{
+    for (size_t i = 0; i < len; i++) {
+        size_t k = i, w = 0;
+
+        if (is_sep((unsigned char)key[i]))
+            continue;
+        while (word[w] != '\0' && k < len) {
+            unsigned char c = (unsigned char)key[k++];
+            if (is_sep(c))
+                continue;
+            if (ascii_lower(c) != (unsigned char)word[w])
+                break;
+            w++;
+        }
+        if (word[w] == '\0')
+            return true;
+    }
+    return false;
+}
+
+bool mcpd_audit_key_is_secret(const char *key, size_t len)
+{
+    for (size_t i = 0; i < sizeof(secret_words) / sizeof(secret_words[0]); i++)
+        if (key_has_word(key, len, secret_words[i]))
+            return true;
+    return false;
+}
+
+static int redact(json_t *j);
+
+/* {"name": "Authorization", "value": "..."}: the value goes too. */
+static int redact_pair(json_t *obj)
+{
+    const char *names[] = { "name", "key" };
+    json_t *v;
+
+    for (size_t i = 0; i < 2; i++) {
+        v = json_object_get(obj, names[i]);
+        if (json_is_string(v) &&
+            mcpd_audit_key_is_secret(json_string_value(v), json_string_length(v)) &&
+            json_object_get(obj, "value") != NULL)
+            return json_object_set_new(obj, "value", json_string(REDACTED)) == 0 ? 0 : MCPD_ENOMEM;
+    }
+    return 0;
+}
+
+static int redact_object(json_t *obj)
+{
+    void *it;
+    int r;
+
+    for (it = json_object_iter(obj); it != NULL; it = json_object_iter_next(obj, it)) {
+        const char *k = json_object_iter_key(it);
+
+        if (mcpd_audit_key_is_secret(k, strlen(k))) {
+            if (json_object_iter_set_new(obj, it, json_string(REDACTED)) != 0)
+                return MCPD_ENOMEM;
+        } else if ((r = redact(json_object_iter_value(it))) != 0) {
+            return r;
+        }
+    }
+    return redact_pair(obj);
+}
+
+static int redact(json_t *j)
+{
+    int r;
+
+    if (json_is_object(j))
+        return redact_object(j);
+    if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++)
+            if ((r = redact(json_array_get(j, i))) != 0)
+                return r;
+    }
+    return 0;
+}
+
+size_t mcpd__audit_utf8_cut(const char *s, size_t len, size_t cap)
+{
+    size_t n = cap;
+
+    if (len <= cap)
+        return len;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--;
+    return n;
+}
+
+int mcpd__audit_args(const char *json, size_t len, size_t cap, char **text, size_t *text_len,
+                     bool *truncated, char digest[AUDIT_HASH_HEX + 1])
+{
+    json_t *j = NULL;
+    unsigned char md[32];
+    size_t n;
+    int r = 0;
+
+    *text = NULL;
+    *text_len = 0;
+    *truncated = false;
+    digest[0] = '\0';
+    if (json == NULL)
+        return 0;
+    j = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (j == NULL)
+        return 0; /* not JSON: stored as NULL rather than unredacted */
+    if ((r = redact(j)) != 0)
+        goto out;
+    *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    if (*text == NULL || (r = mcpd__store_db_sha256(md, *text, strlen(*text))) != 0) {
+        r = MCPD_ENOMEM;
+        goto out;
+    }
+    mcpd__store_db_hex(digest, md, sizeof(md));
+    n = strlen(*text);
+    *text_len = mcpd__audit_utf8_cut(*text, n, cap);
+    *truncated = *text_len < n;
+out:
+    json_decref(j);
+    if (r != 0) {
+        free(*text);
+        *text = NULL;
+        *text_len = 0;
+        digest[0] = '\0';
+    }
+    return r;
+}

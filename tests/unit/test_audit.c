@@ -1,0 +1,1188 @@
+/*
+ * test_audit.c - the audit log (mcpd/audit*.c) on real sqlite files in a
+ * fresh mkdtemp directory per test, driven from a real uv loop.
+ *
+ * Covers: N records -> N rows, N callbacks with status 0, and a chain that
+ * verifies; redaction, NUL and the argument cap, asserted on the stored
+ * text; tampering (an edited column, a changed storage class, a deleted
+ * middle row, a reordered pair, a truncated tail) named by verify;
+ * retention by rows and by age keeping the chain verifiable; failing
+ * closed on a held write lock (SQLITE_BUSY past the busy timeout), on a
+ * full file (RLIMIT_FSIZE, in a child) and on a read-only file; close
+ * flushing what is queued; print with filters, JSON lines and escaped
+ * control characters; and crash safety: a child killed with SIGKILL in the
+ * middle of writing leaves a database that passes integrity_check, whose
+ * chain verifies, and that holds every record it acknowledged.
+ *
+ * Forked children never call cmocka: they report through their exit code.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* cmocka.h needs these four first. */
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <uv.h>
+
+#include "mcpd/audit.h"
+#include "mcpd/error.h"
+#include "mcpd/store.h"
+
+/* ---- fixture --------------------------------------------------------------------------------- */
+
+struct fixture {
+    char dir[64];
+    char path[128];
+    uv_loop_t loop;
+    struct mcpd_audit *a;
+    struct mcpd_audit_options o;
+    int ncb, nok, nerr, last_status;
+    bool closed;
+    char err[256];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    const char *tmp = getenv("TMPDIR");
+
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "%s/mcpd-audit-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/mcpd.db", f->dir);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->o.path = f->path;
+    *state = f;
+    return 0;
+}
+
+static void remove_dir(const char *dir)
+{
+    char p[512];
+    struct dirent *e;
+    DIR *d = opendir(dir);
+
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(dir);
+}
+
+static void on_closed(void *data)
+{
+    ((struct fixture *)data)->closed = true;
+}
+
+static void close_audit(struct fixture *f)
+{
+    if (f->a == NULL)
+        return;
+    mcpd_audit_close(f->a, on_closed, f);
+    while (!f->closed)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    f->a = NULL;
+    f->closed = false;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    close_audit(f);
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    remove_dir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void open_audit(struct fixture *f)
+{
+    if (mcpd_audit_open(&f->a, &f->loop, &f->o, f->err, sizeof(f->err)) != 0)
+        fail_msg("audit open: %s", f->err);
+}
+
+static void on_ack(int status, void *data)
+{
+    struct fixture *f = data;
+
+    f->ncb++;
+    f->last_status = status;
+    if (status == 0)
+        f->nok++;
+    else
+        f->nerr++;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop until f->ncb reaches want (or 30 s pass). */
+static void run_until(struct fixture *f, int want)
+{
+    uv_timer_t tick;
+    uint64_t end = uv_hrtime() + 30ull * 1000000000u;
+
+    uv_timer_init(&f->loop, &tick);
+    uv_timer_start(&tick, on_tick, 5, 5);
+    while (f->ncb < want && uv_hrtime() < end)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->ncb, want);
+}
+
+static void fill_record(struct mcpd_audit_record *r, int i, char *tool, size_t cap)
+{
+    static const char *const bots[] = { "alice", "bob", "carol" };
+    static const char *const locs[] = { "local", "remote:gh", "plugin:fs" };
+
+    memset(r, 0, sizeof(*r));
+    snprintf(tool, cap, "tool%d", i % 7);
+    r->kind = (enum mcpd_audit_kind)(i % 4);
+    r->bot = bots[i % 3];
+    r->session = "s-1";
+    r->transport = "http";
+    r->resource = "fs";
+    r->tool = tool;
+    r->location = locs[i % 3];
+    r->decision = i % 4 == 1 ? "deny" : "allow";
+    r->reason = i % 4 == 1 ? "path outside /srv" : NULL;
+    r->args_json = "{\"path\":\"/srv/a\",\"n\":1}";
+    r->args_len = strlen(r->args_json);
+    r->status = "ok";
+    r->latency_us = 100 + i;
+}
+
+/* Submits n generic records from the loop thread and waits for their callbacks. */
+static void submit_n(struct fixture *f, int n)
+{
+    struct mcpd_audit_record r;
+    char tool[32];
+    int base = f->ncb;
+
+    for (int i = 0; i < n; i++) {
+        fill_record(&r, base + i, tool, sizeof(tool));
+        assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    }
+    run_until(f, base + n);
+}
+
+/* ---- raw sqlite helpers ---------------------------------------------------------------------- */
+
+static sqlite3 *raw_open(const char *path)
+{
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+                     SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static void raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = raw_open(path);
+    char *msg = NULL;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+static int64_t raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db = raw_open(path);
+    sqlite3_stmt *st = NULL;
+    int64_t v;
+
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* The text of one column of one row, copied (free()), with its length. */
+static char *raw_text(const char *path, const char *sql, size_t *len)
+{
+    sqlite3 *db = raw_open(path);
+    sqlite3_stmt *st = NULL;
+    char *out;
+    int n;
+
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    n = sqlite3_column_bytes(st, 0);
+    out = malloc((size_t)n + 1);
+    assert_non_null(out);
+    memcpy(out, sqlite3_column_text(st, 0), (size_t)n);
+    out[n] = '\0';
+    *len = (size_t)n;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+static void sha256_hex(char out[65], const char *p, size_t n)
+{
+    unsigned char md[32];
+    unsigned int len = 32;
+
+    assert_int_equal(EVP_Digest(p, n, md, &len, EVP_sha256(), NULL), 1);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + (size_t)2 * i, 3, "%02x", md[i]);
+}
+
+static void assert_verifies(const char *path, int64_t want_rows)
+{
+    int64_t rows = -1, bad = -1;
+    char err[256] = "";
+    int r = mcpd_audit_verify(path, &rows, &bad, err, sizeof(err));
+
+    if (r != 0)
+        fail_msg("verify: %d bad row %lld (%s)", r, (long long)bad, err);
+    assert_int_equal(rows, want_rows);
+}
+
+static void assert_bad_row(const char *path, int64_t want_bad)
+{
+    int64_t rows = -1, bad = -1;
+    char err[256] = "";
+
+    assert_int_equal(mcpd_audit_verify(path, &rows, &bad, err, sizeof(err)), 1);
+    assert_int_equal(bad, want_bad);
+}
+
+/* ---- volume and the chain -------------------------------------------------------------------- */
+
+static void test_many_records(void **state)
+{
+    enum { N = 5000 };
+    struct fixture *f = *state;
+
+    open_audit(f);
+    submit_n(f, N);
+    assert_int_equal(f->nok, N);
+    assert_int_equal(f->nerr, 0);
+    close_audit(f);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), N);
+    assert_int_equal(raw_int(f->path, "SELECT min(id) FROM audit"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT max(id) FROM audit"), N);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit WHERE kind = 'deny'"), N / 4);
+    assert_verifies(f->path, N);
+    /* a reopened audit continues the chain */
+    open_audit(f);
+    submit_n(f, 10);
+    close_audit(f);
+    assert_verifies(f->path, N + 10);
+}
+
+static void test_record_fields(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r = { 0 };
+    struct stat sb;
+    size_t len;
+    char *s;
+
+    open_audit(f);
+    r.kind = MCPD_AUDIT_AUTH;
+    r.time_ms = 1700000000123LL;
+    r.bot = "alice";
+    r.status = "denied";
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    assert_int_equal(f->ncb, 0); /* never synchronously */
+    memset(&r, 0, sizeof(r));    /* strings and record were copied */
+    run_until(f, 1);
+    assert_int_equal(f->last_status, 0);
+    close_audit(f);
+    s = raw_text(f->path, "SELECT kind || '|' || bot || '|' || status FROM audit", &len);
+    assert_string_equal(s, "auth|alice|denied");
+    free(s);
+    assert_int_equal(raw_int(f->path, "SELECT time_ms FROM audit"), 1700000000123LL);
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600); /* arguments and key hashes: owner only */
+    assert_int_equal(raw_int(f->path, "SELECT tool IS NULL AND args IS NULL AND args_digest IS "
+                                      "NULL AND args_truncated = 0 FROM audit"),
+                     1);
+    assert_verifies(f->path, 1);
+}
+
+/* ---- arguments ------------------------------------------------------------------------------- */
+
+static void submit_args(struct fixture *f, const char *json, size_t len)
+{
+    struct mcpd_audit_record r = { 0 };
+    int base = f->ncb;
+
+    r.kind = MCPD_AUDIT_CALL;
+    r.tool = "t";
+    r.args_json = json;
+    r.args_len = len;
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    run_until(f, base + 1);
+    assert_int_equal(f->last_status, 0);
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+    FILE *fp = fopen(path, "rb");
+    static char buf[1 << 20];
+    size_t n;
+
+    if (fp == NULL)
+        return false;
+    n = fread(buf, 1, sizeof(buf), fp);
+    fclose(fp);
+    return memmem(buf, n, needle, strlen(needle)) != NULL;
+}
+
+static void test_redaction(void **state)
+{
+    static const char args[] =
+        "{\"user\":\"bob\",\"password\":\"hunter2\",\"nested\":{\"apiKey\":\"k-1\",\"list\":"
+        "[{\"Authorization\":\"Bearer zzz\"},{\"cookie\":{\"sid\":\"c00k\"}}],\"depth\":{\"a\":"
+        "{\"b\":{\"client_secret\":\"s3cr3t\"}}}},\"headers\":[{\"name\":\"X-Api-Key\",\"value\":"
+        "\"v-1\"},{\"name\":\"Accept\",\"value\":\"*/*\"}],\"token_count\":3,\"SESSION-KEY\":[1]}";
+    static const char want[] =
+        "{\"SESSION-KEY\":\"***\",\"headers\":[{\"name\":\"X-Api-Key\",\"value\":\"***\"},"
+        "{\"name\":\"Accept\",\"value\":\"*/*\"}],\"nested\":{\"apiKey\":\"***\",\"depth\":{\"a\":{\"b\":"
+        "{\"client_secret\":\"***\"}}},\"list\":[{\"Authorization\":\"***\"},{\"cookie\":\"***\"}]"
+        "},\"password\":\"***\",\"token_count\":\"***\",\"user\":\"bob\"}";
+    struct fixture *f = *state;
+    char digest[65];
+    size_t len;
+    char *s;
+
+    open_audit(f);
+    submit_args(f, args, strlen(args));
+    close_audit(f);
+    s = raw_text(f->path, "SELECT args FROM audit", &len);
+    assert_string_equal(s, want);
+    free(s);
+    /* the digest covers the redacted text, never the secrets */
+    sha256_hex(digest, want, strlen(want));
+    s = raw_text(f->path, "SELECT args_digest FROM audit", &len);
+    assert_string_equal(s, digest);
+    free(s);
+    assert_int_equal(raw_int(f->path, "SELECT args_truncated FROM audit"), 0);
+    assert_false(file_has(f->path, "hunter2"));
+    assert_false(file_has(f->path, "s3cr3t"));
+    assert_false(file_has(f->path, "Bearer zzz"));
+    assert_true(file_has(f->path, "X-Api-Key")); /* the right file was searched */
+    assert_verifies(f->path, 1);
+
+    assert_true(mcpd_audit_key_is_secret("DB_PASSWORD", 11));
+    assert_true(mcpd_audit_key_is_secret("x-api-key", 9));
+    assert_true(mcpd_audit_key_is_secret("private.key", 11));
+    assert_true(mcpd_audit_key_is_secret("Passwd", 6));
+    assert_false(mcpd_audit_key_is_secret("path", 4));
+    assert_false(mcpd_audit_key_is_secret("api", 3));
+    assert_false(mcpd_audit_key_is_secret("tok", 3));
+}
+
+static void test_nul_and_invalid(void **state)
+{
+    static const char args[] = "{\"path\":\"/srv/data/ok\\u0000/../../etc/passwd\",\"z\":1}";
+    static const char raw_nul[] = "{\"a\":\"x\0y\"}";
+    struct fixture *f = *state;
+    size_t len;
+    char *s;
+
+    open_audit(f);
+    submit_args(f, args, strlen(args));
+    submit_args(f, raw_nul, sizeof(raw_nul) - 1); /* a raw NUL is not JSON */
+    submit_args(f, "{\"a\":", 5);
+    submit_args(f, "[1,\"two\",null]", 14); /* not an object: still canonical JSON */
+    close_audit(f);
+    s = raw_text(f->path, "SELECT args FROM audit WHERE id = 1", &len);
+    assert_int_equal(len, strlen(args));
+    assert_string_equal(s, args); /* nothing after the NUL was lost */
+    free(s);
+    assert_int_equal(raw_int(f->path, "SELECT length(CAST(args AS BLOB)) FROM audit WHERE id = 1"),
+                     strlen(args));
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit WHERE args IS NULL"), 2);
+    s = raw_text(f->path, "SELECT args FROM audit WHERE id = 4", &len);
+    assert_string_equal(s, "[1,\"two\",null]");
+    free(s);
+    assert_verifies(f->path, 4);
+}
+
+static void test_args_cap(void **state)
+{
+    struct fixture *f = *state;
+    char *args = malloc(2048), digest[65];
+    size_t n = 0, len;
+    char *s;
+
+    assert_non_null(args);
+    n += (size_t)snprintf(args, 2048, "{\"s\":\"");
+    for (int i = 0; i < 500; i++) {
+        memcpy(args + n, "\xc3\xa9", 2); /* U+00E9, two bytes */
+        n += 2;
+    }
+    memcpy(args + n, "\"}", 3);
+    n += 2;
+    f->o.max_args_bytes = 101; /* would split a character: cut to 100 */
+    open_audit(f);
+    submit_args(f, args, n);
+    submit_args(f, "{\"short\":1}", 11);
+    close_audit(f);
+    s = raw_text(f->path, "SELECT args FROM audit WHERE id = 1", &len);
+    assert_int_equal(len, 100);
+    assert_memory_equal(s, args, 100);
+    free(s);
+    assert_int_equal(raw_int(f->path, "SELECT args_truncated FROM audit WHERE id = 1"), 1);
+    sha256_hex(digest, args, n); /* canonical already: the digest of the whole text */
+    s = raw_text(f->path, "SELECT args_digest FROM audit WHERE id = 1", &len);
+    assert_string_equal(s, digest);
+    free(s);
+    assert_int_equal(raw_int(f->path, "SELECT args_truncated FROM audit WHERE id = 2"), 0);
+    assert_verifies(f->path, 2);
+    free(args);
+}
+
+/* ---- tampering ------------------------------------------------------------------------------- */
+
+static void make_rows(struct fixture *f, int n)
+{
+    open_audit(f);
+    submit_n(f, n);
+    close_audit(f);
+    assert_verifies(f->path, n);
+}
+
+static void test_tamper_edit(void **state)
+{
+    struct fixture *f = *state;
+    int64_t rows = -1, bad = -1;
+
+    make_rows(f, 100);
+    raw_exec(f->path, "UPDATE audit SET tool = 'innocent' WHERE id = 37");
+    assert_int_equal(mcpd_audit_verify(f->path, &rows, &bad, f->err, sizeof(f->err)), 1);
+    assert_int_equal(bad, 37);
+    assert_int_equal(rows, 36);
+}
+
+static void test_tamper_type(void **state)
+{
+    struct fixture *f = *state;
+
+    make_rows(f, 20);
+    /* same canonical digits, different storage class: still named */
+    raw_exec(f->path, "UPDATE audit SET latency_us = latency_us + 0.25 WHERE id = 5");
+    assert_bad_row(f->path, 5);
+}
+
+static void test_tamper_null(void **state)
+{
+    struct fixture *f = *state;
+
+    make_rows(f, 20);
+    raw_exec(f->path, "UPDATE audit SET reason = NULL WHERE id = 2"); /* id 2 has a reason */
+    assert_bad_row(f->path, 2);
+}
+
+static void test_tamper_delete(void **state)
+{
+    struct fixture *f = *state;
+
+    make_rows(f, 100);
+    raw_exec(f->path, "DELETE FROM audit WHERE id = 50");
+    assert_bad_row(f->path, 50);
+}
+
+static void test_tamper_reorder(void **state)
+{
+    struct fixture *f = *state;
+
+    make_rows(f, 100);
+    raw_exec(f->path, "UPDATE audit SET id = -1 WHERE id = 20;"
+                      "UPDATE audit SET id = 20 WHERE id = 21;"
+                      "UPDATE audit SET id = 21 WHERE id = -1;");
+    assert_bad_row(f->path, 20);
+}
+
+static void test_tamper_tail(void **state)
+{
+    struct fixture *f = *state;
+
+    make_rows(f, 100);
+    raw_exec(f->path, "DELETE FROM audit WHERE id > 97");
+    assert_bad_row(f->path, 98);
+}
+
+static void test_tamper_rechain_one(void **state)
+{
+    struct fixture *f = *state;
+
+    make_rows(f, 10);
+    /* an edit that also fixes its own hash still breaks the next link */
+    raw_exec(f->path, "UPDATE audit SET hash = (SELECT hash FROM audit WHERE id = 9) WHERE id = 4");
+    assert_bad_row(f->path, 4);
+}
+
+/* ---- retention ------------------------------------------------------------------------------- */
+
+static void test_retention_rows(void **state)
+{
+    struct fixture *f = *state;
+
+    f->o.retain_rows = 100;
+    open_audit(f);
+    for (int wave = 0; wave < 10; wave++)
+        submit_n(f, 100);
+    close_audit(f);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 100);
+    assert_int_equal(raw_int(f->path, "SELECT min(id) FROM audit"), 901);
+    assert_int_equal(raw_int(f->path, "SELECT id FROM audit_meta WHERE k = 'anchor'"), 900);
+    assert_verifies(f->path, 100);
+
+    /* the anchor chains the first remaining row: tampering after it is found */
+    raw_exec(f->path, "UPDATE audit SET bot = 'mallory' WHERE id = 950");
+    assert_bad_row(f->path, 950);
+    raw_exec(f->path, "DELETE FROM audit WHERE id = 901");
+    assert_bad_row(f->path, 901);
+}
+
+static void test_retention_rows_continues(void **state)
+{
+    struct fixture *f = *state;
+
+    f->o.retain_rows = 50;
+    open_audit(f);
+    submit_n(f, 30);
+    close_audit(f);
+    assert_verifies(f->path, 30);
+    open_audit(f);
+    submit_n(f, 500);
+    close_audit(f);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 50);
+    assert_verifies(f->path, 50);
+    /* moving the anchor forward (hiding deletions) is caught */
+    raw_exec(f->path, "UPDATE audit_meta SET id = id + 1 WHERE k = 'anchor'");
+    assert_bad_row(f->path, 481);
+}
+
+static void test_retention_age(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r;
+    char tool[32];
+    int64_t now = (int64_t)time(NULL) * 1000;
+
+    f->o.retain_ms = 60000;
+    open_audit(f);
+    for (int i = 0; i < 40; i++) {
+        fill_record(&r, i, tool, sizeof(tool));
+        r.time_ms = now - (i < 30 ? 3600000 : 0); /* 30 rows an hour old */
+        assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    }
+    run_until(f, 40);
+    submit_n(f, 1); /* the next batch applies retention (if the first batch did not) */
+    close_audit(f);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 11);
+    assert_int_equal(raw_int(f->path, "SELECT min(id) FROM audit"), 31);
+    assert_verifies(f->path, 11);
+}
+
+/* ---- failing closed -------------------------------------------------------------------------- */
+
+/* Captures stderr into a temporary file while active. */
+struct capture {
+    int saved, fd;
+};
+
+static void capture_start(struct capture *c, const char *dir)
+{
+    char path[160];
+
+    snprintf(path, sizeof(path), "%s/stderr.txt", dir);
+    c->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(c->fd >= 0);
+    c->saved = dup(STDERR_FILENO);
+    assert_true(c->saved >= 0);
+    assert_int_equal(dup2(c->fd, STDERR_FILENO), STDERR_FILENO);
+}
+
+static char *capture_stop(struct capture *c)
+{
+    static char text[4096];
+    ssize_t n;
+
+    assert_int_equal(dup2(c->saved, STDERR_FILENO), STDERR_FILENO);
+    close(c->saved);
+    n = pread(c->fd, text, sizeof(text) - 1, 0);
+    close(c->fd);
+    text[n > 0 ? n : 0] = '\0';
+    return text;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static void test_fail_closed_busy(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r;
+    struct capture cap;
+    sqlite3 *locker;
+    char tool[32], *log;
+
+    f->o.busy_timeout_ms = 50;
+    open_audit(f);
+    submit_n(f, 10);
+    locker = raw_open(f->path);
+    assert_int_equal(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    capture_start(&cap, f->dir);
+    for (int i = 0; i < 5; i++) {
+        fill_record(&r, i, tool, sizeof(tool));
+        assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    }
+    run_until(f, 15);
+    log = capture_stop(&cap);
+    assert_int_equal(f->nerr, 5);
+    assert_int_equal(f->last_status, UV_EBUSY);
+    /* refusing from now on, and said so once */
+    fill_record(&r, 0, tool, sizeof(tool));
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), MCPD_EUNAVAIL);
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), MCPD_EUNAVAIL);
+    assert_int_equal(count_of(log, "refusing audited calls"), 1);
+    assert_non_null(strstr(log, "locked"));
+    sqlite3_exec(locker, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(locker);
+    close_audit(f);
+    assert_int_equal(f->ncb, 15);
+    assert_verifies(f->path, 10);
+}
+
+static void child_full(const char *path)
+{
+    struct mcpd_audit_options o = { .path = path };
+    struct mcpd_audit *a = NULL;
+    struct fixture f = { 0 };
+    struct mcpd_audit_record r;
+    struct rlimit rl = { (rlim_t)512 * 1024, (rlim_t)512 * 1024 };
+    char tool[32], err[256], *big = malloc(40000);
+    int sent = 0;
+
+    signal(SIGXFSZ, SIG_IGN);
+    if (big == NULL || uv_loop_init(&f.loop) != 0 || setrlimit(RLIMIT_FSIZE, &rl) != 0)
+        _exit(10);
+    memset(big, 'x', 40000);
+    memcpy(big, "{\"s\":\"", 6);
+    memcpy(big + 39998, "\"}", 2);
+    if (mcpd_audit_open(&a, &f.loop, &o, err, sizeof(err)) != 0)
+        _exit(11);
+    /* one record per batch until the file limit makes a commit fail */
+    while (f.nerr == 0 && sent < 200) {
+        fill_record(&r, sent, tool, sizeof(tool));
+        r.args_json = big;
+        r.args_len = 40000;
+        if (mcpd_audit_submit(a, &r, on_ack, &f) != 0)
+            _exit(12);
+        sent++;
+        while (f.ncb < sent)
+            uv_run(&f.loop, UV_RUN_ONCE);
+    }
+    if (f.nerr != 1 || f.nok < 1 || (f.last_status != UV_ENOSPC && f.last_status != UV_EIO))
+        _exit(13);
+    if (mcpd_audit_submit(a, &r, on_ack, &f) != MCPD_EUNAVAIL)
+        _exit(14);
+    mcpd_audit_close(a, on_closed, &f);
+    while (!f.closed)
+        uv_run(&f.loop, UV_RUN_ONCE);
+    if (uv_loop_close(&f.loop) != 0)
+        _exit(15);
+    free(big);
+    _exit(0);
+}
+
+static int wait_child(pid_t pid)
+{
+    int status;
+
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void test_fail_closed_full(void **state)
+{
+    struct fixture *f = *state;
+    pid_t pid;
+
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        child_full(f->path);
+    assert_int_equal(wait_child(pid), 0);
+    /* what was committed before the failure is intact */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) > 0 FROM audit"), 1);
+    assert_verifies(f->path, raw_int(f->path, "SELECT count(*) FROM audit"));
+}
+
+static void child_readonly(const char *path)
+{
+    struct mcpd_audit_options o = { .path = path };
+    struct mcpd_audit *a = NULL;
+    uv_loop_t loop;
+    char err[256] = "";
+
+    /* root ignores file modes: become nobody first */
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+        _exit(77);
+    if (uv_loop_init(&loop) != 0)
+        _exit(10);
+    if (mcpd_audit_open(&a, &loop, &o, err, sizeof(err)) == 0 || a != NULL)
+        _exit(11);
+    if (strstr(err, "cannot open for writing") == NULL && strstr(err, "read-only") == NULL)
+        _exit(12);
+    if (uv_loop_close(&loop) != 0)
+        _exit(13);
+    _exit(0);
+}
+
+static void test_fail_closed_readonly(void **state)
+{
+    struct fixture *f = *state;
+    char ro_dir[160], ro_path[192];
+    pid_t pid;
+    int rc;
+
+    make_rows(f, 3);
+    assert_int_equal(chmod(f->dir, 0755), 0);
+    assert_int_equal(chmod(f->path, 0444), 0);
+    snprintf(ro_dir, sizeof(ro_dir), "%s/ro", f->dir);
+    assert_int_equal(mkdir(ro_dir, 0555), 0);
+    snprintf(ro_path, sizeof(ro_path), "%s/new.db", ro_dir);
+    for (int i = 0; i < 2; i++) {
+        fflush(NULL);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            child_readonly(i == 0 ? f->path : ro_path);
+        rc = wait_child(pid);
+        if (rc == 77)
+            skip();
+        assert_int_equal(rc, 0);
+    }
+    rmdir(ro_dir);
+    assert_int_equal(chmod(f->path, 0600), 0);
+    assert_verifies(f->path, 3);
+}
+
+static void test_queue_limits(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r;
+    char tool[32];
+
+    f->o.queue_cap = 10;
+    open_audit(f);
+    for (int i = 0; i < 10; i++) {
+        fill_record(&r, i, tool, sizeof(tool));
+        assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    }
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), MCPD_EBUSY);
+    run_until(f, 10);
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0); /* room again */
+    run_until(f, 11);
+    assert_int_equal(f->nok, 11);
+}
+
+/* ---- close ----------------------------------------------------------------------------------- */
+
+static void test_close_flushes(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r;
+    char tool[32];
+
+    open_audit(f);
+    for (int i = 0; i < 300; i++) {
+        fill_record(&r, i, tool, sizeof(tool));
+        assert_int_equal(mcpd_audit_submit(f->a, &r, i % 2 ? on_ack : NULL, f), 0);
+    }
+    mcpd_audit_close(f->a, on_closed, f);
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), MCPD_EUNAVAIL);
+    while (!f->closed)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    f->a = NULL;
+    assert_int_equal(f->nok, 150); /* every callback ran before done */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 300);
+    assert_verifies(f->path, 300);
+}
+
+/* ---- print ----------------------------------------------------------------------------------- */
+
+static char *print_to_string(const char *path, const struct mcpd_audit_query *q)
+{
+    static char text[1 << 16];
+    char err[256];
+    FILE *fp = tmpfile();
+    size_t n;
+
+    assert_non_null(fp);
+    if (mcpd_audit_print(path, q, fp, err, sizeof(err)) != 0)
+        fail_msg("print: %s", err);
+    rewind(fp);
+    n = fread(text, 1, sizeof(text) - 1, fp);
+    text[n] = '\0';
+    fclose(fp);
+    return text;
+}
+
+static void submit_at(struct fixture *f, int64_t t, const char *bot, const char *tool,
+                      const char *loc)
+{
+    struct mcpd_audit_record r = { 0 };
+    int base = f->ncb;
+
+    r.kind = MCPD_AUDIT_CALL;
+    r.time_ms = t;
+    r.bot = bot;
+    r.tool = tool;
+    r.location = loc;
+    r.decision = "allow";
+    r.status = "ok";
+    r.latency_us = 42;
+    r.args_json = "{\"q\":\"x\",\"password\":\"pw\"}";
+    r.args_len = strlen(r.args_json);
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    run_until(f, base + 1);
+}
+
+static int count_lines(const char *s)
+{
+    return count_of(s, "\n");
+}
+
+static void test_print_filters(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_query q = { 0 };
+    json_t *j;
+    char *out, *line, *nl;
+    int n = 0;
+
+    open_audit(f);
+    submit_at(f, 1700000000000LL, "alice", "read", "local");
+    submit_at(f, 1700000001000LL, "bob", "read", "remote:gh");
+    submit_at(f, 1700000002000LL, "alice", "write", "remote:gh");
+    submit_at(f, 1700000003000LL, "alice", "read", "plugin:fs");
+    close_audit(f);
+
+    out = print_to_string(f->path, &q);
+    assert_int_equal(count_lines(out), 5); /* header + 4 */
+    assert_memory_equal(out, "id\ttime\tkind\tbot\t", 16);
+    assert_non_null(strstr(out, "\n1\t2023-11-14T22:13:20.000Z\tcall\talice\t-\t-\t-\tread\tlocal\t"
+                                "allow\tok\t42\t-\t{\"password\":\"***\",\"q\":\"x\"}\n"));
+
+    q.bot = "alice";
+    out = print_to_string(f->path, &q);
+    assert_int_equal(count_lines(out), 4);
+    assert_null(strstr(out, "bob"));
+    q.tool = "read";
+    out = print_to_string(f->path, &q);
+    assert_int_equal(count_lines(out), 3);
+    q.location = "plugin:fs";
+    out = print_to_string(f->path, &q);
+    assert_int_equal(count_lines(out), 2);
+    assert_non_null(strstr(out, "\n4\t"));
+
+    memset(&q, 0, sizeof(q));
+    q.since_ms = 1700000001000LL;
+    q.limit = 2;
+    q.json = true;
+    out = print_to_string(f->path, &q);
+    assert_int_equal(count_lines(out), 2); /* the last two, oldest first */
+    for (line = out; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+        *nl = '\0';
+        j = json_loads(line, 0, NULL);
+        assert_non_null(j);
+        assert_int_equal(json_integer_value(json_object_get(j, "id")), 3 + n);
+        assert_string_equal(json_string_value(json_object_get(j, "bot")), "alice");
+        assert_string_equal(json_string_value(json_object_get(j, "args")),
+                            "{\"password\":\"***\",\"q\":\"x\"}");
+        assert_true(json_is_false(json_object_get(j, "args_truncated")));
+        assert_true(json_is_null(json_object_get(j, "reason")));
+        assert_int_equal(json_string_length(json_object_get(j, "hash")), 64);
+        assert_int_equal(json_string_length(json_object_get(j, "args_digest")), 64);
+        assert_int_equal(json_integer_value(json_object_get(j, "latency_us")), 42);
+        json_decref(j);
+        n++;
+    }
+    assert_int_equal(n, 2);
+}
+
+static void test_print_escapes(void **state)
+{
+    static const char evil[] = "evil\n2023-11-14T22:13:20.000Z\tINFO fake\x1b[31m\\\r"
+                               "\xc2\x85|\xe2\x80\xae|\xff|\xc3\xa9";
+    struct fixture *f = *state;
+    struct mcpd_audit_query q = { 0 };
+    json_t *j;
+    char *out;
+
+    open_audit(f);
+    submit_at(f, 1700000000000LL, "alice", evil, "local");
+    close_audit(f);
+
+    out = print_to_string(f->path, &q);
+    assert_int_equal(count_lines(out), 2); /* no forged line */
+    assert_null(strchr(out, '\x1b'));
+    assert_null(strchr(out, '\r'));
+    assert_non_null(strstr(out, "\tevil\\n2023-11-14T22:13:20.000Z\\tINFO fake\\x1b[31m\\\\\\r"
+                                "\\u0085|\\u202e|\\xff|\xc3\xa9\t"));
+    q.json = true;
+    out = print_to_string(f->path, &q);
+    assert_int_equal(count_lines(out), 1);
+    assert_null(strchr(out, '\x1b'));
+    j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "tool")),
+                        "evil\n2023-11-14T22:13:20.000Z\tINFO fake\x1b[31m\\\r"
+                        "\xc2\x85|\xe2\x80\xae|\xef\xbf\xbd|\xc3\xa9");
+    json_decref(j);
+}
+
+static void test_bad_files(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_query q = { 0 };
+    int64_t rows, bad;
+    char missing[192];
+
+    snprintf(missing, sizeof(missing), "%s/nope.db", f->dir);
+    assert_true(mcpd_audit_verify(missing, &rows, &bad, f->err, sizeof(f->err)) < 0);
+    assert_non_null(strstr(f->err, "nope.db"));
+    assert_true(mcpd_audit_print(missing, &q, stderr, f->err, sizeof(f->err)) < 0);
+    raw_exec(f->path, "CREATE TABLE unrelated(x)");
+    assert_true(mcpd_audit_verify(f->path, &rows, &bad, f->err, sizeof(f->err)) < 0);
+    /* a newer schema is refused rather than guessed at */
+    make_rows(f, 1);
+    raw_exec(f->path, "UPDATE audit_meta SET id = 2 WHERE k = 'schema'");
+    assert_true(mcpd_audit_open(&f->a, &f->loop, &f->o, f->err, sizeof(f->err)) < 0);
+    assert_null(f->a);
+    assert_non_null(strstr(f->err, "schema version 2"));
+}
+
+static void test_shared_with_store(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_store *st = NULL;
+    char key[MCPD_BOT_KEY_LEN + 1], name[16];
+    struct mcpd_audit_record r;
+    char tool[32];
+
+    /* the store's CLI writes the same file while the audit writer runs */
+    open_audit(f);
+    assert_int_equal(mcpd_store_open(&st, f->path, f->err, sizeof(f->err)), 0);
+    for (int i = 0; i < 20; i++) {
+        for (int k = 0; k < 50; k++) {
+            fill_record(&r, i * 50 + k, tool, sizeof(tool));
+            assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+        }
+        snprintf(name, sizeof(name), "bot-%d", i);
+        assert_int_equal(mcpd_store_bot_create(st, name, key, f->err, sizeof(f->err)), 0);
+        run_until(f, (i + 1) * 50);
+    }
+    assert_int_equal(f->nok, 1000);
+    assert_int_equal(mcpd_store_bot_list(st, NULL, 0, f->err, sizeof(f->err)), 20);
+    mcpd_store_close(st);
+    close_audit(f);
+    assert_verifies(f->path, 1000);
+}
+
+/* ---- crash safety ---------------------------------------------------------------------------- */
+
+struct crash_child {
+    struct mcpd_audit *a;
+    int fd;
+    int64_t acked, sent;
+};
+
+static void crash_submit(struct crash_child *c);
+
+static void on_crash_ack(int status, void *data)
+{
+    struct crash_child *c = data;
+
+    if (status != 0)
+        _exit(20);
+    c->acked++;
+    if (write(c->fd, &c->acked, sizeof(c->acked)) != (ssize_t)sizeof(c->acked))
+        _exit(21);
+    crash_submit(c);
+}
+
+static void crash_submit(struct crash_child *c)
+{
+    struct mcpd_audit_record r;
+    char tool[32];
+
+    /* keep about 64 records in flight, so batches vary in size */
+    while (c->sent - c->acked < 64) {
+        fill_record(&r, (int)c->sent, tool, sizeof(tool));
+        if (mcpd_audit_submit(c->a, &r, on_crash_ack, c) != 0)
+            _exit(22);
+        c->sent++;
+    }
+}
+
+static void child_crash(const char *path, int fd)
+{
+    struct mcpd_audit_options o = { .path = path };
+    struct crash_child c = { .fd = fd };
+    uv_loop_t loop;
+    char err[256];
+
+    if (uv_loop_init(&loop) != 0 || mcpd_audit_open(&c.a, &loop, &o, err, sizeof(err)) != 0)
+        _exit(23);
+    crash_submit(&c);
+    for (;;)
+        uv_run(&loop, UV_RUN_DEFAULT); /* until SIGKILL */
+}
+
+/* Acknowledged counts as the child wrote them: 8-byte integers, possibly split across reads. */
+struct ack_reader {
+    int fd;
+    unsigned char buf[4096];
+    size_t have;
+    int64_t last;
+};
+
+/* Reads until the last count reaches want, or to EOF; returns the last count. */
+static int64_t read_acks(struct ack_reader *rd, int64_t want)
+{
+    ssize_t n;
+    size_t off;
+
+    while (rd->last < want) {
+        n = read(rd->fd, rd->buf + rd->have, sizeof(rd->buf) - rd->have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        assert_true(n >= 0);
+        if (n == 0)
+            break;
+        rd->have += (size_t)n;
+        for (off = 0; rd->have - off >= sizeof(rd->last); off += sizeof(rd->last))
+            memcpy(&rd->last, rd->buf + off, sizeof(rd->last));
+        memmove(rd->buf, rd->buf + off, rd->have - off);
+        rd->have -= off;
+    }
+    return rd->last;
+}
+
+static void test_crash_safety(void **state)
+{
+    struct fixture *f = *state;
+    struct ack_reader rd;
+    int64_t acked, rows = 0, before;
+    size_t len;
+    char *s;
+    int fds[2];
+    pid_t pid;
+
+    for (int round = 0; round < 2; round++) {
+        before = rows;
+        assert_int_equal(pipe(fds), 0);
+        fflush(NULL);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(fds[0]);
+            child_crash(f->path, fds[1]);
+        }
+        close(fds[1]);
+        memset(&rd, 0, sizeof(rd));
+        rd.fd = fds[0];
+        read_acks(&rd, 1500 + round * 700); /* mid-way through writing */
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        assert_int_equal(wait_child(pid), 128 + SIGKILL);
+        acked = read_acks(&rd, INT64_MAX); /* what it acknowledged before dying */
+        close(fds[0]);
+
+        s = raw_text(f->path, "PRAGMA integrity_check", &len);
+        assert_string_equal(s, "ok");
+        free(s);
+        rows = raw_int(f->path, "SELECT count(*) FROM audit");
+        print_message("round %d: %lld acknowledged, %lld rows\n", round, (long long)acked,
+                      (long long)rows);
+        assert_true(rows >= before + acked); /* every acknowledged record is there */
+        assert_verifies(f->path, rows);
+    }
+    /* and the audit carries on from where the crash left it */
+    open_audit(f);
+    submit_n(f, 5);
+    close_audit(f);
+    assert_verifies(f->path, rows + 5);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_many_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nul_and_invalid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_args_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_edit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_null, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_reorder, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_rechain_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_rows_continues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fail_closed_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fail_closed_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fail_closed_readonly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_flushes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_print_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_print_escapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_with_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_safety, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
