@@ -376,3 +376,80 @@ json_t *mcpd_catalog_page_kind(const struct mcpd_catalog *cat, enum mcpd_list_ki
     }
     return res;
 }
+
+/* The upstream's own name or URI of item i of a kind. */
+static const char *item_name(const struct mcpd_catalog *cat, enum mcpd_list_kind kind, size_t i,
+                             const char **resource)
+{
+    const struct mcpd_catalog_item *it;
+    const char *uri;
+    switch (kind) {
+    case MCPD_LIST_TOOLS:
+        *resource = cat->entries[i].resource;
+        return cat->entries[i].tool;
+    case MCPD_LIST_PROMPTS:
+        *resource = cat->prompts[i].resource;
+        return cat->prompts[i].tool;
+    case MCPD_LIST_RESOURCES:
+        it = &cat->resources[i];
+        uri = json_string_value(json_object_get(it->json, "uri"));
+        break;
+    default:
+        it = &cat->templates[i];
+        uri = json_string_value(json_object_get(it->json, "uriTemplate"));
+        break;
+    }
+    *resource = it->resource;
+    return uri && cat->prefix ? uri + strlen(it->resource) + 1 : uri ? uri : "";
+}
+
+json_t *mcpd_catalog_page_filtered(const struct mcpd_catalog *cat, enum mcpd_list_kind kind,
+                                   const char *cursor, unsigned page_size, mcpd_catalog_keep keep,
+                                   void *arg)
+{
+    static const size_t zero = 0;
+    const size_t *counts[MCPD_LIST_KINDS] = {
+        cat ? &cat->count : &zero, cat ? &cat->nprompts : &zero,
+        cat ? &cat->nresources : &zero, cat ? &cat->ntemplates : &zero
+    };
+    size_t off = 0, seen = 0, count = *counts[kind];
+    json_t *res, *items;
+    bool more = false;
+
+    if (cursor) {
+        unsigned gen;
+        unsigned long long o;
+        char tail;
+        if (sscanf(cursor, "mcpd:%u:%llu%c", &gen, &o, &tail) != 2 || o > count)
+            return NULL;
+        off = (size_t)o;
+    }
+    if (page_size == 0)
+        page_size = MCPD_LIST_PAGE_SIZE;
+    res = json_object();
+    items = json_array();
+    if (res == NULL || items == NULL) {
+        json_decref(res);
+        json_decref(items);
+        return NULL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const char *resource, *name = item_name(cat, kind, i, &resource);
+        if (!keep(kind, resource, name, arg))
+            continue;
+        if (seen++ < off)
+            continue;
+        if (json_array_size(items) == page_size) {
+            more = true;
+            break;
+        }
+        json_array_append(items, item_json(cat, kind, i));
+    }
+    json_object_set_new(res, mcpd_list_key[kind], items);
+    if (more) {
+        char next[64];
+        snprintf(next, sizeof(next), "mcpd:%u:%zu", cat->generation, off + page_size);
+        json_object_set_new(res, "nextCursor", json_string(next));
+    }
+    return res;
+}

@@ -110,6 +110,17 @@ json_t *mcpd_catalog_page(const struct mcpd_catalog *cat, const char *cursor, un
 json_t *mcpd_catalog_page_kind(const struct mcpd_catalog *cat, enum mcpd_list_kind kind,
                                const char *cursor, unsigned page_size);
 
+/*
+ * A page of only the items `keep` accepts; `name` is the upstream's own name
+ * (tools, prompts) or URI / URI template (resources, templates). Offsets in
+ * cursors count kept items.
+ */
+typedef bool (*mcpd_catalog_keep)(enum mcpd_list_kind kind, const char *resource, const char *name,
+                                  void *arg);
+json_t *mcpd_catalog_page_filtered(const struct mcpd_catalog *cat, enum mcpd_list_kind kind,
+                                   const char *cursor, unsigned page_size, mcpd_catalog_keep keep,
+                                   void *arg);
+
 /* Exact lookup of an exposed prompt name; NULL when unknown. */
 const struct mcpd_catalog_entry *mcpd_catalog_prompt(const struct mcpd_catalog *cat,
                                                      const char *name);

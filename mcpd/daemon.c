@@ -17,6 +17,7 @@
 
 #include "error.h"
 #include "limits.h"
+#include "authz.h"
 #include "listener.h"
 #include "log.h"
 #include "router.h"
@@ -211,6 +212,15 @@ static void on_signal(uv_signal_t *h, int signum)
 int mcpd_daemon_start(struct mcpd_daemon *d)
 {
     size_t enabled = 0;
+    char err[512];
+    int r;
+
+    if ((r = mcpd_authz_new(&d->authz, d, err, sizeof(err))) != 0) {
+        LOG_ERROR("daemon", "%s", err);
+        return r;
+    }
+    if (mcpd_authz_active(d->authz) && d->stdio_bot == NULL)
+        d->stdio_bot = d->cfg->default_bot;
     uv_signal_start(&d->sigint, on_signal, SIGINT);
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     uv_signal_start(&d->sigpipe, on_signal, SIGPIPE);
@@ -249,6 +259,9 @@ static void finish_close(struct mcpd_daemon *d)
     for (size_t i = 0; i < d->nups; i++)
         mcpd__upstream_close(d->ups[i]);
     d->nups = 0;
+    /* the audit flushes everything queued before it closes */
+    mcpd_authz_close(d->authz, NULL, NULL);
+    d->authz = NULL;
     close_handle((uv_handle_t *)&d->reaper);
     close_handle((uv_handle_t *)&d->startup_timer);
     close_handle((uv_handle_t *)&d->drain_timer);

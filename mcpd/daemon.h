@@ -21,6 +21,7 @@
 struct mcpd_session;
 struct mcpd_transport;
 struct mcpd_listener;
+struct mcpd_authz;
 
 struct mcpd_transport_ops {
     const char *name;
@@ -50,6 +51,8 @@ struct mcpd_daemon {
     unsigned nsessions;
     struct mcpd_transport *transports;
     struct mcpd_listener *listener; /* HTTP, when a transport registered a route */
+    struct mcpd_authz *authz;       /* bots, policy, audit (see authz.h) */
+    const char *stdio_bot;          /* the bot of stdio clients (--bot or auth.default_bot) */
     uv_timer_t reaper;            /* idle sessions */
     uv_timer_t startup_timer;
     uv_timer_t drain_timer;

@@ -24,6 +24,7 @@
 /* Implementation-defined server errors (-32000..-32099). */
 #define MCPD_RPC_SERVER_ERROR     (-32000) /* upstream unavailable, timeout */
 #define MCPD_RPC_BUSY             (-32001) /* too many requests in flight */
+#define MCPD_RPC_DENIED           (-32003) /* denied by the binding policy (data says why) */
 
 enum mcpd_msg_kind {
     MCPD_MSG_REQUEST = 1,

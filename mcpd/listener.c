@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "authz.h"
 #include "daemon.h"
 #include "error.h"
 #include "jsonrpc.h"
@@ -136,6 +137,43 @@ bool mcpd_listener_origin_allowed(const struct mcpd_config *cfg, const char *ori
     if (h == NULL || strncmp(origin, "http", 4) != 0)
         return false;
     return mcpd_listener_host_allowed(cfg, h + 3);
+}
+
+static void ignore_audit(int status, void *data)
+{
+}
+
+bool mcpd_listener_authenticate(struct mcpd_daemon *d, struct mcpd_http_conn *c,
+                                struct mcpd_http_request *req, const char **bot,
+                                unsigned char key_hash[32])
+{
+    const char *h = mcpd_http_header(req, "authorization");
+    const char *why;
+
+    *bot = NULL;
+    if (!mcpd_authz_active(d->authz))
+        return true;
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+        why = "missing bearer key";
+    } else {
+        for (h += 7; *h == ' '; h++)
+            ;
+        if ((*bot = mcpd_authz_bot_for_key(d->authz, h, key_hash)) != NULL)
+            return true;
+        why = "unknown, revoked or disabled key";
+    }
+    LOG_INFO("http", "peer=%s refused: %s", req->peer, why);
+    {
+        struct mcpd_audit_record r = { .kind = MCPD_AUDIT_AUTH, .transport = "http",
+                                       .decision = "deny", .reason = why, .status = "unauthorized",
+                                       .location = req->peer };
+        mcpd_authz_audit(d->authz, &r, ignore_audit, NULL); /* never the key itself */
+    }
+    mcpd_http_respond(c, 401, "application/json",
+                      "WWW-Authenticate: Bearer realm=\"mcpd\", error=\"invalid_token\"\r\n",
+                      "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"Unauthorized: a valid bot key is required (Authorization: Bearer mk_...)\"}}",
+                      strlen("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"Unauthorized: a valid bot key is required (Authorization: Bearer mk_...)\"}}"));
+    return false;
 }
 
 static void on_request(struct mcpd_http_conn *c, struct mcpd_http_request *req, void *data)

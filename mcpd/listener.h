@@ -31,6 +31,16 @@ bool mcpd_listener_host_allowed(const struct mcpd_config *cfg, const char *host)
 /* True when `origin` is allowed (its host is allowed, or it matches allowed_origins). */
 bool mcpd_listener_origin_allowed(const struct mcpd_config *cfg, const char *origin);
 
+/*
+ * With bots configured, requires "Authorization: Bearer <key>" naming an
+ * enabled bot: on success sets *bot (valid until the next call) and
+ * key_hash and returns true; otherwise answers 401 with WWW-Authenticate,
+ * audits the failure, and returns false. Without bots: true, *bot = NULL.
+ */
+bool mcpd_listener_authenticate(struct mcpd_daemon *d, struct mcpd_http_conn *c,
+                                struct mcpd_http_request *req, const char **bot,
+                                unsigned char key_hash[32]);
+
 /* Core-internal (daemon.c): bind and serve if any route was registered. */
 int mcpd__listener_start(struct mcpd_daemon *d);
 void mcpd__listener_stop(struct mcpd_daemon *d);

@@ -13,13 +13,14 @@
 #include <string.h>
 
 #include "adapters/adapters.h"
+#include "mcpd/admin.h"
 #include "mcpd/config.h"
 #include "mcpd/daemon.h"
 #include "mcpd/error.h"
 #include "mcpd/log.h"
 #include "transports/transports.h"
 
-enum mode { MODE_SERVE, MODE_STDIO, MODE_CHECK, MODE_CATALOG };
+enum mode { MODE_SERVE, MODE_STDIO, MODE_CHECK, MODE_CATALOG, MODE_EXPLAIN, MODE_BOTS, MODE_AUDIT };
 
 struct options {
     enum mode mode;
@@ -27,12 +28,21 @@ struct options {
     const char *listen;
     const char *port_file;
     const char *log_level;
+    const char *bot;
+    const char *tool;
+    const char *args;
+    const char *since;
+    const char *location;
+    const char *limit;
+    const char *verb; /* bots: create|list|...; audit: verify|query */
+    const char *name; /* bots: the bot */
     bool json;
 };
 
 static struct {
     struct mcpd_transport *http;
     const char *port_file;
+    const char *bot, *tool, *args;
     bool json;
 } run;
 
@@ -47,13 +57,21 @@ static void usage(FILE *f)
             "  stdio -c FILE          serve MCP on stdin/stdout (for IDE launch); logs on stderr\n"
             "  config check -c FILE   validate FILE and exit\n"
             "  catalog -c FILE        start the servers, print the merged tool list, exit\n"
+            "                         (--bot NAME: only what that bot sees)\n"
+            "  policy explain -c FILE --bot B --tool T [--args JSON]\n"
+            "                         allow or deny, and the binding and pattern that decided\n"
+            "  bots create|rotate|disable|enable|delete NAME -c FILE\n"
+            "  bots list -c FILE      manage bot keys (shown once, stored as hashes)\n"
+            "  audit -c FILE [--since 1h|ISO] [--bot B] [--tool T] [--location L] [--json]\n"
+            "  audit verify -c FILE   check the audit log's hash chain\n"
             "\n"
             "options:\n"
             "  -c, --config FILE      configuration (YAML, or JSON with \"mcpServers\")\n"
             "  --listen HOST:PORT     override listen: (serve)\n"
             "  --port-file FILE       write the bound HTTP port to FILE once listening\n"
             "  --log-level LEVEL      error|warn|info|debug|trace (overrides log_level:)\n"
-            "  --json                 catalog as JSON\n"
+            "  --json                 catalog or audit as JSON\n"
+            "  --bot NAME             the bot (stdio clients; catalog and explain views)\n"
             "  -h, --help             this text\n"
             "  -V, --version          print the version\n");
 }
@@ -81,6 +99,28 @@ static int parse_args(struct options *o, int argc, char **argv)
     } else if (strcmp(argv[1], "config") == 0 && argc > 2 && strcmp(argv[2], "check") == 0) {
         o->mode = MODE_CHECK;
         i = 3;
+    } else if (strcmp(argv[1], "policy") == 0 && argc > 2 && strcmp(argv[2], "explain") == 0) {
+        o->mode = MODE_EXPLAIN;
+        i = 3;
+    } else if (strcmp(argv[1], "bots") == 0) {
+        o->mode = MODE_BOTS;
+        if (argc < 3 || argv[2][0] == '-')
+            return die("%s", "bots needs a verb: create|list|rotate|disable|enable|delete");
+        o->verb = argv[2];
+        i = 3;
+        if (strcmp(o->verb, "list") != 0) {
+            if (argc < 4 || argv[3][0] == '-')
+                return die("bots %s needs a bot name", o->verb);
+            o->name = argv[3];
+            i = 4;
+        }
+    } else if (strcmp(argv[1], "audit") == 0) {
+        o->mode = MODE_AUDIT;
+        o->verb = "query";
+        if (argc > 2 && argv[2][0] != '-') {
+            o->verb = argv[2];
+            i = 3;
+        }
     } else {
         return die("unknown command '%s' (try mcpd --help)", argv[1]);
     }
@@ -95,6 +135,18 @@ static int parse_args(struct options *o, int argc, char **argv)
             slot = &o->port_file;
         else if (strcmp(a, "--log-level") == 0)
             slot = &o->log_level;
+        else if (strcmp(a, "--bot") == 0)
+            slot = &o->bot;
+        else if (strcmp(a, "--tool") == 0)
+            slot = &o->tool;
+        else if (strcmp(a, "--args") == 0)
+            slot = &o->args;
+        else if (strcmp(a, "--since") == 0)
+            slot = &o->since;
+        else if (strcmp(a, "--location") == 0)
+            slot = &o->location;
+        else if (strcmp(a, "--limit") == 0)
+            slot = &o->limit;
         else if (strcmp(a, "--json") == 0) {
             o->json = true;
             continue;
@@ -106,6 +158,8 @@ static int parse_args(struct options *o, int argc, char **argv)
     }
     if (o->config == NULL)
         return die("%s", "no configuration file given (-c FILE)");
+    if (o->mode == MODE_EXPLAIN && (o->bot == NULL || o->tool == NULL))
+        return die("%s", "policy explain needs --bot NAME and --tool TOOL (and --args JSON)");
     return 0;
 }
 
@@ -136,69 +190,6 @@ static int apply_listen(struct mcpd_config *cfg, const char *spec)
     return cfg->listen_host ? 0 : -1;
 }
 
-static void print_catalog(struct mcpd_daemon *d)
-{
-    const struct mcpd_catalog *cat = d->catalog;
-    json_t *out = json_object(), *servers = json_array(), *tools = json_array();
-
-    for (size_t i = 0; i < d->nups; i++) {
-        struct mcpd_upstream *up = d->ups[i];
-        size_t n = 0;
-        for (size_t j = 0; cat && j < cat->count; j++)
-            n += cat->entries[j].owner == up;
-        json_array_append_new(servers,
-                              json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "name", up->name, "kind",
-                                        up->ops->kind, "state",
-                                        up->cfg->enabled ? mcpd_upstream_state_name(up->state) : "disabled",
-                                        "protocol", up->protocol_version, "tools", (json_int_t)n,
-                                        "error", up->last_error));
-    }
-    for (size_t j = 0; cat && j < cat->count; j++) {
-        const struct mcpd_catalog_entry *e = &cat->entries[j];
-        json_array_append_new(tools, json_pack("{s:s, s:s, s:s, s:b}", "name", e->name, "resource",
-                                               e->resource, "tool", e->tool, "renamed", e->renamed));
-    }
-    json_object_set_new(out, "servers", servers);
-    json_object_set_new(out, "tools", tools);
-    json_object_set(out, "collisions", cat ? cat->collisions : json_array());
-    if (run.json) {
-        char *s = json_dumps(out, JSON_INDENT(2));
-        if (s)
-            printf("%s\n", s);
-        free(s);
-    } else {
-        size_t i;
-        json_t *v;
-        printf("%-24s %-8s %-13s %-6s %s\n", "SERVER", "KIND", "STATE", "TOOLS", "ERROR");
-        json_array_foreach(servers, i, v)
-        {
-            printf("%-24s %-8s %-13s %-6lld %s\n", json_string_value(json_object_get(v, "name")),
-                   json_string_value(json_object_get(v, "kind")),
-                   json_string_value(json_object_get(v, "state")),
-                   (long long)json_integer_value(json_object_get(v, "tools")),
-                   json_string_value(json_object_get(v, "error")));
-        }
-        printf("\n%-40s %-24s %s\n", "TOOL", "FROM", "UPSTREAM NAME");
-        json_array_foreach(tools, i, v)
-        {
-            printf("%-40s %-24s %s%s\n", json_string_value(json_object_get(v, "name")),
-                   json_string_value(json_object_get(v, "resource")),
-                   json_string_value(json_object_get(v, "tool")),
-                   json_is_true(json_object_get(v, "renamed")) ? "  (renamed)" : "");
-        }
-        json_array_foreach(cat ? cat->collisions : NULL, i, v)
-        {
-            printf("collision: %s of %s left out (name %s taken by %s)\n",
-                   json_string_value(json_object_get(v, "tool")),
-                   json_string_value(json_object_get(v, "resource")),
-                   json_string_value(json_object_get(v, "name")),
-                   json_string_value(json_object_get(v, "kept_by")));
-        }
-    }
-    fflush(stdout);
-    json_decref(out);
-}
-
 static void on_started(struct mcpd_daemon *d)
 {
     if (run.http && run.port_file) {
@@ -210,8 +201,11 @@ static void on_started(struct mcpd_daemon *d)
             LOG_ERROR("daemon", "cannot write port file %s: %s", run.port_file, strerror(errno));
         }
     }
-    if (run.http == NULL && d->transports == NULL) { /* catalog mode */
-        print_catalog(d);
+    if (run.http == NULL && d->transports == NULL) { /* catalog or explain */
+        if (run.tool)
+            d->exit_code = mcpd_admin_explain(d, run.bot, run.tool, run.args);
+        else
+            d->exit_code = mcpd_admin_print_catalog(d, run.bot, run.json);
         mcpd_daemon_shutdown(d);
     }
 }
@@ -275,6 +269,20 @@ int main(int argc, char **argv)
         mcpd_config_free(cfg);
         return die("%s", "serve needs a listen address (listen: in the config or --listen)");
     }
+    if (o.mode == MODE_BOTS || o.mode == MODE_AUDIT) {
+        struct mcpd_audit_query q = { .bot = o.bot, .tool = o.tool, .location = o.location,
+                                      .json = o.json };
+        if (o.mode == MODE_BOTS) {
+            r = mcpd_admin_bots(cfg, o.verb, o.name);
+        } else if (mcpd_admin_parse_since(o.since, &q.since_ms) != 0 ||
+                   mcpd_admin_parse_limit(o.limit, &q.limit) != 0) {
+            r = die("%s", "--since takes a duration (90m, 12h, 7d) or an ISO date; --limit a number");
+        } else {
+            r = mcpd_admin_audit(cfg, o.verb, &q);
+        }
+        mcpd_config_free(cfg);
+        return r;
+    }
     if (o.mode == MODE_CHECK) {
         printf("%s: ok (%zu servers)\n", o.config, cfg->nservers);
         mcpd_config_free(cfg);
@@ -290,8 +298,13 @@ int main(int argc, char **argv)
     }
     run.port_file = o.port_file;
     run.json = o.json;
+    run.bot = o.bot;
+    run.tool = o.mode == MODE_EXPLAIN ? o.tool : NULL;
+    run.args = o.args;
     uv_loop_init(&loop);
-    if ((r = mcpd_daemon_new(&d, &loop, cfg)) != 0 || (r = wire(d, &o)) != 0 ||
+    if ((r = mcpd_daemon_new(&d, &loop, cfg)) == 0)
+        d->stdio_bot = o.bot;
+    if (r != 0 || (r = wire(d, &o)) != 0 ||
         (r = mcpd_daemon_start(d)) != 0) {
         fprintf(stderr, "mcpd: cannot start: %s\n", mcpd_strerror(r));
         return 1;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "authz.h"
 #include "daemon.h"
 #include "error.h"
 #include "limits.h"
@@ -83,17 +84,21 @@ static void link_pending(struct mcpd_upstream *up, struct mcpd_pending *p)
     else
         up->fifo_head = p;
     up->npending++;
+    p->linked_up = true;
     if (up->fifo_head == p)
         rearm(up);
 }
 
-/* Detaches p from its upstream, session and sink. Does not free it. */
-static void unlink_pending(struct mcpd_pending *p)
+/* Detaches p from its upstream (id map, deadlines). */
+static void unlink_up(struct mcpd_pending *p)
 {
     struct mcpd_upstream *up = p->up;
-    struct mcpd_session *s = p->session;
-    bool was_head = up->fifo_head == p;
+    bool was_head;
 
+    if (!p->linked_up)
+        return;
+    p->linked_up = false;
+    was_head = up->fifo_head == p;
     mcpd_map_del_u64(&up->pending, p->up_id);
     if (p->fprev)
         p->fprev->fnext = p->fnext;
@@ -106,22 +111,39 @@ static void unlink_pending(struct mcpd_pending *p)
     up->npending--;
     if (was_head)
         rearm(up);
-    if (s) {
+}
+
+/* Detaches p from its session and sink. */
+static void unlink_session(struct mcpd_pending *p)
+{
+    struct mcpd_session *s = p->session;
+    if (s && (p->sprev || s->pending == p)) {
         if (p->sprev)
             p->sprev->snext = p->snext;
         else
             s->pending = p->snext;
         if (p->snext)
             p->snext->sprev = p->sprev;
+        p->sprev = p->snext = NULL;
         s->inflight--;
     }
     if (p->sink)
         p->sink->npending--;
+    p->sink = NULL;
+}
+
+/* Detaches p from its upstream, session and sink. Does not free it. */
+static void unlink_pending(struct mcpd_pending *p)
+{
+    unlink_up(p);
+    unlink_session(p);
 }
 
 static void free_pending(struct mcpd_pending *p)
 {
     struct mcpd_session *s = p->session;
+    json_decref(p->held);
+    free(p->args_text);
     json_decref(p->queued);
     json_decref(p->client_id);
     json_decref(p->progress_token);
@@ -142,6 +164,7 @@ static struct mcpd_pending *new_pending(struct mcpd_upstream *up, unsigned timeo
         free(p);
         return NULL;
     }
+    p->started_ms = uv_now(up->daemon->loop);
     return p;
 }
 
@@ -154,15 +177,95 @@ static void send_cancelled(struct mcpd_upstream *up, uint64_t id, const char *re
     json_decref(n);
 }
 
+static void ignore_audit(int status, void *data)
+{
+}
+
+static void on_audited(int status, void *data)
+{
+    struct mcpd_pending *p = data;
+    struct mcpd_sink *sink = p->sink;
+    unlink_session(p); /* before sending: a final answer may free the sink */
+    if (sink) {
+        if (status == 0)
+            mcpd__send(sink, p->held, true);
+        else /* fail closed: an answer that cannot be audited is not given */
+            mcpd__send_error(sink, p->client_id, MCPD_RPC_SERVER_ERROR,
+                             "the audit log cannot be written; the answer is withheld");
+    }
+    if (p->up)
+        mcpd__daemon_check_drained(p->up->daemon);
+    free_pending(p);
+}
+
+/* The outcome of a call for the audit, from its final message. */
+static const char *outcome(const json_t *msg)
+{
+    json_t *res = json_object_get(msg, "result");
+    if (res == NULL)
+        return "error";
+    return json_is_true(json_object_get(res, "isError")) ? "tool_error" : "ok";
+}
+
+/*
+ * Gives a client request its final message `msg` (stolen): at once, or,
+ * with the audit on, once the call's record is durable. `status` overrides
+ * the outcome written to the audit ("timeout", "cancelled", ...).
+ */
+static void complete(struct mcpd_pending *p, json_t *msg, const char *status)
+{
+    struct mcpd_session *s = p->session;
+    struct mcpd_daemon *d = p->up->daemon;
+    char loc[80];
+
+    unlink_up(p);
+    if (s && mcpd_authz_auditing(d->authz)) {
+        struct mcpd_audit_record r = {
+            .kind = MCPD_AUDIT_CALL,
+            .bot = s->bot,
+            .session = s->id,
+            .transport = s->transport,
+            .resource = p->up->name,
+            .tool = p->tool_name,
+            .location = loc,
+            .decision = "allow",
+            .args_json = p->args_text,
+            .args_len = p->args_text ? strlen(p->args_text) : 0,
+            .status = status ? status : outcome(msg),
+            .latency_us = (int64_t)(uv_now(d->loop) - p->started_ms) * 1000,
+        };
+        snprintf(loc, sizeof(loc), "%s%s%s", p->up->cfg->url ? "remote:" : "local",
+                 p->up->cfg->url ? p->up->name : "", "");
+        p->held = msg;
+        p->audit_wait = true;
+        if (mcpd_authz_audit(d->authz, &r, on_audited, p) == 0)
+            return;
+        p->held = NULL;
+        json_decref(msg);
+        msg = mcpd_jsonrpc_error_new(p->client_id, MCPD_RPC_SERVER_ERROR,
+                                     "the audit log cannot be written; the answer is withheld", NULL);
+    }
+    {
+        struct mcpd_sink *sink = p->sink;
+        unlink_session(p); /* before sending: a final answer may free the sink */
+        if (sink && msg)
+            mcpd__send(sink, msg, true);
+    }
+    json_decref(msg);
+    free_pending(p);
+}
+
 /* Completes p with an error to its client (or internal callback), then frees it. */
 static void fail_pending(struct mcpd_pending *p, int code, const char *why)
 {
-    unlink_pending(p);
-    if (p->internal)
+    if (p->internal) {
+        unlink_pending(p);
         p->internal(p->up, NULL, why);
-    else if (p->sink)
-        mcpd__send_error(p->sink, p->client_id, code, why);
-    free_pending(p);
+        free_pending(p);
+        return;
+    }
+    complete(p, mcpd_jsonrpc_error_new(p->client_id, code, why, NULL),
+             strstr(why, "did not answer within") ? "timeout" : "upstream_error");
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -203,6 +306,10 @@ int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struc
         return MCPD_ENOMEM;
     p->client_id = json_incref(m->id);
     p->fwd = fwd;
+    if (mcpd_authz_auditing(up->daemon->authz) && m->params) {
+        json_t *a = json_object_get(m->params, fwd == MCPD_FWD_READ ? "uri" : "arguments");
+        p->args_text = a ? json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+    }
     snprintf(p->tool_name, sizeof(p->tool_name), "%s", label ? label : m->method);
     /* rewrite in place: id, progress token */
     json_object_set_new(m->root, "id", json_integer((json_int_t)p->up_id));
@@ -262,8 +369,25 @@ int mcpd__router_internal(struct mcpd_upstream *up, const char *method, json_t *
 void mcpd__router_cancel(struct mcpd_pending *p, const char *reason)
 {
     struct mcpd_sink *sink = p->sink;
+    if (p->audit_wait) { /* answered already; its audit callback frees it */
+        unlink_session(p);
+        return;
+    }
     unlink_pending(p);
-    send_cancelled(p->up, p->up_id, reason);
+    if (p->up)
+        send_cancelled(p->up, p->up_id, reason);
+    if (p->up && p->session && mcpd_authz_auditing(p->up->daemon->authz)) {
+        /* a cancelled call is audited too; nobody waits for the record */
+        struct mcpd_audit_record r = {
+            .kind = MCPD_AUDIT_CALL, .bot = p->session->bot, .session = p->session->id,
+            .transport = p->session->transport, .resource = p->up->name, .tool = p->tool_name,
+            .location = p->up->cfg->url ? "remote" : "local", .decision = "allow",
+            .args_json = p->args_text, .args_len = p->args_text ? strlen(p->args_text) : 0,
+            .status = "cancelled",
+            .latency_us = (int64_t)(uv_now(p->up->daemon->loop) - p->started_ms) * 1000,
+        };
+        mcpd_authz_audit(p->up->daemon->authz, &r, ignore_audit, NULL);
+    }
     free_pending(p);
     if (sink && sink->ops->cancelled)
         sink->ops->cancelled(sink);
@@ -283,6 +407,54 @@ void mcpd__router_flush_queued(struct mcpd_upstream *up)
         json_decref(p->queued);
         p->queued = NULL;
     }
+}
+
+void mcpd__router_deny(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply,
+                       const char *resource, const char *tool, const char *reason, int code,
+                       json_t *data)
+{
+    struct mcpd_daemon *d = s->daemon;
+    json_t *msg = mcpd_jsonrpc_error_new(m->id, code, reason, data);
+    struct mcpd_pending *p;
+    char *args = NULL;
+    json_t *a;
+
+    if (!mcpd_authz_auditing(d->authz) || msg == NULL || (p = calloc(1, sizeof(*p))) == NULL) {
+        if (msg)
+            mcpd__send(reply, msg, true);
+        json_decref(msg);
+        return;
+    }
+    a = m->params ? json_object_get(m->params, "arguments") : NULL;
+    if (a)
+        args = json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS);
+    struct mcpd_audit_record r = {
+        .kind = MCPD_AUDIT_DENY, .bot = s->bot, .session = s->id, .transport = s->transport,
+        .resource = resource, .tool = tool, .location = "mcpd", .decision = "deny",
+        .reason = reason, .args_json = args, .args_len = args ? strlen(args) : 0,
+        .status = "denied",
+    };
+    /* a held answer with no upstream: linked to the session so a closing sink detaches it */
+    p->session = s;
+    mcpd_session_ref(s);
+    p->client_id = json_incref(m->id);
+    p->held = msg;
+    p->audit_wait = true;
+    p->sink = reply;
+    reply->npending++;
+    p->snext = s->pending;
+    if (s->pending)
+        s->pending->sprev = p;
+    s->pending = p;
+    s->inflight++;
+    if (mcpd_authz_audit(d->authz, &r, on_audited, p) != 0) {
+        p->held = mcpd_jsonrpc_error_new(m->id, MCPD_RPC_SERVER_ERROR,
+                                         "the audit log cannot be written; the request is refused",
+                                         NULL);
+        json_decref(msg);
+        on_audited(0, p);
+    }
+    free(args);
 }
 
 void mcpd__router_fail_all(struct mcpd_upstream *up, const char *why)
@@ -429,19 +601,19 @@ static void on_response(struct mcpd_upstream *up, struct mcpd_msg *m)
         LOG_DEBUG("router", "upstream=%s response for unknown id dropped", up->name);
         return;
     }
-    unlink_pending(p);
     if (p->internal) {
+        unlink_pending(p);
         p->internal(up, m, NULL);
-    } else if (p->sink) {
+        free_pending(p);
+    } else {
         json_object_set(m->root, "id", p->client_id);
         if (p->fwd != MCPD_FWD_PLAIN && m->result) {
             expose_result(up, p->fwd, m->result);
             if (p->session && p->session->version[0])
                 degrade_result(p->session->version, p->fwd, m->result);
         }
-        mcpd__send(p->sink, m->root, true);
+        complete(p, json_incref(m->root), NULL);
     }
-    free_pending(p);
     mcpd__daemon_check_drained(up->daemon);
 }
 

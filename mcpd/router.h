@@ -47,6 +47,12 @@ struct mcpd_pending {
     mcpd_internal_cb internal;
     enum mcpd_fwd fwd;
     json_t *queued;                 /* per-client instance still starting: the message to send */
+    /* audit: the answer waits until its record is durable */
+    bool linked_up;                 /* in the upstream's map and deadline list */
+    bool audit_wait;                /* answered upstream; waiting for the audit */
+    json_t *held;                   /* the final answer to send once audited */
+    char *args_text;                /* canonical arguments as checked, for the audit */
+    uint64_t started_ms;
     const char *tool;               /* for logs (borrowed from the catalog entry copy) */
     char tool_name[65];
 };
@@ -66,6 +72,9 @@ struct mcpd_session {
     char version[16];
     const char *transport;
     char peer[64];
+    char bot[64];                   /* "" when no bots are configured */
+    unsigned char key_hash[32];     /* the key the bot authenticated with (HTTP) */
+    bool has_key;
     json_t *client_info;
     json_t *client_caps;
     int log_level;                  /* index into the syslog levels, -1 = all */
@@ -117,6 +126,14 @@ void mcpd__router_flush_queued(struct mcpd_upstream *up);
 void mcpd__router_client_response(struct mcpd_session *s, struct mcpd_msg *m);
 /* Forgets a per-client instance in its session (it is going away). */
 void mcpd__session_drop_private(struct mcpd_session *s, struct mcpd_upstream *up);
+/*
+ * Refuses client request `m` after a policy denial: audits the denial (when
+ * the audit is on) and sends `code`/`message`/`data` (data stolen) to reply
+ * once the record is durable.
+ */
+void mcpd__router_deny(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply,
+                       const char *resource, const char *tool, const char *reason, int code,
+                       json_t *data);
 /* Handles one decoded message from an upstream. */
 void mcpd__router_upstream_message(struct mcpd_upstream *up, struct mcpd_msg *m);
 

@@ -11,15 +11,18 @@
  */
 #include "session.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "authz.h"
 #include "daemon.h"
 #include "error.h"
 #include "limits.h"
 #include "log.h"
+#include "policy/policy.h"
 #include "router.h"
 
 const char *const mcpd_session_versions[] = { "2025-11-25", "2025-06-18", "2025-03-26",
@@ -100,6 +103,24 @@ void mcpd_session_unref(struct mcpd_session **sp)
     mcpd_map_foreach(&s->out, free_outreq, NULL);
     mcpd_map_dispose(&s->out);
     free(s);
+}
+
+void mcpd_session_set_bot(struct mcpd_session *s, const char *bot, const unsigned char *key_hash)
+{
+    snprintf(s->bot, sizeof(s->bot), "%s", bot ? bot : "");
+    s->has_key = key_hash != NULL;
+    if (key_hash)
+        memcpy(s->key_hash, key_hash, 32);
+}
+
+const char *mcpd_session_bot(const struct mcpd_session *s)
+{
+    return s->bot;
+}
+
+bool mcpd_session_key_matches(const struct mcpd_session *s, const unsigned char *key_hash)
+{
+    return s->has_key && key_hash && CRYPTO_memcmp(s->key_hash, key_hash, 32) == 0;
 }
 
 const char *mcpd_session_id(const struct mcpd_session *s)
@@ -347,6 +368,9 @@ static bool resource_down(struct mcpd_session *s, const char *name, char *why, s
         if (strlen(up->name) != n || strncmp(up->name, name, n) != 0 || !up->cfg->enabled ||
             up->state == MCPD_UP_READY)
             continue;
+        /* only to a bot bound to that tool: no existence oracle */
+        if (!mcpd_authz_tool_visible(d->authz, s->bot, up->name, sep + strlen(d->cfg->separator)))
+            return false;
         snprintf(why, cap, "upstream '%s' is unavailable (%s); its tools return when it is back",
                  up->name, up->last_error[0] ? up->last_error : mcpd_upstream_state_name(up->state));
         return true;
@@ -371,6 +395,10 @@ static void do_named_call(struct mcpd_session *s, struct mcpd_msg *m, struct mcp
     }
     e = prompt ? mcpd_catalog_prompt(s->daemon->catalog, name)
                : mcpd_catalog_lookup(s->daemon->catalog, name);
+    /* a tool the bot is not bound to does not exist for it: the same error */
+    if (e && !(prompt ? mcpd_authz_prompt_visible(s->daemon->authz, s->bot, e->resource, e->tool)
+                      : mcpd_authz_tool_visible(s->daemon->authz, s->bot, e->resource, e->tool)))
+        e = NULL;
     if (e == NULL) {
         if (!prompt && resource_down(s, name, why, sizeof(why))) {
             mcpd__send_error(reply, m->id, MCPD_RPC_SERVER_ERROR, why);
@@ -379,6 +407,18 @@ static void do_named_call(struct mcpd_session *s, struct mcpd_msg *m, struct mcp
         snprintf(why, sizeof(why), "Unknown %s: %.200s", prompt ? "prompt" : "tool", name);
         mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS, why);
         return;
+    }
+    if (!prompt && mcpd_authz_active(s->daemon->authz)) {
+        struct mcpd_policy_decision d;
+        if (args == NULL) /* fail closed: check an empty object, never nothing */
+            json_object_set_new(m->params, "arguments", args = json_object());
+        if (mcpd_authz_check_call(s->daemon->authz, s->bot, e->owner, e->tool, args, &d) != 0) {
+            LOG_INFO("policy", "session=%s bot=%s denied %s: %s", s->id, s->bot, e->name, d.reason);
+            mcpd__router_deny(s, m, reply, e->resource, e->tool, d.reason, MCPD_RPC_DENIED,
+                              json_pack("{s:s, s:s, s:s}", "dimension", d.dimension, "argument",
+                                        d.argument, "value", d.value));
+            return;
+        }
     }
     json_object_set_new(m->params, "name", json_string(e->tool));
     forward(s, e->owner, e->resource, m, reply, e->tool, prompt ? MCPD_FWD_PROMPT : MCPD_FWD_TOOL);
@@ -397,6 +437,8 @@ static struct mcpd_upstream *route_uri(struct mcpd_session *s, struct mcpd_msg *
         return NULL;
     }
     up = mcpd_catalog_route_uri(s->daemon->catalog, uri, &inner);
+    if (up && !mcpd_authz_uri_visible(s->daemon->authz, s->bot, up->name, inner))
+        up = NULL; /* unbound: as if it did not exist */
     if (up == NULL) {
         snprintf(why, sizeof(why), "Resource not found: %.200s", uri);
         json_t *e = mcpd_jsonrpc_error_new(m->id, -32002, why, json_pack("{s:s}", "uri", uri));
@@ -476,6 +518,8 @@ static void do_complete(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_
     if (type && strcmp(type, "ref/prompt") == 0) {
         const char *name = json_string_value(json_object_get(ref, "name"));
         const struct mcpd_catalog_entry *e = name ? mcpd_catalog_prompt(s->daemon->catalog, name) : NULL;
+        if (e && !mcpd_authz_prompt_visible(s->daemon->authz, s->bot, e->resource, e->tool))
+            e = NULL;
         if (e == NULL) {
             mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS, "Invalid params: unknown prompt in ref");
             return;
@@ -491,6 +535,21 @@ static void do_complete(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_
     }
 }
 
+/* What a bot sees of the catalog. */
+static bool list_filter(enum mcpd_list_kind kind, const char *resource, const char *name,
+                        void *arg)
+{
+    struct mcpd_session *s = arg;
+    switch (kind) {
+    case MCPD_LIST_TOOLS:
+        return mcpd_authz_tool_visible(s->daemon->authz, s->bot, resource, name);
+    case MCPD_LIST_PROMPTS:
+        return mcpd_authz_prompt_visible(s->daemon->authz, s->bot, resource, name);
+    default:
+        return mcpd_authz_uri_visible(s->daemon->authz, s->bot, resource, name);
+    }
+}
+
 static json_t *do_list(struct mcpd_session *s, struct mcpd_msg *m, enum mcpd_list_kind kind,
                        int *code, const char **why)
 {
@@ -501,8 +560,11 @@ static json_t *do_list(struct mcpd_session *s, struct mcpd_msg *m, enum mcpd_lis
         *why = "Invalid params: cursor must be a string";
         return NULL;
     }
-    page = mcpd_catalog_page_kind(s->daemon->catalog, kind, json_string_value(c),
-                                  s->daemon->cfg->limits.page_size);
+    page = mcpd_authz_active(s->daemon->authz)
+               ? mcpd_catalog_page_filtered(s->daemon->catalog, kind, json_string_value(c),
+                                            s->daemon->cfg->limits.page_size, list_filter, s)
+               : mcpd_catalog_page_kind(s->daemon->catalog, kind, json_string_value(c),
+                                        s->daemon->cfg->limits.page_size);
     if (page == NULL) {
         *code = MCPD_RPC_INVALID_PARAMS;
         *why = "Invalid params: unknown cursor";

@@ -50,6 +50,16 @@ bool mcpd_session_is_closed(const struct mcpd_session *s);
 /* True when the session negotiated 2025-03-26 (the only batching version). */
 bool mcpd_session_allows_batch(const struct mcpd_session *s);
 
+/*
+ * Binds the session to a bot (before initialize). key_hash is the SHA-256 of
+ * the key it authenticated with (HTTP), or NULL (stdio).
+ */
+void mcpd_session_set_bot(struct mcpd_session *s, const char *bot, const unsigned char *key_hash);
+/* The session's bot, "" when none. */
+const char *mcpd_session_bot(const struct mcpd_session *s);
+/* True when `key_hash` is the key this session's bot authenticated with. */
+bool mcpd_session_key_matches(const struct mcpd_session *s, const unsigned char *key_hash);
+
 /* Called when the core ends the session (reaped, shutdown): the transport forgets it. */
 void mcpd_session_on_close(struct mcpd_session *s, mcpd_session_close_cb cb, void *data);
 

@@ -22,18 +22,30 @@
 
 #define WAL_SIZE_LIMIT "67108864" /* bytes the WAL keeps after a checkpoint */
 
-/* Creates the file 0600 when missing, and refuses one we cannot write. */
+/*
+ * Creates the file 0600 when missing, and refuses one we cannot write.
+ * An existing file is never opened and closed here: closing any descriptor
+ * of a file drops every POSIX lock this process holds on it, including
+ * sqlite's for connections already open (the audit and the store watcher
+ * share the file). Without those locks another process (mcpd bots ...)
+ * takes itself for the last user and deletes the WAL under our feet.
+ */
 static int precreate(const char *path, char *err, size_t errcap)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int e;
 
-    if (fd < 0) {
-        int e = errno;
-        snprintf(err, errcap, "%s: cannot open for writing: %s", path, strerror(e));
-        return uv_translate_sys_error(e);
+    if (fd >= 0) { /* we made it: nobody can hold locks on it yet */
+        close(fd);
+        return 0;
     }
-    close(fd);
-    return 0;
+    e = errno;
+    if (e == EEXIST && access(path, R_OK | W_OK) == 0)
+        return 0;
+    if (e == EEXIST)
+        e = errno;
+    snprintf(err, errcap, "%s: cannot open for writing: %s", path, strerror(e));
+    return uv_translate_sys_error(e);
 }
 
 int mcpd__store_db_code(int rc)

@@ -4,6 +4,7 @@
 #   scripts/deps.sh            apt packages (only the missing ones) + the npm test
 #                              tools into the cache folder
 #   scripts/deps.sh --no-apt   only the npm side
+#   scripts/deps.sh --build-only  only the apt packages that building mcpd needs
 #   scripts/deps.sh --print    print the cache's env file path and exit
 #
 # apt: runs as root, or through sudo when not root; `apt-get update` only when
@@ -31,14 +32,19 @@ NODE_DIR="$CACHE/node-${NODE22_VERSION}"
 APT_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libssl-dev
   libcurl4-openssl-dev libsqlite3-dev libjansson-dev libyaml-dev libwslay-dev
   libcmocka-dev libarchive-dev clang libclang-rt-14-dev valgrind nodejs npm curl
-  nginx-light)
+  nginx-light sqlite3)
+BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libssl-dev
+  libcurl4-openssl-dev libsqlite3-dev libjansson-dev libyaml-dev libwslay-dev
+  libcmocka-dev libarchive-dev)
 
 log() { echo "deps.sh: $*" >&2; }
 die() { echo "deps.sh: error: $*" >&2; exit 1; }
 
 DO_APT=1
+BUILD_ONLY=0
 case "${1:-}" in
   --no-apt) DO_APT=0 ;;
+  --build-only) BUILD_ONLY=1; APT_PACKAGES=("${BUILD_PACKAGES[@]}") ;;
   --print) echo "$CACHE/env.sh"; exit 0 ;;
   -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   "") ;;
@@ -78,6 +84,7 @@ if [ "$DO_APT" = 1 ]; then
 fi
 
 # ------------------------------------------------------------------- npm ---
+[ "$BUILD_ONLY" = 0 ] || exit 0
 command -v npm >/dev/null 2>&1 || die "npm not found"
 command -v node >/dev/null 2>&1 || die "node not found"
 

@@ -89,6 +89,8 @@ static void on_session_close(struct mcpd_session *s, void *data)
 
 static void handle_get(struct sse_tp *tp, struct mcpd_http_conn *c, struct mcpd_http_request *req)
 {
+    unsigned char key_hash[32];
+    const char *bot;
     struct sse_client *cl;
     char endpoint[96];
     int r, n;
@@ -97,6 +99,8 @@ static void handle_get(struct sse_tp *tp, struct mcpd_http_conn *c, struct mcpd_
         mcpd_http_respond_rpc_error(c, 503, MCPD_RPC_SERVER_ERROR, "Service Unavailable: shutting down");
         return;
     }
+    if (!mcpd_listener_authenticate(tp->base.daemon, c, req, &bot, key_hash))
+        return;
     if ((cl = calloc(1, sizeof(*cl))) == NULL) {
         mcpd_http_respond_rpc_error(c, 500, MCPD_RPC_INTERNAL_ERROR, "out of memory");
         return;
@@ -122,6 +126,8 @@ static void handle_get(struct sse_tp *tp, struct mcpd_http_conn *c, struct mcpd_
     }
     mcpd_session_on_close(cl->s, on_session_close, cl);
     mcpd_session_set_stream(cl->s, &cl->sink);
+    if (bot)
+        mcpd_session_set_bot(cl->s, bot, key_hash);
     mcpd_http_conn_on_abort(c, on_stream_abort, cl);
     n = snprintf(endpoint, sizeof(endpoint), MESSAGE_PATH "?sessionId=%s", mcpd_session_id(cl->s));
     mcpd_http_stream_event(c, NULL, "endpoint", endpoint, (size_t)n);
@@ -143,11 +149,18 @@ static struct sse_client *find_client(struct sse_tp *tp, const char *query)
 static void handle_post(struct sse_tp *tp, struct mcpd_http_conn *c, struct mcpd_http_request *req)
 {
     const char *ct = mcpd_http_header(req, "content-type");
-    struct sse_client *cl = find_client(tp, req->query);
+    struct sse_client *cl;
     struct mcpd_rpc_error err;
+    unsigned char key_hash[32];
+    const char *bot;
     json_t *root;
     bool answered;
 
+    if (!mcpd_listener_authenticate(tp->base.daemon, c, req, &bot, key_hash))
+        return;
+    cl = find_client(tp, req->query);
+    if (cl && bot && !mcpd_session_key_matches(cl->s, key_hash))
+        cl = NULL; /* another bot's session: as if unknown */
     if (cl == NULL || cl->conn == NULL) {
         mcpd_http_respond_rpc_error(c, 404, MCPD_RPC_SERVER_ERROR, "Session not found");
         return;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mcpd/authz.h"
 #include "mcpd/error.h"
 #include "mcpd/jsonrpc.h"
 #include "mcpd/limits.h"
@@ -98,6 +99,14 @@ static int tp_start(struct mcpd_transport *tp)
     t->in.data = t->out.data = t;
     if ((r = mcpd_session_new(&t->session, tp->daemon, "stdio", "stdin")) != 0)
         return r;
+    if (mcpd_authz_active(tp->daemon->authz)) {
+        const char *bot = tp->daemon->stdio_bot;
+        if (bot == NULL || !mcpd_authz_has_bot(tp->daemon->authz, bot)) {
+            LOG_ERROR("stdio", "bots are configured: name a configured bot with --bot or auth.default_bot");
+            return MCPD_ECONFIG;
+        }
+        mcpd_session_set_bot(t->session, bot, NULL);
+    }
     mcpd_session_on_close(t->session, on_session_close, t);
     mcpd_session_set_stream(t->session, &t->sink);
     return uv_read_start((uv_stream_t *)&t->in, on_alloc, on_read);

@@ -345,8 +345,14 @@ static void on_session_close(struct mcpd_session *s, void *data)
 static struct hsess *new_session(struct http_tp *tp, struct mcpd_http_conn *c,
                                  struct mcpd_http_request *req)
 {
-    struct hsess *hs = calloc(1, sizeof(*hs));
+    struct hsess *hs;
+    unsigned char key_hash[32];
+    const char *bot;
     int r;
+
+    if (!mcpd_listener_authenticate(tp->base.daemon, c, req, &bot, key_hash))
+        return NULL;
+    hs = calloc(1, sizeof(*hs));
     if (hs == NULL) {
         respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, "out of memory");
         return NULL;
@@ -368,6 +374,8 @@ static struct hsess *new_session(struct http_tp *tp, struct mcpd_http_conn *c,
         return NULL;
     }
     mcpd_session_on_close(hs->s, on_session_close, tp);
+    if (bot)
+        mcpd_session_set_bot(hs->s, bot, key_hash);
     return hs;
 }
 
@@ -378,12 +386,20 @@ static struct hsess *find_session(struct http_tp *tp, struct mcpd_http_conn *c,
     const char *sid = mcpd_http_header(req, "mcp-session-id");
     const char *pv = mcpd_http_header(req, "mcp-protocol-version");
     struct hsess *hs;
+    unsigned char key_hash[32];
+    const char *bot;
+
+    if (!mcpd_listener_authenticate(tp->base.daemon, c, req, &bot, key_hash))
+        return NULL;
 
     if (sid == NULL) {
         respond_error(c, 400, MCPD_RPC_SERVER_ERROR, "Bad Request: Mcp-Session-Id header is required");
         return NULL;
     }
     hs = strlen(sid) == 32 ? mcpd_map_get(&tp->sessions, sid, 32) : NULL;
+    /* a session is bound to the key that opened it: another bot's key finds nothing */
+    if (hs && bot && !mcpd_session_key_matches(hs->s, key_hash))
+        hs = NULL;
     if (hs == NULL) {
         respond_error(c, 404, MCPD_RPC_SERVER_ERROR, "Session not found");
         return NULL;

@@ -44,3 +44,5 @@ set_tests_properties(conformance.client PROPERTIES LABELS conformance TIMEOUT 18
   ENVIRONMENT "MCPD_BIN=$<TARGET_FILE:mcpd>")
 
 mcpd_e2e_test(resume 90)
+
+mcpd_e2e_test(policy 180)

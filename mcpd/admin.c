@@ -1,0 +1,325 @@
+/*
+ * admin.c - bots, audit, catalog and policy commands of the CLI (see
+ * admin.h). The store and audit calls here are synchronous: these commands
+ * run without an event loop (bots, audit) or after the daemon has built
+ * its catalog and before it serves anyone (catalog, explain).
+ */
+#include "admin.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "authz.h"
+#include "catalog.h"
+#include "daemon.h"
+#include "error.h"
+#include "policy/policy.h"
+#include "store.h"
+#include "upstream.h"
+
+char *mcpd_admin_store_path(const struct mcpd_config *cfg)
+{
+    const char *slash;
+    char *p;
+    if (cfg->store_path)
+        return strdup(cfg->store_path);
+    slash = strrchr(cfg->path, '/');
+    if (asprintf(&p, "%.*s%smcpd.db", slash ? (int)(slash - cfg->path) : 0, cfg->path,
+                 slash ? "/" : "") < 0)
+        return NULL;
+    return p;
+}
+
+static void print_time(int64_t ms)
+{
+    char buf[32];
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms <= 0) {
+        printf("%-20s ", "-");
+        return;
+    }
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("%-20s ", buf);
+}
+
+static int bots_list(struct mcpd_store *st)
+{
+    struct mcpd_bot_row rows[256];
+    char err[256];
+    int n = mcpd_store_bot_list(st, rows, 256, err, sizeof(err));
+    if (n < 0) {
+        fprintf(stderr, "mcpd: %s\n", err);
+        return 1;
+    }
+    printf("%-32s %-9s %-16s %-20s %s\n", "BOT", "STATUS", "KEY", "CREATED", "ROTATED");
+    for (int i = 0; i < n && i < 256; i++) {
+        printf("%-32s %-9s %-16s ", rows[i].name, rows[i].disabled ? "disabled" : "enabled",
+               rows[i].key_hint);
+        print_time(rows[i].created_ms);
+        print_time(rows[i].rotated_ms);
+        printf("\n");
+    }
+    return 0;
+}
+
+int mcpd_admin_bots(const struct mcpd_config *cfg, const char *verb, const char *name)
+{
+    char *path = mcpd_admin_store_path(cfg), err[256], key[MCPD_BOT_KEY_LEN + 1];
+    struct mcpd_store *st = NULL;
+    int r = 0, rc = 1;
+
+    if (path == NULL || mcpd_store_open(&st, path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mcpd: %s\n", path ? err : "out of memory");
+        free(path);
+        return 1;
+    }
+    if (strcmp(verb, "list") == 0) {
+        rc = bots_list(st);
+        goto out;
+    }
+    if (strcmp(verb, "create") == 0)
+        r = mcpd_store_bot_create(st, name, key, err, sizeof(err));
+    else if (strcmp(verb, "rotate") == 0)
+        r = mcpd_store_bot_rotate(st, name, key, err, sizeof(err));
+    else if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0)
+        r = mcpd_store_bot_set_disabled(st, name, strcmp(verb, "disable") == 0, err, sizeof(err));
+    else if (strcmp(verb, "delete") == 0)
+        r = mcpd_store_bot_delete(st, name, err, sizeof(err));
+    else {
+        fprintf(stderr, "mcpd: unknown bots verb '%s' (create|list|rotate|disable|enable|delete)\n",
+                verb);
+        rc = 2;
+        goto out;
+    }
+    if (r != 0) {
+        fprintf(stderr, "mcpd: %s\n", err);
+        goto out;
+    }
+    if (strcmp(verb, "create") == 0 || strcmp(verb, "rotate") == 0) {
+        /* the key goes to stdout alone, once; nothing else keeps it */
+        printf("%s\n", key);
+        fprintf(stderr, "mcpd: bot '%s' %s; its key is shown once, above\n", name,
+                strcmp(verb, "create") == 0 ? "created" : "has a new key (the old one is revoked)");
+    } else {
+        fprintf(stderr, "mcpd: bot '%s' %sd\n", name, verb);
+    }
+    rc = 0;
+out:
+    mcpd_store_close(st);
+    free(path);
+    return rc;
+}
+
+int mcpd_admin_parse_since(const char *s, int64_t *ms)
+{
+    struct tm tm;
+    char *end;
+    long long n;
+
+    *ms = 0;
+    if (s == NULL)
+        return 0;
+    errno = 0;
+    n = strtoll(s, &end, 10);
+    if (end != s && errno == 0 && n > 0 && end[0] && end[1] == '\0') {
+        int64_t unit = end[0] == 's' ? 1000 : end[0] == 'm' ? 60000 : end[0] == 'h' ? 3600000
+                     : end[0] == 'd' ? 86400000 : 0;
+        if (unit == 0)
+            return -1;
+        *ms = (int64_t)time(NULL) * 1000 - n * unit;
+        return 0;
+    }
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(s, "%Y-%m-%d", &tm);
+    if (end && *end == 'T')
+        end = strptime(end + 1, "%H:%M", &tm);
+    if (end && *end == ':')
+        end = strptime(end + 1, "%S", &tm);
+    if (end && *end == 'Z')
+        end++;
+    if (end == NULL || *end != '\0')
+        return -1;
+    *ms = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}
+
+int mcpd_admin_parse_limit(const char *s, int64_t *limit)
+{
+    char *end;
+    *limit = 0;
+    if (s == NULL)
+        return 0;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    if (end == s || *end || errno || n <= 0)
+        return -1;
+    *limit = n;
+    return 0;
+}
+
+int mcpd_admin_audit(const struct mcpd_config *cfg, const char *verb,
+                     const struct mcpd_audit_query *q)
+{
+    char *path = mcpd_admin_store_path(cfg), err[256];
+    int64_t rows = 0, bad = 0;
+    int r, rc = 1;
+
+    if (path == NULL)
+        return 1;
+    if (strcmp(verb, "verify") == 0) {
+        r = mcpd_audit_verify(path, &rows, &bad, err, sizeof(err));
+        if (r == 0) {
+            printf("audit: %lld rows, chain intact\n", (long long)rows);
+            rc = 0;
+        } else if (r == 1) {
+            printf("audit: chain broken at row %lld (%lld rows checked before it)\n",
+                   (long long)bad, (long long)rows);
+        } else {
+            fprintf(stderr, "mcpd: %s\n", err);
+        }
+    } else if (strcmp(verb, "query") == 0) {
+        if (mcpd_audit_print(path, q, stdout, err, sizeof(err)) == 0)
+            rc = 0;
+        else
+            fprintf(stderr, "mcpd: %s\n", err);
+    } else {
+        fprintf(stderr, "mcpd: unknown audit verb '%s' (verify, or none to query)\n", verb);
+        rc = 2;
+    }
+    free(path);
+    return rc;
+}
+
+/* ---- views over the running catalog ----------------------------------------------------- */
+
+static bool bot_sees(struct mcpd_daemon *d, const char *bot, const struct mcpd_catalog_entry *e)
+{
+    return bot == NULL || mcpd_authz_tool_visible(d->authz, bot, e->resource, e->tool);
+}
+
+int mcpd_admin_print_catalog(struct mcpd_daemon *d, const char *bot, bool json)
+{
+    const struct mcpd_catalog *cat = d->catalog;
+    json_t *out = json_object(), *servers = json_array(), *tools = json_array(), *v;
+    size_t i;
+
+    if (bot && mcpd_authz_active(d->authz) && !mcpd_authz_has_bot(d->authz, bot)) {
+        fprintf(stderr, "mcpd: no bot named '%s' in the configuration\n", bot);
+        json_decref(out);
+        json_decref(servers);
+        json_decref(tools);
+        return 1;
+    }
+    for (i = 0; i < d->nups; i++) {
+        struct mcpd_upstream *up = d->ups[i];
+        size_t n = 0;
+        for (size_t j = 0; cat && j < cat->count; j++)
+            n += cat->entries[j].owner == up && bot_sees(d, bot, &cat->entries[j]);
+        json_array_append_new(servers,
+                              json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "name", up->name, "kind",
+                                        up->ops->kind, "state",
+                                        up->cfg->enabled ? mcpd_upstream_state_name(up->state) : "disabled",
+                                        "protocol", up->protocol_version, "tools", (json_int_t)n,
+                                        "error", up->last_error));
+    }
+    for (size_t j = 0; cat && j < cat->count; j++) {
+        const struct mcpd_catalog_entry *e = &cat->entries[j];
+        if (bot_sees(d, bot, e))
+            json_array_append_new(tools, json_pack("{s:s, s:s, s:s, s:b}", "name", e->name,
+                                                   "resource", e->resource, "tool", e->tool,
+                                                   "renamed", e->renamed));
+    }
+    json_object_set_new(out, "servers", servers);
+    json_object_set_new(out, "tools", tools);
+    json_object_set_new(out, "collisions", cat ? json_incref(cat->collisions) : json_array());
+    if (bot)
+        json_object_set_new(out, "bot", json_string(bot));
+    if (json) {
+        char *s = json_dumps(out, JSON_INDENT(2));
+        if (s)
+            printf("%s\n", s);
+        free(s);
+    } else {
+        printf("%-24s %-8s %-13s %-6s %s\n", "SERVER", "KIND", "STATE", "TOOLS", "ERROR");
+        json_array_foreach(servers, i, v)
+        {
+            printf("%-24s %-8s %-13s %-6lld %s\n", json_string_value(json_object_get(v, "name")),
+                   json_string_value(json_object_get(v, "kind")),
+                   json_string_value(json_object_get(v, "state")),
+                   (long long)json_integer_value(json_object_get(v, "tools")),
+                   json_string_value(json_object_get(v, "error")));
+        }
+        printf("\n%-40s %-24s %s\n", "TOOL", "FROM", "UPSTREAM NAME");
+        json_array_foreach(tools, i, v)
+        {
+            printf("%-40s %-24s %s%s\n", json_string_value(json_object_get(v, "name")),
+                   json_string_value(json_object_get(v, "resource")),
+                   json_string_value(json_object_get(v, "tool")),
+                   json_is_true(json_object_get(v, "renamed")) ? "  (renamed)" : "");
+        }
+        json_array_foreach(json_object_get(out, "collisions"), i, v)
+        {
+            printf("collision: %s of %s left out (name %s taken by %s)\n",
+                   json_string_value(json_object_get(v, "tool")),
+                   json_string_value(json_object_get(v, "resource")),
+                   json_string_value(json_object_get(v, "name")),
+                   json_string_value(json_object_get(v, "kept_by")));
+        }
+    }
+    fflush(stdout);
+    json_decref(out);
+    return 0;
+}
+
+int mcpd_admin_explain(struct mcpd_daemon *d, const char *bot, const char *tool,
+                       const char *args_json)
+{
+    const struct mcpd_catalog_entry *e = mcpd_catalog_lookup(d->catalog, tool);
+    struct mcpd_policy_decision dec;
+    json_error_t jerr;
+    json_t *args;
+    char *canon;
+
+    if (!mcpd_authz_active(d->authz)) {
+        printf("allow: no bots are configured, so there is no policy\n");
+        return 0;
+    }
+    if (!mcpd_authz_has_bot(d->authz, bot)) {
+        printf("deny: no bot named '%s' in the configuration\n", bot);
+        return 1;
+    }
+    if (e == NULL) {
+        printf("deny: no tool named '%s' in the catalog (mcpd catalog lists them)\n", tool);
+        return 1;
+    }
+    if (!mcpd_authz_tool_visible(d->authz, bot, e->resource, e->tool)) {
+        printf("deny: bot '%s' is bound to no binding for tool '%s' of '%s' (it is hidden)\n", bot,
+               e->tool, e->resource);
+        return 1;
+    }
+    args = args_json ? json_loads(args_json, JSON_REJECT_DUPLICATES, &jerr) : json_object();
+    if (!json_is_object(args)) {
+        fprintf(stderr, "mcpd: --args must be a JSON object%s%s\n", args ? "" : ": ",
+                args ? "" : jerr.text);
+        json_decref(args);
+        return 2;
+    }
+    mcpd_authz_check_call(d->authz, bot, e->owner, e->tool, args, &dec);
+    canon = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS);
+    printf("%s: %s\n", dec.allow ? "allow" : "deny", dec.allow ? "every dimension accepts the arguments" : dec.reason);
+    printf("  bot:       %s\n  tool:      %s (%s of %s)\n", bot, tool, e->tool, e->resource);
+    printf("  binding:   %s\n", dec.binding[0] ? dec.binding : "(none matched)");
+    if (dec.dimension[0])
+        printf("  dimension: %s, argument '%s', value '%s'\n", dec.dimension, dec.argument, dec.value);
+    if (dec.pattern[0])
+        printf("  pattern:   %s\n", dec.pattern);
+    printf("  forwarded: %s\n", dec.allow && canon ? canon : "(nothing)");
+    free(canon);
+    json_decref(args);
+    return dec.allow ? 0 : 1;
+}

@@ -1,0 +1,218 @@
+// policy.mjs - bots, bindings and the audit log end to end (the policy issue):
+// two bots with different bindings over streamable HTTP and stdio see and call
+// exactly their own tools; denials name the dimension and value and never
+// reach the upstream; keys are required, bound to sessions, rotated, disabled;
+// every call leaves one audit row, the chain verifies, a hand-edited row is
+// found, and a kill -9 under load loses no acknowledged call.
+import fs from 'node:fs';
+import path from 'node:path';
+import { bin, ok, eq, match, step, finish, startServe, sdk, texts, tmp, run, rawHttp, waitFor, sleep } from './lib.mjs';
+
+const { Client, StreamableHTTPClientTransport, StdioClientTransport } = await sdk();
+const db = path.join(tmp, 'mcpd.db');
+const flog = path.join(tmp, 'fixture.log');
+const cfgText = `store: ${db}
+servers:
+  fixture:
+    command: ${bin.fixture}
+    env: { FIXTURE_LOG: "${flog}" }
+    dimensions: { paths: [path], commands: [command] }
+  demo:
+    command: ${bin.demo}
+roles:
+  adder:
+    - { resource: demo, tools: [add] }
+bots:
+  alice:
+    roles: [adder]
+    bindings:
+      - resource: fixture
+        tools: [echo, test_simple_text]
+        paths: ["/tmp/**"]
+        commands: ["ls *", "ls -l *", "git status"]
+  bob:
+    bindings:
+      - { resource: demo, tools: ["*"] }
+auth: { default_bot: bob }
+`;
+const cfg = path.join(tmp, 'policy.yaml');
+fs.writeFileSync(cfg, cfgText);
+const mcpd = (...args) => run(bin.mcpd, [...args, '-c', cfg]);
+const key = {};
+
+async function httpClient(url, k) {
+  const c = new Client({ name: 'policy-e2e', version: '1' }, { capabilities: {} });
+  await c.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${k}` } } }));
+  return c;
+}
+const names = async (c) => (await c.listTools()).tools.map((t) => t.name).sort();
+async function callErr(c, name, args) {
+  try {
+    await c.callTool({ name, arguments: args });
+    return null;
+  } catch (e) {
+    return e;
+  }
+}
+const fixtureSaw = () => (fs.existsSync(flog) ? fs.readFileSync(flog, 'utf8') : '');
+const sql = (q) => run('sqlite3', [db, q]).stdout.trim();
+
+await step('bots are created with keys shown once', async () => {
+  for (const b of ['alice', 'bob']) {
+    const r = mcpd('bots', 'create', b);
+    eq(r.code, 0, `bots create ${b} exits 0`);
+    key[b] = r.stdout.trim();
+    match(key[b], /^mk_[0-9a-f]{48}$/, `${b}'s key is mk_ + 48 hex`);
+  }
+  eq(mcpd('bots', 'create', 'alice').code, 1, 'a second bot named alice is refused');
+  const list = mcpd('bots', 'list');
+  ok(/alice\s+enabled/.test(list.stdout) && /bob\s+enabled/.test(list.stdout), 'bots list shows both, enabled');
+  ok(!list.stdout.includes(key.alice) && !fs.readFileSync(db).includes(Buffer.from(key.alice)), 'the key appears neither in the list nor in the database file');
+});
+
+await step('HTTP: each bot sees and calls exactly its bindings', async () => {
+  const srv = await startServe(cfgText, { name: 'policy-http' });
+  const alice = await httpClient(srv.url, key.alice);
+  const bob = await httpClient(srv.url, key.bob);
+  eq(await names(alice), ['demo__add', 'fixture__echo', 'fixture__test_simple_text'], 'alice sees her bindings and her role');
+  eq(await names(bob), ['demo__add', 'demo__echo', 'demo__now', 'demo__reverse'], 'bob sees the demo server only');
+  const r = await alice.callTool({ name: 'fixture__echo', arguments: { text: 'hi', path: '/tmp/a/../b', command: 'ls -l /tmp' } });
+  eq(texts(r), ['hi'], 'an allowed call is answered');
+  ok(fixtureSaw().includes('"path":"/tmp/b"'), 'the canonical path was forwarded, not the raw one');
+  eq(texts(await alice.callTool({ name: 'demo__add', arguments: { a: 2, b: 3 } })), ['5'], 'a tool granted by the role works');
+  const before = fixtureSaw().length;
+  const e1 = await callErr(alice, 'fixture__echo', { text: 'x', path: '/etc/passwd' });
+  eq(e1?.code, -32003, 'a path outside /tmp is denied with -32003');
+  match(e1?.message ?? '', /paths: '\/etc\/passwd' \(argument 'path'\)/, 'the denial names the dimension, value and argument');
+  const e2 = await callErr(alice, 'fixture__echo', { text: 'x', path: '/tmp/x', command: 'ls; rm -rf /' });
+  eq(e2?.code, -32003, 'a shell metacharacter in the command is denied');
+  match(e2?.message ?? '', /commands/, 'the denial names the commands dimension');
+  const e3 = await callErr(alice, 'fixture__echo', { text: 'x', path: '/tmp/x', command: 'git log --output=/tmp/x' });
+  eq(e3?.code, -32003, 'a command outside the patterns is denied');
+  eq(fixtureSaw().length, before, 'no denied call reached the upstream (its log did not grow)');
+  const hidden = await callErr(alice, 'demo__echo', { text: 'x' });
+  const unknown = await callErr(alice, 'nope__nothing', {});
+  eq(hidden?.code, -32602, 'a hidden tool gives -32602');
+  eq(hidden?.message.replace('demo__echo', 'X'), unknown?.message.replace('nope__nothing', 'X'), 'a hidden tool gives the same error as an unknown one');
+  eq((await callErr(bob, 'fixture__echo', { text: 'x' }))?.code, -32602, 'bob cannot call the fixture');
+
+  const init = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+  const head = (extra) => ['POST /mcp HTTP/1.1', `Host: 127.0.0.1:${srv.port}`, 'Content-Type: application/json', 'Accept: application/json, text/event-stream', `Content-Length: ${init.length}`, 'Connection: close', ...extra];
+  const nokey = await rawHttp(srv.port, head([]), init);
+  eq(nokey.status, 401, 'no key: 401');
+  match(nokey.headers['www-authenticate'] ?? '', /^Bearer /, 'with a WWW-Authenticate: Bearer header');
+  eq((await rawHttp(srv.port, head(['Authorization: Bearer mk_' + '0'.repeat(48)]), init)).status, 401, 'a wrong key: 401');
+  const sid = alice.transport.sessionId;
+  const stolen = await rawHttp(srv.port, head([`Authorization: Bearer ${key.bob}`, `Mcp-Session-Id: ${sid}`]),
+                               JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }).padEnd(init.length));
+  eq(stolen.status, 404, "alice's session used with bob's key is not found");
+
+  // rotation: alice's key is revoked at once and her session closed
+  const rot = mcpd('bots', 'rotate', 'alice');
+  eq(rot.code, 0, 'bots rotate alice exits 0');
+  const closed = await waitFor(async () => (await callErr(alice, 'fixture__echo', { text: 'x', path: '/tmp/x' })) !== null, 5000, 200);
+  ok(closed, 'after rotation the old session stops working within 5 s');
+  const alice2 = await httpClient(srv.url, rot.stdout.trim());
+  eq(texts(await alice2.callTool({ name: 'fixture__test_simple_text', arguments: {} })).length, 1, 'the new key works');
+  key.alice = rot.stdout.trim();
+  eq(mcpd('bots', 'disable', 'bob').code, 0, 'bots disable bob');
+  const refused = await waitFor(async () => (await rawHttp(srv.port, head([`Authorization: Bearer ${key.bob}`]), init)).status === 401, 5000, 200);
+  ok(refused, 'a disabled bot is refused (401)');
+  eq(mcpd('bots', 'enable', 'bob').code, 0, 'bots enable bob');
+  const back = await waitFor(async () => (await rawHttp(srv.port, head([`Authorization: Bearer ${key.bob}`]), init)).status === 200, 5000, 200);
+  ok(back, 'enabled again, bob is accepted');
+  for (const c of [alice, bob, alice2]) await c.close().catch(() => {});
+  await srv.stopAndCheck();
+});
+
+await step('stdio: the bot is --bot (or auth.default_bot)', async () => {
+  const c = new Client({ name: 'policy-stdio', version: '1' }, { capabilities: {} });
+  await c.connect(new StdioClientTransport({ command: bin.mcpd, args: ['stdio', '-c', cfg, '--bot', 'alice'], stderr: 'ignore' }));
+  eq(await names(c), ['demo__add', 'fixture__echo', 'fixture__test_simple_text'], 'stdio --bot alice sees alice\'s tools');
+  eq((await callErr(c, 'fixture__echo', { text: 'x', path: '/root' }))?.code, -32003, 'and is denied like over HTTP');
+  await c.close();
+  const d = new Client({ name: 'policy-stdio', version: '1' }, { capabilities: {} });
+  await d.connect(new StdioClientTransport({ command: bin.mcpd, args: ['stdio', '-c', cfg], stderr: 'ignore' }));
+  eq(await names(d), ['demo__add', 'demo__echo', 'demo__now', 'demo__reverse'], 'without --bot: auth.default_bot (bob)');
+  await d.close();
+});
+
+await step('CLI views: catalog --bot and policy explain', async () => {
+  const cat = mcpd('catalog', '--bot', 'bob', '--json');
+  eq(JSON.parse(cat.stdout).tools.map((t) => t.name).sort(), ['demo__add', 'demo__echo', 'demo__now', 'demo__reverse'], 'catalog --bot bob');
+  const allow = mcpd('policy', 'explain', '--bot', 'alice', '--tool', 'fixture__echo', '--args', '{"path":"/tmp/x/./y","command":"git status"}');
+  eq(allow.code, 0, 'explain: allowed exits 0');
+  match(allow.stdout, /^allow: /m, 'explain says allow');
+  match(allow.stdout, /binding:\s+bots\.alice\.bindings\[0\]/, 'and names the deciding binding');
+  match(allow.stdout, /"path":"\/tmp\/x\/y"/, 'and shows the canonical arguments it would forward');
+  const deny = mcpd('policy', 'explain', '--bot', 'alice', '--tool', 'fixture__echo', '--args', '{"path":"/etc/shadow"}');
+  eq(deny.code, 1, 'explain: denied exits 1');
+  match(deny.stdout, /^deny: paths: '\/etc\/shadow'/m, 'explain names the dimension and value');
+});
+
+await step('audit: one row per call, a verifiable chain, tampering found', async () => {
+  const srv = await startServe(cfgText, { name: 'policy-audit' });
+  const before = Number(sql("SELECT count(*) FROM audit WHERE kind='call' AND tool='test_simple_text'"));
+  const clients = await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map(() => httpClient(srv.url, key.alice)));
+  const N = 400;
+  let done = 0;
+  await Promise.all(clients.map(async (c) => {
+    for (let i = 0; i < N / clients.length; i++) {
+      await c.callTool({ name: 'fixture__test_simple_text', arguments: {} });
+      done++;
+    }
+  }));
+  eq(done, N, `${N} calls from 8 concurrent clients were answered`);
+  const after = Number(sql("SELECT count(*) FROM audit WHERE kind='call' AND tool='test_simple_text' AND status='ok' AND bot='alice'"));
+  eq(after - before, N, `exactly ${N} complete audit rows`);
+  if (after - before !== N) console.log(sql("SELECT kind, bot, tool, status, count(*) FROM audit GROUP BY 1,2,3,4"));
+  const denials = sql("SELECT count(*) FROM audit WHERE kind='deny' AND decision='deny' AND reason LIKE 'paths:%'");
+  ok(Number(denials) >= 1, `denials are audited with their reason (${denials})`);
+  ok(!fs.readFileSync(db).includes(Buffer.from(key.alice)), 'no key in the database');
+  for (const c of clients) await c.close().catch(() => {});
+  await srv.stopAndCheck();
+  const v = mcpd('audit', 'verify');
+  eq(v.code, 0, 'audit verify: the chain is intact');
+  const q = mcpd('audit', '--bot', 'alice', '--tool', 'echo', '--json');
+  ok(q.code === 0 && q.stdout.trim().split('\n').every((l) => JSON.parse(l).bot === 'alice'), 'audit --bot alice --tool echo --json lists only those rows');
+  const id = sql("SELECT id FROM audit WHERE kind='call' ORDER BY id LIMIT 1 OFFSET 5");
+  sql(`UPDATE audit SET status='forged' WHERE id=${id}`);
+  const bad = mcpd('audit', 'verify');
+  eq(bad.code, 1, 'after a hand edit, audit verify fails');
+  match(bad.stdout, new RegExp(`broken at row ${id}\\b`), `and names the edited row (${id})`);
+  sql(`UPDATE audit SET status='ok' WHERE id=${id}`);
+  eq(mcpd('audit', 'verify').code, 0, 'restoring the value restores the chain');
+});
+
+await step('kill -9 under load loses no acknowledged call', async () => {
+  const srv = await startServe(cfgText, { name: 'policy-kill' });
+  const before = Number(sql("SELECT count(*) FROM audit WHERE kind='call' AND tool='echo'"));
+  const clients = await Promise.all([0, 1, 2, 3].map(() => httpClient(srv.url, key.alice)));
+  let acked = 0;
+  let stop = false;
+  const load = clients.map(async (c) => {
+    while (!stop) {
+      try {
+        await c.callTool({ name: 'fixture__echo', arguments: { text: 'k', path: '/tmp/k' } });
+        acked++;
+      } catch {
+        return;
+      }
+    }
+  });
+  await waitFor(() => acked >= 200, 10000, 20);
+  srv.stopping = true;
+  process.kill(srv.pid, 'SIGKILL');
+  stop = true;
+  await Promise.allSettled(load);
+  await srv.exited;
+  ok(acked >= 200, `${acked} calls were acknowledged before the kill`);
+  const v = mcpd('audit', 'verify');
+  eq(v.code, 0, 'the database opens and its chain verifies after kill -9');
+  eq(sql('PRAGMA integrity_check'), 'ok', 'sqlite integrity_check: ok');
+  const rows = Number(sql("SELECT count(*) FROM audit WHERE kind='call' AND tool='echo'")) - before;
+  ok(rows >= acked, `every acknowledged call has its row (${rows} rows >= ${acked} acknowledged)`);
+  for (const c of clients) await c.close().catch(() => {});
+});
+
+await finish();
