@@ -550,6 +550,29 @@ static bool list_filter(enum mcpd_list_kind kind, const char *resource, const ch
     }
 }
 
+static void list_audited(int status, void *data)
+{
+}
+
+/* A filtered list leaves a summary row: what the bot saw of how much. */
+static int audit_list(struct mcpd_session *s, enum mcpd_list_kind kind, size_t shown)
+{
+    const struct mcpd_catalog *cat = s->daemon->catalog;
+    size_t total = cat == NULL ? 0
+                   : kind == MCPD_LIST_TOOLS   ? cat->count
+                   : kind == MCPD_LIST_PROMPTS ? cat->nprompts
+                   : kind == MCPD_LIST_RESOURCES ? cat->nresources
+                                                 : cat->ntemplates;
+    char reason[96];
+    struct mcpd_audit_record r = { .kind = MCPD_AUDIT_LIST, .bot = s->bot, .session = s->id,
+                                   .transport = s->transport, .tool = mcpd_list_method[kind],
+                                   .location = "mcpd", .decision = "allow", .reason = reason,
+                                   .status = "ok" };
+    snprintf(reason, sizeof(reason), "%zu of %zu %s shown (this page)", shown, total,
+             mcpd_list_key[kind]);
+    return mcpd_authz_audit(s->daemon->authz, &r, list_audited, NULL);
+}
+
 static json_t *do_list(struct mcpd_session *s, struct mcpd_msg *m, enum mcpd_list_kind kind,
                        int *code, const char **why)
 {
@@ -568,6 +591,12 @@ static json_t *do_list(struct mcpd_session *s, struct mcpd_msg *m, enum mcpd_lis
     if (page == NULL) {
         *code = MCPD_RPC_INVALID_PARAMS;
         *why = "Invalid params: unknown cursor";
+    } else if (mcpd_authz_active(s->daemon->authz) && mcpd_authz_auditing(s->daemon->authz) &&
+               audit_list(s, kind, json_array_size(json_object_get(page, mcpd_list_key[kind]))) != 0) {
+        json_decref(page);
+        page = NULL;
+        *code = MCPD_RPC_SERVER_ERROR;
+        *why = "the audit log cannot be written; the request is refused";
     }
     return page;
 }

@@ -169,6 +169,8 @@ await step('audit: one row per call, a verifiable chain, tampering found', async
   const denials = sql("SELECT count(*) FROM audit WHERE kind='deny' AND decision='deny' AND reason LIKE 'paths:%'");
   ok(Number(denials) >= 1, `denials are audited with their reason (${denials})`);
   ok(!fs.readFileSync(db).includes(Buffer.from(key.alice)), 'no key in the database');
+  const lists = sql("SELECT count(*) FROM audit WHERE kind='list' AND bot='alice' AND reason LIKE '3 of % tools shown%'");
+  ok(Number(lists) >= 1, `alice's filtered tools/list left summary rows ("3 of N tools shown"): ${lists}`);
   for (const c of clients) await c.close().catch(() => {});
   await srv.stopAndCheck();
   const v = mcpd('audit', 'verify');
