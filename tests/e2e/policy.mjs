@@ -127,12 +127,12 @@ await step('HTTP: each bot sees and calls exactly its bindings', async () => {
 
 await step('stdio: the bot is --bot (or auth.default_bot)', async () => {
   const c = new Client({ name: 'policy-stdio', version: '1' }, { capabilities: {} });
-  await c.connect(new StdioClientTransport({ command: bin.mcpd, args: ['stdio', '-c', cfg, '--bot', 'alice'], stderr: 'ignore' }));
+  await c.connect(new StdioClientTransport({ command: bin.mcpd, args: ['stdio', '-c', cfg, '--bot', 'alice'], stderr: 'ignore', env: { ...process.env } }));
   eq(await names(c), ['demo__add', 'fixture__echo', 'fixture__test_simple_text'], 'stdio --bot alice sees alice\'s tools');
   eq((await callErr(c, 'fixture__echo', { text: 'x', path: '/root' }))?.code, -32003, 'and is denied like over HTTP');
   await c.close();
   const d = new Client({ name: 'policy-stdio', version: '1' }, { capabilities: {} });
-  await d.connect(new StdioClientTransport({ command: bin.mcpd, args: ['stdio', '-c', cfg], stderr: 'ignore' }));
+  await d.connect(new StdioClientTransport({ command: bin.mcpd, args: ['stdio', '-c', cfg], stderr: 'ignore', env: { ...process.env } }));
   eq(await names(d), ['demo__add', 'demo__echo', 'demo__now', 'demo__reverse'], 'without --bot: auth.default_bot (bob)');
   await d.close();
 });

@@ -46,3 +46,15 @@ set_tests_properties(conformance.client PROPERTIES LABELS conformance TIMEOUT 18
 mcpd_e2e_test(resume 90)
 
 mcpd_e2e_test(policy 180)
+
+# The same end-to-end tests with mcpd under valgrind memcheck (label valgrind):
+# the proxy path, HTTP error handling, and bots/policy/audit (threads, sqlite).
+find_program(MCPD_VALGRIND valgrind)
+if(MCPD_VALGRIND)
+  foreach(name proxy http_errors policy)
+    add_test(NAME valgrind.${name}
+      COMMAND bash ${MCPD_E2E_DIR}/run_node.sh ${MCPD_E2E_DIR}/${name}.mjs)
+    set_tests_properties(valgrind.${name} PROPERTIES LABELS valgrind TIMEOUT 600
+      ENVIRONMENT "MCPD_BIN=${MCPD_E2E_DIR}/valgrind_mcpd.sh;MCPD_REAL=$<TARGET_FILE:mcpd>;MCPD_FIXTURE=$<TARGET_FILE:mcpd-fixture>;MCPD_DEMO=$<TARGET_FILE:mcpd-demo-server>;MCPD_E2E_TIMEOUT_MS=580000")
+  endforeach()
+endif()
