@@ -612,6 +612,8 @@ static void on_response(struct mcpd_upstream *up, struct mcpd_msg *m)
             if (p->session && p->session->version[0])
                 degrade_result(p->session->version, p->fwd, m->result);
         }
+        if (p->session && p->session->modern)
+            mcpd__modernize(m->root, p->fwd == MCPD_FWD_READ);
         complete(p, json_incref(m->root), NULL);
     }
     mcpd__daemon_check_drained(up->daemon);
@@ -620,7 +622,7 @@ static void on_response(struct mcpd_upstream *up, struct mcpd_msg *m)
 static const char *const syslog_levels[] = { "debug", "info", "notice", "warning", "error",
                                               "critical", "alert", "emergency", NULL };
 
-static int level_index(const char *l)
+int mcpd__log_level_index(const char *l)
 {
     for (int i = 0; l && syslog_levels[i]; i++)
         if (strcmp(l, syslog_levels[i]) == 0)
@@ -663,7 +665,7 @@ static void on_log_message(struct mcpd_upstream *up, struct mcpd_msg *m)
                   up->name);
         return;
     }
-    if (p->session->log_level >= 0 && level_index(lvl) < p->session->log_level)
+    if (p->session->log_level >= 0 && mcpd__log_level_index(lvl) < p->session->log_level)
         return;
     mcpd__send(p->sink ? p->sink : p->session->stream, m->root, false);
 }
@@ -726,7 +728,8 @@ static int relay_to_client(struct mcpd_upstream *up, struct mcpd_msg *m)
     struct mcpd_sink *sink;
     struct mcpd_outreq *o;
 
-    if (s == NULL || cap == NULL || json_object_get(s->client_caps, cap) == NULL ||
+    /* a modern client takes no server->client requests (MRTR is not built) */
+    if (s == NULL || s->modern || cap == NULL || json_object_get(s->client_caps, cap) == NULL ||
         s->out.count >= MCPD_MAX_INFLIGHT)
         return -1;
     p = sole_requester(up);

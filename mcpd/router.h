@@ -88,6 +88,11 @@ struct mcpd_session {
     uint64_t last_active;
     mcpd_session_close_cb on_close;
     void *on_close_data;
+    /* modern (2026-07-28) requests: one transient session per request */
+    bool modern;                    /* results get resultType, no relay, no ping */
+    bool closing_soon;              /* its close is scheduled */
+    struct mcpd_sink tsink;         /* wraps tparent: the close follows the answer */
+    struct mcpd_sink *tparent;      /* the transport's sink for the one request */
 };
 
 /* A server->client request relayed to a client, waiting for its answer. */
@@ -134,6 +139,20 @@ void mcpd__session_drop_private(struct mcpd_session *s, struct mcpd_upstream *up
 void mcpd__router_deny(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply,
                        const char *resource, const char *tool, const char *reason, int code,
                        json_t *data);
+/* Index of a syslog level name (debug 0 .. emergency 7), -1 when unknown. */
+int mcpd__log_level_index(const char *level);
+/* ---- modern.c: the stateless revision (2026-07-28) ---- */
+/* The server/discover result (new reference). */
+json_t *mcpd__discover(struct mcpd_session *s);
+/* True for methods that do not exist for modern clients (ping, logging/setLevel, ...). */
+bool mcpd__modern_lacks(const char *method);
+/*
+ * A final message to a modern client: results get resultType (and, with
+ * cache_hint, ttlMs 0 and cacheScope private); -32002 becomes -32602.
+ */
+void mcpd__modernize(json_t *msg, bool cache_hint);
+/* A transient (modern) session closes on a later loop turn; idempotent. */
+void mcpd__session_close_soon(struct mcpd_session *s);
 /* Handles one decoded message from an upstream. */
 void mcpd__router_upstream_message(struct mcpd_upstream *up, struct mcpd_msg *m);
 

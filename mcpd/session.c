@@ -4,9 +4,11 @@
  *
  *   NEW --initialize--> READY --close/reap/shutdown--> CLOSED
  *
- * mcpd answers initialize, ping, logging/setLevel and tools/list itself;
- * tools/call goes to the router. Requests before initialize get -32600
- * (except ping). Hidden or unknown tools get the same -32602 error, so the
+ * mcpd answers initialize, ping, logging/setLevel, server/discover and the
+ * lists itself; tools/call goes to the router. Requests before initialize
+ * get -32600 (except ping and server/discover). A modern (2026-07-28)
+ * request gets a transient session of its own, READY from the start
+ * (modern.c). Hidden or unknown tools get the same -32602 error, so the
  * error never tells whether a name exists upstream.
  */
 #include "session.h"
@@ -173,6 +175,10 @@ void mcpd_session_sink_closed(struct mcpd_session *s, struct mcpd_sink *sink)
             mcpd__router_cancel(p, "client disconnected");
         }
     }
+    if (s->tparent == sink) { /* a stateless request's client went away */
+        s->tparent = NULL;
+        mcpd__session_close_soon(s);
+    }
     mcpd__daemon_check_drained(s->daemon);
 }
 
@@ -235,6 +241,7 @@ void mcpd_session_close(struct mcpd_session *s)
         cb(s, s->on_close_data);
     }
     LOG_DEBUG("session", "session=%s closed", s->id);
+    mcpd__session_close_soon(s); /* a transient one drops its own reference there */
     mcpd_session_unref(&s);
     mcpd__daemon_check_drained(d);
 }
@@ -442,6 +449,8 @@ static struct mcpd_upstream *route_uri(struct mcpd_session *s, struct mcpd_msg *
     if (up == NULL) {
         snprintf(why, sizeof(why), "Resource not found: %.200s", uri);
         json_t *e = mcpd_jsonrpc_error_new(m->id, -32002, why, json_pack("{s:s}", "uri", uri));
+        if (e && s->modern)
+            mcpd__modernize(e, false);
         if (e)
             mcpd__send(reply, e, true);
         json_decref(e);
@@ -642,7 +651,13 @@ static void handle_request(struct mcpd_session *s, struct mcpd_msg *m, struct mc
     const char *why = NULL;
     char buf[200];
 
-    if (strcmp(m->method, "ping") == 0) {
+    if (strcmp(m->method, "server/discover") == 0) {
+        result = mcpd__discover(s); /* any time, in either era */
+    } else if (s->modern && mcpd__modern_lacks(m->method)) {
+        snprintf(buf, sizeof(buf), "Method not found: %.100s does not exist in protocol %s",
+                 m->method, MCPD_MODERN_VERSION);
+        why = buf;
+    } else if (strcmp(m->method, "ping") == 0) {
         result = json_object();
     } else if (strcmp(m->method, "initialize") == 0) {
         result = do_initialize(s, m, &code, &why);
@@ -673,6 +688,8 @@ static void handle_request(struct mcpd_session *s, struct mcpd_msg *m, struct mc
     }
     if (result) {
         json_t *resp = mcpd_jsonrpc_result_new(m->id, result);
+        if (resp && s->modern) /* lists must say how long they may be cached */
+            mcpd__modernize(resp, strstr(m->method, "/list") != NULL);
         if (resp)
             mcpd__send(reply, resp, true);
         json_decref(resp);

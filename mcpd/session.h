@@ -4,9 +4,11 @@
  *
  * A transport creates a session, feeds it classified messages with the sink
  * that should receive the answer, and tells it when sinks or the whole
- * session go away. The session answers initialize, ping and
- * logging/setLevel itself, serves tools/list from the catalog, and routes
- * tools/call to the owning upstream through the router.
+ * session go away. The session answers initialize, ping,
+ * logging/setLevel and server/discover itself, serves tools/list from the
+ * catalog, and routes tools/call to the owning upstream through the router.
+ * A modern (2026-07-28) request gets a transient session of its own
+ * (mcpd_session_serve_stateless, mcpd/modern.c).
  *
  * Sessions are reference counted: the transport holds one reference; the
  * core takes one around every call that may reach back into the transport.
@@ -104,4 +106,31 @@ unsigned mcpd_session_feed(struct mcpd_session *s, const char *data, size_t len,
 /* The same for a message already decoded with mcpd_jsonrpc_decode (borrowed). */
 unsigned mcpd_session_feed_json(struct mcpd_session *s, json_t *root, struct mcpd_sink *reply,
                                 bool *answered);
+
+/* ---- the stateless revision (2026-07-28), mcpd/modern.c ---- */
+
+#define MCPD_MODERN_VERSION "2026-07-28"
+
+enum mcpd_era {
+    MCPD_ERA_LEGACY = 0, /* no modern _meta (or initialize): the session era applies */
+    MCPD_ERA_MODERN,     /* a request with a valid modern _meta */
+    MCPD_ERA_INVALID,    /* modern _meta that is incomplete or names another version */
+};
+
+/*
+ * Classifies a decoded message (borrowed). For MCPD_ERA_INVALID, *error is
+ * the error response to send (new reference; -32602 or -32022, HTTP 400),
+ * NULL only when out of memory.
+ */
+enum mcpd_era mcpd_session_era(json_t *root, json_t **error);
+
+/*
+ * Serves one modern request (or a server/discover without _meta) in `s`, a
+ * session just created for it with mcpd_session_new (and set_bot): the
+ * client's context comes from _meta, and the session closes itself once the
+ * final answer went to `reply`, the request was cancelled, or the transport
+ * called mcpd_session_sink_closed(s, reply). `root` is borrowed and may be
+ * modified. The caller keeps its own reference and drops it when it likes.
+ */
+void mcpd_session_serve_stateless(struct mcpd_session *s, json_t *root, struct mcpd_sink *reply);
 #endif

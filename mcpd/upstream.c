@@ -249,9 +249,11 @@ static void on_initialize(struct mcpd_upstream *up, struct mcpd_msg *m, const ch
  */
 static json_t *initialize_capabilities(const struct mcpd_upstream *up)
 {
+    /* a modern (stateless) client cannot take server->client requests yet */
     if (up->is_private)
-        return up->owner && up->owner->client_caps ? json_deep_copy(up->owner->client_caps)
-                                                   : json_object();
+        return up->owner && up->owner->client_caps && !up->owner->modern
+                   ? json_deep_copy(up->owner->client_caps)
+                   : json_object();
     if (up->cfg->per_client)
         return json_pack("{s:{}, s:{s:{}, s:{}}, s:{s:b}}", "sampling", "elicitation", "form",
                          "url", "roots", "listChanged", 1);

@@ -5,6 +5,11 @@
  * answered with a parse error and skipped up to its newline. stdout carries
  * only MCP (logs go to stderr). EOF on stdin ends the session and starts the
  * daemon's graceful shutdown.
+ *
+ * A modern (2026-07-28) request on the stream gets a transient session of its
+ * own, like one over HTTP (same bot as the stdio session), answering on
+ * stdout; notifications/cancelled is offered to those sessions too, since a
+ * modern client cancels over stdio with that notification.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,14 +24,23 @@
 #include "mcpd/session.h"
 #include "transports.h"
 
+struct transient;
+
 struct stdio_tp {
     struct mcpd_transport base;
     struct mcpd_sink sink;
     uv_pipe_t in, out;
     struct mcpd_line_reader lines;
     struct mcpd_session *session;
+    struct transient *transients; /* modern requests in flight */
     bool closed;
     int handles;
+};
+
+/* The session of one modern request, until it closes itself. */
+struct transient {
+    struct transient *next, **prevp;
+    struct mcpd_session *s;
 };
 
 static int sink_send(struct mcpd_sink *sk, const char *data, size_t len, bool final)
@@ -40,11 +54,86 @@ static int sink_send(struct mcpd_sink *sk, const char *data, size_t len, bool fi
 
 static const struct mcpd_sink_ops stdout_ops = { sink_send, NULL, NULL };
 
+static void send_error_json(struct stdio_tp *t, json_t *e)
+{
+    if (e)
+        mcpd_session_send_json(&t->sink, e, true);
+    json_decref(e);
+}
+
+static void on_transient_close(struct mcpd_session *s, void *data)
+{
+    struct transient *tr = data;
+    *tr->prevp = tr->next;
+    if (tr->next)
+        tr->next->prevp = tr->prevp;
+    mcpd_session_unref(&tr->s);
+    free(tr);
+}
+
+static void serve_modern(struct stdio_tp *t, json_t *root)
+{
+    struct transient *tr = calloc(1, sizeof(*tr));
+    int r = tr ? mcpd_session_new(&tr->s, t->base.daemon, "stdio", "stdin") : MCPD_ENOMEM;
+
+    if (r != 0) {
+        free(tr);
+        send_error_json(t, mcpd_jsonrpc_error_new(json_object_get(root, "id"),
+                                                  r == MCPD_EBUSY ? MCPD_RPC_BUSY
+                                                                  : MCPD_RPC_INTERNAL_ERROR,
+                                                  mcpd_strerror(r), NULL));
+        return;
+    }
+    if (*mcpd_session_bot(t->session))
+        mcpd_session_set_bot(tr->s, mcpd_session_bot(t->session), NULL);
+    tr->next = t->transients;
+    if (tr->next)
+        tr->next->prevp = &tr->next;
+    tr->prevp = &t->transients;
+    t->transients = tr;
+    mcpd_session_on_close(tr->s, on_transient_close, tr);
+    mcpd_session_serve_stateless(tr->s, root, &t->sink);
+}
+
+static bool is_cancel(json_t *root)
+{
+    const char *m = json_string_value(json_object_get(root, "method"));
+    return m && strcmp(m, "notifications/cancelled") == 0 && json_object_get(root, "id") == NULL;
+}
+
+static void feed_legacy(struct stdio_tp *t, json_t *root)
+{
+    bool answered;
+    mcpd_session_feed_json(t->session, root, &t->sink, &answered);
+    /* the session closes on a later loop turn: the list does not change here */
+    for (struct transient *tr = t->transients; tr && is_cancel(root); tr = tr->next)
+        mcpd_session_feed_json(tr->s, root, &t->sink, &answered);
+}
+
 static void on_line(void *arg, const char *p, size_t len)
 {
     struct stdio_tp *t = arg;
-    bool answered;
-    mcpd_session_feed(t->session, p, len, &t->sink, &answered);
+    struct mcpd_rpc_error err;
+    json_t *root, *error;
+
+    if (t->session == NULL)
+        return;
+    if ((root = mcpd_jsonrpc_decode(p, len, MCPD_MAX_JSON_DEPTH, &err)) == NULL) {
+        send_error_json(t, mcpd_jsonrpc_error_new(NULL, err.code, err.message, NULL));
+        return;
+    }
+    switch (mcpd_session_era(root, &error)) {
+    case MCPD_ERA_MODERN:
+        serve_modern(t, root);
+        break;
+    case MCPD_ERA_INVALID:
+        send_error_json(t, error ? error : mcpd_jsonrpc_error_new(NULL, MCPD_RPC_INTERNAL_ERROR,
+                                                                  "out of memory", NULL));
+        break;
+    default:
+        feed_legacy(t, root);
+    }
+    json_decref(root);
 }
 
 static void on_overflow(void *arg)
@@ -134,6 +223,8 @@ static void tp_close(struct mcpd_transport *tp)
     t->closed = true;
     if (t->session)
         mcpd_session_close(t->session);
+    while (t->transients)
+        mcpd_session_close(t->transients->s);
     if (t->handles == 0) {
         mcpd_line_reader_dispose(&t->lines);
         free(t);

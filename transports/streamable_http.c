@@ -13,11 +13,19 @@
  * The daemon's listener has checked Host and Origin (DNS rebinding) before a
  * request gets here; then come Accept/Content-Type checks, session lookup
  * (400 when missing, 404 when unknown) and the MCP-Protocol-Version check.
+ *
+ * Stateless (2026-07-28): a POST whose request carries the modern _meta, or
+ * a server/discover without Mcp-Session-Id, is authenticated like an
+ * initialize, its MCP-Protocol-Version, Mcp-Method and Mcp-Name headers are
+ * checked against the body (400 + -32020), and it is served in a transient
+ * core session that ends with its answer and is never named to the client.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <openssl/evp.h>
 
 #include "mcpd/error.h"
 #include "mcpd/jsonrpc.h"
@@ -128,7 +136,7 @@ static uint64_t now_ms(const struct http_tp *tp)
 static struct rstream *rstream_new(struct hsess *hs)
 {
     struct rstream *rs, **pp, **victim = NULL;
-    if (!resumable(hs))
+    if (hs == NULL || !resumable(hs)) /* a stateless request's stream is not resumable */
         return NULL;
     if (hs->nrstreams >= MCPD_MAX_REPLAYS) { /* evict the oldest idle one */
         for (pp = &hs->rstreams; *pp; pp = &(*pp)->next)
@@ -342,28 +350,45 @@ static void on_session_close(struct mcpd_session *s, void *data)
     free(hs);
 }
 
+/* Who a new session belongs to: the authenticated bot, or NULL without bots. */
+struct opener {
+    const char *bot;
+    unsigned char key_hash[32];
+};
+
+/* A new core session for an authenticated request; answers the error itself. */
+static struct mcpd_session *open_session(struct http_tp *tp, struct mcpd_http_conn *c,
+                                         struct mcpd_http_request *req, const struct opener *who)
+{
+    struct mcpd_session *s;
+    int r = mcpd_session_new(&s, tp->base.daemon, "http", req->peer);
+    if (r != 0) {
+        if (r == MCPD_EBUSY)
+            respond_error(c, 503, MCPD_RPC_SERVER_ERROR, "Service Unavailable: too many sessions");
+        else
+            respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, mcpd_strerror(r));
+        return NULL;
+    }
+    if (who->bot)
+        mcpd_session_set_bot(s, who->bot, who->key_hash);
+    return s;
+}
+
 static struct hsess *new_session(struct http_tp *tp, struct mcpd_http_conn *c,
                                  struct mcpd_http_request *req)
 {
     struct hsess *hs;
-    unsigned char key_hash[32];
-    const char *bot;
-    int r;
+    struct opener who;
 
-    if (!mcpd_listener_authenticate(tp->base.daemon, c, req, &bot, key_hash))
+    if (!mcpd_listener_authenticate(tp->base.daemon, c, req, &who.bot, who.key_hash))
         return NULL;
     hs = calloc(1, sizeof(*hs));
     if (hs == NULL) {
         respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, "out of memory");
         return NULL;
     }
-    r = mcpd_session_new(&hs->s, tp->base.daemon, "http", req->peer);
-    if (r != 0) {
+    if ((hs->s = open_session(tp, c, req, &who)) == NULL) {
         free(hs);
-        if (r == MCPD_EBUSY)
-            respond_error(c, 503, MCPD_RPC_SERVER_ERROR, "Service Unavailable: too many sessions");
-        else
-            respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, mcpd_strerror(r));
         return NULL;
     }
     if (mcpd_map_put(&tp->sessions, mcpd_session_id(hs->s), 32, hs) != 0) {
@@ -374,8 +399,6 @@ static struct hsess *new_session(struct http_tp *tp, struct mcpd_http_conn *c,
         return NULL;
     }
     mcpd_session_on_close(hs->s, on_session_close, tp);
-    if (bot)
-        mcpd_session_set_bot(hs->s, bot, key_hash);
     return hs;
 }
 
@@ -440,6 +463,125 @@ static bool invalid_message(struct mcpd_http_conn *c, json_t *root)
     return false;
 }
 
+/* ---- stateless POSTs (2026-07-28) ------------------------------------------------------ */
+
+/*
+ * True when header `name` is present and equals `want`; a value of the form
+ * =?base64?<b64>?= is compared decoded.
+ */
+static bool header_is(struct mcpd_http_request *req, const char *name, const char *want)
+{
+    const char *v = mcpd_http_header(req, name);
+    size_t n = v ? strlen(v) : 0;
+    unsigned char *buf;
+    int len;
+    bool same;
+
+    if (v == NULL || strncmp(v, "=?base64?", 9) != 0)
+        return v && strcmp(v, want) == 0;
+    if (n < 11 || strcmp(v + n - 2, "?=") != 0 || (n - 11) % 4 != 0 ||
+        (buf = malloc((n - 11) / 4 * 3 + 1)) == NULL)
+        return false;
+    len = EVP_DecodeBlock(buf, (const unsigned char *)v + 9, (int)(n - 11));
+    for (size_t i = n - 3; len > 0 && i >= n - 4 && v[i] == '='; i--)
+        len--; /* EVP_DecodeBlock counts the padding as zero bytes */
+    same = len >= 0 && (size_t)len == strlen(want) && memcmp(buf, want, (size_t)len) == 0;
+    free(buf);
+    return same;
+}
+
+/*
+ * A modern POST mirrors its body in headers; a missing or different one is
+ * answered 400 + -32020 here. Returns true when they all match.
+ */
+static bool headers_match(struct mcpd_http_conn *c, struct mcpd_http_request *req, json_t *root)
+{
+    const char *method = json_string_value(json_object_get(root, "method"));
+    json_t *params = json_object_get(root, "params");
+    const char *name = NULL, *bad = NULL;
+    char why[120];
+
+    if (strcmp(method, "tools/call") == 0 || strcmp(method, "prompts/get") == 0)
+        name = json_string_value(json_object_get(params, "name"));
+    else if (strcmp(method, "resources/read") == 0)
+        name = json_string_value(json_object_get(params, "uri"));
+    if (!header_is(req, "mcp-protocol-version", MCPD_MODERN_VERSION))
+        bad = "MCP-Protocol-Version";
+    else if (!header_is(req, "mcp-method", method))
+        bad = "Mcp-Method";
+    else if (name && !header_is(req, "mcp-name", name)) /* no name: the body's error says so */
+        bad = "Mcp-Name";
+    if (bad == NULL)
+        return true;
+    snprintf(why, sizeof(why), "Bad Request: the %s header is missing or does not match the body",
+             bad);
+    respond_error(c, 400, MCPD_RPC_HEADER_MISMATCH, why);
+    return false;
+}
+
+/* Sends a ready JSON-RPC message (borrowed) with `status`. */
+static void respond_json(struct mcpd_http_conn *c, int status, const json_t *msg)
+{
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    if (text == NULL) {
+        respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    mcpd_http_respond(c, status, "application/json", NULL, text, strlen(text));
+    free(text);
+}
+
+/* A POST that is served without a session: modern, or server/discover outside one. */
+static bool is_stateless(struct mcpd_http_request *req, json_t *root, enum mcpd_era era)
+{
+    const char *method = json_string_value(json_object_get(root, "method"));
+    if (era != MCPD_ERA_LEGACY)
+        return true;
+    return method && strcmp(method, "server/discover") == 0 && json_object_get(root, "id") &&
+           mcpd_http_header(req, "mcp-session-id") == NULL;
+}
+
+/*
+ * Serves a stateless request in a transient session, opened exactly as for
+ * initialize (same authentication and bot) and never named to the client.
+ */
+static void handle_stateless(struct http_tp *tp, struct mcpd_http_conn *c,
+                             struct mcpd_http_request *req, json_t *root, enum mcpd_era era,
+                             json_t *error)
+{
+    struct opener who;
+    struct exchange *ex;
+    struct mcpd_session *s;
+
+    if (!mcpd_listener_authenticate(tp->base.daemon, c, req, &who.bot, who.key_hash))
+        return;
+    if (era == MCPD_ERA_INVALID) {
+        respond_json(c, 400, error);
+        return;
+    }
+    if (era == MCPD_ERA_MODERN && !headers_match(c, req, root))
+        return;
+    if ((ex = calloc(1, sizeof(*ex))) == NULL) {
+        respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    if ((s = open_session(tp, c, req, &who)) == NULL) {
+        free(ex);
+        return;
+    }
+    ex->sink.ops = &exchange_ops;
+    ex->tp = tp;
+    ex->conn = c;
+    ex->s = s; /* open_session's reference */
+    snprintf(ex->extra, sizeof(ex->extra), "X-Accel-Buffering: no\r\n");
+    mcpd_http_conn_on_abort(c, exchange_abort, ex);
+    ex->held = true;
+    mcpd_session_serve_stateless(s, root, &ex->sink);
+    ex->held = false;
+    if (ex->finished)
+        exchange_free(ex);
+}
+
 static void handle_post(struct http_tp *tp, struct mcpd_http_conn *c, struct mcpd_http_request *req)
 {
     const char *ct = mcpd_http_header(req, "content-type");
@@ -447,7 +589,8 @@ static void handle_post(struct http_tp *tp, struct mcpd_http_conn *c, struct mcp
     struct hsess *hs;
     struct exchange *ex;
     struct mcpd_rpc_error err;
-    json_t *probe;
+    json_t *probe, *error;
+    enum mcpd_era era;
     bool init, answered;
     unsigned n;
 
@@ -474,6 +617,13 @@ static void handle_post(struct http_tp *tp, struct mcpd_http_conn *c, struct mcp
     if (tp->stopping) {
         json_decref(probe);
         respond_error(c, 503, MCPD_RPC_SERVER_ERROR, "Service Unavailable: shutting down");
+        return;
+    }
+    era = mcpd_session_era(probe, &error);
+    if (is_stateless(req, probe, era)) {
+        handle_stateless(tp, c, req, probe, era, error);
+        json_decref(error);
+        json_decref(probe);
         return;
     }
     hs = init ? new_session(tp, c, req) : find_session(tp, c, req);

@@ -771,6 +771,108 @@ static void test_max_sessions_and_pages(void **state)
     end_session(&c);
 }
 
+/* ---- the stateless revision (2026-07-28) ------------------------------------------------------ */
+
+#define MODERN_META                                                                                \
+    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","                       \
+    "\"io.modelcontextprotocol/clientCapabilities\":{},\"progressToken\":7}"
+
+static enum mcpd_era era_of(const char *text, int *code)
+{
+    json_t *root = json_loads(text, 0, NULL), *err = NULL;
+    enum mcpd_era era;
+
+    assert_non_null(root);
+    era = mcpd_session_era(root, &err);
+    *code = (int)json_integer_value(json_object_get(json_object_get(err, "error"), "code"));
+    assert_true((era == MCPD_ERA_INVALID) == (err != NULL));
+    json_decref(err);
+    json_decref(root);
+    return era;
+}
+
+static void test_era(void **state)
+{
+    int code;
+
+    assert_int_equal(era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &code),
+                     MCPD_ERA_LEGACY);
+    assert_int_equal(era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{"
+                            MODERN_META "}}", &code), MCPD_ERA_MODERN);
+    assert_int_equal(era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+                            MODERN_META "}}", &code), MCPD_ERA_LEGACY);
+    assert_int_equal(era_of("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\",\"params\":{"
+                            MODERN_META "}}", &code), MCPD_ERA_LEGACY);
+    assert_int_equal(era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{"
+                            "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}}",
+                            &code), MCPD_ERA_INVALID);
+    assert_int_equal(code, MCPD_RPC_INVALID_PARAMS);
+    assert_int_equal(era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{"
+                            "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2030-01-01\","
+                            "\"io.modelcontextprotocol/clientCapabilities\":{}}}}", &code),
+                     MCPD_ERA_INVALID);
+    assert_int_equal(code, MCPD_RPC_UNSUPPORTED_VERSION);
+}
+
+/* Serves `in` statelessly in a fresh session; the session is gone after one loop turn. */
+static json_t *serve_modern(struct fixture *f, const char *in)
+{
+    struct mcpd_session *s = new_session(f);
+    json_t *root = json_loads(in, 0, NULL), *out;
+    size_t before = rec_count(&f->out);
+    unsigned n = f->d->nsessions;
+
+    assert_non_null(root);
+    mcpd_session_serve_stateless(s, root, &f->out.sink);
+    json_decref(root);
+    drop_session(&s);
+    assert_int_equal(rec_count(&f->out), before + 1);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->d->nsessions, n - 1);
+    out = json_loads(rec_text(&f->out, before), 0, NULL);
+    assert_non_null(out);
+    return out;
+}
+
+static void test_stateless(void **state)
+{
+    struct fixture *f = *state;
+    json_t *r;
+
+    r = serve_modern(f, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{"
+                        MODERN_META "}}");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "result"),
+                                                          "resultType")), "complete");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "result"),
+                                                          "cacheScope")), "private");
+    json_decref(r);
+    r = serve_modern(f, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"ping\",\"params\":{"
+                        MODERN_META "}}");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "error"), "code")),
+                     MCPD_RPC_METHOD_NOT_FOUND);
+    json_decref(r);
+    r = serve_modern(f, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"server/discover\"}");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(r,
+                        "result"), "supportedVersions"), 0)), MCPD_MODERN_VERSION);
+    json_decref(r);
+}
+
+/* server/discover needs no initialize, and a legacy session answers it too. */
+static void test_discover_legacy(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_session *s = new_session(f);
+    size_t before = rec_count(&f->out);
+    bool answered;
+    const char *in = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\"}";
+
+    assert_int_equal(mcpd_session_feed(s, in, strlen(in), &f->out.sink, &answered), 1);
+    assert_non_null(strstr(rec_text(&f->out, before), "\"supportedVersions\":[\"2026-07-28\""));
+    expect_error(f, s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}", "2",
+                 MCPD_RPC_INVALID_REQUEST, "Invalid Request");
+    end_session(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -793,6 +895,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_closed_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_closes_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_sessions_and_pages, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_era, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stateless, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discover_legacy, setup, teardown),
     };
 
     mcpd_log_level = MCPD_LOG_ERROR;

@@ -1,0 +1,233 @@
+/*
+ * modern.c - the stateless revision (2026-07-28) toward clients.
+ *
+ * A modern request carries its context in params._meta (protocol version,
+ * client capabilities and info, log level) instead of an initialize
+ * handshake. mcpd serves each one in a transient session of its own: the
+ * transport opens the session as it would for initialize (same bot, same
+ * authentication), mcpd_session_serve_stateless() fills it from _meta and
+ * feeds the request, and the session closes itself on a later loop turn
+ * once the answer is out, the request was cancelled or the transport's sink
+ * went away (a sink must not call back into the core). Upstreams stay in the
+ * session era: the modern _meta keys are removed before forwarding, and
+ * answers are translated back (mcpd__modernize).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "error.h"
+#include "log.h"
+#include "router.h"
+#include "session.h"
+
+#define KEY_VERSION "io.modelcontextprotocol/protocolVersion"
+#define KEY_CAPS "io.modelcontextprotocol/clientCapabilities"
+#define KEY_INFO "io.modelcontextprotocol/clientInfo"
+#define KEY_LEVEL "io.modelcontextprotocol/logLevel"
+
+/* Capabilities and versions do not change while mcpd runs. */
+#define DISCOVER_TTL_MS 3600000
+
+/* params._meta of a message, or NULL. */
+static json_t *meta_of(json_t *root)
+{
+    json_t *meta = json_object_get(json_object_get(root, "params"), "_meta");
+    return json_is_object(meta) ? meta : NULL;
+}
+
+static bool is_request(json_t *root)
+{
+    return json_is_object(root) && json_is_string(json_object_get(root, "method")) &&
+           json_object_get(root, "id") != NULL;
+}
+
+static json_t *supported_versions(void)
+{
+    json_t *a = json_array();
+    json_array_append_new(a, json_string(MCPD_MODERN_VERSION));
+    for (int i = 0; mcpd_session_versions[i]; i++)
+        json_array_append_new(a, json_string(mcpd_session_versions[i]));
+    return a;
+}
+
+/* Error for a modern _meta that is incomplete or names another version. */
+static json_t *meta_error(json_t *root, json_t *meta)
+{
+    json_t *id = json_object_get(root, "id"), *v = json_object_get(meta, KEY_VERSION);
+    json_t *info = json_object_get(meta, KEY_INFO), *lvl = json_object_get(meta, KEY_LEVEL);
+
+    if (json_is_string(v) && strcmp(json_string_value(v), MCPD_MODERN_VERSION) != 0)
+        return mcpd_jsonrpc_error_new(id, MCPD_RPC_UNSUPPORTED_VERSION,
+                                      "Unsupported protocol version",
+                                      json_pack("{s:o, s:O}", "supported", supported_versions(),
+                                                "requested", v));
+    if (!json_is_string(v) || !json_is_object(json_object_get(meta, KEY_CAPS)))
+        return mcpd_jsonrpc_error_new(id, MCPD_RPC_INVALID_PARAMS,
+                                      "Invalid params: _meta needs " KEY_VERSION
+                                      " (string) and " KEY_CAPS " (object)", NULL);
+    if ((info && !json_is_object(info)) ||
+        (lvl && mcpd__log_level_index(json_string_value(lvl)) < 0))
+        return mcpd_jsonrpc_error_new(id, MCPD_RPC_INVALID_PARAMS,
+                                      "Invalid params: _meta clientInfo must be an object and "
+                                      "logLevel a syslog level", NULL);
+    return NULL;
+}
+
+enum mcpd_era mcpd_session_era(json_t *root, json_t **error)
+{
+    json_t *meta;
+
+    *error = NULL;
+    if (!is_request(root) ||
+        strcmp(json_string_value(json_object_get(root, "method")), "initialize") == 0)
+        return MCPD_ERA_LEGACY; /* initialize keeps its session-era meaning */
+    meta = meta_of(root);
+    if (json_object_get(meta, KEY_VERSION) == NULL && json_object_get(meta, KEY_CAPS) == NULL)
+        return MCPD_ERA_LEGACY;
+    *error = meta_error(root, meta);
+    return *error ? MCPD_ERA_INVALID : MCPD_ERA_MODERN;
+}
+
+json_t *mcpd__discover(struct mcpd_session *s)
+{
+    return json_pack("{s:o, s:o, s:{s:{s:s, s:s, s:s}}, s:I, s:s, s:s}", "supportedVersions",
+                     supported_versions(), "capabilities",
+                     mcpd__daemon_capabilities(s->daemon), "_meta",
+                     "io.modelcontextprotocol/serverInfo", "name", "mcpd", "title",
+                     "mcpd MCP proxy", "version", MCPD_VERSION, "ttlMs",
+                     (json_int_t)DISCOVER_TTL_MS, "cacheScope", "private", "resultType",
+                     "complete");
+}
+
+bool mcpd__modern_lacks(const char *method)
+{
+    static const char *const gone[] = { "ping", "logging/setLevel", "resources/subscribe",
+                                        "resources/unsubscribe", NULL };
+    for (int i = 0; gone[i]; i++)
+        if (strcmp(method, gone[i]) == 0)
+            return true;
+    return false;
+}
+
+void mcpd__modernize(json_t *msg, bool cache_hint)
+{
+    json_t *res = json_object_get(msg, "result"), *err = json_object_get(msg, "error");
+
+    if (json_is_object(res)) {
+        if (json_object_get(res, "resultType") == NULL)
+            json_object_set_new(res, "resultType", json_string("complete"));
+        if (cache_hint && json_object_get(res, "ttlMs") == NULL) {
+            json_object_set_new(res, "ttlMs", json_integer(0));
+            json_object_set_new(res, "cacheScope", json_string("private"));
+        }
+    } else if (json_integer_value(json_object_get(err, "code")) == -32002) {
+        /* modern servers never emit "resource not found": invalid params */
+        json_object_set_new(err, "code", json_integer(MCPD_RPC_INVALID_PARAMS));
+    }
+}
+
+/* ---- the transient session's lifetime ------------------------------------ */
+
+static void on_close_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_close_timer(uv_timer_t *t)
+{
+    struct mcpd_session *s = t->data;
+    mcpd_session_close(s);
+    mcpd_session_unref(&s); /* the reference serve_stateless took */
+    uv_close((uv_handle_t *)t, on_close_timer_closed);
+}
+
+void mcpd__session_close_soon(struct mcpd_session *s)
+{
+    uv_timer_t *t;
+    if (!s->modern || s->closing_soon)
+        return;
+    s->closing_soon = true;
+    if ((t = malloc(sizeof(*t))) == NULL) {
+        LOG_ERROR("session", "session=%s out of memory; left to the reaper", s->id);
+        return;
+    }
+    uv_timer_init(s->daemon->loop, t);
+    t->data = s;
+    uv_timer_start(t, on_close_timer, 0, 0);
+}
+
+static struct mcpd_session *of_tsink(struct mcpd_sink *sk)
+{
+    return (struct mcpd_session *)((char *)sk - offsetof(struct mcpd_session, tsink));
+}
+
+static int transient_send(struct mcpd_sink *sk, const char *data, size_t len, bool final)
+{
+    struct mcpd_session *s = of_tsink(sk);
+    struct mcpd_sink *parent = s->tparent;
+    if (final) {
+        s->tparent = NULL;
+        mcpd__session_close_soon(s);
+    }
+    return parent ? parent->ops->send(parent, data, len, final) : MCPD_ECLOSED;
+}
+
+static void transient_cancelled(struct mcpd_sink *sk)
+{
+    struct mcpd_session *s = of_tsink(sk);
+    struct mcpd_sink *parent = s->tparent;
+    s->tparent = NULL;
+    mcpd__session_close_soon(s);
+    if (parent && parent->ops->cancelled)
+        parent->ops->cancelled(parent);
+}
+
+static struct mcpd_sink *transient_parent(struct mcpd_sink *sk)
+{
+    return of_tsink(sk)->tparent;
+}
+
+static const struct mcpd_sink_ops transient_ops = { transient_send, transient_cancelled,
+                                                    transient_parent };
+
+/* Takes the client's context from _meta and removes it: upstreams are session era. */
+static void apply_meta(struct mcpd_session *s, json_t *root)
+{
+    json_t *params = json_object_get(root, "params"), *meta = meta_of(root);
+    const char *lvl = json_string_value(json_object_get(meta, KEY_LEVEL));
+
+    /* no logLevel: no notifications/message at all (8 is above emergency) */
+    s->log_level = lvl ? mcpd__log_level_index(lvl) : 8;
+    s->client_caps = json_incref(json_object_get(meta, KEY_CAPS));
+    s->client_info = json_incref(json_object_get(meta, KEY_INFO));
+    if (s->client_caps == NULL)
+        s->client_caps = json_object();
+    if (meta == NULL)
+        return;
+    json_object_del(meta, KEY_VERSION);
+    json_object_del(meta, KEY_CAPS);
+    json_object_del(meta, KEY_INFO);
+    json_object_del(meta, KEY_LEVEL);
+    if (json_object_size(meta) == 0)
+        json_object_del(params, "_meta");
+}
+
+void mcpd_session_serve_stateless(struct mcpd_session *s, json_t *root, struct mcpd_sink *reply)
+{
+    bool answered;
+
+    snprintf(s->version, sizeof(s->version), "%s", MCPD_MODERN_VERSION);
+    s->state = MCPD_SESSION_READY;
+    s->modern = true;
+    apply_meta(s, root);
+    s->tsink.ops = &transient_ops;
+    s->tparent = reply;
+    mcpd_session_ref(s); /* dropped by the close that follows the answer */
+    LOG_DEBUG("session", "session=%s stateless %s client=%s", s->id,
+              json_string_value(json_object_get(root, "method")),
+              json_string_value(json_object_get(s->client_info, "name")));
+    if (mcpd_session_feed_json(s, root, &s->tsink, &answered) == 0 && !answered)
+        mcpd__session_close_soon(s); /* nothing will answer */
+}

@@ -1,0 +1,213 @@
+// modern.mjs - the stateless revision (2026-07-28) toward clients, over raw
+// HTTP and raw stdio lines: server/discover without a session, modern requests
+// served without Mcp-Session-Id (resultType added, the modern _meta not
+// forwarded upstream, -32002 mapped to -32602, no server->client requests),
+// header validation (-32020), missing _meta fields (-32602), an unsupported
+// version (-32022), bot keys, and legacy sessions unaffected next to them.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { bin, ok, eq, match, step, finish, startServe, post, rawSession, writeFile, track, tmp, run, sleep, checkCleanExit } from './lib.mjs';
+
+const V = '2026-07-28';
+const ALL = [V, '2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'];
+const META = { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {}, 'io.modelcontextprotocol/clientInfo': { name: 'e2e-modern', version: '1' } };
+const cfgText = `servers:
+  fixture:
+    command: ${bin.fixture}
+  private:
+    command: ${bin.fixture}
+    share: per-client
+`;
+
+let idn = 100;
+const req = (method, params = {}, meta = META) => ({ jsonrpc: '2.0', id: ++idn, method, params: meta ? { ...params, _meta: { ...meta, ...(params._meta || {}) } } : params });
+
+// A modern POST with the headers the body implies (overridable).
+function modernPost(port, body, extra = {}) {
+  const p = body.params || {};
+  const name = body.method === 'resources/read' ? p.uri : ['tools/call', 'prompts/get'].includes(body.method) ? p.name : undefined;
+  return post(port, body, { 'MCP-Protocol-Version': V, 'Mcp-Method': body.method, ...(name !== undefined ? { 'Mcp-Name': name } : {}), ...extra });
+}
+
+const srv = await startServe(cfgText, { name: 'modern', essential: true });
+const port = srv.port;
+
+await step('HTTP: server/discover without a session', async () => {
+  const r = await post(port, { jsonrpc: '2.0', id: 1, method: 'server/discover' });
+  eq(r.status, 200, 'status 200');
+  ok(r.headers['mcp-session-id'] === undefined, 'no Mcp-Session-Id header');
+  const res = r.json?.result ?? {};
+  eq(res.supportedVersions, ALL, 'supportedVersions');
+  eq(res.capabilities?.tools, { listChanged: true }, 'capabilities as initialize gives them');
+  eq(res._meta?.['io.modelcontextprotocol/serverInfo']?.name, 'mcpd', 'serverInfo in _meta');
+  ok(Number.isInteger(res.ttlMs) && res.ttlMs >= 0, 'ttlMs', res.ttlMs);
+  eq(res.cacheScope, 'private', 'cacheScope private');
+  eq(res.resultType, 'complete', 'resultType complete');
+  const m = await modernPost(port, req('server/discover'));
+  eq([m.status, m.json?.result?.resultType], [200, 'complete'], 'with the modern _meta and headers too');
+});
+
+await step('HTTP: modern tools/call and tools/list without a session', async () => {
+  const call = await modernPost(port, req('tools/call', { name: 'fixture__echo', arguments: { text: 'hi' }, _meta: { trace: 'kept' } }));
+  eq(call.status, 200, 'tools/call: 200');
+  ok(call.headers['mcp-session-id'] === undefined, 'no Mcp-Session-Id header');
+  const res = call.messages.at(-1)?.result ?? {};
+  eq(res.resultType, 'complete', 'resultType complete');
+  eq(res.content?.[0]?.text, 'hi', 'the tool answered');
+  eq(res.structuredContent?.meta, { trace: 'kept' }, 'upstream saw other _meta keys, not the modern ones');
+  const list = await modernPost(port, req('tools/list'));
+  const lr = list.json?.result ?? {};
+  ok(lr.tools?.some((t) => t.name === 'fixture__echo'), 'tools/list lists the catalog');
+  eq([lr.resultType, lr.cacheScope, typeof lr.ttlMs], ['complete', 'private', 'number'], 'tools/list: resultType, cacheScope, ttlMs');
+  const prog = await modernPost(port, req('tools/call', { name: 'fixture__test_tool_with_progress', arguments: {}, _meta: { progressToken: 'p1' } }));
+  const msgs = prog.messages;
+  ok(msgs.some((x) => x.method === 'notifications/progress' && x.params?.progressToken === 'p1'), 'progress on the request stream', prog.body.slice(0, 300));
+  eq(msgs.at(-1)?.result?.resultType, 'complete', 'then the result');
+  ok(!/\nid: /.test(prog.body), 'no SSE event ids (not resumable)');
+});
+
+await step('HTTP: methods modern clients lack, error mapping, no server->client requests', async () => {
+  for (const m of ['ping', 'logging/setLevel']) {
+    const r = await modernPost(port, req(m, m === 'ping' ? {} : { level: 'info' }));
+    eq(r.json?.error?.code, -32601, `${m}: -32601`);
+  }
+  const nf = await modernPost(port, req('resources/read', { uri: 'fixture+test://nope' }));
+  eq(nf.json?.error?.code, -32602, 'resource not found: -32602 (not -32002)');
+  const samp = await modernPost(port, req('tools/call', { name: 'private__test_sampling', arguments: { prompt: 'x' } }, { ...META, 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } }));
+  const last = samp.messages.at(-1) ?? {};
+  ok(!samp.messages.some((x) => x.method === 'sampling/createMessage'), 'no sampling request reaches the modern client', samp.body.slice(0, 300));
+  ok(last.id === idn && (last.error || last.result), 'the call still gets a final answer', samp.body.slice(0, 300));
+});
+
+await step('HTTP: header validation (-32020)', async () => {
+  const body = () => req('tools/call', { name: 'fixture__echo', arguments: { text: 'x' } });
+  const cases = [
+    ['MCP-Protocol-Version missing', { 'MCP-Protocol-Version': null }],
+    ['MCP-Protocol-Version different', { 'MCP-Protocol-Version': '2025-11-25' }],
+    ['Mcp-Method missing', { 'Mcp-Method': null }],
+    ['Mcp-Method different', { 'Mcp-Method': 'tools/list' }],
+    ['Mcp-Name missing', { 'Mcp-Name': null }],
+    ['Mcp-Name different', { 'Mcp-Name': 'fixture__other' }],
+    ['Mcp-Name bad base64 form', { 'Mcp-Name': '=?base64?@@@?=' }],
+  ];
+  for (const [what, extra] of cases) {
+    const r = await modernPost(port, body(), extra);
+    eq([r.status, r.json?.error?.code], [400, -32020], what);
+  }
+  const b64 = Buffer.from('fixture__echo').toString('base64');
+  const good = await modernPost(port, body(), { 'Mcp-Name': `=?base64?${b64}?=` });
+  eq([good.status, good.json?.result?.resultType], [200, 'complete'], 'Mcp-Name as =?base64?...?= is decoded');
+  const read = await modernPost(port, req('resources/read', { uri: 'fixture+test://static-text' }), { 'Mcp-Name': 'fixture+test://other' });
+  eq([read.status, read.json?.error?.code], [400, -32020], 'resources/read: Mcp-Name must be the uri');
+  const ok2 = await modernPost(port, req('resources/read', { uri: 'fixture+test://static-text' }));
+  eq([ok2.status, ok2.json?.result?.resultType, ok2.json?.result?.cacheScope], [200, 'complete', 'private'], 'resources/read with the uri as Mcp-Name');
+});
+
+await step('HTTP: _meta fields and versions', async () => {
+  const noCaps = { 'io.modelcontextprotocol/protocolVersion': V };
+  const r1 = await modernPost(port, req('tools/list', {}, noCaps));
+  eq([r1.status, r1.json?.error?.code], [400, -32602], 'clientCapabilities missing: 400 + -32602');
+  const r2 = await modernPost(port, req('tools/list', {}, { 'io.modelcontextprotocol/clientCapabilities': {} }));
+  eq([r2.status, r2.json?.error?.code], [400, -32602], 'protocolVersion missing: 400 + -32602');
+  const r3 = await modernPost(port, req('tools/list', {}, { ...META, 'io.modelcontextprotocol/protocolVersion': '2099-01-01' }), { 'MCP-Protocol-Version': '2099-01-01' });
+  eq([r3.status, r3.json?.error?.code], [400, -32022], 'unsupported version: 400 + -32022');
+  eq(r3.json?.error?.data, { supported: ALL, requested: '2099-01-01' }, 'data.supported and data.requested');
+});
+
+await step('HTTP: legacy sessions are unaffected next to modern requests', async () => {
+  const { sid } = await rawSession(port, '2025-11-25');
+  const h = { 'Mcp-Session-Id': sid, 'MCP-Protocol-Version': '2025-11-25' };
+  const call = await post(port, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'fixture__echo', arguments: { text: 'legacy' } } }, h);
+  eq(call.messages.at(-1)?.result?.content?.[0]?.text, 'legacy', 'legacy tools/call answers');
+  ok(call.messages.at(-1)?.result?.resultType === undefined, 'without resultType');
+  eq((await post(port, { jsonrpc: '2.0', id: 8, method: 'ping' }, h)).json?.result, {}, 'ping still works in a session');
+  const d = await post(port, { jsonrpc: '2.0', id: 9, method: 'server/discover' }, h);
+  eq(d.json?.result?.supportedVersions, ALL, 'server/discover inside a legacy session');
+  const nf = await post(port, { jsonrpc: '2.0', id: 10, method: 'resources/read', params: { uri: 'fixture+test://nope' } }, h);
+  eq(nf.json?.error?.code, -32002, 'legacy resource not found stays -32002');
+  const noSid = await post(port, { jsonrpc: '2.0', id: 11, method: 'tools/list' }, { 'MCP-Protocol-Version': '2025-11-25' });
+  eq(noSid.status, 400, 'a legacy request without a session is still 400');
+});
+
+await step('HTTP: transient sessions do not pile up', async () => {
+  for (let i = 0; i < 20; i++) await modernPost(port, req('tools/list'));
+  await sleep(200);
+  const opened = (srv.log().match(/stateless tools\/list/g) || []).length;
+  ok(opened >= 20, 'each request got a transient session', opened);
+  const closed = (srv.log().match(/session=[0-9a-f]{32} closed/g) || []).length;
+  ok(closed >= opened, 'and every one was closed', `${closed} closed, ${opened} opened`);
+});
+
+await step('stdio: server/discover and modern requests as raw lines', async () => {
+  const cfg = writeFile('stdio.yaml', cfgText);
+  const child = track(spawn(bin.mcpd, ['stdio', '-c', cfg, '--log-level', 'debug'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const lines = [
+    { jsonrpc: '2.0', id: 1, method: 'server/discover' },
+    req('tools/call', { name: 'fixture__echo', arguments: { text: 'over stdio' } }),
+    req('ping'),
+    req('tools/list', {}, { ...META, 'io.modelcontextprotocol/protocolVersion': '2099-01-01' }),
+    req('tools/list', {}, { 'io.modelcontextprotocol/protocolVersion': V }),
+    req('tools/list'),
+  ];
+  const ids = lines.map((l) => l.id);
+  for (const l of lines) child.stdin.write(JSON.stringify(l) + '\n');
+  const byId = () => new Map(out.split('\n').filter(Boolean).map((l) => JSON.parse(l)).map((m) => [m.id, m]));
+  for (const t0 = Date.now(); byId().size < ids.length && Date.now() - t0 < 10000; ) await sleep(50);
+  const got = byId();
+  eq(got.get(1)?.result?.supportedVersions, ALL, 'server/discover before any initialize');
+  eq(got.get(ids[1])?.result?.content?.[0]?.text, 'over stdio', 'modern tools/call answered');
+  eq(got.get(ids[1])?.result?.resultType, 'complete', 'with resultType');
+  eq(got.get(ids[2])?.error?.code, -32601, 'modern ping: -32601');
+  eq(got.get(ids[3])?.error?.code, -32022, 'unsupported version: -32022');
+  eq(got.get(ids[3])?.error?.data?.requested, '2099-01-01', 'data.requested');
+  eq(got.get(ids[4])?.error?.code, -32602, 'missing clientCapabilities: -32602');
+  ok(got.get(ids[5])?.result?.tools?.length > 0, 'modern tools/list answered');
+  // then the legacy session on the same stream, unaffected
+  child.stdin.write(JSON.stringify({ jsonrpc: '2.0', id: 50, method: 'tools/list' }) + '\n');
+  child.stdin.write(JSON.stringify({ jsonrpc: '2.0', id: 51, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }) + '\n');
+  for (const t0 = Date.now(); !byId().has(51) && Date.now() - t0 < 10000; ) await sleep(50);
+  eq(byId().get(50)?.error?.code, -32600, 'a legacy request before initialize is still refused');
+  eq(byId().get(51)?.result?.protocolVersion, '2025-11-25', 'initialize still works');
+  child.stdin.end();
+  const r = await Promise.race([exited, sleep(15000).then(() => ({ code: null, signal: 'timeout' }))]);
+  checkCleanExit('mcpd stdio', r.code, r.signal, err);
+});
+
+await step('HTTP with bots: modern requests need the bearer key', async () => {
+  const db = path.join(tmp, 'bots.db');
+  const botCfg = `store: ${db}
+servers:
+  demo:
+    command: ${bin.demo}
+bots:
+  alice:
+    bindings:
+      - { resource: demo, tools: [echo] }
+`;
+  const cfg = writeFile('bots.yaml', botCfg);
+  const c = run(bin.mcpd, ['bots', 'create', 'alice', '-c', cfg]);
+  const key = c.stdout.trim();
+  match(key, /^mk_[0-9a-f]{48}$/, 'a bot key');
+  const b = await startServe(botCfg, { name: 'modern-bots' });
+  const body = () => req('tools/call', { name: 'echo', arguments: { text: 'k' } });
+  eq((await modernPost(b.port, body())).status, 401, 'without a key: 401');
+  eq((await post(b.port, { jsonrpc: '2.0', id: 1, method: 'server/discover' })).status, 401, 'server/discover without a key: 401');
+  const good = await modernPost(b.port, body(), { Authorization: `Bearer ${key}` });
+  eq([good.status, good.json?.result?.content?.[0]?.text], [200, 'k'], 'with the key: answered');
+  const list = await modernPost(b.port, req('tools/list'), { Authorization: `Bearer ${key}` });
+  eq(list.json?.result?.tools?.map((t) => t.name), ['echo'], 'the bot sees only its bindings');
+  const hidden = await modernPost(b.port, req('tools/call', { name: 'add', arguments: { a: 1, b: 2 } }), { Authorization: `Bearer ${key}` });
+  eq(hidden.json?.error?.code, -32602, 'an unbound tool does not exist for it');
+  await b.stopAndCheck('mcpd (bots)');
+});
+
+await step('mcpd stops cleanly', async () => {
+  await srv.stopAndCheck('mcpd');
+});
+
+await finish();
