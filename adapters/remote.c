@@ -41,14 +41,14 @@ struct xfer {
     struct mcpd_http_call *call;
     struct mcpd_buf body; /* JSON answer */
     struct mcpd_sse_parser sse;
-    char *sent;           /* the message POSTed (for errors, retries) */
+    char *sent; /* the message POSTed (for errors, retries) */
     size_t sent_len;
     int status;
     bool is_sse, is_get, is_init, is_replay, is_delete, answered;
-    bool is_note;         /* notifications/initialized: later messages wait for it */
-    json_t *req_id;       /* id of the request POSTed, or NULL */
-    char last_id[256];    /* the last SSE event id of this stream (resumption) */
-    unsigned retry_ms;    /* this stream's retry field */
+    bool is_note;      /* notifications/initialized: later messages wait for it */
+    json_t *req_id;    /* id of the request POSTed, or NULL */
+    char last_id[256]; /* the last SSE event id of this stream (resumption) */
+    unsigned retry_ms; /* this stream's retry field */
 };
 
 /* A stream resumption waiting for its retry delay. */
@@ -65,20 +65,20 @@ struct remote {
     struct mcpd_http_client *hc;
     enum mode mode;
     struct xfer *xfers;
-    struct xfer *stream;     /* GET stream (streamable) or the SSE stream (legacy) */
+    struct xfer *stream; /* GET stream (streamable) or the SSE stream (legacy) */
     char *session_id;
-    char *post_url;          /* legacy: from the endpoint event */
+    char *post_url; /* legacy: from the endpoint event */
     char *init_msg, *initialized_msg;
     size_t init_len, initialized_len;
-    unsigned nsent;          /* messages sent in this attempt */
-    char get_last_id[256];   /* the GET stream's last event id */
-    unsigned retry_ms;       /* the GET stream's retry field */
+    unsigned nsent;        /* messages sent in this attempt */
+    char get_last_id[256]; /* the GET stream's last event id */
+    unsigned retry_ms;     /* the GET stream's retry field */
     unsigned stream_failures;
     bool running, stopping, reiniting, fallen_back;
-    bool holding;            /* notifications/initialized in flight: later messages wait */
-    struct mcpd_buf held;    /* messages waiting (holding, re-initialisation), NUL-separated */
+    bool holding;         /* notifications/initialized in flight: later messages wait */
+    struct mcpd_buf held; /* messages waiting (holding, re-initialisation), NUL-separated */
     struct resume *resumes;
-    uv_timer_t timer;        /* GET stream reconnect */
+    uv_timer_t timer; /* GET stream reconnect */
 };
 
 static void xfer_free(struct xfer *x);
@@ -114,8 +114,8 @@ static void answer_error(struct remote *r, json_t *id, const char *why)
 
 static void deliver(struct remote *r, struct xfer *x, const char *data, size_t len)
 {
-    LOG_TRACE("upstream", "upstream=%s <- (%s%s) %.200s", r->up.name, x && x->is_get ? "GET" : "POST",
-              x && x->is_sse ? " sse" : "", data);
+    LOG_TRACE("upstream", "upstream=%s <- (%s%s) %.200s", r->up.name,
+              x && x->is_get ? "GET" : "POST", x && x->is_sse ? " sse" : "", data);
     if (x && x->is_replay) { /* the answer to our own replayed initialize */
         x->answered = true;
         return;
@@ -142,12 +142,14 @@ static char **build_headers(struct remote *r, bool post_body, const char *last_e
                               : "Accept: text/event-stream");
     if (post_body)
         h[n++] = strdup("Content-Type: application/json");
-    if (r->mode == MODE_STREAMABLE && r->session_id && asprintf(&h[n], "Mcp-Session-Id: %s", r->session_id) > 0)
+    if (r->mode == MODE_STREAMABLE && r->session_id &&
+        asprintf(&h[n], "Mcp-Session-Id: %s", r->session_id) > 0)
         n++;
     if (r->mode == MODE_STREAMABLE && r->up.protocol_version[0] &&
         asprintf(&h[n], "MCP-Protocol-Version: %s", r->up.protocol_version) > 0)
         n++;
-    if (last_event_id && last_event_id[0] && asprintf(&h[n], "Last-Event-ID: %s", last_event_id) > 0)
+    if (last_event_id && last_event_id[0] &&
+        asprintf(&h[n], "Last-Event-ID: %s", last_event_id) > 0)
         n++;
     for (size_t i = 0; i < cfg->nheaders; i++)
         if (asprintf(&h[n], "%s: %s", cfg->headers[i].key, cfg->headers[i].value) > 0)
@@ -457,7 +459,8 @@ static void post_done(struct remote *r, struct xfer *x, int result, const char *
         bool legacy_hint = x->status == 400 || x->status == 404 || x->status == 405;
         if (x->is_init && legacy_hint && r->up.cfg->transport == MCPD_REMOTE_AUTO &&
             r->mode == MODE_STREAMABLE && !r->fallen_back) {
-            LOG_INFO("upstream", "upstream=%s answered HTTP %d to initialize; trying legacy HTTP+SSE",
+            LOG_INFO("upstream",
+                     "upstream=%s answered HTTP %d to initialize; trying legacy HTTP+SSE",
                      r->up.name, x->status);
             r->mode = MODE_SSE;
             r->fallen_back = true;
@@ -505,7 +508,9 @@ static void stream_done(struct remote *r, struct xfer *x, int result, const char
     if (r->mode == MODE_SSE) {
         char msg[200];
         snprintf(msg, sizeof(msg), "the SSE stream ended: %s",
-                 result ? why : x->status / 100 != 2 ? "HTTP error" : "closed by the server");
+                 result                 ? why
+                 : x->status / 100 != 2 ? "HTTP error"
+                                        : "closed by the server");
         if (x->status && x->status / 100 != 2)
             snprintf(msg, sizeof(msg), "the SSE stream was refused with HTTP %d", x->status);
         disconnect(r, msg);

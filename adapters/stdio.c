@@ -30,7 +30,7 @@ struct stdio_up {
     struct mcpd_upstream up; /* first: the core casts */
     uv_process_t proc;
     uv_pipe_t in, out, err;
-    uv_timer_t timer; /* stop ladder and exit grace */
+    uv_timer_t timer;   /* stop ladder and exit grace */
     uv_prepare_t flush; /* writes of one loop iteration leave in one syscall */
     struct mcpd_buf outq;
     int own_handles; /* timer + flush, closed in up_free */
@@ -293,10 +293,10 @@ static void on_flush(uv_prepare_t *h)
         return;
     }
     /* the last byte is a newline: write_line adds it back */
-    if (mcpd_write_line((uv_stream_t *)&s->in, s->outq.p, s->outq.len - 1,
-                        MCPD_MAX_UPSTREAM_MSG) != 0)
-        LOG_WARN("upstream", "upstream=%s does not read its stdin; %zu bytes dropped",
-                 s->up.name, s->outq.len);
+    if (mcpd_write_line((uv_stream_t *)&s->in, s->outq.p, s->outq.len - 1, MCPD_MAX_UPSTREAM_MSG) !=
+        0)
+        LOG_WARN("upstream", "upstream=%s does not read its stdin; %zu bytes dropped", s->up.name,
+                 s->outq.len);
     mcpd_buf_reset(&s->outq);
 }
 

@@ -127,8 +127,11 @@ int mcpd_admin_parse_since(const char *s, int64_t *ms)
     errno = 0;
     n = strtoll(s, &end, 10);
     if (end != s && errno == 0 && n > 0 && end[0] && end[1] == '\0') {
-        int64_t unit = end[0] == 's' ? 1000 : end[0] == 'm' ? 60000 : end[0] == 'h' ? 3600000
-                     : end[0] == 'd' ? 86400000 : 0;
+        int64_t unit = end[0] == 's'   ? 1000
+                       : end[0] == 'm' ? 60000
+                       : end[0] == 'h' ? 3600000
+                       : end[0] == 'd' ? 86400000
+                                       : 0;
         if (unit == 0)
             return -1;
         *ms = (int64_t)time(NULL) * 1000 - n * unit;
@@ -220,19 +223,19 @@ int mcpd_admin_print_catalog(struct mcpd_daemon *d, const char *bot, bool json)
         size_t n = 0;
         for (size_t j = 0; cat && j < cat->count; j++)
             n += cat->entries[j].owner == up && bot_sees(d, bot, &cat->entries[j]);
-        json_array_append_new(servers,
-                              json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "name", up->name, "kind",
-                                        up->ops->kind, "state",
-                                        up->cfg->enabled ? mcpd_upstream_state_name(up->state) : "disabled",
-                                        "protocol", up->protocol_version, "tools", (json_int_t)n,
-                                        "error", up->last_error));
+        json_array_append_new(
+            servers,
+            json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "name", up->name, "kind", up->ops->kind,
+                      "state", up->cfg->enabled ? mcpd_upstream_state_name(up->state) : "disabled",
+                      "protocol", up->protocol_version, "tools", (json_int_t)n, "error",
+                      up->last_error));
     }
     for (size_t j = 0; cat && j < cat->count; j++) {
         const struct mcpd_catalog_entry *e = &cat->entries[j];
         if (bot_sees(d, bot, e))
-            json_array_append_new(tools, json_pack("{s:s, s:s, s:s, s:b}", "name", e->name,
-                                                   "resource", e->resource, "tool", e->tool,
-                                                   "renamed", e->renamed));
+            json_array_append_new(tools,
+                                  json_pack("{s:s, s:s, s:s, s:b}", "name", e->name, "resource",
+                                            e->resource, "tool", e->tool, "renamed", e->renamed));
     }
     json_object_set_new(out, "servers", servers);
     json_object_set_new(out, "tools", tools);
@@ -246,8 +249,7 @@ int mcpd_admin_print_catalog(struct mcpd_daemon *d, const char *bot, bool json)
         free(s);
     } else {
         printf("%-24s %-8s %-13s %-6s %s\n", "SERVER", "KIND", "STATE", "TOOLS", "ERROR");
-        json_array_foreach(servers, i, v)
-        {
+        json_array_foreach (servers, i, v) {
             printf("%-24s %-8s %-13s %-6lld %s\n", json_string_value(json_object_get(v, "name")),
                    json_string_value(json_object_get(v, "kind")),
                    json_string_value(json_object_get(v, "state")),
@@ -255,15 +257,13 @@ int mcpd_admin_print_catalog(struct mcpd_daemon *d, const char *bot, bool json)
                    json_string_value(json_object_get(v, "error")));
         }
         printf("\n%-40s %-24s %s\n", "TOOL", "FROM", "UPSTREAM NAME");
-        json_array_foreach(tools, i, v)
-        {
+        json_array_foreach (tools, i, v) {
             printf("%-40s %-24s %s%s\n", json_string_value(json_object_get(v, "name")),
                    json_string_value(json_object_get(v, "resource")),
                    json_string_value(json_object_get(v, "tool")),
                    json_is_true(json_object_get(v, "renamed")) ? "  (renamed)" : "");
         }
-        json_array_foreach(json_object_get(out, "collisions"), i, v)
-        {
+        json_array_foreach (json_object_get(out, "collisions"), i, v) {
             printf("collision: %s of %s left out (name %s taken by %s)\n",
                    json_string_value(json_object_get(v, "tool")),
                    json_string_value(json_object_get(v, "resource")),
@@ -311,11 +311,13 @@ int mcpd_admin_explain(struct mcpd_daemon *d, const char *bot, const char *tool,
     }
     mcpd_authz_check_call(d->authz, bot, e->owner, e->tool, args, &dec);
     canon = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS);
-    printf("%s: %s\n", dec.allow ? "allow" : "deny", dec.allow ? "every dimension accepts the arguments" : dec.reason);
+    printf("%s: %s\n", dec.allow ? "allow" : "deny",
+           dec.allow ? "every dimension accepts the arguments" : dec.reason);
     printf("  bot:       %s\n  tool:      %s (%s of %s)\n", bot, tool, e->tool, e->resource);
     printf("  binding:   %s\n", dec.binding[0] ? dec.binding : "(none matched)");
     if (dec.dimension[0])
-        printf("  dimension: %s, argument '%s', value '%s'\n", dec.dimension, dec.argument, dec.value);
+        printf("  dimension: %s, argument '%s', value '%s'\n", dec.dimension, dec.argument,
+               dec.value);
     if (dec.pattern[0])
         printf("  pattern:   %s\n", dec.pattern);
     printf("  forwarded: %s\n", dec.allow && canon ? canon : "(nothing)");

@@ -51,7 +51,7 @@
 #define DEFAULT_MAX_ARGS  ((size_t)64 * 1024)
 #define DEFAULT_QUEUE_CAP 65536u
 #define QUEUE_BYTES_MAX   ((size_t)64 * 1024 * 1024) /* record bytes waiting at most */
-#define FIELD_MAX         4096 /* bytes kept of each text field */
+#define FIELD_MAX         4096                       /* bytes kept of each text field */
 #define RETAIN_STEP       4096 /* rows retention deletes per batch beyond its size */
 
 struct audit_item {

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <uv.h>
 
 struct mcpd_audit;
@@ -44,18 +45,19 @@ enum mcpd_audit_kind {
 /* One record. Strings are copied by mcpd_audit_submit; any may be NULL. */
 struct mcpd_audit_record {
     enum mcpd_audit_kind kind;
-    int64_t time_ms;         /* wall clock, ms since the epoch (filled in when 0) */
+    int64_t time_ms; /* wall clock, ms since the epoch (filled in when 0) */
     const char *bot;
-    const char *session;     /* session id */
-    const char *transport;   /* "stdio", "http", "sse" */
-    const char *resource;    /* upstream resource name */
-    const char *tool;        /* tool (or prompt, or uri) */
-    const char *location;    /* "local", "remote:<name>", "plugin:<name>", "agent:<name>" */
-    const char *decision;    /* "allow" | "deny" */
-    const char *reason;      /* deny reason, or list summary */
-    const char *args_json;   /* canonical JSON of the arguments as checked (redacted and capped here) */
+    const char *session;   /* session id */
+    const char *transport; /* "stdio", "http", "sse" */
+    const char *resource;  /* upstream resource name */
+    const char *tool;      /* tool (or prompt, or uri) */
+    const char *location;  /* "local", "remote:<name>", "plugin:<name>", "agent:<name>" */
+    const char *decision;  /* "allow" | "deny" */
+    const char *reason;    /* deny reason, or list summary */
+    const char
+        *args_json; /* canonical JSON of the arguments as checked (redacted and capped here) */
     size_t args_len;
-    const char *status;      /* "ok", "error", "timeout", "cancelled", "denied", ... */
+    const char *status; /* "ok", "error", "timeout", "cancelled", "denied", ... */
     int64_t latency_us;
 };
 
@@ -68,15 +70,15 @@ struct mcpd_audit_record {
 typedef void (*mcpd_audit_cb)(int status, void *data);
 
 struct mcpd_audit_options {
-    const char *path;            /* sqlite file */
-    size_t max_args_bytes;       /* stored argument text cap (default 64 KiB) */
-    unsigned queue_cap;          /* records waiting at most (default 65536) */
-    int64_t retain_ms;           /* delete the leading rows older than this (0: keep) */
-    int64_t retain_rows;         /* keep at most this many rows (0: no cap) */
+    const char *path;      /* sqlite file */
+    size_t max_args_bytes; /* stored argument text cap (default 64 KiB) */
+    unsigned queue_cap;    /* records waiting at most (default 65536) */
+    int64_t retain_ms;     /* delete the leading rows older than this (0: keep) */
+    int64_t retain_rows;   /* keep at most this many rows (0: no cap) */
     /* Retention runs in each batch's transaction, deletes only a prefix of
      * the chain (at most batch size + 4096 rows at a time) and moves the
      * anchor, so the remaining rows still verify. */
-    int busy_timeout_ms;         /* longest wait for another connection's write lock (0: 5000) */
+    int busy_timeout_ms; /* longest wait for another connection's write lock (0: 5000) */
 };
 
 /*
@@ -134,12 +136,12 @@ bool mcpd_audit_key_is_secret(const char *key, size_t len);
 int mcpd_audit_verify(const char *path, int64_t *rows, int64_t *bad_row, char *err, size_t errcap);
 
 struct mcpd_audit_query {
-    int64_t since_ms;      /* rows with time_ms >= this (0: all) */
-    const char *bot;       /* NULL: any */
+    int64_t since_ms; /* rows with time_ms >= this (0: all) */
+    const char *bot;  /* NULL: any */
     const char *tool;
     const char *location;
-    bool json;             /* JSON lines instead of a table */
-    int64_t limit;         /* 0: all; else the last `limit` matches, oldest first */
+    bool json;     /* JSON lines instead of a table */
+    int64_t limit; /* 0: all; else the last `limit` matches, oldest first */
 };
 
 /*

@@ -7,10 +7,11 @@
 #ifndef MCPD_AUDIT_INT_H
 #define MCPD_AUDIT_INT_H
 
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <sqlite3.h>
 
 #define AUDIT_SCHEMA_VERSION 1
 #define AUDIT_ZERO_HASH      "0000000000000000000000000000000000000000000000000000000000000000"

@@ -21,12 +21,11 @@
  * \xNN (table) or U+FFFD (JSON). Tables are tab-separated with a header
  * line; JSON lines carry every column.
  */
-#include "audit.h"
-
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
 #include "audit_int.h"
 #include "error.h"
 #include "store_db.h"

@@ -18,8 +18,6 @@
  * hashing candidates. The digest still identifies the call's arguments
  * past the stored cap.
  */
-#include "audit_int.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +25,7 @@
 #include <jansson.h>
 
 #include "audit.h"
+#include "audit_int.h"
 #include "buf.h"
 #include "error.h"
 #include "store_db.h"

@@ -8,10 +8,11 @@
  */
 #include "authz.h"
 
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "daemon.h"
 #include "error.h"
@@ -23,13 +24,13 @@
 
 struct mcpd_authz {
     struct mcpd_daemon *d;
-    struct mcpd_policy *policy;           /* NULL when no bots are configured */
-    struct mcpd_policy_resource *res;     /* per configured server, same order */
+    struct mcpd_policy *policy;       /* NULL when no bots are configured */
+    struct mcpd_policy_resource *res; /* per configured server, same order */
     struct mcpd_policy_dim_args **res_dims;
     const char ***res_args;
-    struct mcpd_audit *audit;             /* NULL when the audit is off */
+    struct mcpd_audit *audit; /* NULL when the audit is off */
     struct mcpd_store_watch *watch;
-    struct mcpd_bot_row *bots;            /* the store's bot table (owned) */
+    struct mcpd_bot_row *bots; /* the store's bot table (owned) */
     size_t nbots;
     int closing;
     void (*done)(void *data);
@@ -88,7 +89,8 @@ static int build_policy(struct mcpd_authz *az, char *err, size_t errcap)
     for (size_t i = 0; i < cfg->nroles; i++) {
         roles[i].name = cfg->roles[i].name;
         roles[i].nbindings = cfg->roles[i].nbindings;
-        if ((roles[i].bindings = conv_bindings(cfg->roles[i].bindings, cfg->roles[i].nbindings)) == NULL)
+        if ((roles[i].bindings = conv_bindings(cfg->roles[i].bindings, cfg->roles[i].nbindings)) ==
+            NULL)
             goto out;
     }
     for (size_t i = 0; i < cfg->nbots; i++) {
@@ -96,7 +98,8 @@ static int build_policy(struct mcpd_authz *az, char *err, size_t errcap)
         bots[i].roles = (const char *const *)cfg->bots[i].roles.v;
         bots[i].nroles = cfg->bots[i].roles.n;
         bots[i].nbindings = cfg->bots[i].nbindings;
-        if ((bots[i].bindings = conv_bindings(cfg->bots[i].bindings, cfg->bots[i].nbindings)) == NULL)
+        if ((bots[i].bindings = conv_bindings(cfg->bots[i].bindings, cfg->bots[i].nbindings)) ==
+            NULL)
             goto out;
     }
     r = mcpd_policy_new(&az->policy, bots, cfg->nbots, roles, cfg->nroles, err, errcap) == 0
@@ -280,8 +283,8 @@ bool mcpd_authz_tool_visible(const struct mcpd_authz *az, const char *bot, const
     return !mcpd_authz_active(az) || mcpd_policy_tool_visible(az->policy, bot, resource, tool);
 }
 
-bool mcpd_authz_prompt_visible(const struct mcpd_authz *az, const char *bot,
-                               const char *resource, const char *prompt)
+bool mcpd_authz_prompt_visible(const struct mcpd_authz *az, const char *bot, const char *resource,
+                               const char *prompt)
 {
     return !mcpd_authz_active(az) || mcpd_policy_prompt_visible(az->policy, bot, resource, prompt);
 }

@@ -10,9 +10,10 @@
 #ifndef MCPD_AUTHZ_H
 #define MCPD_AUTHZ_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "audit.h"
 
@@ -38,7 +39,8 @@ bool mcpd_authz_auditing(const struct mcpd_authz *az);
  * The bot presenting `key` (a bearer token), or NULL. *key_hash receives
  * the key's SHA-256 (to tie the session to that very key).
  */
-const char *mcpd_authz_bot_for_key(struct mcpd_authz *az, const char *key, unsigned char key_hash[32]);
+const char *mcpd_authz_bot_for_key(struct mcpd_authz *az, const char *key,
+                                   unsigned char key_hash[32]);
 /* True while that key is still the bot's current, enabled key. */
 bool mcpd_authz_key_valid(struct mcpd_authz *az, const char *bot, const unsigned char key_hash[32]);
 /* True when `bot` is configured (stdio clients name their bot). */
@@ -47,8 +49,8 @@ bool mcpd_authz_has_bot(const struct mcpd_authz *az, const char *bot);
 /* Visibility of catalog items for a bot (always true when not active). */
 bool mcpd_authz_tool_visible(const struct mcpd_authz *az, const char *bot, const char *resource,
                              const char *tool);
-bool mcpd_authz_prompt_visible(const struct mcpd_authz *az, const char *bot,
-                               const char *resource, const char *prompt);
+bool mcpd_authz_prompt_visible(const struct mcpd_authz *az, const char *bot, const char *resource,
+                               const char *prompt);
 bool mcpd_authz_uri_visible(const struct mcpd_authz *az, const char *bot, const char *resource,
                             const char *uri);
 

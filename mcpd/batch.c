@@ -88,16 +88,14 @@ unsigned mcpd_session_handle_batch(struct mcpd_session *s, json_t *array, struct
     mcpd_session_ref(s);
     mcpd_buf_init(&b->out, (size_t)s->daemon->cfg->limits.max_message * 4);
     /* count what will be answered first: a response may arrive synchronously */
-    json_array_foreach(array, i, el)
-    {
+    json_array_foreach (array, i, el) {
         if (mcpd_jsonrpc_classify(&m, el, &err) != 0 || m.kind == MCPD_MSG_REQUEST)
             requests++;
     }
     b->expected = requests;
     b->got = 0;
     if (requests == 0) {
-        json_array_foreach(array, i, el)
-        {
+        json_array_foreach (array, i, el) {
             if (mcpd_jsonrpc_classify(&m, el, &err) == 0)
                 mcpd_session_handle(s, &m, &b->sink);
         }
@@ -105,8 +103,7 @@ unsigned mcpd_session_handle_batch(struct mcpd_session *s, json_t *array, struct
         return 0;
     }
     reply->npending++; /* the batch as a whole answers there */
-    json_array_foreach(array, i, el)
-    {
+    json_array_foreach (array, i, el) {
         if (mcpd_jsonrpc_classify(&m, el, &err) != 0) {
             mcpd__send_error(&b->sink, err.id, err.code, err.message);
         } else if (m.kind == MCPD_MSG_REQUEST && strcmp(m.method, "initialize") == 0) {

@@ -12,10 +12,10 @@
 #include <stddef.h>
 
 struct mcpd_buf {
-    char *p;          /* storage, NULL until the first append */
-    size_t len;       /* bytes used */
-    size_t alloc;     /* bytes allocated */
-    size_t max;       /* hard cap on len */
+    char *p;      /* storage, NULL until the first append */
+    size_t len;   /* bytes used */
+    size_t alloc; /* bytes allocated */
+    size_t max;   /* hard cap on len */
 };
 
 void mcpd_buf_init(struct mcpd_buf *b, size_t max);
@@ -24,7 +24,8 @@ void mcpd_buf_dispose(struct mcpd_buf *b);
 void mcpd_buf_reset(struct mcpd_buf *b);
 /* Returns 0, MCPD_ETOOBIG (past max) or MCPD_ENOMEM. */
 int mcpd_buf_append(struct mcpd_buf *b, const void *data, size_t len);
-int mcpd_buf_appendf(struct mcpd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int mcpd_buf_appendf(struct mcpd_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Ensures room for `extra` more bytes; returns as append does. */
 int mcpd_buf_reserve(struct mcpd_buf *b, size_t extra);
 /* Removes the first n bytes. */

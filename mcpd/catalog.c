@@ -10,14 +10,14 @@
 #include "limits.h"
 
 const char *const mcpd_list_method[MCPD_LIST_KINDS] = { "tools/list", "prompts/list",
-                                                       "resources/list",
-                                                       "resources/templates/list" };
+                                                        "resources/list",
+                                                        "resources/templates/list" };
 const char *const mcpd_list_key[MCPD_LIST_KINDS] = { "tools", "prompts", "resources",
-                                                    "resourceTemplates" };
-const char *const mcpd_list_changed[MCPD_LIST_KINDS] = {
-    "notifications/tools/list_changed", "notifications/prompts/list_changed",
-    "notifications/resources/list_changed", "notifications/resources/list_changed"
-};
+                                                     "resourceTemplates" };
+const char *const mcpd_list_changed[MCPD_LIST_KINDS] = { "notifications/tools/list_changed",
+                                                         "notifications/prompts/list_changed",
+                                                         "notifications/resources/list_changed",
+                                                         "notifications/resources/list_changed" };
 
 static bool valid_char(char ch)
 {
@@ -115,8 +115,7 @@ nomem:
     return MCPD_ENOMEM;
 }
 
-char *mcpd_catalog_expose_uri(const struct mcpd_catalog *cat, const char *resource,
-                              const char *uri)
+char *mcpd_catalog_expose_uri(const struct mcpd_catalog *cat, const char *resource, const char *uri)
 {
     size_t rl = strlen(resource), ul = strlen(uri);
     char *out;
@@ -149,7 +148,8 @@ static int add_item(struct mcpd_catalog *cat, struct mcpd_catalog_item *arr, siz
     json_object_set_new(it->json, key, json_string(exposed));
     it->owner = s->owner;
     it->resource = s->resource;
-    if (arr == cat->resources && mcpd_map_get(&cat->resource_by_uri, exposed, strlen(exposed)) == NULL)
+    if (arr == cat->resources &&
+        mcpd_map_get(&cat->resource_by_uri, exposed, strlen(exposed)) == NULL)
         mcpd_map_put(&cat->resource_by_uri, exposed, strlen(exposed), it);
     free(exposed);
     (*count)++;
@@ -161,24 +161,20 @@ static int add_source(struct mcpd_catalog *cat, const struct mcpd_catalog_source
 {
     size_t j;
     json_t *v;
-    json_array_foreach(s->tools, j, v)
-    {
+    json_array_foreach (s->tools, j, v) {
         if (add_named(cat, cat->entries, &cat->count, &cat->by_name, s, v, sep, prefix) != 0)
             return MCPD_ENOMEM;
     }
-    json_array_foreach(s->prompts, j, v)
-    {
-        if (add_named(cat, cat->prompts, &cat->nprompts, &cat->prompt_by_name, s, v, sep,
-                      prefix) != 0)
+    json_array_foreach (s->prompts, j, v) {
+        if (add_named(cat, cat->prompts, &cat->nprompts, &cat->prompt_by_name, s, v, sep, prefix) !=
+            0)
             return MCPD_ENOMEM;
     }
-    json_array_foreach(s->resources, j, v)
-    {
+    json_array_foreach (s->resources, j, v) {
         if (add_item(cat, cat->resources, &cat->nresources, s, v, "uri") != 0)
             return MCPD_ENOMEM;
     }
-    json_array_foreach(s->templates, j, v)
-    {
+    json_array_foreach (s->templates, j, v) {
         if (add_item(cat, cat->templates, &cat->ntemplates, s, v, "uriTemplate") != 0)
             return MCPD_ENOMEM;
     }
@@ -308,7 +304,8 @@ void *mcpd_catalog_route_uri(const struct mcpd_catalog *cat, const char *uri, co
         return NULL;
     if (cat->prefix) {
         const char *plus = strchr(uri, '+');
-        void *owner = plus ? mcpd_map_get(&cat->owner_by_resource, uri, (size_t)(plus - uri)) : NULL;
+        void *owner =
+            plus ? mcpd_map_get(&cat->owner_by_resource, uri, (size_t)(plus - uri)) : NULL;
         if (owner)
             *inner = plus + 1;
         return owner;
@@ -331,10 +328,14 @@ json_t *mcpd_catalog_page(const struct mcpd_catalog *cat, const char *cursor, un
 static json_t *item_json(const struct mcpd_catalog *cat, enum mcpd_list_kind kind, size_t i)
 {
     switch (kind) {
-    case MCPD_LIST_TOOLS: return cat->entries[i].json;
-    case MCPD_LIST_PROMPTS: return cat->prompts[i].json;
-    case MCPD_LIST_RESOURCES: return cat->resources[i].json;
-    default: return cat->templates[i].json;
+    case MCPD_LIST_TOOLS:
+        return cat->entries[i].json;
+    case MCPD_LIST_PROMPTS:
+        return cat->prompts[i].json;
+    case MCPD_LIST_RESOURCES:
+        return cat->resources[i].json;
+    default:
+        return cat->templates[i].json;
     }
 }
 
@@ -342,10 +343,10 @@ json_t *mcpd_catalog_page_kind(const struct mcpd_catalog *cat, enum mcpd_list_ki
                                const char *cursor, unsigned page_size)
 {
     static const size_t zero = 0;
-    const size_t *counts[MCPD_LIST_KINDS] = {
-        cat ? &cat->count : &zero, cat ? &cat->nprompts : &zero,
-        cat ? &cat->nresources : &zero, cat ? &cat->ntemplates : &zero
-    };
+    const size_t *counts[MCPD_LIST_KINDS] = { cat ? &cat->count : &zero,
+                                              cat ? &cat->nprompts : &zero,
+                                              cat ? &cat->nresources : &zero,
+                                              cat ? &cat->ntemplates : &zero };
     size_t off = 0, count = *counts[kind];
     json_t *res, *tools;
 
@@ -408,10 +409,10 @@ json_t *mcpd_catalog_page_filtered(const struct mcpd_catalog *cat, enum mcpd_lis
                                    void *arg)
 {
     static const size_t zero = 0;
-    const size_t *counts[MCPD_LIST_KINDS] = {
-        cat ? &cat->count : &zero, cat ? &cat->nprompts : &zero,
-        cat ? &cat->nresources : &zero, cat ? &cat->ntemplates : &zero
-    };
+    const size_t *counts[MCPD_LIST_KINDS] = { cat ? &cat->count : &zero,
+                                              cat ? &cat->nprompts : &zero,
+                                              cat ? &cat->nresources : &zero,
+                                              cat ? &cat->ntemplates : &zero };
     size_t off = 0, seen = 0, count = *counts[kind];
     json_t *res, *items;
     bool more = false;

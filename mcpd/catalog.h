@@ -23,9 +23,10 @@
 #ifndef MCPD_CATALOG_H
 #define MCPD_CATALOG_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <jansson.h>
 
 #include "map.h"
 
@@ -57,13 +58,13 @@ struct mcpd_catalog_entry {
     char *tool_owned;
     const char *resource;
     void *owner;
-    json_t *json;     /* exposed tool object (new object, name rewritten) */
-    bool renamed;     /* name differs from resource+sep+tool or tool */
+    json_t *json; /* exposed tool object (new object, name rewritten) */
+    bool renamed; /* name differs from resource+sep+tool or tool */
 };
 
 /* An exposed resource or template, with where it comes from. */
 struct mcpd_catalog_item {
-    json_t *json;     /* exposed object (uri / uriTemplate rewritten when prefixing) */
+    json_t *json; /* exposed object (uri / uriTemplate rewritten when prefixing) */
     void *owner;
     const char *resource;
 };

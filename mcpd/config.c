@@ -35,11 +35,10 @@
 #include <yaml.h>
 
 #include "buf.h"
+#include "config_int.h"
 #include "error.h"
 #include "limits.h"
 #include "log.h"
-
-#include "config_int.h"
 
 /* ---- diagnostics ---------------------------------------------------------------------------- */
 
@@ -222,7 +221,8 @@ static int expand_ref(struct ctx *c, const yaml_node_t *n, const char *path, con
     int rc;
 
     if (end == NULL)
-        return mcpd__cfg_fail(c, n, "key '%s': unterminated '${' (write '$$' for a literal '$')", path);
+        return mcpd__cfg_fail(c, n, "key '%s': unterminated '${' (write '$$' for a literal '$')",
+                              path);
     blen = (size_t)(end - body);
     for (nlen = 0; nlen < blen && body[nlen] != ':'; nlen++)
         ;
@@ -233,9 +233,9 @@ static int expand_ref(struct ctx *c, const yaml_node_t *n, const char *path, con
         dlen = blen > nlen + 2 ? blen - nlen - 2 : 0;
     }
     if (!is_env_name(body, nlen))
-        return mcpd__cfg_fail(c, n,
-                    "key '%s': bad variable reference '${%.*s}' (use ${VAR} or ${VAR:-default})",
-                    path, (int)(blen > 64 ? 64 : blen), body);
+        return mcpd__cfg_fail(
+            c, n, "key '%s': bad variable reference '${%.*s}' (use ${VAR} or ${VAR:-default})",
+            path, (int)(blen > 64 ? 64 : blen), body);
     {
         char name[256];
         if (nlen >= sizeof(name))
@@ -249,13 +249,14 @@ static int expand_ref(struct ctx *c, const yaml_node_t *n, const char *path, con
     else if (val != NULL)
         rc = mcpd_buf_append(b, val, strlen(val));
     else
-        return mcpd__cfg_fail(c, n, "key '%s': environment variable '%.*s' is not set (use ${%.*s:-default})",
-                    path, (int)nlen, body, (int)nlen, body);
+        return mcpd__cfg_fail(
+            c, n, "key '%s': environment variable '%.*s' is not set (use ${%.*s:-default})", path,
+            (int)nlen, body, (int)nlen, body);
     if (rc == MCPD_ENOMEM)
         return mcpd__cfg_oom(c);
     if (rc != 0)
         return mcpd__cfg_fail(c, n, "key '%s': value exceeds %u bytes after expansion", path,
-                    MCPD_MAX_CONFIG_VALUE);
+                              MCPD_MAX_CONFIG_VALUE);
     *used = (size_t)(end - in) + 1;
     return 0;
 }
@@ -291,7 +292,7 @@ static int expand(struct ctx *c, const yaml_node_t *n, const char *path, const c
     }
     if (rc != 0) {
         rc = mcpd__cfg_fail(c, n, "key '%s': value exceeds %u bytes after expansion", path,
-                  MCPD_MAX_CONFIG_VALUE);
+                            MCPD_MAX_CONFIG_VALUE);
         goto out;
     }
     *out = b.p ? mcpd_buf_steal(&b, NULL) : strdup("");
@@ -340,7 +341,8 @@ int mcpd__cfg_take_node(struct ctx *c, int idx, yaml_node_t **out)
     if (n == NULL || (size_t)idx > c->nnodes)
         return mcpd__cfg_failat(c, 0, 0, "internal error: bad YAML node %d", idx);
     if (c->used[idx - 1])
-        return mcpd__cfg_fail(c, n, "YAML aliases are not supported (this node is used more than once)");
+        return mcpd__cfg_fail(c, n,
+                              "YAML aliases are not supported (this node is used more than once)");
     c->used[idx - 1] = 1;
     *out = n;
     return 0;
@@ -392,9 +394,11 @@ int mcpd__cfg_scalar(struct ctx *c, const yaml_node_t *v, const char *path, char
 
     *out = NULL;
     if (v->type != YAML_SCALAR_NODE)
-        return mcpd__cfg_fail(c, v, "key '%s': expected a string, got %s", path, mcpd__cfg_node_kind(v));
+        return mcpd__cfg_fail(c, v, "key '%s': expected a string, got %s", path,
+                              mcpd__cfg_node_kind(v));
     if (mcpd__cfg_is_null(v))
-        return mcpd__cfg_fail(c, v, "key '%s': missing value (quote it for a literal string)", path);
+        return mcpd__cfg_fail(c, v, "key '%s': missing value (quote it for a literal string)",
+                              path);
     if (strlen(s) != v->data.scalar.length)
         return mcpd__cfg_fail(c, v, "key '%s': value contains a NUL byte", path);
     return expand(c, v, path, s, v->data.scalar.length, out);
@@ -412,7 +416,8 @@ int mcpd__cfg_check_mapping(struct ctx *c, yaml_node_t *n, const char *path, siz
     int rc;
 
     if (n->type != YAML_MAPPING_NODE)
-        return mcpd__cfg_fail(c, n, "key '%s': expected a mapping, got %s", path, mcpd__cfg_node_kind(n));
+        return mcpd__cfg_fail(c, n, "key '%s': expected a mapping, got %s", path,
+                              mcpd__cfg_node_kind(n));
     if ((size_t)(n->data.mapping.pairs.top - start) > max)
         return mcpd__cfg_fail(c, n, "key '%s': too many entries (at most %zu)", path, max);
     for (p = start; p < n->data.mapping.pairs.top; p++) {
@@ -420,16 +425,18 @@ int mcpd__cfg_check_mapping(struct ctx *c, yaml_node_t *n, const char *path, siz
             return rc;
         if (k->type != YAML_SCALAR_NODE)
             return mcpd__cfg_fail(c, k, "keys must be strings, got %s%s", mcpd__cfg_node_kind(k),
-                        mcpd__cfg_in_path(in, sizeof(in), path));
+                                  mcpd__cfg_in_path(in, sizeof(in), path));
         if (strlen((const char *)k->data.scalar.value) != k->data.scalar.length)
-            return mcpd__cfg_fail(c, k, "key contains a NUL byte%s", mcpd__cfg_in_path(in, sizeof(in), path));
+            return mcpd__cfg_fail(c, k, "key contains a NUL byte%s",
+                                  mcpd__cfg_in_path(in, sizeof(in), path));
         for (q = start; q < p; q++) {
             o = yaml_document_get_node(c->doc, q->key);
             if (o->data.scalar.length == k->data.scalar.length &&
                 memcmp(o->data.scalar.value, k->data.scalar.value, k->data.scalar.length) == 0)
                 return mcpd__cfg_fail(c, k, "duplicate key '%.64s'%s (first at %d:%d)",
-                            (const char *)k->data.scalar.value, mcpd__cfg_in_path(in, sizeof(in), path),
-                            mcpd__cfg_node_line(o), mcpd__cfg_node_col(o));
+                                      (const char *)k->data.scalar.value,
+                                      mcpd__cfg_in_path(in, sizeof(in), path),
+                                      mcpd__cfg_node_line(o), mcpd__cfg_node_col(o));
         }
     }
     return 0;
@@ -442,8 +449,8 @@ const char *mcpd__cfg_key_of(struct ctx *c, const yaml_node_pair_t *p, yaml_node
 }
 
 /* Walks mapping n against table; null values are skipped (the key is absent). */
-int mcpd__cfg_walk_mapping(struct ctx *c, yaml_node_t *n, const char *path, const struct field *table,
-                        void *base)
+int mcpd__cfg_walk_mapping(struct ctx *c, yaml_node_t *n, const char *path,
+                           const struct field *table, void *base)
 {
     char sub[KEY_PATH_MAX], in[KEY_PATH_MAX + 8];
     const struct field *f;
@@ -459,7 +466,8 @@ int mcpd__cfg_walk_mapping(struct ctx *c, yaml_node_t *n, const char *path, cons
         for (f = table; f->key != NULL && strcmp(f->key, key) != 0; f++)
             ;
         if (f->key == NULL)
-            return mcpd__cfg_fail(c, k, "unknown key '%.64s'%s", key, mcpd__cfg_in_path(in, sizeof(in), path));
+            return mcpd__cfg_fail(c, k, "unknown key '%.64s'%s", key,
+                                  mcpd__cfg_in_path(in, sizeof(in), path));
         if ((rc = mcpd__cfg_take_node(c, p->value, &v)) != 0)
             return rc;
         if (mcpd__cfg_is_null(v))
@@ -486,8 +494,8 @@ static int resolve_command(struct ctx *c, int line, int col, const char *path, c
     if (rel[0] == '/' || strchr(rel, '/') == NULL)
         return 0;
     if (getcwd(cwd, sizeof(cwd)) == NULL)
-        return mcpd__cfg_failat(c, line, col, "key '%s': cannot make '%.64s' absolute: %s", path, rel,
-                      strerror(errno));
+        return mcpd__cfg_failat(c, line, col, "key '%s': cannot make '%.64s' absolute: %s", path,
+                                rel, strerror(errno));
     while (rel[0] == '.' && rel[1] == '/') {
         for (rel += 2; *rel == '/'; rel++)
             ;
@@ -505,10 +513,11 @@ int mcpd__cfg_check_name(struct ctx *c, int line, int col, const char *name)
 {
     if (mcpd_config_is_valid_name(name))
         return 0;
-    return mcpd__cfg_failat(c, line, col,
-                  "server name '%.64s' is invalid: names must match ^[a-z0-9][a-z0-9-]{0,31}$ "
-                  "(lowercase letters, digits and '-', at most 32 characters)",
-                  name);
+    return mcpd__cfg_failat(
+        c, line, col,
+        "server name '%.64s' is invalid: names must match ^[a-z0-9][a-z0-9-]{0,31}$ "
+        "(lowercase letters, digits and '-', at most 32 characters)",
+        name);
 }
 
 static int check_env_name(struct ctx *c, int line, int col, const char *path, const char *name)
@@ -516,9 +525,9 @@ static int check_env_name(struct ctx *c, int line, int col, const char *path, co
     if (is_env_name(name, strlen(name)))
         return 0;
     return mcpd__cfg_failat(c, line, col,
-                  "key '%s': '%.64s' is not a valid environment variable name "
-                  "([A-Za-z_][A-Za-z0-9_]*)",
-                  path, name);
+                            "key '%s': '%.64s' is not a valid environment variable name "
+                            "([A-Za-z_][A-Za-z0-9_]*)",
+                            path, name);
 }
 
 /* Hosts and origins: non-empty, printable ASCII, no spaces. */
@@ -534,9 +543,8 @@ static bool is_token(const char *s)
 
 /* ---- field parsers -------------------------------------------------------------------------- */
 
-
 int mcpd__cfg_f_string(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                    void *base)
+                       void *base)
 {
     char **slot = AT(base, f->off, char *), *s;
     int rc;
@@ -564,7 +572,7 @@ static int f_command(struct ctx *c, yaml_node_t *v, const char *path, const stru
 }
 
 int mcpd__cfg_f_uint(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                  void *base)
+                     void *base)
 {
     const char *p;
     uint64_t n;
@@ -575,8 +583,8 @@ int mcpd__cfg_f_uint(struct ctx *c, yaml_node_t *v, const char *path, const stru
         return rc;
     p = s;
     if (parse_digits(&p, UINT64_MAX / 2, &n) != 0 || *p != '\0' || n < f->min || n > f->max) {
-        rc = mcpd__cfg_fail(c, v, "key '%s': expected an integer from %llu to %llu, got '%.64s'", path,
-                  f->min, f->max, s);
+        rc = mcpd__cfg_fail(c, v, "key '%s': expected an integer from %llu to %llu, got '%.64s'",
+                            path, f->min, f->max, s);
     } else {
         *AT(base, f->off, unsigned) = (unsigned)n;
     }
@@ -585,7 +593,7 @@ int mcpd__cfg_f_uint(struct ctx *c, yaml_node_t *v, const char *path, const stru
 }
 
 int mcpd__cfg_f_duration(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                      void *base)
+                         void *base)
 {
     unsigned ms = 0;
     char *s;
@@ -595,9 +603,9 @@ int mcpd__cfg_f_duration(struct ctx *c, yaml_node_t *v, const char *path, const 
         return rc;
     if (mcpd_config_parse_duration(s, &ms) != 0)
         rc = mcpd__cfg_fail(c, v,
-                  "key '%s': invalid duration '%.64s' (use e.g. 250ms, 30s, 5m or 1h; "
-                  "a bare number is milliseconds; 0 is not allowed)",
-                  path, s);
+                            "key '%s': invalid duration '%.64s' (use e.g. 250ms, 30s, 5m or 1h; "
+                            "a bare number is milliseconds; 0 is not allowed)",
+                            path, s);
     else if (ms > f->max)
         rc = mcpd__cfg_fail(c, v, "key '%s': %.64s exceeds the maximum of %llums", path, s, f->max);
     else
@@ -607,7 +615,7 @@ int mcpd__cfg_f_duration(struct ctx *c, yaml_node_t *v, const char *path, const 
 }
 
 int mcpd__cfg_f_size(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                  void *base)
+                     void *base)
 {
     size_t n = 0;
     char *s;
@@ -617,12 +625,12 @@ int mcpd__cfg_f_size(struct ctx *c, yaml_node_t *v, const char *path, const stru
         return rc;
     if (mcpd_config_parse_size(s, &n) != 0)
         rc = mcpd__cfg_fail(c, v,
-                  "key '%s': invalid size '%.64s' (use a byte count or a KiB, MiB or GiB "
-                  "suffix)",
-                  path, s);
+                            "key '%s': invalid size '%.64s' (use a byte count or a KiB, MiB or GiB "
+                            "suffix)",
+                            path, s);
     else if (n < f->min || n > f->max)
-        rc = mcpd__cfg_fail(c, v, "key '%s': %.64s is out of range (%llu to %llu bytes)", path, s, f->min,
-                  f->max);
+        rc = mcpd__cfg_fail(c, v, "key '%s': %.64s is out of range (%llu to %llu bytes)", path, s,
+                            f->min, f->max);
     else
         *AT(base, f->off, size_t) = n;
     free(s);
@@ -630,7 +638,7 @@ int mcpd__cfg_f_size(struct ctx *c, yaml_node_t *v, const char *path, const stru
 }
 
 int mcpd__cfg_f_bool(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                  void *base)
+                     void *base)
 {
     char *s;
     int rc;
@@ -656,8 +664,8 @@ static int f_log_level(struct ctx *c, yaml_node_t *v, const char *path, const st
     if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
         return rc;
     if ((level = mcpd_log_parse_level(s)) < 0)
-        rc = mcpd__cfg_fail(c, v, "key '%s': expected error, warn, info, debug or trace, got '%.64s'", path,
-                  s);
+        rc = mcpd__cfg_fail(
+            c, v, "key '%s': expected error, warn, info, debug or trace, got '%.64s'", path, s);
     else
         *AT(base, f->off, int) = level;
     free(s);
@@ -701,11 +709,12 @@ static int f_separator(struct ctx *c, yaml_node_t *v, const char *path, const st
     for (size_t i = 0; i < n; i++)
         dashes += s[i] == '-';
     if (n < 1 || n > 4 || strspn(s, "_-.") != n)
-        rc = mcpd__cfg_fail(c, v, "key '%s': must be 1 to 4 characters from '_', '-' and '.', got '%.64s'",
-                  path, s);
+        rc = mcpd__cfg_fail(
+            c, v, "key '%s': must be 1 to 4 characters from '_', '-' and '.', got '%.64s'", path,
+            s);
     else if (dashes == n)
-        rc = mcpd__cfg_fail(c, v, "key '%s': '%s' could occur inside a server name; include '_' or '.'", path,
-                  s);
+        rc = mcpd__cfg_fail(
+            c, v, "key '%s': '%s' could occur inside a server name; include '_' or '.'", path, s);
     if (rc != 0) {
         free(s);
         return rc;
@@ -725,9 +734,9 @@ static int f_http_path(struct ctx *c, yaml_node_t *v, const char *path, const st
         return rc;
     if (s[0] != '/' || strlen(s) >= HTTP_PATH_MAX || !is_token(s) || strpbrk(s, "?#") != NULL) {
         rc = mcpd__cfg_fail(c, v,
-                  "key '%s': must start with '/' and hold no spaces, '?' or '#' "
-                  "(got '%.64s')",
-                  path, s);
+                            "key '%s': must start with '/' and hold no spaces, '?' or '#' "
+                            "(got '%.64s')",
+                            path, s);
         free(s);
         return rc;
     }
@@ -738,7 +747,7 @@ static int f_http_path(struct ctx *c, yaml_node_t *v, const char *path, const st
 
 /* Sequence of strings into a new array at off (count at off2). */
 int mcpd__cfg_strlist(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                   void *base, bool tokens)
+                      void *base, bool tokens)
 {
     char ***arr = AT(base, f->off, char **);
     size_t *count = AT(base, f->off2, size_t), n;
@@ -747,10 +756,12 @@ int mcpd__cfg_strlist(struct ctx *c, yaml_node_t *v, const char *path, const str
     int rc;
 
     if (v->type != YAML_SEQUENCE_NODE)
-        return mcpd__cfg_fail(c, v, "key '%s': expected a list, got %s", path, mcpd__cfg_node_kind(v));
+        return mcpd__cfg_fail(c, v, "key '%s': expected a list, got %s", path,
+                              mcpd__cfg_node_kind(v));
     n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
     if (n > MCPD_MAX_CONFIG_ITEMS)
-        return mcpd__cfg_fail(c, v, "key '%s': too many entries (at most %u)", path, MCPD_MAX_CONFIG_ITEMS);
+        return mcpd__cfg_fail(c, v, "key '%s': too many entries (at most %u)", path,
+                              MCPD_MAX_CONFIG_ITEMS);
     if ((*arr = calloc(n ? n : 1, sizeof(**arr))) == NULL)
         return mcpd__cfg_oom(c);
     for (size_t i = 0; i < n; i++) {
@@ -761,8 +772,8 @@ int mcpd__cfg_strlist(struct ctx *c, yaml_node_t *v, const char *path, const str
             return rc;
         (*count)++;
         if (tokens && !is_token((*arr)[i]))
-            return mcpd__cfg_fail(c, item, "key '%s': must be non-empty with no spaces, got '%.64s'", sub,
-                        (*arr)[i]);
+            return mcpd__cfg_fail(
+                c, item, "key '%s': must be non-empty with no spaces, got '%.64s'", sub, (*arr)[i]);
     }
     return 0;
 }
@@ -790,11 +801,14 @@ static int check_url(struct ctx *c, int line, int col, const char *path, const c
 {
     if ((strncmp(url, "http://", 7) != 0 || url[7] == '\0') &&
         (strncmp(url, "https://", 8) != 0 || url[8] == '\0'))
-        return mcpd__cfg_failat(c, line, col, "key '%s': expected an http:// or https:// URL", path);
+        return mcpd__cfg_failat(c, line, col, "key '%s': expected an http:// or https:// URL",
+                                path);
     for (const char *p = url; *p; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-            return mcpd__cfg_failat(c, line, col, "key '%s': the URL must not contain spaces or control "
-                          "or non-ASCII characters (percent-encode them)", path);
+            return mcpd__cfg_failat(c, line, col,
+                                    "key '%s': the URL must not contain spaces or control "
+                                    "or non-ASCII characters (percent-encode them)",
+                                    path);
     return 0;
 }
 
@@ -926,15 +940,18 @@ static int check_header_name(struct ctx *c, int line, int col, const char *path,
     for (const char *p = name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               strchr("!#$%&'*+-.^_`|~", *p)))
-            return mcpd__cfg_failat(c, line, col, "key '%s': '%.64s' is not a valid HTTP header name", path,
-                          name);
+            return mcpd__cfg_failat(
+                c, line, col, "key '%s': '%.64s' is not a valid HTTP header name", path, name);
     return *name ? 0 : mcpd__cfg_failat(c, line, col, "key '%s': empty header name", path);
 }
 
 /* A value that goes into an HTTP header must hold no line break. */
 static int check_header_value(struct ctx *c, int line, int col, const char *path, const char *v)
 {
-    return strpbrk(v, "\r\n") ? mcpd__cfg_failat(c, line, col, "key '%s': header values must not contain line breaks", path) : 0;
+    return strpbrk(v, "\r\n")
+               ? mcpd__cfg_failat(c, line, col,
+                                  "key '%s': header values must not contain line breaks", path)
+               : 0;
 }
 
 /* How one kind of name -> string map checks its names and values (env, headers). */
@@ -999,7 +1016,8 @@ static int f_share(struct ctx *c, yaml_node_t *v, const char *path, const struct
     else if (strcmp(str, "per-client") == 0)
         s->per_client = true;
     else
-        rc = mcpd__cfg_fail(c, v, "key '%s': expected shared or per-client, got '%.64s'", path, str);
+        rc =
+            mcpd__cfg_fail(c, v, "key '%s': expected shared or per-client, got '%.64s'", path, str);
     free(str);
     return rc;
 }
@@ -1015,8 +1033,9 @@ static int parse_transport(struct ctx *c, int line, int col, const char *path, c
     else if (strcmp(str, "sse") == 0)
         s->transport = MCPD_REMOTE_SSE;
     else
-        return mcpd__cfg_failat(c, line, col, "key '%s': expected auto, streamable-http or sse, got '%.64s'",
-                      path, str);
+        return mcpd__cfg_failat(c, line, col,
+                                "key '%s': expected auto, streamable-http or sse, got '%.64s'",
+                                path, str);
     return 0;
 }
 
@@ -1050,7 +1069,9 @@ static const struct field server_fields[] = {
       .fn = mcpd__cfg_f_duration,
       .off = offsetof(struct mcpd_server_config, timeout_ms),
       .max = MCPD_MAX_CALL_TIMEOUT_MS },
-    { .key = "enabled", .fn = mcpd__cfg_f_bool, .off = offsetof(struct mcpd_server_config, enabled) },
+    { .key = "enabled",
+      .fn = mcpd__cfg_f_bool,
+      .off = offsetof(struct mcpd_server_config, enabled) },
     { .key = "share", .fn = f_share },
     { .key = "url", .fn = f_url },
     { .key = "headers", .fn = f_headers },
@@ -1059,7 +1080,9 @@ static const struct field server_fields[] = {
       .fn = mcpd__cfg_f_duration,
       .off = offsetof(struct mcpd_server_config, connect_timeout_ms),
       .max = MCPD_MAX_CALL_TIMEOUT_MS },
-    { .key = "tls_verify", .fn = mcpd__cfg_f_bool, .off = offsetof(struct mcpd_server_config, tls_verify) },
+    { .key = "tls_verify",
+      .fn = mcpd__cfg_f_bool,
+      .off = offsetof(struct mcpd_server_config, tls_verify) },
     { .key = "dimensions", .fn = mcpd__cfg_f_dimensions },
     { .key = NULL },
 };
@@ -1069,13 +1092,17 @@ static int check_server_kind(struct ctx *c, int line, int col, const char *path,
                              const struct mcpd_server_config *s)
 {
     if (s->command && s->url)
-        return mcpd__cfg_failat(c, line, col, "key '%s': give either 'command' or 'url', not both", path);
+        return mcpd__cfg_failat(c, line, col, "key '%s': give either 'command' or 'url', not both",
+                                path);
     if (s->command == NULL && s->url == NULL)
-        return mcpd__cfg_failat(c, line, col, "key '%s': missing required key 'command' (or 'url')", path);
+        return mcpd__cfg_failat(c, line, col, "key '%s': missing required key 'command' (or 'url')",
+                                path);
     if (s->url && (s->nargs || s->nenv || s->cwd))
-        return mcpd__cfg_failat(c, line, col, "key '%s': args, env and cwd are for command servers", path);
+        return mcpd__cfg_failat(c, line, col, "key '%s': args, env and cwd are for command servers",
+                                path);
     if (s->command && (s->nheaders || s->transport != MCPD_REMOTE_AUTO))
-        return mcpd__cfg_failat(c, line, col, "key '%s': headers and transport are for url servers", path);
+        return mcpd__cfg_failat(c, line, col, "key '%s': headers and transport are for url servers",
+                                path);
     return 0;
 }
 
@@ -1243,12 +1270,12 @@ static int yaml_prescan(struct ctx *c, const char *data, size_t len)
         if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
             if (++depth > YAML_MAX_DEPTH)
                 rc = mcpd__cfg_failat(c, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
-                            "YAML nesting deeper than %d levels", YAML_MAX_DEPTH);
+                                      "YAML nesting deeper than %d levels", YAML_MAX_DEPTH);
         } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
             depth--;
         } else if (ev.type == YAML_ALIAS_EVENT) {
             rc = mcpd__cfg_failat(c, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
-                        "YAML aliases are not supported");
+                                  "YAML aliases are not supported");
         } else if (ev.type == YAML_STREAM_END_EVENT) {
             done = true;
         }
@@ -1306,7 +1333,8 @@ static int parse_yaml(struct ctx *c, const char *data, size_t len)
     if ((rc = mcpd__cfg_take_node(c, 1, &root)) != 0)
         goto out;
     if (root->type != YAML_MAPPING_NODE) {
-        rc = mcpd__cfg_fail(c, root, "the top level must be a mapping, got %s", mcpd__cfg_node_kind(root));
+        rc = mcpd__cfg_fail(c, root, "the top level must be a mapping, got %s",
+                            mcpd__cfg_node_kind(root));
         goto out;
     }
     rc = mcpd__cfg_walk_mapping(c, root, "", top_fields, c->cfg);
@@ -1343,7 +1371,7 @@ static int json_args(struct ctx *c, json_t *v, const char *path, struct mcpd_ser
         return mcpd__cfg_failat(c, 0, 0, "key '%s': expected an array of strings", path);
     if ((n = json_array_size(v)) > MCPD_MAX_CONFIG_ITEMS)
         return mcpd__cfg_failat(c, 0, 0, "key '%s': too many entries (at most %u)", path,
-                      MCPD_MAX_CONFIG_ITEMS);
+                                MCPD_MAX_CONFIG_ITEMS);
     if ((s->args = calloc(n ? n : 1, sizeof(*s->args))) == NULL)
         return mcpd__cfg_oom(c);
     json_array_foreach (v, i, item) {
@@ -1462,9 +1490,9 @@ static int parse_json(struct ctx *c, const char *data, size_t len)
         return mcpd__cfg_failat(c, err.line, err.column, "invalid JSON: %s", err.text);
     json_object_foreach (root, key, v) {
         if (strcmp(key, "mcpServers") != 0) {
-            rc = mcpd__cfg_failat(c, 0, 0,
-                        "unknown top-level key '%.64s' (a JSON config holds only 'mcpServers')",
-                        key);
+            rc = mcpd__cfg_failat(
+                c, 0, 0, "unknown top-level key '%.64s' (a JSON config holds only 'mcpServers')",
+                key);
             goto out;
         }
         servers = v;
@@ -1474,7 +1502,8 @@ static int parse_json(struct ctx *c, const char *data, size_t len)
         goto out;
     }
     if (json_object_size(servers) > MCPD_MAX_SERVERS) {
-        rc = mcpd__cfg_failat(c, 0, 0, "key 'mcpServers': too many entries (at most %d)", MCPD_MAX_SERVERS);
+        rc = mcpd__cfg_failat(c, 0, 0, "key 'mcpServers': too many entries (at most %d)",
+                              MCPD_MAX_SERVERS);
         goto out;
     }
     if ((rc = alloc_servers(c, json_object_size(servers))) != 0)

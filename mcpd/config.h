@@ -80,7 +80,7 @@
 #define MCPD_MAX_CONFIG_VALUE (64u * 1024) /* one scalar after ${VAR} expansion */
 #endif
 #ifndef MCPD_MAX_CONFIG_ITEMS
-#define MCPD_MAX_CONFIG_ITEMS 1024u        /* entries of one list or mapping (args, env, ...) */
+#define MCPD_MAX_CONFIG_ITEMS 1024u /* entries of one list or mapping (args, env, ...) */
 #endif
 
 enum mcpd_prefix_mode {
@@ -115,12 +115,12 @@ struct mcpd_dim_config {
 
 /* One binding of a bot or role (see policy/policy.h for the semantics). */
 struct mcpd_binding_config {
-    char *resource;          /* glob over resource names */
+    char *resource; /* glob over resource names */
     struct mcpd_strv tools, prompts, uris;
     bool has_tools, has_prompts, has_uris;
     struct mcpd_dim_config *dims;
     size_t ndims;
-    char *id;                /* "bots.alice.bindings[0]" */
+    char *id; /* "bots.alice.bindings[0]" */
 };
 
 struct mcpd_role_config {
@@ -143,26 +143,26 @@ struct mcpd_dim_args_config {
 };
 
 struct mcpd_server_config {
-    char *name;          /* resource name, validated */
-    char *command;       /* executable (absolute when it contained a '/') */
-    char **args;         /* nargs entries, not NULL-terminated */
+    char *name;    /* resource name, validated */
+    char *command; /* executable (absolute when it contained a '/') */
+    char **args;   /* nargs entries, not NULL-terminated */
     size_t nargs;
     struct mcpd_kv *env; /* merged over mcpd's own environment at spawn */
     size_t nenv;
     char *cwd;           /* NULL: inherit */
     unsigned timeout_ms; /* per-call deadline, 1..MCPD_MAX_CALL_TIMEOUT_MS */
     bool enabled;
-    bool per_client;     /* share: per-client */
+    bool per_client; /* share: per-client */
     /* remote servers (url instead of command) */
-    char *url;                 /* http:// or https:// */
-    struct mcpd_kv *headers;   /* sent with every request, e.g. Authorization */
+    char *url;               /* http:// or https:// */
+    struct mcpd_kv *headers; /* sent with every request, e.g. Authorization */
     size_t nheaders;
     enum mcpd_remote_transport transport;
     unsigned connect_timeout_ms;
-    bool tls_verify;           /* default true */
+    bool tls_verify;                   /* default true */
     struct mcpd_dim_args_config *dims; /* dimensions: {paths: [path, source], ...} */
     size_t ndims;
-    int line, column;    /* where the entry starts, for later diagnostics */
+    int line, column; /* where the entry starts, for later diagnostics */
 };
 
 struct mcpd_limits_config {
@@ -178,20 +178,20 @@ struct mcpd_limits_config {
 };
 
 struct mcpd_config {
-    char *path;                 /* file it was loaded from */
-    char *listen_host;          /* NULL when no listen key (stdio-only use); IPv6 without [] */
-    int listen_port;            /* 0..65535 (0 = ephemeral) */
-    char *http_path;            /* default "/mcp" */
-    char **allowed_origins;     /* globs ('*' matches any run of characters) */
+    char *path;             /* file it was loaded from */
+    char *listen_host;      /* NULL when no listen key (stdio-only use); IPv6 without [] */
+    int listen_port;        /* 0..65535 (0 = ephemeral) */
+    char *http_path;        /* default "/mcp" */
+    char **allowed_origins; /* globs ('*' matches any run of characters) */
     size_t nallowed_origins;
-    char **allowed_hosts;       /* Host header names, port stripped before match; when the key
-                                 * is absent: localhost, 127.0.0.1, [::1] and the listen host
-                                 * (bracketed if IPv6) */
+    char **allowed_hosts; /* Host header names, port stripped before match; when the key
+                           * is absent: localhost, 127.0.0.1, [::1] and the listen host
+                           * (bracketed if IPv6) */
     size_t nallowed_hosts;
-    int log_level;              /* enum mcpd_log_level */
+    int log_level;                      /* enum mcpd_log_level */
     struct mcpd_server_config *servers; /* in file order */
     size_t nservers;
-    char *separator;            /* default "__" */
+    char *separator; /* default "__" */
     enum mcpd_prefix_mode prefix;
     struct mcpd_limits_config limits;
     /* bots and policy (an empty `bots` means no authentication and no policy) */
@@ -199,13 +199,13 @@ struct mcpd_config {
     size_t nbots;
     struct mcpd_role_config *roles;
     size_t nroles;
-    char *default_bot;          /* auth.default_bot: the bot of stdio clients */
-    char *store_path;           /* store: sqlite file for keys and the audit */
-    bool audit_enabled;         /* audit.enabled (default: true when there are bots) */
-    bool audit_set;             /* audit.enabled was given */
+    char *default_bot;                  /* auth.default_bot: the bot of stdio clients */
+    char *store_path;                   /* store: sqlite file for keys and the audit */
+    bool audit_enabled;                 /* audit.enabled (default: true when there are bots) */
+    bool audit_set;                     /* audit.enabled was given */
     unsigned long long audit_retain_ms; /* audit.retain (0: keep) */
     unsigned long long audit_max_rows;  /* audit.max_rows (0: no cap) */
-    size_t audit_max_args;      /* audit.max_args (default 64 KiB) */
+    size_t audit_max_args;              /* audit.max_args (default 64 KiB) */
 };
 
 struct mcpd_diag {

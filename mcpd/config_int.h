@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+
 #include <yaml.h>
 
 #include "config.h"
@@ -38,7 +39,6 @@ struct field {
     unsigned long long min, max; /* numeric range, where it applies */
     const struct field *sub;     /* nested table for sections */
 };
-
 
 #define AT(base, off, type) ((type *)(void *)((char *)(base) + (off)))
 
@@ -80,8 +80,8 @@ int mcpd__cfg_f_bots(struct ctx *c, yaml_node_t *v, const char *path, const stru
                      void *base);
 int mcpd__cfg_f_roles(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                       void *base);
-int mcpd__cfg_f_dimensions(struct ctx *c, yaml_node_t *v, const char *path,
-                           const struct field *f, void *base);
+int mcpd__cfg_f_dimensions(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                           void *base);
 extern const struct field mcpd__cfg_audit_fields[];
 extern const struct field mcpd__cfg_auth_fields[];
 int mcpd__cfg_f_store(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,

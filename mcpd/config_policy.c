@@ -86,7 +86,8 @@ void mcpd__cfg_free_policy(struct mcpd_config *cfg)
 /* A list of strings into v (a struct mcpd_strv). */
 static int strv(struct ctx *c, yaml_node_t *n, const char *path, struct mcpd_strv *v)
 {
-    struct field f = { .off = offsetof(struct mcpd_strv, v), .off2 = offsetof(struct mcpd_strv, n) };
+    struct field f = { .off = offsetof(struct mcpd_strv, v),
+                       .off2 = offsetof(struct mcpd_strv, n) };
     free_strv(v);
     return mcpd__cfg_strlist(c, n, path, &f, v, false);
 }
@@ -98,8 +99,8 @@ static size_t seq_len(const yaml_node_t *n)
 
 /* ---- bindings ------------------------------------------------------------------------------- */
 
-static int binding_key(struct ctx *c, struct mcpd_binding_config *b, const char *key, yaml_node_t *k,
-                       yaml_node_t *v, const char *sub)
+static int binding_key(struct ctx *c, struct mcpd_binding_config *b, const char *key,
+                       yaml_node_t *k, yaml_node_t *v, const char *sub)
 {
     struct mcpd_dim_config *d;
 
@@ -189,7 +190,8 @@ static int bindings(struct ctx *c, yaml_node_t *n, const char *path,
     return 0;
 }
 
-/* ---- roles and bots ----------------------------------------------------------------------------- */
+/* ---- roles and bots -----------------------------------------------------------------------------
+ */
 
 int mcpd__cfg_f_roles(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                       void *base)
@@ -209,7 +211,8 @@ int mcpd__cfg_f_roles(struct ctx *c, yaml_node_t *v, const char *path, const str
     for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
         struct mcpd_role_config *r = &cfg->roles[cfg->nroles];
         const char *name = mcpd__cfg_key_of(c, p, &k);
-        if ((rc = mcpd__cfg_check_name(c, mcpd__cfg_node_line(k), mcpd__cfg_node_col(k), name)) != 0)
+        if ((rc = mcpd__cfg_check_name(c, mcpd__cfg_node_line(k), mcpd__cfg_node_col(k), name)) !=
+            0)
             return rc;
         if ((r->name = strdup(name)) == NULL)
             return mcpd__cfg_oom(c);
@@ -271,19 +274,22 @@ int mcpd__cfg_f_bots(struct ctx *c, yaml_node_t *v, const char *path, const stru
     for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
         struct mcpd_bot_config *b = &cfg->bots[cfg->nbots];
         const char *name = mcpd__cfg_key_of(c, p, &k);
-        if ((rc = mcpd__cfg_check_name(c, mcpd__cfg_node_line(k), mcpd__cfg_node_col(k), name)) != 0)
+        if ((rc = mcpd__cfg_check_name(c, mcpd__cfg_node_line(k), mcpd__cfg_node_col(k), name)) !=
+            0)
             return rc;
         if ((b->name = strdup(name)) == NULL)
             return mcpd__cfg_oom(c);
         cfg->nbots++;
         mcpd__cfg_join(sub, sizeof(sub), path, name);
-        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0 || (rc = one_bot(c, val, sub, b)) != 0)
+        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0 ||
+            (rc = one_bot(c, val, sub, b)) != 0)
             return rc;
     }
     return 0;
 }
 
-/* ---- servers.<name>.dimensions ------------------------------------------------------------------ */
+/* ---- servers.<name>.dimensions ------------------------------------------------------------------
+ */
 
 int mcpd__cfg_f_dimensions(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                            void *base)
@@ -311,7 +317,8 @@ int mcpd__cfg_f_dimensions(struct ctx *c, yaml_node_t *v, const char *path, cons
             return mcpd__cfg_oom(c);
         s->ndims++;
         mcpd__cfg_join(sub, sizeof(sub), path, name);
-        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0 || (rc = strv(c, val, sub, &d->args)) != 0)
+        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0 ||
+            (rc = strv(c, val, sub, &d->args)) != 0)
             return rc;
         if (d->args.n == 0)
             return mcpd__cfg_fail(c, val, "key '%s': name at least one argument", sub);
@@ -319,7 +326,8 @@ int mcpd__cfg_f_dimensions(struct ctx *c, yaml_node_t *v, const char *path, cons
     return 0;
 }
 
-/* ---- store, audit, auth ------------------------------------------------------------------------ */
+/* ---- store, audit, auth ------------------------------------------------------------------------
+ */
 
 /* A relative store path is taken relative to the configuration file. */
 int mcpd__cfg_f_store(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
@@ -382,7 +390,8 @@ static int f_max_rows(struct ctx *c, yaml_node_t *v, const char *path, const str
     errno = 0;
     unsigned long long n = strtoull(s, &end, 10);
     if (end == s || *end || errno || n == 0 || s[0] == '-')
-        rc = mcpd__cfg_fail(c, v, "key '%s': expected a positive whole number, got '%.64s'", path, s);
+        rc = mcpd__cfg_fail(c, v, "key '%s': expected a positive whole number, got '%.64s'", path,
+                            s);
     else
         c->cfg->audit_max_rows = n;
     free(s);
@@ -409,11 +418,14 @@ const struct field mcpd__cfg_audit_fields[] = {
 };
 
 const struct field mcpd__cfg_auth_fields[] = {
-    { .key = "default_bot", .fn = mcpd__cfg_f_string, .off = offsetof(struct mcpd_config, default_bot) },
+    { .key = "default_bot",
+      .fn = mcpd__cfg_f_string,
+      .off = offsetof(struct mcpd_config, default_bot) },
     { .key = NULL },
 };
 
-/* ---- cross-checks ------------------------------------------------------------------------------ */
+/* ---- cross-checks ------------------------------------------------------------------------------
+ */
 
 static bool dim_declared(const struct mcpd_config *cfg, const char *name)
 {

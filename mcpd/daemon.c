@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authz.h"
 #include "error.h"
 #include "limits.h"
-#include "authz.h"
 #include "listener.h"
 #include "log.h"
 #include "router.h"
@@ -35,8 +35,8 @@ int mcpd_daemon_new(struct mcpd_daemon **out, uv_loop_t *loop, struct mcpd_confi
     d->cfg = cfg;
     for (size_t i = 0; i < cfg->nservers; i++)
         enabled += cfg->servers[i].enabled;
-    d->prefix = cfg->prefix == MCPD_PREFIX_ALWAYS ||
-                (cfg->prefix == MCPD_PREFIX_AUTO && enabled > 1);
+    d->prefix =
+        cfg->prefix == MCPD_PREFIX_ALWAYS || (cfg->prefix == MCPD_PREFIX_AUTO && enabled > 1);
     uv_timer_init(loop, &d->reaper);
     uv_timer_init(loop, &d->startup_timer);
     uv_timer_init(loop, &d->drain_timer);
@@ -99,8 +99,7 @@ static void rebuild_catalog(struct mcpd_daemon *d)
     if (mcpd_catalog_build(&cat, src, n, d->cfg->separator, d->prefix, ++d->generation) == 0) {
         size_t j;
         json_t *c;
-        json_array_foreach(cat->collisions, j, c)
-        {
+        json_array_foreach (cat->collisions, j, c) {
             LOG_WARN("catalog", "tool '%s' of '%s' collides with '%s' of '%s'; left out",
                      json_string_value(json_object_get(c, "tool")),
                      json_string_value(json_object_get(c, "resource")),

@@ -10,8 +10,9 @@
 #ifndef MCPD_DAEMON_H
 #define MCPD_DAEMON_H
 
-#include <jansson.h>
 #include <stdbool.h>
+
+#include <jansson.h>
 #include <uv.h>
 
 #include "catalog.h"
@@ -41,23 +42,23 @@ struct mcpd_transport {
 
 struct mcpd_daemon {
     uv_loop_t *loop;
-    struct mcpd_config *cfg;      /* owned */
-    struct mcpd_upstream **ups;   /* owned, in config order */
+    struct mcpd_config *cfg;    /* owned */
+    struct mcpd_upstream **ups; /* owned, in config order */
     size_t nups;
     struct mcpd_catalog *catalog; /* owned; rebuilt when a tool list changes */
     unsigned generation;
-    bool prefix;                  /* resolved prefix mode */
-    struct mcpd_session *sessions;/* all live sessions (list) */
+    bool prefix;                   /* resolved prefix mode */
+    struct mcpd_session *sessions; /* all live sessions (list) */
     unsigned nsessions;
     struct mcpd_transport *transports;
     struct mcpd_listener *listener; /* HTTP, when a transport registered a route */
     struct mcpd_authz *authz;       /* bots, policy, audit (see authz.h) */
     const char *stdio_bot;          /* the bot of stdio clients (--bot or auth.default_bot) */
-    uv_timer_t reaper;            /* idle sessions */
+    uv_timer_t reaper;              /* idle sessions */
     uv_timer_t startup_timer;
     uv_timer_t drain_timer;
     uv_signal_t sigint, sigterm, sigpipe;
-    bool started;                 /* transports running */
+    bool started; /* transports running */
     bool shutting_down;
     bool closing;
     int exit_code;

@@ -6,8 +6,8 @@
 const char *mcpd_strerror(int err)
 {
     switch (err) {
-#define XX(name, code, msg)                                                                        \
-    case code:                                                                                     \
+#define XX(name, code, msg) \
+    case code:              \
         return msg;
         MCPD_ERRNO_MAP(XX)
 #undef XX

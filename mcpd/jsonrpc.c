@@ -123,10 +123,11 @@ int mcpd_jsonrpc_classify(struct mcpd_msg *m, json_t *obj, struct mcpd_rpc_error
     m->error = json_object_get(obj, "error");
     if ((m->result == NULL) == (m->error == NULL))
         return invalid(err, id, "a response has exactly one of result and error");
-    if (m->error && (!json_is_object(m->error) ||
-                     !json_is_integer(json_object_get(m->error, "code"))))
+    if (m->error &&
+        (!json_is_object(m->error) || !json_is_integer(json_object_get(m->error, "code"))))
         return invalid(err, id, "\"error\" must be an object with an integer code");
-    if (json_object_get(obj, "id") == NULL || (id == NULL && !json_is_null(json_object_get(obj, "id"))))
+    if (json_object_get(obj, "id") == NULL ||
+        (id == NULL && !json_is_null(json_object_get(obj, "id"))))
         return invalid(err, NULL, "a response needs a valid id");
     m->kind = MCPD_MSG_RESPONSE;
     m->id = json_object_get(obj, "id");

@@ -10,9 +10,10 @@
 #ifndef MCPD_JSONRPC_H
 #define MCPD_JSONRPC_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <jansson.h>
 
 #include "buf.h"
 
@@ -22,12 +23,12 @@
 #define MCPD_RPC_INVALID_PARAMS   (-32602)
 #define MCPD_RPC_INTERNAL_ERROR   (-32603)
 /* Implementation-defined server errors (-32000..-32099). */
-#define MCPD_RPC_SERVER_ERROR     (-32000) /* upstream unavailable, timeout */
-#define MCPD_RPC_BUSY             (-32001) /* too many requests in flight */
-#define MCPD_RPC_DENIED           (-32003) /* denied by the binding policy (data says why) */
+#define MCPD_RPC_SERVER_ERROR (-32000) /* upstream unavailable, timeout */
+#define MCPD_RPC_BUSY         (-32001) /* too many requests in flight */
+#define MCPD_RPC_DENIED       (-32003) /* denied by the binding policy (data says why) */
 /* 2026-07-28 (the spec's range -32020..-32099). */
-#define MCPD_RPC_HEADER_MISMATCH      (-32020) /* HTTP headers do not mirror the body */
-#define MCPD_RPC_UNSUPPORTED_VERSION  (-32022) /* data: supported, requested */
+#define MCPD_RPC_HEADER_MISMATCH     (-32020) /* HTTP headers do not mirror the body */
+#define MCPD_RPC_UNSUPPORTED_VERSION (-32022) /* data: supported, requested */
 
 enum mcpd_msg_kind {
     MCPD_MSG_REQUEST = 1,
@@ -48,8 +49,8 @@ struct mcpd_msg {
 
 /* Why a decode or classification failed: ready to become an error object. */
 struct mcpd_rpc_error {
-    int code;          /* MCPD_RPC_PARSE_ERROR or MCPD_RPC_INVALID_REQUEST */
-    json_t *id;        /* borrowed id when it could be read, else NULL */
+    int code;   /* MCPD_RPC_PARSE_ERROR or MCPD_RPC_INVALID_REQUEST */
+    json_t *id; /* borrowed id when it could be read, else NULL */
     char message[160];
 };
 

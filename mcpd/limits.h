@@ -10,55 +10,55 @@
 #define MCPD_LIMITS_H
 
 /* JSON-RPC messages (any transport, any direction). */
-#define MCPD_MAX_MESSAGE        (4u * 1024 * 1024)  /* one client message (config) */
-#define MCPD_MAX_UPSTREAM_MSG   (16u * 1024 * 1024) /* one upstream message (config) */
-#define MCPD_MAX_JSON_DEPTH     64                  /* nesting of arrays/objects */
-#define MCPD_MAX_BATCH          64                  /* elements of a 2025-03-26 batch */
+#define MCPD_MAX_MESSAGE      (4u * 1024 * 1024)  /* one client message (config) */
+#define MCPD_MAX_UPSTREAM_MSG (16u * 1024 * 1024) /* one upstream message (config) */
+#define MCPD_MAX_JSON_DEPTH   64                  /* nesting of arrays/objects */
+#define MCPD_MAX_BATCH        64                  /* elements of a 2025-03-26 batch */
 
 /* HTTP listener. */
-#define MCPD_MAX_REQUEST_LINE   (8u * 1024)   /* 414 past this */
-#define MCPD_MAX_HEADER_BYTES   (32u * 1024)  /* 431 past this */
-#define MCPD_MAX_HEADERS        100           /* 431 past this */
-#define MCPD_HEADER_TIMEOUT_MS  10000         /* slowloris: headers complete within (config) */
-#define MCPD_BODY_TIMEOUT_MS    30000         /* body complete within (config) */
-#define MCPD_IDLE_TIMEOUT_MS    60000         /* keep-alive idle (config) */
-#define MCPD_MAX_CONNECTIONS    1024          /* excess closed at accept (config) */
-#define MCPD_WRITE_HIGH_WATER   (1u * 1024 * 1024) /* slow reader: close the stream past it */
-#define MCPD_SSE_KEEPALIVE_MS   15000         /* ":" comment on idle SSE streams */
+#define MCPD_MAX_REQUEST_LINE  (8u * 1024)        /* 414 past this */
+#define MCPD_MAX_HEADER_BYTES  (32u * 1024)       /* 431 past this */
+#define MCPD_MAX_HEADERS       100                /* 431 past this */
+#define MCPD_HEADER_TIMEOUT_MS 10000              /* slowloris: headers complete within (config) */
+#define MCPD_BODY_TIMEOUT_MS   30000              /* body complete within (config) */
+#define MCPD_IDLE_TIMEOUT_MS   60000              /* keep-alive idle (config) */
+#define MCPD_MAX_CONNECTIONS   1024               /* excess closed at accept (config) */
+#define MCPD_WRITE_HIGH_WATER  (1u * 1024 * 1024) /* slow reader: close the stream past it */
+#define MCPD_SSE_KEEPALIVE_MS  15000              /* ":" comment on idle SSE streams */
 
 /* Sessions. */
-#define MCPD_MAX_SESSIONS       1000            /* initialize answered 503 past it (config) */
-#define MCPD_SESSION_IDLE_MS    (30u * 60 * 1000) /* idle sessions reaped (config) */
-#define MCPD_MAX_INFLIGHT       32              /* in-flight requests per session (config) */
-#define MCPD_MAX_GET_STREAMS    4               /* concurrent GET streams per session */
-#define MCPD_REPLAY_EVENTS      64              /* SSE events kept per stream for Last-Event-ID */
-#define MCPD_REPLAY_BYTES       (1u * 1024 * 1024) /* bytes kept per stream for Last-Event-ID */
-#define MCPD_MAX_REPLAYS        8               /* resumable streams kept per session */
-#define MCPD_RESUME_GRACE_MS    30000           /* a dropped SSE stream may be resumed within */
+#define MCPD_MAX_SESSIONS    1000               /* initialize answered 503 past it (config) */
+#define MCPD_SESSION_IDLE_MS (30u * 60 * 1000)  /* idle sessions reaped (config) */
+#define MCPD_MAX_INFLIGHT    32                 /* in-flight requests per session (config) */
+#define MCPD_MAX_GET_STREAMS 4                  /* concurrent GET streams per session */
+#define MCPD_REPLAY_EVENTS   64                 /* SSE events kept per stream for Last-Event-ID */
+#define MCPD_REPLAY_BYTES    (1u * 1024 * 1024) /* bytes kept per stream for Last-Event-ID */
+#define MCPD_MAX_REPLAYS     8                  /* resumable streams kept per session */
+#define MCPD_RESUME_GRACE_MS 30000              /* a dropped SSE stream may be resumed within */
 
 /* Upstreams. */
-#define MCPD_CALL_TIMEOUT_MS    30000    /* default per-call deadline (config, per server) */
-#define MCPD_MAX_CALL_TIMEOUT_MS 600000  /* hard cap whatever the config says */
-#define MCPD_INIT_TIMEOUT_MS    30000    /* upstream initialize + first tools/list */
-#define MCPD_MAX_UPSTREAM_INFLIGHT 256   /* pending requests per upstream */
-#define MCPD_MAX_UPSTREAM_TOOLS 10000    /* tools one upstream may register */
-#define MCPD_MAX_UPSTREAM_NOTIFY 2000    /* notifications per second per upstream; more dropped */
-#define MCPD_MAX_LIST_PAGES     100      /* tools/list pages followed per upstream */
-#define MCPD_RESTART_MIN_MS     1000     /* child restart backoff start */
-#define MCPD_RESTART_MAX_MS     60000    /* child restart backoff cap */
-#define MCPD_STOP_GRACE_MS      2000     /* stdin closed -> SIGTERM */
-#define MCPD_KILL_GRACE_MS      3000     /* SIGTERM -> SIGKILL */
-#define MCPD_MAX_STDERR_LINE    4096     /* child stderr relayed per line, truncated past */
+#define MCPD_CALL_TIMEOUT_MS       30000  /* default per-call deadline (config, per server) */
+#define MCPD_MAX_CALL_TIMEOUT_MS   600000 /* hard cap whatever the config says */
+#define MCPD_INIT_TIMEOUT_MS       30000  /* upstream initialize + first tools/list */
+#define MCPD_MAX_UPSTREAM_INFLIGHT 256    /* pending requests per upstream */
+#define MCPD_MAX_UPSTREAM_TOOLS    10000  /* tools one upstream may register */
+#define MCPD_MAX_UPSTREAM_NOTIFY   2000   /* notifications per second per upstream; more dropped */
+#define MCPD_MAX_LIST_PAGES        100    /* tools/list pages followed per upstream */
+#define MCPD_RESTART_MIN_MS        1000   /* child restart backoff start */
+#define MCPD_RESTART_MAX_MS        60000  /* child restart backoff cap */
+#define MCPD_STOP_GRACE_MS         2000   /* stdin closed -> SIGTERM */
+#define MCPD_KILL_GRACE_MS         3000   /* SIGTERM -> SIGKILL */
+#define MCPD_MAX_STDERR_LINE       4096   /* child stderr relayed per line, truncated past */
 
 /* Catalog. */
-#define MCPD_MAX_NAME           64   /* exposed tool names, [A-Za-z0-9_-] */
-#define MCPD_LIST_PAGE_SIZE     500  /* tools per tools/list page (config) */
+#define MCPD_MAX_NAME       64  /* exposed tool names, [A-Za-z0-9_-] */
+#define MCPD_LIST_PAGE_SIZE 500 /* tools per tools/list page (config) */
 
 /* Shutdown. */
-#define MCPD_DRAIN_MS           10000 /* in-flight calls may finish within this */
+#define MCPD_DRAIN_MS 10000 /* in-flight calls may finish within this */
 
 /* Config. */
-#define MCPD_MAX_CONFIG_FILE    (1u * 1024 * 1024)
-#define MCPD_MAX_SERVERS        256
+#define MCPD_MAX_CONFIG_FILE (1u * 1024 * 1024)
+#define MCPD_MAX_SERVERS     256
 
 #endif

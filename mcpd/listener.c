@@ -164,15 +164,21 @@ bool mcpd_listener_authenticate(struct mcpd_daemon *d, struct mcpd_http_conn *c,
     }
     LOG_INFO("http", "peer=%s refused: %s", req->peer, why);
     {
-        struct mcpd_audit_record r = { .kind = MCPD_AUDIT_AUTH, .transport = "http",
-                                       .decision = "deny", .reason = why, .status = "unauthorized",
+        struct mcpd_audit_record r = { .kind = MCPD_AUDIT_AUTH,
+                                       .transport = "http",
+                                       .decision = "deny",
+                                       .reason = why,
+                                       .status = "unauthorized",
                                        .location = req->peer };
         mcpd_authz_audit(d->authz, &r, ignore_audit, NULL); /* never the key itself */
     }
-    mcpd_http_respond(c, 401, "application/json",
-                      "WWW-Authenticate: Bearer realm=\"mcpd\", error=\"invalid_token\"\r\n",
-                      "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"Unauthorized: a valid bot key is required (Authorization: Bearer mk_...)\"}}",
-                      strlen("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"Unauthorized: a valid bot key is required (Authorization: Bearer mk_...)\"}}"));
+    mcpd_http_respond(
+        c, 401, "application/json",
+        "WWW-Authenticate: Bearer realm=\"mcpd\", error=\"invalid_token\"\r\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"Unauthorized: a "
+        "valid bot key is required (Authorization: Bearer mk_...)\"}}",
+        strlen("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":"
+               "\"Unauthorized: a valid bot key is required (Authorization: Bearer mk_...)\"}}"));
     return false;
 }
 
@@ -185,13 +191,15 @@ static void on_request(struct mcpd_http_conn *c, struct mcpd_http_request *req, 
 
     /* DNS rebinding: the Host and any Origin must name this server */
     if (host == NULL) {
-        mcpd_http_respond_rpc_error(c, 400, MCPD_RPC_SERVER_ERROR, "Bad Request: Host header is required");
+        mcpd_http_respond_rpc_error(c, 400, MCPD_RPC_SERVER_ERROR,
+                                    "Bad Request: Host header is required");
         return;
     }
     if (!mcpd_listener_host_allowed(d->cfg, host) ||
         (origin && !mcpd_listener_origin_allowed(d->cfg, origin))) {
         LOG_WARN("http", "peer=%s refused: host or origin not allowed", req->peer);
-        mcpd_http_respond_rpc_error(c, 403, MCPD_RPC_SERVER_ERROR, "Forbidden: Host or Origin not allowed");
+        mcpd_http_respond_rpc_error(c, 403, MCPD_RPC_SERVER_ERROR,
+                                    "Forbidden: Host or Origin not allowed");
         return;
     }
     for (unsigned i = 0; i < l->nroutes; i++) {

@@ -27,7 +27,10 @@ void mcpd_log_emit(int level, const char *sub, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
     r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s %s: ", ts.tv_nsec / 1000000,
-                 level_names[level < 0 ? 0 : level > 4 ? 4 : level], sub);
+                 level_names[level < 0   ? 0
+                             : level > 4 ? 4
+                                         : level],
+                 sub);
     if (r > 0)
         n += (size_t)r;
     va_start(ap, fmt);

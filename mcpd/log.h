@@ -18,10 +18,10 @@ enum mcpd_log_level {
 
 extern int mcpd_log_level;
 
-#define MCPD_LOG(lvl, sub, ...)                                                                    \
-    do {                                                                                           \
-        if ((lvl) <= mcpd_log_level)                                                               \
-            mcpd_log_emit((lvl), (sub), __VA_ARGS__);                                              \
+#define MCPD_LOG(lvl, sub, ...)                       \
+    do {                                              \
+        if ((lvl) <= mcpd_log_level)                  \
+            mcpd_log_emit((lvl), (sub), __VA_ARGS__); \
     } while (0)
 
 #define LOG_ERROR(sub, ...) MCPD_LOG(MCPD_LOG_ERROR, sub, __VA_ARGS__)

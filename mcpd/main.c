@@ -270,13 +270,15 @@ int main(int argc, char **argv)
         return die("%s", "serve needs a listen address (listen: in the config or --listen)");
     }
     if (o.mode == MODE_BOTS || o.mode == MODE_AUDIT) {
-        struct mcpd_audit_query q = { .bot = o.bot, .tool = o.tool, .location = o.location,
-                                      .json = o.json };
+        struct mcpd_audit_query q = {
+            .bot = o.bot, .tool = o.tool, .location = o.location, .json = o.json
+        };
         if (o.mode == MODE_BOTS) {
             r = mcpd_admin_bots(cfg, o.verb, o.name);
         } else if (mcpd_admin_parse_since(o.since, &q.since_ms) != 0 ||
                    mcpd_admin_parse_limit(o.limit, &q.limit) != 0) {
-            r = die("%s", "--since takes a duration (90m, 12h, 7d) or an ISO date; --limit a number");
+            r = die("%s",
+                    "--since takes a duration (90m, 12h, 7d) or an ISO date; --limit a number");
         } else {
             r = mcpd_admin_audit(cfg, o.verb, &q);
         }
@@ -304,8 +306,7 @@ int main(int argc, char **argv)
     uv_loop_init(&loop);
     if ((r = mcpd_daemon_new(&d, &loop, cfg)) == 0)
         d->stdio_bot = o.bot;
-    if (r != 0 || (r = wire(d, &o)) != 0 ||
-        (r = mcpd_daemon_start(d)) != 0) {
+    if (r != 0 || (r = wire(d, &o)) != 0 || (r = mcpd_daemon_start(d)) != 0) {
         fprintf(stderr, "mcpd: cannot start: %s\n", mcpd_strerror(r));
         return 1;
     }

@@ -23,9 +23,9 @@
 #include "session.h"
 
 #define KEY_VERSION "io.modelcontextprotocol/protocolVersion"
-#define KEY_CAPS "io.modelcontextprotocol/clientCapabilities"
-#define KEY_INFO "io.modelcontextprotocol/clientInfo"
-#define KEY_LEVEL "io.modelcontextprotocol/logLevel"
+#define KEY_CAPS    "io.modelcontextprotocol/clientCapabilities"
+#define KEY_INFO    "io.modelcontextprotocol/clientInfo"
+#define KEY_LEVEL   "io.modelcontextprotocol/logLevel"
 
 /* Capabilities and versions do not change while mcpd runs. */
 #define DISCOVER_TTL_MS 3600000
@@ -59,19 +59,19 @@ static json_t *meta_error(json_t *root, json_t *meta)
     json_t *info = json_object_get(meta, KEY_INFO), *lvl = json_object_get(meta, KEY_LEVEL);
 
     if (json_is_string(v) && strcmp(json_string_value(v), MCPD_MODERN_VERSION) != 0)
-        return mcpd_jsonrpc_error_new(id, MCPD_RPC_UNSUPPORTED_VERSION,
-                                      "Unsupported protocol version",
-                                      json_pack("{s:o, s:O}", "supported", supported_versions(),
-                                                "requested", v));
+        return mcpd_jsonrpc_error_new(
+            id, MCPD_RPC_UNSUPPORTED_VERSION, "Unsupported protocol version",
+            json_pack("{s:o, s:O}", "supported", supported_versions(), "requested", v));
     if (!json_is_string(v) || !json_is_object(json_object_get(meta, KEY_CAPS)))
-        return mcpd_jsonrpc_error_new(id, MCPD_RPC_INVALID_PARAMS,
-                                      "Invalid params: _meta needs " KEY_VERSION
-                                      " (string) and " KEY_CAPS " (object)", NULL);
+        return mcpd_jsonrpc_error_new(
+            id, MCPD_RPC_INVALID_PARAMS,
+            "Invalid params: _meta needs " KEY_VERSION " (string) and " KEY_CAPS " (object)", NULL);
     if ((info && !json_is_object(info)) ||
         (lvl && mcpd__log_level_index(json_string_value(lvl)) < 0))
         return mcpd_jsonrpc_error_new(id, MCPD_RPC_INVALID_PARAMS,
                                       "Invalid params: _meta clientInfo must be an object and "
-                                      "logLevel a syslog level", NULL);
+                                      "logLevel a syslog level",
+                                      NULL);
     return NULL;
 }
 
@@ -93,9 +93,8 @@ enum mcpd_era mcpd_session_era(json_t *root, json_t **error)
 json_t *mcpd__discover(struct mcpd_session *s)
 {
     return json_pack("{s:o, s:o, s:{s:{s:s, s:s, s:s}}, s:I, s:s, s:s}", "supportedVersions",
-                     supported_versions(), "capabilities",
-                     mcpd__daemon_capabilities(s->daemon), "_meta",
-                     "io.modelcontextprotocol/serverInfo", "name", "mcpd", "title",
+                     supported_versions(), "capabilities", mcpd__daemon_capabilities(s->daemon),
+                     "_meta", "io.modelcontextprotocol/serverInfo", "name", "mcpd", "title",
                      "mcpd MCP proxy", "version", MCPD_VERSION, "ttlMs",
                      (json_int_t)DISCOVER_TTL_MS, "cacheScope", "private", "resultType",
                      "complete");

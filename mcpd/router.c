@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog.h"
 #include "authz.h"
+#include "catalog.h"
 #include "daemon.h"
 #include "error.h"
 #include "limits.h"
@@ -171,7 +171,8 @@ static struct mcpd_pending *new_pending(struct mcpd_upstream *up, unsigned timeo
 static void send_cancelled(struct mcpd_upstream *up, uint64_t id, const char *reason)
 {
     json_t *n = mcpd_jsonrpc_notification_new(
-        "notifications/cancelled", json_pack("{s:I, s:s}", "requestId", (json_int_t)id, "reason", reason));
+        "notifications/cancelled",
+        json_pack("{s:I, s:s}", "requestId", (json_int_t)id, "reason", reason));
     if (n && up->state >= MCPD_UP_INITIALIZING && up->state <= MCPD_UP_READY)
         mcpd__upstream_send(up, n);
     json_decref(n);
@@ -242,8 +243,9 @@ static void complete(struct mcpd_pending *p, json_t *msg, const char *status)
             return;
         p->held = NULL;
         json_decref(msg);
-        msg = mcpd_jsonrpc_error_new(p->client_id, MCPD_RPC_SERVER_ERROR,
-                                     "the audit log cannot be written; the answer is withheld", NULL);
+        msg =
+            mcpd_jsonrpc_error_new(p->client_id, MCPD_RPC_SERVER_ERROR,
+                                   "the audit log cannot be written; the answer is withheld", NULL);
     }
     {
         struct mcpd_sink *sink = p->sink;
@@ -295,8 +297,8 @@ int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struc
     json_t *meta, *token;
     int r;
 
-    bool queue = up->is_private && (up->state == MCPD_UP_CONNECTING ||
-                                    up->state == MCPD_UP_INITIALIZING);
+    bool queue =
+        up->is_private && (up->state == MCPD_UP_CONNECTING || up->state == MCPD_UP_INITIALIZING);
     if (up->state != MCPD_UP_READY && !queue)
         return MCPD_EUNAVAIL;
     if (up->npending >= MCPD_MAX_UPSTREAM_INFLIGHT)
@@ -352,8 +354,8 @@ int mcpd__router_internal(struct mcpd_upstream *up, const char *method, json_t *
         json_decref(params);
         return MCPD_ENOMEM;
     }
-    msg = json_pack("{s:s, s:I, s:s, s:o}", "jsonrpc", "2.0", "id", (json_int_t)p->up_id,
-                    "method", method, "params", params ? params : json_object());
+    msg = json_pack("{s:s, s:I, s:s, s:o}", "jsonrpc", "2.0", "id", (json_int_t)p->up_id, "method",
+                    method, "params", params ? params : json_object());
     r = msg ? mcpd__upstream_send(up, msg) : MCPD_ENOMEM;
     json_decref(msg);
     if (r != 0) {
@@ -379,10 +381,16 @@ void mcpd__router_cancel(struct mcpd_pending *p, const char *reason)
     if (p->up && p->session && mcpd_authz_auditing(p->up->daemon->authz)) {
         /* a cancelled call is audited too; nobody waits for the record */
         struct mcpd_audit_record r = {
-            .kind = MCPD_AUDIT_CALL, .bot = p->session->bot, .session = p->session->id,
-            .transport = p->session->transport, .resource = p->up->name, .tool = p->tool_name,
-            .location = p->up->cfg->url ? "remote" : "local", .decision = "allow",
-            .args_json = p->args_text, .args_len = p->args_text ? strlen(p->args_text) : 0,
+            .kind = MCPD_AUDIT_CALL,
+            .bot = p->session->bot,
+            .session = p->session->id,
+            .transport = p->session->transport,
+            .resource = p->up->name,
+            .tool = p->tool_name,
+            .location = p->up->cfg->url ? "remote" : "local",
+            .decision = "allow",
+            .args_json = p->args_text,
+            .args_len = p->args_text ? strlen(p->args_text) : 0,
             .status = "cancelled",
             .latency_us = (int64_t)(uv_now(p->up->daemon->loop) - p->started_ms) * 1000,
         };
@@ -429,9 +437,17 @@ void mcpd__router_deny(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_s
     if (a)
         args = json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS);
     struct mcpd_audit_record r = {
-        .kind = MCPD_AUDIT_DENY, .bot = s->bot, .session = s->id, .transport = s->transport,
-        .resource = resource, .tool = tool, .location = "mcpd", .decision = "deny",
-        .reason = reason, .args_json = args, .args_len = args ? strlen(args) : 0,
+        .kind = MCPD_AUDIT_DENY,
+        .bot = s->bot,
+        .session = s->id,
+        .transport = s->transport,
+        .resource = resource,
+        .tool = tool,
+        .location = "mcpd",
+        .decision = "deny",
+        .reason = reason,
+        .args_json = args,
+        .args_len = args ? strlen(args) : 0,
         .status = "denied",
     };
     /* a held answer with no upstream: linked to the session so a closing sink detaches it */
@@ -448,9 +464,9 @@ void mcpd__router_deny(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_s
     s->pending = p;
     s->inflight++;
     if (mcpd_authz_audit(d->authz, &r, on_audited, p) != 0) {
-        p->held = mcpd_jsonrpc_error_new(m->id, MCPD_RPC_SERVER_ERROR,
-                                         "the audit log cannot be written; the request is refused",
-                                         NULL);
+        p->held =
+            mcpd_jsonrpc_error_new(m->id, MCPD_RPC_SERVER_ERROR,
+                                   "the audit log cannot be written; the request is refused", NULL);
         json_decref(msg);
         on_audited(0, p);
     }
@@ -497,15 +513,15 @@ static void expose_result(struct mcpd_upstream *up, enum mcpd_fwd fwd, json_t *r
         return;
     switch (fwd) {
     case MCPD_FWD_TOOL:
-        json_array_foreach(json_object_get(result, "content"), i, v) mcpd__expose_block(up, v);
+        json_array_foreach (json_object_get(result, "content"), i, v)
+            mcpd__expose_block(up, v);
         break;
     case MCPD_FWD_PROMPT:
-        json_array_foreach(json_object_get(result, "messages"), i, v)
+        json_array_foreach (json_object_get(result, "messages"), i, v)
             mcpd__expose_block(up, json_object_get(v, "content"));
         break;
     case MCPD_FWD_READ:
-        json_array_foreach(json_object_get(result, "contents"), i, v)
-        {
+        json_array_foreach (json_object_get(result, "contents"), i, v) {
             const char *uri = json_string_value(json_object_get(v, "uri"));
             char *exposed = uri ? mcpd_catalog_expose_uri(cat, up->name, uri) : NULL;
             if (exposed)
@@ -542,8 +558,7 @@ static void degrade_content(json_t *content, const char *version)
 {
     size_t i;
     json_t *b;
-    json_array_foreach(content, i, b)
-    {
+    json_array_foreach (content, i, b) {
         const char *type = json_string_value(json_object_get(b, "type"));
         if (type == NULL)
             continue;
@@ -570,15 +585,15 @@ static void degrade_result(const char *version, enum mcpd_fwd fwd, json_t *resul
             if (text) {
                 if (!json_is_array(content))
                     json_object_set_new(result, "content", content = json_array());
-                json_array_append_new(content, json_pack("{s:s, s:s}", "type", "text", "text", text));
+                json_array_append_new(content,
+                                      json_pack("{s:s, s:s}", "type", "text", "text", text));
             }
             free(text);
         }
         json_object_del(result, "structuredContent");
         degrade_content(content, version);
     } else if (fwd == MCPD_FWD_PROMPT) {
-        json_array_foreach(json_object_get(result, "messages"), i, v)
-        {
+        json_array_foreach (json_object_get(result, "messages"), i, v) {
             json_t *one = json_array(), *c = json_object_get(v, "content");
             if (one == NULL || c == NULL) {
                 json_decref(one);
@@ -619,8 +634,8 @@ static void on_response(struct mcpd_upstream *up, struct mcpd_msg *m)
     mcpd__daemon_check_drained(up->daemon);
 }
 
-static const char *const syslog_levels[] = { "debug", "info", "notice", "warning", "error",
-                                              "critical", "alert", "emergency", NULL };
+static const char *const syslog_levels[] = { "debug",    "info",  "notice",    "warning", "error",
+                                             "critical", "alert", "emergency", NULL };
 
 int mcpd__log_level_index(const char *l)
 {
@@ -799,7 +814,8 @@ static void on_upstream_cancelled(struct mcpd_upstream *up, struct mcpd_msg *m)
     struct mcpd_session *s = up->owner;
     if (!up->is_private || s == NULL || rid == NULL)
         return;
-    for (uint64_t id = s->next_out_id; id > 0 && id + MCPD_MAX_INFLIGHT * 4 > s->next_out_id; id--) {
+    for (uint64_t id = s->next_out_id; id > 0 && id + MCPD_MAX_INFLIGHT * 4 > s->next_out_id;
+         id--) {
         struct mcpd_outreq *o = mcpd_map_get_u64(&s->out, id);
         struct mcpd_pending *p;
         if (o == NULL || o->up != up || !json_equal(o->up_id, rid))

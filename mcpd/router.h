@@ -11,9 +11,10 @@
 #ifndef MCPD_ROUTER_H
 #define MCPD_ROUTER_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "buf.h"
 #include "jsonrpc.h"
@@ -39,27 +40,27 @@ struct mcpd_pending {
     struct mcpd_pending *sprev, *snext; /* session list */
     struct mcpd_upstream *up;
     uint64_t up_id;
-    uint64_t deadline;              /* uv_now() ms */
-    struct mcpd_session *session;   /* NULL for internal requests */
-    struct mcpd_sink *sink;         /* NULL once the sink is gone */
-    json_t *client_id;              /* owned */
-    json_t *progress_token;         /* owned, client's token, or NULL */
+    uint64_t deadline;            /* uv_now() ms */
+    struct mcpd_session *session; /* NULL for internal requests */
+    struct mcpd_sink *sink;       /* NULL once the sink is gone */
+    json_t *client_id;            /* owned */
+    json_t *progress_token;       /* owned, client's token, or NULL */
     mcpd_internal_cb internal;
     enum mcpd_fwd fwd;
-    json_t *queued;                 /* per-client instance still starting: the message to send */
+    json_t *queued; /* per-client instance still starting: the message to send */
     /* audit: the answer waits until its record is durable */
-    bool linked_up;                 /* in the upstream's map and deadline list */
-    bool audit_wait;                /* answered upstream; waiting for the audit */
-    json_t *held;                   /* the final answer to send once audited */
-    char *args_text;                /* canonical arguments as checked, for the audit */
+    bool linked_up;  /* in the upstream's map and deadline list */
+    bool audit_wait; /* answered upstream; waiting for the audit */
+    json_t *held;    /* the final answer to send once audited */
+    char *args_text; /* canonical arguments as checked, for the audit */
     uint64_t started_ms;
-    const char *tool;               /* for logs (borrowed from the catalog entry copy) */
+    const char *tool; /* for logs (borrowed from the catalog entry copy) */
     char tool_name[65];
 };
 
 enum mcpd_session_state {
-    MCPD_SESSION_NEW = 0,   /* waiting for initialize */
-    MCPD_SESSION_READY,     /* initialize answered */
+    MCPD_SESSION_NEW = 0, /* waiting for initialize */
+    MCPD_SESSION_READY,   /* initialize answered */
     MCPD_SESSION_CLOSED,
 };
 
@@ -72,8 +73,8 @@ struct mcpd_session {
     char version[16];
     const char *transport;
     char peer[64];
-    char bot[64];                   /* "" when no bots are configured */
-    unsigned char key_hash[32];     /* the key the bot authenticated with (HTTP) */
+    char bot[64];               /* "" when no bots are configured */
+    unsigned char key_hash[32]; /* the key the bot authenticated with (HTTP) */
     bool has_key;
     json_t *client_info;
     json_t *client_caps;
@@ -82,17 +83,17 @@ struct mcpd_session {
     struct mcpd_upstream *privates; /* per-client upstream instances */
     struct mcpd_map out;            /* our id -> struct mcpd_outreq (server->client requests) */
     uint64_t next_out_id;
-    struct mcpd_pending *pending;   /* list */
+    struct mcpd_pending *pending; /* list */
     unsigned inflight;
-    struct mcpd_sink *stream;       /* GET stream / stdout, may be NULL */
+    struct mcpd_sink *stream; /* GET stream / stdout, may be NULL */
     uint64_t last_active;
     mcpd_session_close_cb on_close;
     void *on_close_data;
     /* modern (2026-07-28) requests: one transient session per request */
-    bool modern;                    /* results get resultType, no relay, no ping */
-    bool closing_soon;              /* its close is scheduled */
-    struct mcpd_sink tsink;         /* wraps tparent: the close follows the answer */
-    struct mcpd_sink *tparent;      /* the transport's sink for the one request */
+    bool modern;               /* results get resultType, no relay, no ping */
+    bool closing_soon;         /* its close is scheduled */
+    struct mcpd_sink tsink;    /* wraps tparent: the close follows the answer */
+    struct mcpd_sink *tparent; /* the transport's sink for the one request */
 };
 
 /* A server->client request relayed to a client, waiting for its answer. */

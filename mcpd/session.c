@@ -13,11 +13,12 @@
  */
 #include "session.h"
 
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "authz.h"
 #include "daemon.h"
@@ -187,8 +188,7 @@ static void drop_subscriptions(struct mcpd_session *s)
 {
     const char *exposed;
     json_t *v;
-    json_object_foreach(s->subs, exposed, v)
-    {
+    json_object_foreach (s->subs, exposed, v) {
         const char *inner;
         struct mcpd_upstream *up = mcpd_catalog_route_uri(s->daemon->catalog, exposed, &inner);
         uintptr_t n;
@@ -200,9 +200,8 @@ static void drop_subscriptions(struct mcpd_session *s)
         } else if (n == 1) {
             mcpd_map_del(&up->subs, inner, strlen(inner));
             if (up->state == MCPD_UP_READY)
-                mcpd__router_internal(up, "resources/unsubscribe",
-                                      json_pack("{s:s}", "uri", inner), MCPD_INIT_TIMEOUT_MS,
-                                      ignore_result);
+                mcpd__router_internal(up, "resources/unsubscribe", json_pack("{s:s}", "uri", inner),
+                                      MCPD_INIT_TIMEOUT_MS, ignore_result);
         }
     }
     json_decref(s->subs);
@@ -261,7 +260,8 @@ static json_t *do_initialize(struct mcpd_session *s, struct mcpd_msg *m, int *co
     }
     if (v == NULL || (caps && !json_is_object(caps))) {
         *code = MCPD_RPC_INVALID_PARAMS;
-        *why = "Invalid params: initialize needs protocolVersion (string) and capabilities (object)";
+        *why =
+            "Invalid params: initialize needs protocolVersion (string) and capabilities (object)";
         return NULL;
     }
     /* lifecycle: echo a supported version, else offer our latest */
@@ -272,16 +272,15 @@ static json_t *do_initialize(struct mcpd_session *s, struct mcpd_msg *m, int *co
     s->state = MCPD_SESSION_READY;
     LOG_DEBUG("session", "session=%s initialized version=%s client=%s", s->id, s->version,
               json_string_value(json_object_get(s->client_info, "name")));
-    return json_pack("{s:s, s:o, s:{s:s, s:s, s:s}}", "protocolVersion", s->version,
-                     "capabilities", mcpd__daemon_capabilities(s->daemon), "serverInfo", "name",
-                     "mcpd", "title", "mcpd MCP proxy", "version", MCPD_VERSION);
+    return json_pack("{s:s, s:o, s:{s:s, s:s, s:s}}", "protocolVersion", s->version, "capabilities",
+                     mcpd__daemon_capabilities(s->daemon), "serverInfo", "name", "mcpd", "title",
+                     "mcpd MCP proxy", "version", MCPD_VERSION);
 }
 
-static json_t *do_set_level(struct mcpd_session *s, struct mcpd_msg *m, int *code,
-                            const char **why)
+static json_t *do_set_level(struct mcpd_session *s, struct mcpd_msg *m, int *code, const char **why)
 {
-    static const char *const levels[] = { "debug", "info", "notice", "warning", "error",
-                                          "critical", "alert", "emergency" };
+    static const char *const levels[] = { "debug", "info",     "notice", "warning",
+                                          "error", "critical", "alert",  "emergency" };
     const char *l = json_string_value(json_object_get(m->params, "level"));
     for (int i = 0; l && i < 8; i++) {
         if (strcmp(l, levels[i]) == 0) {
@@ -290,7 +289,8 @@ static json_t *do_set_level(struct mcpd_session *s, struct mcpd_msg *m, int *cod
         }
     }
     *code = MCPD_RPC_INVALID_PARAMS;
-    *why = "Invalid params: level must be one of debug, info, notice, warning, error, critical, alert, emergency";
+    *why = "Invalid params: level must be one of debug, info, notice, warning, error, critical, "
+           "alert, emergency";
     return NULL;
 }
 
@@ -342,7 +342,8 @@ static void forward(struct mcpd_session *s, struct mcpd_upstream *up, const char
     char why[256];
     int r;
     if (s->inflight >= s->daemon->cfg->limits.max_inflight) {
-        mcpd__send_error(reply, m->id, MCPD_RPC_BUSY, "Too many requests in flight for this session");
+        mcpd__send_error(reply, m->id, MCPD_RPC_BUSY,
+                         "Too many requests in flight for this session");
         return;
     }
     if (up->cfg->per_client && !up->is_private && (r = private_instance(s, up, &up)) != 0) {
@@ -379,7 +380,8 @@ static bool resource_down(struct mcpd_session *s, const char *name, char *why, s
         if (!mcpd_authz_tool_visible(d->authz, s->bot, up->name, sep + strlen(d->cfg->separator)))
             return false;
         snprintf(why, cap, "upstream '%s' is unavailable (%s); its tools return when it is back",
-                 up->name, up->last_error[0] ? up->last_error : mcpd_upstream_state_name(up->state));
+                 up->name,
+                 up->last_error[0] ? up->last_error : mcpd_upstream_state_name(up->state));
         return true;
     }
     return false;
@@ -395,9 +397,10 @@ static void do_named_call(struct mcpd_session *s, struct mcpd_msg *m, struct mcp
     char why[256];
 
     if (name == NULL || (args && !json_is_object(args))) {
-        mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS,
-                         prompt ? "Invalid params: prompts/get needs name (string) and arguments (object)"
-                                : "Invalid params: tools/call needs name (string) and arguments (object)");
+        mcpd__send_error(
+            reply, m->id, MCPD_RPC_INVALID_PARAMS,
+            prompt ? "Invalid params: prompts/get needs name (string) and arguments (object)"
+                   : "Invalid params: tools/call needs name (string) and arguments (object)");
         return;
     }
     e = prompt ? mcpd_catalog_prompt(s->daemon->catalog, name)
@@ -440,7 +443,8 @@ static struct mcpd_upstream *route_uri(struct mcpd_session *s, struct mcpd_msg *
     char why[300];
 
     if (uri == NULL) {
-        mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS, "Invalid params: uri (string) is required");
+        mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS,
+                         "Invalid params: uri (string) is required");
         return NULL;
     }
     up = mcpd_catalog_route_uri(s->daemon->catalog, uri, &inner);
@@ -526,11 +530,13 @@ static void do_complete(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_
 
     if (type && strcmp(type, "ref/prompt") == 0) {
         const char *name = json_string_value(json_object_get(ref, "name"));
-        const struct mcpd_catalog_entry *e = name ? mcpd_catalog_prompt(s->daemon->catalog, name) : NULL;
+        const struct mcpd_catalog_entry *e =
+            name ? mcpd_catalog_prompt(s->daemon->catalog, name) : NULL;
         if (e && !mcpd_authz_prompt_visible(s->daemon->authz, s->bot, e->resource, e->tool))
             e = NULL;
         if (e == NULL) {
-            mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS, "Invalid params: unknown prompt in ref");
+            mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS,
+                             "Invalid params: unknown prompt in ref");
             return;
         }
         json_object_set_new(ref, "name", json_string(e->tool));
@@ -545,8 +551,7 @@ static void do_complete(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_
 }
 
 /* What a bot sees of the catalog. */
-static bool list_filter(enum mcpd_list_kind kind, const char *resource, const char *name,
-                        void *arg)
+static bool list_filter(enum mcpd_list_kind kind, const char *resource, const char *name, void *arg)
 {
     struct mcpd_session *s = arg;
     switch (kind) {
@@ -567,15 +572,20 @@ static void list_audited(int status, void *data)
 static int audit_list(struct mcpd_session *s, enum mcpd_list_kind kind, size_t shown)
 {
     const struct mcpd_catalog *cat = s->daemon->catalog;
-    size_t total = cat == NULL ? 0
-                   : kind == MCPD_LIST_TOOLS   ? cat->count
-                   : kind == MCPD_LIST_PROMPTS ? cat->nprompts
+    size_t total = cat == NULL                   ? 0
+                   : kind == MCPD_LIST_TOOLS     ? cat->count
+                   : kind == MCPD_LIST_PROMPTS   ? cat->nprompts
                    : kind == MCPD_LIST_RESOURCES ? cat->nresources
                                                  : cat->ntemplates;
     char reason[96];
-    struct mcpd_audit_record r = { .kind = MCPD_AUDIT_LIST, .bot = s->bot, .session = s->id,
-                                   .transport = s->transport, .tool = mcpd_list_method[kind],
-                                   .location = "mcpd", .decision = "allow", .reason = reason,
+    struct mcpd_audit_record r = { .kind = MCPD_AUDIT_LIST,
+                                   .bot = s->bot,
+                                   .session = s->id,
+                                   .transport = s->transport,
+                                   .tool = mcpd_list_method[kind],
+                                   .location = "mcpd",
+                                   .decision = "allow",
+                                   .reason = reason,
                                    .status = "ok" };
     snprintf(reason, sizeof(reason), "%zu of %zu %s shown (this page)", shown, total,
              mcpd_list_key[kind]);
@@ -601,7 +611,8 @@ static json_t *do_list(struct mcpd_session *s, struct mcpd_msg *m, enum mcpd_lis
         *code = MCPD_RPC_INVALID_PARAMS;
         *why = "Invalid params: unknown cursor";
     } else if (mcpd_authz_active(s->daemon->authz) && mcpd_authz_auditing(s->daemon->authz) &&
-               audit_list(s, kind, json_array_size(json_object_get(page, mcpd_list_key[kind]))) != 0) {
+               audit_list(s, kind, json_array_size(json_object_get(page, mcpd_list_key[kind]))) !=
+                   0) {
         json_decref(page);
         page = NULL;
         *code = MCPD_RPC_SERVER_ERROR;
@@ -635,9 +646,13 @@ static bool route_request(struct mcpd_session *s, struct mcpd_msg *m, struct mcp
 
 bool mcpd_session_method_known(const char *method)
 {
-    static const char *const known[] = { "tools/call", "prompts/get", "resources/read",
-                                         "resources/subscribe", "resources/unsubscribe",
-                                         "completion/complete", NULL };
+    static const char *const known[] = { "tools/call",
+                                         "prompts/get",
+                                         "resources/read",
+                                         "resources/subscribe",
+                                         "resources/unsubscribe",
+                                         "completion/complete",
+                                         NULL };
     for (int i = 0; known[i]; i++)
         if (strcmp(method, known[i]) == 0)
             return true;
@@ -722,7 +737,8 @@ void mcpd_session_handle(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd
 {
     if (s->state == MCPD_SESSION_CLOSED) {
         if (m->kind == MCPD_MSG_REQUEST)
-            mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_REQUEST, "Invalid Request: session closed");
+            mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_REQUEST,
+                             "Invalid Request: session closed");
         return;
     }
     mcpd_session_ref(s);

@@ -16,9 +16,10 @@
 #ifndef MCPD_SESSION_H
 #define MCPD_SESSION_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "jsonrpc.h"
 #include "sink.h"
@@ -84,7 +85,6 @@ void mcpd_session_close(struct mcpd_session *s);
 
 /* Sends a serialized-on-demand message to a sink, for transports' own errors. */
 int mcpd_session_send_json(struct mcpd_sink *sink, json_t *msg, bool final);
-
 
 /*
  * Handles a JSON-RPC batch (2025-03-26): `array` is borrowed and may be

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <uv.h>
 
 #define MCPD_BOT_KEY_PREFIX "mk_"
@@ -108,8 +109,8 @@ const struct mcpd_bot_row *mcpd_store_bot_find(const struct mcpd_bot_row *rows, 
 struct mcpd_store_watch;
 int mcpd_store_watch(struct mcpd_store_watch **out, uv_loop_t *loop, const char *path,
                      unsigned poll_ms,
-                     void (*on_change)(struct mcpd_bot_row *rows, size_t n, void *data),
-                     void *data, char *err, size_t errcap);
+                     void (*on_change)(struct mcpd_bot_row *rows, size_t n, void *data), void *data,
+                     char *err, size_t errcap);
 void mcpd_store_watch_close(struct mcpd_store_watch *w, void (*done)(void *data), void *data);
 
 #endif

@@ -7,10 +7,11 @@
 #ifndef MCPD_STORE_DB_H
 #define MCPD_STORE_DB_H
 
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <sqlite3.h>
 
 /* A bounded wait for another connection's write lock (store CLI vs. audit writer). */
 #define MCPD_STORE_BUSY_MS 5000

@@ -13,14 +13,13 @@
  * joins it and closes the async handle, whose close callback calls done
  * and frees the watch.
  */
-#include "store.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
 #include "log.h"
+#include "store.h"
 #include "store_db.h"
 
 #define WATCH_MAGIC     0x57a7c4u

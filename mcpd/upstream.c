@@ -16,15 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "config.h"
 #include "daemon.h"
 #include "error.h"
 #include "limits.h"
-#include "catalog.h"
 #include "log.h"
 #include "router.h"
 #include "session.h"
-
 
 static const char *const state_names[] = { "down", "connecting", "initializing", "ready",
                                            "stopping" };
@@ -123,10 +122,15 @@ static void on_list(struct mcpd_upstream *up, struct mcpd_msg *m, const char *wh
     enum mcpd_list_kind k = (enum mcpd_list_kind)up->listing;
     json_t *items, *next;
 
-    if (m == NULL || m->error || !json_is_array(items = json_object_get(m->result, mcpd_list_key[k]))) {
-        const char *em = m && m->error ? json_string_value(json_object_get(m->error, "message")) : NULL;
+    if (m == NULL || m->error ||
+        !json_is_array(items = json_object_get(m->result, mcpd_list_key[k]))) {
+        const char *em =
+            m && m->error ? json_string_value(json_object_get(m->error, "message")) : NULL;
         snprintf(up->last_error, sizeof(up->last_error), "%s failed: %s", mcpd_list_method[k],
-                 why ? why : em ? em : m && m->error ? "error" : "malformed result");
+                 why             ? why
+                 : em            ? em
+                 : m && m->error ? "error"
+                                 : "malformed result");
         LOG_ERROR("upstream", "upstream=%s %s", up->name, up->last_error);
         json_decref(up->list_next);
         up->list_next = NULL;
@@ -202,10 +206,11 @@ static void on_initialize(struct mcpd_upstream *up, struct mcpd_msg *m, const ch
     const char *v;
     json_t *n;
 
-    if (m == NULL || m->error ||
-        !json_is_string(json_object_get(m->result, "protocolVersion"))) {
+    if (m == NULL || m->error || !json_is_string(json_object_get(m->result, "protocolVersion"))) {
         snprintf(up->last_error, sizeof(up->last_error), "initialize failed: %s",
-                 why ? why : m && m->error ? "error response" : "no protocolVersion");
+                 why             ? why
+                 : m && m->error ? "error response"
+                                 : "no protocolVersion");
         LOG_ERROR("upstream", "upstream=%s %s", up->name, up->last_error);
         up->ops->stop(up);
         return;

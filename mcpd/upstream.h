@@ -9,10 +9,11 @@
 #ifndef MCPD_UPSTREAM_H
 #define MCPD_UPSTREAM_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 #include <uv.h>
 
 #include "map.h"
@@ -38,11 +39,11 @@ struct mcpd_upstream_ops {
 };
 
 enum mcpd_upstream_state {
-    MCPD_UP_DOWN = 0,    /* not running; restart may be scheduled */
-    MCPD_UP_CONNECTING,  /* start() called, waiting for on_connected */
-    MCPD_UP_INITIALIZING,/* initialize / tools/list in flight */
-    MCPD_UP_READY,       /* tools in the catalog */
-    MCPD_UP_STOPPING,    /* stop() called */
+    MCPD_UP_DOWN = 0,     /* not running; restart may be scheduled */
+    MCPD_UP_CONNECTING,   /* start() called, waiting for on_connected */
+    MCPD_UP_INITIALIZING, /* initialize / tools/list in flight */
+    MCPD_UP_READY,        /* tools in the catalog */
+    MCPD_UP_STOPPING,     /* stop() called */
 };
 
 struct mcpd_upstream {
@@ -53,7 +54,7 @@ struct mcpd_upstream {
     /* core-private below */
     enum mcpd_upstream_state state;
     uint64_t next_id;
-    struct mcpd_map pending;             /* upstream id -> struct mcpd_pending */
+    struct mcpd_map pending;                    /* upstream id -> struct mcpd_pending */
     struct mcpd_pending *fifo_head, *fifo_tail; /* deadline order */
     unsigned npending;
     uv_timer_t deadline_timer;
@@ -62,31 +63,30 @@ struct mcpd_upstream {
     unsigned restarts;
     uint64_t ready_since;
     char protocol_version[16];
-    json_t *server_info;   /* from initialize */
-    json_t *server_caps;   /* from initialize */
-    json_t *lists[4];      /* tools, prompts, resources, templates (enum mcpd_list_kind) or NULL */
-    json_t *list_next;     /* list being collected across pages */
-    int listing;           /* kind being listed, -1 when idle */
+    json_t *server_info; /* from initialize */
+    json_t *server_caps; /* from initialize */
+    json_t *lists[4];    /* tools, prompts, resources, templates (enum mcpd_list_kind) or NULL */
+    json_t *list_next;   /* list being collected across pages */
+    int listing;         /* kind being listed, -1 when idle */
     unsigned list_pages;
-    unsigned relist_mask;  /* kinds to list (again) when the current listing ends */
-    struct mcpd_map subs;  /* upstream uri -> subscriber count (resources/subscribe) */
-    bool started_once;     /* first attempt finished (ready or failed) */
+    unsigned relist_mask; /* kinds to list (again) when the current listing ends */
+    struct mcpd_map subs; /* upstream uri -> subscriber count (resources/subscribe) */
+    bool started_once;    /* first attempt finished (ready or failed) */
     bool stop_requested;
     char last_error[160];
     int handles_open;
-    uint64_t notify_window;  /* start of the current one-second window */
+    uint64_t notify_window; /* start of the current one-second window */
     unsigned notify_count, notify_dropped;
     uv_timer_t notify_timer; /* reports what a flood dropped when its second ends */
     /* per-client instances (share: per-client) */
     bool is_private;
-    struct mcpd_session *owner;        /* the session served; NULL once it closed */
-    struct mcpd_upstream *next_private;/* the owner's list */
+    struct mcpd_session *owner;         /* the session served; NULL once it closed */
+    struct mcpd_upstream *next_private; /* the owner's list */
 };
 
 /* Called by the core's constructor helper: initialises the core part. */
 void mcpd_upstream_init(struct mcpd_upstream *up, struct mcpd_daemon *d,
-                        const struct mcpd_server_config *cfg,
-                        const struct mcpd_upstream_ops *ops);
+                        const struct mcpd_server_config *cfg, const struct mcpd_upstream_ops *ops);
 
 /* Adapter reports: the transport to the upstream is up. */
 void mcpd_upstream_on_connected(struct mcpd_upstream *up);

@@ -247,8 +247,7 @@ static int read_command(const struct arg_check *c, struct mcpd__policy_cmd *cmd)
     }
     if (!json_is_array(c->value))
         return deny_type(c, c->value, "a string or an array of strings");
-    json_array_foreach(c->value, i, el)
-    {
+    json_array_foreach (c->value, i, el) {
         if (!json_is_string(el))
             return deny_type(c, c->value, "a string or an array of strings");
         if (mcpd__policy_cmd_push(cmd, json_string_value(el), json_string_length(el), &why) != 0)
@@ -327,8 +326,7 @@ static int check_case_variant(const struct arg_check *c, json_t *args)
     json_t *v;
     char other[72];
 
-    json_object_foreach(args, key, v)
-    {
+    json_object_foreach (args, key, v) {
         if (strcasecmp(key, c->name) != 0 || strcmp(key, c->name) == 0)
             continue;
         deny_plain(d, "");

@@ -99,9 +99,10 @@
 #ifndef MCPD_POLICY_H
 #define MCPD_POLICY_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <jansson.h>
 
 /* Limits (fail closed beyond them). */
 #define MCPD_POLICY_MAX_TOKENS  64   /* tokens in one command; more is a denial */
@@ -111,15 +112,15 @@
 /* ---- what the configuration provides ------------------------------------------ */
 
 struct mcpd_policy_dim {
-    const char *name;             /* "paths", "commands", "images", or a custom name */
-    const char *const *patterns;  /* npatterns globs */
+    const char *name;            /* "paths", "commands", "images", or a custom name */
+    const char *const *patterns; /* npatterns globs */
     size_t npatterns;
 };
 
 struct mcpd_policy_binding {
-    const char *resource;         /* glob over resource names, e.g. "files" or "agent1-*" */
-    const char *const *tools;     /* NULL: missing (see the header comment); a list
-                                     given but empty is non-NULL with ntools 0 */
+    const char *resource;     /* glob over resource names, e.g. "files" or "agent1-*" */
+    const char *const *tools; /* NULL: missing (see the header comment); a list
+                                 given but empty is non-NULL with ntools 0 */
     size_t ntools;
     const char *const *prompts;
     size_t nprompts;
@@ -127,7 +128,7 @@ struct mcpd_policy_binding {
     size_t nuris;
     const struct mcpd_policy_dim *dims;
     size_t ndims;
-    const char *id;               /* for explain/audit, e.g. "bots.alice.bindings[0]" */
+    const char *id; /* for explain/audit, e.g. "bots.alice.bindings[0]" */
 };
 
 struct mcpd_policy_role {
@@ -138,7 +139,7 @@ struct mcpd_policy_role {
 
 struct mcpd_policy_bot {
     const char *name;
-    const char *const *roles;     /* names of roles, in order */
+    const char *const *roles; /* names of roles, in order */
     size_t nroles;
     const struct mcpd_policy_binding *bindings;
     size_t nbindings;
@@ -146,8 +147,8 @@ struct mcpd_policy_bot {
 
 /* Which arguments of a resource's tools each dimension constrains. */
 struct mcpd_policy_dim_args {
-    const char *dimension;        /* "paths", ... */
-    const char *const *args;      /* argument names, e.g. "path", "source" */
+    const char *dimension;   /* "paths", ... */
+    const char *const *args; /* argument names, e.g. "path", "source" */
     size_t nargs;
 };
 
@@ -184,20 +185,20 @@ bool mcpd_policy_uri_visible(const struct mcpd_policy *p, const char *bot, const
 
 struct mcpd_policy_decision {
     bool allow;
-    char binding[128];   /* id of the deciding binding ("" when none matched) */
-    char dimension[32];  /* the dimension that denied ("" otherwise) */
-    char argument[64];   /* the argument that denied */
-    char value[256];     /* the offending value (truncated, control chars escaped);
-                            canonical/normalised when that succeeded, compact JSON
-                            for a value of the wrong type */
-    char pattern[256];   /* allow: the pattern that matched (last dimension checked;
-                            the tool glob when no argument was checked) */
-    char reason[256];    /* one line for the client and the audit, e.g.
-                            "paths: '/etc/passwd' (argument 'path') is outside the allowed paths",
-                            "paths: '/x/%2e' (argument 'path') is rejected: percent-encoding",
-                            "paths: argument 'path' must be a string, not an array",
-                            "tool 't' of resource 'r' is not bound for bot 'b'",
-                            "unknown bot 'b'"; on allow "allowed by <binding id>" */
+    char binding[128];  /* id of the deciding binding ("" when none matched) */
+    char dimension[32]; /* the dimension that denied ("" otherwise) */
+    char argument[64];  /* the argument that denied */
+    char value[256];    /* the offending value (truncated, control chars escaped);
+                           canonical/normalised when that succeeded, compact JSON
+                           for a value of the wrong type */
+    char pattern[256];  /* allow: the pattern that matched (last dimension checked;
+                           the tool glob when no argument was checked) */
+    char reason[256];   /* one line for the client and the audit, e.g.
+                           "paths: '/etc/passwd' (argument 'path') is outside the allowed paths",
+                           "paths: '/x/%2e' (argument 'path') is rejected: percent-encoding",
+                           "paths: argument 'path' must be a string, not an array",
+                           "tool 't' of resource 'r' is not bound for bot 'b'",
+                           "unknown bot 'b'"; on allow "allowed by <binding id>" */
 };
 
 /*

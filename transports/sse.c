@@ -96,7 +96,8 @@ static void handle_get(struct sse_tp *tp, struct mcpd_http_conn *c, struct mcpd_
     int r, n;
 
     if (tp->stopping) {
-        mcpd_http_respond_rpc_error(c, 503, MCPD_RPC_SERVER_ERROR, "Service Unavailable: shutting down");
+        mcpd_http_respond_rpc_error(c, 503, MCPD_RPC_SERVER_ERROR,
+                                    "Service Unavailable: shutting down");
         return;
     }
     if (!mcpd_listener_authenticate(tp->base.daemon, c, req, &bot, key_hash))
@@ -166,8 +167,9 @@ static void handle_post(struct sse_tp *tp, struct mcpd_http_conn *c, struct mcpd
         return;
     }
     if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0) {
-        mcpd_http_respond_rpc_error(c, 415, MCPD_RPC_SERVER_ERROR,
-                                    "Unsupported Media Type: Content-Type must be application/json");
+        mcpd_http_respond_rpc_error(
+            c, 415, MCPD_RPC_SERVER_ERROR,
+            "Unsupported Media Type: Content-Type must be application/json");
         return;
     }
     root = mcpd_jsonrpc_decode(req->body, req->body_len, MCPD_MAX_JSON_DEPTH, &err);

@@ -78,10 +78,10 @@ static void serve_modern(struct stdio_tp *t, json_t *root)
 
     if (r != 0) {
         free(tr);
-        send_error_json(t, mcpd_jsonrpc_error_new(json_object_get(root, "id"),
-                                                  r == MCPD_EBUSY ? MCPD_RPC_BUSY
-                                                                  : MCPD_RPC_INTERNAL_ERROR,
-                                                  mcpd_strerror(r), NULL));
+        send_error_json(
+            t, mcpd_jsonrpc_error_new(json_object_get(root, "id"),
+                                      r == MCPD_EBUSY ? MCPD_RPC_BUSY : MCPD_RPC_INTERNAL_ERROR,
+                                      mcpd_strerror(r), NULL));
         return;
     }
     if (*mcpd_session_bot(t->session))
@@ -127,8 +127,9 @@ static void on_line(void *arg, const char *p, size_t len)
         serve_modern(t, root);
         break;
     case MCPD_ERA_INVALID:
-        send_error_json(t, error ? error : mcpd_jsonrpc_error_new(NULL, MCPD_RPC_INTERNAL_ERROR,
-                                                                  "out of memory", NULL));
+        send_error_json(t, error ? error
+                                 : mcpd_jsonrpc_error_new(NULL, MCPD_RPC_INTERNAL_ERROR,
+                                                          "out of memory", NULL));
         break;
     default:
         feed_legacy(t, root);
@@ -139,8 +140,8 @@ static void on_line(void *arg, const char *p, size_t len)
 static void on_overflow(void *arg)
 {
     struct stdio_tp *t = arg;
-    json_t *e = mcpd_jsonrpc_error_new(NULL, MCPD_RPC_PARSE_ERROR, "Parse error: message too large",
-                                       NULL);
+    json_t *e =
+        mcpd_jsonrpc_error_new(NULL, MCPD_RPC_PARSE_ERROR, "Parse error: message too large", NULL);
     if (e)
         mcpd_session_send_json(&t->sink, e, true);
     json_decref(e);
@@ -178,11 +179,12 @@ static int tp_start(struct mcpd_transport *tp)
     uv_loop_t *loop = tp->daemon->loop;
     int r;
 
-    mcpd_line_reader_init(&t->lines, tp->daemon->cfg->limits.max_message + 1, on_line,
-                          on_overflow, t);
+    mcpd_line_reader_init(&t->lines, tp->daemon->cfg->limits.max_message + 1, on_line, on_overflow,
+                          t);
     if ((r = uv_pipe_init(loop, &t->in, 0)) != 0 || (r = uv_pipe_open(&t->in, STDIN_FILENO)) != 0)
         return r;
-    if ((r = uv_pipe_init(loop, &t->out, 0)) != 0 || (r = uv_pipe_open(&t->out, STDOUT_FILENO)) != 0)
+    if ((r = uv_pipe_init(loop, &t->out, 0)) != 0 ||
+        (r = uv_pipe_open(&t->out, STDOUT_FILENO)) != 0)
         return r;
     t->handles = 2;
     t->in.data = t->out.data = t;
@@ -191,7 +193,8 @@ static int tp_start(struct mcpd_transport *tp)
     if (mcpd_authz_active(tp->daemon->authz)) {
         const char *bot = tp->daemon->stdio_bot;
         if (bot == NULL || !mcpd_authz_has_bot(tp->daemon->authz, bot)) {
-            LOG_ERROR("stdio", "bots are configured: name a configured bot with --bot or auth.default_bot");
+            LOG_ERROR("stdio",
+                      "bots are configured: name a configured bot with --bot or auth.default_bot");
             return MCPD_ECONFIG;
         }
         mcpd_session_set_bot(t->session, bot, NULL);

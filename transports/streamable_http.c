@@ -65,7 +65,7 @@ struct gstream {
     struct hsess *hs;
     struct mcpd_http_conn *conn; /* NULL while detached */
     struct gstream *next;
-    struct rstream *rs;          /* when resumable */
+    struct rstream *rs; /* when resumable */
     bool detached;
     uint64_t detached_at;
 };
@@ -87,12 +87,12 @@ struct exchange {
     struct mcpd_http_conn *conn; /* NULL once the client went away */
     struct mcpd_session *s;      /* ref */
     bool sse, in_send, aborted, is_init;
-    bool held; /* handle_post still uses it: the free is deferred to there */
-    bool finished; /* the final answer went out */
-    struct rstream *rs;          /* when its SSE stream is resumable */
-    bool detached;               /* the client left; events are recorded for a resume */
+    bool held;          /* handle_post still uses it: the free is deferred to there */
+    bool finished;      /* the final answer went out */
+    struct rstream *rs; /* when its SSE stream is resumable */
+    bool detached;      /* the client left; events are recorded for a resume */
     uint64_t detached_at;
-    struct exchange *dnext;      /* tp->detached list */
+    struct exchange *dnext; /* tp->detached list */
     char extra[96];
 };
 
@@ -416,7 +416,8 @@ static struct hsess *find_session(struct http_tp *tp, struct mcpd_http_conn *c,
         return NULL;
 
     if (sid == NULL) {
-        respond_error(c, 400, MCPD_RPC_SERVER_ERROR, "Bad Request: Mcp-Session-Id header is required");
+        respond_error(c, 400, MCPD_RPC_SERVER_ERROR,
+                      "Bad Request: Mcp-Session-Id header is required");
         return NULL;
     }
     hs = strlen(sid) == 32 ? mcpd_map_get(&tp->sessions, sid, 32) : NULL;
@@ -442,8 +443,7 @@ static struct hsess *find_session(struct http_tp *tp, struct mcpd_http_conn *c,
 /* Looks at the raw body only to tell whether it is an initialize request. */
 static bool is_initialize(json_t *root)
 {
-    return json_is_object(root) &&
-           json_is_string(json_object_get(root, "method")) &&
+    return json_is_object(root) && json_is_string(json_object_get(root, "method")) &&
            strcmp(json_string_value(json_object_get(root, "method")), "initialize") == 0 &&
            json_object_get(root, "id") != NULL;
 }
@@ -595,7 +595,8 @@ static void handle_post(struct http_tp *tp, struct mcpd_http_conn *c, struct mcp
     unsigned n;
 
     if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0) {
-        respond_error(c, 415, MCPD_RPC_SERVER_ERROR, "Unsupported Media Type: Content-Type must be application/json");
+        respond_error(c, 415, MCPD_RPC_SERVER_ERROR,
+                      "Unsupported Media Type: Content-Type must be application/json");
         return;
     }
     if (!accepts(acc, "application/json") || !accepts(acc, "text/event-stream")) {
@@ -656,7 +657,7 @@ static void handle_post(struct http_tp *tp, struct mcpd_http_conn *c, struct mcp
     ex->held = false;
     if (init && mcpd_session_version(hs->s) == NULL)
         mcpd_session_close(hs->s); /* initialize failed: no session */
-    if (ex->finished) { /* answered (or the client left) while we were feeding */
+    if (ex->finished) {            /* answered (or the client left) while we were feeding */
         exchange_free(ex);
         return;
     }
@@ -796,7 +797,8 @@ static void handle_get(struct http_tp *tp, struct mcpd_http_conn *c, struct mcpd
     struct gstream *g;
 
     if (!accepts(mcpd_http_header(req, "accept"), "text/event-stream")) {
-        respond_error(c, 406, MCPD_RPC_SERVER_ERROR, "Not Acceptable: Accept must list text/event-stream");
+        respond_error(c, 406, MCPD_RPC_SERVER_ERROR,
+                      "Not Acceptable: Accept must list text/event-stream");
         return;
     }
     if ((hs = find_session(tp, c, req)) == NULL)

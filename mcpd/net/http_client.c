@@ -10,11 +10,12 @@
  */
 #include "http_client.h"
 
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <curl/curl.h>
 
 #include "../buf.h"
 #include "../error.h"
@@ -209,9 +210,10 @@ static void check_done(struct mcpd_http_client *hc)
                 report_headers(c);
             if (!c->cancelled) {
                 const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
-                c->ops->on_done(c, rc == CURLE_OK ? 0
-                                   : rc == CURLE_OPERATION_TIMEDOUT ? MCPD_ETIMEDOUT
-                                                                    : MCPD_EUNAVAIL,
+                c->ops->on_done(c,
+                                rc == CURLE_OK                   ? 0
+                                : rc == CURLE_OPERATION_TIMEDOUT ? MCPD_ETIMEDOUT
+                                                                 : MCPD_EUNAVAIL,
                                 rc == CURLE_OK ? NULL : why, c->data);
             }
             hc->depth--;
@@ -325,7 +327,7 @@ int mcpd_http_call_start(struct mcpd_http_call **out, struct mcpd_http_client *h
     curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c->easy, CURLOPT_FOLLOWLOCATION, 0L); /* MCP endpoints do not redirect */
+    curl_easy_setopt(c->easy, CURLOPT_FOLLOWLOCATION, 0L);  /* MCP endpoints do not redirect */
     curl_easy_setopt(c->easy, CURLOPT_ACCEPT_ENCODING, ""); /* bodies are capped after decoding */
     curl_easy_setopt(c->easy, CURLOPT_TCP_NODELAY, 1L);
     if (spec->connect_timeout_ms)

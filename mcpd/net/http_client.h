@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
 #include <uv.h>
 
 struct mcpd_http_client;
@@ -28,10 +29,10 @@ struct mcpd_http_call_ops {
 };
 
 struct mcpd_http_spec {
-    const char *method;          /* "GET", "POST", "DELETE" */
+    const char *method; /* "GET", "POST", "DELETE" */
     const char *url;
-    const char *const *headers;  /* "Name: value" lines, NULL-terminated, may be NULL */
-    const char *body;            /* copied; may be NULL */
+    const char *const *headers; /* "Name: value" lines, NULL-terminated, may be NULL */
+    const char *body;           /* copied; may be NULL */
     size_t body_len;
     unsigned connect_timeout_ms; /* 0: curl's default */
     unsigned timeout_ms;         /* whole exchange; 0: none (long-lived streams) */

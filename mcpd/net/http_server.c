@@ -16,11 +16,12 @@
  */
 #include "http_server.h"
 
-#include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <llhttp.h>
 
 #include "../error.h"
 #include "../limits.h"
@@ -53,10 +54,10 @@ struct mcpd_http_conn {
     enum conn_state state;
     int handles_open;
     bool in_parse, close_after_write, request_started, field_open, value_open, url_open;
-    int error_status; /* response to send when the parser stops on a limit */
+    int error_status;         /* response to send when the parser stops on a limit */
     const char *error_reason; /* mcpd's own reason (llhttp may replace its copy) */
-    struct mcpd_buf in;   /* received, not yet parsed */
-    struct mcpd_buf hdr;  /* url\0 name\0 value\0 ... */
+    struct mcpd_buf in;       /* received, not yet parsed */
+    struct mcpd_buf hdr;      /* url\0 name\0 value\0 ... */
     struct mcpd_buf body;
     size_t url_len;
     unsigned nheaders;
@@ -81,25 +82,44 @@ static void process_input(struct mcpd_http_conn *c);
 static const char *status_text(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 
@@ -406,7 +426,8 @@ static void parse_error(struct mcpd_http_conn *c, llhttp_errno_t err)
     char body[160];
     int n;
 
-    LOG_DEBUG("http", "peer=%s bad request (%d): %s", c->peer, status, why ? why : llhttp_errno_name(err));
+    LOG_DEBUG("http", "peer=%s bad request (%d): %s", c->peer, status,
+              why ? why : llhttp_errno_name(err));
     n = snprintf(body, sizeof(body), "%s\n", why ? why : "bad request");
     c->state = ST_HANDLING;
     c->close_after_write = true; /* adds Connection: close */
@@ -512,7 +533,8 @@ static void on_connection(uv_stream_t *ls, int status)
         uv_tcp_init(srv->loop, t);
         if (uv_accept(ls, (uv_stream_t *)t) == 0) {
             if (srv->accepting)
-                LOG_WARN("http", "connection limit (%u) reached, refusing", srv->lim.max_connections);
+                LOG_WARN("http", "connection limit (%u) reached, refusing",
+                         srv->lim.max_connections);
             else
                 LOG_DEBUG("http", "shutting down: connection refused");
         }
@@ -539,7 +561,8 @@ static void on_connection(uv_stream_t *ls, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     peer_name(c);
-    mcpd_buf_init(&c->in, srv->lim.max_header_bytes + srv->lim.max_request_line + srv->lim.max_body + 65536);
+    mcpd_buf_init(&c->in, srv->lim.max_header_bytes + srv->lim.max_request_line +
+                              srv->lim.max_body + 65536);
     mcpd_buf_init(&c->hdr, srv->lim.max_header_bytes + srv->lim.max_request_line);
     mcpd_buf_init(&c->body, srv->lim.max_body);
     llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
@@ -680,8 +703,8 @@ void mcpd_http_respond(struct mcpd_http_conn *c, int status, const char *ctype, 
 
     if (c->state == ST_CLOSED)
         return;
-    n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s",
-                 status, status_text(status), ctype ? "Content-Type: " : "", ctype ? ctype : "",
+    n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s", status,
+                 status_text(status), ctype ? "Content-Type: " : "", ctype ? ctype : "",
                  ctype ? "\r\n" : "", len, c->close_after_write ? "Connection: close\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof(head))
         n = 0;
@@ -719,8 +742,8 @@ int mcpd_http_stream_begin(struct mcpd_http_conn *c, int status, const char *cty
     n = snprintf(head, sizeof(head),
                  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nCache-Control: no-cache\r\n"
                  "X-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n%s%s\r\n",
-                 status, status_text(status), ctype, c->close_after_write ? "Connection: close\r\n" : "",
-                 extra ? extra : "");
+                 status, status_text(status), ctype,
+                 c->close_after_write ? "Connection: close\r\n" : "", extra ? extra : "");
     if (n < 0 || (size_t)n >= sizeof(head))
         return MCPD_ETOOBIG;
     c->state = ST_STREAMING;

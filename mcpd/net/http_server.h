@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
 #include <uv.h>
 
 #include "../buf.h"
@@ -43,15 +44,15 @@ struct mcpd_http_header {
 };
 
 struct mcpd_http_request {
-    const char *method;  /* "GET", "POST", ... */
-    const char *path;    /* NUL-terminated, without the query */
-    const char *query;   /* NUL-terminated, "" when absent */
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* NUL-terminated, without the query */
+    const char *query;  /* NUL-terminated, "" when absent */
     struct mcpd_http_header *headers;
     unsigned nheaders;
-    const char *body;    /* NUL-terminated, body_len bytes */
+    const char *body; /* NUL-terminated, body_len bytes */
     size_t body_len;
     bool keep_alive;
-    const char *peer;    /* "ip:port" */
+    const char *peer; /* "ip:port" */
 };
 
 /* Called once per complete request. `req` stays valid until the response ends. */

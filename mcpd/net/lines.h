@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
 #include <uv.h>
 
 #include "../buf.h"

@@ -40,7 +40,8 @@ uint64_t mcpd_replay_add(struct mcpd_replay *r, const char *data, size_t len);
  * Returns false (and calls nothing) when some of those were already dropped.
  */
 bool mcpd_replay_since(const struct mcpd_replay *r, uint64_t after,
-                       void (*fn)(void *arg, uint64_t seq, const char *data, size_t len), void *arg);
+                       void (*fn)(void *arg, uint64_t seq, const char *data, size_t len),
+                       void *arg);
 /* True when every event after `after` is still kept (mcpd_replay_since would succeed). */
 bool mcpd_replay_can_resume(const struct mcpd_replay *r, uint64_t after);
 /* Writes "<stream>-<seq>" into out (>= 48 bytes). */

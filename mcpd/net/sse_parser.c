@@ -8,7 +8,8 @@
 #include "../error.h"
 
 void mcpd_sse_parser_init(struct mcpd_sse_parser *p, size_t max,
-                          void (*on_event)(void *, const char *, const char *, const char *, size_t),
+                          void (*on_event)(void *, const char *, const char *, const char *,
+                                           size_t),
                           void (*on_retry)(void *, unsigned), void *arg)
 {
     memset(p, 0, sizeof(*p));

@@ -29,7 +29,8 @@ struct mcpd_sse_parser {
 };
 
 void mcpd_sse_parser_init(struct mcpd_sse_parser *p, size_t max,
-                          void (*on_event)(void *, const char *, const char *, const char *, size_t),
+                          void (*on_event)(void *, const char *, const char *, const char *,
+                                           size_t),
                           void (*on_retry)(void *, unsigned), void *arg);
 void mcpd_sse_parser_dispose(struct mcpd_sse_parser *p);
 /*

@@ -395,8 +395,7 @@ static void finish_ask(struct fx_pending *p, json_t *msg)
             size_t i;
             json_t *c;
 
-            json_array_foreach(content, i, c)
-            {
+            json_array_foreach (content, i, c) {
                 text = json_string_value(json_object_get(c, "text"));
                 if (text != NULL)
                     break;

@@ -26,8 +26,8 @@
 
 static bool valid_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 static bool valid_name(const char *s)
@@ -79,8 +79,8 @@ static void check_name(const char *res, const char *tool, const char *sep, bool 
         FUZZ_CHECK(out[i] == (valid_char(plain[i]) ? plain[i] : '_'));
 }
 
-static void check_catalog(const char *res, const char *const *names, size_t nnames,
-                          const char *sep, bool prefix, unsigned page_size, const char *cursor)
+static void check_catalog(const char *res, const char *const *names, size_t nnames, const char *sep,
+                          bool prefix, unsigned page_size, const char *cursor)
 {
     struct mcpd_catalog_source src[2];
     struct mcpd_catalog *cat = NULL;
@@ -91,8 +91,8 @@ static void check_catalog(const char *res, const char *const *names, size_t nnam
     FUZZ_CHECK(list1 && list2);
     /* every name goes to the fuzzed resource; the odd ones also to a second one */
     for (size_t i = 0; i < nnames; i++) {
-        json_array_append_new(list1, json_pack("{s:s, s:{s:s}}", "name", names[i], "inputSchema",
-                                               "type", "object"));
+        json_array_append_new(
+            list1, json_pack("{s:s, s:{s:s}}", "name", names[i], "inputSchema", "type", "object"));
         if (i % 2)
             json_array_append_new(list2, json_pack("{s:s}", "name", names[i]));
     }

@@ -19,12 +19,11 @@
  * "/a" deferred answer, "/h" never answered (aborted at close), "/s" a
  * chunked stream, "/c" an answer that closes, anything else echoes.
  */
-#include "../../mcpd/net/http_server.c"
-
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../../mcpd/net/http_server.c"
 #include "fuzz.h"
 
 #define FZ_MAX_LINE    256

@@ -374,7 +374,8 @@ static void test_redaction(void **state)
         "\"v-1\"},{\"name\":\"Accept\",\"value\":\"*/*\"}],\"token_count\":3,\"SESSION-KEY\":[1]}";
     static const char want[] =
         "{\"SESSION-KEY\":\"***\",\"headers\":[{\"name\":\"X-Api-Key\",\"value\":\"***\"},"
-        "{\"name\":\"Accept\",\"value\":\"*/*\"}],\"nested\":{\"apiKey\":\"***\",\"depth\":{\"a\":{\"b\":"
+        "{\"name\":\"Accept\",\"value\":\"*/"
+        "*\"}],\"nested\":{\"apiKey\":\"***\",\"depth\":{\"a\":{\"b\":"
         "{\"client_secret\":\"***\"}}},\"list\":[{\"Authorization\":\"***\"},{\"cookie\":\"***\"}]"
         "},\"password\":\"***\",\"token_count\":\"***\",\"user\":\"bob\"}";
     struct fixture *f = *state;

@@ -347,8 +347,9 @@ static void test_map_binary_keys(void **state)
 static void test_map_u64(void **state)
 {
     struct mcpd_map m;
-    const uint64_t special[] = { 0, 1, UINT64_MAX, UINT64_MAX - 1, (uint64_t)1 << 32,
-                                 (uint64_t)1 << 63 };
+    const uint64_t special[] = {
+        0, 1, UINT64_MAX, UINT64_MAX - 1, (uint64_t)1 << 32, (uint64_t)1 << 63
+    };
     const size_t nspecial = sizeof(special) / sizeof(special[0]);
 
     mcpd_map_init(&m);
@@ -388,16 +389,11 @@ static void test_map_u64(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap),
-        cmocka_unit_test(test_buf_zero_cap),
-        cmocka_unit_test(test_buf_growth),
-        cmocka_unit_test(test_buf_reset_keeps_storage),
-        cmocka_unit_test(test_buf_appendf),
-        cmocka_unit_test(test_buf_consume),
-        cmocka_unit_test(test_buf_steal),
-        cmocka_unit_test(test_map_strings),
-        cmocka_unit_test(test_map_binary_keys),
-        cmocka_unit_test(test_map_u64),
+        cmocka_unit_test(test_buf_cap),         cmocka_unit_test(test_buf_zero_cap),
+        cmocka_unit_test(test_buf_growth),      cmocka_unit_test(test_buf_reset_keeps_storage),
+        cmocka_unit_test(test_buf_appendf),     cmocka_unit_test(test_buf_consume),
+        cmocka_unit_test(test_buf_steal),       cmocka_unit_test(test_map_strings),
+        cmocka_unit_test(test_map_binary_keys), cmocka_unit_test(test_map_u64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,8 +71,8 @@ static void check_name(const char *res, const char *tool, const char *sep, bool 
 
 static json_t *tool(const char *name)
 {
-    return json_pack("{s:s, s:s, s:{s:s}}", "name", name, "description", "d", "inputSchema",
-                     "type", "object");
+    return json_pack("{s:s, s:s, s:{s:s}}", "name", name, "description", "d", "inputSchema", "type",
+                     "object");
 }
 
 /* A source's tool list from names. */
@@ -265,11 +265,10 @@ static void test_build_collisions(void **state)
     assert_non_null(e);
     assert_string_equal(e->resource, "files");
     assert_ptr_equal(e->owner, &o1);
-    assert_json(cat->collisions,
-                "[{\"resource\":\"git\",\"tool\":\"read\",\"name\":\"read\","
-                "\"kept_by\":\"files\"},"
-                "{\"resource\":\"git\",\"tool\":\"read\",\"name\":\"read\","
-                "\"kept_by\":\"files\"}]");
+    assert_json(cat->collisions, "[{\"resource\":\"git\",\"tool\":\"read\",\"name\":\"read\","
+                                 "\"kept_by\":\"files\"},"
+                                 "{\"resource\":\"git\",\"tool\":\"read\",\"name\":\"read\","
+                                 "\"kept_by\":\"files\"}]");
     mcpd_catalog_free(cat);
 
     /* with prefixes, only the duplicate inside git collides (with itself) */
@@ -452,9 +451,18 @@ static void test_pages(void **state)
 
     /* invalid cursors */
     {
-        static const char *const bad[] = { "",          "garbage",   "mcpd:",     "mcpd:7",
-                                           "mcpd:7:",   "mcpd:7:6",  "mcpd:7:2x", "mcpd:x:2",
-                                           "mcpd:7:-1", "MCPD:7:2",  " mcpd:7:2", "mcpd:7:2 ",
+        static const char *const bad[] = { "",
+                                           "garbage",
+                                           "mcpd:",
+                                           "mcpd:7",
+                                           "mcpd:7:",
+                                           "mcpd:7:6",
+                                           "mcpd:7:2x",
+                                           "mcpd:x:2",
+                                           "mcpd:7:-1",
+                                           "MCPD:7:2",
+                                           " mcpd:7:2",
+                                           "mcpd:7:2 ",
                                            "mcpd:7:99999999999999999999999" };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             page = mcpd_catalog_page(cat, bad[i], 2);

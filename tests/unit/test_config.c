@@ -572,7 +572,8 @@ static void test_server_fields(void **state)
               "t.yaml:4:12: key 'servers.a.share': expected shared or per-client, got 'sometimes'");
     check_err("servers:\n  a:\n    args: [x]\n",
               "t.yaml:2:3: key 'servers.a': missing required key 'command' (or 'url')");
-    check_err("servers:\n  a:\n", "t.yaml:2:3: key 'servers.a': missing required key 'command' (or 'url')");
+    check_err("servers:\n  a:\n",
+              "t.yaml:2:3: key 'servers.a': missing required key 'command' (or 'url')");
     check_err("servers:\n  a:\n    command: \"\"\n",
               "t.yaml:3:14: key 'servers.a.command': must not be empty");
     check_err("servers:\n  a:\n    command: x\n    timeout: 11m\n",
@@ -865,13 +866,15 @@ static void test_json_errors(void **state)
                     "t.json: key 'mcpServers.r.url': expected an http:// or https:// URL");
     check_err_named("t.json", "{\"mcpServers\": {\"r\": {\"type\": \"sse\", \"command\": \"x\"}}}",
                     "t.json: key 'mcpServers.r': headers and transport are for url servers");
-    check_err_named("t.json", "{\"mcpServers\": {\"r\": {\"type\": \"fax\", \"url\": \"http://x\"}}}",
-                    "t.json: key 'mcpServers.r.type': expected auto, streamable-http or sse, got 'fax'");
+    check_err_named(
+        "t.json", "{\"mcpServers\": {\"r\": {\"type\": \"fax\", \"url\": \"http://x\"}}}",
+        "t.json: key 'mcpServers.r.type': expected auto, streamable-http or sse, got 'fax'");
     {
         struct mcpd_config *jc = NULL;
         struct mcpd_diag diag;
-        const char *jtext = "{\"mcpServers\": {\"r\": {\"type\": \"http\", \"url\": \"http://h/mcp\", "
-                           "\"headers\": {\"Authorization\": \"Bearer x\"}}}}";
+        const char *jtext =
+            "{\"mcpServers\": {\"r\": {\"type\": \"http\", \"url\": \"http://h/mcp\", "
+            "\"headers\": {\"Authorization\": \"Bearer x\"}}}}";
         assert_int_equal(mcpd_config_parse(&jc, "t.json", jtext, strlen(jtext), &diag), 0);
         assert_string_equal(jc->servers[0].url, "http://h/mcp");
         assert_int_equal(jc->servers[0].transport, MCPD_REMOTE_STREAMABLE);

@@ -40,11 +40,11 @@
 #include "mcpd/log.h"
 #include "mcpd/net/http_server.h"
 
-#define MAX_LINE    1024
-#define MAX_HDR     4096
-#define MAX_HEADERS 10
-#define MAX_BODY    1024
-#define TIMEOUT_MS  300
+#define MAX_LINE       1024
+#define MAX_HDR        4096
+#define MAX_HEADERS    10
+#define MAX_BODY       1024
+#define TIMEOUT_MS     300
 #define MAX_CLIENT_FDS 16
 
 /* ---- fixture and handler (main thread) ------------------------------------------------------- */
@@ -60,7 +60,7 @@ struct fixture {
     int keep_fd[4];      /* client sockets the main thread closes after the server */
     int client_fds[MAX_CLIENT_FDS];
     void (*scenario)(struct fixture *f);
-    char fail[2048];     /* first mismatch seen by the client */
+    char fail[2048]; /* first mismatch seen by the client */
 };
 
 struct async_req {
@@ -296,30 +296,30 @@ static void failed(struct fixture *f, int line, const char *fmt, ...)
     va_end(ap);
 }
 
-#define CHECK(f, cond)                                                                             \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failed((f), __LINE__, "check failed: %s", #cond);                                      \
-            return;                                                                                \
-        }                                                                                          \
+#define CHECK(f, cond)                                        \
+    do {                                                      \
+        if (!(cond)) {                                        \
+            failed((f), __LINE__, "check failed: %s", #cond); \
+            return;                                           \
+        }                                                     \
     } while (0)
 
-#define CHECK_INT(f, got, want)                                                                    \
-    do {                                                                                           \
-        long long g_ = (long long)(got), w_ = (long long)(want);                                   \
-        if (g_ != w_) {                                                                            \
-            failed((f), __LINE__, "%s == %lld, want %lld", #got, g_, w_);                          \
-            return;                                                                                \
-        }                                                                                          \
+#define CHECK_INT(f, got, want)                                           \
+    do {                                                                  \
+        long long g_ = (long long)(got), w_ = (long long)(want);          \
+        if (g_ != w_) {                                                   \
+            failed((f), __LINE__, "%s == %lld, want %lld", #got, g_, w_); \
+            return;                                                       \
+        }                                                                 \
     } while (0)
 
-#define CHECK_STR(f, got, want)                                                                    \
-    do {                                                                                           \
-        const char *g_ = (got), *w_ = (want);                                                      \
-        if (g_ == NULL || strcmp(g_, w_) != 0) {                                                   \
-            failed((f), __LINE__, "%s == \"%s\", want \"%s\"", #got, g_ ? g_ : "(null)", w_);      \
-            return;                                                                                \
-        }                                                                                          \
+#define CHECK_STR(f, got, want)                                                               \
+    do {                                                                                      \
+        const char *g_ = (got), *w_ = (want);                                                 \
+        if (g_ == NULL || strcmp(g_, w_) != 0) {                                              \
+            failed((f), __LINE__, "%s == \"%s\", want \"%s\"", #got, g_ ? g_ : "(null)", w_); \
+            return;                                                                           \
+        }                                                                                     \
     } while (0)
 
 static void sleep_ms(long ms)
@@ -556,27 +556,27 @@ static bool wait_counter(atomic_int *v, int want, int ms)
 }
 
 /* Sends `req` and checks a 200 response whose body is `body`. */
-#define EXPECT_200(f, k, req, want_body)                                                           \
-    do {                                                                                           \
-        struct resp r_;                                                                            \
-        CHECK(f, send_str((k), (req)) == 0);                                                       \
-        CHECK(f, read_final((k), &r_) == 0);                                                       \
-        CHECK_INT(f, r_.status, 200);                                                              \
-        CHECK_STR(f, r_.body, (want_body));                                                        \
+#define EXPECT_200(f, k, req, want_body)     \
+    do {                                     \
+        struct resp r_;                      \
+        CHECK(f, send_str((k), (req)) == 0); \
+        CHECK(f, read_final((k), &r_) == 0); \
+        CHECK_INT(f, r_.status, 200);        \
+        CHECK_STR(f, r_.body, (want_body));  \
     } while (0)
 
 /* Sends `req`, checks an error `status` (and `body` unless NULL), then the connection closes. */
-#define EXPECT_ERROR_CLOSE(f, k, req, req_len, want_status, want_body)                             \
-    do {                                                                                           \
-        struct resp r_;                                                                            \
-        char v_[64];                                                                               \
-        send_all((k), (req), (req_len));                                                           \
-        CHECK(f, read_final((k), &r_) == 0);                                                       \
-        CHECK_INT(f, r_.status, (want_status));                                                    \
-        CHECK_STR(f, header(&r_, "Connection", v_, sizeof(v_)), "close");                          \
-        if ((want_body) != NULL)                                                                   \
-            CHECK_STR(f, r_.body, (want_body));                                                    \
-        CHECK(f, closed_within((k), 2000));                                                        \
+#define EXPECT_ERROR_CLOSE(f, k, req, req_len, want_status, want_body)    \
+    do {                                                                  \
+        struct resp r_;                                                   \
+        char v_[64];                                                      \
+        send_all((k), (req), (req_len));                                  \
+        CHECK(f, read_final((k), &r_) == 0);                              \
+        CHECK_INT(f, r_.status, (want_status));                           \
+        CHECK_STR(f, header(&r_, "Connection", v_, sizeof(v_)), "close"); \
+        if ((want_body) != NULL)                                          \
+            CHECK_STR(f, r_.body, (want_body));                           \
+        CHECK(f, closed_within((k), 2000));                               \
     } while (0)
 
 /* ---- scenarios ------------------------------------------------------------------------------- */
@@ -855,9 +855,10 @@ static void sc_stream(struct fixture *f)
     CHECK(f, dial(f, &k) == 0);
     CHECK(f, send_str(&k, "GET /stream HTTP/1.1\r\nHost: h\r\n\r\n") == 0);
     CHECK(f, read_final(&k, &r) == 0);
-    CHECK_STR(f, r.head, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                         "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
-                         "Transfer-Encoding: chunked\r\n\r\n");
+    CHECK_STR(f, r.head,
+              "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+              "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
+              "Transfer-Encoding: chunked\r\n\r\n");
     CHECK_STR(f, r.raw_body, "3\r\none\r\n3\r\ntwo\r\n5\r\nthree\r\n0\r\n\r\n");
     CHECK_STR(f, r.body, "onetwothree");
     /* the connection is kept for the next request */
@@ -1053,8 +1054,9 @@ static void sc_timeouts(struct fixture *f)
     CHECK(f, dial(f, &k) == 0);
     CHECK(f, send_str(&k, "GET / HTTP/1.1\r\nHost: h\r\n") == 0);
     CHECK(f, read_final(&k, &r) == 0);
-    CHECK_STR(f, r.head, "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
-                         "Content-Length: 16\r\nConnection: close\r\n\r\n");
+    CHECK_STR(f, r.head,
+              "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
+              "Content-Length: 16\r\nConnection: close\r\n\r\n");
     CHECK_STR(f, r.body, "request timeout\n");
     CHECK(f, closed_within(&k, 2000));
     hangup(f, &k);
@@ -1132,10 +1134,10 @@ static void sc_open_at_close(struct fixture *f)
 
 /* ---- tests ----------------------------------------------------------------------------------- */
 
-#define SCENARIO_TEST(name)                                                                        \
-    static void test_##name(void **state)                                                          \
-    {                                                                                              \
-        run_client(*state, sc_##name);                                                             \
+#define SCENARIO_TEST(name)               \
+    static void test_##name(void **state) \
+    {                                     \
+        run_client(*state, sc_##name);    \
     }
 
 SCENARIO_TEST(simple_get)
@@ -1209,8 +1211,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_header_name_space, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_connections, setup_two_conns, teardown),
-        cmocka_unit_test_setup_teardown(test_close_with_open_connections, setup,
-                                        teardown_if_left),
+        cmocka_unit_test_setup_teardown(test_close_with_open_connections, setup, teardown_if_left),
     };
 
     mcpd_log_level = MCPD_LOG_ERROR;

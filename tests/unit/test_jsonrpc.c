@@ -376,14 +376,14 @@ static void test_depth(void **state)
 static void test_invalid_utf8(void **state)
 {
     static const char *const bad[] = {
-        "{\"jsonrpc\":\"2.0\",\"method\":\"\xff\"}",         /* never valid */
-        "{\"jsonrpc\":\"2.0\",\"method\":\"\xc0\xaf\"}",     /* overlong '/' */
-        "{\"jsonrpc\":\"2.0\",\"method\":\"\xed\xa0\x80\"}", /* UTF-16 surrogate */
-        "{\"jsonrpc\":\"2.0\",\"method\":\"\xc3\"}",         /* truncated sequence */
+        "{\"jsonrpc\":\"2.0\",\"method\":\"\xff\"}",             /* never valid */
+        "{\"jsonrpc\":\"2.0\",\"method\":\"\xc0\xaf\"}",         /* overlong '/' */
+        "{\"jsonrpc\":\"2.0\",\"method\":\"\xed\xa0\x80\"}",     /* UTF-16 surrogate */
+        "{\"jsonrpc\":\"2.0\",\"method\":\"\xc3\"}",             /* truncated sequence */
         "{\"jsonrpc\":\"2.0\",\"method\":\"\xf4\x90\x80\x80\"}", /* above U+10FFFF */
-        "{\"\xfe\":1}",                                      /* in a key */
-        "{\"jsonrpc\":\"2.0\",\"method\":\"\\u0000\"}",      /* NUL (escaped) */
-        "{\"jsonrpc\":\"2.0\",\"method\":\"\\ud800\"}",      /* lone surrogate escape */
+        "{\"\xfe\":1}",                                          /* in a key */
+        "{\"jsonrpc\":\"2.0\",\"method\":\"\\u0000\"}",          /* NUL (escaped) */
+        "{\"jsonrpc\":\"2.0\",\"method\":\"\\ud800\"}",          /* lone surrogate escape */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         decode_fails(bad[i], MCPD_RPC_PARSE_ERROR, "Parse error: ");
@@ -579,24 +579,15 @@ static void test_dump(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_request),
-        cmocka_unit_test(test_notification),
-        cmocka_unit_test(test_response),
-        cmocka_unit_test(test_id_echo),
-        cmocka_unit_test(test_id_rejected),
-        cmocka_unit_test(test_id_out_of_range),
-        cmocka_unit_test(test_duplicate_keys),
-        cmocka_unit_test(test_depth),
-        cmocka_unit_test(test_invalid_utf8),
-        cmocka_unit_test(test_not_json),
-        cmocka_unit_test(test_top_level_scalar),
-        cmocka_unit_test(test_jsonrpc_member),
-        cmocka_unit_test(test_method_member),
-        cmocka_unit_test(test_params_member),
-        cmocka_unit_test(test_response_shape),
-        cmocka_unit_test(test_not_an_object),
-        cmocka_unit_test(test_builders),
-        cmocka_unit_test(test_dump),
+        cmocka_unit_test(test_request),          cmocka_unit_test(test_notification),
+        cmocka_unit_test(test_response),         cmocka_unit_test(test_id_echo),
+        cmocka_unit_test(test_id_rejected),      cmocka_unit_test(test_id_out_of_range),
+        cmocka_unit_test(test_duplicate_keys),   cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_invalid_utf8),     cmocka_unit_test(test_not_json),
+        cmocka_unit_test(test_top_level_scalar), cmocka_unit_test(test_jsonrpc_member),
+        cmocka_unit_test(test_method_member),    cmocka_unit_test(test_params_member),
+        cmocka_unit_test(test_response_shape),   cmocka_unit_test(test_not_an_object),
+        cmocka_unit_test(test_builders),         cmocka_unit_test(test_dump),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

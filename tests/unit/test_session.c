@@ -32,15 +32,15 @@
 #include "mcpd/session.h"
 #include "mcpd/sink.h"
 
-#define INIT_FMT                                                                                   \
-    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"    \
+#define INIT_FMT                                                                               \
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":" \
     "\"%s\",\"capabilities\":{},\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}"
 
 /* ---- a sink that records --------------------------------------------------------------------- */
 
 struct rec_sink {
     struct mcpd_sink sink;
-    json_t *raw;        /* array of strings: each message exactly as sent */
+    json_t *raw; /* array of strings: each message exactly as sent */
     unsigned nfinal;
     unsigned ncancelled;
 };
@@ -319,8 +319,8 @@ static void test_initialize_unknown_version(void **state)
     end_session(&s);
 }
 
-#define BAD_INIT                                                                                   \
-    "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32602,\"message\":\"Invalid params: "     \
+#define BAD_INIT                                                                              \
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32602,\"message\":\"Invalid params: " \
     "initialize needs protocolVersion (string) and capabilities (object)\"}}"
 
 static void test_initialize_bad_params(void **state)
@@ -369,8 +369,8 @@ static void test_initialize_twice(void **state)
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
-#define NOT_INIT(id)                                                                               \
-    "{\"jsonrpc\":\"2.0\",\"id\":" id ",\"error\":{\"code\":-32600,\"message\":"                   \
+#define NOT_INIT(id)                                                             \
+    "{\"jsonrpc\":\"2.0\",\"id\":" id ",\"error\":{\"code\":-32600,\"message\":" \
     "\"Invalid Request: the session is not initialized\"}}"
 
 static void test_before_initialize(void **state)
@@ -526,8 +526,8 @@ static void test_tools_call_unknown(void **state)
 
 static void test_set_level(void **state)
 {
-    static const char *const levels[] = { "debug", "info", "notice", "warning", "error",
-                                          "critical", "alert", "emergency" };
+    static const char *const levels[] = { "debug", "info",     "notice", "warning",
+                                          "error", "critical", "alert",  "emergency" };
     struct fixture *f = *state;
     struct mcpd_session *s = new_session(f);
     char in[256];
@@ -562,10 +562,10 @@ static void test_set_level(void **state)
 
 /* ---- batches --------------------------------------------------------------------------------- */
 
-#define TWO_PINGS                                                                                  \
-    "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"},"                                         \
+#define TWO_PINGS                                          \
+    "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}," \
     "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}]"
-#define NO_BATCH                                                                                   \
+#define NO_BATCH                                                                                  \
     "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":\"Invalid Request: " \
     "batches are only part of protocol 2025-03-26\"}}"
 
@@ -652,7 +652,7 @@ static void test_batch_mixed(void **state)
     end_session(&s);
 }
 
-#define BATCH_SIZE_ERR                                                                             \
+#define BATCH_SIZE_ERR                                                                            \
     "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":\"Invalid Request: " \
     "a batch holds 1 to 64 messages\"}}"
 
@@ -673,8 +673,10 @@ static void test_batch_size_limits(void **state)
 
     in[n++] = '[';
     for (int i = 0; i <= MCPD_MAX_BATCH; i++)
-        n += (size_t)snprintf(in + n, sizeof(in) - n, "%s{\"jsonrpc\":\"2.0\",\"id\":%d,"
-                              "\"method\":\"ping\"}", i ? "," : "", i);
+        n += (size_t)snprintf(in + n, sizeof(in) - n,
+                              "%s{\"jsonrpc\":\"2.0\",\"id\":%d,"
+                              "\"method\":\"ping\"}",
+                              i ? "," : "", i);
     snprintf(in + n, sizeof(in) - n, "]");
     expect_answer(f, s, in, 0, true, BATCH_SIZE_ERR);
     end_session(&s);
@@ -692,12 +694,13 @@ static void test_batch_max(void **state)
     initialize(f, s, "2025-03-26");
     in[n++] = '[';
     for (int i = 0; i < MCPD_MAX_BATCH; i++)
-        n += (size_t)snprintf(in + n, sizeof(in) - n, "%s{\"jsonrpc\":\"2.0\",\"id\":%d,"
-                              "\"method\":\"ping\"}", i ? "," : "", i);
+        n += (size_t)snprintf(in + n, sizeof(in) - n,
+                              "%s{\"jsonrpc\":\"2.0\",\"id\":%d,"
+                              "\"method\":\"ping\"}",
+                              i ? "," : "", i);
     snprintf(in + n, sizeof(in) - n, "]");
     before = rec_count(&f->out);
-    assert_int_equal(mcpd_session_feed(s, in, strlen(in), &f->out.sink, &answered),
-                     MCPD_MAX_BATCH);
+    assert_int_equal(mcpd_session_feed(s, in, strlen(in), &f->out.sink, &answered), MCPD_MAX_BATCH);
     assert_false(answered);
     assert_int_equal(rec_count(&f->out), before + 1);
     arr = json_loads(rec_text(&f->out, before), 0, NULL);
@@ -771,10 +774,11 @@ static void test_max_sessions_and_pages(void **state)
     end_session(&c);
 }
 
-/* ---- the stateless revision (2026-07-28) ------------------------------------------------------ */
+/* ---- the stateless revision (2026-07-28) ------------------------------------------------------
+ */
 
-#define MODERN_META                                                                                \
-    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","                       \
+#define MODERN_META                                                          \
+    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"," \
     "\"io.modelcontextprotocol/clientCapabilities\":{},\"progressToken\":7}"
 
 static enum mcpd_era era_of(const char *text, int *code)
@@ -797,19 +801,30 @@ static void test_era(void **state)
 
     assert_int_equal(era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &code),
                      MCPD_ERA_LEGACY);
-    assert_int_equal(era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{"
-                            MODERN_META "}}", &code), MCPD_ERA_MODERN);
-    assert_int_equal(era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
-                            MODERN_META "}}", &code), MCPD_ERA_LEGACY);
-    assert_int_equal(era_of("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\",\"params\":{"
-                            MODERN_META "}}", &code), MCPD_ERA_LEGACY);
-    assert_int_equal(era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{"
-                            "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}}",
-                            &code), MCPD_ERA_INVALID);
+    assert_int_equal(
+        era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{" MODERN_META
+               "}}",
+               &code),
+        MCPD_ERA_MODERN);
+    assert_int_equal(
+        era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{" MODERN_META
+               "}}",
+               &code),
+        MCPD_ERA_LEGACY);
+    assert_int_equal(
+        era_of("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\",\"params\":{" MODERN_META "}}",
+               &code),
+        MCPD_ERA_LEGACY);
+    assert_int_equal(
+        era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{"
+               "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}}",
+               &code),
+        MCPD_ERA_INVALID);
     assert_int_equal(code, MCPD_RPC_INVALID_PARAMS);
     assert_int_equal(era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{"
                             "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2030-01-01\","
-                            "\"io.modelcontextprotocol/clientCapabilities\":{}}}}", &code),
+                            "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+                            &code),
                      MCPD_ERA_INVALID);
     assert_int_equal(code, MCPD_RPC_UNSUPPORTED_VERSION);
 }
@@ -839,21 +854,22 @@ static void test_stateless(void **state)
     struct fixture *f = *state;
     json_t *r;
 
-    r = serve_modern(f, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{"
-                        MODERN_META "}}");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "result"),
-                                                          "resultType")), "complete");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "result"),
-                                                          "cacheScope")), "private");
+    r = serve_modern(
+        f, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{" MODERN_META "}}");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r, "result"), "resultType")), "complete");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r, "result"), "cacheScope")), "private");
     json_decref(r);
-    r = serve_modern(f, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"ping\",\"params\":{"
-                        MODERN_META "}}");
+    r = serve_modern(f, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"ping\",\"params\":{" MODERN_META
+                        "}}");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "error"), "code")),
                      MCPD_RPC_METHOD_NOT_FOUND);
     json_decref(r);
     r = serve_modern(f, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"server/discover\"}");
-    assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(r,
-                        "result"), "supportedVersions"), 0)), MCPD_MODERN_VERSION);
+    assert_string_equal(json_string_value(json_array_get(
+                            json_object_get(json_object_get(r, "result"), "supportedVersions"), 0)),
+                        MCPD_MODERN_VERSION);
     json_decref(r);
 }
 
