@@ -193,10 +193,16 @@ static int bindings(struct ctx *c, yaml_node_t *n, const char *path,
 /* ---- roles and bots -----------------------------------------------------------------------------
  */
 
-int mcpd__cfg_f_roles(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                      void *base)
+/* Parses one named entry (a role or a bot) whose name is already stored. */
+typedef int (*named_fn)(struct ctx *c, yaml_node_t *v, const char *path, void *item);
+
+/*
+ * A mapping of names (^[a-z0-9][a-z0-9-]{0,31}$) to entries of `size`
+ * bytes, each starting with its `char *name`, into *arr and *count.
+ */
+static int named_map(struct ctx *c, yaml_node_t *v, const char *path, void **arr, size_t size,
+                     size_t *count, named_fn parse)
 {
-    struct mcpd_config *cfg = c->cfg;
     char sub[KEY_PATH_MAX];
     yaml_node_pair_t *p;
     yaml_node_t *k, *val;
@@ -204,29 +210,42 @@ int mcpd__cfg_f_roles(struct ctx *c, yaml_node_t *v, const char *path, const str
 
     if ((rc = mcpd__cfg_check_mapping(c, v, path, MCPD_MAX_CONFIG_ITEMS)) != 0)
         return rc;
-    cfg->roles = calloc((size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start) + 1,
-                        sizeof(*cfg->roles));
-    if (cfg->roles == NULL)
+    *arr = calloc((size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start) + 1, size);
+    if (*arr == NULL)
         return mcpd__cfg_oom(c);
     for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
-        struct mcpd_role_config *r = &cfg->roles[cfg->nroles];
+        char *item = (char *)*arr + *count * size;
         const char *name = mcpd__cfg_key_of(c, p, &k);
         if ((rc = mcpd__cfg_check_name(c, mcpd__cfg_node_line(k), mcpd__cfg_node_col(k), name)) !=
             0)
             return rc;
-        if ((r->name = strdup(name)) == NULL)
+        if ((*(char **)(void *)item = strdup(name)) == NULL)
             return mcpd__cfg_oom(c);
-        cfg->nroles++;
+        (*count)++;
         mcpd__cfg_join(sub, sizeof(sub), path, name);
         if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0 ||
-            (rc = bindings(c, val, sub, &r->bindings, &r->nbindings)) != 0)
+            (rc = parse(c, val, sub, item)) != 0)
             return rc;
     }
     return 0;
 }
 
-static int one_bot(struct ctx *c, yaml_node_t *n, const char *path, struct mcpd_bot_config *b)
+static int parse_role(struct ctx *c, yaml_node_t *v, const char *path, void *item)
 {
+    struct mcpd_role_config *r = item;
+    return bindings(c, v, path, &r->bindings, &r->nbindings);
+}
+
+int mcpd__cfg_f_roles(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                      void *base)
+{
+    return named_map(c, v, path, (void **)&c->cfg->roles, sizeof(struct mcpd_role_config),
+                     &c->cfg->nroles, parse_role);
+}
+
+static int parse_bot(struct ctx *c, yaml_node_t *n, const char *path, void *item)
+{
+    struct mcpd_bot_config *b = item;
     char sub[KEY_PATH_MAX], in[KEY_PATH_MAX + 8];
     yaml_node_pair_t *p;
     yaml_node_t *k, *v;
@@ -259,33 +278,8 @@ static int one_bot(struct ctx *c, yaml_node_t *n, const char *path, struct mcpd_
 int mcpd__cfg_f_bots(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                      void *base)
 {
-    struct mcpd_config *cfg = c->cfg;
-    char sub[KEY_PATH_MAX];
-    yaml_node_pair_t *p;
-    yaml_node_t *k, *val;
-    int rc;
-
-    if ((rc = mcpd__cfg_check_mapping(c, v, path, MCPD_MAX_CONFIG_ITEMS)) != 0)
-        return rc;
-    cfg->bots = calloc((size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start) + 1,
-                       sizeof(*cfg->bots));
-    if (cfg->bots == NULL)
-        return mcpd__cfg_oom(c);
-    for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
-        struct mcpd_bot_config *b = &cfg->bots[cfg->nbots];
-        const char *name = mcpd__cfg_key_of(c, p, &k);
-        if ((rc = mcpd__cfg_check_name(c, mcpd__cfg_node_line(k), mcpd__cfg_node_col(k), name)) !=
-            0)
-            return rc;
-        if ((b->name = strdup(name)) == NULL)
-            return mcpd__cfg_oom(c);
-        cfg->nbots++;
-        mcpd__cfg_join(sub, sizeof(sub), path, name);
-        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0 ||
-            (rc = one_bot(c, val, sub, b)) != 0)
-            return rc;
-    }
-    return 0;
+    return named_map(c, v, path, (void **)&c->cfg->bots, sizeof(struct mcpd_bot_config),
+                     &c->cfg->nbots, parse_bot);
 }
 
 /* ---- servers.<name>.dimensions ------------------------------------------------------------------
