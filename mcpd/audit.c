@@ -8,7 +8,7 @@
  *           append to `queue`    --->  take the whole queue (a batch)
  *                                      BEGIN IMMEDIATE; chain and INSERT
  *                                      each row; move `head`; retention;
- *                                      COMMIT (synchronous=FULL: fsync)
+ *                                      COMMIT (synchronous=NORMAL, or FULL: fsync)
  *   on_async: run the callbacks  <---  append the batch to `done`,
  *             of `done`, free          uv_async_send
  *
@@ -62,10 +62,13 @@ struct audit_item {
     size_t bytes; /* counted against QUEUE_BYTES_MAX */
     struct audit_val val[AC_NCOLS];
     char digest[AUDIT_HASH_HEX + 1];
-    char storage[]; /* the text fields */
+    bool raw_args;    /* val[AC_ARGS] is the caller's text: redacted by the writer */
+    char *args_owned; /* the redacted, capped text (writer thread) */
+    char storage[];   /* the text fields */
 };
 
 struct mcpd_audit {
+    bool sync_full; /* synchronous=FULL instead of NORMAL */
     unsigned magic;
     uv_loop_t *loop;
     uv_async_t async;
@@ -191,6 +194,22 @@ static int insert_item(struct mcpd_audit *a, struct audit_link *head, struct aud
     char hash[AUDIT_HASH_HEX + 1];
     int rc;
 
+    if (it->raw_args) {
+        /* redaction, the cap and the digest are the writer's work, off the loop */
+        bool truncated = false;
+        size_t n = 0;
+        it->raw_args = false;
+        if (mcpd__audit_args(it->val[AC_ARGS].p, it->val[AC_ARGS].len, a->max_args, &it->args_owned,
+                             &n, &truncated, it->digest) != 0)
+            return SQLITE_NOMEM;
+        it->val[AC_ARGS].p = it->args_owned;
+        it->val[AC_ARGS].len = n;
+        it->val[AC_ARGS_TRUNCATED].i = truncated;
+        if (it->digest[0] != '\0') {
+            it->val[AC_ARGS_DIGEST].p = it->digest;
+            it->val[AC_ARGS_DIGEST].len = AUDIT_HASH_HEX;
+        }
+    }
     it->val[AC_ID].i = head->id + 1;
     if (mcpd__audit_row_hash(hash, head->hash, it->val) != 0)
         return SQLITE_NOMEM;
@@ -344,6 +363,7 @@ static void run_callbacks(struct mcpd_audit *a, struct audit_item *list)
         a->pending_bytes -= it->bytes;
         if (it->cb != NULL)
             it->cb(it->status, it->data);
+        free(it->args_owned);
         free(it);
     }
 }
@@ -437,33 +457,18 @@ static int make_item(struct mcpd_audit *a, const struct mcpd_audit_record *r,
                      struct audit_item **out)
 {
     const char *src[AC_NCOLS];
-    char digest[AUDIT_HASH_HEX + 1];
-    char *args = NULL;
-    size_t args_len = 0;
-    bool truncated = false;
     struct audit_item *it;
-    int rc;
 
     *out = NULL;
-    rc = mcpd__audit_args(r->args_json, r->args_len, a->max_args, &args, &args_len, &truncated,
-                          digest);
-    if (rc != 0)
-        return rc;
     record_texts(r, src);
-    it = alloc_item(src, args, args_len);
-    free(args);
+    it = alloc_item(src, r->args_json, r->args_json ? r->args_len : 0);
     if (it == NULL)
         return MCPD_ENOMEM;
+    it->raw_args = r->args_json != NULL;
     it->val[AC_KIND].p = mcpd__audit_kind_name((int)r->kind); /* static */
     it->val[AC_KIND].len = strlen(it->val[AC_KIND].p);
     it->val[AC_TIME_MS].i = r->time_ms != 0 ? r->time_ms : mcpd__store_db_now_ms();
-    it->val[AC_ARGS_TRUNCATED].i = truncated;
     it->val[AC_LATENCY_US].i = r->latency_us;
-    if (digest[0] != '\0') {
-        memcpy(it->digest, digest, sizeof(digest));
-        it->val[AC_ARGS_DIGEST].p = it->digest;
-        it->val[AC_ARGS_DIGEST].len = AUDIT_HASH_HEX;
-    }
     *out = it;
     return 0;
 }
@@ -539,6 +544,15 @@ static int open_db(struct mcpd_audit *a, const char *path, int busy_ms, char *er
     if ((r = check_schema(a, path, err, errcap)) != 0 ||
         (r = mcpd__store_db_exec(a->db, "COMMIT", err, errcap)) != 0)
         goto fail;
+    /*
+     * WAL with synchronous=NORMAL: a COMMIT that returned is in the WAL file,
+     * so a crash or kill -9 of mcpd loses nothing acknowledged; only power
+     * loss (or a kernel crash) can lose the last commits. FULL adds an fsync
+     * per commit for that case, at a large cost (audit.sync: full).
+     */
+    if (!a->sync_full &&
+        (r = mcpd__store_db_exec(a->db, "PRAGMA synchronous=NORMAL", err, errcap)) != 0)
+        goto fail;
     return 0;
 fail:
     mcpd__store_db_rollback(a->db);
@@ -592,6 +606,7 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
     a->magic = AUDIT_MAGIC;
     a->loop = loop;
     set_options(a, o);
+    a->sync_full = o->sync_full;
     if ((r = open_db(a, o->path, o->busy_timeout_ms, err, errcap)) != 0) {
         free(a);
         return r;

@@ -79,6 +79,7 @@ struct mcpd_audit_options {
      * the chain (at most batch size + 4096 rows at a time) and moves the
      * anchor, so the remaining rows still verify. */
     int busy_timeout_ms; /* longest wait for another connection's write lock (0: 5000) */
+    bool sync_full;      /* fsync every commit (power loss); default: survive a crash of mcpd */
 };
 
 /*

@@ -215,6 +215,7 @@ int mcpd_authz_new(struct mcpd_authz **out, struct mcpd_daemon *d, char *err, si
             .queue_cap = 65536,
             .retain_ms = (int64_t)cfg->audit_retain_ms,
             .retain_rows = (int64_t)cfg->audit_max_rows,
+            .sync_full = cfg->audit_sync_full,
         };
         if ((r = mcpd_audit_open(&az->audit, d->loop, &o, err, errcap)) != 0)
             goto fail;

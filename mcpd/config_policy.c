@@ -399,7 +399,23 @@ static int f_audit_enabled(struct ctx *c, yaml_node_t *v, const char *path, cons
     return mcpd__cfg_f_bool(c, v, path, f, base);
 }
 
+static int f_sync(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                  void *base)
+{
+    char *str;
+    int rc;
+    if ((rc = mcpd__cfg_scalar(c, v, path, &str)) != 0)
+        return rc;
+    if (strcmp(str, "normal") == 0 || strcmp(str, "full") == 0)
+        c->cfg->audit_sync_full = strcmp(str, "full") == 0;
+    else
+        rc = mcpd__cfg_fail(c, v, "key '%s': expected normal or full, got '%.64s'", path, str);
+    free(str);
+    return rc;
+}
+
 const struct field mcpd__cfg_audit_fields[] = {
+    { .key = "sync", .fn = f_sync },
     { .key = "enabled", .fn = f_audit_enabled, .off = offsetof(struct mcpd_config, audit_enabled) },
     { .key = "retain", .fn = f_retain },
     { .key = "max_rows", .fn = f_max_rows },

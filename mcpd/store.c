@@ -231,7 +231,7 @@ static int bind_change(sqlite3_stmt *q, const char *name, const unsigned char *h
     if (rc == SQLITE_OK && sqlite3_bind_parameter_count(q) >= 4) {
         rc = sqlite3_bind_blob(q, 2, hash, 32, SQLITE_STATIC);
         if (rc == SQLITE_OK)
-            rc = mcpd__store_db_bind_text(q, 3, hint, strlen(hint));
+            rc = mcpd__store_db_bind_text(q, 3, hint ? hint : "", hint ? strlen(hint) : 0);
         if (rc == SQLITE_OK)
             rc = sqlite3_bind_int64(q, 4, mcpd__store_db_now_ms());
     }

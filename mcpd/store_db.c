@@ -171,12 +171,26 @@ int mcpd__store_db_bind_text(sqlite3_stmt *st, int idx, const char *s, size_t le
     return sqlite3_bind_text64(st, idx, s, (sqlite3_uint64)len, SQLITE_STATIC, SQLITE_UTF8);
 }
 
+/*
+ * SHA-256 is fetched from OpenSSL's provider once: EVP_sha256() in
+ * EVP_Digest fetches it again on every call, which showed at the top of the
+ * audit's profile. EVP_MD objects are immutable and shared between threads.
+ */
+static EVP_MD *sha256_md;
+static uv_once_t sha256_once = UV_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 int mcpd__store_db_sha256(unsigned char out[32], const void *p, size_t n)
 {
     unsigned int len = 32;
 
+    uv_once(&sha256_once, fetch_sha256);
     /* EVP_Digest on SHA-256 fails only when OpenSSL cannot allocate. */
-    if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32) {
+    if (EVP_Digest(p, n, out, &len, sha256_md ? sha256_md : EVP_sha256(), NULL) != 1 || len != 32) {
         memset(out, 0, 32);
         return MCPD_ENOMEM;
     }

@@ -352,15 +352,35 @@ static bool step(const struct prog *pr, const uint64_t *cur, uint64_t *next, uin
     return any != 0;
 }
 
+/*
+ * Fast paths that need no program: a pattern without metacharacters is a
+ * string compare (resource and tool names mostly are), and in plain mode a
+ * pattern that is one trailing '*' after a literal is a prefix compare.
+ * Returns 1 match, 0 no match, -1 when the general matcher must decide.
+ */
+static int fast_match(const char *pattern, const char *s, size_t len, int mode)
+{
+    size_t pl = strcspn(pattern, "*?[\\");
+    if (pattern[pl] == '\0')
+        return pl == len && memcmp(pattern, s, len) == 0;
+    if (mode == MCPD__GLOB_PLAIN && pattern[pl] == '*' && pattern[pl + 1] == '\0')
+        return len >= pl && memcmp(pattern, s, pl) == 0;
+    return -1;
+}
+
 bool mcpd_policy_glob(const char *pattern, const char *s, size_t len, int mode)
 {
     struct prog pr;
+    int fast;
     uint64_t a[SET_WORDS], b[SET_WORDS], *cur = a, *next = b, *tmp;
     const char *why;
     size_t i = 0;
 
-    if (pattern == NULL || (s == NULL && len > 0) ||
-        compile(&pr, pattern, mode != MCPD__GLOB_PLAIN, &why) != 0)
+    if (pattern == NULL || (s == NULL && len > 0))
+        return false;
+    if ((fast = fast_match(pattern, s ? s : "", len, mode)) >= 0)
+        return fast == 1;
+    if (compile(&pr, pattern, mode != MCPD__GLOB_PLAIN, &why) != 0)
         return false;
     index_prog(&pr);
     memset(cur, 0, pr.w * sizeof(*cur));

@@ -43,8 +43,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ID_INIT 1
-#define ID_BASE 2
+#define ID_INIT  1
+#define ID_BASE  2
 #define MAX_LINE (16u * 1024 * 1024) /* one answer line; longer is an error */
 
 /* ------------------------------------------------------------------ util */
@@ -112,8 +112,8 @@ static struct {
 
 /* ----------------------------------------------------------------- state */
 typedef struct {
-    uint64_t id;      /* in flight; 0 = none */
-    uint64_t next_k;  /* next id of this slot: ID_BASE + slot + next_k * conc */
+    uint64_t id;     /* in flight; 0 = none */
+    uint64_t next_k; /* next id of this slot: ID_BASE + slot + next_k * conc */
     uint64_t t_start;
 } slot_t;
 
@@ -195,21 +195,21 @@ static const char *skip_value(const char *p, const char *e, int depth)
         }
     }
     const char *s = p;
-    while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
-           *p != '\r' && *p != '\n')
+    while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\r' &&
+           *p != '\n')
         p++;
     return p > s ? p : NULL;
 }
 
 /* The top-level members of one JSON-RPC message that matter here. */
 typedef struct {
-    int ok;                   /* a well-formed object */
-    int has_id, id_is_uint;   /* "id" present; it is a non-negative integer */
+    int ok;                 /* a well-formed object */
+    int has_id, id_is_uint; /* "id" present; it is a non-negative integer */
     uint64_t id;
-    const char *ids, *ide;    /* raw id token */
-    const char *rs, *re;      /* raw "result" value, NULL when absent */
+    const char *ids, *ide; /* raw id token */
+    const char *rs, *re;   /* raw "result" value, NULL when absent */
     int has_error, has_method;
-    const char *ms, *me;      /* raw "method" value */
+    const char *ms, *me; /* raw "method" value */
 } msg_t;
 
 static int key_is(const char *ks, const char *ke, const char *lit)
@@ -368,7 +368,8 @@ static void handle_line(const char *s, const char *e)
         if (m.id_is_uint && m.id == ID_INIT) {
             if (m.has_error || !m.rs || *m.rs != '{') {
                 init_failed = 1;
-                snprintf(init_error, sizeof init_error, "%.*s", (int)(e - s < 200 ? e - s : 200), s);
+                snprintf(init_error, sizeof init_error, "%.*s", (int)(e - s < 200 ? e - s : 200),
+                         s);
             }
             init_done = 1;
         } else {
@@ -617,17 +618,38 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "+c:d:w:t:n:P:T:i:M:j")) != -1) {
         switch (opt) {
-        case 'c': O.conc = atoi(optarg); break;
-        case 'd': O.dur = atof(optarg); break;
-        case 'w': O.warm = atof(optarg); break;
-        case 't': O.text = optarg; break;
-        case 'n': O.tool = optarg; break;
-        case 'P': O.proto = optarg; break;
-        case 'T': O.timeout = atof(optarg); break;
-        case 'i': O.init_timeout = atof(optarg); break;
-        case 'M': O.max_samples = (size_t)atol(optarg); break;
-        case 'j': O.json = 1; break;
-        default: usage();
+        case 'c':
+            O.conc = atoi(optarg);
+            break;
+        case 'd':
+            O.dur = atof(optarg);
+            break;
+        case 'w':
+            O.warm = atof(optarg);
+            break;
+        case 't':
+            O.text = optarg;
+            break;
+        case 'n':
+            O.tool = optarg;
+            break;
+        case 'P':
+            O.proto = optarg;
+            break;
+        case 'T':
+            O.timeout = atof(optarg);
+            break;
+        case 'i':
+            O.init_timeout = atof(optarg);
+            break;
+        case 'M':
+            O.max_samples = (size_t)atol(optarg);
+            break;
+        case 'j':
+            O.json = 1;
+            break;
+        default:
+            usage();
         }
     }
     if (optind >= argc)
@@ -691,11 +713,13 @@ int main(int argc, char **argv)
                 init_failed ? init_error : "");
         int st = stop_child(&sd);
         if (WIFEXITED(st) || WIFSIGNALED(st))
-            fprintf(stderr, "stdioload: child %s %d\n", WIFEXITED(st) ? "exited" : "killed by signal",
+            fprintf(stderr, "stdioload: child %s %d\n",
+                    WIFEXITED(st) ? "exited" : "killed by signal",
                     WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
         return 2;
     }
-    n = snprintf(body, sizeof body, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
+    n = snprintf(body, sizeof body,
+                 "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
     buf_add(&out, body, (size_t)n);
 
     /* ---- closed loop ---- */
@@ -783,24 +807,27 @@ int main(int argc, char **argv)
     }
     int exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : (WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1);
     fprintf(stderr,
-            "stdioload c=%d %.1fs: %" PRIu64 " calls, %.0f req/s, p50 %.0f us, p90 %.0f us, p99 %.0f us, "
+            "stdioload c=%d %.1fs: %" PRIu64
+            " calls, %.0f req/s, p50 %.0f us, p90 %.0f us, p99 %.0f us, "
             "max %.0f us, errors %" PRIu64 " (rpc %" PRIu64 ", id %" PRIu64 ", timeout %" PRIu64
-            ", eof %" PRIu64 "), late %" PRIu64 ", server cpu %.2f cores (%.1f us/call), peak rss %ld kB, "
+            ", eof %" PRIu64 "), late %" PRIu64
+            ", server cpu %.2f cores (%.1f us/call), peak rss %ld kB, "
             "child exit %d after %.0f ms\n",
-            O.conc, measured, n_done, rps, pct(50), pct(90), pct(99), nlat ? (double)lat[nlat - 1] : 0,
-            errs, n_err_rpc, n_err_id, n_err_timeout, n_err_eof, n_late, cores, cpu_us_call, hwm_kb,
-            exit_code, (double)shutdown_ns / 1e6);
+            O.conc, measured, n_done, rps, pct(50), pct(90), pct(99),
+            nlat ? (double)lat[nlat - 1] : 0, errs, n_err_rpc, n_err_id, n_err_timeout, n_err_eof,
+            n_late, cores, cpu_us_call, hwm_kb, exit_code, (double)shutdown_ns / 1e6);
     if (O.json)
-        printf("{\"mode\":\"stdio\",\"c\":%d,\"duration\":%.1f,\"calls\":%" PRIu64 ",\"rps\":%.1f,"
-               "\"p50_us\":%.0f,\"p90_us\":%.0f,\"p99_us\":%.0f,\"max_us\":%.0f,\"mean_us\":%.1f,"
-               "\"errors\":%" PRIu64 ",\"err_rpc\":%" PRIu64 ",\"err_id\":%" PRIu64
-               ",\"err_timeout\":%" PRIu64 ",\"err_eof\":%" PRIu64 ",\"late\":%" PRIu64
-               ",\"other_msgs\":%" PRIu64 ",\"sent\":%" PRIu64 ",\"sessions\":1,\"init_ms\":%.1f,"
-               "\"server_cpu_s\":%.3f,\"server_cores\":%.3f,\"cpu_us_per_call\":%.2f,"
-               "\"child_hwm_kb\":%ld,\"child_rss_kb\":%ld,\"child_exit\":%d,\"shutdown_ms\":%.1f}\n",
-               O.conc, measured, n_done, rps, pct(50), pct(90), pct(99),
-               nlat ? (double)lat[nlat - 1] : 0, mean, errs, n_err_rpc, n_err_id, n_err_timeout,
-               n_err_eof, n_late, n_other, n_sent, (double)init_ns / 1e6, cpu_s, cores, cpu_us_call,
-               hwm_kb, rss_kb, exit_code, (double)shutdown_ns / 1e6);
+        printf(
+            "{\"mode\":\"stdio\",\"c\":%d,\"duration\":%.1f,\"calls\":%" PRIu64 ",\"rps\":%.1f,"
+            "\"p50_us\":%.0f,\"p90_us\":%.0f,\"p99_us\":%.0f,\"max_us\":%.0f,\"mean_us\":%.1f,"
+            "\"errors\":%" PRIu64 ",\"err_rpc\":%" PRIu64 ",\"err_id\":%" PRIu64
+            ",\"err_timeout\":%" PRIu64 ",\"err_eof\":%" PRIu64 ",\"late\":%" PRIu64
+            ",\"other_msgs\":%" PRIu64 ",\"sent\":%" PRIu64 ",\"sessions\":1,\"init_ms\":%.1f,"
+            "\"server_cpu_s\":%.3f,\"server_cores\":%.3f,\"cpu_us_per_call\":%.2f,"
+            "\"child_hwm_kb\":%ld,\"child_rss_kb\":%ld,\"child_exit\":%d,\"shutdown_ms\":%.1f}\n",
+            O.conc, measured, n_done, rps, pct(50), pct(90), pct(99),
+            nlat ? (double)lat[nlat - 1] : 0, mean, errs, n_err_rpc, n_err_id, n_err_timeout,
+            n_err_eof, n_late, n_other, n_sent, (double)init_ns / 1e6, cpu_s, cores, cpu_us_call,
+            hwm_kb, rss_kb, exit_code, (double)shutdown_ns / 1e6);
     return errs ? 1 : 0;
 }
