@@ -206,7 +206,7 @@ struct mcpd_config {
     unsigned long long audit_retain_ms; /* audit.retain (0: keep) */
     unsigned long long audit_max_rows;  /* audit.max_rows (0: no cap) */
     size_t audit_max_args;              /* audit.max_args (default 64 KiB) */
-    bool audit_sync_full;               /* audit.sync: full (fsync each commit) | normal (default) */
+    bool audit_sync_full; /* audit.sync: full (fsync each commit) | normal (default) */
 };
 
 struct mcpd_diag {
