@@ -7,9 +7,9 @@
  * Every record is acknowledged on the loop thread once its batch is
  * committed (or failed): callers hold a call's answer until then, so no
  * acknowledged call is ever lost, and an audit that cannot be written
- * refuses the call (fail closed). Durability: WAL with synchronous=FULL,
- * so an acknowledged record survives kill -9 and power loss (one fsync per
- * batch).
+ * refuses the call (fail closed). Durability: WAL with synchronous=NORMAL
+ * by default, so an acknowledged record survives a crash or kill -9 of mcpd;
+ * with sync_full (synchronous=FULL, one fsync per batch) also power loss.
  *
  * Rows are hash-chained: hash = hex SHA-256(prev_hash_hex "\n" canonical
  * row text), where the canonical text is a fixed, length-prefixed
