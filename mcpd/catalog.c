@@ -253,6 +253,8 @@ void mcpd_catalog_free(struct mcpd_catalog *cat)
     free_entries(cat->prompts, cat->nprompts);
     free_items(cat->resources, cat->nresources);
     free_items(cat->templates, cat->ntemplates);
+    for (int k = 0; k < MCPD_LIST_KINDS; k++)
+        free(cat->first_page[k]);
     mcpd_map_dispose(&cat->by_name);
     mcpd_map_dispose(&cat->prompt_by_name);
     mcpd_map_dispose(&cat->resource_by_uri);

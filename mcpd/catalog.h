@@ -82,6 +82,9 @@ struct mcpd_catalog {
     struct mcpd_map owner_by_resource; /* resource name -> owner */
     void *only_resources_owner;        /* the single source with resources, or NULL */
     bool prefix;
+    /* the first page of each list, serialized once per catalog (unfiltered clients) */
+    char *first_page[MCPD_LIST_KINDS];
+    size_t first_page_len[MCPD_LIST_KINDS];
     json_t *collisions; /* array of {resource, tool, name, kept_by} */
     unsigned generation;
 };

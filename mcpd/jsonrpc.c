@@ -188,7 +188,8 @@ static int dump_cb(const char *buffer, size_t size, void *data)
 
 int mcpd_jsonrpc_dump(struct mcpd_buf *b, const json_t *msg)
 {
-    if (json_dump_callback(msg, dump_cb, b, JSON_COMPACT | JSON_REAL_PRECISION(17)) != 0)
+    if (json_dump_callback(msg, dump_cb, b,
+                           JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17)) != 0)
         return MCPD_ETOOBIG;
     return 0;
 }

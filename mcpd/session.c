@@ -659,6 +659,48 @@ bool mcpd_session_method_known(const char *method)
     return false;
 }
 
+/*
+ * The first page of a list, for a client that sees the whole catalog (no
+ * bots) in the session era, is serialized once per catalog and reused: with
+ * hundreds of tools, serializing the page was nearly all the cost of a
+ * tools/list and it blocked the loop meanwhile. Returns true when answered.
+ */
+static bool list_from_cache(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply)
+{
+    struct mcpd_catalog *cat = s->daemon->catalog;
+    struct mcpd_buf b;
+    int kind = -1;
+    bool sent = false;
+
+    for (int k = 0; k < MCPD_LIST_KINDS; k++)
+        if (strcmp(m->method, mcpd_list_method[k]) == 0)
+            kind = k;
+    if (kind < 0 || cat == NULL || s->modern || mcpd_authz_active(s->daemon->authz) ||
+        (m->params && (!json_is_object(m->params) || json_object_get(m->params, "cursor"))))
+        return false;
+    if (cat->first_page[kind] == NULL) {
+        json_t *page = mcpd_catalog_page_kind(cat, kind, NULL, s->daemon->cfg->limits.page_size);
+        mcpd_buf_init(&b, (size_t)-1 / 2);
+        if (page == NULL || mcpd_jsonrpc_dump(&b, page) != 0) {
+            json_decref(page);
+            mcpd_buf_dispose(&b);
+            return false;
+        }
+        json_decref(page);
+        cat->first_page[kind] = mcpd_buf_steal(&b, &cat->first_page_len[kind]);
+    }
+    mcpd_buf_init(&b, (size_t)-1 / 2);
+    if (mcpd_buf_append(&b, "{\"jsonrpc\":\"2.0\",\"id\":", 22) == 0 &&
+        mcpd_jsonrpc_dump(&b, m->id) == 0 && mcpd_buf_append(&b, ",\"result\":", 10) == 0 &&
+        mcpd_buf_append(&b, cat->first_page[kind], cat->first_page_len[kind]) == 0 &&
+        mcpd_buf_append(&b, "}", 1) == 0) {
+        reply->ops->send(reply, b.p, b.len, true);
+        sent = true;
+    }
+    mcpd_buf_dispose(&b);
+    return sent;
+}
+
 static void handle_request(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply)
 {
     json_t *result = NULL;
@@ -689,6 +731,8 @@ static void handle_request(struct mcpd_session *s, struct mcpd_msg *m, struct mc
         code = MCPD_RPC_INVALID_PARAMS;
         why = "Invalid params: params are required";
     } else if (route_request(s, m, reply)) {
+        return;
+    } else if (list_from_cache(s, m, reply)) {
         return;
     } else if (strcmp(m->method, "tools/list") == 0) {
         result = do_list(s, m, MCPD_LIST_TOOLS, &code, &why);
