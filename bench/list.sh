@@ -2,7 +2,7 @@
 # bench/list.sh: tools/list latency with a large merged catalog, over
 # streamable HTTP. See bench/README.md.
 #
-#   list      mcpd serve with 10 stdio upstreams (bench/upstream/many_tools.c,
+#   list      mcpd serve with 10 stdio upstreams (bench/upstream/echo_stdio.c in many-tools mode,
 #             50 tools each; prefix auto -> "s03__tool_017"): tools/list, one
 #             page of 500 tools (page_size default 500); every answer must
 #             list exactly 500 tools and carry no nextCursor (mcpload -l 500)
@@ -68,7 +68,7 @@ CFG=$WORK/list-many.yaml
   echo "log_level: warn"
   echo "servers:"
   for i in $(seq 0 $((NSERVERS - 1))); do
-    printf '  s%02d:\n    command: %s\n    args: ["%d", "tool"]\n' "$i" "$BIN/many_tools" "$NTOOLS"
+    printf '  s%02d:\n    command: %s\n    args: ["%d", "tool"]\n' "$i" "$BIN/echo_stdio" "$NTOOLS"
   done
   echo "catalog: { prefix: auto }"
   echo "limits:"
@@ -77,7 +77,7 @@ CFG=$WORK/list-many.yaml
 } > "$CFG"
 CFG1=$WORK/list-one.yaml
 printf '# written by bench/list.sh: 1 upstream x %d tools\nlog_level: warn\nservers:\n  s00:\n    command: %s\n    args: ["%d", "tool"]\nlimits:\n  max_inflight: 128\n  max_sessions: 2000\n' \
-  "$NTOOLS" "$BIN/many_tools" "$NTOOLS" > "$CFG1"
+  "$NTOOLS" "$BIN/echo_stdio" "$NTOOLS" > "$CFG1"
 cp "$CFG" "$CFG1" "$OUT/"
 echo "[{\"name\":\"list\",\"what\":\"tools/list, $NSERVERS upstreams x $NTOOLS tools = $TOTAL in one page\"},{\"name\":\"call\",\"what\":\"tools/call s00__tool_000 on the same mcpd\"},{\"name\":\"list-$NTOOLS\",\"what\":\"tools/list, 1 upstream x $NTOOLS tools (second mcpd)\"}]" > "$OUT/targets.json"
 

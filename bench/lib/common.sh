@@ -162,7 +162,6 @@ common_init() {
   local CF=(-O2 -Wall -Wextra -Werror)
   run gcc "${CF[@]}" -o "$BIN/mcpload" "$HERE/load/mcpload.c" || exit 1
   run gcc "${CF[@]}" -o "$BIN/echo_stdio" "$HERE/upstream/echo_stdio.c" || exit 1
-  run gcc "${CF[@]}" -o "$BIN/many_tools" "$HERE/upstream/many_tools.c" || exit 1
   machine_info
 }
 
