@@ -35,8 +35,8 @@ enum mcpd_credential_kind {
  * show to clients (e.g. "credential \"gh\" is expired: re-authorize with mcpd
  * credentials authorize gh"); secret NULL.
  */
-typedef void (*mcpd_credential_cb)(int status, enum mcpd_credential_kind kind,
-                                   const char *secret, const char *why, void *data);
+typedef void (*mcpd_credential_cb)(int status, enum mcpd_credential_kind kind, const char *secret,
+                                   const char *why, void *data);
 
 /*
  * The current secret of credential `name`. An OAuth token that expires within
@@ -44,8 +44,8 @@ typedef void (*mcpd_credential_cb)(int status, enum mcpd_credential_kind kind,
  * returns. *req (may be NULL if not wanted) lets the caller cancel: after
  * mcpd_credential_cancel, cb is not called.
  */
-int mcpd_credential_get(struct mcpd_daemon *d, const char *name, mcpd_credential_cb cb,
-                        void *data, struct mcpd_credential_req **req);
+int mcpd_credential_get(struct mcpd_daemon *d, const char *name, mcpd_credential_cb cb, void *data,
+                        struct mcpd_credential_req **req);
 
 /*
  * The upstream answered 401 to a request made with `secret`: for OAuth,

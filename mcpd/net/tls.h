@@ -25,11 +25,11 @@ struct mcpd_tls_ctx;
 struct mcpd_tls;
 
 /* Loads a PEM certificate chain and private key. TLS 1.2+. err names the file and reason. */
-int mcpd_tls_server_ctx_new(struct mcpd_tls_ctx **out, const char *cert_file,
-                            const char *key_file, char *err, size_t errcap);
-/* ca_file NULL: the system store. verify false disables peer verification (tests only). */
-int mcpd_tls_client_ctx_new(struct mcpd_tls_ctx **out, const char *ca_file, bool verify,
+int mcpd_tls_server_ctx_new(struct mcpd_tls_ctx **out, const char *cert_file, const char *key_file,
                             char *err, size_t errcap);
+/* ca_file NULL: the system store. verify false disables peer verification (tests only). */
+int mcpd_tls_client_ctx_new(struct mcpd_tls_ctx **out, const char *ca_file, bool verify, char *err,
+                            size_t errcap);
 void mcpd_tls_ctx_free(struct mcpd_tls_ctx *ctx);
 
 /* One connection. server_name: SNI and the verified name (client side); NULL on the server. */

@@ -40,8 +40,7 @@ struct mcpd_ws_callbacks {
      * never got connected. http_status: the status of a refused upgrade
      * (client role, e.g. 401), else 0. reason: one line, never NULL.
      */
-    void (*on_close)(struct mcpd_ws *ws, int code, int http_status, const char *reason,
-                     void *data);
+    void (*on_close)(struct mcpd_ws *ws, int code, int http_status, const char *reason, void *data);
 };
 
 /*
@@ -52,9 +51,8 @@ struct mcpd_ws_callbacks {
  * the connection (and its TLS engine) from the HTTP server: the handler
  * must not touch `c` again.
  */
-int mcpd_ws_accept(struct mcpd_ws **out, struct mcpd_http_conn *c,
-                   struct mcpd_http_request *req, const struct mcpd_ws_callbacks *cb, void *data,
-                   size_t max_message);
+int mcpd_ws_accept(struct mcpd_ws **out, struct mcpd_http_conn *c, struct mcpd_http_request *req,
+                   const struct mcpd_ws_callbacks *cb, void *data, size_t max_message);
 
 /*
  * Client role: dials url (ws://host:port/path or wss://...), sends the
