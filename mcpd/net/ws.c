@@ -580,9 +580,16 @@ static void after_io(struct mcpd_ws *ws)
         ws->state = WS_CLOSING;
         uv_timer_start(&ws->timer, on_timer, MCPD_WS_CLOSE_TIMEOUT_MS, 0);
     }
-    /* over: our close is out and nothing more will be read (peer's close, or wslay gave up) */
+    /*
+     * Over once both close frames went by. When wslay stopped reading without
+     * the peer's close (1009, 1002), input is drained until the peer closes
+     * or the close timer fires: closing with unread input would reset the
+     * connection and could destroy our close frame before the peer reads it.
+     */
+    if (ws->state == WS_CLOSING && !wslay_event_get_read_enabled(ws->ctx))
+        mcpd_buf_reset(&ws->in);
     if (ws->state == WS_CLOSING && wslay_event_get_close_sent(ws->ctx) &&
-        !wslay_event_get_read_enabled(ws->ctx)) {
+        wslay_event_get_close_received(ws->ctx)) {
         if (ws->tcp.write_queue_size == 0)
             ws_finish(ws, final_code(ws), 0, "closed");
         else
