@@ -890,9 +890,10 @@ static int parse_url(struct mcpd_ws *ws, const char *url, bool *tls)
     snprintf(port, sizeof(port), "%s", *tls ? "443" : "80");
     if (*ps == ':') {
         size_t n = strspn(ps + 1, "0123456789");
-        if (n == 0 || n > 5 || atoi(ps + 1) <= 0 || atoi(ps + 1) > 65535)
+        long v = n > 0 && n <= 5 ? strtol(ps + 1, NULL, 10) : 0;
+        if (v <= 0 || v > 65535)
             return MCPD_ECONFIG;
-        snprintf(port, sizeof(port), "%d", atoi(ps + 1));
+        snprintf(port, sizeof(port), "%ld", v);
         ps += 1 + n;
     }
     if (*ps != '\0' && *ps != '/' && *ps != '?')
