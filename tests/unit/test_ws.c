@@ -406,6 +406,8 @@ static void server_closes_4000(void **state)
     assert_int_equal(f->c_code, 4000);
     assert_int_equal(f->s_code, 4000);
     assert_int_equal(f->c_http, 0);
+    assert_string_equal(f->c_reason, "replaced by a new connection"); /* the peer's text */
+    assert_string_equal(f->s_reason, "closed");
     /* closed connections refuse sends: nothing to send on, the pointers are gone */
     assert_null(f->cws);
     assert_null(f->sws);
