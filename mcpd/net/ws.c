@@ -985,6 +985,7 @@ int mcpd_ws_connect(struct mcpd_ws **out, uv_loop_t *loop, const char *url,
 
     *out = ws;
     ws->state = WS_RESOLVING;
+    uv_update_time(loop); /* the caller may have blocked since the loop last ran */
     uv_timer_start(&ws->timer, on_timer, timeout_ms ? timeout_ms : MCPD_WS_CONNECT_TIMEOUT_MS, 0);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
