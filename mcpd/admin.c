@@ -14,6 +14,7 @@
 
 #include <openssl/crypto.h>
 
+#include "agents.h"
 #include "authz.h"
 #include "catalog.h"
 #include "daemon.h"
@@ -354,6 +355,8 @@ int mcpd_admin_print_catalog(struct mcpd_daemon *d, const char *bot, bool json)
     for (i = 0; i < d->nups; i++) {
         struct mcpd_upstream *up = d->ups[i];
         size_t n = 0;
+        if (up->agent != NULL)
+            continue; /* listed by resource below */
         for (size_t j = 0; cat && j < cat->count; j++)
             n += cat->entries[j].owner == up && bot_sees(d, bot, &cat->entries[j]);
         json_array_append_new(
@@ -362,6 +365,21 @@ int mcpd_admin_print_catalog(struct mcpd_daemon *d, const char *bot, bool json)
                       "state", up->cfg->enabled ? mcpd_upstream_state_name(up->state) : "disabled",
                       "protocol", up->protocol_version, "tools", (json_int_t)n, "error",
                       up->last_error));
+    }
+    {
+        json_t *ares = mcpd__agents_resources_json(d);
+        json_array_foreach (ares, i, v) {
+            const char *rname = json_string_value(json_object_get(v, "name"));
+            size_t n = 0;
+            for (size_t j = 0; cat && j < cat->count; j++)
+                n += cat->entries[j].resource && strcmp(cat->entries[j].resource, rname) == 0 &&
+                     bot_sees(d, bot, &cat->entries[j]);
+            json_array_append_new(
+                servers, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "name", rname, "kind", "agent",
+                                   "state", json_string_value(json_object_get(v, "status")),
+                                   "protocol", "", "tools", (json_int_t)n, "error", ""));
+        }
+        json_decref(ares);
     }
     for (size_t j = 0; cat && j < cat->count; j++) {
         const struct mcpd_catalog_entry *e = &cat->entries[j];
@@ -442,7 +460,7 @@ int mcpd_admin_explain(struct mcpd_daemon *d, const char *bot, const char *tool,
         json_decref(args);
         return 2;
     }
-    mcpd_authz_check_call(d->authz, bot, e->owner, e->tool, args, &dec);
+    mcpd_authz_check_entry(d->authz, bot, e, args, &dec);
     canon = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS);
     printf("%s: %s\n", dec.allow ? "allow" : "deny",
            dec.allow ? "every dimension accepts the arguments" : dec.reason);
