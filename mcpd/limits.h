@@ -69,4 +69,14 @@
 #define MCPD_MAX_CONFIG_FILE (1u * 1024 * 1024)
 #define MCPD_MAX_SERVERS     256
 
+/* TLS and WebSocket (mcpd/net/tls.c, mcpd/net/ws.c). */
+#define MCPD_TLS_MAX_PENDING       (1u * 1024 * 1024) /* plaintext written before the handshake ends */
+#define MCPD_TLS_MAX_OUTPUT        (64u * 1024 * 1024) /* ciphertext of one write (our own output) */
+#define MCPD_WS_MAX_MESSAGE        (4u * 1024 * 1024) /* default message cap; 1009 past it (config) */
+#define MCPD_WS_MAX_SEND_QUEUE     (8u * 1024 * 1024) /* bytes queued to a slow peer: MCPD_ETOOBIG */
+#define MCPD_WS_MAX_HANDSHAKE      (16u * 1024)       /* the client's upgrade response head */
+#define MCPD_WS_MAX_INPUT          (256u * 1024)      /* plaintext read, not yet framed */
+#define MCPD_WS_CLOSE_TIMEOUT_MS   3000               /* the peer's close frame within */
+#define MCPD_WS_CONNECT_TIMEOUT_MS 15000              /* client dial + upgrade, when none given */
+
 #endif
