@@ -515,6 +515,14 @@ bool mcpd__agents_not_connected(struct mcpd_daemon *d, const char *bot, const ch
     return false;
 }
 
+unsigned mcpd__agents_call_timeout(struct mcpd_daemon *d, const char *resource)
+{
+    for (size_t i = 0; i < d->cfg->nagent_timeouts; i++)
+        if (strcmp(d->cfg->agent_timeouts[i].resource, resource) == 0)
+            return d->cfg->agent_timeouts[i].ms;
+    return d->cfg->agent_call_timeout_ms;
+}
+
 json_t *mcpd__agents_resources_json(struct mcpd_daemon *d)
 {
     json_t *out = json_array();

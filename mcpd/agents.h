@@ -50,6 +50,9 @@ bool mcpd__agents_not_connected(struct mcpd_daemon *d, const char *bot, const ch
 /* The core reports: an agent's upstream went down (offline in the store). */
 void mcpd__agents_upstream_down(struct mcpd_upstream *up);
 
+/* The call deadline of an agent resource: agents.call_timeouts, else agents.call_timeout. */
+unsigned mcpd__agents_call_timeout(struct mcpd_daemon *d, const char *resource);
+
 /* [{name, agent, group, status: connected|disconnected}] for `mcpd catalog` (new ref). */
 json_t *mcpd__agents_resources_json(struct mcpd_daemon *d);
 

@@ -18,7 +18,7 @@ const cfgText = `store: ${db}
 servers:
   laptop-demo:
     command: ${bin.demo}
-agents: { ping_interval: 300ms, ping_timeout: 700ms, call_timeout: 1500ms, max_message: 64KiB }
+agents: { ping_interval: 300ms, ping_timeout: 700ms, call_timeout: 20s, call_timeouts: { laptop-builtin: 1500ms }, max_message: 64KiB }
 bots:
   alice:
     bindings:
@@ -280,7 +280,7 @@ await step('calls: forwarded by wire name, policy from agent-declared dimensions
   ok(list.last_online !== '-', 'with a last-online time');
 });
 
-await step('a call timeout answers the client and cancels on the agent', async () => {
+await step('a call timeout (agents.call_timeouts of laptop-builtin) answers the client and cancels on the agent', async () => {
   const t0 = Date.now();
   const e = await callErr(alice, 'laptop-builtin__sleep', {});
   match(e?.message, /did not answer within 1500 ms/, 'the client gets the timeout error');
