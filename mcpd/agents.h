@@ -32,6 +32,19 @@ void mcpd__agents_close(struct mcpd_daemon *d);
 void mcpd__agents_free(struct mcpd_daemon *d);
 
 /*
+ * Sans-I/O: groups an agent's tools/list (array of tool objects) by
+ * _meta["io.mcpd/group"] into a new object {group: [tool, ...]}, keeping
+ * only tools with a name, a valid group (^[a-z0-9][a-z0-9-]{0,31}$), an
+ * optional non-empty "io.mcpd/tool" string, optional "io.mcpd/dimensions"
+ * of the form {dimension: [argument, ...]} (at most 16 x 16, arguments 1..64
+ * bytes), and a wire name not seen before; `refused` (may be NULL) hears of
+ * every other tool. NULL when out of memory.
+ */
+json_t *mcpd_agents_group_tools(const json_t *tools,
+                                void (*refused)(const char *tool, const char *why, void *arg),
+                                void *arg);
+
+/*
  * Catalog sources of a READY agent upstream, one per valid tool group, into
  * src (at most cap). Each source's tools is a new array the caller releases
  * after building the catalog. Returns the number written.

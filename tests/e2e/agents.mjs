@@ -253,7 +253,7 @@ await step('a connected agent lends its tools: grouped, named, bound per bot', a
   ok(agent.received.some((m) => m.method === 'notifications/initialized'), 'and sent notifications/initialized');
   eq(agent.received.filter((m) => m.method === 'tools/list').length, 2, 'and followed nextCursor (two tools/list pages)');
   eq(await names(bob), ['laptop-demo__add', 'laptop-demo__echo', 'laptop-demo__now', 'laptop-demo__reverse'], 'bob sees only the configured server laptop-demo: the agent group "demo" never shadows it');
-  match(srv.log(), /tool 'nogroup' has no valid io\.mcpd\/group; refused/, 'a tool without a group is refused and logged');
+  match(srv.log(), /tool 'nogroup': no valid io\.mcpd\/group; refused/, 'a tool without a group is refused and logged');
   match(srv.log(), /'laptop-demo' is a configured server's name; refused/, 'a group colliding with a server is refused and logged');
   match(srv.log(), /is too long; refused/, 'a too long resource name is refused and logged');
   const cat = JSON.parse(mcpd('catalog', '--json').stdout);
