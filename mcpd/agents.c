@@ -441,6 +441,30 @@ fail:
     return NULL;
 }
 
+/*
+ * Why `res` is not agent a's to take, or NULL: another agent owns it
+ * already, or it lies in the namespace of another agent with a longer name
+ * ("a" with group "b-c" would make "a-b-c", which is agent "a-b"'s).
+ */
+static const char *foreign(struct mcpd_agents *ag, const struct mcpd_agent *a, const char *res)
+{
+    size_t own = strlen(a->name);
+
+    for (const struct mcpd_agent *o = ag->list; o; o = o->next) {
+        if (o == a)
+            continue;
+        for (size_t i = 0; i < o->nres; i++)
+            if (strcmp(o->res[i], res) == 0)
+                return "belongs to another agent";
+    }
+    for (size_t i = 0; i < ag->nrows; i++) {
+        size_t n = strlen(ag->rows[i].name);
+        if (n > own && strncmp(res, ag->rows[i].name, n) == 0 && res[n] == '-')
+            return "lies in another agent's namespace";
+    }
+    return NULL;
+}
+
 static void log_refused(const char *tool, const char *why, void *arg)
 {
     LOG_WARN("agents", "agent=%s tool '%.64s': %s; refused", (const char *)arg, tool, why);
@@ -451,7 +475,7 @@ size_t mcpd__agents_sources(struct mcpd_daemon *d, struct mcpd_upstream *up,
 {
     struct mcpd_agent *a = up->agent;
     json_t *tools = up->lists[MCPD_LIST_TOOLS], *groups, *arr;
-    const char *g;
+    const char *g, *why;
     size_t n = 0;
     bool warn;
 
@@ -476,6 +500,11 @@ size_t mcpd__agents_sources(struct mcpd_daemon *d, struct mcpd_upstream *up,
                 LOG_WARN("agents",
                          "agent=%s group '%s': '%s' is a configured server's name; refused",
                          a->name, g, res);
+            continue;
+        }
+        if ((why = foreign(d->agents, a, res)) != NULL) {
+            if (warn)
+                LOG_WARN("agents", "agent=%s group '%s': '%s' %s; refused", a->name, g, res, why);
             continue;
         }
         if ((r = agent_resource(a, g, res, true)) == NULL) {
