@@ -9,6 +9,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import { bin, ok, eq, match, step, finish, startServe, sdk, texts, tmp, run, rawHttp, waitFor, sleep } from './lib.mjs';
 
@@ -64,13 +65,14 @@ class Agent {
     this.status = 0;
   }
   // Resolves with the HTTP status of the upgrade (101 on success).
-  connect({ extraHead = [] } = {}) {
+  // ca: dial wss (TLS, trusting that certificate) instead of ws.
+  connect({ extraHead = [], ca = null } = {}) {
     return new Promise((resolve) => {
-      const sock = (this.sock = net.connect({ host: '127.0.0.1', port: this.port }));
+      const sock = (this.sock = ca ? tls.connect({ host: '127.0.0.1', port: this.port, ca }) : net.connect({ host: '127.0.0.1', port: this.port }));
       const wsKey = crypto.randomBytes(16).toString('base64');
       let head = Buffer.alloc(0);
       let upgraded = false;
-      sock.on('connect', () => {
+      sock.on(ca ? 'secureConnect' : 'connect', () => {
         const lines = [`GET /agent HTTP/1.1`, `Host: 127.0.0.1:${this.port}`, 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Key: ${wsKey}`, 'Sec-WebSocket-Version: 13'];
         if (this.key) lines.push(`Authorization: Bearer ${this.key}`);
         sock.write([...lines, ...extraHead].join('\r\n') + '\r\n\r\n');
@@ -417,6 +419,25 @@ await step('stdio: mcpd stdio --listen serves GET /agent to a stdio client', asy
   a.kill();
   await c.close();
   if (!ok(!/AddressSanitizer|runtime error/.test(err), 'the stdio mcpd stderr is clean')) console.log(err.slice(-3000));
+});
+
+await step('wss: GET /agent on a TLS listener', async () => {
+  const cert = path.join(tmp, 'cert.pem');
+  const tkey = path.join(tmp, 'key.pem');
+  const r = run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', tkey, '-out', cert, '-days', '2', '-subj', '/CN=mcpd e2e', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']);
+  eq(r.code, 0, 'openssl made a certificate');
+  fs.chmodSync(tkey, 0o600);
+  const tcfg = cfgText.replace(/^servers:/m, `listen:\n  address: 127.0.0.1:0\n  tls: { cert: ${cert}, key: ${tkey} }\nservers:`);
+  const tsrv = await startServe(tcfg, { name: 'agents-tls' });
+  const ca = fs.readFileSync(cert);
+  eq(await new Agent(tsrv.port, 'ak_nope').connect({ ca }), 401, 'a bad key over wss: 401');
+  const a = new Agent(tsrv.port, key.laptop, 't1');
+  eq(await a.connect({ ca }), 101, 'the agent is upgraded over TLS');
+  await waitFor(() => a.received.some((m) => m.method === 'tools/list'), 5000);
+  ok(a.received.some((m) => m.method === 'initialize') && a.received.some((m) => m.method === 'tools/list'), 'mcpd initializes and lists it over wss');
+  match(tsrv.log(), /agent=laptop connected/, 'the TLS mcpd logs the connection');
+  a.kill();
+  await tsrv.stopAndCheck('agents-tls mcpd');
 });
 
 await step('delete closes the connection (4004); resources stay, bindings untouched', async () => {
