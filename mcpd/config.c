@@ -1301,6 +1301,81 @@ static const struct field limits_fields[] = {
     { .key = NULL },
 };
 
+static int f_agent_timeouts(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                            void *base);
+
+static const struct field agents_fields[] = {
+    { .key = "ping_interval",
+      .fn = mcpd__cfg_f_duration,
+      .off = CFG(agent_ping_interval_ms),
+      .max = 3600000 },
+    { .key = "ping_timeout",
+      .fn = mcpd__cfg_f_duration,
+      .off = CFG(agent_ping_timeout_ms),
+      .max = 3600000 },
+    { .key = "call_timeout",
+      .fn = mcpd__cfg_f_duration,
+      .off = CFG(agent_call_timeout_ms),
+      .max = MCPD_MAX_CALL_TIMEOUT_MS },
+    { .key = "call_timeouts", .fn = f_agent_timeouts },
+    { .key = "max_message",
+      .fn = mcpd__cfg_f_size,
+      .off = CFG(agent_max_message),
+      .min = 1024,
+      .max = MCPD_MAX_AGENT_MESSAGE },
+    { .key = NULL },
+};
+
+/* agents.call_timeouts: {<resource>: duration}, the per-resource deadline of agent tools */
+static int f_agent_timeouts(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                            void *base)
+{
+    struct mcpd_config *cfg = c->cfg;
+    yaml_node_pair_t *p;
+    yaml_node_t *k, *val;
+    char sub[KEY_PATH_MAX];
+    size_t n;
+    int rc;
+
+    (void)f;
+    (void)base;
+    if ((rc = mcpd__cfg_check_mapping(c, v, path, MCPD_MAX_SERVERS)) != 0)
+        return rc;
+    n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+    if ((cfg->agent_timeouts = calloc(n + 1, sizeof(*cfg->agent_timeouts))) == NULL)
+        return mcpd__cfg_oom(c);
+    for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        struct mcpd_agent_timeout *t = &cfg->agent_timeouts[cfg->nagent_timeouts];
+        const char *key = mcpd__cfg_key_of(c, p, &k);
+        if (!mcpd_config_is_valid_name(key))
+            return mcpd__cfg_fail(c, k,
+                                  "key '%s': '%.64s' is not a resource name (<agent>-<group>, "
+                                  "^[a-z0-9][a-z0-9-]{0,31}$)",
+                                  path, key);
+        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0)
+            return rc;
+        mcpd__cfg_join(sub, sizeof(sub), path, key);
+        if ((rc = mcpd__cfg_f_duration(
+                 c, val, sub, &(struct field){ .max = MCPD_MAX_CALL_TIMEOUT_MS }, &t->ms)) != 0)
+            return rc;
+        if ((t->resource = strdup(key)) == NULL)
+            return mcpd__cfg_oom(c);
+        cfg->nagent_timeouts++;
+    }
+    return 0;
+}
+
+/* agents: (an empty section turns the endpoint on with the defaults) */
+static int f_agents(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                    void *base)
+{
+    (void)f;
+    c->cfg->agents_enabled = true;
+    if (mcpd__cfg_is_null(v))
+        return 0;
+    return mcpd__cfg_walk_mapping(c, v, path, agents_fields, base);
+}
+
 static const struct field top_fields[] = {
     { .key = "listen", .fn = f_listen },
     { .key = "http", .fn = f_section, .sub = http_fields },
@@ -1313,6 +1388,7 @@ static const struct field top_fields[] = {
     { .key = "auth", .fn = f_section, .sub = mcpd__cfg_auth_fields },
     { .key = "roles", .fn = mcpd__cfg_f_roles },
     { .key = "bots", .fn = mcpd__cfg_f_bots },
+    { .key = "agents", .fn = f_agents },
     { .key = NULL },
 };
 
@@ -1632,6 +1708,10 @@ static int set_defaults(struct ctx *c, const char *name)
     cfg->limits.header_timeout_ms = MCPD_HEADER_TIMEOUT_MS;
     cfg->limits.body_timeout_ms = MCPD_BODY_TIMEOUT_MS;
     cfg->limits.idle_timeout_ms = MCPD_IDLE_TIMEOUT_MS;
+    cfg->agent_ping_interval_ms = MCPD_AGENT_PING_MS;
+    cfg->agent_ping_timeout_ms = MCPD_AGENT_PONG_TIMEOUT_MS;
+    cfg->agent_call_timeout_ms = MCPD_CALL_TIMEOUT_MS;
+    cfg->agent_max_message = MCPD_MAX_AGENT_MESSAGE_DEFAULT;
     return 0;
 }
 
@@ -1750,6 +1830,9 @@ void mcpd_config_free(struct mcpd_config *cfg)
 {
     if (cfg == NULL)
         return;
+    for (size_t i = 0; i < cfg->nagent_timeouts; i++)
+        free(cfg->agent_timeouts[i].resource);
+    free(cfg->agent_timeouts);
     for (size_t i = 0; i < cfg->nservers; i++) {
         struct mcpd_server_config *s = &cfg->servers[i];
         free(s->name);

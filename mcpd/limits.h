@@ -50,6 +50,14 @@
 #define MCPD_KILL_GRACE_MS         3000   /* SIGTERM -> SIGKILL */
 #define MCPD_MAX_STDERR_LINE       4096   /* child stderr relayed per line, truncated past */
 
+/* Connected agents (GET /agent). */
+#define MCPD_AGENT_PING_MS             30000               /* WebSocket ping period (config) */
+#define MCPD_AGENT_PONG_TIMEOUT_MS     40000               /* no pong within: dropped (config) */
+#define MCPD_MAX_AGENT_MESSAGE_DEFAULT (4u * 1024 * 1024)  /* one WebSocket message (config) */
+#define MCPD_MAX_AGENT_MESSAGE         (64u * 1024 * 1024) /* hard cap of agents.max_message */
+#define MCPD_MAX_AGENT_GROUPS          64                  /* resources (groups) per agent */
+#define MCPD_MAX_AGENTS                4096                /* agents the daemon tracks */
+
 /* Catalog. */
 #define MCPD_MAX_NAME       64  /* exposed tool names, [A-Za-z0-9_-] */
 #define MCPD_LIST_PAGE_SIZE 500 /* tools per tools/list page (config) */

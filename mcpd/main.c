@@ -3,7 +3,7 @@
  * and adapters into the daemon, run loop, exit code. Nothing else.
  *
  *   mcpd serve -c FILE [--listen HOST:PORT] [--port-file F]   streamable HTTP + legacy SSE
- *   mcpd stdio -c FILE                                       MCP on stdin/stdout
+ *   mcpd stdio -c FILE [--listen HOST:PORT]                  MCP on stdin/stdout (+ GET /agent)
  *   mcpd config check -c FILE                                validate only
  *   mcpd catalog -c FILE [--json]                            merged tool list
  */
@@ -17,10 +17,20 @@
 #include "mcpd/config.h"
 #include "mcpd/daemon.h"
 #include "mcpd/error.h"
+#include "mcpd/listener.h"
 #include "mcpd/log.h"
 #include "transports/transports.h"
 
-enum mode { MODE_SERVE, MODE_STDIO, MODE_CHECK, MODE_CATALOG, MODE_EXPLAIN, MODE_BOTS, MODE_AUDIT };
+enum mode {
+    MODE_SERVE,
+    MODE_STDIO,
+    MODE_CHECK,
+    MODE_CATALOG,
+    MODE_EXPLAIN,
+    MODE_BOTS,
+    MODE_AUDIT,
+    MODE_AGENTS
+};
 
 struct options {
     enum mode mode;
@@ -54,7 +64,8 @@ static void usage(FILE *f)
             "commands:\n"
             "  serve -c FILE          serve MCP over streamable HTTP at /mcp and legacy\n"
             "                         HTTP+SSE at /sse (listen: in FILE)\n"
-            "  stdio -c FILE          serve MCP on stdin/stdout (for IDE launch); logs on stderr\n"
+            "  stdio -c FILE          serve MCP on stdin/stdout (for IDE launch); logs on stderr;\n"
+            "                         with agents: and a listen address, also GET /agent\n"
             "  config check -c FILE   validate FILE and exit\n"
             "  catalog -c FILE        start the servers, print the merged tool list, exit\n"
             "                         (--bot NAME: only what that bot sees)\n"
@@ -62,12 +73,15 @@ static void usage(FILE *f)
             "                         allow or deny, and the binding and pattern that decided\n"
             "  bots create|rotate|disable|enable|delete NAME -c FILE\n"
             "  bots list -c FILE      manage bot keys (shown once, stored as hashes)\n"
+            "  agents create|rotate|disable|enable|delete NAME -c FILE\n"
+            "  agents list -c FILE [--json]\n"
+            "                         manage connected agents (keys shown once, stored as hashes)\n"
             "  audit -c FILE [--since 1h|ISO] [--bot B] [--tool T] [--location L] [--json]\n"
             "  audit verify -c FILE   check the audit log's hash chain\n"
             "\n"
             "options:\n"
             "  -c, --config FILE      configuration (YAML, or JSON with \"mcpServers\")\n"
-            "  --listen HOST:PORT     override listen: (serve)\n"
+            "  --listen HOST:PORT     override listen: (serve; stdio: for GET /agent)\n"
             "  --port-file FILE       write the bound HTTP port to FILE once listening\n"
             "  --log-level LEVEL      error|warn|info|debug|trace (overrides log_level:)\n"
             "  --json                 catalog or audit as JSON\n"
@@ -111,6 +125,18 @@ static int parse_args(struct options *o, int argc, char **argv)
         if (strcmp(o->verb, "list") != 0) {
             if (argc < 4 || argv[3][0] == '-')
                 return die("bots %s needs a bot name", o->verb);
+            o->name = argv[3];
+            i = 4;
+        }
+    } else if (strcmp(argv[1], "agents") == 0) {
+        o->mode = MODE_AGENTS;
+        if (argc < 3 || argv[2][0] == '-')
+            return die("%s", "agents needs a verb: create|list|rotate|disable|enable|delete");
+        o->verb = argv[2];
+        i = 3;
+        if (strcmp(o->verb, "list") != 0) {
+            if (argc < 4 || argv[3][0] == '-')
+                return die("agents %s needs an agent name", o->verb);
             o->name = argv[3];
             i = 4;
         }
@@ -192,10 +218,12 @@ static int apply_listen(struct mcpd_config *cfg, const char *spec)
 
 static void on_started(struct mcpd_daemon *d)
 {
-    if (run.http && run.port_file) {
+    /* stdio with agents listens too: the port is the listener's */
+    if (run.port_file && (run.http || mcpd_listener_port(d) > 0)) {
         FILE *f = fopen(run.port_file, "w");
         if (f) {
-            fprintf(f, "%d\n", mcpd_http_transport_port(run.http));
+            fprintf(f, "%d\n",
+                    run.http ? mcpd_http_transport_port(run.http) : mcpd_listener_port(d));
             fclose(f);
         } else {
             LOG_ERROR("daemon", "cannot write port file %s: %s", run.port_file, strerror(errno));
@@ -235,6 +263,9 @@ static int wire(struct mcpd_daemon *d, const struct options *o)
     }
     d->on_started = on_started;
     d->new_upstream = mcpd_upstream_new_for;
+    /* GET /agent: with serve, and with stdio when there is a listen address */
+    d->new_agent_upstream = mcpd_agent_upstream_new;
+    d->serve_agents = o->mode == MODE_SERVE || o->mode == MODE_STDIO;
     return 0;
 }
 
@@ -268,6 +299,11 @@ int main(int argc, char **argv)
     if (o.mode == MODE_SERVE && cfg->listen_host == NULL) {
         mcpd_config_free(cfg);
         return die("%s", "serve needs a listen address (listen: in the config or --listen)");
+    }
+    if (o.mode == MODE_AGENTS) {
+        r = mcpd_admin_agents(cfg, o.verb, o.name, o.json);
+        mcpd_config_free(cfg);
+        return r;
     }
     if (o.mode == MODE_BOTS || o.mode == MODE_AUDIT) {
         struct mcpd_audit_query q = {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents.h"
 #include "authz.h"
 #include "catalog.h"
 #include "daemon.h"
@@ -226,7 +227,7 @@ static void complete(struct mcpd_pending *p, json_t *msg, const char *status)
             .bot = s->bot,
             .session = s->id,
             .transport = s->transport,
-            .resource = p->up->name,
+            .resource = p->resource[0] ? p->resource : p->up->name,
             .tool = p->tool_name,
             .location = loc,
             .decision = "allow",
@@ -235,8 +236,11 @@ static void complete(struct mcpd_pending *p, json_t *msg, const char *status)
             .status = status ? status : outcome(msg),
             .latency_us = (int64_t)(uv_now(d->loop) - p->started_ms) * 1000,
         };
-        snprintf(loc, sizeof(loc), "%s%s%s", p->up->cfg->url ? "remote:" : "local",
-                 p->up->cfg->url ? p->up->name : "", "");
+        if (p->up->location)
+            snprintf(loc, sizeof(loc), "%s", p->up->location);
+        else
+            snprintf(loc, sizeof(loc), "%s%s%s", p->up->cfg->url ? "remote:" : "local",
+                     p->up->cfg->url ? p->up->name : "", "");
         p->held = msg;
         p->audit_wait = true;
         if (mcpd_authz_audit(d->authz, &r, on_audited, p) == 0)
@@ -282,7 +286,7 @@ static void on_deadline(uv_timer_t *t)
                  (unsigned long long)p->up_id, p->internal ? "internal" : p->tool_name);
         send_cancelled(up, p->up_id, "timeout");
         snprintf(why, sizeof(why), "upstream '%s' did not answer within %u ms", up->name,
-                 p->internal ? MCPD_INIT_TIMEOUT_MS : up->cfg->timeout_ms);
+                 p->internal ? MCPD_INIT_TIMEOUT_MS : (unsigned)(p->deadline - p->started_ms));
         fail_pending(p, MCPD_RPC_SERVER_ERROR, why);
     }
     mcpd__daemon_check_drained(up->daemon);
@@ -292,6 +296,13 @@ static void on_deadline(uv_timer_t *t)
 
 int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_msg *m,
                          struct mcpd_sink *reply, const char *label, enum mcpd_fwd fwd)
+{
+    return mcpd__router_forward_res(s, up, m, reply, label, fwd, NULL);
+}
+
+int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_msg *m,
+                             struct mcpd_sink *reply, const char *label, enum mcpd_fwd fwd,
+                             const char *resource)
 {
     struct mcpd_pending *p;
     json_t *meta, *token;
@@ -303,7 +314,8 @@ int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struc
         return MCPD_EUNAVAIL;
     if (up->npending >= MCPD_MAX_UPSTREAM_INFLIGHT)
         return MCPD_EBUSY;
-    p = new_pending(up, up->cfg->timeout_ms);
+    p = new_pending(up, up->agent && resource ? mcpd__agents_call_timeout(up->daemon, resource)
+                                              : up->cfg->timeout_ms);
     if (p == NULL)
         return MCPD_ENOMEM;
     p->client_id = json_incref(m->id);
@@ -313,6 +325,8 @@ int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struc
         p->args_text = a ? json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
     }
     snprintf(p->tool_name, sizeof(p->tool_name), "%s", label ? label : m->method);
+    if (resource != NULL)
+        snprintf(p->resource, sizeof(p->resource), "%s", resource);
     /* rewrite in place: id, progress token */
     json_object_set_new(m->root, "id", json_integer((json_int_t)p->up_id));
     meta = m->params ? json_object_get(m->params, "_meta") : NULL;
@@ -385,9 +399,11 @@ void mcpd__router_cancel(struct mcpd_pending *p, const char *reason)
             .bot = p->session->bot,
             .session = p->session->id,
             .transport = p->session->transport,
-            .resource = p->up->name,
+            .resource = p->resource[0] ? p->resource : p->up->name,
             .tool = p->tool_name,
-            .location = p->up->cfg->url ? "remote" : "local",
+            .location = p->up->location   ? p->up->location
+                        : p->up->cfg->url ? "remote"
+                                          : "local",
             .decision = "allow",
             .args_json = p->args_text,
             .args_len = p->args_text ? strlen(p->args_text) : 0,

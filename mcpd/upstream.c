@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents.h"
 #include "catalog.h"
 #include "config.h"
 #include "daemon.h"
@@ -269,9 +270,11 @@ void mcpd_upstream_on_connected(struct mcpd_upstream *up)
 {
     json_t *params;
     set_state(up, MCPD_UP_INITIALIZING);
-    params = json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion", mcpd_session_versions[0],
-                       "capabilities", initialize_capabilities(up), "clientInfo", "name", "mcpd",
-                       "version", MCPD_VERSION);
+    /* agents: the version fixed by the agent wire protocol */
+    params = json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion",
+                       up->agent ? "2025-06-18" : mcpd_session_versions[0], "capabilities",
+                       initialize_capabilities(up), "clientInfo", "name", "mcpd", "version",
+                       MCPD_VERSION);
     if (mcpd__router_internal(up, "initialize", params, MCPD_INIT_TIMEOUT_MS, on_initialize) != 0)
         up->ops->stop(up);
 }
@@ -333,6 +336,13 @@ void mcpd_upstream_on_disconnected(struct mcpd_upstream *up, const char *why)
     if (was_ready)
         mcpd__daemon_lists_changed(up->daemon, up, (1u << MCPD_LIST_KINDS) - 1);
     settle_first(up);
+    if (up->agent != NULL) { /* the agent reconnects by itself */
+        LOG_INFO("upstream", "agent=%s disconnected (%s)", up->name, why ? why : "closed");
+        mcpd__agents_upstream_down(up);
+        if (up->stop_requested)
+            mcpd__daemon_check_drained(up->daemon);
+        return;
+    }
     if (up->stop_requested) {
         mcpd__daemon_check_drained(up->daemon);
         return;

@@ -67,3 +67,5 @@ if(MCPD_VALGRIND)
   set_tests_properties(valgrind.tls PROPERTIES LABELS valgrind TIMEOUT 600
     ENVIRONMENT "MCPD_BIN=${MCPD_E2E_DIR}/valgrind_mcpd.sh;MCPD_REAL=$<TARGET_FILE:mcpd>;MCPD_FIXTURE=$<TARGET_FILE:mcpd-fixture>;MCPD_DEMO=$<TARGET_FILE:mcpd-demo-server>;MCPD_E2E_TIMEOUT_MS=580000")
 endif()
+
+mcpd_e2e_test(agents 180)
