@@ -12,6 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
+#include "agents.h"
 #include "authz.h"
 #include "catalog.h"
 #include "daemon.h"
@@ -107,6 +110,137 @@ int mcpd_admin_bots(const struct mcpd_config *cfg, const char *verb, const char 
                 strcmp(verb, "create") == 0 ? "created" : "has a new key (the old one is revoked)");
     } else {
         fprintf(stderr, "mcpd: bot '%s' %sd\n", name, verb);
+    }
+    rc = 0;
+out:
+    mcpd_store_close(st);
+    free(path);
+    return rc;
+}
+
+/* ---- agents ------------------------------------------------------------------------------------
+ */
+
+static void time_text(char *buf, size_t cap, int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (ms <= 0) {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static const char *agent_status(const struct mcpd_agent_row *a)
+{
+    return a->disabled ? "disabled" : a->online ? "online" : "offline";
+}
+
+static int agents_list(struct mcpd_store *st, bool as_json)
+{
+    struct mcpd_agent_row *rows = NULL;
+    struct mcpd_agent_resource_row *res = NULL;
+    size_t n = 0, nres = 0;
+    char err[256], when[32];
+    json_t *out;
+
+    if (mcpd_store_agent_list(st, &rows, &n, err, sizeof(err)) != 0 ||
+        mcpd_store_agent_resources(st, &res, &nres, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mcpd: %s\n", err);
+        free(rows);
+        return 1;
+    }
+    out = json_array();
+    for (size_t i = 0; out && i < n; i++) {
+        json_t *rl = json_array();
+        time_text(when, sizeof(when), rows[i].last_online_ms);
+        for (size_t j = 0; rl && j < nres; j++)
+            if (strcmp(res[j].agent, rows[i].name) == 0)
+                json_array_append_new(
+                    rl, json_pack(
+                            "{s:s, s:s, s:s}", "name", res[j].name, "group", res[j].group, "status",
+                            rows[i].online && !rows[i].disabled ? "connected" : "disconnected"));
+        json_array_append_new(out,
+                              json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "name", rows[i].name,
+                                        "status", agent_status(&rows[i]), "key", rows[i].key_hint,
+                                        "resources", (json_int_t)rows[i].nresources, "last_online",
+                                        when, "resource_list", rl ? rl : json_array()));
+    }
+    if (as_json) {
+        char *txt = json_dumps(out, JSON_INDENT(2));
+        if (txt)
+            printf("%s\n", txt);
+        free(txt);
+    } else {
+        size_t i;
+        json_t *v;
+        printf("%-32s %-9s %-16s %-9s %s\n", "AGENT", "STATUS", "KEY", "RESOURCES", "LAST ONLINE");
+        json_array_foreach (out, i, v) {
+            size_t j;
+            json_t *r;
+            printf("%-32s %-9s %-16s %-9lld %s\n", json_string_value(json_object_get(v, "name")),
+                   json_string_value(json_object_get(v, "status")),
+                   json_string_value(json_object_get(v, "key")),
+                   (long long)json_integer_value(json_object_get(v, "resources")),
+                   json_string_value(json_object_get(v, "last_online")));
+            json_array_foreach (json_object_get(v, "resource_list"), j, r)
+                printf("  %-30s %s\n", json_string_value(json_object_get(r, "name")),
+                       json_string_value(json_object_get(r, "status")));
+        }
+    }
+    fflush(stdout);
+    json_decref(out);
+    free(rows);
+    free(res);
+    return 0;
+}
+
+int mcpd_admin_agents(const struct mcpd_config *cfg, const char *verb, const char *name,
+                      bool as_json)
+{
+    char *path = mcpd_admin_store_path(cfg), err[256], key[MCPD_AGENT_KEY_LEN + 1];
+    struct mcpd_store *st = NULL;
+    int r = 0, rc = 1;
+
+    if (path == NULL || mcpd_store_open(&st, path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mcpd: %s\n", path ? err : "out of memory");
+        free(path);
+        return 1;
+    }
+    if (strcmp(verb, "list") == 0) {
+        rc = agents_list(st, as_json);
+        goto out;
+    }
+    if (strcmp(verb, "create") == 0)
+        r = mcpd_store_agent_create(st, name, key, err, sizeof(err));
+    else if (strcmp(verb, "rotate") == 0)
+        r = mcpd_store_agent_rotate(st, name, key, err, sizeof(err));
+    else if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0)
+        r = mcpd_store_agent_set_disabled(st, name, strcmp(verb, "disable") == 0, err, sizeof(err));
+    else if (strcmp(verb, "delete") == 0)
+        r = mcpd_store_agent_delete(st, name, err, sizeof(err));
+    else {
+        fprintf(stderr,
+                "mcpd: unknown agents verb '%s' (create|list|rotate|disable|enable|delete)\n",
+                verb);
+        rc = 2;
+        goto out;
+    }
+    if (r != 0) {
+        fprintf(stderr, "mcpd: %s\n", err);
+        goto out;
+    }
+    if (strcmp(verb, "create") == 0 || strcmp(verb, "rotate") == 0) {
+        printf("%s\n", key); /* stdout alone, once */
+        fflush(stdout);
+        OPENSSL_cleanse(key, sizeof(key));
+        fprintf(stderr, "mcpd: agent '%s' %s; its key is shown once, above\n", name,
+                strcmp(verb, "create") == 0 ? "created" : "has a new key (the old one is revoked)");
+    } else {
+        fprintf(stderr, "mcpd: agent '%s' %sd\n", name, verb);
     }
     rc = 0;
 out:
@@ -221,6 +355,8 @@ int mcpd_admin_print_catalog(struct mcpd_daemon *d, const char *bot, bool json)
     for (i = 0; i < d->nups; i++) {
         struct mcpd_upstream *up = d->ups[i];
         size_t n = 0;
+        if (up->agent != NULL)
+            continue; /* listed by resource below */
         for (size_t j = 0; cat && j < cat->count; j++)
             n += cat->entries[j].owner == up && bot_sees(d, bot, &cat->entries[j]);
         json_array_append_new(
@@ -229,6 +365,21 @@ int mcpd_admin_print_catalog(struct mcpd_daemon *d, const char *bot, bool json)
                       "state", up->cfg->enabled ? mcpd_upstream_state_name(up->state) : "disabled",
                       "protocol", up->protocol_version, "tools", (json_int_t)n, "error",
                       up->last_error));
+    }
+    {
+        json_t *ares = mcpd__agents_resources_json(d);
+        json_array_foreach (ares, i, v) {
+            const char *rname = json_string_value(json_object_get(v, "name"));
+            size_t n = 0;
+            for (size_t j = 0; cat && j < cat->count; j++)
+                n += cat->entries[j].resource && strcmp(cat->entries[j].resource, rname) == 0 &&
+                     bot_sees(d, bot, &cat->entries[j]);
+            json_array_append_new(
+                servers, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "name", rname, "kind", "agent",
+                                   "state", json_string_value(json_object_get(v, "status")),
+                                   "protocol", "", "tools", (json_int_t)n, "error", ""));
+        }
+        json_decref(ares);
     }
     for (size_t j = 0; cat && j < cat->count; j++) {
         const struct mcpd_catalog_entry *e = &cat->entries[j];
@@ -309,7 +460,7 @@ int mcpd_admin_explain(struct mcpd_daemon *d, const char *bot, const char *tool,
         json_decref(args);
         return 2;
     }
-    mcpd_authz_check_call(d->authz, bot, e->owner, e->tool, args, &dec);
+    mcpd_authz_check_entry(d->authz, bot, e, args, &dec);
     canon = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS);
     printf("%s: %s\n", dec.allow ? "allow" : "deny",
            dec.allow ? "every dimension accepts the arguments" : dec.reason);

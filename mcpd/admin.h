@@ -18,6 +18,9 @@ struct mcpd_daemon;
 
 /* mcpd bots create|list|rotate|disable|enable|delete [NAME] */
 int mcpd_admin_bots(const struct mcpd_config *cfg, const char *verb, const char *name);
+/* mcpd agents create|list|rotate|disable|enable|delete [NAME] [--json] */
+int mcpd_admin_agents(const struct mcpd_config *cfg, const char *verb, const char *name,
+                      bool as_json);
 /* mcpd audit [query] / mcpd audit verify */
 int mcpd_admin_audit(const struct mcpd_config *cfg, const char *verb,
                      const struct mcpd_audit_query *q);

@@ -14,6 +14,7 @@
 
 #include <openssl/crypto.h>
 
+#include "catalog.h"
 #include "daemon.h"
 #include "error.h"
 #include "log.h"
@@ -307,6 +308,40 @@ int mcpd_authz_check_call(const struct mcpd_authz *az, const char *bot,
     if (i < az->d->cfg->nservers)
         res = &az->res[i];
     return mcpd_policy_check_call(az->policy, bot, res, tool, args, d);
+}
+
+int mcpd_authz_check_entry(const struct mcpd_authz *az, const char *bot,
+                           const struct mcpd_catalog_entry *e, json_t *args,
+                           struct mcpd_policy_decision *d)
+{
+    enum { MAX_DIMS = 16, MAX_ARGS = 16 };
+    struct mcpd_policy_dim_args dims[MAX_DIMS];
+    const char *argv[MAX_DIMS][MAX_ARGS];
+    struct mcpd_policy_resource res = { .name = e->resource, .dims = dims };
+    const char *dim;
+    json_t *list;
+
+    if (!e->agent)
+        return mcpd_authz_check_call(az, bot, e->owner, e->tool, args, d);
+    if (!mcpd_authz_active(az))
+        return 0;
+    /* validated when the catalog took the tool (agents.c); re-checked, failing closed */
+    json_object_foreach (e->dims, dim, list) {
+        size_t i;
+        json_t *a;
+        if (res.ndims == MAX_DIMS || !json_is_array(list) || json_array_size(list) > MAX_ARGS)
+            return mcpd_policy_check_call(az->policy, bot, NULL, e->tool, args, d);
+        dims[res.ndims].dimension = dim;
+        dims[res.ndims].args = argv[res.ndims];
+        dims[res.ndims].nargs = json_array_size(list);
+        json_array_foreach (list, i, a) {
+            if (!json_is_string(a))
+                return mcpd_policy_check_call(az->policy, bot, NULL, e->tool, args, d);
+            argv[res.ndims][i] = json_string_value(a);
+        }
+        res.ndims++;
+    }
+    return mcpd_policy_check_call(az->policy, bot, &res, e->tool, args, d);
 }
 
 int mcpd_authz_audit(struct mcpd_authz *az, const struct mcpd_audit_record *r, mcpd_audit_cb cb,

@@ -63,6 +63,16 @@ int mcpd_authz_check_call(const struct mcpd_authz *az, const char *bot,
                           struct mcpd_policy_decision *d);
 
 /*
+ * The same for a catalog entry: an agent's tool is checked against its
+ * resource (<agent>-<group>) with the dimensions the agent declared for it
+ * (_meta["io.mcpd/dimensions"]); other entries as mcpd_authz_check_call.
+ */
+struct mcpd_catalog_entry;
+int mcpd_authz_check_entry(const struct mcpd_authz *az, const char *bot,
+                           const struct mcpd_catalog_entry *e, json_t *args,
+                           struct mcpd_policy_decision *d);
+
+/*
  * Queues an audit record; `cb` runs on the loop when it is durable (status
  * 0) or failed. Returns 0, or a negative code (then cb is not called and
  * the call must be refused). With the audit off: returns MCPD_ECLOSED and

@@ -83,11 +83,19 @@ static int add_named(struct mcpd_catalog *cat, struct mcpd_catalog_entry *arr, s
                      const char *sep, bool prefix)
 {
     const char *tname = json_string_value(json_object_get(tool, "name"));
+    const char *wire = tname;
+    json_t *meta = s->agent ? json_object_get(tool, "_meta") : NULL;
     struct mcpd_catalog_entry *e, *other;
     char name[MCPD_MAX_NAME + 16];
 
     if (tname == NULL || !json_is_object(tool))
         return 0; /* a tool without a name cannot be called; skip it */
+    if (s->agent) {
+        const char *t = json_string_value(json_object_get(meta, "io.mcpd/tool"));
+        if (t != NULL && t[0] != '\0')
+            tname = t;
+        prefix = true; /* agent resources are always named */
+    }
     bool renamed = mcpd_catalog_name(name, s->resource, tname, sep, prefix);
     other = mcpd_map_get(map, name, strlen(name));
     if (other)
@@ -99,6 +107,12 @@ static int add_named(struct mcpd_catalog *cat, struct mcpd_catalog_entry *arr, s
     e->json = json_copy(tool); /* shallow: nested schemas are shared, not copied */
     if (e->name == NULL || e->tool_owned == NULL || e->json == NULL)
         goto nomem;
+    if (s->agent) {
+        e->agent = true;
+        if ((e->wire = strdup(wire)) == NULL)
+            goto nomem;
+        e->dims = json_incref(json_object_get(meta, "io.mcpd/dimensions"));
+    }
     e->tool = e->tool_owned;
     e->resource = s->resource;
     e->owner = s->owner;
@@ -111,6 +125,8 @@ static int add_named(struct mcpd_catalog *cat, struct mcpd_catalog_entry *arr, s
 nomem:
     free(e->name);
     free(e->tool_owned);
+    free(e->wire);
+    json_decref(e->dims);
     json_decref(e->json);
     return MCPD_ENOMEM;
 }
@@ -233,6 +249,8 @@ static void free_entries(struct mcpd_catalog_entry *e, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(e[i].name);
         free(e[i].tool_owned);
+        free(e[i].wire);
+        json_decref(e[i].dims);
         json_decref(e[i].json);
     }
     free(e);

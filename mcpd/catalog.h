@@ -50,6 +50,13 @@ struct mcpd_catalog_source {
     json_t *prompts;      /* borrowed arrays, may be NULL */
     json_t *resources;
     json_t *templates;
+    /*
+     * A connected agent's tool group: always prefixed; a tool's name within
+     * the resource is _meta["io.mcpd/tool"] (default: its wire "name", which
+     * stays the name forwarded), and _meta["io.mcpd/dimensions"] is kept
+     * for the policy.
+     */
+    bool agent;
 };
 
 struct mcpd_catalog_entry {
@@ -60,6 +67,9 @@ struct mcpd_catalog_entry {
     void *owner;
     json_t *json; /* exposed tool object (new object, name rewritten) */
     bool renamed; /* name differs from resource+sep+tool or tool */
+    bool agent;   /* from an agent source */
+    char *wire;   /* agent tools: the name to forward (the upstream's wire name) */
+    json_t *dims; /* agent tools: _meta["io.mcpd/dimensions"] (owned), or NULL */
 };
 
 /* An exposed resource or template, with where it comes from. */

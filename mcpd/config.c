@@ -1208,6 +1208,38 @@ static const struct field limits_fields[] = {
     { .key = NULL },
 };
 
+static const struct field agents_fields[] = {
+    { .key = "ping_interval",
+      .fn = mcpd__cfg_f_duration,
+      .off = CFG(agent_ping_interval_ms),
+      .max = 3600000 },
+    { .key = "ping_timeout",
+      .fn = mcpd__cfg_f_duration,
+      .off = CFG(agent_ping_timeout_ms),
+      .max = 3600000 },
+    { .key = "call_timeout",
+      .fn = mcpd__cfg_f_duration,
+      .off = CFG(agent_call_timeout_ms),
+      .max = MCPD_MAX_CALL_TIMEOUT_MS },
+    { .key = "max_message",
+      .fn = mcpd__cfg_f_size,
+      .off = CFG(agent_max_message),
+      .min = 1024,
+      .max = MCPD_MAX_AGENT_MESSAGE },
+    { .key = NULL },
+};
+
+/* agents: (an empty section turns the endpoint on with the defaults) */
+static int f_agents(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                    void *base)
+{
+    (void)f;
+    c->cfg->agents_enabled = true;
+    if (mcpd__cfg_is_null(v))
+        return 0;
+    return mcpd__cfg_walk_mapping(c, v, path, agents_fields, base);
+}
+
 static const struct field top_fields[] = {
     { .key = "listen", .fn = f_listen },
     { .key = "http", .fn = f_section, .sub = http_fields },
@@ -1220,6 +1252,7 @@ static const struct field top_fields[] = {
     { .key = "auth", .fn = f_section, .sub = mcpd__cfg_auth_fields },
     { .key = "roles", .fn = mcpd__cfg_f_roles },
     { .key = "bots", .fn = mcpd__cfg_f_bots },
+    { .key = "agents", .fn = f_agents },
     { .key = NULL },
 };
 
@@ -1546,6 +1579,10 @@ static int set_defaults(struct ctx *c, const char *name)
     cfg->limits.header_timeout_ms = MCPD_HEADER_TIMEOUT_MS;
     cfg->limits.body_timeout_ms = MCPD_BODY_TIMEOUT_MS;
     cfg->limits.idle_timeout_ms = MCPD_IDLE_TIMEOUT_MS;
+    cfg->agent_ping_interval_ms = MCPD_AGENT_PING_MS;
+    cfg->agent_ping_timeout_ms = MCPD_AGENT_PONG_TIMEOUT_MS;
+    cfg->agent_call_timeout_ms = MCPD_CALL_TIMEOUT_MS;
+    cfg->agent_max_message = MCPD_MAX_AGENT_MESSAGE_DEFAULT;
     return 0;
 }
 

@@ -207,6 +207,12 @@ struct mcpd_config {
     unsigned long long audit_max_rows;  /* audit.max_rows (0: no cap) */
     size_t audit_max_args;              /* audit.max_args (default 64 KiB) */
     bool audit_sync_full; /* audit.sync: full (fsync each commit) | normal (default) */
+    /* agents: connected agents (GET /agent is served when the section is present) */
+    bool agents_enabled;
+    unsigned agent_ping_interval_ms; /* agents.ping_interval (default 30 s) */
+    unsigned agent_ping_timeout_ms;  /* agents.ping_timeout: no pong within -> dropped (40 s) */
+    unsigned agent_call_timeout_ms;  /* agents.call_timeout: per-call deadline (30 s) */
+    size_t agent_max_message;        /* agents.max_message: one WebSocket message (4 MiB) */
 };
 
 struct mcpd_diag {

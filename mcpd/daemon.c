@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents.h"
 #include "authz.h"
 #include "error.h"
 #include "limits.h"
@@ -79,15 +80,22 @@ json_t *mcpd__daemon_capabilities(struct mcpd_daemon *d)
 
 static void rebuild_catalog(struct mcpd_daemon *d)
 {
-    struct mcpd_catalog_source *src = calloc(d->nups ? d->nups : 1, sizeof(*src));
+    struct mcpd_catalog_source *src;
     struct mcpd_catalog *cat = NULL;
-    size_t n = 0;
+    size_t n = 0, cap = d->nups + 1;
 
-    if (src == NULL)
+    for (size_t i = 0; i < d->nups; i++)
+        if (d->ups[i]->agent != NULL)
+            cap += MCPD_MAX_AGENT_GROUPS;
+    if ((src = calloc(cap, sizeof(*src))) == NULL)
         return;
     for (size_t i = 0; i < d->nups; i++) {
         if (d->ups[i]->state != MCPD_UP_READY)
             continue;
+        if (d->ups[i]->agent != NULL) { /* one source per tool group */
+            n += mcpd__agents_sources(d, d->ups[i], src + n, cap - n);
+            continue;
+        }
         src[n].resource = d->ups[i]->name;
         src[n].tools = d->ups[i]->lists[MCPD_LIST_TOOLS];
         src[n].prompts = d->ups[i]->lists[MCPD_LIST_PROMPTS];
@@ -109,6 +117,9 @@ static void rebuild_catalog(struct mcpd_daemon *d)
         mcpd_catalog_free(d->catalog);
         d->catalog = cat;
     }
+    for (size_t i = 0; i < n; i++)
+        if (src[i].agent)
+            json_decref(src[i].tools); /* made for this build */
     free(src);
 }
 
@@ -220,6 +231,10 @@ int mcpd_daemon_start(struct mcpd_daemon *d)
     }
     if (mcpd_authz_active(d->authz) && d->stdio_bot == NULL)
         d->stdio_bot = d->cfg->default_bot;
+    if (d->cfg->agents_enabled && (r = mcpd__agents_start(d, err, sizeof(err))) != 0) {
+        LOG_ERROR("daemon", "%s", err);
+        return r;
+    }
     uv_signal_start(&d->sigint, on_signal, SIGINT);
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     uv_signal_start(&d->sigpipe, on_signal, SIGPIPE);
@@ -258,6 +273,7 @@ static void finish_close(struct mcpd_daemon *d)
     for (size_t i = 0; i < d->nups; i++)
         mcpd__upstream_close(d->ups[i]);
     d->nups = 0;
+    mcpd__agents_close(d);
     /* the audit flushes everything queued before it closes */
     mcpd_authz_close(d->authz, NULL, NULL);
     d->authz = NULL;
@@ -331,6 +347,7 @@ void mcpd_daemon_free(struct mcpd_daemon *d)
     if (d == NULL)
         return;
     mcpd_catalog_free(d->catalog);
+    mcpd__agents_free(d);
     free(d->ups);
     mcpd_config_free(d->cfg);
     free(d);

@@ -23,6 +23,7 @@ struct mcpd_session;
 struct mcpd_transport;
 struct mcpd_listener;
 struct mcpd_authz;
+struct mcpd_agents;
 
 struct mcpd_transport_ops {
     const char *name;
@@ -66,6 +67,12 @@ struct mcpd_daemon {
     /* Set by main: makes an adapter for `cfg` (per-client instances are made on demand). */
     int (*new_upstream)(struct mcpd_upstream **out, struct mcpd_daemon *d,
                         const struct mcpd_server_config *cfg);
+    /* connected agents (mcpd/agents.c); serve_agents: main asks for GET /agent */
+    struct mcpd_agents *agents;
+    bool serve_agents;
+    /* Set by main: makes the adapter of a connected agent (ops->accept and ->kick). */
+    int (*new_agent_upstream)(struct mcpd_upstream **out, struct mcpd_daemon *d,
+                              const struct mcpd_server_config *cfg);
 };
 
 /* Creates a daemon on `loop`, taking ownership of `cfg`. */

@@ -50,6 +50,14 @@
 #define MCPD_KILL_GRACE_MS         3000   /* SIGTERM -> SIGKILL */
 #define MCPD_MAX_STDERR_LINE       4096   /* child stderr relayed per line, truncated past */
 
+/* Connected agents (GET /agent). */
+#define MCPD_AGENT_PING_MS             30000               /* WebSocket ping period (config) */
+#define MCPD_AGENT_PONG_TIMEOUT_MS     40000               /* no pong within: dropped (config) */
+#define MCPD_MAX_AGENT_MESSAGE_DEFAULT (4u * 1024 * 1024)  /* one WebSocket message (config) */
+#define MCPD_MAX_AGENT_MESSAGE         (64u * 1024 * 1024) /* hard cap of agents.max_message */
+#define MCPD_MAX_AGENT_GROUPS          64                  /* resources (groups) per agent */
+#define MCPD_MAX_AGENTS                4096                /* agents the daemon tracks */
+
 /* Catalog. */
 #define MCPD_MAX_NAME       64  /* exposed tool names, [A-Za-z0-9_-] */
 #define MCPD_LIST_PAGE_SIZE 500 /* tools per tools/list page (config) */
@@ -60,6 +68,16 @@
 /* Config. */
 #define MCPD_MAX_CONFIG_FILE (1u * 1024 * 1024)
 #define MCPD_MAX_SERVERS     256
+
+/* TLS and WebSocket (mcpd/net/tls.c, mcpd/net/ws.c). */
+#define MCPD_TLS_MAX_PENDING       (1u * 1024 * 1024) /* plaintext written before the handshake ends */
+#define MCPD_TLS_MAX_OUTPUT        (64u * 1024 * 1024) /* ciphertext of one write (our own output) */
+#define MCPD_WS_MAX_MESSAGE        (4u * 1024 * 1024) /* default message cap; 1009 past it (config) */
+#define MCPD_WS_MAX_SEND_QUEUE     (8u * 1024 * 1024) /* bytes queued to a slow peer: MCPD_ETOOBIG */
+#define MCPD_WS_MAX_HANDSHAKE      (16u * 1024)       /* the client's upgrade response head */
+#define MCPD_WS_MAX_INPUT          (256u * 1024)      /* plaintext read, not yet framed */
+#define MCPD_WS_CLOSE_TIMEOUT_MS   3000               /* the peer's close frame within */
+#define MCPD_WS_CONNECT_TIMEOUT_MS 15000              /* client dial + upgrade, when none given */
 
 /* The agent program (`mcpd agent`, agent/). */
 #define MCPD_AGENT_MAX_MESSAGE     (4u * 1024 * 1024)  /* one WebSocket message from mcpd */

@@ -22,7 +22,16 @@
 #include "mcpd/log.h"
 #include "transports/transports.h"
 
-enum mode { MODE_SERVE, MODE_STDIO, MODE_CHECK, MODE_CATALOG, MODE_EXPLAIN, MODE_BOTS, MODE_AUDIT };
+enum mode {
+    MODE_SERVE,
+    MODE_STDIO,
+    MODE_CHECK,
+    MODE_CATALOG,
+    MODE_EXPLAIN,
+    MODE_BOTS,
+    MODE_AUDIT,
+    MODE_AGENTS
+};
 
 struct options {
     enum mode mode;
@@ -64,6 +73,9 @@ static void usage(FILE *f)
             "                         allow or deny, and the binding and pattern that decided\n"
             "  bots create|rotate|disable|enable|delete NAME -c FILE\n"
             "  bots list -c FILE      manage bot keys (shown once, stored as hashes)\n"
+            "  agents create|rotate|disable|enable|delete NAME -c FILE\n"
+            "  agents list -c FILE [--json]\n"
+            "                         manage connected agents (keys shown once, stored as hashes)\n"
             "  audit -c FILE [--since 1h|ISO] [--bot B] [--tool T] [--location L] [--json]\n"
             "  audit verify -c FILE   check the audit log's hash chain\n"
             "  agent -c agent.yaml    run the agent program: dial mcpd's /agent and serve this\n"
@@ -115,6 +127,18 @@ static int parse_args(struct options *o, int argc, char **argv)
         if (strcmp(o->verb, "list") != 0) {
             if (argc < 4 || argv[3][0] == '-')
                 return die("bots %s needs a bot name", o->verb);
+            o->name = argv[3];
+            i = 4;
+        }
+    } else if (strcmp(argv[1], "agents") == 0) {
+        o->mode = MODE_AGENTS;
+        if (argc < 3 || argv[2][0] == '-')
+            return die("%s", "agents needs a verb: create|list|rotate|disable|enable|delete");
+        o->verb = argv[2];
+        i = 3;
+        if (strcmp(o->verb, "list") != 0) {
+            if (argc < 4 || argv[3][0] == '-')
+                return die("agents %s needs an agent name", o->verb);
             o->name = argv[3];
             i = 4;
         }
@@ -274,6 +298,11 @@ int main(int argc, char **argv)
     if (o.mode == MODE_SERVE && cfg->listen_host == NULL) {
         mcpd_config_free(cfg);
         return die("%s", "serve needs a listen address (listen: in the config or --listen)");
+    }
+    if (o.mode == MODE_AGENTS) {
+        r = mcpd_admin_agents(cfg, o.verb, o.name, o.json);
+        mcpd_config_free(cfg);
+        return r;
     }
     if (o.mode == MODE_BOTS || o.mode == MODE_AUDIT) {
         struct mcpd_audit_query q = {

@@ -226,7 +226,7 @@ static void complete(struct mcpd_pending *p, json_t *msg, const char *status)
             .bot = s->bot,
             .session = s->id,
             .transport = s->transport,
-            .resource = p->up->name,
+            .resource = p->resource[0] ? p->resource : p->up->name,
             .tool = p->tool_name,
             .location = loc,
             .decision = "allow",
@@ -235,8 +235,11 @@ static void complete(struct mcpd_pending *p, json_t *msg, const char *status)
             .status = status ? status : outcome(msg),
             .latency_us = (int64_t)(uv_now(d->loop) - p->started_ms) * 1000,
         };
-        snprintf(loc, sizeof(loc), "%s%s%s", p->up->cfg->url ? "remote:" : "local",
-                 p->up->cfg->url ? p->up->name : "", "");
+        if (p->up->location)
+            snprintf(loc, sizeof(loc), "%s", p->up->location);
+        else
+            snprintf(loc, sizeof(loc), "%s%s%s", p->up->cfg->url ? "remote:" : "local",
+                     p->up->cfg->url ? p->up->name : "", "");
         p->held = msg;
         p->audit_wait = true;
         if (mcpd_authz_audit(d->authz, &r, on_audited, p) == 0)
@@ -293,6 +296,13 @@ static void on_deadline(uv_timer_t *t)
 int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_msg *m,
                          struct mcpd_sink *reply, const char *label, enum mcpd_fwd fwd)
 {
+    return mcpd__router_forward_res(s, up, m, reply, label, fwd, NULL);
+}
+
+int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_msg *m,
+                             struct mcpd_sink *reply, const char *label, enum mcpd_fwd fwd,
+                             const char *resource)
+{
     struct mcpd_pending *p;
     json_t *meta, *token;
     int r;
@@ -313,6 +323,8 @@ int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struc
         p->args_text = a ? json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
     }
     snprintf(p->tool_name, sizeof(p->tool_name), "%s", label ? label : m->method);
+    if (resource != NULL)
+        snprintf(p->resource, sizeof(p->resource), "%s", resource);
     /* rewrite in place: id, progress token */
     json_object_set_new(m->root, "id", json_integer((json_int_t)p->up_id));
     meta = m->params ? json_object_get(m->params, "_meta") : NULL;
@@ -385,9 +397,11 @@ void mcpd__router_cancel(struct mcpd_pending *p, const char *reason)
             .bot = p->session->bot,
             .session = p->session->id,
             .transport = p->session->transport,
-            .resource = p->up->name,
+            .resource = p->resource[0] ? p->resource : p->up->name,
             .tool = p->tool_name,
-            .location = p->up->cfg->url ? "remote" : "local",
+            .location = p->up->location   ? p->up->location
+                        : p->up->cfg->url ? "remote"
+                                          : "local",
             .decision = "allow",
             .args_json = p->args_text,
             .args_len = p->args_text ? strlen(p->args_text) : 0,

@@ -56,6 +56,7 @@ struct mcpd_pending {
     uint64_t started_ms;
     const char *tool; /* for logs (borrowed from the catalog entry copy) */
     char tool_name[65];
+    char resource[40]; /* audit resource when it differs from up->name ("" otherwise) */
 };
 
 enum mcpd_session_state {
@@ -117,6 +118,10 @@ int mcpd__upstream_send(struct mcpd_upstream *up, const json_t *msg);
  */
 int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_msg *m,
                          struct mcpd_sink *reply, const char *label, enum mcpd_fwd fwd);
+/* The same, naming the resource for the audit when it is not up->name (agent groups). */
+int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_msg *m,
+                             struct mcpd_sink *reply, const char *label, enum mcpd_fwd fwd,
+                             const char *resource);
 /* Rewrites a content block's URIs (resource_link, embedded resource) to the exposed form. */
 void mcpd__expose_block(struct mcpd_upstream *up, json_t *block);
 /* Sends an internal request; params are stolen. */

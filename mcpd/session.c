@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "agents.h"
 #include "authz.h"
 #include "daemon.h"
 #include "error.h"
@@ -352,7 +353,8 @@ static void forward(struct mcpd_session *s, struct mcpd_upstream *up, const char
         mcpd__send_error(reply, m->id, MCPD_RPC_SERVER_ERROR, why);
         return;
     }
-    if ((r = mcpd__router_forward(s, up, m, reply, label, fwd)) == 0)
+    if ((r = mcpd__router_forward_res(s, up, m, reply, label, fwd,
+                                      up->agent != NULL ? resource : NULL)) == 0)
         return;
     if (r == MCPD_EBUSY)
         snprintf(why, sizeof(why), "upstream '%s' is busy (too many requests in flight)", resource);
@@ -374,7 +376,7 @@ static bool resource_down(struct mcpd_session *s, const char *name, char *why, s
     for (size_t i = 0; sep && i < d->nups; i++) {
         struct mcpd_upstream *up = d->ups[i];
         if (strlen(up->name) != n || strncmp(up->name, name, n) != 0 || !up->cfg->enabled ||
-            up->state == MCPD_UP_READY)
+            up->state == MCPD_UP_READY || up->agent != NULL)
             continue;
         /* only to a bot bound to that tool: no existence oracle */
         if (!mcpd_authz_tool_visible(d->authz, s->bot, up->name, sep + strlen(d->cfg->separator)))
@@ -410,7 +412,8 @@ static void do_named_call(struct mcpd_session *s, struct mcpd_msg *m, struct mcp
                       : mcpd_authz_tool_visible(s->daemon->authz, s->bot, e->resource, e->tool)))
         e = NULL;
     if (e == NULL) {
-        if (!prompt && resource_down(s, name, why, sizeof(why))) {
+        if (!prompt && (resource_down(s, name, why, sizeof(why)) ||
+                        mcpd__agents_not_connected(s->daemon, s->bot, name, why, sizeof(why)))) {
             mcpd__send_error(reply, m->id, MCPD_RPC_SERVER_ERROR, why);
             return;
         }
@@ -422,7 +425,7 @@ static void do_named_call(struct mcpd_session *s, struct mcpd_msg *m, struct mcp
         struct mcpd_policy_decision d;
         if (args == NULL) /* fail closed: check an empty object, never nothing */
             json_object_set_new(m->params, "arguments", args = json_object());
-        if (mcpd_authz_check_call(s->daemon->authz, s->bot, e->owner, e->tool, args, &d) != 0) {
+        if (mcpd_authz_check_entry(s->daemon->authz, s->bot, e, args, &d) != 0) {
             LOG_INFO("policy", "session=%s bot=%s denied %s: %s", s->id, s->bot, e->name, d.reason);
             mcpd__router_deny(s, m, reply, e->resource, e->tool, d.reason, MCPD_RPC_DENIED,
                               json_pack("{s:s, s:s, s:s}", "dimension", d.dimension, "argument",
@@ -430,7 +433,7 @@ static void do_named_call(struct mcpd_session *s, struct mcpd_msg *m, struct mcp
             return;
         }
     }
-    json_object_set_new(m->params, "name", json_string(e->tool));
+    json_object_set_new(m->params, "name", json_string(e->wire ? e->wire : e->tool));
     forward(s, e->owner, e->resource, m, reply, e->tool, prompt ? MCPD_FWD_PROMPT : MCPD_FWD_TOOL);
 }
 

@@ -113,10 +113,16 @@ static int check_name(const char *name, char *err, size_t errcap)
 }
 
 /* A new key into key_out (MCPD_BOT_KEY_LEN + 1 bytes), its hash and hint. */
-static int new_key(char *key_out, unsigned char hash[32], char hint[16], char *err, size_t errcap)
+static int new_key(char *key_out, unsigned char hash[32], char hint[24], char *err, size_t errcap)
+{
+    return mcpd__store_new_key(MCPD_BOT_KEY_PREFIX, 6, key_out, hash, hint, err, errcap);
+}
+
+int mcpd__store_new_key(const char *prefix, size_t head, char *key_out, unsigned char hash[32],
+                        char hint[24], char *err, size_t errcap)
 {
     unsigned char rnd[KEY_RANDOM];
-    size_t n = strlen(MCPD_BOT_KEY_PREFIX);
+    size_t n = strlen(prefix);
     int r = 0;
 
     if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
@@ -124,19 +130,19 @@ static int new_key(char *key_out, unsigned char hash[32], char hint[16], char *e
         r = UV_EIO;
         goto out;
     }
-    memcpy(key_out, MCPD_BOT_KEY_PREFIX, n);
+    memcpy(key_out, prefix, n);
     mcpd__store_db_hex(key_out + n, rnd, sizeof(rnd));
-    if (mcpd__store_db_sha256(hash, key_out, MCPD_BOT_KEY_LEN) != 0) {
+    if (mcpd__store_db_sha256(hash, key_out, n + 2 * KEY_RANDOM) != 0) {
         snprintf(err, errcap, "out of memory");
-        OPENSSL_cleanse(key_out, MCPD_BOT_KEY_LEN + 1);
+        OPENSSL_cleanse(key_out, n + 2 * KEY_RANDOM + 1);
         r = MCPD_ENOMEM;
         goto out;
     }
-    /* first 6, an ellipsis (U+2026), last 4: 13 bytes */
-    memcpy(hint, key_out, 6);
-    memcpy(hint + 6, "\xe2\x80\xa6", 3);
-    memcpy(hint + 9, key_out + MCPD_BOT_KEY_LEN - 4, 4);
-    hint[13] = '\0';
+    /* first `head`, an ellipsis (U+2026), last 4 */
+    memcpy(hint, key_out, head);
+    memcpy(hint + head, "\xe2\x80\xa6", 3);
+    memcpy(hint + head + 3, key_out + n + 2 * KEY_RANDOM - 4, 4);
+    hint[head + 7] = '\0';
 out:
     OPENSSL_cleanse(rnd, sizeof(rnd));
     return r;
@@ -176,6 +182,7 @@ int mcpd_store_open(struct mcpd_store **out, const char *path, char *err, size_t
         goto out;
     if ((r = mcpd__store_db_begin(db, err, errcap)) != 0 ||
         (r = mcpd__store_db_exec(db, schema_sql, err, errcap)) != 0 ||
+        (r = mcpd__store_agents_schema(db, err, errcap)) != 0 ||
         (r = check_schema(db, path, err, errcap)) != 0 ||
         (r = mcpd__store_db_exec(db, "COMMIT", err, errcap)) != 0)
         goto out;
@@ -192,6 +199,11 @@ out:
         mcpd__store_db_rollback(db);
     sqlite3_close(db);
     return r;
+}
+
+sqlite3 *mcpd__store_sqlite(struct mcpd_store *st)
+{
+    return st->db;
 }
 
 void mcpd_store_close(struct mcpd_store *st)
@@ -281,7 +293,7 @@ static int keyed_change(struct mcpd_store *st, enum op op, const char *name, cha
                         char *err, size_t errcap)
 {
     unsigned char hash[32];
-    char hint[16];
+    char hint[24];
     int r;
 
     if ((r = check_name(name, err, errcap)) != 0)

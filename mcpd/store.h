@@ -113,4 +113,72 @@ int mcpd_store_watch(struct mcpd_store_watch **out, uv_loop_t *loop, const char 
                      char *err, size_t errcap);
 void mcpd_store_watch_close(struct mcpd_store_watch *w, void (*done)(void *data), void *data);
 
+/* ---- agents (store_agents.c) -----------------------------------------------------------------
+ *
+ * Connected agents: a key "ak_" + 48 hex digits (shown once, stored as
+ * SHA-256), a status the running daemon records (online, last online), and
+ * the resources (<agent>-<group>) its tool groups created, kept while the
+ * agent is offline. Errors as for bots, with "agent" in the messages:
+ *   invalid agent name "<name>": must match ^[a-z0-9][a-z0-9-]{0,31}$
+ *   agent "<name>" already exists
+ *   no agent named "<name>"
+ * create/rotate/enable/disable/delete bump the generation (the daemon's
+ * watcher reacts); status and resource writes do not.
+ */
+#define MCPD_AGENT_KEY_PREFIX "ak_"
+#define MCPD_AGENT_KEY_LEN    (3 + 48) /* "ak_" + 48 hex digits (192 random bits) */
+
+struct mcpd_agent_row {
+    char name[64];
+    unsigned char key_hash[32];
+    char key_hint[24]; /* "ak_1a2b3…cd34": first 8 + "…" + last 4 */
+    bool disabled;     /* also set for a row whose stored hash is damaged */
+    bool online;       /* as last recorded by a running daemon */
+    int64_t created_ms, rotated_ms, last_online_ms; /* 0: never */
+    unsigned nresources;
+};
+
+struct mcpd_agent_resource_row {
+    char agent[64];
+    char group[64];
+    char name[80]; /* <agent>-<group> */
+    int64_t created_ms;
+};
+
+int mcpd_store_agent_create(struct mcpd_store *st, const char *name, char *key_out, char *err,
+                            size_t errcap);
+int mcpd_store_agent_rotate(struct mcpd_store *st, const char *name, char *key_out, char *err,
+                            size_t errcap);
+int mcpd_store_agent_set_disabled(struct mcpd_store *st, const char *name, bool disabled, char *err,
+                                  size_t errcap);
+/* Deletes the agent (its key stops working); its resources stay, disconnected. */
+int mcpd_store_agent_delete(struct mcpd_store *st, const char *name, char *err, size_t errcap);
+/* All agents in name order, into a new array (*rows, free()); 0 or a negative code. */
+int mcpd_store_agent_list(struct mcpd_store *st, struct mcpd_agent_row **rows, size_t *n, char *err,
+                          size_t errcap);
+/* Records online (last_online_ms = now) or offline; a missing agent is not an error. */
+int mcpd_store_agent_set_online(struct mcpd_store *st, const char *name, bool online, char *err,
+                                size_t errcap);
+/* Every agent offline (a daemon starting after a crash). */
+int mcpd_store_agents_all_offline(struct mcpd_store *st, char *err, size_t errcap);
+/* Persists a resource (INSERT OR IGNORE on its name). */
+int mcpd_store_agent_add_resource(struct mcpd_store *st, const char *agent, const char *group,
+                                  const char *resource, char *err, size_t errcap);
+/* Every agent resource, by name, into a new array (*rows, free()). */
+int mcpd_store_agent_resources(struct mcpd_store *st, struct mcpd_agent_resource_row **rows,
+                               size_t *n, char *err, size_t errcap);
+/* The row whose key is `key` (constant time over all rows, as mcpd_store_bot_find), or NULL. */
+const struct mcpd_agent_row *mcpd_store_agent_find(const struct mcpd_agent_row *rows, size_t n,
+                                                   const char *key, size_t len);
+
+/*
+ * A watcher for the agent table, exactly like mcpd_store_watch for bots:
+ * on_change gets every new table (owned, free()), the first one
+ * synchronously; close with mcpd_store_watch_close.
+ */
+int mcpd_store_watch_agents(struct mcpd_store_watch **out, uv_loop_t *loop, const char *path,
+                            unsigned poll_ms,
+                            void (*on_change)(struct mcpd_agent_row *rows, size_t n, void *data),
+                            void *data, char *err, size_t errcap);
+
 #endif

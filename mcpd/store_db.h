@@ -72,4 +72,22 @@ struct mcpd_bot_row;
 int mcpd__store_read_table(struct mcpd_store *st, struct mcpd_bot_row **rows, size_t *n,
                            int64_t *gen, char *err, size_t errcap);
 
+/* ---- store.c, for store_agents.c ---- */
+
+/* The store's connection. */
+sqlite3 *mcpd__store_sqlite(struct mcpd_store *st);
+/*
+ * A new key: prefix + 48 hex digits from RAND_bytes into key_out (prefix
+ * length + 49 bytes), its SHA-256 and its hint (the first `head` chars,
+ * "…", the last 4; head <= 12).
+ */
+int mcpd__store_new_key(const char *prefix, size_t head, char *key_out, unsigned char hash[32],
+                        char hint[24], char *err, size_t errcap);
+/* store_agents.c: creates the agent tables (IF NOT EXISTS) inside the open transaction. */
+int mcpd__store_agents_schema(sqlite3 *db, char *err, size_t errcap);
+struct mcpd_agent_row;
+/* The agent table and the generation from one read transaction (as mcpd__store_read_table). */
+int mcpd__store_read_agents(struct mcpd_store *st, struct mcpd_agent_row **rows, size_t *n,
+                            int64_t *gen, char *err, size_t errcap);
+
 #endif

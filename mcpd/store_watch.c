@@ -33,15 +33,20 @@ struct mcpd_store_watch {
     uv_mutex_t mu;
     uv_cond_t cv;
     uint64_t poll_ns;
-    void (*on_change)(struct mcpd_bot_row *rows, size_t n, void *data);
+    void (*on_bots)(struct mcpd_bot_row *rows, size_t n, void *data);
+    void (*on_agents)(struct mcpd_agent_row *rows, size_t n, void *data);
     void *data;
+    /* the table read: bots (mcpd__store_read_table) or agents (mcpd__store_read_agents) */
+    int (*read)(struct mcpd_store *st, void **rows, size_t *n, int64_t *gen, char *err,
+                size_t errcap);
+    const char *what; /* "bot" or "agent", for logs */
     /* thread only */
     struct mcpd_store *st;
     int64_t gen;
     bool failing;
     /* under mu */
     bool stop, exited, fresh;
-    struct mcpd_bot_row *rows; /* the latest table not yet delivered (when fresh) */
+    void *rows; /* the latest table not yet delivered (when fresh) */
     size_t n;
     char err[256]; /* an error to log (when err[0]) */
     /* loop only */
@@ -63,7 +68,7 @@ static void park_error(struct mcpd_store_watch *w, const char *msg)
     uv_async_send(&w->async);
 }
 
-static void park_table(struct mcpd_store_watch *w, struct mcpd_bot_row *rows, size_t n)
+static void park_table(struct mcpd_store_watch *w, void *rows, size_t n)
 {
     uv_mutex_lock(&w->mu);
     free(w->rows);
@@ -76,7 +81,7 @@ static void park_table(struct mcpd_store_watch *w, struct mcpd_bot_row *rows, si
 
 static void poll_once(struct mcpd_store_watch *w)
 {
-    struct mcpd_bot_row *rows = NULL;
+    void *rows = NULL;
     char err[256];
     int64_t gen = mcpd_store_generation(w->st);
     size_t n = 0;
@@ -90,7 +95,7 @@ static void poll_once(struct mcpd_store_watch *w)
         w->failing = false;
         return;
     }
-    if (mcpd__store_read_table(w->st, &rows, &n, &gen, err, sizeof(err)) != 0) {
+    if (w->read(w->st, &rows, &n, &gen, err, sizeof(err)) != 0) {
         park_error(w, err);
         return;
     }
@@ -144,10 +149,18 @@ static void on_watch_closed(uv_handle_t *h)
         done(done_data);
 }
 
+static void deliver(struct mcpd_store_watch *w, void *rows, size_t n)
+{
+    if (w->on_agents != NULL)
+        w->on_agents(rows, n, w->data);
+    else
+        w->on_bots(rows, n, w->data);
+}
+
 static void on_watch_async(uv_async_t *h)
 {
     struct mcpd_store_watch *w = h->data;
-    struct mcpd_bot_row *rows;
+    void *rows;
     char err[256];
     bool fresh, exited;
     size_t n;
@@ -165,9 +178,9 @@ static void on_watch_async(uv_async_t *h)
     exited = w->exited;
     uv_mutex_unlock(&w->mu);
     if (err[0] != '\0' && !w->closing)
-        LOG_WARN("store", "cannot re-read the bot table, keeping the last one: %s", err);
+        LOG_WARN("store", "cannot re-read the %s table, keeping the last one: %s", w->what, err);
     if (fresh && !w->closing)
-        w->on_change(rows, n, w->data); /* takes rows */
+        deliver(w, rows, n); /* takes rows */
     else
         free(rows);
     if (exited) {
@@ -178,8 +191,7 @@ static void on_watch_async(uv_async_t *h)
 }
 
 static int watch_init(struct mcpd_store_watch *w, uv_loop_t *loop, const char *path,
-                      unsigned poll_ms, struct mcpd_bot_row **rows, size_t *n, char *err,
-                      size_t errcap)
+                      unsigned poll_ms, void **rows, size_t *n, char *err, size_t errcap)
 {
     int r;
 
@@ -188,7 +200,7 @@ static int watch_init(struct mcpd_store_watch *w, uv_loop_t *loop, const char *p
     w->poll_ns = (uint64_t)(poll_ms ? poll_ms : DEFAULT_POLL_MS) * 1000000u;
     if ((r = mcpd_store_open(&w->st, path, err, errcap)) != 0)
         return r;
-    if ((r = mcpd__store_read_table(w->st, rows, n, &w->gen, err, errcap)) != 0)
+    if ((r = w->read(w->st, rows, n, &w->gen, err, errcap)) != 0)
         goto fail_store;
     if ((r = uv_mutex_init(&w->mu)) != 0)
         goto fail_rows;
@@ -207,13 +219,26 @@ fail_store:
     return r;
 }
 
-int mcpd_store_watch(struct mcpd_store_watch **out, uv_loop_t *loop, const char *path,
+static int read_bots(struct mcpd_store *st, void **rows, size_t *n, int64_t *gen, char *err,
+                     size_t errcap)
+{
+    return mcpd__store_read_table(st, (struct mcpd_bot_row **)rows, n, gen, err, errcap);
+}
+
+static int read_agents(struct mcpd_store *st, void **rows, size_t *n, int64_t *gen, char *err,
+                       size_t errcap)
+{
+    return mcpd__store_read_agents(st, (struct mcpd_agent_row **)rows, n, gen, err, errcap);
+}
+
+static int watch_new(struct mcpd_store_watch **out, uv_loop_t *loop, const char *path,
                      unsigned poll_ms,
-                     void (*on_change)(struct mcpd_bot_row *rows, size_t n, void *data), void *data,
-                     char *err, size_t errcap)
+                     void (*on_bots)(struct mcpd_bot_row *rows, size_t n, void *data),
+                     void (*on_agents)(struct mcpd_agent_row *rows, size_t n, void *data),
+                     void *data, char *err, size_t errcap)
 {
     struct mcpd_store_watch *w;
-    struct mcpd_bot_row *rows = NULL;
+    void *rows = NULL;
     size_t n = 0;
     int r;
 
@@ -222,8 +247,11 @@ int mcpd_store_watch(struct mcpd_store_watch **out, uv_loop_t *loop, const char 
         snprintf(err, errcap, "out of memory");
         return MCPD_ENOMEM;
     }
-    w->on_change = on_change;
+    w->on_bots = on_bots;
+    w->on_agents = on_agents;
     w->data = data;
+    w->read = on_agents ? read_agents : read_bots;
+    w->what = on_agents ? "agent" : "bot";
     if ((r = watch_init(w, loop, path, poll_ms, &rows, &n, err, errcap)) != 0) {
         free(w);
         return r;
@@ -249,8 +277,24 @@ int mcpd_store_watch(struct mcpd_store_watch **out, uv_loop_t *loop, const char 
         return r;
     }
     *out = w;
-    on_change(rows, n, data); /* the first table, synchronously */
+    deliver(w, rows, n); /* the first table, synchronously */
     return 0;
+}
+
+int mcpd_store_watch(struct mcpd_store_watch **out, uv_loop_t *loop, const char *path,
+                     unsigned poll_ms,
+                     void (*on_change)(struct mcpd_bot_row *rows, size_t n, void *data), void *data,
+                     char *err, size_t errcap)
+{
+    return watch_new(out, loop, path, poll_ms, on_change, NULL, data, err, errcap);
+}
+
+int mcpd_store_watch_agents(struct mcpd_store_watch **out, uv_loop_t *loop, const char *path,
+                            unsigned poll_ms,
+                            void (*on_change)(struct mcpd_agent_row *rows, size_t n, void *data),
+                            void *data, char *err, size_t errcap)
+{
+    return watch_new(out, loop, path, poll_ms, NULL, on_change, data, err, errcap);
 }
 
 void mcpd_store_watch_close(struct mcpd_store_watch *w, void (*done)(void *data), void *data)

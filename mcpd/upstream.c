@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents.h"
 #include "catalog.h"
 #include "config.h"
 #include "daemon.h"
@@ -333,6 +334,13 @@ void mcpd_upstream_on_disconnected(struct mcpd_upstream *up, const char *why)
     if (was_ready)
         mcpd__daemon_lists_changed(up->daemon, up, (1u << MCPD_LIST_KINDS) - 1);
     settle_first(up);
+    if (up->agent != NULL) { /* the agent reconnects by itself */
+        LOG_INFO("upstream", "agent=%s disconnected (%s)", up->name, why ? why : "closed");
+        mcpd__agents_upstream_down(up);
+        if (up->stop_requested)
+            mcpd__daemon_check_drained(up->daemon);
+        return;
+    }
     if (up->stop_requested) {
         mcpd__daemon_check_drained(up->daemon);
         return;

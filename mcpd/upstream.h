@@ -22,6 +22,9 @@ struct mcpd_daemon;
 struct mcpd_upstream;
 struct mcpd_pending;
 struct mcpd_server_config;
+struct mcpd_http_conn;
+struct mcpd_http_request;
+struct mcpd_agent;
 
 struct mcpd_upstream_ops {
     const char *kind; /* "stdio" */
@@ -36,6 +39,19 @@ struct mcpd_upstream_ops {
     void (*stop)(struct mcpd_upstream *up);
     /* Releases the adapter; called once, after the last disconnect. */
     void (*free)(struct mcpd_upstream *up);
+};
+
+/* What an agent adapter (adapters/agent.c) adds: the connection comes to it. */
+struct mcpd_agent_link_ops {
+    /*
+     * Takes an authenticated HTTP request and upgrades it (the agent's
+     * connection; a current one is replaced, reporting its disconnect first).
+     * Returns 0, or a negative code once the request has been answered.
+     */
+    int (*accept)(struct mcpd_upstream *up, struct mcpd_http_conn *c,
+                  struct mcpd_http_request *req);
+    /* Closes the current connection with a close code (4001, 4003, 4004). */
+    void (*kick)(struct mcpd_upstream *up, unsigned code, const char *reason);
 };
 
 enum mcpd_upstream_state {
@@ -82,6 +98,10 @@ struct mcpd_upstream {
     bool is_private;
     struct mcpd_session *owner;         /* the session served; NULL once it closed */
     struct mcpd_upstream *next_private; /* the owner's list */
+    /* connected agents (mcpd/agents.c): never restarted by the core */
+    struct mcpd_agent *agent;               /* the agent served, or NULL (set by mcpd/agents.c) */
+    const struct mcpd_agent_link_ops *link; /* set by the agent adapter */
+    const char *location;                   /* audit location ("agent:<name>"), or NULL */
 };
 
 /* Called by the core's constructor helper: initialises the core part. */

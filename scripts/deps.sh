@@ -32,7 +32,7 @@ NODE_DIR="$CACHE/node-${NODE22_VERSION}"
 APT_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libssl-dev
   libcurl4-openssl-dev libsqlite3-dev libjansson-dev libyaml-dev libwslay-dev
   libcmocka-dev libarchive-dev clang libclang-rt-14-dev valgrind nodejs npm curl
-  nginx-light sqlite3 clang-format)
+  nginx-light sqlite3 clang-format openssl)
 BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libssl-dev
   libcurl4-openssl-dev libsqlite3-dev libjansson-dev libyaml-dev libwslay-dev
   libcmocka-dev libarchive-dev)

@@ -16,16 +16,20 @@
  */
 #include "http_server.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <llhttp.h>
 
 #include "../error.h"
 #include "../limits.h"
 #include "../log.h"
+#include "tls.h"
 
 #define CONN_MAGIC 0x48545450u
 
@@ -42,6 +46,7 @@ struct mcpd_http_server {
     unsigned nclosing; /* connections whose handles are still closing */
     int port;
     bool accepting, closing, listener_closed;
+    struct mcpd_tls_ctx *tls; /* borrowed; every accepted connection is TLS when set */
 };
 
 struct mcpd_http_conn {
@@ -66,6 +71,8 @@ struct mcpd_http_conn {
     struct mcpd_http_request req;
     mcpd_http_abort_cb abort_cb;
     void *abort_data;
+    struct mcpd_tls *tls; /* owned; NULL on a plaintext listener */
+    bool hs_deadline;     /* TLS: the accept-time deadline covers handshake + first headers */
     char peer[64];
 };
 
@@ -161,7 +168,7 @@ static void on_write_done(uv_write_t *req, int status)
         conn_close(c);
 }
 
-static int conn_write(struct mcpd_http_conn *c, uv_buf_t *bufs, unsigned n)
+static int conn_write_raw(struct mcpd_http_conn *c, uv_buf_t *bufs, unsigned n)
 {
     size_t total = 0, done = 0, off = 0;
     struct write_req *wr;
@@ -209,6 +216,42 @@ static int conn_write(struct mcpd_http_conn *c, uv_buf_t *bufs, unsigned n)
     return r;
 }
 
+/* Writes out whatever ciphertext the TLS engine holds (handshake records, alerts, data). */
+static int flush_tls(struct mcpd_http_conn *c)
+{
+    struct mcpd_buf out;
+    int r = 0;
+
+    mcpd_buf_init(&out, MCPD_TLS_MAX_OUTPUT);
+    while (r == 0 && c->state != ST_CLOSED && mcpd_tls_take_output(c->tls, &out) > 0) {
+        uv_buf_t b = uv_buf_init(out.p, (unsigned)out.len);
+        r = conn_write_raw(c, &b, 1);
+        mcpd_buf_reset(&out);
+    }
+    mcpd_buf_dispose(&out);
+    if (r == 0 && c->state != ST_CLOSED && c->close_after_write && c->tcp.write_queue_size == 0)
+        conn_close(c);
+    return r;
+}
+
+/* Plaintext out: straight to the socket, or through the TLS engine. */
+static int conn_write(struct mcpd_http_conn *c, uv_buf_t *bufs, unsigned n)
+{
+    if (c->tls == NULL)
+        return conn_write_raw(c, bufs, n);
+    if (c->state == ST_CLOSED)
+        return MCPD_ECLOSED;
+    for (unsigned i = 0; i < n; i++) {
+        int r = mcpd_tls_write(c->tls, bufs[i].base, bufs[i].len);
+        if (r != 0) {
+            LOG_DEBUG("http", "peer=%s tls: %s", c->peer, mcpd_tls_error(c->tls));
+            conn_close(c);
+            return r;
+        }
+    }
+    return flush_tls(c);
+}
+
 /* ---- close ------------------------------------------------------------- */
 
 static void on_handle_closed(uv_handle_t *h)
@@ -220,6 +263,7 @@ static void on_handle_closed(uv_handle_t *h)
     mcpd_buf_dispose(&c->in);
     mcpd_buf_dispose(&c->hdr);
     mcpd_buf_dispose(&c->body);
+    mcpd_tls_free(c->tls);
     c->magic = 0;
     free(c);
     srv->nclosing--;
@@ -246,6 +290,17 @@ static void conn_close(struct mcpd_http_conn *c)
         c->next->prev = c->prev;
     srv->nconns--;
     srv->nclosing++;
+    if (c->tls && mcpd_tls_handshake_done(c->tls)) { /* best effort close_notify */
+        struct mcpd_buf out;
+        mcpd_buf_init(&out, 4096);
+        mcpd_tls_close_notify(c->tls);
+        mcpd_tls_take_output(c->tls, &out);
+        if (out.len && c->tcp.write_queue_size == 0) {
+            uv_buf_t b = uv_buf_init(out.p, (unsigned)out.len);
+            uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        }
+        mcpd_buf_dispose(&out);
+    }
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -270,7 +325,8 @@ static int on_message_begin(llhttp_t *p)
     c->error_reason = NULL;
     c->field_open = c->value_open = c->url_open = false;
     c->request_started = true;
-    arm(c, c->srv->lim.header_timeout_ms);
+    if (!c->hs_deadline)
+        arm(c, c->srv->lim.header_timeout_ms);
     return 0;
 }
 
@@ -382,6 +438,7 @@ static int on_message_complete(llhttp_t *p)
     struct mcpd_http_conn *c = p->data;
     arm(c, 0);
     c->request_started = false;
+    c->hs_deadline = false;
     c->state = ST_HANDLING;
     return HPE_PAUSED;
 }
@@ -445,12 +502,18 @@ static void process_input(struct mcpd_http_conn *c)
             mcpd_buf_reset(&c->in);
             break;
         }
-        if (err != HPE_PAUSED) {
+        /* an upgrade pauses after the request only once it is complete (not CONNECT) */
+        if (err != HPE_PAUSED && (err != HPE_PAUSED_UPGRADE || c->state != ST_HANDLING)) {
             parse_error(c, err);
             break;
         }
         mcpd_buf_consume(&c->in, (size_t)(llhttp_get_error_pos(&c->parser) - c->in.p));
-        llhttp_resume(&c->parser);
+        if (err == HPE_PAUSED_UPGRADE) {
+            /* not handed over (ws.c): answered normally, then closed */
+            c->close_after_write = true;
+            llhttp_resume_after_upgrade(&c->parser);
+        } else
+            llhttp_resume(&c->parser);
         dispatch(c);
     }
     c->in_parse = false;
@@ -482,12 +545,25 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    if (mcpd_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
+    if (c->tls) {
+        size_t before = c->in.len;
+        int r = mcpd_tls_feed(c->tls, buf->base, (size_t)nread, &c->in);
+        flush_tls(c); /* handshake records and alerts */
+        if (r != 0 && c->state != ST_CLOSED) {
+            if (r == MCPD_ETOOBIG)
+                LOG_DEBUG("http", "peer=%s sent more than its input cap; closing", c->peer);
+            else if (r != MCPD_ECLOSED)
+                LOG_DEBUG("http", "peer=%s tls: %s", c->peer, mcpd_tls_error(c->tls));
+            conn_close(c);
+        }
+        if (c->state == ST_CLOSED || c->in.len == before)
+            return;
+    } else if (mcpd_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
         LOG_DEBUG("http", "peer=%s sent more than its input cap; closing", c->peer);
         conn_close(c);
         return;
     }
-    if (c->state == ST_READING && !c->request_started)
+    if (c->state == ST_READING && !c->request_started && !c->hs_deadline)
         arm(c, c->srv->lim.header_timeout_ms);
     process_input(c);
     if (c->state != ST_CLOSED && c->in.len == 0 && c->in.alloc > 4096)
@@ -567,6 +643,13 @@ static void on_connection(uv_stream_t *ls, int status)
     mcpd_buf_init(&c->body, srv->lim.max_body);
     llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
     c->parser.data = c;
+    if (srv->tls) {
+        if (mcpd_tls_new(&c->tls, srv->tls, NULL) != 0) {
+            conn_close(c);
+            return;
+        }
+        c->hs_deadline = true;
+    }
     arm(c, srv->lim.header_timeout_ms);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
         conn_close(c);
@@ -632,6 +715,11 @@ int mcpd_http_server_port(const struct mcpd_http_server *srv)
 unsigned mcpd_http_server_connections(const struct mcpd_http_server *srv)
 {
     return srv->nconns;
+}
+
+void mcpd_http_server_set_tls(struct mcpd_http_server *srv, struct mcpd_tls_ctx *tls)
+{
+    srv->tls = tls;
 }
 
 void mcpd_http_server_stop_accepting(struct mcpd_http_server *srv)
@@ -819,4 +907,50 @@ void mcpd_http_stream_end(struct mcpd_http_conn *c, bool keep_alive)
     c->close_after_write = cae;
     c->state = ST_HANDLING;
     finish_request(c);
+}
+
+/* ---- handover (WebSocket upgrade) -------------------------------------- */
+
+int mcpd_http_conn_detach(struct mcpd_http_conn *c, const char *head, size_t len,
+                          struct mcpd_http_handover *h)
+{
+    uv_os_fd_t fd;
+    int dupfd, r;
+
+    memset(h, 0, sizeof(*h));
+    h->fd = -1;
+    mcpd_buf_init(&h->in, c->in.max);
+    mcpd_buf_init(&h->out, MCPD_TLS_MAX_OUTPUT);
+    if (c->state != ST_HANDLING)
+        return MCPD_ECLOSED;
+    if (c->tcp.write_queue_size > 0) /* an earlier response is still being written */
+        return UV_EBUSY;
+    if ((r = uv_fileno((uv_handle_t *)&c->tcp, &fd)) != 0)
+        return r;
+    dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dupfd < 0)
+        return uv_translate_sys_error(errno);
+    if (c->tls) {
+        r = mcpd_tls_write(c->tls, head, len);
+        if (r == 0)
+            mcpd_tls_take_output(c->tls, &h->out);
+    } else {
+        r = mcpd_buf_append(&h->out, head, len);
+    }
+    if (r != 0) {
+        close(dupfd);
+        mcpd_buf_dispose(&h->out);
+        return r;
+    }
+    h->fd = dupfd;
+    h->loop = c->srv->loop;
+    h->tls = c->tls;
+    c->tls = NULL;
+    mcpd_buf_dispose(&h->in);
+    h->in = c->in; /* the bytes received after the request */
+    mcpd_buf_init(&c->in, 0);
+    snprintf(h->peer, sizeof(h->peer), "%s", c->peer);
+    c->abort_cb = NULL;
+    conn_close(c);
+    return 0;
 }

@@ -69,6 +69,14 @@ int mcpd_http_server_start(struct mcpd_http_server **out, uv_loop_t *loop, const
                            void *data);
 /* The bound port (useful with port 0). */
 int mcpd_http_server_port(const struct mcpd_http_server *srv);
+struct mcpd_tls_ctx;
+struct mcpd_tls;
+/*
+ * Makes every connection accepted from now on TLS (https and wss on the
+ * same port). ctx is borrowed and must outlive the server. Call right
+ * after mcpd_http_server_start(), before the loop runs.
+ */
+void mcpd_http_server_set_tls(struct mcpd_http_server *srv, struct mcpd_tls_ctx *ctx);
 /* Number of open connections. */
 unsigned mcpd_http_server_connections(const struct mcpd_http_server *srv);
 /* Stops accepting; existing connections continue. */
@@ -110,5 +118,30 @@ int mcpd_http_stream_event(struct mcpd_http_conn *c, const char *id, const char 
  * write (used for streams that end while the client still waits).
  */
 void mcpd_http_stream_end(struct mcpd_http_conn *c, bool keep_alive);
+
+/*
+ * Connection handover (the WebSocket upgrade, see ws.c). Inside a handler,
+ * mcpd_http_conn_detach() takes the connection out of the server: it is no
+ * longer counted, timed or closed by the server, the abort callback is not
+ * called, and the handler must not touch `c` again. The caller receives an
+ * owned duplicate of the socket (`fd`, close-on-exec), the TLS engine (NULL
+ * on a plaintext listener), the plaintext bytes already received after the
+ * request (`in`), and `out`: the response head `head` (for example a 101),
+ * encrypted when TLS, which the caller must write first. Both buffers are
+ * the caller's to dispose. Returns 0; MCPD_ECLOSED when the connection is
+ * not handling a request; UV_EBUSY while an earlier response is still being
+ * written; or a negative errno code. On failure the connection is unchanged
+ * (answer it normally).
+ */
+struct mcpd_http_handover {
+    uv_loop_t *loop;
+    int fd;
+    struct mcpd_tls *tls;
+    struct mcpd_buf in;
+    struct mcpd_buf out;
+    char peer[64];
+};
+int mcpd_http_conn_detach(struct mcpd_http_conn *c, const char *head, size_t len,
+                          struct mcpd_http_handover *h);
 
 #endif

@@ -81,4 +81,19 @@ const char *mcpd_ws_peer(const struct mcpd_ws *ws);
 /* The data pointer can be changed (e.g. when a connection is handed over). */
 void mcpd_ws_set_data(struct mcpd_ws *ws, void *data);
 
+/*
+ * The client's upgrade-response parser, sans I/O (used by mcpd_ws_connect;
+ * public for its fuzz target). `key` is the Sec-WebSocket-Key sent.
+ * feed() returns 0 (need more; all of data consumed), 1 (a valid 101:
+ * *used bytes were the response head, the rest is WebSocket data),
+ * MCPD_EPROTO (refused or invalid: status() is the HTTP status, 0 if none)
+ * or MCPD_ETOOBIG (head larger than MCPD_WS_MAX_HANDSHAKE).
+ */
+struct mcpd_ws_handshake;
+int mcpd_ws_handshake_new(struct mcpd_ws_handshake **out, const char *key);
+int mcpd_ws_handshake_feed(struct mcpd_ws_handshake *h, const char *data, size_t len, size_t *used);
+int mcpd_ws_handshake_status(const struct mcpd_ws_handshake *h);
+const char *mcpd_ws_handshake_error(const struct mcpd_ws_handshake *h);
+void mcpd_ws_handshake_free(struct mcpd_ws_handshake *h);
+
 #endif
