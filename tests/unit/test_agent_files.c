@@ -288,12 +288,49 @@ static void test_config(void **state)
     assert_int_equal(mcpd_agent_config_load(&c, p, &d), MCPD_ECONFIG);
 }
 
+/* examples/agent.yaml documents every key and must parse. */
+static void test_example(void **state)
+{
+    const char *src = getenv("MCPD_SOURCE_DIR");
+    struct mcpd_agent_config *c = NULL;
+    struct mcpd_diag d;
+    char p[PATH_MAX], *text;
+    long n;
+    FILE *f;
+
+    assert_non_null(src);
+    snprintf(p, sizeof(p), "%s/examples/agent.yaml", src);
+    assert_non_null(f = fopen(p, "r"));
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    assert_non_null(text = calloc(1, (size_t)n + 1));
+    assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    setenv("MCPD_AGENT_KEY", KEY, 1);
+    if (getenv("HOME") == NULL)
+        setenv("HOME", "/", 1);
+    if (mcpd_agent_config_parse(&c, p, text, (size_t)n, &d) != 0)
+        print_message("%s\n", d.msg);
+    assert_non_null(c);
+    assert_string_equal(c->agent_key, KEY);
+    assert_int_equal(c->nservers, 1);
+    assert_false(c->shell_enabled);
+    assert_int_equal(c->ncommands, 2);
+    mcpd_agent_config_free(c);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_read_inside),        cmocka_unit_test(test_traversal),
-        cmocka_unit_test(test_symlink_escape),     cmocka_unit_test(test_nul_and_relative),
-        cmocka_unit_test(test_write_list_and_cap), cmocka_unit_test(test_config),
+        cmocka_unit_test(test_read_inside),
+        cmocka_unit_test(test_traversal),
+        cmocka_unit_test(test_symlink_escape),
+        cmocka_unit_test(test_nul_and_relative),
+        cmocka_unit_test(test_write_list_and_cap),
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_example),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
