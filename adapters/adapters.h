@@ -17,6 +17,13 @@ int mcpd_stdio_upstream_new(struct mcpd_upstream **out, struct mcpd_daemon *d,
 int mcpd_remote_upstream_new(struct mcpd_upstream **out, struct mcpd_daemon *d,
                              const struct mcpd_server_config *cfg);
 
+/*
+ * A connected agent (mcpd/agents.c makes one per agent, on its first
+ * connection; `cfg` is the agent's synthetic server entry). Sets up->link.
+ */
+int mcpd_agent_upstream_new(struct mcpd_upstream **out, struct mcpd_daemon *d,
+                            const struct mcpd_server_config *cfg);
+
 /* The adapter for `cfg`: remote when it has a url, stdio otherwise. */
 int mcpd_upstream_new_for(struct mcpd_upstream **out, struct mcpd_daemon *d,
                           const struct mcpd_server_config *cfg);

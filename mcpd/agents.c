@@ -546,9 +546,14 @@ int mcpd__agents_start(struct mcpd_daemon *d, char *err, size_t errcap)
     }
     ag->d = d;
     d->agents = ag;
-    /* start-up, before the loop runs: the persisted resources, everyone offline */
+    /*
+     * start-up, before the loop runs: the persisted resources; a daemon that
+     * serves GET /agent owns the status column: everyone offline (a crash
+     * left stale rows). `mcpd catalog` only reads.
+     */
     if ((r = mcpd_store_open(&st, ag->path, err, errcap)) != 0 ||
-        (r = mcpd_store_agents_all_offline(st, err, errcap)) != 0 ||
+        (d->serve_agents && d->cfg->listen_host &&
+         (r = mcpd_store_agents_all_offline(st, err, errcap)) != 0) ||
         (r = mcpd_store_agent_resources(st, &res, &nres, err, errcap)) != 0) {
         mcpd_store_close(st);
         return r;
@@ -563,7 +568,9 @@ int mcpd__agents_start(struct mcpd_daemon *d, char *err, size_t errcap)
     if ((r = mcpd_store_watch_agents(&ag->watch, d->loop, ag->path, 500, on_agents, ag, err,
                                      errcap)) != 0)
         return r;
-    if (d->serve_agents && (r = mcpd_listener_route(d, "/agent", on_agent_request, ag)) != 0) {
+    if (d->serve_agents && d->cfg->listen_host == NULL)
+        LOG_INFO("agents", "no listen address (listen: or --listen): GET /agent is not served");
+    else if (d->serve_agents && (r = mcpd_listener_route(d, "/agent", on_agent_request, ag)) != 0) {
         snprintf(err, errcap, "cannot route /agent: %s", mcpd_strerror(r));
         return r;
     }

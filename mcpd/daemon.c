@@ -36,6 +36,7 @@ int mcpd_daemon_new(struct mcpd_daemon **out, uv_loop_t *loop, struct mcpd_confi
     d->cfg = cfg;
     for (size_t i = 0; i < cfg->nservers; i++)
         enabled += cfg->servers[i].enabled;
+    enabled += cfg->agents_enabled; /* agent resources come and go: name everything */
     d->prefix =
         cfg->prefix == MCPD_PREFIX_ALWAYS || (cfg->prefix == MCPD_PREFIX_AUTO && enabled > 1);
     uv_timer_init(loop, &d->reaper);

@@ -3,7 +3,7 @@
  * and adapters into the daemon, run loop, exit code. Nothing else.
  *
  *   mcpd serve -c FILE [--listen HOST:PORT] [--port-file F]   streamable HTTP + legacy SSE
- *   mcpd stdio -c FILE                                       MCP on stdin/stdout
+ *   mcpd stdio -c FILE [--listen HOST:PORT]                  MCP on stdin/stdout (+ GET /agent)
  *   mcpd config check -c FILE                                validate only
  *   mcpd catalog -c FILE [--json]                            merged tool list
  *   mcpd agent -c agent.yaml                                 the agent program (agent/)
@@ -19,6 +19,7 @@
 #include "mcpd/config.h"
 #include "mcpd/daemon.h"
 #include "mcpd/error.h"
+#include "mcpd/listener.h"
 #include "mcpd/log.h"
 #include "transports/transports.h"
 
@@ -65,7 +66,8 @@ static void usage(FILE *f)
             "commands:\n"
             "  serve -c FILE          serve MCP over streamable HTTP at /mcp and legacy\n"
             "                         HTTP+SSE at /sse (listen: in FILE)\n"
-            "  stdio -c FILE          serve MCP on stdin/stdout (for IDE launch); logs on stderr\n"
+            "  stdio -c FILE          serve MCP on stdin/stdout (for IDE launch); logs on stderr;\n"
+            "                         with agents: and a listen address, also GET /agent\n"
             "  config check -c FILE   validate FILE and exit\n"
             "  catalog -c FILE        start the servers, print the merged tool list, exit\n"
             "                         (--bot NAME: only what that bot sees)\n"
@@ -83,7 +85,7 @@ static void usage(FILE *f)
             "\n"
             "options:\n"
             "  -c, --config FILE      configuration (YAML, or JSON with \"mcpServers\")\n"
-            "  --listen HOST:PORT     override listen: (serve)\n"
+            "  --listen HOST:PORT     override listen: (serve; stdio: for GET /agent)\n"
             "  --port-file FILE       write the bound HTTP port to FILE once listening\n"
             "  --log-level LEVEL      error|warn|info|debug|trace (overrides log_level:)\n"
             "  --json                 catalog or audit as JSON\n"
@@ -220,10 +222,12 @@ static int apply_listen(struct mcpd_config *cfg, const char *spec)
 
 static void on_started(struct mcpd_daemon *d)
 {
-    if (run.http && run.port_file) {
+    /* stdio with agents listens too: the port is the listener's */
+    if (run.port_file && (run.http || mcpd_listener_port(d) > 0)) {
         FILE *f = fopen(run.port_file, "w");
         if (f) {
-            fprintf(f, "%d\n", mcpd_http_transport_port(run.http));
+            fprintf(f, "%d\n",
+                    run.http ? mcpd_http_transport_port(run.http) : mcpd_listener_port(d));
             fclose(f);
         } else {
             LOG_ERROR("daemon", "cannot write port file %s: %s", run.port_file, strerror(errno));
@@ -263,6 +267,9 @@ static int wire(struct mcpd_daemon *d, const struct options *o)
     }
     d->on_started = on_started;
     d->new_upstream = mcpd_upstream_new_for;
+    /* GET /agent: with serve, and with stdio when there is a listen address */
+    d->new_agent_upstream = mcpd_agent_upstream_new;
+    d->serve_agents = o->mode == MODE_SERVE || o->mode == MODE_STDIO;
     return 0;
 }
 

@@ -270,9 +270,11 @@ void mcpd_upstream_on_connected(struct mcpd_upstream *up)
 {
     json_t *params;
     set_state(up, MCPD_UP_INITIALIZING);
-    params = json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion", mcpd_session_versions[0],
-                       "capabilities", initialize_capabilities(up), "clientInfo", "name", "mcpd",
-                       "version", MCPD_VERSION);
+    /* agents: the version fixed by the agent wire protocol */
+    params = json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion",
+                       up->agent ? "2025-06-18" : mcpd_session_versions[0], "capabilities",
+                       initialize_capabilities(up), "clientInfo", "name", "mcpd", "version",
+                       MCPD_VERSION);
     if (mcpd__router_internal(up, "initialize", params, MCPD_INIT_TIMEOUT_MS, on_initialize) != 0)
         up->ops->stop(up);
 }

@@ -580,9 +580,16 @@ static void after_io(struct mcpd_ws *ws)
         ws->state = WS_CLOSING;
         uv_timer_start(&ws->timer, on_timer, MCPD_WS_CLOSE_TIMEOUT_MS, 0);
     }
-    /* over: our close is out and nothing more will be read (peer's close, or wslay gave up) */
+    /*
+     * Over once both close frames went by. When wslay stopped reading without
+     * the peer's close (1009, 1002), input is drained until the peer closes
+     * or the close timer fires: closing with unread input would reset the
+     * connection and could destroy our close frame before the peer reads it.
+     */
+    if (ws->state == WS_CLOSING && !wslay_event_get_read_enabled(ws->ctx))
+        mcpd_buf_reset(&ws->in);
     if (ws->state == WS_CLOSING && wslay_event_get_close_sent(ws->ctx) &&
-        !wslay_event_get_read_enabled(ws->ctx)) {
+        wslay_event_get_close_received(ws->ctx)) {
         if (ws->tcp.write_queue_size == 0)
             ws_finish(ws, final_code(ws), 0, "closed");
         else
@@ -883,9 +890,10 @@ static int parse_url(struct mcpd_ws *ws, const char *url, bool *tls)
     snprintf(port, sizeof(port), "%s", *tls ? "443" : "80");
     if (*ps == ':') {
         size_t n = strspn(ps + 1, "0123456789");
-        if (n == 0 || n > 5 || atoi(ps + 1) <= 0 || atoi(ps + 1) > 65535)
+        long v = n > 0 && n <= 5 ? strtol(ps + 1, NULL, 10) : 0;
+        if (v <= 0 || v > 65535)
             return MCPD_ECONFIG;
-        snprintf(port, sizeof(port), "%d", atoi(ps + 1));
+        snprintf(port, sizeof(port), "%ld", v);
         ps += 1 + n;
     }
     if (*ps != '\0' && *ps != '/' && *ps != '?')

@@ -60,5 +60,6 @@ if(MCPD_VALGRIND)
   endforeach()
 endif()
 
+mcpd_e2e_test(agents 180)
 # The agent program (mcpd agent) against mcpd with TLS, bridged filesystem server.
 mcpd_e2e_test(agent_program 150)
