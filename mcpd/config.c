@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -876,8 +877,100 @@ static const char *split_listen(char *s, char **host, int *port)
     return NULL;
 }
 
+/* A TLS file: made relative to the config file, then checked for reading (and, for the key, mode).
+ */
+static int tls_file(struct ctx *c, yaml_node_t *v, const char *path, char **out, bool key)
+{
+    const char *slash = strrchr(c->name, '/');
+    struct stat st;
+    char *s;
+    int rc;
+
+    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
+        return rc;
+    if (s[0] == '\0') {
+        free(s);
+        return mcpd__cfg_fail(c, v, "key '%s': must not be empty", path);
+    }
+    free(*out);
+    *out = s;
+    if (s[0] != '/' && slash) {
+        if (asprintf(out, "%.*s/%s", (int)(slash - c->name), c->name, s) < 0) {
+            *out = NULL;
+            free(s);
+            return mcpd__cfg_oom(c);
+        }
+        free(s);
+    }
+    if (stat(*out, &st) != 0 || access(*out, R_OK) != 0)
+        return mcpd__cfg_fail(c, v, "key '%s': cannot read %s: %s", path, *out, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return mcpd__cfg_fail(c, v, "key '%s': %s is not a regular file", path, *out);
+    if (key && (st.st_mode & (S_IRGRP | S_IROTH)))
+        return mcpd__cfg_fail(c, v,
+                              "key '%s': the private key %s is readable by group or others "
+                              "(chmod 600 it)",
+                              path, *out);
+    return 0;
+}
+
+static int f_tls_cert(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                      void *base)
+{
+    return tls_file(c, v, path, &((struct mcpd_config *)base)->listen_tls_cert, false);
+}
+
+static int f_tls_key(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                     void *base)
+{
+    return tls_file(c, v, path, &((struct mcpd_config *)base)->listen_tls_key, true);
+}
+
+static const struct field listen_tls_fields[] = {
+    { .key = "cert", .fn = f_tls_cert },
+    { .key = "key", .fn = f_tls_key },
+    { 0 },
+};
+
+static int f_listen_tls(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                        void *base)
+{
+    struct mcpd_config *cfg = base;
+    int rc;
+    if ((rc = mcpd__cfg_walk_mapping(c, v, path, listen_tls_fields, base)) != 0)
+        return rc;
+    if (cfg->listen_tls_cert == NULL || cfg->listen_tls_key == NULL)
+        return mcpd__cfg_fail(c, v, "key '%s': needs both cert and key", path);
+    return 0;
+}
+
+static int f_listen_address(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                            void *base);
+
+static const struct field listen_fields[] = {
+    { .key = "address", .fn = f_listen_address },
+    { .key = "tls", .fn = f_listen_tls },
+    { 0 },
+};
+
+/* listen: "host:port", or { address: "host:port", tls: { cert, key } }. */
 static int f_listen(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                     void *base)
+{
+    struct mcpd_config *cfg = base;
+    int rc;
+
+    if (v->type != YAML_MAPPING_NODE)
+        return f_listen_address(c, v, path, f, base);
+    if ((rc = mcpd__cfg_walk_mapping(c, v, path, listen_fields, base)) != 0)
+        return rc;
+    if (cfg->listen_host == NULL)
+        return mcpd__cfg_fail(c, v, "key '%s': needs an address (host:port)", path);
+    return 0;
+}
+
+static int f_listen_address(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                            void *base)
 {
     struct mcpd_config *cfg = base;
     const char *why;
@@ -1724,6 +1817,8 @@ void mcpd_config_free(struct mcpd_config *cfg)
     mcpd__cfg_free_policy(cfg);
     free(cfg->path);
     free(cfg->listen_host);
+    free(cfg->listen_tls_cert);
+    free(cfg->listen_tls_key);
     free(cfg->http_path);
     free_strv(cfg->allowed_origins, cfg->nallowed_origins);
     free_strv(cfg->allowed_hosts, cfg->nallowed_hosts);

@@ -8,6 +8,10 @@
  * Contract (examples/mcpd.yaml documents every key):
  *
  *   listen: 127.0.0.1:8080          # host:port or [v6]:port; streamable HTTP at http.path
+ *   listen:                          # or a mapping, for TLS (https and wss on one port):
+ *     address: 127.0.0.1:8443
+ *     tls: { cert: FILE, key: FILE } # PEM; relative to the config file; the key file must
+ *                                    # not be readable by group or others
  *   http:
  *     path: /mcp
  *     allowed_origins: ["http://localhost:*"]   # Origin globs besides the listen host
@@ -181,6 +185,8 @@ struct mcpd_config {
     char *path;             /* file it was loaded from */
     char *listen_host;      /* NULL when no listen key (stdio-only use); IPv6 without [] */
     int listen_port;        /* 0..65535 (0 = ephemeral) */
+    char *listen_tls_cert;  /* PEM chain; NULL: plain HTTP. Absolute or config-relative */
+    char *listen_tls_key;   /* PEM private key; set iff listen_tls_cert is */
     char *http_path;        /* default "/mcp" */
     char **allowed_origins; /* globs ('*' matches any run of characters) */
     size_t nallowed_origins;

@@ -16,6 +16,7 @@
 #include "jsonrpc.h"
 #include "limits.h"
 #include "log.h"
+#include "net/tls.h"
 
 #define MAX_ROUTES 8
 
@@ -27,6 +28,7 @@ struct route {
 
 struct mcpd_listener {
     struct mcpd_http_server *srv;
+    struct mcpd_tls_ctx *tls; /* NULL: plain HTTP */
     struct route routes[MAX_ROUTES];
     unsigned nroutes;
     int port;
@@ -57,6 +59,11 @@ int mcpd_listener_route(struct mcpd_daemon *d, const char *path, mcpd_http_handl
     l->routes[l->nroutes].cb = cb;
     l->routes[l->nroutes++].data = data;
     return 0;
+}
+
+bool mcpd_listener_tls(const struct mcpd_daemon *d)
+{
+    return d->listener && d->listener->tls;
 }
 
 int mcpd_listener_port(const struct mcpd_daemon *d)
@@ -234,6 +241,14 @@ int mcpd__listener_start(struct mcpd_daemon *d)
         LOG_ERROR("http", "no listen address configured (listen: or --listen)");
         return MCPD_ECONFIG;
     }
+    if (cfg->listen_tls_cert && l->tls == NULL) {
+        char err[512];
+        if (mcpd_tls_server_ctx_new(&l->tls, cfg->listen_tls_cert, cfg->listen_tls_key, err,
+                                    sizeof(err)) != 0) {
+            LOG_ERROR("http", "listen.tls: %s", err);
+            return MCPD_ECONFIG;
+        }
+    }
     r = mcpd_http_server_start(&l->srv, d->loop, cfg->listen_host, cfg->listen_port, &lim,
                                on_request, d);
     if (r != 0) {
@@ -241,11 +256,13 @@ int mcpd__listener_start(struct mcpd_daemon *d)
                   uv_strerror(r));
         return r;
     }
+    if (l->tls)
+        mcpd_http_server_set_tls(l->srv, l->tls);
     l->port = mcpd_http_server_port(l->srv);
     v6 = strchr(cfg->listen_host, ':') != NULL;
     for (unsigned i = 0; i < l->nroutes; i++)
-        LOG_INFO("http", "listening on http://%s%s%s:%d%s", v6 ? "[" : "", cfg->listen_host,
-                 v6 ? "]" : "", l->port, l->routes[i].path);
+        LOG_INFO("http", "listening on %s://%s%s%s:%d%s", l->tls ? "https" : "http", v6 ? "[" : "",
+                 cfg->listen_host, v6 ? "]" : "", l->port, l->routes[i].path);
     return 0;
 }
 
@@ -261,6 +278,7 @@ void mcpd__listener_close(struct mcpd_daemon *d)
     if (l == NULL)
         return;
     mcpd_http_server_close(l->srv); /* aborts every held exchange and stream */
+    mcpd_tls_ctx_free(l->tls);      /* connections still closing hold their own reference */
     for (unsigned i = 0; i < l->nroutes; i++)
         free(l->routes[i].path);
     free(l);

@@ -23,6 +23,9 @@ int mcpd_listener_route(struct mcpd_daemon *d, const char *path, mcpd_http_handl
 /* The bound port, 0 before the listener started. */
 int mcpd_listener_port(const struct mcpd_daemon *d);
 
+/* True when the listener serves TLS (https, and wss for WebSocket upgrades). */
+bool mcpd_listener_tls(const struct mcpd_daemon *d);
+
 /* Answers with `status` and an id-less JSON-RPC error object as the body. */
 void mcpd_http_respond_rpc_error(struct mcpd_http_conn *c, int status, int code, const char *msg);
 

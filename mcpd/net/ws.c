@@ -244,6 +244,10 @@ int mcpd_ws_handshake_feed(struct mcpd_ws_handshake *h, const char *data, size_t
     if (h->done) {
         *used = (size_t)(llhttp_get_error_pos(&h->parser) - data);
         h->total += *used;
+        if (h->total > MCPD_WS_MAX_HANDSHAKE) {
+            snprintf(h->err, sizeof(h->err), "upgrade response head too large");
+            return MCPD_ETOOBIG;
+        }
         return hs_verdict(h);
     }
     if (e != HPE_OK) {

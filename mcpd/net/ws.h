@@ -11,6 +11,10 @@
  * 1009; fragmented messages are reassembled under the same cap; binary
  * frames close with 1003; the send queue is capped (MCPD_ETOOBIG: the peer
  * reads too slowly). Control frames are answered (ping -> pong) inside.
+ *
+ * The process must not die of SIGPIPE (mcpd catches it; a program using
+ * the client role must ignore or catch it too). on_close never runs inside
+ * a call into this API: it comes from the loop once the handles are closed.
  */
 #ifndef MCPD_NET_WS_H
 #define MCPD_NET_WS_H

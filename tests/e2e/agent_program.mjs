@@ -59,7 +59,7 @@ bots:
 auth: { default_bot: bob }
 `;
 let tlsOn = false;
-const tlsCfg = `listen_tls: { cert: ${cert}, key: ${keyf} }\n`;
+const tlsCfg = `listen: { address: 127.0.0.1:0, tls: { cert: ${cert}, key: ${keyf} } }\n`;
 const cfgPath = path.join(tmp, 'mcpd.yaml');
 const mcpd = (...args) => run(bin.mcpd, [...args, '-c', cfgPath]);
 let cfgText = base;
@@ -68,10 +68,11 @@ let srv = null;
 
 await step('setup: certificate, TLS listener, agent and bot keys', async () => {
   eq(ssl.code, 0, 'openssl made a self-signed certificate for 127.0.0.1');
+  fs.chmodSync(keyf, 0o600);
   ok(fs.existsSync(FS), `the filesystem server is in the test cache (${FS})`);
   fs.writeFileSync(cfgPath, tlsCfg + base);
   const chk = run(bin.mcpd, ['config', 'check', '-c', cfgPath]);
-  tlsOn = ok(chk.code === 0, 'mcpd accepts listen_tls (https and wss on the listener)', chk.stderr);
+  tlsOn = ok(chk.code === 0, 'mcpd accepts listen.tls (https and wss on the listener)', chk.stderr);
   cfgText = tlsOn ? tlsCfg + base : base;
   // The SDK's fetch must accept the self-signed certificate of this test.
   if (tlsOn) process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';

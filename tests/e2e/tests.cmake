@@ -59,6 +59,14 @@ if(MCPD_VALGRIND)
       ENVIRONMENT "MCPD_BIN=${MCPD_E2E_DIR}/valgrind_mcpd.sh;MCPD_REAL=$<TARGET_FILE:mcpd>;MCPD_FIXTURE=$<TARGET_FILE:mcpd-fixture>;MCPD_DEMO=$<TARGET_FILE:mcpd-demo-server>;MCPD_E2E_TIMEOUT_MS=580000")
   endforeach()
 endif()
+mcpd_e2e_test(tls 120)
+# TLS on the listener under valgrind memcheck too (OpenSSL through memory BIOs).
+if(MCPD_VALGRIND)
+  add_test(NAME valgrind.tls
+    COMMAND bash ${MCPD_E2E_DIR}/run_node.sh ${MCPD_E2E_DIR}/tls.mjs)
+  set_tests_properties(valgrind.tls PROPERTIES LABELS valgrind TIMEOUT 600
+    ENVIRONMENT "MCPD_BIN=${MCPD_E2E_DIR}/valgrind_mcpd.sh;MCPD_REAL=$<TARGET_FILE:mcpd>;MCPD_FIXTURE=$<TARGET_FILE:mcpd-fixture>;MCPD_DEMO=$<TARGET_FILE:mcpd-demo-server>;MCPD_E2E_TIMEOUT_MS=580000")
+endif()
 
 mcpd_e2e_test(agents 180)
 # The agent program (mcpd agent) against mcpd with TLS, bridged filesystem server.

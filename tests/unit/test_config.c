@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* cmocka.h needs these four first. */
@@ -411,7 +412,8 @@ static void test_listen(void **state)
     check_err("listen: \"a b:80\"\n",
               "t.yaml:1:9: key 'listen': host holds characters other than letters, digits, '.', "
               "'-' and '_' (got 'a b:80')");
-    check_err("listen: {host: a}\n", "t.yaml:1:9: key 'listen': expected a string, got a mapping");
+    check_err("listen: {host: a}\n", "t.yaml:1:10: unknown key 'host' in 'listen'");
+    check_err("listen: [a]\n", "t.yaml:1:9: key 'listen': expected a string, got a list");
 }
 
 /* ---- unknown keys, types, duplicates -------------------------------------------------------- */
@@ -976,6 +978,69 @@ static void test_file_errors(void **state)
     assert_int_equal(mcpd_config_parse(&cfg, "x", "foo: 1\n", 7, NULL), MCPD_ECONFIG);
 }
 
+/* listen as a mapping with tls: files relative to the config, the key's mode checked. */
+static void test_listen_tls(void **state)
+{
+    char dir[] = "/tmp/mcpd-test-tls-XXXXXX", name[128], cert[128], key[128], want[512];
+    struct mcpd_config *cfg;
+    struct mcpd_diag d;
+    FILE *f;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(name, sizeof(name), "%s/mcpd.yaml", dir);
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    assert_non_null(f = fopen(cert, "w"));
+    fclose(f);
+    assert_non_null(f = fopen(key, "w"));
+    fclose(f);
+    assert_int_equal(chmod(key, 0600), 0);
+
+    cfg = parse_named(name, "listen:\n  address: 127.0.0.1:8443\n"
+                            "  tls: { cert: cert.pem, key: key.pem }\n");
+    assert_string_equal(cfg->listen_host, "127.0.0.1");
+    assert_int_equal(cfg->listen_port, 8443);
+    assert_string_equal(cfg->listen_tls_cert, cert);
+    assert_string_equal(cfg->listen_tls_key, key);
+    mcpd_config_free(cfg);
+
+    /* the mapping form without tls is plain HTTP; the scalar form has no TLS */
+    cfg = parse_named(name, "listen: { address: \"[::1]:0\" }\n");
+    assert_string_equal(cfg->listen_host, "::1");
+    assert_null(cfg->listen_tls_cert);
+    mcpd_config_free(cfg);
+    cfg = parse_named(name, "listen: 127.0.0.1:80\n");
+    assert_null(cfg->listen_tls_cert);
+    assert_null(cfg->listen_tls_key);
+    mcpd_config_free(cfg);
+
+    snprintf(want, sizeof(want), "%s:2:3: key 'listen': needs an address (host:port)", name);
+    check_err_named(name, "listen:\n  tls: { cert: cert.pem, key: key.pem }\n", want);
+    snprintf(want, sizeof(want), "%s:3:8: key 'listen.tls': needs both cert and key", name);
+    check_err_named(name, "listen:\n  address: 127.0.0.1:1\n  tls: { cert: cert.pem }\n", want);
+    snprintf(want, sizeof(want),
+             "%s:1:44: key 'listen.tls.cert': cannot read %s/nope.pem: No such file or directory",
+             name, dir);
+    check_err_named(name, "listen: { address: 1.2.3.4:1, tls: { cert: nope.pem, key: key.pem } }\n",
+                    want);
+    snprintf(want, sizeof(want), "%s:1:31: unknown key 'port' in 'listen'", name);
+    check_err_named(name, "listen: { address: 1.2.3.4:1, port: 3 }\n", want);
+    snprintf(want, sizeof(want),
+             "%s:1:20: key 'listen.address': expected host:port or [v6]:port (got '8080')", name);
+    check_err_named(name, "listen: { address: 8080 }\n", want);
+    assert_int_equal(chmod(key, 0640), 0);
+    snprintf(want, sizeof(want),
+             "%s:1:59: key 'listen.tls.key': the private key %s is readable by group or others "
+             "(chmod 600 it)",
+             name, key);
+    check_err_named(name, "listen: { address: 1.2.3.4:1, tls: { cert: cert.pem, key: key.pem } }\n",
+                    want);
+    (void)d;
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+}
+
 static void test_load_files(void **state)
 {
     char path[] = "/tmp/mcpd-test-config-XXXXXX";
@@ -1048,6 +1113,7 @@ int main(void)
         cmocka_unit_test(test_full_values),
         cmocka_unit_test(test_limits_overrides),
         cmocka_unit_test(test_listen),
+        cmocka_unit_test(test_listen_tls),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_duplicate_keys),
