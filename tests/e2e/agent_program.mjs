@@ -171,6 +171,20 @@ await step('HTTP client: calls through the agent', async () => {
   ok(texts(r5).join('').includes('hello.txt') && !r5.isError, 'an allowed shell_exec runs', texts(r5));
 });
 
+await step('a crashed bridged server is restarted; mcpd hears list_changed both ways', async () => {
+  const pid = Number(([...agent.log().matchAll(/server fs: started \(pid (\d+)\)/g)].pop() || [])[1] || 0);
+  ok(pid > 0 && pidAlive(pid), 'the agent logged the bridged server\'s pid');
+  const n = alice.changes.length;
+  process.kill(pid, 'SIGKILL');
+  ok(await waitFor(() => alice.changes.length > n, 5000, 25), 'list_changed when the bridged server dies');
+  eq((await names(alice)).filter((x) => x.startsWith('laptop-fs')), [], 'its tools left the catalog');
+  const back = await waitFor(async () => (await names(alice)).includes('laptop-fs__list_directory'), 15000, 200);
+  ok(back, 'the agent restarted it (backoff) and its tools are back', agent.log().slice(-1500));
+  match(agent.log(), /server fs: exited; restarting in \d+ ms/, 'the agent logs the restart');
+  const r = await alice.callTool({ name: 'laptop-fs__list_directory', arguments: { path: shared } });
+  ok(/\[FILE\] a\.txt/.test(texts(r).join('\n')), 'calls reach the new process');
+});
+
 await step('shell_exec "ls; rm -rf /" is denied by mcpd and never reaches the agent', async () => {
   const before = agent.log().length;
   const e = await callErr(alice, 'laptop-builtin__shell_exec', { command: 'ls; rm -rf /' });
@@ -214,6 +228,22 @@ await step('stdio client: sees and calls the agent tools', async () => {
   const st = await Promise.race([second.exited, sleep(10000).then(() => null)]);
   ok(st && st.code === 0, 'the second agent stops cleanly on SIGTERM (exit 0)', JSON.stringify(st));
   await c.close();
+});
+
+await step('a silent agent (SIGSTOP) is dropped by the heartbeat and comes back on SIGCONT', async () => {
+  const n = alice.changes.length;
+  const t0 = Date.now();
+  agent.proc.kill('SIGSTOP');
+  const got = await waitFor(() => alice.changes.length > n, 6000, 25);
+  const ms = Date.now() - t0;
+  ok(got, 'list_changed within ping_interval + ping_timeout (1 s + 2 s, 6 s allowed)', `after ${ms} ms`);
+  ok(ms >= 1500, 'and not before the pong deadline could pass', `${ms} ms`);
+  eq(await names(alice), [], 'the silent agent\'s tools are gone');
+  const m = alice.changes.length;
+  agent.proc.kill('SIGCONT');
+  const back = await waitFor(async () => (await names(alice)).length === bound.length, 15000, 200);
+  ok(back, 'after SIGCONT the agent reconnects and its tools are back', agent.log().slice(-1500));
+  ok(alice.changes.length > m, 'with list_changed');
 });
 
 await step('kill -9 of the agent: tools leave with list_changed; a restart brings them back', async () => {
