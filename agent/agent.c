@@ -292,6 +292,10 @@ static void on_message(struct mcpd_ws *ws, const char *msg, size_t len, void *da
     json_t *root;
 
     (void)ws;
+    if (len == 0 || msg == NULL) { /* an empty message is no JSON-RPC message */
+        LOG_WARN("agent", "empty message from mcpd ignored");
+        return;
+    }
     if ((root = mcpd_jsonrpc_decode(msg, len, MCPD_MAX_JSON_DEPTH, &err)) == NULL ||
         !json_is_object(root) || mcpd_jsonrpc_classify(&m, root, &err) != 0) {
         LOG_WARN("agent", "invalid message from mcpd ignored");
@@ -308,6 +312,23 @@ static void on_message(struct mcpd_ws *ws, const char *msg, size_t len, void *da
 }
 
 /* ---- connection ----------------------------------------------------------------------------- */
+
+/*
+ * Kills every running shell_exec; their answers are dropped. A cancel may
+ * finish the call at once (on_shell_done unlinks and frees it), so the next
+ * pointer is read first.
+ */
+static void cancel_calls(struct agent *a)
+{
+    struct call *c, *next;
+    for (c = a->calls; c; c = next) {
+        next = c->next;
+        if (!c->cancelled) {
+            c->cancelled = true;
+            mcpd_agent_shell_cancel(c->run);
+        }
+    }
+}
 
 static void on_retry(uv_timer_t *t)
 {
@@ -383,17 +404,14 @@ static void on_close(struct mcpd_ws *ws, int code, int http_status, const char *
     a->initialized = false;
     /* Calls of this connection can no longer be answered. */
     a->gen++;
-    for (size_t i = 0; i < a->nbridges; i++)
-        mcpd_agent_bridge_drop(a->bridges[i], a->gen);
-    for (struct call *c = a->calls; c; c = c->next)
-        if (!c->cancelled) {
-            c->cancelled = true;
-            mcpd_agent_shell_cancel(c->run);
-        }
     if (a->st == C_STOPPING) {
+        /* on_signal cancelled the calls; the bridges may already be freed */
         LOG_INFO("agent", "disconnected from mcpd");
         return;
     }
+    for (size_t i = 0; i < a->nbridges; i++)
+        mcpd_agent_bridge_drop(a->bridges[i], a->gen);
+    cancel_calls(a);
     if (refused)
         LOG_ERROR("agent", "%s", meaning);
     else if (http_status)
@@ -449,10 +467,7 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&a->retry, NULL);
     if (a->ws)
         mcpd_ws_close(a->ws, 1000, "agent stopping");
-    for (struct call *c = a->calls; c; c = c->next) {
-        c->cancelled = true;
-        mcpd_agent_shell_cancel(c->run);
-    }
+    cancel_calls(a);
     for (size_t i = 0; i < a->nbridges; i++)
         mcpd_agent_bridge_close(a->bridges[i], on_bridge_closed, a);
     uv_close((uv_handle_t *)&a->sigint, NULL);
