@@ -105,12 +105,16 @@ servers:
 }
 
 function startAgent(name, port, scheme) {
+  return startAgentWithKey(name, port, scheme, key.agent);
+}
+
+function startAgentWithKey(name, port, scheme, agentKey) {
   const p = path.join(tmp, `${name}.yaml`);
   fs.writeFileSync(p, agentYaml(port, scheme), { mode: 0o600 });
   fs.chmodSync(p, 0o600);
   const proc = track(spawn(bin.mcpd, ['agent', '-c', p, '--log-level', 'debug'], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, TEST_AGENT_KEY: key.agent },
+    env: { ...process.env, TEST_AGENT_KEY: agentKey },
   }));
   let out = '';
   proc.stdout.on('data', (d) => (out += d));
@@ -269,6 +273,26 @@ await step('kill -9 of the agent: tools leave with list_changed; a restart bring
   ok(alice.changes.length > m, 'and the client got list_changed for it');
   eq(texts(await alice.callTool({ name: 'laptop-builtin__read_file', arguments: { path: path.join(files, 'hello.txt') } })),
     ['hello from the agent\n'], 'calls work again');
+});
+
+await step('refusals are logged plainly: unknown key (401), disabled agent (4003, then 403)', async () => {
+  const bad = startAgentWithKey('agent-badkey', srv.port, scheme(), 'ak_' + '0'.repeat(48));
+  const seen401 = await waitFor(() => /refused the agent key \(401\)/.test(bad.log()), 10000, 100);
+  ok(seen401, 'an unknown key: the agent logs the 401 refusal', bad.log().slice(-1500));
+  ok(await waitFor(() => /reconnecting in 1000 ms/.test(bad.log()), 5000, 100), 'and retries at reconnect.max');
+  ok(!bad.log().includes('ak_' + '0'.repeat(48)), 'the key is not logged');
+  bad.proc.kill('SIGTERM');
+  await bad.exited;
+
+  const n = alice.changes.length;
+  eq(mcpd('agents', 'disable', 'laptop').code, 0, 'mcpd agents disable laptop');
+  ok(await waitFor(() => /the agent was disabled on mcpd/.test(agent.log()), 10000, 100), 'the connected agent logs the 4003 close', agent.log().slice(-1500));
+  ok(await waitFor(() => /disabled \(mcpd agents enable NAME\)/.test(agent.log()), 10000, 100), 'its next dial is refused with 403, logged plainly');
+  ok(await waitFor(() => alice.changes.length > n, 5000, 25), 'the client got list_changed');
+  eq(await names(alice), [], 'the disabled agent\'s tools are gone');
+  eq(mcpd('agents', 'enable', 'laptop').code, 0, 'mcpd agents enable laptop');
+  const back = await waitFor(async () => (await names(alice)).length === bound.length, 15000, 200);
+  ok(back, 'once enabled, the agent (retrying at max) is back', agent.log().slice(-1500));
 });
 
 await step('the agent refuses a config others can read; stops cleanly on SIGTERM', async () => {
