@@ -54,6 +54,8 @@ struct agent {
     unsigned gen, attempt;
     bool initialized; /* mcpd sent notifications/initialized on this connection */
     uv_timer_t retry;
+    uv_timer_t heartbeat; /* pings mcpd every ping_interval while open */
+    uint64_t last_pong;   /* uv_now of the last pong (or of on_open) */
     uv_signal_t sigint, sigterm;
     struct mcpd_agent_builtins *builtins;
     struct mcpd_agent_bridge **bridges;
@@ -358,13 +360,47 @@ static void schedule(struct agent *a, bool refused)
     uv_timer_start(&a->retry, on_retry, ms, 0);
 }
 
+/*
+ * The agent's side of the heartbeat: mcpd pings the agent (and drops it
+ * when no pong comes), but a silently vanished mcpd (a cut network, a
+ * stopped host) would leave the agent waiting forever; so the agent pings
+ * too and drops the connection when no pong came within ping_timeout.
+ */
+static void on_heartbeat(uv_timer_t *t)
+{
+    struct agent *a = t->data;
+
+    if (a->st != C_OPEN || a->ws == NULL)
+        return;
+    if (uv_now(a->loop) - a->last_pong > a->cfg->ping_timeout_ms) {
+        LOG_WARN("agent", "no pong from mcpd within %u ms; reconnecting", a->cfg->ping_timeout_ms);
+        mcpd_ws_abort(a->ws); /* on_close follows with 1006 */
+        return;
+    }
+    mcpd_ws_ping(a->ws);
+}
+
+static void on_pong(struct mcpd_ws *ws, void *data)
+{
+    struct agent *a = data;
+    (void)ws;
+    a->last_pong = uv_now(a->loop);
+}
+
 static void on_open(struct mcpd_ws *ws, void *data)
 {
     struct agent *a = data;
+    unsigned every;
     (void)ws;
     a->attempt = 0;
     a->initialized = false;
     set_state(a, C_OPEN);
+    a->last_pong = uv_now(a->loop);
+    /* check at least twice per timeout, so a missing pong is seen in time */
+    every = a->cfg->ping_interval_ms;
+    if (every > a->cfg->ping_timeout_ms / 2)
+        every = a->cfg->ping_timeout_ms / 2 ? a->cfg->ping_timeout_ms / 2 : 1;
+    uv_timer_start(&a->heartbeat, on_heartbeat, every, every);
     LOG_INFO("agent", "connected to %s (%s)", a->cfg->server_url, mcpd_ws_peer(ws));
 }
 
@@ -402,6 +438,8 @@ static void on_close(struct mcpd_ws *ws, int code, int http_status, const char *
     (void)ws;
     a->ws = NULL;
     a->initialized = false;
+    if (a->st != C_STOPPING)
+        uv_timer_stop(&a->heartbeat);
     /* Calls of this connection can no longer be answered. */
     a->gen++;
     if (a->st == C_STOPPING) {
@@ -425,9 +463,9 @@ static void on_close(struct mcpd_ws *ws, int code, int http_status, const char *
 
 static void dial(struct agent *a)
 {
-    static const struct mcpd_ws_callbacks cbs = { .on_open = on_open,
-                                                  .on_message = on_message,
-                                                  .on_close = on_close };
+    static const struct mcpd_ws_callbacks cbs = {
+        .on_open = on_open, .on_message = on_message, .on_pong = on_pong, .on_close = on_close
+    };
     const char *hdr[] = { a->auth };
     bool tls = strncmp(a->cfg->server_url, "wss://", 6) == 0;
     int rc;
@@ -465,6 +503,7 @@ static void on_signal(uv_signal_t *s, int signum)
     set_state(a, C_STOPPING);
     uv_timer_stop(&a->retry);
     uv_close((uv_handle_t *)&a->retry, NULL);
+    uv_close((uv_handle_t *)&a->heartbeat, NULL);
     if (a->ws)
         mcpd_ws_close(a->ws, 1000, "agent stopping");
     cancel_calls(a);
@@ -527,7 +566,8 @@ static int setup(struct agent *a)
         a->bridges_open++;
     }
     uv_timer_init(a->loop, &a->retry);
-    a->retry.data = a;
+    uv_timer_init(a->loop, &a->heartbeat);
+    a->retry.data = a->heartbeat.data = a;
     uv_signal_init(a->loop, &a->sigint);
     uv_signal_init(a->loop, &a->sigterm);
     a->sigint.data = a->sigterm.data = a;

@@ -194,6 +194,12 @@ static const struct field reconnect_fields[] = {
     { .key = NULL },
 };
 
+static const struct field heartbeat_fields[] = {
+    { .key = "interval", .fn = mcpd__cfg_f_duration, .off = OFF(ping_interval_ms), .max = 3600000 },
+    { .key = "timeout", .fn = mcpd__cfg_f_duration, .off = OFF(ping_timeout_ms), .max = 3600000 },
+    { .key = NULL },
+};
+
 static const struct field sysinfo_fields[] = {
     { .key = "enabled", .fn = mcpd__cfg_f_bool, .off = OFF(sysinfo_enabled) },
     { .key = NULL },
@@ -240,6 +246,7 @@ static const struct field top_fields[] = {
       .max = MCPD_MAX_CALL_TIMEOUT_MS },
     { .key = "tls", .fn = f_sub, .sub = tls_fields },
     { .key = "reconnect", .fn = f_sub, .sub = reconnect_fields },
+    { .key = "heartbeat", .fn = f_sub, .sub = heartbeat_fields },
     { .key = "builtins", .fn = f_sub, .sub = builtin_fields },
     { .key = "servers", .fn = f_servers },
     { .key = NULL },
@@ -267,6 +274,27 @@ static int check_roots(struct ctx *c, struct mcpd_agent_config *cfg)
     return 0;
 }
 
+/* A relative path is taken from the configuration file's folder (as mcpd's listen.tls). */
+static int relative_to_config(struct ctx *c, char **path)
+{
+    const char *slash = strrchr(c->name, '/');
+    size_t dl, pl;
+    char *p;
+
+    if (*path == NULL || (*path)[0] == '/' || slash == NULL)
+        return 0;
+    dl = (size_t)(slash - c->name);
+    pl = strlen(*path);
+    if ((p = malloc(dl + pl + 2)) == NULL)
+        return mcpd__cfg_oom(c);
+    memcpy(p, c->name, dl);
+    p[dl] = '/';
+    memcpy(p + dl + 1, *path, pl + 1);
+    free(*path);
+    *path = p;
+    return 0;
+}
+
 static int finish(struct ctx *c, struct mcpd_agent_config *cfg)
 {
     struct mcpd_agent_shell *sh = NULL;
@@ -280,6 +308,8 @@ static int finish(struct ctx *c, struct mcpd_agent_config *cfg)
     if (cfg->reconnect_min_ms > cfg->reconnect_max_ms)
         return mcpd__cfg_failat(c, 0, 0, "reconnect: min is larger than max");
     if ((rc = check_roots(c, cfg)) != 0)
+        return rc;
+    if ((rc = relative_to_config(c, &cfg->tls_ca_file)) != 0)
         return rc;
     if (cfg->shell_enabled && cfg->ncommands == 0)
         return mcpd__cfg_failat(c, 0, 0, "builtins.shell_exec: enabled without any commands");
@@ -314,6 +344,8 @@ int mcpd_agent_config_parse(struct mcpd_agent_config **out, const char *name, co
     cfg->tls_verify = true;
     cfg->reconnect_min_ms = MCPD_AGENT_RECONNECT_MIN;
     cfg->reconnect_max_ms = MCPD_AGENT_RECONNECT_MAX;
+    cfg->ping_interval_ms = MCPD_AGENT_PING_MS;
+    cfg->ping_timeout_ms = MCPD_AGENT_PONG_TIMEOUT_MS;
     cfg->call_timeout_ms = MCPD_CALL_TIMEOUT_MS;
     cfg->sysinfo_enabled = true;
     cfg->fileops_max_bytes = MCPD_AGENT_MAX_FILE_BYTES;

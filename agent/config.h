@@ -28,13 +28,14 @@ struct mcpd_agent_server {
 };
 
 struct mcpd_agent_config {
-    char *server_url; /* ws://host:port/agent or wss://... */
-    char *agent_key;  /* ak_<48 hex>; secret */
-    char *name;       /* informational */
-    char *tls_ca_file;
+    char *server_url;  /* ws://host:port/agent or wss://... */
+    char *agent_key;   /* ak_<48 hex>; secret */
+    char *name;        /* informational */
+    char *tls_ca_file; /* relative to the config file's folder */
     bool tls_verify;
     unsigned reconnect_min_ms, reconnect_max_ms;
-    unsigned call_timeout_ms; /* bridged calls */
+    unsigned ping_interval_ms, ping_timeout_ms; /* the agent's own pings to mcpd */
+    unsigned call_timeout_ms;                   /* bridged calls */
     /* builtins */
     bool sysinfo_enabled;
     bool fileops_enabled;

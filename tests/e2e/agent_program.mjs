@@ -95,6 +95,7 @@ agent_key: \${TEST_AGENT_KEY}
 name: laptop
 tls: { ca_file: ${cert}, verify: true }
 reconnect: { min: 200ms, max: 1s }
+heartbeat: { interval: 500ms, timeout: 1500ms }
 builtins:
   system_info: { enabled: true }
   file_ops: { enabled: true, roots: [${files}], max_bytes: 64KiB }
@@ -248,6 +249,16 @@ await step('a silent agent (SIGSTOP) is dropped by the heartbeat and comes back 
   const back = await waitFor(async () => (await names(alice)).length === bound.length, 15000, 200);
   ok(back, 'after SIGCONT the agent reconnects and its tools are back', agent.log().slice(-1500));
   ok(alice.changes.length > m, 'with list_changed');
+});
+
+await step('a silent mcpd (SIGSTOP) is noticed by the agent\'s own heartbeat', async () => {
+  const before = agent.log().length;
+  process.kill(srv.pid, 'SIGSTOP');
+  const seen = await waitFor(() => /no pong from mcpd within 1500 ms; reconnecting/.test(agent.log().slice(before)), 6000, 50);
+  process.kill(srv.pid, 'SIGCONT');
+  ok(seen, 'the agent drops the connection when mcpd stops answering pings', agent.log().slice(before).slice(-1500));
+  const back = await waitFor(async () => (await names(alice)).length === bound.length, 15000, 200);
+  ok(back, 'after SIGCONT the agent is connected again and its tools are back', agent.log().slice(-1500));
 });
 
 await step('kill -9 of the agent: tools leave with list_changed; a restart brings them back', async () => {

@@ -252,6 +252,16 @@ static void test_config(void **state)
     assert_string_equal(c->servers[0].name, "fs");
     mcpd_agent_config_free(c);
 
+    {
+        const char *y2 = "server_url: wss://h/agent\nagent_key: " KEY
+                         "\ntls: { ca_file: ca.pem }\nheartbeat: { interval: 5s, timeout: 9s }\n";
+        assert_int_equal(mcpd_agent_config_parse(&c, "/etc/mcpd/agent.yaml", y2, strlen(y2), &d),
+                         0);
+        assert_string_equal(c->tls_ca_file, "/etc/mcpd/ca.pem"); /* relative to the file */
+        assert_int_equal(c->ping_interval_ms, 5000);
+        assert_int_equal(c->ping_timeout_ms, 9000);
+        mcpd_agent_config_free(c);
+    }
     assert_int_equal(parse("server_url: ws://h/agent\nagent_key: " KEY "\nbogus: 1\n", &d),
                      MCPD_ECONFIG);
     assert_non_null(strstr(d.msg, "agent.yaml:3:1: unknown key 'bogus'"));
