@@ -216,21 +216,25 @@ static int conn_write_raw(struct mcpd_http_conn *c, uv_buf_t *bufs, unsigned n)
     return r;
 }
 
-/* Writes out whatever ciphertext the TLS engine holds (handshake records, alerts, data). */
-static int flush_tls(struct mcpd_http_conn *c)
+/*
+ * Writes out whatever ciphertext the TLS engine holds (handshake records,
+ * alerts, data). *wrote tells whether there was any: conn_write_raw() closes
+ * a close_after_write connection once everything is out, like a plain write.
+ */
+static int flush_tls(struct mcpd_http_conn *c, bool *wrote)
 {
     struct mcpd_buf out;
     int r = 0;
 
+    *wrote = false;
     mcpd_buf_init(&out, MCPD_TLS_MAX_OUTPUT);
     while (r == 0 && c->state != ST_CLOSED && mcpd_tls_take_output(c->tls, &out) > 0) {
         uv_buf_t b = uv_buf_init(out.p, (unsigned)out.len);
+        *wrote = true;
         r = conn_write_raw(c, &b, 1);
         mcpd_buf_reset(&out);
     }
     mcpd_buf_dispose(&out);
-    if (r == 0 && c->state != ST_CLOSED && c->close_after_write && c->tcp.write_queue_size == 0)
-        conn_close(c);
     return r;
 }
 
@@ -249,7 +253,13 @@ static int conn_write(struct mcpd_http_conn *c, uv_buf_t *bufs, unsigned n)
             return r;
         }
     }
-    return flush_tls(c);
+    bool wrote;
+    int r = flush_tls(c, &wrote);
+    /* nothing to send (an empty write): close now if asked to, as a plain write would */
+    if (r == 0 && !wrote && c->state != ST_CLOSED && c->close_after_write &&
+        c->tcp.write_queue_size == 0)
+        conn_close(c);
+    return r;
 }
 
 /* ---- close ------------------------------------------------------------- */
@@ -547,8 +557,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (c->tls) {
         size_t before = c->in.len;
+        bool wrote, cae = c->close_after_write;
         int r = mcpd_tls_feed(c->tls, buf->base, (size_t)nread, &c->in);
-        flush_tls(c); /* handshake records and alerts */
+        c->close_after_write = false; /* not a response: no close when these are out */
+        flush_tls(c, &wrote);         /* handshake records, alerts, post-handshake messages */
+        c->close_after_write = cae;
         if (r != 0 && c->state != ST_CLOSED) {
             if (r == MCPD_ETOOBIG)
                 LOG_DEBUG("http", "peer=%s sent more than its input cap; closing", c->peer);

@@ -7,7 +7,7 @@
  * ciphertext read from the socket and writes out whatever ciphertext the
  * engine produced (handshake records, application data, alerts).
  *
- * Server side: the HTTP listener with `listen_tls: {cert, key}` (PEM files)
+ * Server side: the HTTP listener with `listen: {address, tls: {cert, key}}` (PEM)
  * wraps every accepted connection, so https and wss share the port.
  * Client side: `mcpd agent` dialing wss:// (SNI and host name verification
  * against the system store or a CA file; verification can be disabled only

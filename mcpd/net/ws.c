@@ -512,7 +512,8 @@ static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
         if (ws->cb.on_message)
-            ws->cb.on_message(ws, (const char *)arg->msg, arg->msg_length, ws->data);
+            ws->cb.on_message(ws, arg->msg ? (const char *)arg->msg : "", arg->msg_length,
+                              ws->data); /* wslay gives NULL for an empty message */
         break;
     case WSLAY_BINARY_FRAME:
         LOG_DEBUG("ws", "peer=%s sent a binary frame; closing with 1003", ws->peer);

@@ -84,6 +84,8 @@ const config = `listen:
 servers:
   fixture:
     command: ${bin.fixture}
+limits:
+  header_timeout: 1s
 `;
 const srv = await startServe(config, { name: 'tls', essential: true });
 const port = srv.port;
@@ -137,6 +139,47 @@ await step('garbage bytes and a TLS client that hangs up mid-handshake', async (
     s.on('error', resolve);
   });
   await sdkRoundTrip('after garbage', `https://127.0.0.1:${port}/mcp`);
+});
+
+await step('the TLS handshake counts against the header deadline (1 s)', async () => {
+  const net = await import('node:net');
+  // a client that drips a ClientHello one byte every 200 ms never completes it
+  const hello = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]);
+  const r = await new Promise((resolve) => {
+    const t0 = Date.now();
+    let i = 0;
+    let timer;
+    const s = net.connect({ host: '127.0.0.1', port }, () => {
+      timer = setInterval(() => {
+        if (i < hello.length) s.write(hello.subarray(i, i + 1));
+        i++;
+      }, 200);
+    });
+    s.on('error', () => {});
+    s.on('close', () => {
+      clearInterval(timer);
+      resolve({ ms: Date.now() - t0 });
+    });
+    setTimeout(() => {
+      clearInterval(timer);
+      s.destroy();
+      resolve({ ms: -1 });
+    }, 8000);
+  });
+  ok(r.ms >= 800 && r.ms < 3000, 'dripping handshake closed at the header deadline', `${r.ms} ms`);
+  // the same for a client that completes the handshake and then sends no request
+  const tls = await import('node:tls');
+  const r2 = await new Promise((resolve) => {
+    const t0 = Date.now();
+    const s = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
+    s.on('error', () => {});
+    s.on('close', () => resolve({ ms: Date.now() - t0 }));
+    setTimeout(() => {
+      s.destroy();
+      resolve({ ms: -1 });
+    }, 8000);
+  });
+  ok(r2.ms >= 800 && r2.ms < 3000, 'silent TLS client closed at the header deadline', `${r2.ms} ms`);
 });
 
 await step('mcpd stops cleanly', async () => {

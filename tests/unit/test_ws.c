@@ -32,6 +32,7 @@
 
 #include <uv.h>
 
+#include "mcpd/buf.h"
 #include "mcpd/error.h"
 #include "mcpd/net/http_server.h"
 #include "mcpd/net/tls.h"
@@ -53,6 +54,7 @@ struct fx {
     char *c_last;
     size_t c_last_len;
     void (*on_open)(struct fx *f);
+    struct mcpd_http_conn *held;
 };
 
 static struct fx *F;
@@ -90,12 +92,20 @@ static void s_close(struct mcpd_ws *ws, int code, int http_status, const char *r
 
 static const struct mcpd_ws_callbacks scb = { NULL, s_message, s_pong, s_close };
 
+static void held_abort(struct mcpd_http_conn *c, void *data)
+{
+    ((struct fx *)data)->held = NULL;
+}
+
 static void handler(struct mcpd_http_conn *c, struct mcpd_http_request *req, void *data)
 {
     struct fx *f = data;
     if (strcmp(req->path, "/ws") == 0) {
         if (mcpd_ws_accept(&f->sws, c, req, &scb, f, f->server_max) == 0)
             f->accepted++;
+    } else if (strcmp(req->path, "/later") == 0) {
+        f->held = c; /* answered by the test */
+        mcpd_http_conn_on_abort(c, held_abort, f);
     } else if (strcmp(req->path, "/deny") == 0) {
         mcpd_http_respond(c, 401, "text/plain", "WWW-Authenticate: Bearer realm=\"mcpd-agent\"\r\n",
                           "no\n", 3);
@@ -773,6 +783,69 @@ static void bad_upgrades(void **state)
     assert_int_equal(f->accepted, 0);
 }
 
+/* Sends plaintext through a client TLS engine over a raw socket. */
+static void tls_send(int fd, struct mcpd_tls *t, const char *text)
+{
+    struct mcpd_buf out;
+    mcpd_buf_init(&out, 1 << 20);
+    if (text)
+        assert_int_equal(mcpd_tls_write(t, text, strlen(text)), 0);
+    mcpd_tls_take_output(t, &out);
+    if (out.len)
+        assert_int_equal(send(fd, out.p, out.len, 0), (ssize_t)out.len);
+    mcpd_buf_dispose(&out);
+}
+
+/*
+ * A request with Connection: close answered later, while the client sends
+ * more bytes over TLS: the connection must stay open until the answer.
+ */
+static void tls_held_request_with_close(void **state)
+{
+    struct fx *f = *state;
+    struct mcpd_tls *t;
+    struct mcpd_buf plain;
+    char buf[16384];
+    ssize_t n;
+    int fd = raw_connect(f);
+
+    mcpd_http_server_set_tls(f->srv, f->sctx);
+    mcpd_buf_init(&plain, 1 << 20);
+    assert_int_equal(mcpd_tls_new(&t, f->cctx, "localhost"), 0);
+    assert_int_equal(mcpd_tls_connect(t), 0);
+    for (int i = 0; i < 20 && !mcpd_tls_handshake_done(t); i++) {
+        tls_send(fd, t, NULL);
+        n = raw_read(f, fd, buf, sizeof(buf), 2000);
+        assert_true(n > 0);
+        assert_int_equal(mcpd_tls_feed(t, buf, (size_t)n, &plain), 0);
+    }
+    assert_true(mcpd_tls_handshake_done(t));
+    tls_send(fd, t, "GET /later HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    WAIT(f, f->held != NULL, 2000);
+    tls_send(fd, t, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); /* more bytes while held */
+    spin(f, 100);
+    assert_non_null(f->held); /* still open */
+    mcpd_http_conn_on_abort(f->held, NULL, NULL);
+    mcpd_http_respond(f->held, 200, "text/plain", NULL, "late", 4);
+    f->held = NULL;
+    for (;;) {
+        n = raw_read(f, fd, buf, sizeof(buf), 2000);
+        if (n <= 0)
+            break;
+        int r = mcpd_tls_feed(t, buf, (size_t)n, &plain);
+        if (r == MCPD_ECLOSED)
+            break;
+        assert_int_equal(r, 0);
+    }
+    assert_non_null(plain.p);
+    assert_int_equal(strncmp(plain.p, "HTTP/1.1 200 OK\r\n", 17), 0);
+    assert_non_null(strstr(plain.p, "\r\n\r\nlate"));
+    assert_null(strstr(plain.p, "hello")); /* the pipelined request was not served */
+    mcpd_buf_dispose(&plain);
+    mcpd_tls_free(t);
+    close(fd);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as mcpd and mcpd agent do: a peer reset is an error code */
@@ -801,6 +874,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(close_handshake_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(unmasked_frame_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_upgrades, setup, teardown),
+        cmocka_unit_test_setup_teardown(tls_held_request_with_close, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
