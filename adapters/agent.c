@@ -75,7 +75,7 @@ static void on_ws_message(struct mcpd_ws *ws, const char *msg, size_t len, void 
     struct agent_conn *conn = data;
 
     (void)ws;
-    if (conn->a != NULL)
+    if (conn->a != NULL && len > 0) /* an empty message is no JSON-RPC message: ignored */
         mcpd_upstream_on_message(&conn->a->up, msg, len);
 }
 

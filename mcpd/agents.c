@@ -392,64 +392,99 @@ static void on_agent_request(struct mcpd_http_conn *c, struct mcpd_http_request 
 
 /* ---- catalog --------------------------------------------------------------------------------- */
 
+json_t *mcpd_agents_group_tools(const json_t *tools,
+                                void (*refused)(const char *tool, const char *why, void *arg),
+                                void *arg)
+{
+    json_t *groups = json_object(), *seen = json_object(), *t, *arr;
+    size_t i;
+
+    if (groups == NULL || seen == NULL)
+        goto fail;
+    json_array_foreach ((json_t *)tools, i, t) {
+        json_t *meta = json_object_get(t, "_meta");
+        const char *name = json_string_value(json_object_get(t, "name"));
+        json_t *tn = json_object_get(meta, "io.mcpd/tool");
+        const char *g = json_string_value(json_object_get(meta, "io.mcpd/group"));
+        const char *why = NULL;
+
+        if (!json_is_object(t) || name == NULL)
+            why = "no name";
+        else if (!group_valid(g))
+            why = "no valid io.mcpd/group";
+        else if (tn != NULL && (!json_is_string(tn) || json_string_length(tn) == 0 ||
+                                json_string_length(tn) > 128))
+            why = "io.mcpd/tool is not a name";
+        else if (!dims_valid(json_object_get(meta, "io.mcpd/dimensions")))
+            why = "io.mcpd/dimensions is not {dimension: [argument, ...]}";
+        else if (json_object_get(seen, name) != NULL)
+            why = "listed twice";
+        if (why != NULL) {
+            if (refused)
+                refused(name ? name : "", why, arg);
+            continue;
+        }
+        if (json_object_set_new(seen, name, json_true()) != 0)
+            goto fail;
+        if ((arr = json_object_get(groups, g)) == NULL) {
+            if ((arr = json_array()) == NULL || json_object_set_new(groups, g, arr) != 0)
+                goto fail;
+        }
+        if (json_array_append(arr, t) != 0)
+            goto fail;
+    }
+    json_decref(seen);
+    return groups;
+fail:
+    json_decref(groups);
+    json_decref(seen);
+    return NULL;
+}
+
+/*
+ * Why `res` is not agent a's to take, or NULL: another agent owns it
+ * already, or it lies in the namespace of another agent with a longer name
+ * ("a" with group "b-c" would make "a-b-c", which is agent "a-b"'s).
+ */
+static const char *foreign(struct mcpd_agents *ag, const struct mcpd_agent *a, const char *res)
+{
+    size_t own = strlen(a->name);
+
+    for (const struct mcpd_agent *o = ag->list; o; o = o->next) {
+        if (o == a)
+            continue;
+        for (size_t i = 0; i < o->nres; i++)
+            if (strcmp(o->res[i], res) == 0)
+                return "belongs to another agent";
+    }
+    for (size_t i = 0; i < ag->nrows; i++) {
+        size_t n = strlen(ag->rows[i].name);
+        if (n > own && strncmp(res, ag->rows[i].name, n) == 0 && res[n] == '-')
+            return "lies in another agent's namespace";
+    }
+    return NULL;
+}
+
+static void log_refused(const char *tool, const char *why, void *arg)
+{
+    LOG_WARN("agents", "agent=%s tool '%.64s': %s; refused", (const char *)arg, tool, why);
+}
+
 size_t mcpd__agents_sources(struct mcpd_daemon *d, struct mcpd_upstream *up,
                             struct mcpd_catalog_source *src, size_t cap)
 {
     struct mcpd_agent *a = up->agent;
-    json_t *tools = up->lists[MCPD_LIST_TOOLS], *groups, *seen, *t, *arr;
+    json_t *tools = up->lists[MCPD_LIST_TOOLS], *groups, *arr;
+    const char *g, *why;
+    size_t n = 0;
     bool warn;
-    const char *g;
-    size_t i, n = 0;
 
     if (a == NULL || tools == NULL)
         return 0;
     warn = a->checked != tools;
     a->checked = tools;
-    groups = json_object();
-    seen = json_object();
-    if (groups == NULL || seen == NULL)
-        goto out;
-    json_array_foreach (tools, i, t) {
-        json_t *meta = json_object_get(t, "_meta");
-        const char *name = json_string_value(json_object_get(t, "name"));
-        json_t *tn = json_object_get(meta, "io.mcpd/tool");
-        g = json_string_value(json_object_get(meta, "io.mcpd/group"));
-        if (name == NULL)
-            continue;
-        if (!group_valid(g)) {
-            if (warn)
-                LOG_WARN("agents", "agent=%s tool '%.64s' has no valid io.mcpd/group; refused",
-                         a->name, name);
-            continue;
-        }
-        if (tn != NULL && (!json_is_string(tn) || json_string_length(tn) == 0)) {
-            if (warn)
-                LOG_WARN("agents", "agent=%s tool '%.64s': io.mcpd/tool is not a name; refused",
-                         a->name, name);
-            continue;
-        }
-        if (!dims_valid(json_object_get(meta, "io.mcpd/dimensions"))) {
-            if (warn)
-                LOG_WARN("agents",
-                         "agent=%s tool '%.64s': io.mcpd/dimensions is not {dimension: "
-                         "[argument, ...]}; refused",
-                         a->name, name);
-            continue;
-        }
-        if (json_object_get(seen, name) != NULL) {
-            if (warn)
-                LOG_WARN("agents", "agent=%s lists tool '%.64s' twice; the second is refused",
-                         a->name, name);
-            continue;
-        }
-        json_object_set_new(seen, name, json_true());
-        if ((arr = json_object_get(groups, g)) == NULL) {
-            arr = json_array();
-            if (arr == NULL || json_object_set_new(groups, g, arr) != 0)
-                goto out;
-        }
-        json_array_append(arr, t);
-    }
+    if ((groups = mcpd_agents_group_tools(tools, warn ? log_refused : NULL, a->name)) == NULL)
+        return 0;
     json_object_foreach (groups, g, arr) {
         char res[80];
         const char *r;
@@ -467,6 +502,11 @@ size_t mcpd__agents_sources(struct mcpd_daemon *d, struct mcpd_upstream *up,
                          a->name, g, res);
             continue;
         }
+        if ((why = foreign(d->agents, a, res)) != NULL) {
+            if (warn)
+                LOG_WARN("agents", "agent=%s group '%s': '%s' %s; refused", a->name, g, res, why);
+            continue;
+        }
         if ((r = agent_resource(a, g, res, true)) == NULL) {
             if (warn)
                 LOG_WARN("agents", "agent=%s: more than %d groups; '%s' refused", a->name,
@@ -481,9 +521,7 @@ size_t mcpd__agents_sources(struct mcpd_daemon *d, struct mcpd_upstream *up,
         src[n].agent = true;
         n++;
     }
-out:
     json_decref(groups);
-    json_decref(seen);
     return n;
 }
 
@@ -513,6 +551,14 @@ bool mcpd__agents_not_connected(struct mcpd_daemon *d, const char *bot, const ch
         }
     }
     return false;
+}
+
+unsigned mcpd__agents_call_timeout(struct mcpd_daemon *d, const char *resource)
+{
+    for (size_t i = 0; i < d->cfg->nagent_timeouts; i++)
+        if (strcmp(d->cfg->agent_timeouts[i].resource, resource) == 0)
+            return d->cfg->agent_timeouts[i].ms;
+    return d->cfg->agent_call_timeout_ms;
 }
 
 json_t *mcpd__agents_resources_json(struct mcpd_daemon *d)

@@ -32,6 +32,19 @@ void mcpd__agents_close(struct mcpd_daemon *d);
 void mcpd__agents_free(struct mcpd_daemon *d);
 
 /*
+ * Sans-I/O: groups an agent's tools/list (array of tool objects) by
+ * _meta["io.mcpd/group"] into a new object {group: [tool, ...]}, keeping
+ * only tools with a name, a valid group (^[a-z0-9][a-z0-9-]{0,31}$), an
+ * optional non-empty "io.mcpd/tool" string, optional "io.mcpd/dimensions"
+ * of the form {dimension: [argument, ...]} (at most 16 x 16, arguments 1..64
+ * bytes), and a wire name not seen before; `refused` (may be NULL) hears of
+ * every other tool. NULL when out of memory.
+ */
+json_t *mcpd_agents_group_tools(const json_t *tools,
+                                void (*refused)(const char *tool, const char *why, void *arg),
+                                void *arg);
+
+/*
  * Catalog sources of a READY agent upstream, one per valid tool group, into
  * src (at most cap). Each source's tools is a new array the caller releases
  * after building the catalog. Returns the number written.
@@ -49,6 +62,9 @@ bool mcpd__agents_not_connected(struct mcpd_daemon *d, const char *bot, const ch
 
 /* The core reports: an agent's upstream went down (offline in the store). */
 void mcpd__agents_upstream_down(struct mcpd_upstream *up);
+
+/* The call deadline of an agent resource: agents.call_timeouts, else agents.call_timeout. */
+unsigned mcpd__agents_call_timeout(struct mcpd_daemon *d, const char *resource);
 
 /* [{name, agent, group, status: connected|disconnected}] for `mcpd catalog` (new ref). */
 json_t *mcpd__agents_resources_json(struct mcpd_daemon *d);

@@ -1301,6 +1301,9 @@ static const struct field limits_fields[] = {
     { .key = NULL },
 };
 
+static int f_agent_timeouts(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                            void *base);
+
 static const struct field agents_fields[] = {
     { .key = "ping_interval",
       .fn = mcpd__cfg_f_duration,
@@ -1314,6 +1317,7 @@ static const struct field agents_fields[] = {
       .fn = mcpd__cfg_f_duration,
       .off = CFG(agent_call_timeout_ms),
       .max = MCPD_MAX_CALL_TIMEOUT_MS },
+    { .key = "call_timeouts", .fn = f_agent_timeouts },
     { .key = "max_message",
       .fn = mcpd__cfg_f_size,
       .off = CFG(agent_max_message),
@@ -1321,6 +1325,45 @@ static const struct field agents_fields[] = {
       .max = MCPD_MAX_AGENT_MESSAGE },
     { .key = NULL },
 };
+
+/* agents.call_timeouts: {<resource>: duration}, the per-resource deadline of agent tools */
+static int f_agent_timeouts(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                            void *base)
+{
+    struct mcpd_config *cfg = c->cfg;
+    yaml_node_pair_t *p;
+    yaml_node_t *k, *val;
+    char sub[KEY_PATH_MAX];
+    size_t n;
+    int rc;
+
+    (void)f;
+    (void)base;
+    if ((rc = mcpd__cfg_check_mapping(c, v, path, MCPD_MAX_SERVERS)) != 0)
+        return rc;
+    n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+    if ((cfg->agent_timeouts = calloc(n + 1, sizeof(*cfg->agent_timeouts))) == NULL)
+        return mcpd__cfg_oom(c);
+    for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        struct mcpd_agent_timeout *t = &cfg->agent_timeouts[cfg->nagent_timeouts];
+        const char *key = mcpd__cfg_key_of(c, p, &k);
+        if (!mcpd_config_is_valid_name(key))
+            return mcpd__cfg_fail(c, k,
+                                  "key '%s': '%.64s' is not a resource name (<agent>-<group>, "
+                                  "^[a-z0-9][a-z0-9-]{0,31}$)",
+                                  path, key);
+        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0)
+            return rc;
+        mcpd__cfg_join(sub, sizeof(sub), path, key);
+        if ((rc = mcpd__cfg_f_duration(
+                 c, val, sub, &(struct field){ .max = MCPD_MAX_CALL_TIMEOUT_MS }, &t->ms)) != 0)
+            return rc;
+        if ((t->resource = strdup(key)) == NULL)
+            return mcpd__cfg_oom(c);
+        cfg->nagent_timeouts++;
+    }
+    return 0;
+}
 
 /* agents: (an empty section turns the endpoint on with the defaults) */
 static int f_agents(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
@@ -1794,6 +1837,9 @@ void mcpd_config_free(struct mcpd_config *cfg)
 {
     if (cfg == NULL)
         return;
+    for (size_t i = 0; i < cfg->nagent_timeouts; i++)
+        free(cfg->agent_timeouts[i].resource);
+    free(cfg->agent_timeouts);
     for (size_t i = 0; i < cfg->nservers; i++) {
         struct mcpd_server_config *s = &cfg->servers[i];
         free(s->name);

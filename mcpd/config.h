@@ -219,6 +219,11 @@ struct mcpd_config {
     unsigned agent_ping_timeout_ms;  /* agents.ping_timeout: no pong within -> dropped (40 s) */
     unsigned agent_call_timeout_ms;  /* agents.call_timeout: per-call deadline (30 s) */
     size_t agent_max_message;        /* agents.max_message: one WebSocket message (4 MiB) */
+    struct mcpd_agent_timeout {      /* agents.call_timeouts: {<agent>-<group>: duration} */
+        char *resource;
+        unsigned ms;
+    } * agent_timeouts;
+    size_t nagent_timeouts;
 };
 
 struct mcpd_diag {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents.h"
 #include "authz.h"
 #include "catalog.h"
 #include "daemon.h"
@@ -285,7 +286,7 @@ static void on_deadline(uv_timer_t *t)
                  (unsigned long long)p->up_id, p->internal ? "internal" : p->tool_name);
         send_cancelled(up, p->up_id, "timeout");
         snprintf(why, sizeof(why), "upstream '%s' did not answer within %u ms", up->name,
-                 p->internal ? MCPD_INIT_TIMEOUT_MS : up->cfg->timeout_ms);
+                 p->internal ? MCPD_INIT_TIMEOUT_MS : (unsigned)(p->deadline - p->started_ms));
         fail_pending(p, MCPD_RPC_SERVER_ERROR, why);
     }
     mcpd__daemon_check_drained(up->daemon);
@@ -313,7 +314,8 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
         return MCPD_EUNAVAIL;
     if (up->npending >= MCPD_MAX_UPSTREAM_INFLIGHT)
         return MCPD_EBUSY;
-    p = new_pending(up, up->cfg->timeout_ms);
+    p = new_pending(up, up->agent && resource ? mcpd__agents_call_timeout(up->daemon, resource)
+                                              : up->cfg->timeout_ms);
     if (p == NULL)
         return MCPD_ENOMEM;
     p->client_id = json_incref(m->id);

@@ -9,6 +9,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import { bin, ok, eq, match, step, finish, startServe, sdk, texts, tmp, run, rawHttp, waitFor, sleep } from './lib.mjs';
 
@@ -18,7 +19,7 @@ const cfgText = `store: ${db}
 servers:
   laptop-demo:
     command: ${bin.demo}
-agents: { ping_interval: 300ms, ping_timeout: 700ms, call_timeout: 1500ms, max_message: 64KiB }
+agents: { ping_interval: 300ms, ping_timeout: 700ms, call_timeout: 20s, call_timeouts: { laptop-builtin: 1500ms }, max_message: 64KiB }
 bots:
   alice:
     bindings:
@@ -46,6 +47,8 @@ const agentTools = [
   { name: 'nogroup', inputSchema: schema },
   { name: 'demo.add', inputSchema: schema, _meta: { 'io.mcpd/group': 'demo', 'io.mcpd/tool': 'add' } },
   { name: 'long.x', inputSchema: schema, _meta: { 'io.mcpd/group': 'g'.repeat(30), 'io.mcpd/tool': 'x' } },
+  // refused: laptop-x-y lies in the namespace of the agent laptop-x
+  { name: 'ns.t', inputSchema: schema, _meta: { 'io.mcpd/group': 'x-y', 'io.mcpd/tool': 't' } },
 ];
 
 // ---- a scripted agent: a raw WebSocket client (RFC 6455, client frames masked) ----
@@ -57,17 +60,19 @@ class Agent {
     this.closed = false;
     this.deaf = false; // stop answering pings (and everything else)
     this.hang = new Set(['builtin.sleep']);
+    this.extra = []; // tools added later (list_changed)
     this.buf = Buffer.alloc(0);
     this.status = 0;
   }
   // Resolves with the HTTP status of the upgrade (101 on success).
-  connect({ extraHead = [] } = {}) {
+  // ca: dial wss (TLS, trusting that certificate) instead of ws.
+  connect({ extraHead = [], ca = null } = {}) {
     return new Promise((resolve) => {
-      const sock = (this.sock = net.connect({ host: '127.0.0.1', port: this.port }));
+      const sock = (this.sock = ca ? tls.connect({ host: '127.0.0.1', port: this.port, ca }) : net.connect({ host: '127.0.0.1', port: this.port }));
       const wsKey = crypto.randomBytes(16).toString('base64');
       let head = Buffer.alloc(0);
       let upgraded = false;
-      sock.on('connect', () => {
+      sock.on(ca ? 'secureConnect' : 'connect', () => {
         const lines = [`GET /agent HTTP/1.1`, `Host: 127.0.0.1:${this.port}`, 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Key: ${wsKey}`, 'Sec-WebSocket-Version: 13'];
         if (this.key) lines.push(`Authorization: Bearer ${this.key}`);
         sock.write([...lines, ...extraHead].join('\r\n') + '\r\n\r\n');
@@ -156,7 +161,8 @@ class Agent {
     else if (m.method === 'tools/list') {
       // two pages, to follow nextCursor
       const first = !m.params?.cursor;
-      const page = first ? agentTools.slice(0, 3) : agentTools.slice(3);
+      const all = agentTools.concat(this.extra);
+      const page = first ? all.slice(0, 3) : all.slice(3);
       this.send({ jsonrpc: '2.0', id: m.id, result: first ? { tools: page, nextCursor: 'p2' } : { tools: page } });
     } else if (m.method === 'ping') this.send({ jsonrpc: '2.0', id: m.id, result: {} });
     else if (m.method === 'tools/call') {
@@ -215,9 +221,10 @@ await step('agents create/list: the key is shown once, masked in the list', asyn
   key.laptop = r.stdout.trim();
   match(key.laptop, /^ak_[0-9a-f]{48}$/, 'the key is ak_ + 48 hex');
   eq(mcpd('agents', 'create', 'laptop').code, 1, 'a second agent named laptop is refused');
+  eq(mcpd('agents', 'create', 'laptop-x').code, 0, 'another agent, laptop-x');
   match(mcpd('agents', 'create', 'Laptop!').stderr, /invalid agent name/, 'an invalid name is refused');
   const list = mcpd('agents', 'list', '--json');
-  const a = JSON.parse(list.stdout)[0];
+  const a = JSON.parse(list.stdout).find((x) => x.name === 'laptop');
   eq([a.name, a.status, a.resources, a.last_online], ['laptop', 'offline', 0, '-'], 'agents list --json: offline, no resources, never online');
   eq(a.key, `${key.laptop.slice(0, 8)}\u2026${key.laptop.slice(-4)}`, 'the masked key is the first 8 + … + last 4');
   ok(!list.stdout.includes(key.laptop) && !fs.readFileSync(db).includes(Buffer.from(key.laptop)), 'the key is neither in the list nor in the database file');
@@ -247,15 +254,17 @@ await step('a connected agent lends its tools: grouped, named, bound per bot', a
   agent = new Agent(port, key.laptop, 'a1');
   eq(await agent.connect(), 101, 'the agent is upgraded (101)');
   eq(await waitTools(alice, ALICE_TOOLS), ALICE_TOOLS, 'alice sees the agent tools of her bindings, as <agent>-<group>__<tool>');
+  await waitFor(() => alice.changes >= 1, 3000);
   ok(alice.changes >= 1, 'alice got notifications/tools/list_changed');
   const init = agent.received.find((m) => m.method === 'initialize');
   eq(init?.params?.protocolVersion, '2025-06-18', 'mcpd initialized the agent with 2025-06-18');
   ok(agent.received.some((m) => m.method === 'notifications/initialized'), 'and sent notifications/initialized');
   eq(agent.received.filter((m) => m.method === 'tools/list').length, 2, 'and followed nextCursor (two tools/list pages)');
   eq(await names(bob), ['laptop-demo__add', 'laptop-demo__echo', 'laptop-demo__now', 'laptop-demo__reverse'], 'bob sees only the configured server laptop-demo: the agent group "demo" never shadows it');
-  match(srv.log(), /tool 'nogroup' has no valid io\.mcpd\/group; refused/, 'a tool without a group is refused and logged');
+  match(srv.log(), /tool 'nogroup': no valid io\.mcpd\/group; refused/, 'a tool without a group is refused and logged');
   match(srv.log(), /'laptop-demo' is a configured server's name; refused/, 'a group colliding with a server is refused and logged');
   match(srv.log(), /is too long; refused/, 'a too long resource name is refused and logged');
+  match(srv.log(), /'laptop-x-y' lies in another agent's namespace; refused/, "a group reaching into agent laptop-x's namespace is refused");
   const cat = JSON.parse(mcpd('catalog', '--json').stdout);
   ok(cat.tools.every((t) => !t.name.startsWith('laptop-') || t.name.startsWith('laptop-demo__')), 'mcpd catalog (another process, agent offline there) has no agent tools');
 });
@@ -280,7 +289,20 @@ await step('calls: forwarded by wire name, policy from agent-declared dimensions
   ok(list.last_online !== '-', 'with a last-online time');
 });
 
-await step('a call timeout answers the client and cancels on the agent', async () => {
+await step('the agent says its tools changed: mcpd lists again', async () => {
+  alice.changes = 0;
+  agent.extra.push({ name: 'builtin.new', inputSchema: schema, _meta: { 'io.mcpd/group': 'builtin', 'io.mcpd/tool': 'new' } });
+  agent.send({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+  const more = [...ALICE_TOOLS, 'laptop-builtin__new'].sort();
+  eq(await waitTools(alice, more), more, 'the new tool appears');
+  await waitFor(() => alice.changes >= 1, 3000); // the GET stream may trail the POST answers
+  ok(alice.changes >= 1, 'alice got list_changed');
+  agent.extra = [];
+  agent.send({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+  eq(await waitTools(alice, ALICE_TOOLS), ALICE_TOOLS, 'and leaves again');
+});
+
+await step('a call timeout (agents.call_timeouts of laptop-builtin) answers the client and cancels on the agent', async () => {
   const t0 = Date.now();
   const e = await callErr(alice, 'laptop-builtin__sleep', {});
   match(e?.message, /did not answer within 1500 ms/, 'the client gets the timeout error');
@@ -295,6 +317,7 @@ await step('the agent goes away: tools leave, "agent not connected", they return
   alice.changes = 0;
   agent.kill();
   eq(await waitTools(alice, []), [], 'the agent tools leave the catalog');
+  await waitFor(() => alice.changes >= 1, 3000); // the GET stream may trail the POST answers
   ok(alice.changes >= 1, 'alice got list_changed');
   const e = await callErr(alice, 'laptop-builtin__echo', {});
   match(e?.message, /agent not connected: 'laptop'/, 'a bound bot calling it gets "agent not connected" naming the agent');
@@ -390,11 +413,31 @@ await step('stdio: mcpd stdio --listen serves GET /agent to a stdio client', asy
   const a = new Agent(sport, key.laptop, 's1');
   eq(await a.connect(), 101, 'an agent connects to the stdio mcpd');
   eq(await waitTools(c, ALICE_TOOLS), ALICE_TOOLS, 'the stdio client (default bot alice) sees the agent tools');
+  await waitFor(() => c.changes >= 1, 3000);
   ok(c.changes >= 1, 'and got list_changed');
   eq(texts(await c.callTool({ name: 'laptop-builtin__echo', arguments: { via: 'stdio' } })), ['s1:builtin.echo:{"via":"stdio"}'], 'and calls them');
   a.kill();
   await c.close();
   if (!ok(!/AddressSanitizer|runtime error/.test(err), 'the stdio mcpd stderr is clean')) console.log(err.slice(-3000));
+});
+
+await step('wss: GET /agent on a TLS listener', async () => {
+  const cert = path.join(tmp, 'cert.pem');
+  const tkey = path.join(tmp, 'key.pem');
+  const r = run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', tkey, '-out', cert, '-days', '2', '-subj', '/CN=mcpd e2e', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']);
+  eq(r.code, 0, 'openssl made a certificate');
+  fs.chmodSync(tkey, 0o600);
+  const tcfg = cfgText.replace(/^servers:/m, `listen:\n  address: 127.0.0.1:0\n  tls: { cert: ${cert}, key: ${tkey} }\nservers:`);
+  const tsrv = await startServe(tcfg, { name: 'agents-tls' });
+  const ca = fs.readFileSync(cert);
+  eq(await new Agent(tsrv.port, 'ak_nope').connect({ ca }), 401, 'a bad key over wss: 401');
+  const a = new Agent(tsrv.port, key.laptop, 't1');
+  eq(await a.connect({ ca }), 101, 'the agent is upgraded over TLS');
+  await waitFor(() => a.received.some((m) => m.method === 'tools/list'), 5000);
+  ok(a.received.some((m) => m.method === 'initialize') && a.received.some((m) => m.method === 'tools/list'), 'mcpd initializes and lists it over wss');
+  match(tsrv.log(), /agent=laptop connected/, 'the TLS mcpd logs the connection');
+  a.kill();
+  await tsrv.stopAndCheck('agents-tls mcpd');
 });
 
 await step('delete closes the connection (4004); resources stay, bindings untouched', async () => {
@@ -404,7 +447,7 @@ await step('delete closes the connection (4004); resources stay, bindings untouc
   eq(await new Agent(port, key.laptop).connect(), 401, 'its key: 401');
   eq(await waitTools(alice, []), [], 'its tools are gone');
   match((await callErr(alice, 'laptop-builtin__echo', {}))?.message, /agent not connected/, 'a bound bot: "agent not connected"');
-  eq(JSON.parse(mcpd('agents', 'list', '--json').stdout), [], 'agents list is empty');
+  eq(JSON.parse(mcpd('agents', 'list', '--json').stdout).map((x) => x.name), ['laptop-x'], 'agents list no longer has laptop');
   eq(sql("SELECT count(*) FROM agent_resources WHERE agent = 'laptop'"), '3', 'its resources are still in the store');
 });
 

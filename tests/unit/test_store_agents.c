@@ -26,7 +26,9 @@
 #include <sqlite3.h>
 #include <uv.h>
 
+#include "mcpd/config.h"
 #include "mcpd/error.h"
+#include "mcpd/limits.h"
 #include "mcpd/store.h"
 
 struct fixture {
@@ -414,6 +416,65 @@ static void test_watch(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- the agents: configuration keys --------------------------------------------------------- */
+
+static struct mcpd_config *parse(const char *text, struct mcpd_diag *d)
+{
+    struct mcpd_config *cfg = NULL;
+    mcpd_config_parse(&cfg, "t.yaml", text, strlen(text), d);
+    return cfg;
+}
+
+static void test_config_keys(void **state)
+{
+    struct mcpd_config *cfg;
+    struct mcpd_diag d;
+
+    (void)state;
+    cfg = parse("servers: {}\n", &d);
+    assert_non_null(cfg);
+    assert_false(cfg->agents_enabled);
+    assert_int_equal(cfg->agent_ping_interval_ms, MCPD_AGENT_PING_MS);
+    assert_int_equal(cfg->agent_ping_timeout_ms, MCPD_AGENT_PONG_TIMEOUT_MS);
+    assert_int_equal(cfg->agent_call_timeout_ms, MCPD_CALL_TIMEOUT_MS);
+    assert_int_equal(cfg->agent_max_message, MCPD_MAX_AGENT_MESSAGE_DEFAULT);
+    mcpd_config_free(cfg);
+
+    cfg = parse("agents: {}\n", &d);
+    assert_non_null(cfg);
+    assert_true(cfg->agents_enabled);
+    mcpd_config_free(cfg);
+
+    cfg = parse("agents:\n  ping_interval: 5s\n  ping_timeout: 7s\n  call_timeout: 2m\n"
+                "  max_message: 1MiB\n  call_timeouts: { laptop-shell: 90s, nas-fs: 250ms }\n",
+                &d);
+    assert_non_null(cfg);
+    assert_true(cfg->agents_enabled);
+    assert_int_equal(cfg->agent_ping_interval_ms, 5000);
+    assert_int_equal(cfg->agent_ping_timeout_ms, 7000);
+    assert_int_equal(cfg->agent_call_timeout_ms, 120000);
+    assert_int_equal(cfg->agent_max_message, 1024 * 1024);
+    assert_int_equal(cfg->nagent_timeouts, 2);
+    assert_string_equal(cfg->agent_timeouts[0].resource, "laptop-shell");
+    assert_int_equal(cfg->agent_timeouts[0].ms, 90000);
+    assert_string_equal(cfg->agent_timeouts[1].resource, "nas-fs");
+    assert_int_equal(cfg->agent_timeouts[1].ms, 250);
+    mcpd_config_free(cfg);
+
+    assert_null(parse("agents: { pingg: 1s }\n", &d));
+    assert_non_null(strstr(d.msg, "unknown key 'pingg'"));
+    assert_null(parse("agents: { ping_interval: 0 }\n", &d));
+    assert_non_null(strstr(d.msg, "invalid duration"));
+    assert_null(parse("agents: { call_timeout: 11m }\n", &d));
+    assert_non_null(strstr(d.msg, "exceeds the maximum"));
+    assert_null(parse("agents: { max_message: 100 }\n", &d));
+    assert_null(parse("agents: { max_message: 1GiB }\n", &d));
+    assert_null(parse("agents: { call_timeouts: { Bad_Name: 1s } }\n", &d));
+    assert_non_null(strstr(d.msg, "is not a resource name"));
+    assert_null(parse("agents: { call_timeouts: { a-b: never } }\n", &d));
+    assert_null(parse("agents: [1]\n", &d));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -423,6 +484,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_not_stored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
+        cmocka_unit_test(test_config_keys),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
