@@ -193,6 +193,9 @@ static json_t *expose(const struct mcpd_agent_bridge *br, json_t *t)
     }
     json_object_set_new(meta, "io.mcpd/group", json_string(br->srv->name));
     json_object_set_new(meta, "io.mcpd/tool", json_string(name));
+    /* the configured dimensions; a tool's own declaration is kept */
+    if (br->srv->dimensions && !json_object_get(meta, "io.mcpd/dimensions"))
+        json_object_set(meta, "io.mcpd/dimensions", br->srv->dimensions);
     return c;
 }
 

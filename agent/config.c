@@ -129,6 +129,47 @@ static int f_env(struct ctx *c, yaml_node_t *v, const char *path, const struct f
     return 0;
 }
 
+/* dimensions: { <dimension>: [<argument>, ...] } -> io.mcpd/dimensions of every tool */
+static int f_dims(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                  void *base)
+{
+    struct mcpd_agent_server *s = base;
+    char sub[KEY_PATH_MAX], sub2[KEY_PATH_MAX];
+    yaml_node_pair_t *p;
+    yaml_node_t *k, *val, *item;
+    json_t *args;
+    char *str;
+    int rc;
+
+    if ((rc = mcpd__cfg_check_mapping(c, v, path, 16)) != 0)
+        return rc;
+    if ((s->dimensions = json_object()) == NULL)
+        return mcpd__cfg_oom(c);
+    for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        const char *name = mcpd__cfg_key_of(c, p, &k);
+        if (!mcpd_agent_group_is_valid(name))
+            return mcpd__cfg_fail(c, k, "key '%s': invalid dimension name '%.64s'", path, name);
+        mcpd__cfg_join(sub, sizeof(sub), path, name);
+        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0)
+            return rc;
+        if (val->type != YAML_SEQUENCE_NODE)
+            return mcpd__cfg_fail(c, val, "key '%s': expected a list of argument names", sub);
+        args = json_array();
+        json_object_set_new(s->dimensions, name, args);
+        for (yaml_node_item_t *it = val->data.sequence.items.start;
+             it < val->data.sequence.items.top; it++) {
+            mcpd__cfg_join_index(sub2, sizeof(sub2), sub,
+                                 (size_t)(it - val->data.sequence.items.start));
+            if ((rc = mcpd__cfg_take_node(c, *it, &item)) != 0 ||
+                (rc = mcpd__cfg_scalar(c, item, sub2, &str)) != 0)
+                return rc;
+            json_array_append_new(args, json_string(str));
+            free(str);
+        }
+    }
+    return 0;
+}
+
 static const struct field server_fields[] = {
     { .key = "command",
       .fn = mcpd__cfg_f_string,
@@ -139,6 +180,7 @@ static const struct field server_fields[] = {
       .off2 = offsetof(struct mcpd_agent_server, nargs) },
     { .key = "env", .fn = f_env },
     { .key = "cwd", .fn = mcpd__cfg_f_string, .off = offsetof(struct mcpd_agent_server, cwd) },
+    { .key = "dimensions", .fn = f_dims },
     { .key = NULL },
 };
 
@@ -436,6 +478,7 @@ void mcpd_agent_config_free(struct mcpd_agent_config *cfg)
         }
         free(s->env);
         free(s->cwd);
+        json_decref(s->dimensions);
     }
     free(cfg->servers);
     free(cfg->server_url);

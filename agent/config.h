@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "mcpd/config.h"
 
 /* A bridged local stdio MCP server; its name is its group. */
@@ -25,6 +27,7 @@ struct mcpd_agent_server {
     struct mcpd_kv *env;
     size_t nenv;
     char *cwd;
+    json_t *dimensions; /* {"paths": ["path"], ...} for every tool of the group, or NULL */
 };
 
 struct mcpd_agent_config {

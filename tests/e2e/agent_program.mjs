@@ -53,6 +53,7 @@ bots:
         commands: ["ls *"]
       - resource: laptop-fs
         tools: [list_directory]
+        paths: ["${shared}/**"]
   bob:
     bindings:
       - { resource: nothing, tools: ["*"] }
@@ -101,7 +102,7 @@ builtins:
   file_ops: { enabled: true, roots: [${files}], max_bytes: 64KiB }
   shell_exec: { enabled: true, commands: ["ls *", "ls"], timeout: 5s, max_output: 16KiB }
 servers:
-  fs: { command: ${node}, args: [${FS}, ${shared}] }
+  fs: { command: ${node}, args: [${FS}, ${shared}], dimensions: { paths: [path] } }
 `;
 }
 
@@ -167,6 +168,8 @@ await step('HTTP client: calls through the agent', async () => {
   const r2 = await alice.callTool({ name: 'laptop-fs__list_directory', arguments: { path: shared } });
   const listing = texts(r2).join('\n');
   ok(/\[FILE\] a\.txt/.test(listing) && /\[DIR\] sub/.test(listing), 'the bridged filesystem server lists the directory', listing);
+  const denied = await callErr(alice, 'laptop-fs__list_directory', { path: '/etc' });
+  eq(denied?.code, -32003, 'the bridged server\'s declared paths dimension lets mcpd deny /etc');
   const r3 = await alice.callTool({ name: 'laptop-builtin__system_info', arguments: {} });
   eq(r3.structuredContent?.hostname, os.hostname(), 'system_info reports this host name');
   ok(r3.structuredContent?.cpus >= 1 && r3.structuredContent?.memory?.total_bytes > 0, 'system_info reports CPUs and memory');

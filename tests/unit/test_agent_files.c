@@ -243,13 +243,15 @@ static void test_config(void **state)
              "tls: { verify: false }\nreconnect: { min: 100ms, max: 2s }\n"
              "builtins:\n  file_ops: { enabled: true, roots: [%s/sub/..], max_bytes: 1KiB }\n"
              "  shell_exec: { enabled: true, commands: [\"ls *\"], timeout: 1s }\n"
-             "servers:\n  fs: { command: /bin/cat, args: [-u], env: { A: b } }\n",
+             "servers:\n  fs: { command: /bin/cat, args: [-u], env: { A: b }, dimensions: { paths: "
+             "[path, dest] } }\n",
              root);
     assert_int_equal(mcpd_agent_config_parse(&c, "agent.yaml", y, strlen(y), &d), 0);
     assert_string_equal(c->roots[0], root); /* canonicalised */
     assert_int_equal(c->reconnect_min_ms, 100);
     assert_int_equal(c->fileops_max_bytes, 1024);
     assert_string_equal(c->servers[0].name, "fs");
+    assert_int_equal(json_array_size(json_object_get(c->servers[0].dimensions, "paths")), 2);
     mcpd_agent_config_free(c);
 
     {
