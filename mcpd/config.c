@@ -1471,6 +1471,13 @@ static int yaml_single_document(struct ctx *c, yaml_parser_t *parser, const char
 
 static int parse_yaml(struct ctx *c, const char *data, size_t len)
 {
+    return mcpd__cfg_parse_yaml(c, data, len, top_fields, c->cfg);
+}
+
+/* Also used by the agent program's reader (agent/config.c) with its own table. */
+int mcpd__cfg_parse_yaml(struct ctx *c, const char *data, size_t len, const struct field *top,
+                         void *base)
+{
     yaml_parser_t parser;
     yaml_document_t doc;
     yaml_node_t *root;
@@ -1506,7 +1513,7 @@ static int parse_yaml(struct ctx *c, const char *data, size_t len)
                             mcpd__cfg_node_kind(root));
         goto out;
     }
-    rc = mcpd__cfg_walk_mapping(c, root, "", top_fields, c->cfg);
+    rc = mcpd__cfg_walk_mapping(c, root, "", top, base);
 out:
     free(c->used);
     c->used = NULL;

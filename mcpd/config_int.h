@@ -75,6 +75,15 @@ int mcpd__cfg_f_duration(struct ctx *c, yaml_node_t *v, const char *path, const 
 int mcpd__cfg_f_string(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                        void *base);
 
+/*
+ * Parses one YAML document (prescan, single document, mapping at the top)
+ * and walks it against `top` into `base`. c->name and c->diag must be set;
+ * c->cfg may be NULL when no field of `top` needs it. The agent program's
+ * reader (agent/config.c) uses it with its own table.
+ */
+int mcpd__cfg_parse_yaml(struct ctx *c, const char *data, size_t len, const struct field *top,
+                         void *base);
+
 /* config_policy.c */
 int mcpd__cfg_f_bots(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                      void *base);

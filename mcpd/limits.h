@@ -79,4 +79,16 @@
 #define MCPD_WS_CLOSE_TIMEOUT_MS   3000               /* the peer's close frame within */
 #define MCPD_WS_CONNECT_TIMEOUT_MS 15000              /* client dial + upgrade, when none given */
 
+/* The agent program (`mcpd agent`, agent/). */
+#define MCPD_AGENT_MAX_MESSAGE     (4u * 1024 * 1024) /* one WebSocket message from mcpd */
+#define MCPD_AGENT_CONNECT_MS      15000              /* connect + TLS + upgrade */
+#define MCPD_AGENT_RECONNECT_MIN   1000               /* backoff start (config) */
+#define MCPD_AGENT_RECONNECT_MAX   60000              /* backoff cap (config) */
+#define MCPD_AGENT_MAX_FILE_BYTES  (1u * 1024 * 1024) /* file_ops read/write size (config) */
+#define MCPD_AGENT_MAX_DIR_ENTRIES 10000              /* list_directory entries returned */
+#define MCPD_AGENT_SHELL_TIMEOUT   10000              /* shell_exec deadline (config) */
+#define MCPD_AGENT_MAX_SHELL_OUT   (64u * 1024)       /* shell_exec output kept (config) */
+#define MCPD_AGENT_MAX_SHELL_CALLS 16                 /* shell_exec commands running at once */
+#define MCPD_AGENT_MAX_PENDING     1024               /* bridged calls in flight per child */
+
 #endif

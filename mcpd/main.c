@@ -6,6 +6,7 @@
  *   mcpd stdio -c FILE [--listen HOST:PORT]                  MCP on stdin/stdout (+ GET /agent)
  *   mcpd config check -c FILE                                validate only
  *   mcpd catalog -c FILE [--json]                            merged tool list
+ *   mcpd agent -c agent.yaml                                 the agent program (agent/)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "adapters/adapters.h"
+#include "agent/agent.h"
 #include "mcpd/admin.h"
 #include "mcpd/config.h"
 #include "mcpd/daemon.h"
@@ -78,6 +80,8 @@ static void usage(FILE *f)
             "                         manage connected agents (keys shown once, stored as hashes)\n"
             "  audit -c FILE [--since 1h|ISO] [--bot B] [--tool T] [--location L] [--json]\n"
             "  audit verify -c FILE   check the audit log's hash chain\n"
+            "  agent -c agent.yaml    run the agent program: dial mcpd's /agent and serve this\n"
+            "                         machine's builtins and local MCP servers\n"
             "\n"
             "options:\n"
             "  -c, --config FILE      configuration (YAML, or JSON with \"mcpServers\")\n"
@@ -286,6 +290,8 @@ int main(int argc, char **argv)
         printf("mcpd %s\n", MCPD_VERSION);
         return 0;
     }
+    if (argc >= 2 && strcmp(argv[1], "agent") == 0)
+        return mcpd_agent_main(argc - 1, argv + 1);
     if ((r = parse_args(&o, argc, argv)) != 0)
         return r;
     if (mcpd_config_load(&cfg, o.config, &diag) != 0) {

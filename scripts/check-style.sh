@@ -14,7 +14,7 @@ if command -v clang-format >/dev/null 2>&1; then
 else
   echo "style: clang-format not installed"; fail=1
 fi
-for f in $(echo "$files" | tr ' ' '\n' | grep -E '^(mcpd|transports|adapters|policy)/'); do
+for f in $(echo "$files" | tr ' ' '\n' | grep -E '^(mcpd|transports|adapters|policy|agent)/'); do
   if grep -nE '\b(sprintf|strcpy|strcat|gets|atoi|atol|strtok)\(' "$f" | grep -v '^\s*[0-9]*:\s*\*' ; then
     echo "style: $f uses a banned function"; fail=1
   fi
@@ -25,5 +25,8 @@ fi
 grep -l '#include "adapters/' transports/*.[ch] && { echo "style: a transport includes adapters/"; fail=1; }
 grep -l '#include "transports/' adapters/*.[ch] && { echo "style: an adapter includes transports/"; fail=1; }
 grep -l '#include "mcpd/' policy/*.[ch] && { echo "style: policy/ includes the core"; fail=1; }
+# agent/ (the `mcpd agent` program) uses the core and policy only; only main.c includes it.
+grep -lE '#include "(\.\./)*(transports|adapters)/' agent/*.[ch] 2>/dev/null && { echo "style: agent/ includes transports/ or adapters/"; fail=1; }
+grep -lE '#include "(\.\./)*agent/' mcpd/*.[ch] mcpd/net/*.[ch] transports/*.[ch] adapters/*.[ch] policy/*.[ch] 2>/dev/null | grep -v '^mcpd/main.c$' && { echo "style: only main.c may include agent/"; fail=1; }
 [ "$fail" = 0 ] && echo "style: ok"
 exit "$fail"

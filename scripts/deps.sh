@@ -28,6 +28,8 @@ SERVER_EVERYTHING_VERSION="${SERVER_EVERYTHING_VERSION:-2026.8.31}"
 CACHE="${MCPD_TEST_CACHE:-${HOME:-/root}/.cache/mcpd-test}"
 PKG_DIR="$CACHE/pkgs-c${CONFORMANCE_VERSION}-e${SERVER_EVERYTHING_VERSION}"
 NODE_DIR="$CACHE/node-${NODE22_VERSION}"
+FS_SERVER_VERSION="${FS_SERVER_VERSION:-2026.8.31}"
+FS_DIR="$CACHE/server-filesystem-${FS_SERVER_VERSION}"
 
 APT_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libssl-dev
   libcurl4-openssl-dev libsqlite3-dev libjansson-dev libyaml-dev libwslay-dev
@@ -141,6 +143,19 @@ done
 [ "$(version_of "$PKG_DIR" @modelcontextprotocol/sdk)" = "$SDK_VERSION" ] ||
   die "@modelcontextprotocol/sdk is not $SDK_VERSION in $PKG_DIR"
 
+# @modelcontextprotocol/server-filesystem (bridged by `mcpd agent` in
+# tests/e2e/agent_program.mjs) in its own folder, so the packages above keep
+# resolving on their own.
+mkdir -p "$FS_DIR"
+if [ "$(version_of "$FS_DIR" @modelcontextprotocol/server-filesystem)" != "$FS_SERVER_VERSION" ]; then
+  log "installing @modelcontextprotocol/server-filesystem@$FS_SERVER_VERSION into $FS_DIR"
+  [ -f "$FS_DIR/package.json" ] || echo '{"name":"mcpd-test-fs","private":true}' >"$FS_DIR/package.json"
+  (cd "$FS_DIR" && npm install "${NPM_FLAGS[@]}" "@modelcontextprotocol/server-filesystem@$FS_SERVER_VERSION" >&2) \
+    || die "npm install @modelcontextprotocol/server-filesystem@$FS_SERVER_VERSION failed"
+fi
+FS_SERVER="$FS_DIR/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js"
+[ -f "$FS_SERVER" ] || die "missing after install: $FS_SERVER"
+
 ENV_FILE="$CACHE/env.sh"
 tmp="$(mktemp "$CACHE/env.sh.XXXXXX")"
 cat >"$tmp" <<EOF
@@ -151,6 +166,7 @@ PKG_DIR='$PKG_DIR'
 SDK_DIR='$SDK_DIR'
 EVERYTHING='$EVERYTHING'
 CONFORMANCE_CLI='$CLI'
+FS_SERVER='$FS_SERVER'
 EOF
 mv -f "$tmp" "$ENV_FILE"
 log "ready: node $("$NODE" --version), sdk $SDK_VERSION, conformance $CONFORMANCE_VERSION, server-everything $SERVER_EVERYTHING_VERSION ($CACHE)"

@@ -69,3 +69,5 @@ if(MCPD_VALGRIND)
 endif()
 
 mcpd_e2e_test(agents 180)
+# The agent program (mcpd agent) against mcpd with TLS, bridged filesystem server.
+mcpd_e2e_test(agent_program 150)
