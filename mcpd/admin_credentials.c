@@ -85,8 +85,7 @@ static char *read_secret(const char *name)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 || mcpd_buf_append(&b, chunk, (size_t)n) != 0) {
-            fprintf(stderr, "\nmcpd: cannot read the secret (at most %u bytes)\n",
-                    MCPD_MAX_SECRET);
+            fprintf(stderr, "\nmcpd: cannot read the secret (at most %u bytes)\n", MCPD_MAX_SECRET);
             goto out;
         }
         if (tty && memchr(chunk, '\n', (size_t)n) != NULL)
@@ -141,7 +140,8 @@ static int cmd_add(struct cli *c, const struct mcpd_admin_cred_args *a)
         return 1;
     }
     if (kind == MCPD_CRED_OAUTH2)
-        fprintf(stderr, "mcpd: credential '%s' added; authorize it with: mcpd credentials authorize %s\n",
+        fprintf(stderr,
+                "mcpd: credential '%s' added; authorize it with: mcpd credentials authorize %s\n",
                 a->name, a->name);
     else
         fprintf(stderr, "mcpd: credential '%s' added (encrypted in the store)\n", a->name);
@@ -252,8 +252,7 @@ static int cmd_show(struct cli *c, const char *name, bool json)
         const char *k;
         json_t *v;
 
-        json_object_foreach(o, k, v)
-        {
+        json_object_foreach (o, k, v) {
             if (json_is_string(v))
                 printf("%-14s %s\n", k, json_string_value(v));
             else
@@ -595,8 +594,9 @@ static int cmd_refresh(struct cli *c, const char *name)
         mcpd_cred_row_dispose(&row);
         if (p->grant != NULL && strcmp(p->grant, "client_credentials") == 0)
             return flow_client_credentials(c, name, p);
-        fprintf(stderr, "mcpd: credential '%s' has no refresh token: run mcpd credentials "
-                        "authorize %s\n",
+        fprintf(stderr,
+                "mcpd: credential '%s' has no refresh token: run mcpd credentials "
+                "authorize %s\n",
                 name, name);
         return 1;
     }
@@ -650,8 +650,9 @@ int mcpd_admin_credentials(const struct mcpd_config *cfg, const struct mcpd_admi
     else if (strcmp(a->verb, "refresh") == 0)
         rc = cmd_refresh(&c, a->name);
     else {
-        fprintf(stderr, "mcpd: unknown credentials verb '%s' "
-                        "(add|list|show|delete|authorize|refresh)\n",
+        fprintf(stderr,
+                "mcpd: unknown credentials verb '%s' "
+                "(add|list|show|delete|authorize|refresh)\n",
                 a->verb);
         rc = 2;
     }

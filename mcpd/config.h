@@ -174,7 +174,7 @@ struct mcpd_oauth_provider_config {
     char *device_authorization_url; /* device flow */
     char *client_id;                /* required */
     struct mcpd_strv scopes;
-    char *callback_url; /* redirect_uri; default http://<listen>/oauth/callback */
+    char *callback_url;             /* redirect_uri; default http://<listen>/oauth/callback */
     char *client_secret_credential; /* an api_key credential holding the client secret; NULL:
                                      * a public client (token endpoint auth "none") */
     char *grant; /* default flow of `authorize`: code | device | client_credentials */

@@ -24,8 +24,7 @@
 #include "config_int.h"
 #include "store_cred.h"
 
-static int f_url(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                 void *base)
+static int f_url(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f, void *base)
 {
     char **dst = AT(base, f->off, char *);
     char *s;
@@ -53,8 +52,8 @@ static int f_cred_name(struct ctx *c, yaml_node_t *v, const char *path, const st
         return rc;
     if (!mcpd_cred_name_valid(s)) {
         free(s);
-        return mcpd__cfg_fail(c, v, "key '%s': a credential name must match ^[a-z0-9][a-z0-9_-]{0,63}$",
-                              path);
+        return mcpd__cfg_fail(
+            c, v, "key '%s': a credential name must match ^[a-z0-9][a-z0-9_-]{0,63}$", path);
     }
     free(*dst);
     *dst = s;
@@ -83,7 +82,8 @@ static int f_grant(struct ctx *c, yaml_node_t *v, const char *path, const struct
 static int f_scopes(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                     void *base)
 {
-    struct field lf = { .off = offsetof(struct mcpd_strv, v), .off2 = offsetof(struct mcpd_strv, n) };
+    struct field lf = { .off = offsetof(struct mcpd_strv, v),
+                        .off2 = offsetof(struct mcpd_strv, n) };
 
     return mcpd__cfg_strlist(c, v, path, &lf, AT(base, f->off, struct mcpd_strv), true);
 }

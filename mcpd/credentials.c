@@ -255,7 +255,7 @@ struct job {
     int64_t expires_ms;
     enum mcpd_cred_status status; /* JOB_STATUS */
     char msg[256];
-    char *state, *verifier; /* JOB_TAKE */
+    char *state, *verifier;     /* JOB_TAKE */
     struct mcpd_cred_row *rows; /* JOB_POLL */
     size_t nrows;
     int64_t gen;
@@ -291,8 +291,8 @@ static void job_work(uv_work_t *w)
                                           j->scopes, j->err, sizeof(j->err));
         break;
     case JOB_STATUS:
-        j->r = mcpd_cred_store_set_status(reg->cs, j->name, j->status, j->msg, j->err,
-                                          sizeof(j->err));
+        j->r =
+            mcpd_cred_store_set_status(reg->cs, j->name, j->status, j->msg, j->err, sizeof(j->err));
         break;
     case JOB_TAKE:
         j->r = mcpd_cred_store_pending_take(reg->cs, j->state, j->name, &j->verifier, j->err,
@@ -551,7 +551,8 @@ static int token_call(struct mcpd_creds *reg, const struct mcpd_oauth_provider_c
     int r;
 
     if (bad) {
-        snprintf(why, cap, "provider '%s': client_secret_credential '%s' is missing or not an api_key",
+        snprintf(why, cap,
+                 "provider '%s': client_secret_credential '%s' is missing or not an api_key",
                  p->name, p->client_secret_credential);
         return MCPD_ECONFIG;
     }
@@ -628,10 +629,10 @@ int mcpd_credential_get(struct mcpd_daemon *d, const char *name, mcpd_credential
         ready(q, err, why);
         return 0;
     }
-    if (cr->kind == MCPD_CRED_OAUTH2 && (cr->refreshing || cr->secret == NULL ||
-                                         (cr->expires_ms > 0 &&
-                                          mcpd_oauth_refresh_at(cr->refreshed_ms, cr->expires_ms) <=
-                                              now_ms()))) {
+    if (cr->kind == MCPD_CRED_OAUTH2 &&
+        (cr->refreshing || cr->secret == NULL ||
+         (cr->expires_ms > 0 &&
+          mcpd_oauth_refresh_at(cr->refreshed_ms, cr->expires_ms) <= now_ms()))) {
         q->next = cr->waiters;
         cr->waiters = q;
         start_refresh(cr);
@@ -676,7 +677,8 @@ int mcpd_credential_rejected(struct mcpd_daemon *d, const char *name, const char
         return 0;
     }
     /* a newer token than the one refused exists already: use it */
-    if (!cr->refreshing && cr->secret != NULL && secret != NULL && strcmp(secret, cr->secret) != 0) {
+    if (!cr->refreshing && cr->secret != NULL && secret != NULL &&
+        strcmp(secret, cr->secret) != 0) {
         ready(q, 0, NULL);
         return 0;
     }
@@ -896,8 +898,8 @@ static void respond(struct cb_exchange *x, int status, const char *fmt, ...)
     html[n] = '\0';
     {
         char page[1200];
-        int len = snprintf(page, sizeof(page),
-                           "<!doctype html><title>mcpd</title><p>%s</p>\n", html);
+        int len =
+            snprintf(page, sizeof(page), "<!doctype html><title>mcpd</title><p>%s</p>\n", html);
 
         mcpd_http_respond(x->conn, status, "text/html; charset=utf-8",
                           "Cache-Control: no-store\r\n", page, (size_t)len);
@@ -933,8 +935,7 @@ static void on_tokens_saved(struct job *j)
     if (j->r != 0)
         respond(x, 500, "the tokens could not be saved: %s", j->err);
     else
-        respond(x, 200, "credential \"%s\" is authorized. You can close this window.",
-                j->name);
+        respond(x, 200, "credential \"%s\" is authorized. You can close this window.", j->name);
     exchange_free(x);
 }
 
@@ -1041,16 +1042,15 @@ static void on_state_taken(struct job *j)
     x->cr = find(reg, j->name);
     if (x->cr == NULL || x->cr->kind != MCPD_CRED_OAUTH2 || (p = provider_of(x->cr)) == NULL ||
         (x->redirect = mcpd_oauth_redirect_uri(reg->d->cfg, p)) == NULL) {
-        respond(x, 400, "credential \"%s\" is unknown here or has no configured provider",
-                j->name);
+        respond(x, 400, "credential \"%s\" is unknown here or has no configured provider", j->name);
         x->cr = NULL;
         exchange_free(x);
         return;
     }
     x->cr->exchange = x;
     mcpd_buf_init(&x->body, MCPD_MAX_TOKEN_RESPONSE);
-    if (token_call(reg, p, MCPD_OAUTH_CODE, x->code, j->verifier, x->redirect, &x->call, &cb_ops,
-                   x, why, sizeof(why)) != 0) {
+    if (token_call(reg, p, MCPD_OAUTH_CODE, x->code, j->verifier, x->redirect, &x->call, &cb_ops, x,
+                   why, sizeof(why)) != 0) {
         respond(x, 502, "%s", why);
         exchange_free(x);
     }

@@ -234,8 +234,8 @@ out:
     return r;
 }
 
-int mcpd_crypto_master_key(unsigned char key[32], const char *key_file, bool create,
-                           bool *created, char *err, size_t errcap)
+int mcpd_crypto_master_key(unsigned char key[32], const char *key_file, bool create, bool *created,
+                           char *err, size_t errcap)
 {
     const char *env = getenv(MCPD_MASTER_KEY_ENV);
     int r;

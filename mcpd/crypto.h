@@ -61,8 +61,8 @@ void mcpd_crypto_free_str(char *s);
  * others, is refused. Returns 0 or a negative code with err filled (one
  * line, never key material).
  */
-int mcpd_crypto_master_key(unsigned char key[32], const char *key_file, bool create,
-                           bool *created, char *err, size_t errcap);
+int mcpd_crypto_master_key(unsigned char key[32], const char *key_file, bool create, bool *created,
+                           char *err, size_t errcap);
 
 /* 64 hex digits into 32 bytes; 0 or -1. */
 int mcpd_crypto_unhex(unsigned char *out, const char *hex, size_t nbytes);

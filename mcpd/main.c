@@ -21,8 +21,16 @@
 #include "mcpd/log.h"
 #include "transports/transports.h"
 
-enum mode { MODE_SERVE, MODE_STDIO, MODE_CHECK, MODE_CATALOG, MODE_EXPLAIN, MODE_BOTS, MODE_AUDIT,
-            MODE_CREDENTIALS };
+enum mode {
+    MODE_SERVE,
+    MODE_STDIO,
+    MODE_CHECK,
+    MODE_CATALOG,
+    MODE_EXPLAIN,
+    MODE_BOTS,
+    MODE_AUDIT,
+    MODE_CREDENTIALS
+};
 
 struct options {
     enum mode mode;

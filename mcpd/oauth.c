@@ -170,9 +170,9 @@ char *mcpd_oauth_authorize_url(const struct mcpd_oauth_provider_config *p, const
 
     mcpd_buf_init(&b, 64 * 1024);
     ok = ok && form_add(&b, "response_type", "code") && form_add(&b, "client_id", p->client_id) &&
-         form_add(&b, "redirect_uri", redirect) && (p->scopes.n == 0 || form_add(&b, "scope", scopes)) &&
-         form_add(&b, "state", state) && form_add(&b, "code_challenge", challenge) &&
-         form_add(&b, "code_challenge_method", "S256");
+         form_add(&b, "redirect_uri", redirect) &&
+         (p->scopes.n == 0 || form_add(&b, "scope", scopes)) && form_add(&b, "state", state) &&
+         form_add(&b, "code_challenge", challenge) && form_add(&b, "code_challenge_method", "S256");
     free(scopes);
     {
         char *q = buf_take(&b, ok), *url = NULL;
@@ -187,8 +187,8 @@ char *mcpd_oauth_authorize_url(const struct mcpd_oauth_provider_config *p, const
 
 static char *basic_header(const char *id, const char *secret)
 {
-    char *eid = mcpd_oauth_escape(id), *esec = mcpd_oauth_escape(secret), *pair = NULL,
-         *enc = NULL, *h = NULL;
+    char *eid = mcpd_oauth_escape(id), *esec = mcpd_oauth_escape(secret), *pair = NULL, *enc = NULL,
+         *h = NULL;
     size_t n;
 
     if (eid == NULL || esec == NULL || asprintf(&pair, "%s:%s", eid, esec) < 0) {
@@ -245,7 +245,8 @@ int mcpd_oauth_request(char **body, char **auth_header, const struct mcpd_oauth_
         ok = ok && form_add(&f, "client_id", p->client_id);
     if ((*body = buf_take(&f, ok)) == NULL)
         return MCPD_ENOMEM;
-    if (client_secret != NULL && (*auth_header = basic_header(p->client_id, client_secret)) == NULL) {
+    if (client_secret != NULL &&
+        (*auth_header = basic_header(p->client_id, client_secret)) == NULL) {
         mcpd_crypto_free_str(*body);
         *body = NULL;
         return MCPD_ENOMEM;
@@ -253,7 +254,8 @@ int mcpd_oauth_request(char **body, char **auth_header, const struct mcpd_oauth_
     return 0;
 }
 
-/* ---- responses -------------------------------------------------------------------------------- */
+/* ---- responses --------------------------------------------------------------------------------
+ */
 
 static void printable(char *dst, size_t cap, const char *s)
 {
@@ -276,8 +278,7 @@ static void wipe_json(json_t *o)
     const char *k;
     json_t *v;
 
-    json_object_foreach(o, k, v)
-    {
+    json_object_foreach (o, k, v) {
         if (json_is_string(v))
             OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
     }

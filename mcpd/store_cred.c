@@ -230,8 +230,7 @@ static void open_row(struct mcpd_cred_store *cs, struct mcpd_cred_row *row, cons
         const char *k;
         json_t *v;
 
-        json_object_foreach(obj, k, v)
-        {
+        json_object_foreach (obj, k, v) {
             if (json_is_string(v))
                 OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
         }
@@ -249,8 +248,8 @@ static int check_key(struct mcpd_cred_store *cs, const char *path, char *err, si
     size_t bloblen, plen;
     int r = 0, rc;
 
-    if (sqlite3_prepare_v2(cs->db, "SELECT v FROM credential_meta WHERE k = 'kcv'", -1, &q,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(cs->db, "SELECT v FROM credential_meta WHERE k = 'kcv'", -1, &q, NULL) !=
+        SQLITE_OK)
         return mcpd__store_db_fail(cs->db, path, err, errcap);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
@@ -359,7 +358,8 @@ static int need_key(struct mcpd_cred_store *cs, char *err, size_t errcap)
     return MCPD_ECONFIG;
 }
 
-/* Runs q (prepared, bound) as one change + generation bump; "no credential" when nothing changed. */
+/* Runs q (prepared, bound) as one change + generation bump; "no credential" when nothing changed.
+ */
 static int run_change(struct mcpd_cred_store *cs, sqlite3_stmt *q, const char *name, char *err,
                       size_t errcap)
 {
@@ -520,8 +520,7 @@ out:
         const char *k;
         json_t *v;
 
-        json_object_foreach(obj, k, v)
-        {
+        json_object_foreach (obj, k, v) {
             OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
         }
         json_decref(obj);
@@ -569,8 +568,8 @@ static void copy_col(char *dst, size_t cap, sqlite3_stmt *q, int col)
     dst[n] = '\0';
 }
 
-#define ROW_COLUMNS                                                                                \
-    "SELECT name, kind, provider, status, secret, expires_ms, scopes, created_ms, updated_ms, "   \
+#define ROW_COLUMNS                                                                             \
+    "SELECT name, kind, provider, status, secret, expires_ms, scopes, created_ms, updated_ms, " \
     "refreshed_ms, last_error FROM credentials "
 
 static void read_row(struct mcpd_cred_store *cs, sqlite3_stmt *q, bool decrypt,
@@ -710,8 +709,9 @@ int mcpd_cred_store_pending_add(struct mcpd_cred_store *cs, const char *state, c
     if ((r = mcpd__store_db_begin(cs->db, err, errcap)) != 0)
         goto out;
     /* expired ones go first */
-    if ((r = mcpd__store_db_exec(cs->db, "DELETE FROM credential_pending WHERE expires_ms < "
-                                         "CAST(strftime('%s','now') AS INTEGER) * 1000",
+    if ((r = mcpd__store_db_exec(cs->db,
+                                 "DELETE FROM credential_pending WHERE expires_ms < "
+                                 "CAST(strftime('%s','now') AS INTEGER) * 1000",
                                  err, errcap)) != 0) {
         r = finish(cs, q, r, err, errcap);
         goto out;

@@ -31,7 +31,7 @@
 
 #include "credentials.h"
 
-#define MCPD_CRED_NAME_MAX 64                /* ^[a-z0-9][a-z0-9_-]{0,63}$ */
+#define MCPD_CRED_NAME_MAX   64               /* ^[a-z0-9][a-z0-9_-]{0,63}$ */
 #define MCPD_CRED_PENDING_MS (10 * 60 * 1000) /* an authorization code flow must finish within */
 
 enum mcpd_cred_status {
