@@ -720,7 +720,7 @@ const char *mcpd_credential_peek(struct mcpd_daemon *d, const char *name)
     struct cred *cr = find(d->creds, name);
     char why[8];
 
-    if (cr == NULL || unusable(cr, name, why, sizeof(why)) != 0 || cr->refreshing)
+    if (cr == NULL || unusable(cr, name, why, sizeof(why)) != 0)
         return NULL;
     if (cr->kind == MCPD_CRED_OAUTH2 && cr->expires_ms > 0 && cr->expires_ms <= now_ms())
         return NULL;
@@ -890,10 +890,18 @@ static void respond(struct cb_exchange *x, int status, const char *fmt, ...)
     /* msg holds names and OAuth error codes made printable; escape for HTML anyway */
     n = 0;
     for (const char *p = msg; *p && n < (int)sizeof(html) - 8; p++) {
-        if (*p == '<' || *p == '>' || *p == '&' || *p == '"')
-            html[n++] = '?';
-        else
+        const char *e = *p == '<'   ? "&lt;"
+                        : *p == '>' ? "&gt;"
+                        : *p == '&' ? "&amp;"
+                        : *p == '"' ? "&quot;"
+                                    : NULL;
+
+        if (e != NULL) {
+            memcpy(html + n, e, strlen(e));
+            n += (int)strlen(e);
+        } else {
             html[n++] = *p;
+        }
     }
     html[n] = '\0';
     {

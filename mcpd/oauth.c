@@ -370,13 +370,20 @@ void mcpd_oauth_token_dispose(struct mcpd_oauth_token *t)
 
 int64_t mcpd_oauth_refresh_at(int64_t obtained, int64_t expires)
 {
-    int64_t by_fraction, by_margin;
+    int64_t at, by_margin, life;
 
     if (expires <= 0)
         return 0;
     if (obtained <= 0 || obtained > expires)
         obtained = expires;
-    by_fraction = obtained + (expires - obtained) * MCPD_REFRESH_FRACTION / 100;
+    life = expires - obtained;
+    at = obtained + life * MCPD_REFRESH_FRACTION / 100;
     by_margin = expires - MCPD_REFRESH_MARGIN_MS;
-    return by_fraction < by_margin ? by_fraction : by_margin;
+    /* the margin wins when earlier, but never takes more than half of the lifetime: a
+     * short-lived token would otherwise be refreshed again at once, in a loop */
+    if (by_margin < at && by_margin >= obtained + life / 2)
+        at = by_margin;
+    if (at < obtained + 1000 && expires > obtained + 1000)
+        at = obtained + 1000; /* at most one refresh a second */
+    return at;
 }

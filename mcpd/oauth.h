@@ -73,7 +73,13 @@ int mcpd_oauth_parse(struct mcpd_oauth_token *out, int status, const char *body,
                      bool device, int64_t now_ms);
 void mcpd_oauth_token_dispose(struct mcpd_oauth_token *t);
 
-/* When to refresh a token obtained at `obtained` expiring at `expires` (ms). 0: never. */
+/*
+ * When to refresh a token obtained at `obtained` expiring at `expires` (ms):
+ * once 80 % of its lifetime passed, or 60 s before expiry when that is
+ * earlier and still in the second half of the lifetime (short-lived tokens
+ * would otherwise be refreshed in a loop); never sooner than 1 s after it
+ * was obtained. 0: never (no expiry known).
+ */
 int64_t mcpd_oauth_refresh_at(int64_t obtained, int64_t expires);
 
 /* Percent-encoding of s (unreserved kept), appended to a new string; NULL on ENOMEM. */

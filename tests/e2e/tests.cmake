@@ -59,3 +59,6 @@ if(MCPD_VALGRIND)
       ENVIRONMENT "MCPD_BIN=${MCPD_E2E_DIR}/valgrind_mcpd.sh;MCPD_REAL=$<TARGET_FILE:mcpd>;MCPD_FIXTURE=$<TARGET_FILE:mcpd-fixture>;MCPD_DEMO=$<TARGET_FILE:mcpd-demo-server>;MCPD_E2E_TIMEOUT_MS=580000")
   endforeach()
 endif()
+
+# Credentials and OAuth against oidc-provider and a protected remote MCP server.
+mcpd_e2e_test(credentials_oauth 180)

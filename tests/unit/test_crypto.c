@@ -312,9 +312,12 @@ static void test_refresh_at(void **state)
 {
     (void)state;
     assert_int_equal(mcpd_oauth_refresh_at(0, 0), 0);
-    /* 10 s lifetime: 80 % = 8 s beats 60 s before expiry (which is in the past) */
-    assert_int_equal(mcpd_oauth_refresh_at(1000000, 1010000), 950000);
-    /* 1 h lifetime: 60 s before expiry is earlier than 80 % ... no: 80 % = 48 min is earlier */
+    /* 10 s lifetime: 60 s before expiry is in the past (not a loop): 80 % = 8 s */
+    assert_int_equal(mcpd_oauth_refresh_at(1000000, 1010000), 1008000);
+    /* 1 s lifetime: not sooner than 1 s */
+    assert_int_equal(mcpd_oauth_refresh_at(1000000, 1001500), 1001200);
+    assert_int_equal(mcpd_oauth_refresh_at(1000000, 1000500), 1000400);
+    /* 1 h lifetime: 80 % = 48 min is earlier than 59 min */
     assert_int_equal(mcpd_oauth_refresh_at(0 + 1, 3600001), 1 + 2880000);
     /* 4 min: 80 % = 192 s, 60 s before = 180 s: the earlier wins */
     assert_int_equal(mcpd_oauth_refresh_at(1000, 241000), 181000);
