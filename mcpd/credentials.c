@@ -712,7 +712,23 @@ void mcpd_credential_cancel(struct mcpd_credential_req *req)
 
 bool mcpd_credential_exists(struct mcpd_daemon *d, const char *name)
 {
-    return find(d->creds, name) != NULL;
+    struct mcpd_cred_store *cs = NULL;
+    struct mcpd_cred_row row;
+    char *path, err[256];
+    bool found;
+
+    if (d->creds != NULL)
+        return find(d->creds, name) != NULL;
+    /* before mcpd_daemon_start (adapters built in main.c): ask the store itself */
+    if ((path = mcpd_admin_store_path(d->cfg)) == NULL)
+        return false;
+    found = mcpd_cred_store_open(&cs, path, NULL, false, err, sizeof(err)) == 0 &&
+            mcpd_cred_store_get(cs, name, &row, err, sizeof(err)) == 0;
+    if (found)
+        mcpd_cred_row_dispose(&row);
+    mcpd_cred_store_close(cs);
+    free(path);
+    return found;
 }
 
 const char *mcpd_credential_peek(struct mcpd_daemon *d, const char *name)
@@ -1064,42 +1080,6 @@ static void on_state_taken(struct job *j)
     }
 }
 
-/* Decodes %XX and '+' of one query value into a new string (NULL: absent or bad). */
-static char *query_get(const char *q, const char *key)
-{
-    size_t kl = strlen(key);
-
-    for (const char *p = q; p && *p;) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-
-        if (len > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
-            char *out = malloc(len - kl), *o = out;
-
-            if (out == NULL)
-                return NULL;
-            for (const char *s = p + kl + 1; s < p + len; s++) {
-                if (*s == '%' && s + 2 < p + len + 0 + 1 && s[1] && s[2]) {
-                    unsigned char v;
-
-                    if (mcpd_crypto_unhex(&v, s + 1, 1) != 0 || v == 0) {
-                        free(out);
-                        return NULL;
-                    }
-                    *o++ = (char)v;
-                    s += 2;
-                } else {
-                    *o++ = *s == '+' ? ' ' : *s;
-                }
-            }
-            *o = '\0';
-            return out;
-        }
-        p = end ? end + 1 : NULL;
-    }
-    return NULL;
-}
-
 static void on_callback(struct mcpd_http_conn *c, struct mcpd_http_request *req, void *data)
 {
     struct mcpd_creds *reg = data;
@@ -1118,9 +1098,9 @@ static void on_callback(struct mcpd_http_conn *c, struct mcpd_http_request *req,
         exchange_free(x);
         return;
     }
-    state = query_get(req->query, "state");
-    error = query_get(req->query, "error");
-    x->code = query_get(req->query, "code");
+    state = mcpd_oauth_query_param(req->query, "state");
+    error = mcpd_oauth_query_param(req->query, "error");
+    x->code = mcpd_oauth_query_param(req->query, "code");
     if (state == NULL || strlen(state) > 128 || (x->code == NULL && error == NULL)) {
         respond(x, 400, "a callback needs code and state");
         goto out;

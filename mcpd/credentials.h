@@ -58,7 +58,10 @@ int mcpd_credential_rejected(struct mcpd_daemon *d, const char *name, const char
 
 void mcpd_credential_cancel(struct mcpd_credential_req *req);
 
-/* True when a credential of that name exists (config validation at start-up). */
+/*
+ * True when a credential of that name exists (config validation at
+ * start-up). Before mcpd_daemon_start it reads the store synchronously.
+ */
 bool mcpd_credential_exists(struct mcpd_daemon *d, const char *name);
 
 /*

@@ -387,3 +387,39 @@ int64_t mcpd_oauth_refresh_at(int64_t obtained, int64_t expires)
         at = obtained + 1000; /* at most one refresh a second */
     return at;
 }
+
+char *mcpd_oauth_query_param(const char *q, const char *key)
+{
+    size_t kl = strlen(key);
+
+    for (const char *p = q; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+
+        if (len > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            const char *v = p + kl + 1, *vend = p + len;
+            char *out = malloc((size_t)(vend - v) + 1), *o = out;
+
+            if (out == NULL)
+                return NULL;
+            for (const char *s = v; s < vend; s++) {
+                if (*s == '%') {
+                    unsigned char ch;
+
+                    if (vend - s < 3 || mcpd_crypto_unhex(&ch, s + 1, 1) != 0 || ch == 0) {
+                        free(out);
+                        return NULL;
+                    }
+                    *o++ = (char)ch;
+                    s += 2;
+                } else {
+                    *o++ = *s == '+' ? ' ' : *s;
+                }
+            }
+            *o = '\0';
+            return out;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return NULL;
+}

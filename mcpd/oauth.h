@@ -82,6 +82,13 @@ void mcpd_oauth_token_dispose(struct mcpd_oauth_token *t);
  */
 int64_t mcpd_oauth_refresh_at(int64_t obtained, int64_t expires);
 
+/*
+ * The value of `key` in a query string ("a=1&b=2"), %XX and '+' decoded, as
+ * a new string; NULL when absent, malformed (bad or NUL escape) or on
+ * ENOMEM. The callback's code, state and error come through it (fuzzed).
+ */
+char *mcpd_oauth_query_param(const char *query, const char *key);
+
 /* Percent-encoding of s (unreserved kept), appended to a new string; NULL on ENOMEM. */
 char *mcpd_oauth_escape(const char *s);
 
