@@ -133,7 +133,7 @@ static bool form_add(struct mcpd_buf *b, const char *k, const char *v)
 
 static char *join_scopes(const struct mcpd_oauth_provider_config *p)
 {
-    size_t n = 1;
+    size_t n = 1, o = 0;
     char *s;
 
     for (size_t i = 0; i < p->scopes.n; i++)
@@ -141,10 +141,14 @@ static char *join_scopes(const struct mcpd_oauth_provider_config *p)
     if ((s = calloc(1, n)) == NULL)
         return NULL;
     for (size_t i = 0; i < p->scopes.n; i++) {
+        size_t len = strlen(p->scopes.v[i]);
+
         if (i > 0)
-            strcat(s, " ");
-        strcat(s, p->scopes.v[i]);
+            s[o++] = ' ';
+        memcpy(s + o, p->scopes.v[i], len);
+        o += len;
     }
+    s[o] = '\0';
     return s;
 }
 
