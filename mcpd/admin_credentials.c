@@ -479,6 +479,31 @@ static int flow_device(struct cli *c, const char *name, const struct mcpd_oauth_
     return 0;
 }
 
+static size_t discard(char *p, size_t sz, size_t n, void *data)
+{
+    (void)p;
+    (void)data;
+    return sz * n;
+}
+
+/* Whether an HTTP server answers at url (any status), within 2 s. */
+static bool answers(const char *url)
+{
+    CURL *h = curl_easy_init();
+    CURLcode rc;
+
+    if (h == NULL)
+        return true; /* cannot tell: no warning */
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2000L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    rc = curl_easy_perform(h);
+    curl_easy_cleanup(h);
+    return rc == CURLE_OK;
+}
+
 /* Authorization code + PKCE: the daemon's /oauth/callback completes it; we wait for that. */
 static int flow_code(struct cli *c, const char *name, const struct mcpd_oauth_provider_config *p)
 {
@@ -512,6 +537,11 @@ static int flow_code(struct cli *c, const char *name, const struct mcpd_oauth_pr
            "receive %s):\n%s\n",
            name, redirect, url);
     fflush(stdout);
+    if (!answers(redirect))
+        fprintf(stderr,
+                "mcpd: warning: nothing answers at %s: start mcpd serve there (the callback "
+                "completes the authorization)\n",
+                redirect);
     deadline = now_ms() + MCPD_CRED_PENDING_MS;
     while (now_ms() < deadline) {
         sleep_ms(500);

@@ -14,7 +14,8 @@
 //      three concurrent 401s share one refresh
 //   7. the refresh tokens revoked: the next refresh fails, the credential is
 //      expired, the client gets an error naming it and the fix, audited
-//   8. a static bearer rejected (401) at connect: marked rejected
+//   8. re-authorized from the CLI while mcpd runs: the daemon reloads; refresh, delete
+//   9. a static bearer rejected (401) at connect: marked rejected
 //   9. no secret in mcpd's logs, the store/audit file, CLI output or `ps`
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -295,6 +296,11 @@ await step('authorize --device, slow_down honoured', async () => {
   ok(polls.length >= 2 && gaps[0] >= 9500, `the poll after slow_down came >= 10 s later (gaps ${gaps.join(', ')} ms)`);
   const show = JSON.parse(cli(['show', 'dev', '--json', '-c', cfg1]).stdout);
   eq(show.status, 'ok', 'dev is ok');
+  await sleep(1100);
+  const r = cli(['refresh', 'dev', '-c', cfg1]);
+  eq(r.code, 0, `refresh dev from the CLI: ${r.stderr.trim()}`);
+  const after = JSON.parse(cli(['show', 'dev', '--json', '-c', cfg1]).stdout);
+  ok(after.refreshed !== show.refreshed, `dev refreshed at ${after.refreshed} (was ${show.refreshed})`);
 });
 
 await step('mcpd 1 stops cleanly', async () => {
@@ -370,6 +376,32 @@ await step('revoked refresh token: expired, clear error, audited', async () => {
   const audit = run(bin.mcpd, ['audit', '--json', '-c', cfg2]);
   match(audit.stdout, /"kind":\s*"credential"[^}]*"status":\s*"expired"|"status":\s*"expired"[^}]*"kind":\s*"credential"/, 'an audit record of kind credential, status expired');
   cliOutputs.push(audit.stdout);
+});
+
+await step('the CLI re-authorizes: the running daemon reloads the store', async () => {
+  const r = cli(['authorize', 'code-cred', '--client-credentials', '-c', cfg2]);
+  eq(r.code, 0, `authorize code-cred --client-credentials while mcpd runs: ${r.stderr.trim()}`);
+  const reloaded = await waitFor(async () => {
+    const c = await call();
+    return texts(c.result)[0] === 'sub=- client=mcpd' ? c : undefined;
+  }, 8000, 500);
+  ok(!!reloaded, 'within seconds the daemon uses the new token (a client-credentials token: no subject)');
+  const show = JSON.parse(cli(['show', 'code-cred', '--json', '-c', cfg2]).stdout);
+  eq(show.status, 'ok', 'code-cred is ok again');
+});
+
+await step('credentials refresh and delete from the CLI', async () => {
+  // dev's refresh token was revoked with the others above
+  let r = cli(['refresh', 'dev', '-c', cfg2]);
+  ok(r.code !== 0 && /invalid_grant/.test(r.stderr), `refresh dev with a revoked refresh token fails: ${r.stderr.trim()}`);
+  const dev = JSON.parse(cli(['show', 'dev', '--json', '-c', cfg2]).stdout);
+  eq(dev.status, 'expired', 'and marks dev expired');
+  r = cli(['refresh', 'cc', '-c', cfg2]);
+  ok(r.code !== 0 && /no refresh token/.test(r.stderr), `refresh of a client-credentials token without a refresh token says so: ${r.stderr.trim()}`);
+  r = cli(['delete', 'cc', '-c', cfg2]);
+  eq(r.code, 0, 'delete cc');
+  const names = JSON.parse(cli(['list', '--json', '-c', cfg2]).stdout).map((c) => c.name);
+  ok(!names.includes('cc'), `cc is gone from the list (${names.join(', ')})`);
 });
 
 await step('a static bearer refused with 401 is marked rejected', async () => {
