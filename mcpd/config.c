@@ -1177,6 +1177,7 @@ static const struct field server_fields[] = {
       .fn = mcpd__cfg_f_bool,
       .off = offsetof(struct mcpd_server_config, tls_verify) },
     { .key = "dimensions", .fn = mcpd__cfg_f_dimensions },
+    { .key = "credential", .fn = mcpd__cfg_f_credential },
     { .key = NULL },
 };
 
@@ -1193,6 +1194,8 @@ static int check_server_kind(struct ctx *c, int line, int col, const char *path,
     if (s->url && (s->nargs || s->nenv || s->cwd))
         return mcpd__cfg_failat(c, line, col, "key '%s': args, env and cwd are for command servers",
                                 path);
+    if (s->command && s->credential)
+        return mcpd__cfg_failat(c, line, col, "key '%s': credential is for url servers", path);
     if (s->command && (s->nheaders || s->transport != MCPD_REMOTE_AUTO))
         return mcpd__cfg_failat(c, line, col, "key '%s': headers and transport are for url servers",
                                 path);
@@ -1389,6 +1392,8 @@ static const struct field top_fields[] = {
     { .key = "roles", .fn = mcpd__cfg_f_roles },
     { .key = "bots", .fn = mcpd__cfg_f_bots },
     { .key = "agents", .fn = f_agents },
+    { .key = "master_key_file", .fn = mcpd__cfg_f_master_key_file },
+    { .key = "oauth_providers", .fn = mcpd__cfg_f_oauth_providers },
     { .key = NULL },
 };
 
@@ -1858,9 +1863,11 @@ void mcpd_config_free(struct mcpd_config *cfg)
         free(s->headers);
         free(s->url);
         mcpd__cfg_free_dims(s->dims, s->ndims);
+        free(s->credential);
     }
     free(cfg->servers);
     mcpd__cfg_free_policy(cfg);
+    mcpd__cfg_free_cred(cfg);
     free(cfg->path);
     free(cfg->listen_host);
     free(cfg->listen_tls_cert);

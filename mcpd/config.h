@@ -167,6 +167,22 @@ struct mcpd_server_config {
     struct mcpd_dim_args_config *dims; /* dimensions: {paths: [path, source], ...} */
     size_t ndims;
     int line, column; /* where the entry starts, for later diagnostics */
+    char *credential; /* servers.<x>.credential: a credential name in the store (credentials.h) */
+};
+
+/* oauth_providers.<name> (see config_cred.c and examples/mcpd.yaml). */
+struct mcpd_oauth_provider_config {
+    char *name;
+    char *authorize_url;            /* authorization code flow */
+    char *token_url;                /* required */
+    char *device_authorization_url; /* device flow */
+    char *client_id;                /* required */
+    struct mcpd_strv scopes;
+    char *callback_url;             /* redirect_uri; default http://<listen>/oauth/callback */
+    char *client_secret_credential; /* an api_key credential holding the client secret; NULL:
+                                     * a public client (token endpoint auth "none") */
+    char *grant; /* default flow of `authorize`: code | device | client_credentials */
+    int line, column;
 };
 
 struct mcpd_limits_config {
@@ -224,6 +240,10 @@ struct mcpd_config {
         unsigned ms;
     } * agent_timeouts;
     size_t nagent_timeouts;
+    /* credentials (config_cred.c) */
+    char *master_key_file; /* master_key_file: (default <store>.key); MCPD_MASTER_KEY wins */
+    struct mcpd_oauth_provider_config *oauth_providers;
+    size_t noauth_providers;
 };
 
 struct mcpd_diag {
@@ -260,5 +280,8 @@ int mcpd_config_parse_size(const char *s, size_t *bytes);
 
 /* True when name matches ^[a-z0-9][a-z0-9-]{0,31}$ (a server/resource name). Borrows name. */
 bool mcpd_config_is_valid_name(const char *name);
+/* The provider named `name`, or NULL. */
+const struct mcpd_oauth_provider_config *mcpd_config_oauth_provider(const struct mcpd_config *cfg,
+                                                                    const char *name);
 
 #endif

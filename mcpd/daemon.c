@@ -17,6 +17,7 @@
 
 #include "agents.h"
 #include "authz.h"
+#include "credentials.h"
 #include "error.h"
 #include "limits.h"
 #include "listener.h"
@@ -236,6 +237,8 @@ int mcpd_daemon_start(struct mcpd_daemon *d)
         LOG_ERROR("daemon", "%s", err);
         return r;
     }
+    if ((r = mcpd__credentials_start(d)) != 0)
+        return r;
     uv_signal_start(&d->sigint, on_signal, SIGINT);
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     uv_signal_start(&d->sigpipe, on_signal, SIGPIPE);
@@ -275,6 +278,7 @@ static void finish_close(struct mcpd_daemon *d)
         mcpd__upstream_close(d->ups[i]);
     d->nups = 0;
     mcpd__agents_close(d);
+    mcpd__credentials_close(d); /* before the audit: it may still write a record */
     /* the audit flushes everything queued before it closes */
     mcpd_authz_close(d->authz, NULL, NULL);
     d->authz = NULL;

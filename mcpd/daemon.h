@@ -24,6 +24,7 @@ struct mcpd_transport;
 struct mcpd_listener;
 struct mcpd_authz;
 struct mcpd_agents;
+struct mcpd_creds;
 
 struct mcpd_transport_ops {
     const char *name;
@@ -54,6 +55,7 @@ struct mcpd_daemon {
     struct mcpd_transport *transports;
     struct mcpd_listener *listener; /* HTTP, when a transport registered a route */
     struct mcpd_authz *authz;       /* bots, policy, audit (see authz.h) */
+    struct mcpd_creds *creds;       /* credential registry (credentials.c) */
     const char *stdio_bot;          /* the bot of stdio clients (--bot or auth.default_bot) */
     uv_timer_t reaper;              /* idle sessions */
     uv_timer_t startup_timer;

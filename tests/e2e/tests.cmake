@@ -71,3 +71,6 @@ endif()
 mcpd_e2e_test(agents 180)
 # The agent program (mcpd agent) against mcpd with TLS, bridged filesystem server.
 mcpd_e2e_test(agent_program 150)
+
+# Credentials and OAuth against oidc-provider and a protected remote MCP server.
+mcpd_e2e_test(credentials_oauth 180)
