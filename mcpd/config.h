@@ -89,6 +89,8 @@ enum mcpd_prefix_mode {
     MCPD_PREFIX_NEVER,
 };
 
+struct mcpd_plugin_config;
+
 struct mcpd_kv {
     char *key;
     char *value;
@@ -163,6 +165,8 @@ struct mcpd_server_config {
     struct mcpd_dim_args_config *dims; /* dimensions: {paths: [path, source], ...} */
     size_t ndims;
     int line, column; /* where the entry starts, for later diagnostics */
+    /* plugins.<name> entries become servers too (borrowed from mcpd_config.plugins) */
+    const struct mcpd_plugin_config *plugin;
 };
 
 struct mcpd_limits_config {
@@ -207,6 +211,8 @@ struct mcpd_config {
     unsigned long long audit_max_rows;  /* audit.max_rows (0: no cap) */
     size_t audit_max_args;              /* audit.max_args (default 64 KiB) */
     bool audit_sync_full; /* audit.sync: full (fsync each commit) | normal (default) */
+    struct mcpd_plugin_config *plugins; /* plugins.<name> (mcpd/manifest.h), in file order */
+    size_t nplugins;
 };
 
 struct mcpd_diag {
