@@ -18,6 +18,7 @@
 #include "mcpd/daemon.h"
 #include "mcpd/error.h"
 #include "mcpd/log.h"
+#include "mcpd/manifest.h"
 #include "transports/transports.h"
 
 enum mode { MODE_SERVE, MODE_STDIO, MODE_CHECK, MODE_CATALOG, MODE_EXPLAIN, MODE_BOTS, MODE_AUDIT };
@@ -64,6 +65,8 @@ static void usage(FILE *f)
             "  bots list -c FILE      manage bot keys (shown once, stored as hashes)\n"
             "  audit -c FILE [--since 1h|ISO] [--bot B] [--tool T] [--location L] [--json]\n"
             "  audit verify -c FILE   check the audit log's hash chain\n"
+            "  plugin pack DIR OUT.mst  check DIR/manifest.yaml and pack DIR as a .mst archive\n"
+            "  plugin check DIR|FILE.mst  check a plugin package's manifest\n"
             "\n"
             "options:\n"
             "  -c, --config FILE      configuration (YAML, or JSON with \"mcpServers\")\n"
@@ -255,6 +258,8 @@ int main(int argc, char **argv)
         printf("mcpd %s\n", MCPD_VERSION);
         return 0;
     }
+    if (argc >= 2 && strcmp(argv[1], "plugin") == 0)
+        return mcpd_mst_cli(argc, argv);
     if ((r = parse_args(&o, argc, argv)) != 0)
         return r;
     if (mcpd_config_load(&cfg, o.config, &diag) != 0) {

@@ -160,6 +160,9 @@ int mcpd_mst_extract(const char *archive, const char *dest, char *err, size_t er
 /* Packs directory dir (regular files and directories only) into a .mst archive. */
 int mcpd_mst_pack(const char *dir, const char *archive, char *err, size_t errlen);
 
+/* `mcpd plugin pack DIR OUT.mst` and `mcpd plugin check DIR|FILE.mst`; returns the exit code. */
+int mcpd_mst_cli(int argc, char **argv);
+
 /* Removes a directory tree (extraction directories). */
 void mcpd_mst_remove_tree(const char *dir);
 

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,4 +283,63 @@ void mcpd_mst_remove_tree(const char *dir)
 {
     if (dir)
         nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int mcpd_mst_cli(int argc, char **argv)
+{
+    struct mcpd_manifest *m = NULL;
+    struct mcpd_diag diag;
+    char err[512], tmpl[4096];
+    const char *dir;
+    struct stat st;
+    bool extracted = false;
+    int rc;
+
+    if (argc == 5 && strcmp(argv[2], "pack") == 0) {
+        if (mcpd_manifest_load(&m, argv[3], &diag) != 0) {
+            fprintf(stderr, "mcpd: %s\n", diag.msg);
+            return 1;
+        }
+        mcpd_manifest_free(m);
+        if ((rc = mcpd_mst_pack(argv[3], argv[4], err, sizeof(err))) != 0) {
+            fprintf(stderr, "mcpd: %s\n", err);
+            return 1;
+        }
+        printf("%s: packed %s\n", argv[4], argv[3]);
+        return 0;
+    }
+    if (argc != 4 || strcmp(argv[2], "check") != 0) {
+        fprintf(stderr, "usage: mcpd plugin pack DIR OUT.mst | mcpd plugin check DIR|FILE.mst\n");
+        return 2;
+    }
+    dir = argv[3];
+    if (stat(dir, &st) != 0) {
+        fprintf(stderr, "mcpd: %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        const char *t = getenv("TMPDIR");
+        snprintf(tmpl, sizeof(tmpl), "%s/mcpd-plugin-XXXXXX", t && *t ? t : "/tmp");
+        if (mkdtemp(tmpl) == NULL) {
+            fprintf(stderr, "mcpd: cannot create a temporary directory\n");
+            return 1;
+        }
+        extracted = true;
+        if (mcpd_mst_extract(argv[3], tmpl, err, sizeof(err)) != 0) {
+            fprintf(stderr, "mcpd: %s: %s\n", argv[3], err);
+            mcpd_mst_remove_tree(tmpl);
+            return 1;
+        }
+        dir = tmpl;
+    }
+    rc = mcpd_manifest_load(&m, dir, &diag);
+    if (rc != 0)
+        fprintf(stderr, "mcpd: %s\n", diag.msg);
+    else
+        printf("%s: ok (%s %s, %zu operations%s)\n", argv[3], m->name, m->version, m->nops,
+               m->exec_command ? ", exec" : "");
+    mcpd_manifest_free(m);
+    if (extracted)
+        mcpd_mst_remove_tree(tmpl);
+    return rc == 0 ? 0 : 1;
 }
