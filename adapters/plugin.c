@@ -5,8 +5,8 @@
  * send() receives the core's JSON-RPC messages (initialize, tools/list,
  * tools/call, notifications/cancelled, ping) and answers through
  * mcpd_upstream_on_message, so handshake, ids, deadlines, policy and audit
- * come from the core unchanged. Answers are queued and delivered from a
- * prepare handle (never from inside send()).
+ * come from the core unchanged. Answers are queued and delivered from an
+ * idle handle on the next loop turn (never from inside send()).
  *
  * tools/call runs the operation on the plugin's own HTTP client (libcurl
  * multi on the loop; its own connection cache, so every connection it
@@ -72,7 +72,7 @@ struct plugin_up {
     struct mcpd_http_client *hc;
     struct pcall *calls;
     struct mcpd_buf outq; /* NUL-separated messages to deliver */
-    uv_prepare_t flush;
+    uv_idle_t flush; /* delivers queued answers on the next loop turn */
     bool running;
 };
 
@@ -83,12 +83,12 @@ static struct plugin_up *from_up(struct mcpd_upstream *up)
 
 /* ---- delivery ------------------------------------------------------------------------------- */
 
-static void on_flush(uv_prepare_t *h)
+static void on_flush(uv_idle_t *h)
 {
     struct plugin_up *pu = h->data;
     struct mcpd_buf q = pu->outq;
 
-    uv_prepare_stop(h);
+    uv_idle_stop(h);
     mcpd_buf_init(&pu->outq, MCPD_MAX_UPSTREAM_MSG * 4u);
     for (size_t off = 0; off < q.len && pu->running;) {
         size_t n = strlen(q.p + off);
@@ -107,7 +107,7 @@ static void deliver(struct plugin_up *pu, json_t *msg)
     if (mcpd_buf_append(&pu->outq, s, strlen(s) + 1) != 0)
         LOG_WARN("plugin", "upstream=%s reply dropped (queue full)", pu->up.name);
     free(s);
-    uv_prepare_start(&pu->flush, on_flush);
+    uv_idle_start(&pu->flush, on_flush);
 }
 
 static void reply(struct plugin_up *pu, json_t *id, json_t *result)
@@ -770,7 +770,7 @@ int mcpd_plugin_upstream_new(struct mcpd_upstream **out, struct mcpd_daemon *d,
         return MCPD_ENOMEM;
     mcpd_upstream_init(&pu->up, d, cfg, &plugin_ops);
     pu->pl = cfg->plugin;
-    uv_prepare_init(d->loop, &pu->flush);
+    uv_idle_init(d->loop, &pu->flush);
     pu->flush.data = pu;
     mcpd_buf_init(&pu->outq, MCPD_MAX_UPSTREAM_MSG * 4u);
     *out = &pu->up;

@@ -59,3 +59,8 @@ if(MCPD_VALGRIND)
       ENVIRONMENT "MCPD_BIN=${MCPD_E2E_DIR}/valgrind_mcpd.sh;MCPD_REAL=$<TARGET_FILE:mcpd>;MCPD_FIXTURE=$<TARGET_FILE:mcpd-fixture>;MCPD_DEMO=$<TARGET_FILE:mcpd-demo-server>;MCPD_E2E_TIMEOUT_MS=580000")
   endforeach()
 endif()
+
+# Plugins (issue 6): like mcpd_e2e_test, plus where the example plugins are.
+mcpd_e2e_test(plugins 150)
+set_property(TEST e2e.plugins APPEND PROPERTY ENVIRONMENT
+  "MCPD_PLUGINS_DIR=${CMAKE_SOURCE_DIR}/examples/plugins")
