@@ -12,6 +12,7 @@
  *         pulls.list:                      # null: exposed under its own name
  *       egress: { allowedHosts: ["api.github.com"], allowPrivate: false }
  *       timeout: 30s
+ *       enabled: true
  *
  * After the whole document, each plugin becomes one server entry
  * (mcpd_server_config.plugin set): the catalog, the policy's dimensions and
@@ -139,6 +140,7 @@ static const struct field plugin_fields[] = {
     { .key = "credential", .fn = mcpd__cfg_f_string, .off = PL(credential) },
     { .key = "allowedOperations", .fn = f_allowed_ops },
     { .key = "egress", .fn = f_egress },
+    { .key = "enabled", .fn = mcpd__cfg_f_bool, .off = PL(enabled) },
     { .key = "timeout",
       .fn = mcpd__cfg_f_duration,
       .off = PL(timeout_ms),
@@ -274,6 +276,7 @@ int mcpd__cfg_f_plugins(struct ctx *c, yaml_node_t *v, const char *path, const s
             return mcpd__cfg_oom(c);
         cfg->nplugins++;
         pl->all_ops = true;
+        pl->enabled = true;
         pl->timeout_ms = MCPD_CALL_TIMEOUT_MS;
         pl->line = mcpd__cfg_node_line(k);
         pl->column = mcpd__cfg_node_col(k);
@@ -365,7 +368,7 @@ int mcpd__cfg_finish_plugins(struct ctx *c)
         s->timeout_ms = pl->timeout_ms;
         s->connect_timeout_ms = 5000;
         s->tls_verify = true;
-        s->enabled = true;
+        s->enabled = pl->enabled;
         s->line = pl->line;
         s->column = pl->column;
         s->plugin = pl;

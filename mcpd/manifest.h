@@ -103,6 +103,7 @@ struct mcpd_plugin_config {
     size_t nallowed_hosts;
     bool allow_private;
     unsigned timeout_ms;
+    bool enabled; /* default true */
     int line, column;
 };
 
