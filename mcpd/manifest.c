@@ -760,6 +760,8 @@ static int walk_manifest(struct ctx *c, yaml_node_t *root, void *arg)
         if (k && k->type == YAML_SCALAR_NODE &&
             strcmp((const char *)k->data.scalar.value, "config") == 0) {
             yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+            json_decref(m->config_schema);
+            m->config_schema = NULL;
             if (v && !mcpd__cfg_is_null(v) &&
                 (rc = mcpd__cfg_to_json(c, v, "config", 0, &m->config_schema)) != 0)
                 return rc;
@@ -768,6 +770,7 @@ static int walk_manifest(struct ctx *c, yaml_node_t *root, void *arg)
                 return rc;
             memset(c->used, 0, c->nnodes); /* the walk below takes these nodes again */
             c->used[0] = 1;
+            break; /* a duplicate key is the walk's error */
         }
     }
     if ((rc = mcpd__cfg_walk_mapping(c, root, "", manifest_fields, m)) != 0)
