@@ -718,6 +718,7 @@ static int up_start(struct mcpd_upstream *up)
     int rc;
     if ((rc = mcpd_http_client_new(&pu->hc, up->daemon->loop)) != 0)
         return rc;
+    mcpd_http_client_set_max_connections(pu->hc, MCPD_PLUGIN_KEEP_CONNS);
     pu->running = true;
     LOG_INFO("plugin", "upstream=%s plugin %s %s (%zu operations) ready", up->name,
              pu->pl->manifest->name, pu->pl->manifest->version, pu->pl->manifest->nops);

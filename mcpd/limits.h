@@ -72,5 +72,6 @@
 #define MCPD_MAX_PLUGIN_ERRBODY  512                 /* body excerpt in an API error result */
 #define MCPD_MAX_PLUGIN_REDIRECTS 5                  /* redirects followed, re-checked each hop */
 #define MCPD_MAX_EGRESS_HOSTS    256                 /* egress.allowedHosts entries */
+#define MCPD_PLUGIN_KEEP_CONNS   64                  /* idle connections a plugin keeps */
 
 #endif

@@ -297,6 +297,11 @@ int mcpd_http_client_new(struct mcpd_http_client **out, uv_loop_t *loop)
     return 0;
 }
 
+void mcpd_http_client_set_max_connections(struct mcpd_http_client *hc, unsigned n)
+{
+    curl_multi_setopt(hc->multi, CURLMOPT_MAXCONNECTS, (long)n);
+}
+
 static void on_client_timer_closed(uv_handle_t *h)
 {
     struct mcpd_http_client *hc = h->data;

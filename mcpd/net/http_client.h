@@ -51,6 +51,12 @@ struct mcpd_http_spec {
 };
 
 int mcpd_http_client_new(struct mcpd_http_client **out, uv_loop_t *loop);
+/*
+ * Keeps up to n idle connections for reuse (curl's default follows the number
+ * of transfers in progress, so a burst of short requests closes most of its
+ * connections again and the next burst reconnects).
+ */
+void mcpd_http_client_set_max_connections(struct mcpd_http_client *hc, unsigned n);
 /* Cancels every call and frees the client once its handles are closed. */
 void mcpd_http_client_close(struct mcpd_http_client *hc);
 
