@@ -37,13 +37,6 @@
 #include "mcpd/net/egress.h"
 #include "mcpd/net/http_client.h"
 
-/*
- * The credential registry is built on another branch; until it is linked in,
- * a plugin with a `credential` answers each call with a clear tool error.
- */
-#pragma weak mcpd_credential_get
-#pragma weak mcpd_credential_rejected
-#pragma weak mcpd_credential_cancel
 
 struct plugin_up;
 
@@ -142,7 +135,7 @@ static void call_free(struct pcall *c)
         c->next->prev = c->prev;
     if (c->http)
         mcpd_http_call_cancel(c->http);
-    if (c->creq && mcpd_credential_cancel)
+    if (c->creq)
         mcpd_credential_cancel(c->creq);
     json_decref(c->id);
     json_decref(c->args);
@@ -225,6 +218,14 @@ static const struct mcpd_manifest_auth *auth_for(const struct mcpd_manifest *m,
         if (m->auth[i].type == t)
             return &m->auth[i];
     return NULL;
+}
+
+/* api_key credentials need an api_key method; bearer and oauth2 tokens go as a bearer. */
+static bool auth_matches(const struct mcpd_manifest *m, enum mcpd_credential_kind kind)
+{
+    if (kind == MCPD_CRED_API_KEY)
+        return auth_for(m, MCPD_AUTH_API_KEY) != NULL;
+    return auth_for(m, MCPD_AUTH_BEARER) != NULL || auth_for(m, MCPD_AUTH_OAUTH2) != NULL;
 }
 
 static int append_query(struct mcpd_buf *u, bool *first, const char *name, const json_t *v)
@@ -367,6 +368,13 @@ static void send_hop(struct pcall *c)
             return;
         }
         { owned[no] = mcpd_buf_steal(&v, NULL); hdrs[nh++] = owned[no++]; }
+    }
+    if (c->secret && !auth_matches(pu->pl->manifest, c->kind)) {
+        for (size_t j = 0; j < no; j++)
+            free(owned[j]);
+        call_fail(c, "credential \"%s\" is of a kind that plugin '%s' does not accept",
+                  pu->pl->credential, pu->pl->manifest->name);
+        return;
     }
     if (c->secret && same_host) {
         const struct mcpd_manifest_auth *ak = auth_for(pu->pl->manifest, MCPD_AUTH_API_KEY);
@@ -531,8 +539,7 @@ static void on_done(struct mcpd_http_call *h, int result, const char *why, void 
         call_fail(c, "request failed: %s", why ? why : mcpd_strerror(result));
         return;
     }
-    if (c->status == 401 && c->secret && !c->retried && pu->pl->credential &&
-        mcpd_credential_rejected) {
+    if (c->status == 401 && c->secret && !c->retried && pu->pl->credential) {
         c->retried = true;
         if (mcpd_credential_rejected(pu->up.daemon, pu->pl->credential, c->secret, on_secret, c,
                                      &c->creq) != 0)
@@ -601,11 +608,6 @@ static void start_call(struct plugin_up *pu, json_t *id, const struct mcpd_manif
         return;
     }
     if (pu->pl->credential) {
-        if (mcpd_credential_get == NULL) {
-            call_fail(c, "credential \"%s\" is unavailable: this mcpd has no credential store",
-                      pu->pl->credential);
-            return;
-        }
         if (mcpd_credential_get(pu->up.daemon, pu->pl->credential, on_secret, c, &c->creq) != 0)
             call_fail(c, "credential \"%s\" is unavailable", pu->pl->credential);
         return;

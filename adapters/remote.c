@@ -23,6 +23,9 @@
 #include <strings.h>
 
 #include "adapters.h"
+#include "mcpd/credentials.h"
+#include "mcpd/crypto.h"
+#include "mcpd/daemon.h"
 #include "mcpd/error.h"
 #include "mcpd/jsonrpc.h"
 #include "mcpd/limits.h"
@@ -46,6 +49,8 @@ struct xfer {
     int status;
     bool is_sse, is_get, is_init, is_replay, is_delete, answered;
     bool is_note;      /* notifications/initialized: later messages wait for it */
+    bool cred_retried; /* already sent again after a 401 with a refreshed credential */
+    char *token;       /* the credential secret this request carried (to report a 401) */
     json_t *req_id;    /* id of the request POSTed, or NULL */
     char last_id[256]; /* the last SSE event id of this stream (resumption) */
     unsigned retry_ms; /* this stream's retry field */
@@ -79,6 +84,20 @@ struct remote {
     struct mcpd_buf held; /* messages waiting (holding, re-initialisation), NUL-separated */
     struct resume *resumes;
     uv_timer_t timer; /* GET stream reconnect */
+    /* servers.<name>.credential */
+    struct cred_wait *cred_waits; /* credential requests in flight */
+    bool next_retried;            /* the next post() is the retry after a 401 */
+    bool retry_is_init;           /* ... of the initialize */
+};
+
+/* A request waiting for a credential: the start (sent NULL) or a retry after a 401. */
+struct cred_wait {
+    struct remote *r;
+    struct cred_wait *next;
+    struct mcpd_credential_req *req;
+    char *sent;
+    size_t sent_len;
+    bool is_init;
 };
 
 static void xfer_free(struct xfer *x);
@@ -131,10 +150,11 @@ static void deliver(struct remote *r, struct xfer *x, const char *data, size_t l
 }
 
 /* Header lines for a request; returns a NULL-terminated array (free each and it). */
-static char **build_headers(struct remote *r, bool post_body, const char *last_event_id)
+static char **build_headers(struct remote *r, bool post_body, const char *last_event_id,
+                            const char *token)
 {
     const struct mcpd_server_config *cfg = r->up.cfg;
-    char **h = calloc(cfg->nheaders + 6, sizeof(*h));
+    char **h = calloc(cfg->nheaders + 7, sizeof(*h));
     size_t n = 0;
     if (h == NULL)
         return NULL;
@@ -154,11 +174,15 @@ static char **build_headers(struct remote *r, bool post_body, const char *last_e
     for (size_t i = 0; i < cfg->nheaders; i++)
         if (asprintf(&h[n], "%s: %s", cfg->headers[i].key, cfg->headers[i].value) > 0)
             n++;
+    if (token != NULL && asprintf(&h[n], "Authorization: Bearer %s", token) > 0)
+        n++;
     return h;
 }
 
 static void free_headers(char **h)
 {
+    for (size_t i = 0; h != NULL && h[i] != NULL; i++) /* may hold a credential */
+        mcpd_crypto_wipe(h[i], strlen(h[i]));
     for (size_t i = 0; h && h[i]; i++)
         free(h[i]);
     free(h);
@@ -335,11 +359,12 @@ static bool session_lost(const struct remote *r, const struct xfer *x)
 static int start_xfer(struct remote *r, struct xfer *x, const char *method, const char *url,
                       const char *body, size_t len, const char *last_event_id, unsigned timeout_ms)
 {
-    char **h = build_headers(r, body != NULL, last_event_id);
+    const char *token =
+        r->up.cfg->credential ? mcpd_credential_peek(r->up.daemon, r->up.cfg->credential) : NULL;
+    char **h;
     struct mcpd_http_spec spec = {
         .method = method,
         .url = url,
-        .headers = (const char *const *)h,
         .body = body,
         .body_len = len,
         .connect_timeout_ms = r->up.cfg->connect_timeout_ms,
@@ -348,6 +373,13 @@ static int start_xfer(struct remote *r, struct xfer *x, const char *method, cons
     };
     int rc;
 
+    if (token != NULL && (x->token = strdup(token)) == NULL) {
+        x->r = r;
+        xfer_free(x);
+        return MCPD_ENOMEM;
+    }
+    h = build_headers(r, body != NULL, last_event_id, token);
+    spec.headers = (const char *const *)h;
     x->r = r;
     mcpd_buf_init(&x->body, MCPD_MAX_UPSTREAM_MSG);
     x->next = r->xfers;
@@ -379,7 +411,123 @@ static void xfer_free(struct xfer *x)
     mcpd_buf_dispose(&x->body);
     json_decref(x->req_id);
     free(x->sent);
+    mcpd_crypto_free_str(x->token);
     free(x);
+}
+
+/* ---- servers.<name>.credential ------------------------------------------------------------ */
+
+static void cred_wait_unlink(struct cred_wait *w)
+{
+    for (struct cred_wait **pp = &w->r->cred_waits; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    }
+}
+
+static void cred_wait_free(struct cred_wait *w)
+{
+    free(w->sent);
+    free(w);
+}
+
+static void connect_now(struct remote *r);
+
+/* The credential for a retry after a 401 (sent) or for the start (sent NULL). */
+static void on_cred(int status, enum mcpd_credential_kind kind, const char *secret, const char *why,
+                    void *data)
+{
+    struct cred_wait *w = data;
+    struct remote *r = w->r;
+    char msg[400];
+
+    (void)kind;
+    (void)secret; /* read again through mcpd_credential_peek when the headers are built */
+    cred_wait_unlink(w);
+    if (!r->running || r->stopping) {
+        cred_wait_free(w);
+        return;
+    }
+    if (status != 0) {
+        snprintf(msg, sizeof(msg), "upstream '%s': %s", r->up.name, why ? why : "no credential");
+        if (w->sent == NULL || w->is_init) {
+            json_t *id = w->sent ? request_id(w->sent, w->sent_len) : NULL;
+            cred_wait_free(w);
+            json_decref(id);
+            disconnect(r, msg);
+            return;
+        }
+        {
+            json_t *id = request_id(w->sent, w->sent_len);
+            if (id)
+                answer_error(r, id, msg);
+            else
+                LOG_WARN("upstream", "upstream=%s %s", r->up.name, msg);
+            json_decref(id);
+        }
+        cred_wait_free(w);
+        return;
+    }
+    if (w->sent == NULL) {
+        cred_wait_free(w);
+        connect_now(r);
+        return;
+    }
+    r->next_retried = true;
+    r->retry_is_init = w->is_init;
+    if (post(r, w->sent, w->sent_len, false) != 0) {
+        json_t *id = request_id(w->sent, w->sent_len);
+        if (id)
+            answer_error(r, id, "cannot send the request again");
+        json_decref(id);
+    }
+    r->next_retried = false;
+    cred_wait_free(w);
+}
+
+/* Asks the registry (get, or rejected when token was refused); x may be NULL (the start). */
+static int cred_wait(struct remote *r, struct xfer *x)
+{
+    struct cred_wait *w = calloc(1, sizeof(*w));
+    const char *name = r->up.cfg->credential;
+    int rc;
+
+    if (w == NULL)
+        return MCPD_ENOMEM;
+    w->r = r;
+    if (x != NULL) {
+        w->sent = x->sent;
+        w->sent_len = x->sent_len;
+        w->is_init = x->is_init;
+        x->sent = NULL;
+    }
+    w->next = r->cred_waits;
+    r->cred_waits = w;
+    if (x != NULL)
+        rc = mcpd_credential_rejected(r->up.daemon, name, x->token, on_cred, w, &w->req);
+    else
+        rc = mcpd_credential_get(r->up.daemon, name, on_cred, w, &w->req);
+    if (rc != 0) {
+        cred_wait_unlink(w);
+        if (x != NULL) {
+            x->sent = w->sent;
+            w->sent = NULL;
+        }
+        cred_wait_free(w);
+    }
+    return rc;
+}
+
+static void cred_waits_cancel(struct remote *r)
+{
+    while (r->cred_waits != NULL) {
+        struct cred_wait *w = r->cred_waits;
+        r->cred_waits = w->next;
+        mcpd_credential_cancel(w->req);
+        cred_wait_free(w);
+    }
 }
 
 static void on_resume_closed(uv_handle_t *h)
@@ -455,6 +603,9 @@ static void post_done(struct remote *r, struct xfer *x, int result, const char *
         if (!r->reiniting)
             flush_held(r);
     }
+    if (result == 0 && x->status == 401 && r->up.cfg->credential && !x->cred_retried && x->sent &&
+        cred_wait(r, x) == 0)
+        return; /* refreshed (once) and sent again, or answered with the credential's error */
     if (result != 0 || x->status / 100 != 2) {
         bool legacy_hint = x->status == 400 || x->status == 404 || x->status == 405;
         if (x->is_init && legacy_hint && r->up.cfg->transport == MCPD_REMOTE_AUTO &&
@@ -580,6 +731,11 @@ static int post(struct remote *r, const char *data, size_t len, bool replay)
     x->sent_len = len;
     x->is_replay = replay;
     x->is_init = !replay && r->nsent == 0;
+    if (r->next_retried) {
+        x->cred_retried = true;
+        x->is_init = r->retry_is_init;
+        r->next_retried = false;
+    }
     x->is_note = r->holding && data == r->initialized_msg;
     x->req_id = request_id(data, len);
     return start_xfer(r, x, "POST", url, data, len, NULL, r->up.cfg->timeout_ms + 5000);
@@ -595,6 +751,7 @@ static void on_timer_tick(uv_timer_t *t)
 static void finish(struct remote *r, const char *why)
 {
     r->running = false;
+    cred_waits_cancel(r);
     while (r->xfers)
         xfer_free(r->xfers);
     while (r->resumes)
@@ -627,12 +784,24 @@ static int up_start(struct mcpd_upstream *up)
     r->get_last_id[0] = '\0';
     r->holding = false;
     r->mode = up->cfg->transport == MCPD_REMOTE_SSE ? MODE_SSE : MODE_STREAMABLE;
+    /* a credential that needs a refresh or is unusable: wait for (or report) it first */
+    if (up->cfg->credential && mcpd_credential_peek(up->daemon, up->cfg->credential) == NULL) {
+        int rc = cred_wait(r, NULL);
+        if (rc != 0)
+            r->running = false;
+        return rc;
+    }
+    connect_now(r);
+    return r->running || r->mode != MODE_SSE ? 0 : MCPD_EUNAVAIL;
+}
+
+static void connect_now(struct remote *r)
+{
     if (r->mode == MODE_SSE) {
         open_stream(r); /* connected once the endpoint event arrives */
-        return r->running ? 0 : MCPD_EUNAVAIL;
+        return;
     }
-    mcpd_upstream_on_connected(up);
-    return 0;
+    mcpd_upstream_on_connected(&r->up);
 }
 
 static void keep(char **slot, size_t *slot_len, const char *data, size_t len)

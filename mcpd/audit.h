@@ -36,10 +36,11 @@
 struct mcpd_audit;
 
 enum mcpd_audit_kind {
-    MCPD_AUDIT_CALL = 0, /* a tools/call (or prompts/get, resources/read) that was forwarded */
-    MCPD_AUDIT_DENY,     /* refused by policy before forwarding */
-    MCPD_AUDIT_LIST,     /* a list was filtered: summary in `reason` ("12 of 40 tools") */
-    MCPD_AUDIT_AUTH,     /* authentication failure (bot unknown, bad key) */
+    MCPD_AUDIT_CALL = 0,   /* a tools/call (or prompts/get, resources/read) that was forwarded */
+    MCPD_AUDIT_DENY,       /* refused by policy before forwarding */
+    MCPD_AUDIT_LIST,       /* a list was filtered: summary in `reason` ("12 of 40 tools") */
+    MCPD_AUDIT_AUTH,       /* authentication failure (bot unknown, bad key) */
+    MCPD_AUDIT_CREDENTIAL, /* a credential refused (refresh failed, 401): resource = its name */
 };
 
 /* One record. Strings are copied by mcpd_audit_submit; any may be NULL. */

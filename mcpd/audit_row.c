@@ -91,6 +91,8 @@ const char *mcpd__audit_kind_name(int kind)
         return "list";
     case MCPD_AUDIT_AUTH:
         return "auth";
+    case MCPD_AUDIT_CREDENTIAL:
+        return "credential";
     default:
         return "unknown";
     }

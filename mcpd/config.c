@@ -1092,6 +1092,7 @@ static const struct field server_fields[] = {
       .fn = mcpd__cfg_f_bool,
       .off = offsetof(struct mcpd_server_config, tls_verify) },
     { .key = "dimensions", .fn = mcpd__cfg_f_dimensions },
+    { .key = "credential", .fn = mcpd__cfg_f_credential },
     { .key = NULL },
 };
 
@@ -1108,6 +1109,8 @@ static int check_server_kind(struct ctx *c, int line, int col, const char *path,
     if (s->url && (s->nargs || s->nenv || s->cwd))
         return mcpd__cfg_failat(c, line, col, "key '%s': args, env and cwd are for command servers",
                                 path);
+    if (s->command && s->credential)
+        return mcpd__cfg_failat(c, line, col, "key '%s': credential is for url servers", path);
     if (s->command && (s->nheaders || s->transport != MCPD_REMOTE_AUTO))
         return mcpd__cfg_failat(c, line, col, "key '%s': headers and transport are for url servers",
                                 path);
@@ -1229,6 +1232,8 @@ static const struct field top_fields[] = {
     { .key = "roles", .fn = mcpd__cfg_f_roles },
     { .key = "bots", .fn = mcpd__cfg_f_bots },
     { .key = "plugins", .fn = mcpd__cfg_f_plugins },
+    { .key = "master_key_file", .fn = mcpd__cfg_f_master_key_file },
+    { .key = "oauth_providers", .fn = mcpd__cfg_f_oauth_providers },
     { .key = NULL },
 };
 
@@ -1698,10 +1703,12 @@ void mcpd_config_free(struct mcpd_config *cfg)
         free(s->headers);
         free(s->url);
         mcpd__cfg_free_dims(s->dims, s->ndims);
+        free(s->credential);
     }
     free(cfg->servers);
     mcpd__cfg_free_plugins(cfg);
     mcpd__cfg_free_policy(cfg);
+    mcpd__cfg_free_cred(cfg);
     free(cfg->path);
     free(cfg->listen_host);
     free(cfg->http_path);

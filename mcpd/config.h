@@ -167,6 +167,22 @@ struct mcpd_server_config {
     int line, column; /* where the entry starts, for later diagnostics */
     /* plugins.<name> entries become servers too (borrowed from mcpd_config.plugins) */
     const struct mcpd_plugin_config *plugin;
+    char *credential; /* servers.<x>.credential: a credential name in the store (credentials.h) */
+};
+
+/* oauth_providers.<name> (see config_cred.c and examples/mcpd.yaml). */
+struct mcpd_oauth_provider_config {
+    char *name;
+    char *authorize_url;            /* authorization code flow */
+    char *token_url;                /* required */
+    char *device_authorization_url; /* device flow */
+    char *client_id;                /* required */
+    struct mcpd_strv scopes;
+    char *callback_url;             /* redirect_uri; default http://<listen>/oauth/callback */
+    char *client_secret_credential; /* an api_key credential holding the client secret; NULL:
+                                     * a public client (token endpoint auth "none") */
+    char *grant; /* default flow of `authorize`: code | device | client_credentials */
+    int line, column;
 };
 
 struct mcpd_limits_config {
@@ -213,6 +229,10 @@ struct mcpd_config {
     bool audit_sync_full; /* audit.sync: full (fsync each commit) | normal (default) */
     struct mcpd_plugin_config *plugins; /* plugins.<name> (mcpd/manifest.h), in file order */
     size_t nplugins;
+    /* credentials (config_cred.c) */
+    char *master_key_file; /* master_key_file: (default <store>.key); MCPD_MASTER_KEY wins */
+    struct mcpd_oauth_provider_config *oauth_providers;
+    size_t noauth_providers;
 };
 
 struct mcpd_diag {
@@ -249,5 +269,8 @@ int mcpd_config_parse_size(const char *s, size_t *bytes);
 
 /* True when name matches ^[a-z0-9][a-z0-9-]{0,31}$ (a server/resource name). Borrows name. */
 bool mcpd_config_is_valid_name(const char *name);
+/* The provider named `name`, or NULL. */
+const struct mcpd_oauth_provider_config *mcpd_config_oauth_provider(const struct mcpd_config *cfg,
+                                                                    const char *name);
 
 #endif

@@ -105,4 +105,13 @@ int mcpd__cfg_check_policy(struct ctx *c);
 void mcpd__cfg_free_policy(struct mcpd_config *cfg);
 void mcpd__cfg_free_dims(struct mcpd_dim_args_config *d, size_t n);
 
+/* config_cred.c */
+int mcpd__cfg_f_oauth_providers(struct ctx *c, yaml_node_t *v, const char *path,
+                                const struct field *f, void *base);
+int mcpd__cfg_f_master_key_file(struct ctx *c, yaml_node_t *v, const char *path,
+                                const struct field *f, void *base);
+int mcpd__cfg_f_credential(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                           void *base);
+void mcpd__cfg_free_cred(struct mcpd_config *cfg);
+
 #endif

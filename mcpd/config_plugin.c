@@ -230,6 +230,11 @@ static int check_plugin(struct ctx *c, struct mcpd_plugin_config *pl)
                                 "key 'plugins.%s.credential': plugin '%s' declares no auth method",
                                 pl->name, m->name);
     if (m->exec_command) {
+        if (pl->credential)
+            return mcpd__cfg_failat(c, pl->line, pl->column,
+                                    "key 'plugins.%s.credential': credentials are for declarative "
+                                    "plugins ('%s' is an exec plugin)",
+                                    pl->name, m->name);
         if (pl->naliases || pl->nallowed_hosts)
             return mcpd__cfg_failat(c, pl->line, pl->column,
                                     "plugins.%s: allowedOperations and egress are for declarative "
@@ -374,6 +379,8 @@ int mcpd__cfg_finish_plugins(struct ctx *c)
         s->plugin = pl;
         if ((rc = copy_dims(c, s, pl->manifest)) != 0)
             return rc;
+        if (pl->credential && (s->credential = strdup(pl->credential)) == NULL)
+            return mcpd__cfg_oom(c);
         if (pl->manifest->exec_command && (rc = exec_server(c, s, pl)) != 0)
             return rc;
     }

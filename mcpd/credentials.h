@@ -58,7 +58,27 @@ int mcpd_credential_rejected(struct mcpd_daemon *d, const char *name, const char
 
 void mcpd_credential_cancel(struct mcpd_credential_req *req);
 
-/* True when a credential of that name exists (config validation at start-up). */
+/*
+ * True when a credential of that name exists (config validation at
+ * start-up). Before mcpd_daemon_start it reads the store synchronously.
+ */
 bool mcpd_credential_exists(struct mcpd_daemon *d, const char *name);
+
+/*
+ * Extension (credentials.c): the current secret of `name` when it can be
+ * used right now without waiting (exists, decrypted, authorized, not
+ * expired, no refresh in flight); NULL otherwise (then use
+ * mcpd_credential_get). Borrowed: valid until control returns to the loop;
+ * copy it. For headers built synchronously (adapters/remote.c).
+ */
+const char *mcpd_credential_peek(struct mcpd_daemon *d, const char *name);
+
+/*
+ * Core-internal (daemon.c): load the registry before upstreams start (reads
+ * the store; needs the master key only when credentials exist; registers
+ * /oauth/callback when serving HTTP), and close it after the listener.
+ */
+int mcpd__credentials_start(struct mcpd_daemon *d);
+void mcpd__credentials_close(struct mcpd_daemon *d);
 
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "authz.h"
+#include "credentials.h"
 #include "error.h"
 #include "limits.h"
 #include "listener.h"
@@ -220,6 +221,8 @@ int mcpd_daemon_start(struct mcpd_daemon *d)
     }
     if (mcpd_authz_active(d->authz) && d->stdio_bot == NULL)
         d->stdio_bot = d->cfg->default_bot;
+    if ((r = mcpd__credentials_start(d)) != 0)
+        return r;
     uv_signal_start(&d->sigint, on_signal, SIGINT);
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     uv_signal_start(&d->sigpipe, on_signal, SIGPIPE);
@@ -258,6 +261,7 @@ static void finish_close(struct mcpd_daemon *d)
     for (size_t i = 0; i < d->nups; i++)
         mcpd__upstream_close(d->ups[i]);
     d->nups = 0;
+    mcpd__credentials_close(d); /* before the audit: it may still write a record */
     /* the audit flushes everything queued before it closes */
     mcpd_authz_close(d->authz, NULL, NULL);
     d->authz = NULL;

@@ -23,6 +23,7 @@ struct mcpd_session;
 struct mcpd_transport;
 struct mcpd_listener;
 struct mcpd_authz;
+struct mcpd_creds;
 
 struct mcpd_transport_ops {
     const char *name;
@@ -53,6 +54,7 @@ struct mcpd_daemon {
     struct mcpd_transport *transports;
     struct mcpd_listener *listener; /* HTTP, when a transport registered a route */
     struct mcpd_authz *authz;       /* bots, policy, audit (see authz.h) */
+    struct mcpd_creds *creds;       /* credential registry (credentials.c) */
     const char *stdio_bot;          /* the bot of stdio clients (--bot or auth.default_bot) */
     uv_timer_t reaper;              /* idle sessions */
     uv_timer_t startup_timer;

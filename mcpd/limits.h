@@ -74,4 +74,13 @@
 #define MCPD_MAX_EGRESS_HOSTS    256                 /* egress.allowedHosts entries */
 #define MCPD_PLUGIN_KEEP_CONNS   64                  /* idle connections a plugin keeps */
 
+/* Credentials and OAuth (credentials.c, oauth.c, admin_credentials.c). */
+#define MCPD_MAX_SECRET         (16u * 1024)  /* one secret read by `credentials add` */
+#define MCPD_MAX_TOKEN_RESPONSE (64u * 1024)  /* a token or device endpoint's response body */
+#define MCPD_OAUTH_TIMEOUT_MS   30000         /* one token endpoint exchange */
+#define MCPD_REFRESH_MARGIN_MS  60000         /* refresh at most this long before expiry ... */
+#define MCPD_REFRESH_FRACTION   80            /* ... or when this % of the lifetime passed */
+#define MCPD_CRED_POLL_MS       1000          /* the registry re-reads the store when it changed */
+#define MCPD_DEVICE_MAX_WAIT_MS (15u * 60000) /* device flow: polling stops after this */
+
 #endif

@@ -14,6 +14,7 @@
 
 #include "adapters/adapters.h"
 #include "mcpd/admin.h"
+#include "mcpd/admin_credentials.h"
 #include "mcpd/config.h"
 #include "mcpd/daemon.h"
 #include "mcpd/error.h"
@@ -21,7 +22,16 @@
 #include "mcpd/manifest.h"
 #include "transports/transports.h"
 
-enum mode { MODE_SERVE, MODE_STDIO, MODE_CHECK, MODE_CATALOG, MODE_EXPLAIN, MODE_BOTS, MODE_AUDIT };
+enum mode {
+    MODE_SERVE,
+    MODE_STDIO,
+    MODE_CHECK,
+    MODE_CATALOG,
+    MODE_EXPLAIN,
+    MODE_BOTS,
+    MODE_AUDIT,
+    MODE_CREDENTIALS
+};
 
 struct options {
     enum mode mode;
@@ -38,6 +48,7 @@ struct options {
     const char *verb; /* bots: create|list|...; audit: verify|query */
     const char *name; /* bots: the bot */
     bool json;
+    struct mcpd_admin_cred_args cred; /* credentials */
 };
 
 static struct {
@@ -67,6 +78,10 @@ static void usage(FILE *f)
             "  audit verify -c FILE   check the audit log's hash chain\n"
             "  plugin pack DIR OUT.mst  check DIR/manifest.yaml and pack DIR as a .mst archive\n"
             "  plugin check DIR|FILE.mst  check a plugin package's manifest\n"
+            "  credentials add NAME --kind api_key|bearer -c FILE   (secret from stdin)\n"
+            "  credentials add NAME --kind oauth2 --provider P -c FILE\n"
+            "  credentials list|show NAME|delete NAME|refresh NAME -c FILE\n"
+            "  credentials authorize NAME [--device|--client-credentials] -c FILE\n"
             "\n"
             "options:\n"
             "  -c, --config FILE      configuration (YAML, or JSON with \"mcpServers\")\n"
@@ -117,6 +132,18 @@ static int parse_args(struct options *o, int argc, char **argv)
             o->name = argv[3];
             i = 4;
         }
+    } else if (strcmp(argv[1], "credentials") == 0) {
+        o->mode = MODE_CREDENTIALS;
+        if (argc < 3 || argv[2][0] == '-')
+            return die("%s", "credentials needs a verb: add|list|show|delete|authorize|refresh");
+        o->cred.verb = argv[2];
+        i = 3;
+        if (strcmp(o->cred.verb, "list") != 0) {
+            if (argc < 4 || argv[3][0] == '-')
+                return die("credentials %s needs a credential name", o->cred.verb);
+            o->cred.name = argv[3];
+            i = 4;
+        }
     } else if (strcmp(argv[1], "audit") == 0) {
         o->mode = MODE_AUDIT;
         o->verb = "query";
@@ -150,8 +177,16 @@ static int parse_args(struct options *o, int argc, char **argv)
             slot = &o->location;
         else if (strcmp(a, "--limit") == 0)
             slot = &o->limit;
-        else if (strcmp(a, "--json") == 0) {
+        else if (strcmp(a, "--kind") == 0)
+            slot = &o->cred.kind;
+        else if (strcmp(a, "--provider") == 0)
+            slot = &o->cred.provider;
+        else if (strcmp(a, "--device") == 0 || strcmp(a, "--client-credentials") == 0) {
+            *(a[2] == 'd' ? &o->cred.device : &o->cred.client_credentials) = true;
+            continue;
+        } else if (strcmp(a, "--json") == 0) {
             o->json = true;
+            o->cred.json = true;
             continue;
         } else
             return die("unknown option '%s' (try mcpd --help)", a);
@@ -273,6 +308,11 @@ int main(int argc, char **argv)
     if (o.mode == MODE_SERVE && cfg->listen_host == NULL) {
         mcpd_config_free(cfg);
         return die("%s", "serve needs a listen address (listen: in the config or --listen)");
+    }
+    if (o.mode == MODE_CREDENTIALS) {
+        r = mcpd_admin_credentials(cfg, &o.cred);
+        mcpd_config_free(cfg);
+        return r;
     }
     if (o.mode == MODE_BOTS || o.mode == MODE_AUDIT) {
         struct mcpd_audit_query q = {

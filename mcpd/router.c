@@ -235,8 +235,11 @@ static void complete(struct mcpd_pending *p, json_t *msg, const char *status)
             .status = status ? status : outcome(msg),
             .latency_us = (int64_t)(uv_now(d->loop) - p->started_ms) * 1000,
         };
-        snprintf(loc, sizeof(loc), "%s%s%s", p->up->cfg->url ? "remote:" : "local",
-                 p->up->cfg->url ? p->up->name : "", "");
+        snprintf(loc, sizeof(loc), "%s%s%s",
+                 p->up->cfg->plugin ? "plugin:"
+                 : p->up->cfg->url  ? "remote:"
+                                    : "local",
+                 p->up->cfg->url || p->up->cfg->plugin ? p->up->name : "", "");
         p->held = msg;
         p->audit_wait = true;
         if (mcpd_authz_audit(d->authz, &r, on_audited, p) == 0)
@@ -387,7 +390,9 @@ void mcpd__router_cancel(struct mcpd_pending *p, const char *reason)
             .transport = p->session->transport,
             .resource = p->up->name,
             .tool = p->tool_name,
-            .location = p->up->cfg->url ? "remote" : "local",
+            .location = p->up->cfg->plugin ? "plugin"
+                        : p->up->cfg->url    ? "remote"
+                                             : "local",
             .decision = "allow",
             .args_json = p->args_text,
             .args_len = p->args_text ? strlen(p->args_text) : 0,

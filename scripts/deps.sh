@@ -25,9 +25,11 @@ NODE22_VERSION="${NODE22_VERSION:-22.23.3}"
 CONFORMANCE_VERSION="${CONFORMANCE_VERSION:-0.1.16}"
 SDK_VERSION="${SDK_VERSION:-1.32.2}"
 SERVER_EVERYTHING_VERSION="${SERVER_EVERYTHING_VERSION:-2026.8.31}"
+OIDC_PROVIDER_VERSION="${OIDC_PROVIDER_VERSION:-9.13.3}"
 CACHE="${MCPD_TEST_CACHE:-${HOME:-/root}/.cache/mcpd-test}"
 PKG_DIR="$CACHE/pkgs-c${CONFORMANCE_VERSION}-e${SERVER_EVERYTHING_VERSION}"
 NODE_DIR="$CACHE/node-${NODE22_VERSION}"
+OIDC_DIR="$CACHE/oidc-provider-${OIDC_PROVIDER_VERSION}"
 
 APT_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libssl-dev
   libcurl4-openssl-dev libsqlite3-dev libjansson-dev libyaml-dev libwslay-dev
@@ -141,6 +143,18 @@ done
 [ "$(version_of "$PKG_DIR" @modelcontextprotocol/sdk)" = "$SDK_VERSION" ] ||
   die "@modelcontextprotocol/sdk is not $SDK_VERSION in $PKG_DIR"
 
+# oidc-provider (the real OAuth authorization server of tests/e2e/credentials_oauth.mjs) in
+# its own folder, so the MCP packages above keep resolving on their own.
+mkdir -p "$OIDC_DIR"
+if [ "$(version_of "$OIDC_DIR" oidc-provider)" != "$OIDC_PROVIDER_VERSION" ]; then
+  log "installing oidc-provider@$OIDC_PROVIDER_VERSION into $OIDC_DIR"
+  [ -f "$OIDC_DIR/package.json" ] || echo '{"name":"mcpd-test-oidc","private":true}' >"$OIDC_DIR/package.json"
+  (cd "$OIDC_DIR" && npm install "${NPM_FLAGS[@]}" "oidc-provider@$OIDC_PROVIDER_VERSION" >&2) \
+    || die "npm install oidc-provider@$OIDC_PROVIDER_VERSION failed"
+fi
+OIDC_PROVIDER="$OIDC_DIR/node_modules/oidc-provider"
+[ -f "$OIDC_PROVIDER/package.json" ] || die "missing after install: $OIDC_PROVIDER"
+
 ENV_FILE="$CACHE/env.sh"
 tmp="$(mktemp "$CACHE/env.sh.XXXXXX")"
 cat >"$tmp" <<EOF
@@ -151,6 +165,7 @@ PKG_DIR='$PKG_DIR'
 SDK_DIR='$SDK_DIR'
 EVERYTHING='$EVERYTHING'
 CONFORMANCE_CLI='$CLI'
+OIDC_PROVIDER='$OIDC_PROVIDER'
 EOF
 mv -f "$tmp" "$ENV_FILE"
 log "ready: node $("$NODE" --version), sdk $SDK_VERSION, conformance $CONFORMANCE_VERSION, server-everything $SERVER_EVERYTHING_VERSION ($CACHE)"

@@ -7,7 +7,8 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { bin, ok, eq, match, step, finish, startServe, sdk, texts, tmp, run, onCleanup } from './lib.mjs';
+import { spawn } from 'node:child_process';
+import { bin, ok, eq, match, step, finish, startServe, sdk, texts, tmp, run, onCleanup, track } from './lib.mjs';
 
 const { Client, StreamableHTTPClientTransport } = await sdk();
 const examples = process.env.MCPD_PLUGINS_DIR;
@@ -38,6 +39,7 @@ const json = (res, status, obj) => {
 };
 
 let target; // the disallowed host: must never see a request
+const tokens = []; // bodies of token endpoint requests
 const api = await fixture('api', (req, res, body) => {
   const u = new URL(req.url, 'http://x');
   let m;
@@ -57,6 +59,17 @@ const api = await fixture('api', (req, res, body) => {
   if (u.pathname === '/big') {
     res.writeHead(200, { 'Content-Type': 'text/plain' });
     return res.end('x'.repeat(5 * 1024 * 1024));
+  }
+  if (u.pathname === '/token') {
+    tokens.push(body);
+    return json(res, 200, { access_token: `at-${tokens.length}`, token_type: 'Bearer', expires_in: 3600, refresh_token: 'rt-1' });
+  }
+  if (u.pathname.startsWith('/once401/')) {
+    if (req.headers.authorization === 'Bearer at-1') {
+      res.writeHead(401, { 'Content-Type': 'application/json', 'WWW-Authenticate': 'Bearer' });
+      return res.end('{"message":"Bad credentials"}');
+    }
+    return json(res, 200, { title: 'after refresh', auth: req.headers.authorization });
   }
   if (u.pathname === '/redirect') {
     res.writeHead(302, { Location: u.searchParams.get('to') });
@@ -118,6 +131,21 @@ const bots = `bots:
     bindings:
       - { resource: gh, tools: ["*"], repos: ["acme/*"] }
 `;
+
+function runAsync(cmd, args, timeoutMs = 20000) {
+  return new Promise((resolve) => {
+    const p = track(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
 
 async function client(url, key) {
   const c = new Client({ name: 'plugins-e2e', version: '1' }, { capabilities: {} });
@@ -279,6 +307,74 @@ await step('policy: a repos glob acme/* allows acme/x and denies evil/x', async 
   eq(e2.isError, true, 'a traversal inside an allowed glob is refused by the adapter');
   match(texts(e2)[0] ?? '', /'\.\.' path segment/, 'as a bad path segment');
   eq(api.seen.length, n0, 'the fixture never saw the denied requests');
+  await a.close();
+  await s.stop();
+  const audit = run(bin.mcpd, ['audit', '-c', cfg, '--json']);
+  const rows = audit.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  ok(rows.some((r) => r.location === 'plugin:gh' && r.decision === 'allow'), 'the audit records allowed plugin calls at location plugin:gh', audit.stdout.slice(0, 400));
+  ok(rows.some((r) => r.decision === 'deny' && r.resource === 'gh'), 'and the denial', audit.stdout.slice(0, 400));
+});
+
+await step('auth: bearer and api_key sent as configured; oauth2 refreshed once on 401', async () => {
+  const cdb = path.join(tmp, 'creds.db');
+  const text = `store: ${cdb}
+oauth_providers:
+  fx:
+    token_url: ${A}/token
+    client_id: mcpd
+    grant: client_credentials
+plugins:
+  ghb:
+    source: ${path.join(examples, 'github')}
+    config: { api_base: "${A}" }
+    credential: tok
+    egress: { allowedHosts: ["127.0.0.1"], allowPrivate: true }
+  hbk:
+    source: ${path.join(examples, 'httpbin')}
+    config: { base: "${A}" }
+    credential: key
+    egress: { allowedHosts: ["127.0.0.1"], allowPrivate: true }
+  gho:
+    source: ${path.join(examples, 'github')}
+    config: { api_base: "${A}/once401" }
+    credential: oa
+    egress: { allowedHosts: ["127.0.0.1"], allowPrivate: true }
+  ghwrong:
+    source: ${path.join(examples, 'github')}
+    config: { api_base: "${A}" }
+    credential: key
+    egress: { allowedHosts: ["127.0.0.1"], allowPrivate: true }
+`;
+  const cfg = path.join(tmp, 'auth.yaml');
+  fs.writeFileSync(cfg, text);
+  const cred = (args, input) => run(bin.mcpd, ['credentials', ...args, '-c', cfg], { input: input ?? '' });
+  eq(cred(['add', 'tok', '--kind', 'bearer'], 'tok-secret-1\n').code, 0, 'credentials add tok (bearer)');
+  eq(cred(['add', 'key', '--kind', 'api_key'], 'key-secret-2\n').code, 0, 'credentials add key (api_key)');
+  eq(cred(['add', 'oa', '--kind', 'oauth2', '--provider', 'fx']).code, 0, 'credentials add oa (oauth2)');
+  // async: the token endpoint is served by this very process
+  const au = await runAsync(bin.mcpd, ['credentials', 'authorize', 'oa', '--client-credentials', '-c', cfg]);
+  eq(au.code, 0, `credentials authorize oa --client-credentials ${au.stderr.trim()}`);
+  eq(tokens.length, 1, 'the token endpoint issued at-1');
+  const s = await startServe(text, { name: 'auth' });
+  const a = await client(s.url);
+  const names = (await a.listTools()).tools.map((t) => t.name);
+  const ghbRead = names.find((n) => n.startsWith('ghb__issue_read'));
+  const r1 = await call(a, ghbRead, { repo: 'acme/x', number: 1 });
+  eq(r1.isError, undefined, 'the bearer plugin call succeeds');
+  eq(api.seen.at(-1).headers.authorization, 'Bearer tok-secret-1', 'Authorization: Bearer <the stored secret>');
+  const r2 = await call(a, 'hbk__get', { q: 'x' });
+  eq(r2.isError, undefined, 'the api_key plugin call succeeds');
+  eq(api.seen.at(-1).headers['x-api-key'], 'key-secret-2', "the api key goes in the manifest's header");
+  eq(api.seen.at(-1).headers.authorization, undefined, 'and no Authorization header');
+  const n0 = api.seen.length;
+  const r3 = await call(a, names.find((n) => n.startsWith('gho__issue_read')), { repo: 'acme/x', number: 5 });
+  eq(r3.structuredContent?.title, 'after refresh', 'a 401 refreshes the oauth2 token and retries once');
+  eq(api.seen.slice(n0).filter((x) => x.url.startsWith('/once401/')).map((x) => x.headers.authorization), ['Bearer at-1', 'Bearer at-2'], 'the API saw at-1 (401) then at-2');
+  eq(tokens.length, 2, 'the token endpoint was asked once more');
+  const r4 = await call(a, names.find((n) => n.startsWith('ghwrong__issue_read')), { repo: 'acme/x', number: 1 });
+  eq(r4.isError, true, 'an api_key credential on a bearer-only plugin is refused');
+  match(texts(r4)[0], /does not accept/, 'with a clear message');
+  ok(!s.log().includes('tok-secret-1') && !s.log().includes('key-secret-2') && !s.log().includes('at-2'), 'no secret in the mcpd log');
   await a.close();
   await s.stop();
 });

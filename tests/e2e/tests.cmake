@@ -64,3 +64,5 @@ endif()
 mcpd_e2e_test(plugins 150)
 set_property(TEST e2e.plugins APPEND PROPERTY ENVIRONMENT
   "MCPD_PLUGINS_DIR=${CMAKE_SOURCE_DIR}/examples/plugins")
+# Credentials and OAuth against oidc-provider and a protected remote MCP server.
+mcpd_e2e_test(credentials_oauth 180)

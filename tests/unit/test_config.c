@@ -157,8 +157,11 @@ static void test_example_mcpd_yaml(void **state)
     assert_string_equal(cfg->http_path, "/mcp");
     assert_int_equal(cfg->nallowed_origins, 2);
     assert_int_equal(cfg->nallowed_hosts, 3);
-    assert_int_equal(cfg->nservers, 3 + cfg->nplugins); /* plugins are servers too */
+    assert_int_equal(cfg->nservers, 4 + cfg->nplugins); /* plugins are servers too */
     assert_int_equal(cfg->nplugins, 3);
+    assert_string_equal(cfg->servers[3].name, "remote-oauth");
+    assert_string_equal(cfg->servers[3].credential, "example-oauth");
+    assert_int_equal(cfg->noauth_providers, 1);
     assert_string_equal(cfg->servers[2].name, "remote");
     assert_string_equal(cfg->servers[2].url, "http://127.0.0.1:3001/mcp");
     assert_int_equal(cfg->servers[2].nheaders, 1);

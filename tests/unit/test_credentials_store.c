@@ -1,0 +1,334 @@
+/*
+ * test_credentials_store.c - credentials in the store (mcpd/store_cred.c)
+ * on real sqlite files in a fresh directory per test: add/list/get/delete
+ * with their errors, secrets never in clear in the file, the key check
+ * value (a wrong master key refused at open), a damaged row reported as
+ * such (never garbage), a row's sealed fields moved to another row refused
+ * (AAD), OAuth token updates, pending authorizations (single use,
+ * expiry), that the bot tables and the schema version are untouched, and
+ * the generation bump the daemon polls.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* cmocka.h needs these four first. */
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include <sqlite3.h>
+
+#include "mcpd/crypto.h"
+#include "mcpd/error.h"
+#include "mcpd/store.h"
+#include "mcpd/store_cred.h"
+
+struct fixture {
+    char dir[64], path[128], key[160];
+    struct mcpd_cred_store *cs;
+    char err[256];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    const char *tmp = getenv("TMPDIR");
+
+    assert_non_null(f);
+    unsetenv(MCPD_MASTER_KEY_ENV);
+    snprintf(f->dir, sizeof(f->dir), "%s/mcpd-cred-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/mcpd.db", f->dir);
+    snprintf(f->key, sizeof(f->key), "%s/mcpd.db.key", f->dir);
+    assert_int_equal(mcpd_cred_store_open(&f->cs, f->path, f->key, true, f->err, sizeof(f->err)),
+                     0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char p[512];
+    struct dirent *e;
+    DIR *d;
+
+    mcpd_cred_store_close(f->cs);
+    d = opendir(f->dir);
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
+        unlink(p);
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Whether the bytes of s occur anywhere in the file (and its WAL). */
+static bool file_has(const char *path, const char *s)
+{
+    char p[256];
+    bool found = false;
+
+    for (int i = 0; i < 2 && !found; i++) {
+        FILE *fp;
+        char *buf;
+        long n;
+
+        snprintf(p, sizeof(p), "%s%s", path, i ? "-wal" : "");
+        if ((fp = fopen(p, "rb")) == NULL)
+            continue;
+        fseek(fp, 0, SEEK_END);
+        n = ftell(fp);
+        fseek(fp, 0, SEEK_SET);
+        buf = malloc((size_t)n + 1);
+        assert_non_null(buf);
+        assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+        fclose(fp);
+        found = memmem(buf, (size_t)n, s, strlen(s)) != NULL;
+        free(buf);
+    }
+    return found;
+}
+
+static void test_add_list_get_delete(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_cred_row *rows, row;
+    size_t n;
+    int64_t gen0 = mcpd_cred_store_generation(f->cs), gen;
+
+    assert_int_equal(mcpd_cred_store_add(f->cs, "gh", MCPD_CRED_API_KEY, NULL,
+                                         "ghp_SuperSecretValue123", f->err, sizeof(f->err)),
+                     0);
+    assert_int_equal(mcpd_cred_store_add(f->cs, "api_2", MCPD_CRED_BEARER, NULL, "tok-abc", f->err,
+                                         sizeof(f->err)),
+                     0);
+    assert_int_equal(
+        mcpd_cred_store_add(f->cs, "gh", MCPD_CRED_BEARER, NULL, "x", f->err, sizeof(f->err)),
+        MCPD_ECONFIG);
+    assert_string_equal(f->err, "credential \"gh\" already exists");
+    assert_int_equal(
+        mcpd_cred_store_add(f->cs, "Bad Name", MCPD_CRED_BEARER, NULL, "x", f->err, sizeof(f->err)),
+        MCPD_ECONFIG);
+    assert_non_null(strstr(f->err, "invalid credential name \"Bad Name\""));
+    assert_int_equal(
+        mcpd_cred_store_add(f->cs, "empty", MCPD_CRED_BEARER, NULL, "", f->err, sizeof(f->err)),
+        MCPD_ECONFIG);
+    assert_int_equal(
+        mcpd_cred_store_add(f->cs, "o", MCPD_CRED_OAUTH2, NULL, NULL, f->err, sizeof(f->err)),
+        MCPD_ECONFIG); /* oauth2 needs a provider */
+    assert_int_equal(
+        mcpd_cred_store_add(f->cs, "o", MCPD_CRED_OAUTH2, "idp", NULL, f->err, sizeof(f->err)), 0);
+    gen = mcpd_cred_store_generation(f->cs);
+    assert_int_equal(gen, gen0 + 3);
+    /* list without decrypting: no secrets */
+    assert_int_equal(mcpd_cred_store_list(f->cs, false, &rows, &n, NULL, f->err, sizeof(f->err)),
+                     0);
+    assert_int_equal(n, 3);
+    assert_string_equal(rows[0].name, "api_2");
+    assert_int_equal(rows[0].kind, MCPD_CRED_BEARER);
+    assert_null(rows[0].secret);
+    assert_string_equal(rows[1].name, "gh");
+    assert_string_equal(rows[2].name, "o");
+    assert_int_equal(rows[2].status, MCPD_CRED_STATUS_PENDING);
+    assert_string_equal(rows[2].provider, "idp");
+    mcpd_cred_rows_free(rows, n);
+    /* decrypted */
+    assert_int_equal(mcpd_cred_store_get(f->cs, "gh", &row, f->err, sizeof(f->err)), 0);
+    assert_string_equal(row.secret, "ghp_SuperSecretValue123");
+    assert_int_equal(row.status, MCPD_CRED_STATUS_OK);
+    assert_false(row.damaged);
+    mcpd_cred_row_dispose(&row);
+    assert_false(file_has(f->path, "SuperSecret"));
+    assert_false(file_has(f->path, "tok-abc"));
+    /* delete */
+    assert_int_equal(mcpd_cred_store_delete(f->cs, "gh", f->err, sizeof(f->err)), 0);
+    assert_int_equal(mcpd_cred_store_delete(f->cs, "gh", f->err, sizeof(f->err)), MCPD_ECONFIG);
+    assert_string_equal(f->err, "no credential named \"gh\"");
+    assert_int_equal(mcpd_cred_store_get(f->cs, "gh", &row, f->err, sizeof(f->err)), MCPD_ECONFIG);
+}
+
+static void test_wrong_master_key(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_cred_store *cs = NULL;
+    char err[256];
+
+    assert_int_equal(mcpd_cred_store_add(f->cs, "gh", MCPD_CRED_API_KEY, NULL, "secret-1", f->err,
+                                         sizeof(f->err)),
+                     0);
+    setenv(MCPD_MASTER_KEY_ENV, "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+           1);
+    assert_int_equal(mcpd_cred_store_open(&cs, f->path, f->key, false, err, sizeof(err)),
+                     MCPD_EDENIED);
+    assert_null(cs);
+    assert_non_null(strstr(err, "the master key does not match this store"));
+    unsetenv(MCPD_MASTER_KEY_ENV);
+    /* keyless opens work (list) */
+    assert_int_equal(mcpd_cred_store_open(&cs, f->path, NULL, false, err, sizeof(err)), 0);
+    mcpd_cred_store_close(cs);
+}
+
+static void exec_sql(const char *path, const char *sql)
+{
+    sqlite3 *db;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void test_damaged_and_moved_rows(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_cred_row row;
+
+    assert_int_equal(mcpd_cred_store_add(f->cs, "a", MCPD_CRED_API_KEY, NULL, "secret-a", f->err,
+                                         sizeof(f->err)),
+                     0);
+    assert_int_equal(mcpd_cred_store_add(f->cs, "b", MCPD_CRED_API_KEY, NULL, "secret-b", f->err,
+                                         sizeof(f->err)),
+                     0);
+    /* a's sealed secret copied onto b: the AAD names a, so b does not open */
+    exec_sql(f->path,
+             "UPDATE credentials SET secret = (SELECT secret FROM credentials WHERE name = 'a') "
+             "WHERE name = 'b'");
+    assert_int_equal(mcpd_cred_store_get(f->cs, "b", &row, f->err, sizeof(f->err)), 0);
+    assert_true(row.damaged);
+    assert_null(row.secret);
+    mcpd_cred_row_dispose(&row);
+    /* a flipped byte in a's blob */
+    exec_sql(f->path, "UPDATE credentials SET secret = CAST(substr(secret, 1, 20) || "
+                      "x'00' || substr(secret, 22) AS BLOB) WHERE name = 'a'");
+    assert_int_equal(mcpd_cred_store_get(f->cs, "a", &row, f->err, sizeof(f->err)), 0);
+    assert_true(row.damaged);
+    assert_null(row.secret);
+    mcpd_cred_row_dispose(&row);
+}
+
+static void test_tokens_and_status(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_cred_row row;
+
+    assert_int_equal(
+        mcpd_cred_store_add(f->cs, "o", MCPD_CRED_OAUTH2, "idp", NULL, f->err, sizeof(f->err)), 0);
+    assert_int_equal(mcpd_cred_store_set_tokens(f->cs, "o", "AT-one", "RT-one", 12345, "openid",
+                                                f->err, sizeof(f->err)),
+                     0);
+    assert_int_equal(mcpd_cred_store_get(f->cs, "o", &row, f->err, sizeof(f->err)), 0);
+    assert_string_equal(row.access_token, "AT-one");
+    assert_string_equal(row.refresh_token, "RT-one");
+    assert_int_equal(row.expires_ms, 12345);
+    assert_string_equal(row.scopes, "openid");
+    assert_int_equal(row.status, MCPD_CRED_STATUS_OK);
+    assert_true(row.refreshed_ms > 0);
+    mcpd_cred_row_dispose(&row);
+    /* a refresh without a new refresh token keeps the old one */
+    assert_int_equal(
+        mcpd_cred_store_set_tokens(f->cs, "o", "AT-two", NULL, 99, NULL, f->err, sizeof(f->err)),
+        0);
+    assert_int_equal(mcpd_cred_store_get(f->cs, "o", &row, f->err, sizeof(f->err)), 0);
+    assert_string_equal(row.access_token, "AT-two");
+    assert_string_equal(row.refresh_token, "RT-one");
+    assert_string_equal(row.scopes, "openid");
+    mcpd_cred_row_dispose(&row);
+    assert_int_equal(mcpd_cred_store_set_status(f->cs, "o", MCPD_CRED_STATUS_EXPIRED,
+                                                "refresh refused: invalid_grant", f->err,
+                                                sizeof(f->err)),
+                     0);
+    assert_int_equal(mcpd_cred_store_get(f->cs, "o", &row, f->err, sizeof(f->err)), 0);
+    assert_int_equal(row.status, MCPD_CRED_STATUS_EXPIRED);
+    assert_string_equal(row.last_error, "refresh refused: invalid_grant");
+    mcpd_cred_row_dispose(&row);
+    assert_false(file_has(f->path, "AT-two"));
+    assert_false(file_has(f->path, "RT-one"));
+    /* tokens only for oauth2 credentials */
+    assert_int_equal(
+        mcpd_cred_store_add(f->cs, "k", MCPD_CRED_API_KEY, NULL, "kk", f->err, sizeof(f->err)), 0);
+    assert_int_equal(
+        mcpd_cred_store_set_tokens(f->cs, "k", "x", NULL, 0, NULL, f->err, sizeof(f->err)),
+        MCPD_ECONFIG);
+}
+
+static void test_pending(void **state)
+{
+    struct fixture *f = *state;
+    char name[MCPD_CRED_NAME_MAX + 1], *verifier = NULL;
+
+    assert_int_equal(
+        mcpd_cred_store_add(f->cs, "o", MCPD_CRED_OAUTH2, "idp", NULL, f->err, sizeof(f->err)), 0);
+    assert_int_equal(
+        mcpd_cred_store_pending_add(f->cs, "state-1", "o", "verifier-xyz", f->err, sizeof(f->err)),
+        0);
+    assert_false(file_has(f->path, "verifier-xyz"));
+    assert_int_equal(
+        mcpd_cred_store_pending_take(f->cs, "state-2", name, &verifier, f->err, sizeof(f->err)),
+        MCPD_EDENIED);
+    assert_string_equal(f->err, "unknown or already used state");
+    assert_int_equal(
+        mcpd_cred_store_pending_take(f->cs, "state-1", name, &verifier, f->err, sizeof(f->err)), 0);
+    assert_string_equal(name, "o");
+    assert_string_equal(verifier, "verifier-xyz");
+    mcpd_crypto_free_str(verifier);
+    /* single use */
+    assert_int_equal(
+        mcpd_cred_store_pending_take(f->cs, "state-1", name, &verifier, f->err, sizeof(f->err)),
+        MCPD_EDENIED);
+    /* expired */
+    assert_int_equal(
+        mcpd_cred_store_pending_add(f->cs, "state-3", "o", "v3", f->err, sizeof(f->err)), 0);
+    exec_sql(f->path, "UPDATE credential_pending SET expires_ms = 1 WHERE state = 'state-3'");
+    assert_int_equal(
+        mcpd_cred_store_pending_take(f->cs, "state-3", name, &verifier, f->err, sizeof(f->err)),
+        MCPD_EDENIED);
+    assert_non_null(strstr(f->err, "expired"));
+    assert_null(verifier);
+    /* and it is gone */
+    assert_int_equal(
+        mcpd_cred_store_pending_take(f->cs, "state-3", name, &verifier, f->err, sizeof(f->err)),
+        MCPD_EDENIED);
+    assert_string_equal(f->err, "unknown or already used state");
+}
+
+static void test_beside_bots(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_store *st;
+    char key[MCPD_BOT_KEY_LEN + 1];
+
+    /* the bot store opens the same file (schema version unchanged) and keeps working */
+    assert_int_equal(mcpd_store_open(&st, f->path, f->err, sizeof(f->err)), 0);
+    assert_int_equal(mcpd_store_bot_create(st, "alice", key, f->err, sizeof(f->err)), 0);
+    assert_int_equal(
+        mcpd_cred_store_add(f->cs, "gh", MCPD_CRED_BEARER, NULL, "b", f->err, sizeof(f->err)), 0);
+    assert_int_equal(mcpd_store_generation(st), mcpd_cred_store_generation(f->cs));
+    assert_int_equal(mcpd_store_bot_list(st, NULL, 0, f->err, sizeof(f->err)), 1);
+    mcpd_store_close(st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_add_list_get_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_master_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_and_moved_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_and_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_beside_bots, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
