@@ -37,7 +37,6 @@
 #include "mcpd/net/egress.h"
 #include "mcpd/net/http_client.h"
 
-
 struct plugin_up;
 
 struct pcall {
@@ -65,7 +64,7 @@ struct plugin_up {
     struct mcpd_http_client *hc;
     struct pcall *calls;
     struct mcpd_buf outq; /* NUL-separated messages to deliver */
-    uv_idle_t flush; /* delivers queued answers on the next loop turn */
+    uv_idle_t flush;      /* delivers queued answers on the next loop turn */
     bool running;
 };
 
@@ -238,8 +237,7 @@ static int append_query(struct mcpd_buf *u, bool *first, const char *name, const
     if (json_is_array(v)) {
         size_t i;
         json_t *item;
-        json_array_foreach(v, i, item)
-        {
+        json_array_foreach (v, i, item) {
             if ((rc = append_query(u, first, name, item)) != 0)
                 return rc;
         }
@@ -358,8 +356,8 @@ static void send_hop(struct pcall *c)
         mcpd_buf_init(&v, MCPD_MAX_HEADER_BYTES);
         rc = mcpd_buf_appendf(&v, "%s: ", op->headers[i].key);
         if (rc == 0)
-            rc = mcpd_manifest_expand(&v, op->headers[i].value, c->args, pu->pl->config, false,
-                                      err, sizeof(err));
+            rc = mcpd_manifest_expand(&v, op->headers[i].value, c->args, pu->pl->config, false, err,
+                                      sizeof(err));
         if (rc != 0) {
             mcpd_buf_dispose(&v);
             for (size_t j = 0; j < no; j++)
@@ -367,7 +365,10 @@ static void send_hop(struct pcall *c)
             call_fail(c, "header %s: %s", op->headers[i].key, err[0] ? err : "too long");
             return;
         }
-        { owned[no] = mcpd_buf_steal(&v, NULL); hdrs[nh++] = owned[no++]; }
+        {
+            owned[no] = mcpd_buf_steal(&v, NULL);
+            hdrs[nh++] = owned[no++];
+        }
     }
     if (c->secret && !auth_matches(pu->pl->manifest, c->kind)) {
         for (size_t j = 0; j < no; j++)
@@ -386,8 +387,10 @@ static void send_hop(struct pcall *c)
             rc = mcpd_buf_appendf(&v, "%s: %s", ak->param, c->secret);
         else
             rc = 1;
-        if (rc == 0 && v.p)
-            { owned[no] = mcpd_buf_steal(&v, NULL); hdrs[nh++] = owned[no++]; }
+        if (rc == 0 && v.p) {
+            owned[no] = mcpd_buf_steal(&v, NULL);
+            hdrs[nh++] = owned[no++];
+        }
         mcpd_buf_dispose(&v);
     }
     hdrs[nh++] = "User-Agent: mcpd";
@@ -473,10 +476,10 @@ static void finish_response(struct pcall *c)
 
     if (c->status >= 400) {
         char msg[MCPD_MAX_PLUGIN_ERRBODY + 64];
-        snprintf(msg, sizeof(msg), "HTTP %d from the API: %.*s", c->status,
-                 (int)(c->resp.len > MCPD_MAX_PLUGIN_ERRBODY ? MCPD_MAX_PLUGIN_ERRBODY
-                                                               : c->resp.len),
-                 body);
+        snprintf(
+            msg, sizeof(msg), "HTTP %d from the API: %.*s", c->status,
+            (int)(c->resp.len > MCPD_MAX_PLUGIN_ERRBODY ? MCPD_MAX_PLUGIN_ERRBODY : c->resp.len),
+            body);
         call_finish(c, tool_text(msg, true));
         return;
     }
@@ -571,8 +574,8 @@ static void on_done(struct mcpd_http_call *h, int result, const char *why, void 
             call_fail(c, "out of memory");
             return;
         }
-        if (c->status == 303 || ((c->status == 301 || c->status == 302) &&
-                                 strcmp(c->op->method, "POST") == 0))
+        if (c->status == 303 ||
+            ((c->status == 301 || c->status == 302) && strcmp(c->op->method, "POST") == 0))
             c->get_after_303 = true;
         send_hop(c);
         return;

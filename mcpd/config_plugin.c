@@ -201,10 +201,10 @@ static int load_package(struct ctx *c, struct mcpd_plugin_config *pl)
             return mcpd__cfg_oom(c);
         pl->extracted = true;
         if ((rc = mcpd_mst_extract(pl->source, pl->dir, err, sizeof(err))) != 0)
-            return rc == MCPD_ENOMEM ? mcpd__cfg_oom(c)
-                                     : mcpd__cfg_failat(c, pl->line, pl->column,
-                                                        "plugins.%s: %s: %s", pl->name,
-                                                        pl->source, err);
+            return rc == MCPD_ENOMEM
+                       ? mcpd__cfg_oom(c)
+                       : mcpd__cfg_failat(c, pl->line, pl->column, "plugins.%s: %s: %s", pl->name,
+                                          pl->source, err);
     }
     if ((rc = mcpd_manifest_load(&pl->manifest, pl->dir, c->diag)) != 0)
         return rc; /* diag names the manifest file, line and column */
@@ -219,8 +219,8 @@ static int check_plugin(struct ctx *c, struct mcpd_plugin_config *pl)
 
     if (pl->config == NULL && (pl->config = json_object()) == NULL)
         return mcpd__cfg_oom(c);
-    if (m->config_schema && mcpd_manifest_check_schema(m->config_schema, pl->config, err,
-                                                       sizeof(err)) != NULL)
+    if (m->config_schema &&
+        mcpd_manifest_check_schema(m->config_schema, pl->config, err, sizeof(err)) != NULL)
         return mcpd__cfg_failat(c, pl->line, pl->column, "key 'plugins.%s.config': %s", pl->name,
                                 err);
     for (size_t i = 0; i < m->nauth; i++)
@@ -330,8 +330,8 @@ static int exec_server(struct ctx *c, struct mcpd_server_config *s,
     snprintf(s->command, n, "%s/%s", pl->dir, m->exec_command);
     if (access(s->command, X_OK) != 0)
         return mcpd__cfg_failat(c, pl->line, pl->column,
-                                "plugins.%s: exec command '%s' is not an executable file",
-                                pl->name, m->exec_command);
+                                "plugins.%s: exec command '%s' is not an executable file", pl->name,
+                                m->exec_command);
     if ((s->args = calloc(m->nexec_args + 1, sizeof(char *))) == NULL)
         return mcpd__cfg_oom(c);
     for (size_t i = 0; i < m->nexec_args; i++) {

@@ -154,15 +154,13 @@ const char *mcpd_manifest_check_schema(const json_t *schema, const json_t *value
         return err;
     }
     req = json_object_get(schema, "required");
-    json_array_foreach(req, i, t)
-    {
+    json_array_foreach (req, i, t) {
         if (json_is_string(t) && json_object_get(value, json_string_value(t)) == NULL) {
             snprintf(err, errlen, "missing required key '%.64s'", json_string_value(t));
             return err;
         }
     }
-    json_object_foreach((json_t *)value, key, sv)
-    {
+    json_object_foreach ((json_t *)value, key, sv) {
         const json_t *ps = json_object_get(props, key);
         const char *type = json_string_value(json_object_get(ps, "type"));
         if (ps == NULL && json_is_false(json_object_get(schema, "additionalProperties"))) {
@@ -190,8 +188,7 @@ static int check_object_schema(struct ctx *c, yaml_node_t *at, const char *path,
     props = json_object_get(s, "properties");
     if (props && !json_is_object(props))
         return mcpd__cfg_fail(c, at, "key '%s': 'properties' must be a mapping", path);
-    json_object_foreach((json_t *)props, key, v)
-    {
+    json_object_foreach ((json_t *)props, key, v) {
         if (!json_is_object(v))
             return mcpd__cfg_fail(c, at, "key '%s': property '%.64s' must be a mapping", path, key);
         type = json_string_value(json_object_get(v, "type"));
@@ -202,8 +199,7 @@ static int check_object_schema(struct ctx *c, yaml_node_t *at, const char *path,
     req = json_object_get(s, "required");
     if (req && !json_is_array(req))
         return mcpd__cfg_fail(c, at, "key '%s': 'required' must be a list", path);
-    json_array_foreach(req, i, v)
-    {
+    json_array_foreach (req, i, v) {
         if (!json_is_string(v) || json_object_get(props, json_string_value(v)) == NULL)
             return mcpd__cfg_fail(c, at, "key '%s': required[%zu] names no property", path, i);
     }
@@ -331,9 +327,8 @@ static int expand_one(const char *name, size_t len, bool plus, bool config, void
     key[len] = '\0';
     v = json_object_get(config ? x->config : x->args, key);
     if (v == NULL || json_is_null(v)) {
-        snprintf(x->err, x->errlen, config ? "plugin config key '%s' is not set"
-                                           : "missing argument '%s'",
-                 key);
+        snprintf(x->err, x->errlen,
+                 config ? "plugin config key '%s' is not set" : "missing argument '%s'", key);
         return MCPD_EPROTO;
     }
     if ((s = scalar_text(v, tmp, sizeof(tmp), &slen)) == NULL) {
@@ -517,16 +512,13 @@ static int check_refs(struct ctx *c, yaml_node_t *at, const char *path, const ch
                       const struct mcpd_manifest *m, const struct mcpd_manifest_op *op)
 {
     struct ph_check pc = { json_object_get(op->input, "properties"),
-                           json_object_get(m->config_schema, "properties"),
-                           "",
-                           false };
+                           json_object_get(m->config_schema, "properties"), "", false };
     int rc;
     walk_template(tmpl, ph_declared, &pc, &rc);
     if (rc != 0)
-        return mcpd__cfg_fail(c, at, "key '%s': '{%s%s}' names no %s", path,
-                              pc.bad_config ? "config." : "", pc.bad,
-                              pc.bad_config ? "property of the config schema"
-                                            : "property of the input schema");
+        return mcpd__cfg_fail(
+            c, at, "key '%s': '{%s%s}' names no %s", path, pc.bad_config ? "config." : "", pc.bad,
+            pc.bad_config ? "property of the config schema" : "property of the input schema");
     return 0;
 }
 
@@ -544,13 +536,14 @@ static int check_op(struct ctx *c, yaml_node_t *at, const char *path, struct mcp
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
         ok |= strcmp(methods[i], op->method) == 0;
     if (!ok)
-        return mcpd__cfg_fail(c, at, "key '%s.method': expected GET, HEAD, POST, PUT, PATCH or "
-                                     "DELETE",
+        return mcpd__cfg_fail(c, at,
+                              "key '%s.method': expected GET, HEAD, POST, PUT, PATCH or "
+                              "DELETE",
                               path);
     if ((why = mcpd_manifest_check_template(op->url)) != NULL)
         return mcpd__cfg_fail(c, at, "key '%s.url': bad template: %s", path, why);
-    if (op->input == NULL && (op->input = json_pack("{s:s, s:{}}", "type", "object",
-                                                    "properties")) == NULL)
+    if (op->input == NULL &&
+        (op->input = json_pack("{s:s, s:{}}", "type", "object", "properties")) == NULL)
         return mcpd__cfg_oom(c);
     if ((rc = check_refs(c, at, path, op->url, m, op)) != 0)
         return rc;
@@ -591,8 +584,9 @@ static int f_operations(struct ctx *c, yaml_node_t *v, const char *path, const s
         if (!is_ident(name, strlen(name), true) && strspn(name, "abcdefghijklmnopqrstuvwxyz"
                                                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                                                 "0123456789_-.") != strlen(name))
-            return mcpd__cfg_fail(c, k, "key '%s': operation names use [A-Za-z0-9_.-], got "
-                                        "'%.64s'",
+            return mcpd__cfg_fail(c, k,
+                                  "key '%s': operation names use [A-Za-z0-9_.-], got "
+                                  "'%.64s'",
                                   path, name);
         if (strlen(name) == 0 || strlen(name) > 128)
             return mcpd__cfg_fail(c, k, "key '%s': operation names are 1-128 characters", path);
@@ -625,9 +619,9 @@ static int f_auth_type(struct ctx *c, yaml_node_t *v, const char *path, const st
         if (strcmp(s, names[i]) == 0)
             a->type = (enum mcpd_auth_type)(MCPD_AUTH_NONE + i);
     free(s);
-    return a->type ? 0
-                   : mcpd__cfg_fail(c, v, "key '%s': expected none, api_key, bearer or oauth2",
-                                    path);
+    return a->type
+               ? 0
+               : mcpd__cfg_fail(c, v, "key '%s': expected none, api_key, bearer or oauth2", path);
 }
 
 static int f_auth_in(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
@@ -645,8 +639,7 @@ static int f_auth_in(struct ctx *c, yaml_node_t *v, const char *path, const stru
     return rc == 0 ? 0 : mcpd__cfg_fail(c, v, "key '%s': expected header or query", path);
 }
 
-static int f_url(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                 void *base)
+static int f_url(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f, void *base)
 {
     char **slot = AT(base, f->off, char *);
     int rc;
@@ -701,8 +694,8 @@ static int f_auth(struct ctx *c, yaml_node_t *v, const char *path, const struct 
             return mcpd__cfg_fail(c, item, "key '%s': 'in' and 'name' are for api_key", sub);
         if (a->type == MCPD_AUTH_OAUTH2 && a->token_url == NULL)
             return mcpd__cfg_fail(c, item, "key '%s': oauth2 needs 'token_url'", sub);
-        if (a->type != MCPD_AUTH_OAUTH2 && (a->token_url || a->authorize_url || a->device_url ||
-                                            a->scopes.n))
+        if (a->type != MCPD_AUTH_OAUTH2 &&
+            (a->token_url || a->authorize_url || a->device_url || a->scopes.n))
             return mcpd__cfg_fail(c, item, "key '%s': endpoints and scopes are for oauth2", sub);
     }
     return 0;
@@ -782,13 +775,14 @@ static int walk_manifest(struct ctx *c, yaml_node_t *root, void *arg)
     if ((m->nops == 0) == (m->exec_command == NULL))
         return mcpd__cfg_fail(c, root, "give either 'operations' (at least one) or 'exec'");
     if (m->exec_command && (m->exec_command[0] == '/' || strstr(m->exec_command, "..")))
-        return mcpd__cfg_fail(c, root, "key 'exec.command': must be relative to the plugin "
-                                       "directory, without '..'");
+        return mcpd__cfg_fail(c, root,
+                              "key 'exec.command': must be relative to the plugin "
+                              "directory, without '..'");
     return 0;
 }
 
-int mcpd_manifest_parse(struct mcpd_manifest **out, const char *name, const char *data,
-                        size_t len, struct mcpd_diag *diag)
+int mcpd_manifest_parse(struct mcpd_manifest **out, const char *name, const char *data, size_t len,
+                        struct mcpd_diag *diag)
 {
     struct mcpd_diag scratch;
     struct mcpd_manifest *m;

@@ -55,8 +55,8 @@ enum mcpd_auth_type {
 
 struct mcpd_manifest_auth {
     enum mcpd_auth_type type;
-    bool in_query;     /* api_key: query parameter (else header) */
-    char *param;       /* api_key: header or query parameter name */
+    bool in_query;                                /* api_key: query parameter (else header) */
+    char *param;                                  /* api_key: header or query parameter name */
     char *authorize_url, *token_url, *device_url; /* oauth2 */
     struct mcpd_strv scopes;                      /* oauth2 default scopes */
 };
@@ -94,8 +94,8 @@ struct mcpd_plugin_config {
     char *dir;      /* the plugin directory (an extraction directory for .mst) */
     bool extracted; /* dir is ours: removed when the config is freed */
     struct mcpd_manifest *manifest;
-    json_t *config;   /* plugins.<x>.config, validated against the schema ({} when absent) */
-    char *credential; /* credential name or NULL */
+    json_t *config;          /* plugins.<x>.config, validated against the schema ({} when absent) */
+    char *credential;        /* credential name or NULL */
     struct mcpd_kv *aliases; /* allowedOperations: op -> exposed name (value may equal key) */
     size_t naliases;
     bool all_ops; /* allowedOperations absent */
@@ -111,8 +111,8 @@ struct mcpd_plugin_config {
  * Parses manifest text. `name` is used in diagnostics ("dir/manifest.yaml").
  * Returns 0 and a new manifest, or MCPD_ECONFIG/MCPD_ENOMEM with diag set.
  */
-int mcpd_manifest_parse(struct mcpd_manifest **out, const char *name, const char *data,
-                        size_t len, struct mcpd_diag *diag);
+int mcpd_manifest_parse(struct mcpd_manifest **out, const char *name, const char *data, size_t len,
+                        struct mcpd_diag *diag);
 /* Loads dir/manifest.yaml (capped at MCPD_MAX_MANIFEST_FILE). */
 int mcpd_manifest_load(struct mcpd_manifest **out, const char *dir, struct mcpd_diag *diag);
 void mcpd_manifest_free(struct mcpd_manifest *m);

@@ -5,19 +5,18 @@
  * created with O_EXCL|O_NOFOLLOW under a fresh directory, so an entry can
  * never land outside it.
  */
+#include <archive.h>
+#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <archive.h>
-#include <archive_entry.h>
 
 #include "error.h"
 #include "limits.h"
@@ -153,11 +152,12 @@ int mcpd_mst_extract(const char *archive, const char *dest, char *err, size_t er
         }
         if (archive_entry_hardlink(e) != NULL || archive_entry_symlink(e) != NULL ||
             (type != AE_IFREG && type != AE_IFDIR)) {
-            rc = fail(err, errlen, "archive entry '%.200s' refused: not a regular file or directory",
-                      p);
+            rc = fail(err, errlen,
+                      "archive entry '%.200s' refused: not a regular file or directory", p);
             goto out;
         }
-        if (archive_entry_size_is_set(e) && archive_entry_size(e) > (la_int64_t)MCPD_MAX_MST_ENTRY) {
+        if (archive_entry_size_is_set(e) &&
+            archive_entry_size(e) > (la_int64_t)MCPD_MAX_MST_ENTRY) {
             rc = fail(err, errlen, "archive entry '%.200s' refused: larger than the entry cap", p);
             goto out;
         }

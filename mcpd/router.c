@@ -391,8 +391,8 @@ void mcpd__router_cancel(struct mcpd_pending *p, const char *reason)
             .resource = p->up->name,
             .tool = p->tool_name,
             .location = p->up->cfg->plugin ? "plugin"
-                        : p->up->cfg->url    ? "remote"
-                                             : "local",
+                        : p->up->cfg->url  ? "remote"
+                                           : "local",
             .decision = "allow",
             .args_json = p->args_text,
             .args_len = p->args_text ? strlen(p->args_text) : 0,

@@ -123,15 +123,30 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "p:P:t:c:d:w:j")) != -1) {
         switch (opt) {
-        case 'p': port = atoi(optarg); break;
-        case 'P': path = optarg; break;
-        case 't': text = optarg; break;
-        case 'c': conc = atoi(optarg); break;
-        case 'd': dur = atof(optarg); break;
-        case 'w': warm = atof(optarg); break;
-        case 'j': json = 1; break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'P':
+            path = optarg;
+            break;
+        case 't':
+            text = optarg;
+            break;
+        case 'c':
+            conc = atoi(optarg);
+            break;
+        case 'd':
+            dur = atof(optarg);
+            break;
+        case 'w':
+            warm = atof(optarg);
+            break;
+        case 'j':
+            json = 1;
+            break;
         default:
-            fprintf(stderr, "usage: httpload -p PORT [-P PATH] [-t TEXT] [-c N] [-d S] [-w S] [-j]\n");
+            fprintf(stderr,
+                    "usage: httpload -p PORT [-P PATH] [-t TEXT] [-c N] [-d S] [-w S] [-j]\n");
             return 2;
         }
     }
@@ -167,7 +182,7 @@ int main(int argc, char **argv)
                "\"p50_us\":%.0f,\"p90_us\":%.0f,\"p99_us\":%.0f,\"max_us\":%.0f,\"mean_us\":%.1f,"
                "\"errors\":%lu,\"sessions\":%d}\n",
                conc, dur, total, (double)total / dur, PCT(50), PCT(90), PCT(99),
-               total ? (double)all[total - 1] / 1000.0 : 0, total ? sum / (double)total / 1000.0 : 0,
-               (unsigned long)errors, conc);
+               total ? (double)all[total - 1] / 1000.0 : 0,
+               total ? sum / (double)total / 1000.0 : 0, (unsigned long)errors, conc);
     return 0;
 }

@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAXC 4096
+#define MAXC  4096
 #define BUFSZ 8192
 
 struct conn {

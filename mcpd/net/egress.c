@@ -2,11 +2,10 @@
 #include "egress.h"
 
 #include <ctype.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
-
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 static const char *classify_v4(uint32_t a)
@@ -43,9 +42,11 @@ static uint32_t v4_at(const uint8_t *p)
 static const char *classify_v6(const uint8_t *p)
 {
     static const uint8_t zero[16];
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
-    static const uint8_t ec2[16] = {0xfd, 0, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54};
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t ec2[16] = {
+        0xfd, 0, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54
+    };
 
     if (memcmp(p, zero, 16) == 0)
         return "unspecified";
@@ -56,7 +57,7 @@ static const char *classify_v6(const uint8_t *p)
     if (memcmp(p, mapped, 12) == 0 || memcmp(p, nat64, 12) == 0)
         return classify_v4(v4_at(p + 12)); /* ::ffff:a.b.c.d, 64:ff9b::a.b.c.d */
     if (memcmp(p, zero, 12) == 0)
-        return "reserved"; /* deprecated IPv4-compatible ::a.b.c.d */
+        return "reserved";            /* deprecated IPv4-compatible ::a.b.c.d */
     if (p[0] == 0x20 && p[1] == 0x02) /* 6to4 2002:AABB:CCDD::/48 */
         return classify_v4(v4_at(p + 2));
     if ((p[0] & 0xFE) == 0xFC)

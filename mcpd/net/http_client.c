@@ -10,13 +10,12 @@
  */
 #include "http_client.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <curl/curl.h>
@@ -238,9 +237,9 @@ static void check_done(struct mcpd_http_client *hc)
             if (rc == CURLE_OK)
                 report_headers(c);
             if (!c->cancelled) {
-                const char *why = c->refused[0] ? c->refused
-                                  : c->errbuf[0]  ? c->errbuf
-                                                  : curl_easy_strerror(rc);
+                const char *why = c->refused[0]  ? c->refused
+                                  : c->errbuf[0] ? c->errbuf
+                                                 : curl_easy_strerror(rc);
                 c->ops->on_done(c,
                                 rc == CURLE_OK                   ? 0
                                 : rc == CURLE_OPERATION_TIMEDOUT ? MCPD_ETIMEDOUT

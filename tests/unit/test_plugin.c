@@ -8,18 +8,17 @@
  * trip, egress address classification over every refused range and their
  * IPv4-mapped forms, and host glob matching.
  */
+#include <archive.h>
+#include <archive_entry.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/sysmacros.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
-
-#include <archive.h>
-#include <archive_entry.h>
 
 /* cmocka.h needs these four first. */
 /* clang-format off */
@@ -86,10 +85,10 @@ static void test_manifest_good(void **state)
     assert_int_equal(op->query.n, 1);
     assert_int_equal(op->nheaders, 1);
     assert_string_equal(op->text_pointer, "/title");
-    assert_int_equal(json_integer_value(json_object_get(
-                         json_object_get(json_object_get(m->config_schema, "properties"), "base"),
-                         "nope")),
-                     0);
+    assert_int_equal(
+        json_integer_value(json_object_get(
+            json_object_get(json_object_get(m->config_schema, "properties"), "base"), "nope")),
+        0);
     assert_null(mcpd_manifest_find_op(m, "nope"));
     mcpd_manifest_free(m);
 }
@@ -207,8 +206,7 @@ static void want_err(const char *tmpl, const char *args, const char *msg)
     int rc;
     char *s = expand(tmpl, args, true, &rc, err);
     if (s != NULL || strstr(err, msg) == NULL)
-        fail_msg("%s with %s: expected error '%s', got %s / %s", tmpl, args, msg, s ? s : "-",
-                 err);
+        fail_msg("%s with %s: expected error '%s', got %s / %s", tmpl, args, msg, s ? s : "-", err);
 }
 
 static void test_template(void **state)
@@ -270,11 +268,11 @@ static void test_schema(void **state)
     char err[200];
     json_t *v;
     (void)state;
-#define CHECK(js, ok)                                                            \
-    do {                                                                         \
-        v = json_loads(js, JSON_DECODE_ANY, NULL);                               \
+#define CHECK(js, ok)                                                                      \
+    do {                                                                                   \
+        v = json_loads(js, JSON_DECODE_ANY, NULL);                                         \
         assert_true((mcpd_manifest_check_schema(s, v, err, sizeof(err)) == NULL) == (ok)); \
-        json_decref(v);                                                          \
+        json_decref(v);                                                                    \
     } while (0)
     CHECK("{\"a\":\"x\"}", true);
     CHECK("{\"a\":\"x\",\"n\":3,\"x\":2.5}", true);
@@ -366,7 +364,7 @@ static void test_mst_refusals(void **state)
     const struct entry dup[] = { { "a", AE_IFREG, 1, NULL, false },
                                  { "a", AE_IFREG, 1, NULL, false } };
     struct entry *many = calloc(MCPD_MAX_MST_ENTRIES + 1, sizeof(*many));
-    char (*names)[16] = calloc(MCPD_MAX_MST_ENTRIES + 1, 16);
+    char(*names)[16] = calloc(MCPD_MAX_MST_ENTRIES + 1, 16);
 
     refuse(trav, 2, "'..' segment");
     refuse(trav2, 1, "'..' segment");
@@ -456,20 +454,34 @@ static void test_egress_addr(void **state)
     static const struct {
         const char *v4, *want;
     } v4[] = {
-        { "127.0.0.1", "loopback" },        { "127.255.255.254", "loopback" },
-        { "10.0.0.1", "private" },          { "10.255.255.255", "private" },
-        { "172.16.0.1", "private" },        { "172.31.255.255", "private" },
-        { "192.168.1.1", "private" },       { "169.254.0.1", "link-local" },
-        { "169.254.169.254", "metadata" },  { "100.64.0.1", "cgnat" },
-        { "100.127.255.255", "cgnat" },     { "0.0.0.0", "unspecified" },
-        { "0.1.2.3", "unspecified" },       { "224.0.0.1", "multicast" },
-        { "239.255.255.255", "multicast" }, { "240.0.0.1", "reserved" },
-        { "255.255.255.255", "reserved" },  { "192.0.0.8", "reserved" },
-        { "198.18.0.1", "reserved" },       { "8.8.8.8", NULL },
-        { "172.15.255.255", NULL },         { "172.32.0.0", NULL },
-        { "100.63.255.255", NULL },         { "100.128.0.0", NULL },
-        { "192.169.0.1", NULL },            { "169.253.255.255", NULL },
-        { "11.0.0.1", NULL },               { "140.82.112.3", NULL },
+        { "127.0.0.1", "loopback" },
+        { "127.255.255.254", "loopback" },
+        { "10.0.0.1", "private" },
+        { "10.255.255.255", "private" },
+        { "172.16.0.1", "private" },
+        { "172.31.255.255", "private" },
+        { "192.168.1.1", "private" },
+        { "169.254.0.1", "link-local" },
+        { "169.254.169.254", "metadata" },
+        { "100.64.0.1", "cgnat" },
+        { "100.127.255.255", "cgnat" },
+        { "0.0.0.0", "unspecified" },
+        { "0.1.2.3", "unspecified" },
+        { "224.0.0.1", "multicast" },
+        { "239.255.255.255", "multicast" },
+        { "240.0.0.1", "reserved" },
+        { "255.255.255.255", "reserved" },
+        { "192.0.0.8", "reserved" },
+        { "198.18.0.1", "reserved" },
+        { "8.8.8.8", NULL },
+        { "172.15.255.255", NULL },
+        { "172.32.0.0", NULL },
+        { "100.63.255.255", NULL },
+        { "100.128.0.0", NULL },
+        { "192.169.0.1", NULL },
+        { "169.253.255.255", NULL },
+        { "11.0.0.1", NULL },
+        { "140.82.112.3", NULL },
     };
     char mapped[64];
     (void)state;
@@ -489,8 +501,8 @@ static void test_egress_addr(void **state)
     is("febf::1", "link-local");
     is("fec0::1", "private");
     is("ff02::1", "multicast");
-    is("::7f00:1", "reserved"); /* IPv4-compatible */
-    is("2002:7f00:1::", "loopback");  /* 6to4 of 127.0.0.1 */
+    is("::7f00:1", "reserved");      /* IPv4-compatible */
+    is("2002:7f00:1::", "loopback"); /* 6to4 of 127.0.0.1 */
     is("2002:a9fe:a9fe::1", "metadata");
     is("2002:808:808::1", NULL);
     is("2001:db8::1", NULL);
@@ -538,10 +550,10 @@ static void test_egress_hosts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_manifest_good),   cmocka_unit_test(test_manifest_errors),
+        cmocka_unit_test(test_manifest_good),    cmocka_unit_test(test_manifest_errors),
         cmocka_unit_test(test_manifest_literal), cmocka_unit_test(test_template),
-        cmocka_unit_test(test_schema),          cmocka_unit_test(test_mst_refusals),
-        cmocka_unit_test(test_mst_roundtrip),   cmocka_unit_test(test_egress_addr),
+        cmocka_unit_test(test_schema),           cmocka_unit_test(test_mst_refusals),
+        cmocka_unit_test(test_mst_roundtrip),    cmocka_unit_test(test_egress_addr),
         cmocka_unit_test(test_egress_hosts),
     };
     int rc;
