@@ -104,6 +104,11 @@ static void deliver(struct plugin_up *pu, json_t *msg)
 
 static void reply(struct plugin_up *pu, json_t *id, json_t *result)
 {
+    if (result == NULL) { /* out of memory: still answer */
+        deliver(pu, json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id, "error",
+                              "code", -32603, "message", "out of memory"));
+        return;
+    }
     deliver(pu, json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result));
 }
 
@@ -113,9 +118,41 @@ static void reply_error(struct plugin_up *pu, json_t *id, int code, const char *
                           code, "message", msg));
 }
 
+/* A copy of s with each byte that is not part of valid UTF-8 replaced by '?'. */
+static char *utf8_clean(const char *s)
+{
+    size_t n = strlen(s), i = 0;
+    char *out = malloc(n + 1);
+    if (out == NULL)
+        return NULL;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80             ? 1
+                     : (c & 0xE0) == 0xC0 ? 2
+                     : (c & 0xF0) == 0xE0 ? 3
+                     : (c & 0xF8) == 0xF0 ? 4
+                                          : 0;
+        json_t *probe = len > 1 && i + len <= n ? json_stringn(s + i, len) : NULL;
+        if (len == 1 || probe) {
+            memcpy(out + i, s + i, len);
+            i += len;
+        } else {
+            out[i++] = '?';
+        }
+        json_decref(probe);
+    }
+    out[n] = '\0';
+    return out;
+}
+
 static json_t *tool_text(const char *text, bool is_error)
 {
     json_t *r = json_pack("{s:[{s:s, s:s}]}", "content", "type", "text", "text", text);
+    if (r == NULL) { /* not UTF-8 (an API error body cut at the excerpt cap, say) */
+        char *clean = utf8_clean(text);
+        r = clean ? json_pack("{s:[{s:s, s:s}]}", "content", "type", "text", "text", clean) : NULL;
+        free(clean);
+    }
     if (r && is_error)
         json_object_set_new(r, "isError", json_true());
     return r;

@@ -52,6 +52,10 @@ const api = await fixture('api', (req, res, body) => {
   if ((m = u.pathname.match(/^\/repos\/([^/]+)\/([^/]+)\/pulls$/))) return json(res, 200, [{ number: 2, title: 'two' }]);
   if (u.pathname === '/get') return json(res, 200, { args: Object.fromEntries(u.searchParams), headers: req.headers });
   if (u.pathname === '/post') return json(res, 200, { json: JSON.parse(body || 'null'), headers: req.headers });
+  if (u.pathname === '/status/599') {
+    res.writeHead(599, { 'Content-Type': 'text/plain' });
+    return res.end(Buffer.from([0x66, 0xff, 0xfe, 0x67, 0xe2, 0x82])); // not UTF-8
+  }
   if ((m = u.pathname.match(/^\/status\/(\d+)$/))) {
     res.writeHead(Number(m[1]), { 'Content-Type': 'text/plain' });
     return res.end(`status ${m[1]} body`);
@@ -213,6 +217,8 @@ await step('API errors and transport failures are tool results with isError', as
   match(texts(r)[0], /^HTTP 503 from the API: status 503 body/, 'with the status and a body excerpt');
   const nf = await call(c, 'hb__status', { code: 404 });
   match(texts(nf)[0], /HTTP 404/, '404 too');
+  const bad = await call(c, 'hb__status', { code: 599 });
+  eq(texts(bad), ['HTTP 599 from the API: f??g??'], 'an error body that is not UTF-8 is answered, bad bytes replaced');
 });
 
 await step('egress: refusals happen before any connection to the target', async () => {
