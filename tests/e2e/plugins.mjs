@@ -323,7 +323,7 @@ await step('policy: a repos glob acme/* allows acme/x and denies evil/x', async 
 
 await step('auth: bearer and api_key sent as configured; oauth2 refreshed once on 401', async () => {
   const cdb = path.join(tmp, 'creds.db');
-  const text = `store: ${cdb}
+  let text = `store: ${cdb}
 oauth_providers:
   fx:
     token_url: ${A}/token
@@ -351,6 +351,25 @@ plugins:
     credential: key
     egress: { allowedHosts: ["127.0.0.1"], allowPrivate: true }
 `;
+  const qdir = path.join(tmp, 'querykey');
+  fs.mkdirSync(qdir, { recursive: true });
+  fs.writeFileSync(path.join(qdir, 'manifest.yaml'), `name: querykey
+version: 1.0.0
+config: { type: object, properties: { base: { type: string } }, required: [base] }
+auth: [{ type: api_key, in: query, name: api_key }]
+operations:
+  get:
+    input: { type: object, properties: { q: { type: string } } }
+    method: GET
+    url: "{config.base}/get"
+    query: [q]
+`);
+  text += `  hbq:
+    source: ${qdir}
+    config: { base: "${A}" }
+    credential: key
+    egress: { allowedHosts: ["127.0.0.1"], allowPrivate: true }
+`;
   const cfg = path.join(tmp, 'auth.yaml');
   fs.writeFileSync(cfg, text);
   const cred = (args, input) => run(bin.mcpd, ['credentials', ...args, '-c', cfg], { input: input ?? '' });
@@ -372,6 +391,9 @@ plugins:
   eq(r2.isError, undefined, 'the api_key plugin call succeeds');
   eq(api.seen.at(-1).headers['x-api-key'], 'key-secret-2', "the api key goes in the manifest's header");
   eq(api.seen.at(-1).headers.authorization, undefined, 'and no Authorization header');
+  const rq = await call(a, 'hbq__get', { q: 'a b' });
+  eq(rq.isError, undefined, 'the query api_key plugin call succeeds');
+  eq(api.seen.at(-1).url, '/get?q=a%20b&api_key=key-secret-2', 'the api key goes in the query parameter the manifest names');
   const n0 = api.seen.length;
   const r3 = await call(a, names.find((n) => n.startsWith('gho__issue_read')), { repo: 'acme/x', number: 5 });
   eq(r3.structuredContent?.title, 'after refresh', 'a 401 refreshes the oauth2 token and retries once');
