@@ -266,7 +266,7 @@ await step('egress: a redirect to a disallowed host is refused at the hop', asyn
   const ok2 = await call(c2, 'redirok__get', {});
   eq(ok2.structuredContent?.args?.via, 'redirect', 'an allowed redirect is followed');
   await c2.close();
-  await srv2.stopClean?.('redirect mcpd');
+  await srv2.stopAndCheck('redirect mcpd');
 });
 
 await step('the exec plugin works', async () => {
@@ -289,10 +289,11 @@ await step('a response over the cap is refused with a clear error', async () => 
   eq(r.isError, true, 'a 5 MiB response is an error');
   match(texts(r)[0], /larger than \d+ bytes/, 'naming the cap');
   await c3.close();
+  await srv3.stopAndCheck('big mcpd');
 });
 
 await c.close();
-await srv.stop();
+await srv.stopAndCheck('main mcpd');
 
 await step('policy: a repos glob acme/* allows acme/x and denies evil/x', async () => {
   const cfg = path.join(tmp, 'policy.yaml');
@@ -314,7 +315,7 @@ await step('policy: a repos glob acme/* allows acme/x and denies evil/x', async 
   match(texts(e2)[0] ?? '', /'\.\.' path segment/, 'as a bad path segment');
   eq(api.seen.length, n0, 'the fixture never saw the denied requests');
   await a.close();
-  await s.stop();
+  await s.stopAndCheck('policy mcpd');
   const audit = run(bin.mcpd, ['audit', '-c', cfg, '--json']);
   const rows = audit.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
   ok(rows.some((r) => r.location === 'plugin:gh' && r.decision === 'allow'), 'the audit records allowed plugin calls at location plugin:gh', audit.stdout.slice(0, 400));
@@ -404,7 +405,7 @@ operations:
   match(texts(r4)[0], /does not accept/, 'with a clear message');
   ok(!s.log().includes('tok-secret-1') && !s.log().includes('key-secret-2') && !s.log().includes('at-2'), 'no secret in the mcpd log');
   await a.close();
-  await s.stop();
+  await s.stopAndCheck('auth mcpd');
 });
 
 await step('config errors: collisions, unknown operations, missing egress', async () => {
