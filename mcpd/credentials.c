@@ -73,7 +73,8 @@ struct cred {
     char *refresh_token; /* oauth2 */
     char last_error[256];
     bool damaged, gone;
-    unsigned version; /* bumped whenever secret changes */
+    unsigned version;   /* bumped whenever secret changes */
+    int64_t changed_ms; /* when we changed the status here (the store catches up later) */
     /* refresh */
     bool refreshing;
     struct mcpd_http_call *call;
@@ -434,6 +435,7 @@ static void refresh_failed(struct cred *cr, bool refused, const char *line)
     cr->refreshing = false;
     if (refused) {
         cr->status = MCPD_CRED_STATUS_EXPIRED;
+        cr->changed_ms = now_ms();
         snprintf(cr->last_error, sizeof(cr->last_error), "refresh refused: %s", line);
         LOG_WARN("credentials",
                  "credential=%s refresh refused (%s): marked expired; run mcpd credentials "
@@ -664,6 +666,7 @@ int mcpd_credential_rejected(struct mcpd_daemon *d, const char *name, const char
     if (cr->kind != MCPD_CRED_OAUTH2) {
         if (cr->status != MCPD_CRED_STATUS_REJECTED) {
             cr->status = MCPD_CRED_STATUS_REJECTED;
+            cr->changed_ms = now_ms();
             snprintf(cr->last_error, sizeof(cr->last_error), "rejected by an upstream (HTTP 401)");
             LOG_WARN("credentials", "credential=%s rejected by an upstream (HTTP 401)", cr->name);
             audit(reg, cr, "rejected", cr->last_error);
@@ -777,8 +780,11 @@ static void merge_row(struct mcpd_creds *reg, struct mcpd_cred_row *row)
     cr->damaged = row->damaged;
     if (cr->refreshing || (cr->kind == MCPD_CRED_OAUTH2 && row->refreshed_ms < cr->refreshed_ms))
         return; /* ours is newer; the store catches up with our write */
-    cr->status = row->status;
-    snprintf(cr->last_error, sizeof(cr->last_error), "%s", row->last_error);
+    /* a status we set is kept until the store has it (a poll may read the row before our write) */
+    if (row->updated_ms >= cr->changed_ms) {
+        cr->status = row->status;
+        snprintf(cr->last_error, sizeof(cr->last_error), "%s", row->last_error);
+    }
     cr->expires_ms = row->expires_ms;
     cr->refreshed_ms = row->refreshed_ms;
     {

@@ -305,7 +305,8 @@ int mcpd_oauth_parse(struct mcpd_oauth_token *out, int status, const char *body,
         json_decref(o);
         return MCPD_EPROTO;
     }
-    if (json_is_string(json_object_get(o, "error"))) {
+    if (json_is_string(json_object_get(o, "error")) &&
+        json_string_value(json_object_get(o, "error"))[0] != '\0') {
         printable(out->error, sizeof(out->error), json_string_value(json_object_get(o, "error")));
         printable(out->error_description, sizeof(out->error_description),
                   json_string_value(json_object_get(o, "error_description")));

@@ -10,7 +10,8 @@
 //   4. authorize --device, the server answering slow_down once (+5 s honoured)
 //   5. a tools/call through mcpd to the protected server with the token;
 //      refresh by the timer (access tokens live 4 s)
-//   6. the server answers 401 once: one refresh, the call retried, success
+//   6. the server answers 401 once: one refresh, the call retried, success;
+//      three concurrent 401s share one refresh
 //   7. the refresh tokens revoked: the next refresh fails, the credential is
 //      expired, the client gets an error naming it and the fix, audited
 //   8. a static bearer rejected (401) at connect: marked rejected
@@ -339,6 +340,19 @@ await step('a 401 from the upstream: one refresh, the call retried', async () =>
   ok(forced >= 0 && s[forced + 1] && s[forced].token !== s[forced + 1].token, 'the retry carried a new token');
   const refreshes1 = (mcpd2.log().match(/credential=code-cred refreshed/g) ?? []).length;
   ok(refreshes1 > refreshes0, 'mcpd refreshed on the 401');
+});
+
+await step('concurrent 401s share one refresh', async () => {
+  const n0 = (await seen()).length;
+  const refreshes0 = (mcpd2.log().match(/credential=code-cred refreshed/g) ?? []).length;
+  await fetch(`http://127.0.0.1:${rsPort}/control/fail-next?n=3`, { method: 'POST' });
+  const rs3 = await Promise.all([call(), call(), call()]);
+  eq(rs3.map((r) => texts(r.result)[0] ?? r.error?.message), Array(3).fill('sub=alice client=mcpd'), 'three concurrent calls all succeed');
+  const s = (await seen()).slice(n0);
+  eq(s.filter((x) => x.forced).length, 3, 'the upstream answered 401 three times');
+  const delta = (mcpd2.log().match(/credential=code-cred refreshed/g) ?? []).length - refreshes0;
+  // one shared refresh for the three 401s (the 4 s timer may add one of its own meanwhile)
+  ok(delta >= 1 && delta <= 2, `three 401s caused ${delta} refresh(es), not three`);
 });
 
 await step('revoked refresh token: expired, clear error, audited', async () => {

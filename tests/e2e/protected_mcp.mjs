@@ -6,7 +6,8 @@
 //   E2E_RS_SECRET=... node protected_mcp.mjs <port> <introspection_url> <rs_client_id>
 //
 // Tool "whoami" answers "sub=<subject> client=<client_id>". Test-only routes:
-//   POST /control/fail-next   the next MCP request is answered 401 whatever its token
+//   POST /control/fail-next[?n=N]  the next (N) MCP requests carrying a token seen before
+//                             are answered 401 (a retry with a newer token passes)
 //   GET  /control/seen        [{token, status}] of every MCP request (the test greps
 //                             mcpd's logs and files for these values)
 import http from 'node:http';
@@ -16,7 +17,8 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 const [portS, introspectUrl, rsId] = process.argv.slice(2);
 const rsSecret = process.env.E2E_RS_SECRET;
 const seen = [];
-let failNext = false;
+let failNext = 0;
+let failTokens = new Set();
 
 async function introspect(token) {
   const r = await fetch(introspectUrl, {
@@ -38,8 +40,9 @@ function deny(res, why) {
 }
 
 const server = http.createServer(async (req, res) => {
-  if (req.url === '/control/fail-next' && req.method === 'POST') {
-    failNext = true;
+  if (req.url.startsWith('/control/fail-next') && req.method === 'POST') {
+    failNext = Number(new URL(req.url, 'http://x').searchParams.get('n') || 1);
+    failTokens = new Set(seen.map((x) => x.token));
     res.end('ok');
     return;
   }
@@ -55,8 +58,8 @@ const server = http.createServer(async (req, res) => {
   }
   const m = /^Bearer (.+)$/.exec(req.headers.authorization || '');
   const token = m ? m[1] : '';
-  if (failNext) {
-    failNext = false;
+  if (failNext > 0 && failTokens.has(token)) {
+    failNext--;
     seen.push({ token, status: 401, forced: true });
     deny(res, 'forced by the test');
     return;
