@@ -49,8 +49,8 @@ struct pcall {
     struct mcpd_credential_req *creq;
     enum mcpd_credential_kind kind;
     char *secret;
-    char *url; /* current hop */
-    char *first_host;
+    char *url;        /* current hop */
+    char *first_host; /* origin of the first hop: only it gets the credential */
     bool get_after_303, retried, toobig;
     unsigned hops;
     int status;
@@ -247,6 +247,26 @@ static char *allowed_host(const struct plugin_up *pu, const char *url, char *why
     return out;
 }
 
+/* "scheme://host:port" of an absolute URL (default ports filled in), or NULL. */
+static char *origin_of(const char *url)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL, *out = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        size_t n = strlen(scheme) + strlen(host) + strlen(port) + 5;
+        if ((out = malloc(n)) != NULL)
+            snprintf(out, n, "%s://%s:%s", scheme, host, port);
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return out;
+}
+
 static const struct mcpd_manifest_auth *auth_for(const struct mcpd_manifest *m,
                                                  enum mcpd_auth_type t)
 {
@@ -380,6 +400,12 @@ static void send_hop(struct pcall *c)
 
     if ((host = allowed_host(pu, c->url, err, sizeof(err))) == NULL) {
         call_fail(c, "%s", err);
+        return;
+    }
+    free(host);
+    /* the credential goes only to the first hop's origin (scheme, host and port) */
+    if ((host = origin_of(c->url)) == NULL) {
+        call_fail(c, "out of memory");
         return;
     }
     same_host = c->first_host == NULL || strcasecmp(host, c->first_host) == 0;

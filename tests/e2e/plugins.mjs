@@ -370,7 +370,12 @@ operations:
     url: "{config.base}/get"
     query: [q]
 `);
-  text += `  hbq:
+  text += `  ghr:
+    source: ${path.join(examples, 'github')}
+    config: { api_base: "${A}/redirect?to=http://127.0.0.1:${target.port}/x&" }
+    credential: tok
+    egress: { allowedHosts: ["127.0.0.1"], allowPrivate: true }
+  hbq:
     source: ${qdir}
     config: { base: "${A}" }
     credential: key
@@ -397,6 +402,12 @@ operations:
   eq(r2.isError, undefined, 'the api_key plugin call succeeds');
   eq(api.seen.at(-1).headers['x-api-key'], 'key-secret-2', "the api key goes in the manifest's header");
   eq(api.seen.at(-1).headers.authorization, undefined, 'and no Authorization header');
+  const t0 = target.seen.length;
+  const rr = await call(a, names.find((n) => n.startsWith('ghr__issues_list')), { repo: 'acme/x' });
+  eq(rr.structuredContent?.reached, true, 'a redirect to another origin (same host, other port) is followed');
+  eq(api.seen.at(-1).headers.authorization, 'Bearer tok-secret-1', 'the first hop carried the credential');
+  eq(target.seen.length, t0 + 1, 'the other origin got the second hop');
+  eq(target.seen.at(-1)?.headers.authorization, undefined, 'without the credential');
   const rq = await call(a, 'hbq__get', { q: 'a b' });
   eq(rq.isError, undefined, 'the query api_key plugin call succeeds');
   eq(api.seen.at(-1).url, '/get?q=a%20b&api_key=key-secret-2', 'the api key goes in the query parameter the manifest names');
