@@ -23,6 +23,9 @@ int mcpd_remote_upstream_new(struct mcpd_upstream **out, struct mcpd_daemon *d,
  */
 int mcpd_agent_upstream_new(struct mcpd_upstream **out, struct mcpd_daemon *d,
                             const struct mcpd_server_config *cfg);
+/* A declarative plugin (cfg->plugin without an exec command): HTTP operations in process. */
+int mcpd_plugin_upstream_new(struct mcpd_upstream **out, struct mcpd_daemon *d,
+                             const struct mcpd_server_config *cfg);
 
 /* The adapter for `cfg`: remote when it has a url, stdio otherwise. */
 int mcpd_upstream_new_for(struct mcpd_upstream **out, struct mcpd_daemon *d,

@@ -270,6 +270,14 @@ static int expand(struct ctx *c, const yaml_node_t *n, const char *path, const c
     size_t i = 0, run, used = 0;
     int rc = 0;
 
+    if (c->literal) { /* plugin manifests: taken verbatim, no ${VAR} from mcpd's environment */
+        if (len > (size_t)MCPD_MAX_CONFIG_VALUE)
+            return mcpd__cfg_fail(c, n, "key '%s': value exceeds %u bytes", path,
+                                  MCPD_MAX_CONFIG_VALUE);
+        if ((*out = strndup(in, len)) == NULL)
+            return mcpd__cfg_oom(c);
+        return 0;
+    }
     mcpd_buf_init(&b, (size_t)MCPD_MAX_CONFIG_VALUE);
     while (i < len && rc == 0) {
         if (in[i] == '$' && i + 1 < len && in[i + 1] == '$') {
@@ -1392,6 +1400,7 @@ static const struct field top_fields[] = {
     { .key = "roles", .fn = mcpd__cfg_f_roles },
     { .key = "bots", .fn = mcpd__cfg_f_bots },
     { .key = "agents", .fn = f_agents },
+    { .key = "plugins", .fn = mcpd__cfg_f_plugins },
     { .key = "master_key_file", .fn = mcpd__cfg_f_master_key_file },
     { .key = "oauth_providers", .fn = mcpd__cfg_f_oauth_providers },
     { .key = NULL },
@@ -1474,14 +1483,38 @@ static int yaml_single_document(struct ctx *c, yaml_parser_t *parser, const char
     return rc;
 }
 
+static int walk_top(struct ctx *c, yaml_node_t *root, void *arg)
+{
+    (void)arg;
+    return mcpd__cfg_walk_mapping(c, root, "", top_fields, c->cfg);
+}
+
 static int parse_yaml(struct ctx *c, const char *data, size_t len)
 {
-    return mcpd__cfg_parse_yaml(c, data, len, top_fields, c->cfg);
+    return mcpd__cfg_yaml_doc(c, data, len, walk_top, NULL);
+}
+
+struct walk_table {
+    const struct field *top;
+    void *base;
+};
+
+static int walk_table(struct ctx *c, yaml_node_t *root, void *arg)
+{
+    struct walk_table *t = arg;
+    return mcpd__cfg_walk_mapping(c, root, "", t->top, t->base);
 }
 
 /* Also used by the agent program's reader (agent/config.c) with its own table. */
 int mcpd__cfg_parse_yaml(struct ctx *c, const char *data, size_t len, const struct field *top,
                          void *base)
+{
+    struct walk_table t = { .top = top, .base = base };
+    return mcpd__cfg_yaml_doc(c, data, len, walk_table, &t);
+}
+
+int mcpd__cfg_yaml_doc(struct ctx *c, const char *data, size_t len,
+                       int (*walk)(struct ctx *c, yaml_node_t *root, void *arg), void *arg)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -1518,7 +1551,7 @@ int mcpd__cfg_parse_yaml(struct ctx *c, const char *data, size_t len, const stru
                             mcpd__cfg_node_kind(root));
         goto out;
     }
-    rc = mcpd__cfg_walk_mapping(c, root, "", top, base);
+    rc = walk(c, root, arg);
 out:
     free(c->used);
     c->used = NULL;
@@ -1788,6 +1821,8 @@ int mcpd_config_parse(struct mcpd_config **out, const char *name, const char *da
     if (rc == 0)
         rc = finish(&c);
     if (rc == 0)
+        rc = mcpd__cfg_finish_plugins(&c);
+    if (rc == 0)
         rc = mcpd__cfg_check_policy(&c);
     if (rc != 0) {
         mcpd_config_free(c.cfg);
@@ -1866,6 +1901,7 @@ void mcpd_config_free(struct mcpd_config *cfg)
         free(s->credential);
     }
     free(cfg->servers);
+    mcpd__cfg_free_plugins(cfg);
     mcpd__cfg_free_policy(cfg);
     mcpd__cfg_free_cred(cfg);
     free(cfg->path);

@@ -93,6 +93,8 @@ enum mcpd_prefix_mode {
     MCPD_PREFIX_NEVER,
 };
 
+struct mcpd_plugin_config;
+
 struct mcpd_kv {
     char *key;
     char *value;
@@ -167,6 +169,8 @@ struct mcpd_server_config {
     struct mcpd_dim_args_config *dims; /* dimensions: {paths: [path, source], ...} */
     size_t ndims;
     int line, column; /* where the entry starts, for later diagnostics */
+    /* plugins.<name> entries become servers too (borrowed from mcpd_config.plugins) */
+    const struct mcpd_plugin_config *plugin;
     char *credential; /* servers.<x>.credential: a credential name in the store (credentials.h) */
 };
 
@@ -240,6 +244,8 @@ struct mcpd_config {
         unsigned ms;
     } * agent_timeouts;
     size_t nagent_timeouts;
+    struct mcpd_plugin_config *plugins; /* plugins.<name> (mcpd/manifest.h), in file order */
+    size_t nplugins;
     /* credentials (config_cred.c) */
     char *master_key_file; /* master_key_file: (default <store>.key); MCPD_MASTER_KEY wins */
     struct mcpd_oauth_provider_config *oauth_providers;

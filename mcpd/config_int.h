@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
 #include <yaml.h>
 
 #include "config.h"
@@ -26,6 +27,7 @@ struct ctx {
     unsigned char *used;  /* per node: already consumed (catches aliases) */
     size_t nnodes;
     bool hosts_set; /* http.allowed_hosts was given explicitly */
+    bool literal;   /* no ${VAR} expansion (plugin manifests) */
 };
 
 /* One known key of a mapping and how to parse its value into base + off. */
@@ -83,6 +85,17 @@ int mcpd__cfg_f_string(struct ctx *c, yaml_node_t *v, const char *path, const st
  */
 int mcpd__cfg_parse_yaml(struct ctx *c, const char *data, size_t len, const struct field *top,
                          void *base);
+/* Parses one YAML document (prescan, single document) and hands its root to walk. */
+int mcpd__cfg_yaml_doc(struct ctx *c, const char *data, size_t len,
+                       int (*walk)(struct ctx *c, yaml_node_t *root, void *arg), void *arg);
+
+/* config_plugin.c: plugins.<name> entries; after the document, one server per plugin. */
+int mcpd__cfg_f_plugins(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                        void *base);
+int mcpd__cfg_finish_plugins(struct ctx *c);
+void mcpd__cfg_free_plugins(struct mcpd_config *cfg);
+/* A YAML node (consumed) as JSON: plain true/false/null/numbers typed, others strings. */
+int mcpd__cfg_to_json(struct ctx *c, yaml_node_t *v, const char *path, int depth, json_t **out);
 
 /* config_policy.c */
 int mcpd__cfg_f_bots(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,

@@ -90,6 +90,19 @@
 #define MCPD_AGENT_MAX_SHELL_OUT   (64u * 1024)       /* shell_exec output kept (config) */
 #define MCPD_AGENT_MAX_SHELL_CALLS 16                 /* shell_exec commands running at once */
 #define MCPD_AGENT_MAX_PENDING     1024               /* bridged calls in flight per child */
+/* Plugins (manifests, .mst archives, declarative HTTP operations). */
+#define MCPD_MAX_MANIFEST_FILE    (256u * 1024)       /* manifest.yaml */
+#define MCPD_MAX_PLUGIN_OPS       256                 /* operations of one manifest */
+#define MCPD_MAX_MST_ENTRIES      1024                /* entries of one .mst archive */
+#define MCPD_MAX_MST_ENTRY        (16u * 1024 * 1024) /* one extracted file */
+#define MCPD_MAX_MST_TOTAL        (64u * 1024 * 1024) /* all extracted files together */
+#define MCPD_MAX_PLUGIN_URL       8192                /* an expanded URL template */
+#define MCPD_MAX_PLUGIN_RESPONSE  (4u * 1024 * 1024)  /* an operation's response body */
+#define MCPD_MAX_PLUGIN_ERRBODY   512                 /* body excerpt in an API error result */
+#define MCPD_MAX_PLUGIN_REDIRECTS 5                   /* redirects followed, re-checked each hop */
+#define MCPD_MAX_EGRESS_HOSTS     256                 /* egress.allowedHosts entries */
+#define MCPD_PLUGIN_KEEP_CONNS    64                  /* idle connections a plugin keeps */
+
 /* Credentials and OAuth (credentials.c, oauth.c, admin_credentials.c). */
 #define MCPD_MAX_SECRET         (16u * 1024)  /* one secret read by `credentials add` */
 #define MCPD_MAX_TOKEN_RESPONSE (64u * 1024)  /* a token or device endpoint's response body */

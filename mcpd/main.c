@@ -22,6 +22,7 @@
 #include "mcpd/error.h"
 #include "mcpd/listener.h"
 #include "mcpd/log.h"
+#include "mcpd/manifest.h"
 #include "transports/transports.h"
 
 enum mode {
@@ -85,6 +86,8 @@ static void usage(FILE *f)
             "  audit verify -c FILE   check the audit log's hash chain\n"
             "  agent -c agent.yaml    run the agent program: dial mcpd's /agent and serve this\n"
             "                         machine's builtins and local MCP servers\n"
+            "  plugin pack DIR OUT.mst  check DIR/manifest.yaml and pack DIR as a .mst archive\n"
+            "  plugin check DIR|FILE.mst  check a plugin package's manifest\n"
             "  credentials add NAME --kind api_key|bearer -c FILE   (secret from stdin)\n"
             "  credentials add NAME --kind oauth2 --provider P -c FILE\n"
             "  credentials list|show NAME|delete NAME|refresh NAME -c FILE\n"
@@ -319,6 +322,8 @@ int main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "agent") == 0)
         return mcpd_agent_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "plugin") == 0)
+        return mcpd_mst_cli(argc, argv);
     if ((r = parse_args(&o, argc, argv)) != 0)
         return r;
     if (mcpd_config_load(&cfg, o.config, &diag) != 0) {

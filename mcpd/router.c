@@ -239,8 +239,11 @@ static void complete(struct mcpd_pending *p, json_t *msg, const char *status)
         if (p->up->location)
             snprintf(loc, sizeof(loc), "%s", p->up->location);
         else
-            snprintf(loc, sizeof(loc), "%s%s%s", p->up->cfg->url ? "remote:" : "local",
-                     p->up->cfg->url ? p->up->name : "", "");
+            snprintf(loc, sizeof(loc), "%s%s%s",
+                     p->up->cfg->plugin ? "plugin:"
+                     : p->up->cfg->url  ? "remote:"
+                                        : "local",
+                     p->up->cfg->url || p->up->cfg->plugin ? p->up->name : "", "");
         p->held = msg;
         p->audit_wait = true;
         if (mcpd_authz_audit(d->authz, &r, on_audited, p) == 0)
@@ -401,9 +404,10 @@ void mcpd__router_cancel(struct mcpd_pending *p, const char *reason)
             .transport = p->session->transport,
             .resource = p->resource[0] ? p->resource : p->up->name,
             .tool = p->tool_name,
-            .location = p->up->location   ? p->up->location
-                        : p->up->cfg->url ? "remote"
-                                          : "local",
+            .location = p->up->location      ? p->up->location
+                        : p->up->cfg->plugin ? "plugin"
+                        : p->up->cfg->url    ? "remote"
+                                             : "local",
             .decision = "allow",
             .args_json = p->args_text,
             .args_len = p->args_text ? strlen(p->args_text) : 0,

@@ -10,10 +10,13 @@
  */
 #include "http_client.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
@@ -43,6 +46,9 @@ struct mcpd_http_call {
     struct mcpd_buf resp_headers; /* raw header lines of the last response */
     bool headers_reported, cancelled, done, added;
     char errbuf[CURL_ERROR_SIZE];
+    const char *(*check_addr)(const struct sockaddr *sa, void *data);
+    void *check_data;
+    char refused[128]; /* why check_addr refused an address ("" if it did not) */
 };
 
 struct sock_ctx {
@@ -189,6 +195,28 @@ static size_t on_body(char *buf, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* Egress pinning: the address checked is the address connected to. */
+static curl_socket_t on_open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    struct mcpd_http_call *c = userp;
+    const char *why;
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    (void)purpose;
+    why = c->check_addr((const struct sockaddr *)&addr->addr, c->check_data);
+    if (why != NULL) {
+        if (addr->family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(void *)&addr->addr)->sin_addr, host,
+                      sizeof(host));
+        else if (addr->family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(void *)&addr->addr)->sin6_addr,
+                      host, sizeof(host));
+        snprintf(c->refused, sizeof(c->refused), "egress refused: %s is %s", host, why);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
 static void check_done(struct mcpd_http_client *hc)
 {
     CURLMsg *msg;
@@ -209,7 +237,9 @@ static void check_done(struct mcpd_http_client *hc)
             if (rc == CURLE_OK)
                 report_headers(c);
             if (!c->cancelled) {
-                const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
+                const char *why = c->refused[0]  ? c->refused
+                                  : c->errbuf[0] ? c->errbuf
+                                                 : curl_easy_strerror(rc);
                 c->ops->on_done(c,
                                 rc == CURLE_OK                   ? 0
                                 : rc == CURLE_OPERATION_TIMEDOUT ? MCPD_ETIMEDOUT
@@ -264,6 +294,11 @@ int mcpd_http_client_new(struct mcpd_http_client **out, uv_loop_t *loop)
     curl_multi_setopt(hc->multi, CURLMOPT_TIMERDATA, hc);
     *out = hc;
     return 0;
+}
+
+void mcpd_http_client_set_max_connections(struct mcpd_http_client *hc, unsigned n)
+{
+    curl_multi_setopt(hc->multi, CURLMOPT_MAXCONNECTS, (long)n);
 }
 
 static void on_client_timer_closed(uv_handle_t *h)
@@ -334,6 +369,14 @@ int mcpd_http_call_start(struct mcpd_http_call **out, struct mcpd_http_client *h
         curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)spec->connect_timeout_ms);
     if (spec->timeout_ms)
         curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)spec->timeout_ms);
+    if (spec->check_addr) {
+        c->check_addr = spec->check_addr;
+        c->check_data = spec->check_data;
+        curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+        curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETDATA, c);
+        curl_easy_setopt(c->easy, CURLOPT_PROXY, ""); /* no proxy from the environment */
+        curl_easy_setopt(c->easy, CURLOPT_NOPROXY, "*");
+    }
     if (spec->insecure) {
         curl_easy_setopt(c->easy, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(c->easy, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -16,6 +16,8 @@
 
 #include <uv.h>
 
+struct sockaddr;
+
 struct mcpd_http_client;
 struct mcpd_http_call;
 
@@ -37,9 +39,24 @@ struct mcpd_http_spec {
     unsigned connect_timeout_ms; /* 0: curl's default */
     unsigned timeout_ms;         /* whole exchange; 0: none (long-lived streams) */
     bool insecure;               /* skip TLS verification (explicitly configured only) */
+    /*
+     * Egress pinning (plugins): when set, every address curl is about to
+     * connect to is offered to check_addr first; a non-NULL return (a static
+     * reason) refuses that address, no socket is opened, and the call fails
+     * with "egress refused: <addr> is <reason>". Proxies from the environment
+     * are ignored then.
+     */
+    const char *(*check_addr)(const struct sockaddr *sa, void *data);
+    void *check_data;
 };
 
 int mcpd_http_client_new(struct mcpd_http_client **out, uv_loop_t *loop);
+/*
+ * Keeps up to n idle connections for reuse (curl's default follows the number
+ * of transfers in progress, so a burst of short requests closes most of its
+ * connections again and the next burst reconnects).
+ */
+void mcpd_http_client_set_max_connections(struct mcpd_http_client *hc, unsigned n);
 /* Cancels every call and frees the client once its handles are closed. */
 void mcpd_http_client_close(struct mcpd_http_client *hc);
 

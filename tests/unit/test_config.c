@@ -162,7 +162,8 @@ static void test_example_mcpd_yaml(void **state)
     assert_string_equal(cfg->http_path, "/mcp");
     assert_int_equal(cfg->nallowed_origins, 2);
     assert_int_equal(cfg->nallowed_hosts, 3);
-    assert_int_equal(cfg->nservers, 4);
+    assert_int_equal(cfg->nservers, 4 + cfg->nplugins); /* plugins are servers too */
+    assert_int_equal(cfg->nplugins, 3);
     assert_string_equal(cfg->servers[3].name, "remote-oauth");
     assert_string_equal(cfg->servers[3].credential, "example-oauth");
     assert_int_equal(cfg->noauth_providers, 1);
