@@ -11,6 +11,9 @@
  *                                      COMMIT (synchronous=NORMAL, or FULL: fsync)
  *   on_async: run the callbacks  <---  append the batch to `done`,
  *             of `done`, free          uv_async_send
+ *   outcome: append to `outs`    --->  one `result` row per batch of outcomes
+ *                                      (no callback; a lone outcome waits up
+ *                                      to MCPD_AUDIT_OUTCOME_DELAY_MS)
  *
  * A batch's callbacks run only after its COMMIT returned, so an
  * acknowledged record is in the WAL on disk and survives kill -9 (and,

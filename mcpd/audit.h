@@ -5,7 +5,10 @@
  * sqlite for the audit once it is open.
  *
  * Every record is acknowledged on the loop thread once its batch is
- * committed (or failed): callers hold a call's answer until then, so no
+ * committed (or failed): callers hold a call's answer until then (the
+ * router submits a call's row as it forwards the call, so the commit
+ * overlaps the upstream's work, and records the outcome afterwards with
+ * mcpd_audit_outcome, which nothing waits for), so no
  * acknowledged call is ever lost, and an audit that cannot be written
  * refuses the call (fail closed). Durability: WAL with synchronous=NORMAL
  * by default, so an acknowledged record survives a crash or kill -9 of mcpd;
