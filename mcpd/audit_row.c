@@ -269,10 +269,35 @@ static bool key_has_word(const char *key, size_t len, const char *word)
     return false;
 }
 
-bool mcpd_audit_key_is_secret(const char *key, size_t len)
+/* Keys too long for the folded copy, or holding a NUL: the word-by-word scan. */
+static bool long_key_is_secret(const char *key, size_t len)
 {
     for (size_t i = 0; i < sizeof(secret_words) / sizeof(secret_words[0]); i++)
         if (key_has_word(key, len, secret_words[i]))
+            return true;
+    return false;
+}
+
+bool mcpd_audit_key_is_secret(const char *key, size_t len)
+{
+    char folded[128];
+    size_t n = 0;
+
+    /* lowercase without separators, once; then a substring search per word */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)key[i];
+
+        if (is_sep(c))
+            continue;
+        if (c == '\0' || n == sizeof(folded) - 1)
+            return long_key_is_secret(key, len);
+        folded[n++] = (char)ascii_lower(c);
+    }
+    folded[n] = '\0';
+    if (n < 5) /* the shortest word is "token" */
+        return false;
+    for (size_t i = 0; i < sizeof(secret_words) / sizeof(secret_words[0]); i++)
+        if (strstr(folded, secret_words[i]) != NULL)
             return true;
     return false;
 }

@@ -408,6 +408,16 @@ static void test_redaction(void **state)
     assert_false(mcpd_audit_key_is_secret("path", 4));
     assert_false(mcpd_audit_key_is_secret("api", 3));
     assert_false(mcpd_audit_key_is_secret("tok", 3));
+    assert_true(mcpd_audit_key_is_secret("my-- Session . Key", 18));
+    assert_false(mcpd_audit_key_is_secret("tokenize", 3)); /* only len bytes count */
+    {
+        /* longer than the folded copy: the slow scan still finds the word at the end */
+        char longkey[300];
+        memset(longkey, 'x', sizeof(longkey));
+        memcpy(longkey + sizeof(longkey) - 6, "_tOKen", 6);
+        assert_true(mcpd_audit_key_is_secret(longkey, sizeof(longkey)));
+        assert_false(mcpd_audit_key_is_secret(longkey, sizeof(longkey) - 6));
+    }
 }
 
 static void test_nul_and_invalid(void **state)
