@@ -166,7 +166,7 @@ sleep 1
     sent=$( (grep "\"target\":\"$t\"" "$RESULTS"; grep "\"smoke\":\"$t\"" "$OUT/smoke.jsonl") | sed -E 's/.*"sent_all":([0-9]+).*/\1/' | awk '{s+=$1} END{print s+0}')
     okc=$( (grep "\"target\":\"$t\"" "$RESULTS"; grep "\"smoke\":\"$t\"" "$OUT/smoke.jsonl") | sed -E 's/.*"ok_all":([0-9]+).*/\1/' | awk '{s+=$1} END{print s+0}')
     rows=$(sqlite3 "${STORE[$t]}" "select count(*) from audit where kind='call' and decision='allow'")
-    complete=$(sqlite3 "${STORE[$t]}" "create temp table o as select json_extract(j.value,'\$[0]') cid, json_extract(j.value,'\$[1]') st from audit r, json_each(r.args) j where r.kind='result'; create index temp.o_cid on o(cid); select count(*) from audit c where c.kind='call' and (select count(*) from o where o.cid = c.id) = 1 and (select st from o where o.cid = c.id) = 'ok'")
+    complete=$(sqlite3 "${STORE[$t]}" "select count(*) from (select json_extract(j.value,'\$[0]') cid, count(*) n, max(json_extract(j.value,'\$[1]')) st from audit r, json_each(r.args) j where r.kind='result' group by 1) g join audit c on c.id = g.cid where c.kind='call' and g.n = 1 and g.st = 'ok'")
     outs=$(sqlite3 "${STORE[$t]}" "select group_concat(st||': '||n, ', ') from (select json_extract(j.value,'\$[1]') st, count(*) n from audit r, json_each(r.args) j where r.kind='result' group by 1)")
     nres=$(sqlite3 "${STORE[$t]}" "select count(*) from audit where kind='result'")
     verify=$(timeout 120 "$MCPD" audit verify -c "${CFG[$t]}" 2>&1 | tail -1)
