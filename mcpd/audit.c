@@ -84,6 +84,8 @@ struct mcpd_audit {
     unsigned magic;
     uv_loop_t *loop;
     uv_async_t async;
+    uv_prepare_t flush; /* hands the loop's records over before each poll */
+    int handles_open;
     uv_thread_t thread;
     uv_mutex_t mu;
     uv_cond_t cv;
@@ -102,6 +104,9 @@ struct mcpd_audit {
     int fail_code;
     char fail_reason[256];
     /* loop only */
+    struct audit_item *local, **local_tail; /* submitted in this loop iteration */
+    struct audit_outcome *louts;
+    size_t nlouts, louts_cap, nouts_seen;
     size_t pending, pending_bytes;
     bool closing, refusing, handle_closed;
     void (*close_cb)(void *data);
@@ -413,6 +418,7 @@ static void writer_thread(void *arg)
 static void free_audit(struct mcpd_audit *a)
 {
     free(a->outs);
+    free(a->louts);
     uv_cond_destroy(&a->cv);
     uv_mutex_destroy(&a->mu);
     a->magic = 0;
@@ -425,9 +431,18 @@ static void on_audit_closed(uv_handle_t *h)
     void (*done)(void *data) = a->close_cb;
     void *data = a->close_data;
 
+    if (--a->handles_open > 0)
+        return;
     free_audit(a);
     if (done != NULL)
         done(data);
+}
+
+static void close_handles(struct mcpd_audit *a)
+{
+    a->handle_closed = true;
+    uv_close((uv_handle_t *)&a->flush, on_audit_closed);
+    uv_close((uv_handle_t *)&a->async, on_audit_closed);
 }
 
 static void run_callbacks(struct mcpd_audit *a, struct audit_item *list)
@@ -471,9 +486,69 @@ static void on_audit_async(uv_async_t *h)
     run_callbacks(a, list);
     if (writer_done) {
         uv_thread_join(&a->thread);
-        a->handle_closed = true;
-        uv_close((uv_handle_t *)&a->async, on_audit_closed);
+        close_handles(a);
     }
+}
+
+/*
+ * Hands what the loop submitted to the writer, from a prepare handle (it
+ * runs before the loop polls, so nothing waits behind a blocking poll):
+ * one lock and at most one wake-up per loop iteration instead of one per
+ * record.
+ * Records arriving after a write failure fail with its code (their
+ * callbacks run here, never inside submit).
+ */
+static void flush_local(struct mcpd_audit *a)
+{
+    struct audit_item *list = a->local;
+    bool failed;
+    int code;
+
+    if (list == NULL && a->nlouts == 0)
+        return;
+    a->local = NULL;
+    a->local_tail = &a->local;
+    uv_mutex_lock(&a->mu);
+    failed = a->failed;
+    code = a->fail_code;
+    if (!failed) {
+        if (list != NULL) {
+            *a->queue_tail = list;
+            while (*a->queue_tail != NULL)
+                a->queue_tail = &(*a->queue_tail)->next;
+        }
+        if (a->nlouts > 0 && a->nouts + a->nlouts > a->outs_cap) {
+            size_t cap = (a->nouts + a->nlouts) * 2;
+            struct audit_outcome *n = realloc(a->outs, cap * sizeof(*n));
+            if (n != NULL) {
+                a->outs = n;
+                a->outs_cap = cap;
+            }
+        }
+        if (a->nlouts > 0 && a->nouts + a->nlouts <= a->outs_cap) {
+            memcpy(a->outs + a->nouts, a->louts, a->nlouts * sizeof(*a->louts));
+            a->nouts += a->nlouts;
+        } else if (a->nlouts > 0) {
+            LOG_WARN("audit", "out of memory: %zu call outcomes not recorded", a->nlouts);
+        }
+        a->nouts_seen = a->nouts;
+        uv_cond_signal(&a->cv);
+    }
+    uv_mutex_unlock(&a->mu);
+    a->nlouts = 0;
+    if (failed) {
+        for (struct audit_item *it = list; it != NULL; it = it->next)
+            it->status = code;
+        run_callbacks(a, list);
+    }
+}
+
+static void on_flush(uv_prepare_t *h)
+{
+    struct mcpd_audit *a = h->data;
+
+    uv_prepare_stop(h);
+    flush_local(a);
 }
 
 /* ---- submit ---------------------------------------------------------------------------------- */
@@ -572,18 +647,11 @@ int mcpd_audit_submit(struct mcpd_audit *a, const struct mcpd_audit_record *r, m
     }
     it->cb = cb;
     it->data = data;
-    uv_mutex_lock(&a->mu);
-    if (a->failed) {
-        uv_mutex_unlock(&a->mu);
-        free(it);
-        return MCPD_EUNAVAIL; /* on_audit_async logs it and sets refusing */
-    }
-    *a->queue_tail = it;
-    a->queue_tail = &it->next;
-    uv_cond_signal(&a->cv);
-    uv_mutex_unlock(&a->mu);
+    *a->local_tail = it;
+    a->local_tail = &it->next;
     a->pending++;
     a->pending_bytes += it->bytes;
+    uv_prepare_start(&a->flush, on_flush); /* no-op when started */
     return 0;
 }
 
@@ -594,29 +662,21 @@ int mcpd_audit_outcome(struct mcpd_audit *a, int64_t call_id, const char *status
 
     if (a->closing || a->refusing)
         return MCPD_EUNAVAIL;
-    uv_mutex_lock(&a->mu);
-    if (a->failed || a->nouts >= a->queue_cap) {
-        int r = a->failed ? MCPD_EUNAVAIL : MCPD_EBUSY;
-        uv_mutex_unlock(&a->mu);
-        return r;
-    }
-    if (a->nouts == a->outs_cap) {
-        size_t cap = a->outs_cap ? a->outs_cap * 2 : 64;
-        struct audit_outcome *n = realloc(a->outs, cap * sizeof(*n));
-        if (n == NULL) {
-            uv_mutex_unlock(&a->mu);
+    if (a->nlouts + a->nouts_seen >= a->queue_cap)
+        return MCPD_EBUSY;
+    if (a->nlouts == a->louts_cap) {
+        size_t cap = a->louts_cap ? a->louts_cap * 2 : 64;
+        struct audit_outcome *n = realloc(a->louts, cap * sizeof(*n));
+        if (n == NULL)
             return MCPD_ENOMEM;
-        }
-        a->outs = n;
-        a->outs_cap = cap;
+        a->louts = n;
+        a->louts_cap = cap;
     }
-    o = &a->outs[a->nouts++];
+    o = &a->louts[a->nlouts++];
     o->call_id = call_id;
     o->latency_us = latency_us;
     snprintf(o->status, sizeof(o->status), "%s", status ? status : "");
-    if (a->nouts == 1)
-        uv_cond_signal(&a->cv); /* later ones ride along */
-    uv_mutex_unlock(&a->mu);
+    uv_prepare_start(&a->flush, on_flush);
     return 0;
 }
 
@@ -682,6 +742,7 @@ static void set_options(struct mcpd_audit *a, const struct mcpd_audit_options *o
     a->retain_rows = o->retain_rows > 0 ? o->retain_rows : 0;
     a->queue_tail = &a->queue;
     a->done_tail = &a->done;
+    a->local_tail = &a->local;
 }
 
 static int start(struct mcpd_audit *a, uv_loop_t *loop, char *err, size_t errcap)
@@ -700,6 +761,9 @@ static int start(struct mcpd_audit *a, uv_loop_t *loop, char *err, size_t errcap
         goto fail;
     }
     a->async.data = a;
+    uv_prepare_init(loop, &a->flush); /* cannot fail */
+    a->flush.data = a;
+    a->handles_open = 2;
     return 0;
 fail:
     snprintf(err, errcap, "audit: %s", mcpd_strerror(r));
@@ -734,8 +798,7 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
         /* the handle is live: its close callback frees the audit */
         snprintf(err, errcap, "audit: %s", mcpd_strerror(r));
         writer_close_db(a);
-        a->handle_closed = true;
-        uv_close((uv_handle_t *)&a->async, on_audit_closed);
+        close_handles(a);
         return r;
     }
     *out = a;
@@ -749,6 +812,8 @@ void mcpd_audit_close(struct mcpd_audit *a, void (*done)(void *data), void *data
     a->closing = true;
     a->close_cb = done;
     a->close_data = data;
+    uv_prepare_stop(&a->flush);
+    flush_local(a);
     uv_mutex_lock(&a->mu);
     a->stop = true;
     uv_cond_signal(&a->cv);
