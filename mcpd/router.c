@@ -163,7 +163,7 @@ static struct mcpd_pending *new_pending(struct mcpd_upstream *up, unsigned timeo
         free(p);
         return NULL;
     }
-    p->started_ms = uv_now(up->daemon->loop);
+    p->started_ns = uv_hrtime();
     return p;
 }
 
@@ -225,7 +225,7 @@ static void answered(struct mcpd_pending *p, json_t *msg, const char *status)
 {
     p->held = msg;
     p->outcome = status;
-    p->latency_us = (int64_t)(uv_now(p->session->daemon->loop) - p->started_ms) * 1000;
+    p->latency_us = (int64_t)((uv_hrtime() - p->started_ns) / 1000);
     p->audit_wait = true;
     if (!p->audit_sent)
         release(p, p->audit_status);

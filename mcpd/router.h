@@ -60,9 +60,9 @@ struct mcpd_pending {
     int64_t audit_id;    /* the row's id once durable */
     const char *outcome; /* static: "ok", "error", "cancelled", ... */
     int64_t latency_us;
-    json_t *held; /* the final answer to send once audited */
-    uint64_t started_ms;
-    const char *tool; /* for logs (borrowed from the catalog entry copy) */
+    json_t *held;        /* the final answer to send once audited */
+    uint64_t started_ns; /* uv_hrtime() when forwarded: the audited latency */
+    const char *tool;    /* for logs (borrowed from the catalog entry copy) */
     char tool_name[65];
 };
 
