@@ -157,16 +157,20 @@ sleep 1
 {
   echo "### Audit rows against calls made"
   echo
-  echo "| target | calls sent (mcpload, all runs) | calls answered ok | audit rows kind=call (sqlite3) | rows of other kinds | rows − sent | chain (mcpd audit verify) |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "A call is audited as a \`call\` row (written as it is forwarded) plus its outcome, listed in a later \`result\` row: [[call_id, status, latency_us], ...]."
+  echo
+  echo "| target | calls sent (mcpload, all runs) | calls answered ok | call rows | call rows with one outcome 'ok' | outcomes (by status) | result rows | rows − sent | chain (mcpd audit verify) |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   for t in "${TARGETS[@]}"; do
     [[ $t == audit* ]] || continue
     sent=$( (grep "\"target\":\"$t\"" "$RESULTS"; grep "\"smoke\":\"$t\"" "$OUT/smoke.jsonl") | sed -E 's/.*"sent_all":([0-9]+).*/\1/' | awk '{s+=$1} END{print s+0}')
     okc=$( (grep "\"target\":\"$t\"" "$RESULTS"; grep "\"smoke\":\"$t\"" "$OUT/smoke.jsonl") | sed -E 's/.*"ok_all":([0-9]+).*/\1/' | awk '{s+=$1} END{print s+0}')
-    rows=$(sqlite3 "${STORE[$t]}" "select count(*) from audit where kind='call' and decision='allow' and status='ok'")
-    other=$(sqlite3 "${STORE[$t]}" "select group_concat(kind||'/'||status||': '||n, ', ') from (select kind, status, count(*) n from audit where not (kind='call' and decision='allow' and status='ok') group by 1,2)")
+    rows=$(sqlite3 "${STORE[$t]}" "select count(*) from audit where kind='call' and decision='allow'")
+    complete=$(sqlite3 "${STORE[$t]}" "select count(*) from (select json_extract(j.value,'\$[0]') cid, count(*) n, max(json_extract(j.value,'\$[1]')) st from audit r, json_each(r.args) j where r.kind='result' group by 1) g join audit c on c.id = g.cid where c.kind='call' and g.n = 1 and g.st = 'ok'")
+    outs=$(sqlite3 "${STORE[$t]}" "select group_concat(st||': '||n, ', ') from (select json_extract(j.value,'\$[1]') st, count(*) n from audit r, json_each(r.args) j where r.kind='result' group by 1)")
+    nres=$(sqlite3 "${STORE[$t]}" "select count(*) from audit where kind='result'")
     verify=$(timeout 120 "$MCPD" audit verify -c "${CFG[$t]}" 2>&1 | tail -1)
-    echo "| $t | $sent | $okc | $rows | ${other:-none} | $((rows - sent)) | $verify |"
+    echo "| $t | $sent | $okc | $rows | $complete | ${outs:-none} | $nres | $((rows - sent)) | $verify |"
   done
   echo
 } > "$OUT/audit-rows.md"

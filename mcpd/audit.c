@@ -11,6 +11,9 @@
  *                                      COMMIT (synchronous=NORMAL, or FULL: fsync)
  *   on_async: run the callbacks  <---  append the batch to `done`,
  *             of `done`, free          uv_async_send
+ *   outcome: append to `outs`    --->  one `result` row per batch of outcomes
+ *                                      (no callback; a lone outcome waits up
+ *                                      to MCPD_AUDIT_OUTCOME_DELAY_MS)
  *
  * A batch's callbacks run only after its COMMIT returned, so an
  * acknowledged record is in the WAL on disk and survives kill -9 (and,
@@ -43,6 +46,7 @@
 #include <sqlite3.h>
 
 #include "audit_int.h"
+#include "buf.h"
 #include "error.h"
 #include "log.h"
 #include "store_db.h"
@@ -62,9 +66,17 @@ struct audit_item {
     size_t bytes; /* counted against QUEUE_BYTES_MAX */
     struct audit_val val[AC_NCOLS];
     char digest[AUDIT_HASH_HEX + 1];
-    bool raw_args;    /* val[AC_ARGS] is the caller's text: redacted by the writer */
-    char *args_owned; /* the redacted, capped text (writer thread) */
-    char storage[];   /* the text fields */
+    bool raw_args;        /* val[AC_ARGS] is the caller's text: redacted by the writer */
+    const char *args_key; /* raw_args is a whole request; the arguments are params[args_key] */
+    int64_t *row_id;      /* the caller's: receives val[AC_ID] before cb */
+    char *args_owned;     /* the redacted, capped text (writer thread) */
+    char storage[];       /* the text fields */
+};
+
+/* The outcome of a call whose row is durable (mcpd_audit_outcome). */
+struct audit_outcome {
+    int64_t call_id, latency_us;
+    char status[24];
 };
 
 struct mcpd_audit {
@@ -72,6 +84,8 @@ struct mcpd_audit {
     unsigned magic;
     uv_loop_t *loop;
     uv_async_t async;
+    uv_prepare_t flush; /* hands the loop's records over before each poll */
+    int handles_open;
     uv_thread_t thread;
     uv_mutex_t mu;
     uv_cond_t cv;
@@ -84,10 +98,15 @@ struct mcpd_audit {
     /* under mu */
     struct audit_item *queue, **queue_tail;
     struct audit_item *done, **done_tail;
+    struct audit_outcome *outs; /* waiting for the writer */
+    size_t nouts, outs_cap;
     bool stop, writer_done, failed;
     int fail_code;
     char fail_reason[256];
     /* loop only */
+    struct audit_item *local, **local_tail; /* submitted in this loop iteration */
+    struct audit_outcome *louts;
+    size_t nlouts, louts_cap, nouts_seen;
     size_t pending, pending_bytes;
     bool closing, refusing, handle_closed;
     void (*close_cb)(void *data);
@@ -199,8 +218,8 @@ static int insert_item(struct mcpd_audit *a, struct audit_link *head, struct aud
         bool truncated = false;
         size_t n = 0;
         it->raw_args = false;
-        if (mcpd__audit_args(it->val[AC_ARGS].p, it->val[AC_ARGS].len, a->max_args, &it->args_owned,
-                             &n, &truncated, it->digest) != 0)
+        if (mcpd__audit_args(it->val[AC_ARGS].p, it->val[AC_ARGS].len, it->args_key, a->max_args,
+                             &it->args_owned, &n, &truncated, it->digest) != 0)
             return SQLITE_NOMEM;
         it->val[AC_ARGS].p = it->args_owned;
         it->val[AC_ARGS].len = n;
@@ -226,7 +245,40 @@ static int insert_item(struct mcpd_audit *a, struct audit_link *head, struct aud
     return rc;
 }
 
-static int write_batch(struct mcpd_audit *a, struct audit_item *batch)
+/* One `result` row listing outs[0..n): [[call_id, "status", latency_us], ...]. */
+static int insert_outcomes(struct mcpd_audit *a, struct audit_link *head,
+                           const struct audit_outcome *outs, size_t n)
+{
+    struct audit_item it;
+    struct mcpd_buf b;
+    char reason[48];
+    int rc = SQLITE_OK;
+
+    mcpd_buf_init(&b, SIZE_MAX / 2);
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++)
+        if (mcpd_buf_appendf(&b, "%s[%lld,\"%s\",%lld]", i ? "," : "[", (long long)outs[i].call_id,
+                             outs[i].status, (long long)outs[i].latency_us) != 0)
+            rc = SQLITE_NOMEM;
+    if (rc == SQLITE_OK && mcpd_buf_append(&b, "]", 1) != 0)
+        rc = SQLITE_NOMEM;
+    if (rc == SQLITE_OK) {
+        memset(&it, 0, sizeof(it));
+        snprintf(reason, sizeof(reason), "%zu outcome%s", n, n == 1 ? "" : "s");
+        it.val[AC_KIND].p = mcpd__audit_kind_name(MCPD_AUDIT_RESULT);
+        it.val[AC_KIND].len = strlen(it.val[AC_KIND].p);
+        it.val[AC_TIME_MS].i = mcpd__store_db_now_ms();
+        it.val[AC_REASON].p = reason;
+        it.val[AC_REASON].len = strlen(reason);
+        it.val[AC_ARGS].p = b.p;
+        it.val[AC_ARGS].len = b.len;
+        rc = insert_item(a, head, &it);
+    }
+    mcpd_buf_dispose(&b);
+    return rc;
+}
+
+static int write_batch(struct mcpd_audit *a, struct audit_item *batch,
+                       const struct audit_outcome *outs, size_t nouts)
 {
     struct audit_link head;
     size_t n = 0;
@@ -241,6 +293,12 @@ static int write_batch(struct mcpd_audit *a, struct audit_item *batch)
     for (struct audit_item *it = batch; it != NULL; it = it->next, n++)
         if ((rc = insert_item(a, &head, it)) != SQLITE_OK)
             goto out;
+    for (size_t i = 0; i < nouts; i += MCPD_AUDIT_OUTCOMES_PER_ROW, n++) {
+        size_t k =
+            nouts - i < MCPD_AUDIT_OUTCOMES_PER_ROW ? nouts - i : MCPD_AUDIT_OUTCOMES_PER_ROW;
+        if ((rc = insert_outcomes(a, &head, outs + i, k)) != SQLITE_OK)
+            goto out;
+    }
     if ((rc = meta_set(a, "head", &head)) != SQLITE_OK || (rc = retain(a, &head, n)) != SQLITE_OK)
         goto out;
     rc = sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL);
@@ -252,9 +310,10 @@ out:
  * Commits a batch; returns 0, or the negative code with the reason in why
  * (taken before the rollback, which would reset sqlite's message).
  */
-static int commit_batch(struct mcpd_audit *a, struct audit_item *batch, char *why, size_t whycap)
+static int commit_batch(struct mcpd_audit *a, struct audit_item *batch,
+                        const struct audit_outcome *outs, size_t nouts, char *why, size_t whycap)
 {
-    int rc = write_batch(a, batch);
+    int rc = write_batch(a, batch, outs, nouts);
     int r;
 
     if (rc == SQLITE_OK)
@@ -279,6 +338,10 @@ static void finish_batch(struct mcpd_audit *a, struct audit_item *batch, int sta
     }
     for (struct audit_item *it = batch; it != NULL; it = it->next)
         it->status = status;
+    if (batch == NULL) { /* outcomes only: nobody waits for them */
+        uv_mutex_unlock(&a->mu);
+        return;
+    }
     *a->done_tail = batch;
     while (*a->done_tail != NULL)
         a->done_tail = &(*a->done_tail)->next;
@@ -303,28 +366,46 @@ static void writer_thread(void *arg)
 {
     struct mcpd_audit *a = arg;
     struct audit_item *batch;
+    struct audit_outcome *outs = NULL, *tmp;
+    size_t nouts, outs_cap = 0;
     char why[256] = "";
     bool failed;
     int status;
 
     uv_mutex_lock(&a->mu);
     for (;;) {
-        while (a->queue == NULL && !a->stop)
+        while (a->queue == NULL && a->nouts == 0 && !a->stop)
             uv_cond_wait(&a->cv, &a->mu);
-        if (a->queue == NULL)
+        if (a->queue == NULL && a->nouts == 0)
             break; /* stopping, and everything is written */
+        if (a->queue == NULL && !a->stop) {
+            /* outcomes alone: give the next call's record a moment to share the commit */
+            uv_cond_timedwait(&a->cv, &a->mu, (uint64_t)MCPD_AUDIT_OUTCOME_DELAY_MS * 1000000u);
+        }
         batch = a->queue;
         a->queue = NULL;
         a->queue_tail = &a->queue;
+        /* swap the outcome arrays: the loop fills the other one meanwhile */
+        tmp = outs;
+        outs = a->outs;
+        nouts = a->nouts;
+        a->outs = tmp;
+        a->nouts = 0;
+        {
+            size_t c = outs_cap;
+            outs_cap = a->outs_cap;
+            a->outs_cap = c;
+        }
         failed = a->failed;
         status = a->fail_code;
         uv_mutex_unlock(&a->mu);
         if (!failed)
-            status = commit_batch(a, batch, why, sizeof(why));
+            status = commit_batch(a, batch, outs, nouts, why, sizeof(why));
         finish_batch(a, batch, status, why);
         uv_mutex_lock(&a->mu);
     }
     uv_mutex_unlock(&a->mu);
+    free(outs);
     writer_close_db(a);
     uv_mutex_lock(&a->mu);
     a->writer_done = true;
@@ -336,6 +417,8 @@ static void writer_thread(void *arg)
 
 static void free_audit(struct mcpd_audit *a)
 {
+    free(a->outs);
+    free(a->louts);
     uv_cond_destroy(&a->cv);
     uv_mutex_destroy(&a->mu);
     a->magic = 0;
@@ -348,9 +431,18 @@ static void on_audit_closed(uv_handle_t *h)
     void (*done)(void *data) = a->close_cb;
     void *data = a->close_data;
 
+    if (--a->handles_open > 0)
+        return;
     free_audit(a);
     if (done != NULL)
         done(data);
+}
+
+static void close_handles(struct mcpd_audit *a)
+{
+    a->handle_closed = true;
+    uv_close((uv_handle_t *)&a->flush, on_audit_closed);
+    uv_close((uv_handle_t *)&a->async, on_audit_closed);
 }
 
 static void run_callbacks(struct mcpd_audit *a, struct audit_item *list)
@@ -361,6 +453,8 @@ static void run_callbacks(struct mcpd_audit *a, struct audit_item *list)
         list = it->next;
         a->pending--;
         a->pending_bytes -= it->bytes;
+        if (it->row_id != NULL)
+            *it->row_id = it->status == 0 ? it->val[AC_ID].i : 0;
         if (it->cb != NULL)
             it->cb(it->status, it->data);
         free(it->args_owned);
@@ -392,9 +486,69 @@ static void on_audit_async(uv_async_t *h)
     run_callbacks(a, list);
     if (writer_done) {
         uv_thread_join(&a->thread);
-        a->handle_closed = true;
-        uv_close((uv_handle_t *)&a->async, on_audit_closed);
+        close_handles(a);
     }
+}
+
+/*
+ * Hands what the loop submitted to the writer, from a prepare handle (it
+ * runs before the loop polls, so nothing waits behind a blocking poll):
+ * one lock and at most one wake-up per loop iteration instead of one per
+ * record.
+ * Records arriving after a write failure fail with its code (their
+ * callbacks run here, never inside submit).
+ */
+static void flush_local(struct mcpd_audit *a)
+{
+    struct audit_item *list = a->local;
+    bool failed;
+    int code;
+
+    if (list == NULL && a->nlouts == 0)
+        return;
+    a->local = NULL;
+    a->local_tail = &a->local;
+    uv_mutex_lock(&a->mu);
+    failed = a->failed;
+    code = a->fail_code;
+    if (!failed) {
+        if (list != NULL) {
+            *a->queue_tail = list;
+            while (*a->queue_tail != NULL)
+                a->queue_tail = &(*a->queue_tail)->next;
+        }
+        if (a->nlouts > 0 && a->nouts + a->nlouts > a->outs_cap) {
+            size_t cap = (a->nouts + a->nlouts) * 2;
+            struct audit_outcome *n = realloc(a->outs, cap * sizeof(*n));
+            if (n != NULL) {
+                a->outs = n;
+                a->outs_cap = cap;
+            }
+        }
+        if (a->nlouts > 0 && a->nouts + a->nlouts <= a->outs_cap) {
+            memcpy(a->outs + a->nouts, a->louts, a->nlouts * sizeof(*a->louts));
+            a->nouts += a->nlouts;
+        } else if (a->nlouts > 0) {
+            LOG_WARN("audit", "out of memory: %zu call outcomes not recorded", a->nlouts);
+        }
+        a->nouts_seen = a->nouts;
+        uv_cond_signal(&a->cv);
+    }
+    uv_mutex_unlock(&a->mu);
+    a->nlouts = 0;
+    if (failed) {
+        for (struct audit_item *it = list; it != NULL; it = it->next)
+            it->status = code;
+        run_callbacks(a, list);
+    }
+}
+
+static void on_flush(uv_prepare_t *h)
+{
+    struct mcpd_audit *a = h->data;
+
+    uv_prepare_stop(h);
+    flush_local(a);
 }
 
 /* ---- submit ---------------------------------------------------------------------------------- */
@@ -465,6 +619,8 @@ static int make_item(struct mcpd_audit *a, const struct mcpd_audit_record *r,
     if (it == NULL)
         return MCPD_ENOMEM;
     it->raw_args = r->args_json != NULL;
+    it->args_key = r->args_key;
+    it->row_id = r->row_id;
     it->val[AC_KIND].p = mcpd__audit_kind_name((int)r->kind); /* static */
     it->val[AC_KIND].len = strlen(it->val[AC_KIND].p);
     it->val[AC_TIME_MS].i = r->time_ms != 0 ? r->time_ms : mcpd__store_db_now_ms();
@@ -491,18 +647,36 @@ int mcpd_audit_submit(struct mcpd_audit *a, const struct mcpd_audit_record *r, m
     }
     it->cb = cb;
     it->data = data;
-    uv_mutex_lock(&a->mu);
-    if (a->failed) {
-        uv_mutex_unlock(&a->mu);
-        free(it);
-        return MCPD_EUNAVAIL; /* on_audit_async logs it and sets refusing */
-    }
-    *a->queue_tail = it;
-    a->queue_tail = &it->next;
-    uv_cond_signal(&a->cv);
-    uv_mutex_unlock(&a->mu);
+    *a->local_tail = it;
+    a->local_tail = &it->next;
     a->pending++;
     a->pending_bytes += it->bytes;
+    uv_prepare_start(&a->flush, on_flush); /* no-op when started */
+    return 0;
+}
+
+int mcpd_audit_outcome(struct mcpd_audit *a, int64_t call_id, const char *status,
+                       int64_t latency_us)
+{
+    struct audit_outcome *o;
+
+    if (a->closing || a->refusing)
+        return MCPD_EUNAVAIL;
+    if (a->nlouts + a->nouts_seen >= a->queue_cap)
+        return MCPD_EBUSY;
+    if (a->nlouts == a->louts_cap) {
+        size_t cap = a->louts_cap ? a->louts_cap * 2 : 64;
+        struct audit_outcome *n = realloc(a->louts, cap * sizeof(*n));
+        if (n == NULL)
+            return MCPD_ENOMEM;
+        a->louts = n;
+        a->louts_cap = cap;
+    }
+    o = &a->louts[a->nlouts++];
+    o->call_id = call_id;
+    o->latency_us = latency_us;
+    snprintf(o->status, sizeof(o->status), "%s", status ? status : "");
+    uv_prepare_start(&a->flush, on_flush);
     return 0;
 }
 
@@ -568,6 +742,7 @@ static void set_options(struct mcpd_audit *a, const struct mcpd_audit_options *o
     a->retain_rows = o->retain_rows > 0 ? o->retain_rows : 0;
     a->queue_tail = &a->queue;
     a->done_tail = &a->done;
+    a->local_tail = &a->local;
 }
 
 static int start(struct mcpd_audit *a, uv_loop_t *loop, char *err, size_t errcap)
@@ -586,6 +761,9 @@ static int start(struct mcpd_audit *a, uv_loop_t *loop, char *err, size_t errcap
         goto fail;
     }
     a->async.data = a;
+    uv_prepare_init(loop, &a->flush); /* cannot fail */
+    a->flush.data = a;
+    a->handles_open = 2;
     return 0;
 fail:
     snprintf(err, errcap, "audit: %s", mcpd_strerror(r));
@@ -620,8 +798,7 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
         /* the handle is live: its close callback frees the audit */
         snprintf(err, errcap, "audit: %s", mcpd_strerror(r));
         writer_close_db(a);
-        a->handle_closed = true;
-        uv_close((uv_handle_t *)&a->async, on_audit_closed);
+        close_handles(a);
         return r;
     }
     *out = a;
@@ -635,6 +812,8 @@ void mcpd_audit_close(struct mcpd_audit *a, void (*done)(void *data), void *data
     a->closing = true;
     a->close_cb = done;
     a->close_data = data;
+    uv_prepare_stop(&a->flush);
+    flush_local(a);
     uv_mutex_lock(&a->mu);
     a->stop = true;
     uv_cond_signal(&a->cv);

@@ -5,7 +5,10 @@
  * sqlite for the audit once it is open.
  *
  * Every record is acknowledged on the loop thread once its batch is
- * committed (or failed): callers hold a call's answer until then, so no
+ * committed (or failed): callers hold a call's answer until then (the
+ * router submits a call's row as it forwards the call, so the commit
+ * overlaps the upstream's work, and records the outcome afterwards with
+ * mcpd_audit_outcome, which nothing waits for), so no
  * acknowledged call is ever lost, and an audit that cannot be written
  * refuses the call (fail closed). Durability: WAL with synchronous=NORMAL
  * by default, so an acknowledged record survives a crash or kill -9 of mcpd;
@@ -35,11 +38,15 @@
 
 struct mcpd_audit;
 
+#define MCPD_AUDIT_OUTCOMES_PER_ROW 1024 /* call outcomes listed in one `result` row at most */
+#define MCPD_AUDIT_OUTCOME_DELAY_MS 2    /* a lone outcome waits this long for company */
+
 enum mcpd_audit_kind {
-    MCPD_AUDIT_CALL = 0,   /* a tools/call (or prompts/get, resources/read) that was forwarded */
-    MCPD_AUDIT_DENY,       /* refused by policy before forwarding */
-    MCPD_AUDIT_LIST,       /* a list was filtered: summary in `reason` ("12 of 40 tools") */
-    MCPD_AUDIT_AUTH,       /* authentication failure (bot unknown, bad key) */
+    MCPD_AUDIT_CALL = 0, /* a tools/call (or prompts/get, resources/read) that was forwarded */
+    MCPD_AUDIT_DENY,     /* refused by policy before forwarding */
+    MCPD_AUDIT_LIST,     /* a list was filtered: summary in `reason` ("12 of 40 tools") */
+    MCPD_AUDIT_AUTH,     /* authentication failure (bot unknown, bad key) */
+    MCPD_AUDIT_RESULT,   /* outcomes of forwarded calls (written by the audit itself) */
     MCPD_AUDIT_CREDENTIAL, /* a credential refused (refresh failed, 401): resource = its name */
 };
 
@@ -60,6 +67,15 @@ struct mcpd_audit_record {
     size_t args_len;
     const char *status; /* "ok", "error", "timeout", "cancelled", "denied", ... */
     int64_t latency_us;
+    /*
+     * When args_key is set (a static string: "arguments", "uri"), args_json
+     * is the whole JSON-RPC request as forwarded and the arguments are its
+     * params[args_key]: the writer thread extracts them, so the loop hands
+     * over the bytes it already serialised instead of serialising twice.
+     */
+    const char *args_key;
+    /* When set, receives the row's id before cb runs (0 when it failed). */
+    int64_t *row_id;
 };
 
 /*
@@ -107,6 +123,20 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
  */
 int mcpd_audit_submit(struct mcpd_audit *a, const struct mcpd_audit_record *r, mcpd_audit_cb cb,
                       void *data);
+
+/*
+ * Records the outcome of a call whose `call` row (id call_id) is durable:
+ * status ("ok", "tool_error", "error", "timeout", "upstream_error",
+ * "cancelled"; cut to 23 bytes) and latency. Nothing waits for it: outcomes
+ * are collected and written, in the chain, as `result` rows, each listing
+ * the outcomes of one batch as a JSON array [[call_id, status,
+ * latency_us], ...] in `args` (at most MCPD_AUDIT_OUTCOMES_PER_ROW per
+ * row). A lone outcome waits up to MCPD_AUDIT_OUTCOME_DELAY_MS for a record
+ * to share its commit. Returns 0, or MCPD_EBUSY (queue_cap outcomes
+ * waiting), MCPD_EUNAVAIL (refusing or closing), MCPD_ENOMEM. Loop only.
+ */
+int mcpd_audit_outcome(struct mcpd_audit *a, int64_t call_id, const char *status,
+                       int64_t latency_us);
 
 /*
  * Flushes everything queued, stops the thread, closes the database, and

@@ -60,7 +60,7 @@ extern const char mcpd__audit_schema_sql[];
 
 /* Whether column c holds an integer. */
 bool mcpd__audit_col_is_int(enum audit_col c);
-/* The kind's stored name ("call", "deny", "list", "auth"; "unknown" otherwise). */
+/* The kind's stored name ("call", "deny", "list", "auth", "result"; "unknown" otherwise). */
 const char *mcpd__audit_kind_name(int kind);
 
 /*
@@ -85,14 +85,16 @@ int mcpd__audit_row_bind(sqlite3_stmt *st, const struct audit_val row[AC_NCOLS],
 bool mcpd__audit_row_read(sqlite3_stmt *st, struct audit_val row[AC_NCOLS]);
 
 /*
- * Redacts and canonicalises the arguments (see audit.c): *text is a new
+ * Redacts and canonicalises the arguments (see audit.c); with key, json is
+ * a whole JSON-RPC request and the arguments are its params[key] (absent:
+ * *text NULL). *text is a new
  * string (free()) of at most cap bytes, cut at a UTF-8 boundary with
  * *truncated set when longer, and digest the hex SHA-256 of the whole
  * redacted canonical text. Arguments that do not parse as JSON leave
  * *text NULL and digest empty. Returns 0 or MCPD_ENOMEM.
  */
-int mcpd__audit_args(const char *json, size_t len, size_t cap, char **text, size_t *text_len,
-                     bool *truncated, char digest[AUDIT_HASH_HEX + 1]);
+int mcpd__audit_args(const char *json, size_t len, const char *key, size_t cap, char **text,
+                     size_t *text_len, bool *truncated, char digest[AUDIT_HASH_HEX + 1]);
 
 /* The longest prefix of s (len bytes) of at most cap bytes not splitting a UTF-8 sequence. */
 size_t mcpd__audit_utf8_cut(const char *s, size_t len, size_t cap);

@@ -91,6 +91,8 @@ const char *mcpd__audit_kind_name(int kind)
         return "list";
     case MCPD_AUDIT_AUTH:
         return "auth";
+    case MCPD_AUDIT_RESULT:
+        return "result";
     case MCPD_AUDIT_CREDENTIAL:
         return "credential";
     default:
@@ -100,41 +102,80 @@ const char *mcpd__audit_kind_name(int kind)
 
 /* ---- the canonical row ----------------------------------------------------------------------- */
 
-static int put_col(struct mcpd_buf *b, enum audit_col c, const struct audit_val *v)
+/* Decimal text of v into out (at least 21 bytes); returns its length. */
+static size_t put_dec(char *out, int64_t v)
 {
-    char num[24];
-    const char *p = v->p;
-    size_t len = v->len;
+    char tmp[24];
+    size_t n = 0, k = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
 
-    if (mcpd__audit_col_is_int(c)) {
-        len = (size_t)snprintf(num, sizeof(num), "%lld", (long long)v->i);
-        p = num;
-    } else if (p == NULL) {
-        return mcpd_buf_appendf(b, "%s=-\n", col_names[c]);
-    }
-    if (mcpd_buf_appendf(b, "%s=%zu:", col_names[c], len) != 0 || mcpd_buf_append(b, p, len) != 0)
-        return MCPD_ENOMEM;
-    return mcpd_buf_append(b, "\n", 1);
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        out[k++] = '-';
+    while (n > 0)
+        out[k++] = tmp[--n];
+    return k;
 }
 
+/* Appends p (n bytes) at *at in buf; the caller sized buf. */
+static void put(char *buf, size_t *at, const void *p, size_t n)
+{
+    memcpy(buf + *at, p, n);
+    *at += n;
+}
+
+/*
+ * The canonical text is built by hand (no printf: it was the writer's top
+ * cost) into a stack buffer when it fits, else one allocation.
+ */
 int mcpd__audit_row_hash(char out[AUDIT_HASH_HEX + 1], const char *prev,
                          const struct audit_val row[AC_NCOLS])
 {
-    struct mcpd_buf b;
+    char stack[2048], num[AC_NCOLS][24], *buf = stack;
+    size_t numlen[AC_NCOLS], plen = strlen(prev), need = plen + 1, at = 0;
     unsigned char md[32];
-    int r = 0;
+    int r;
 
-    mcpd_buf_init(&b, SIZE_MAX / 2);
-    if (mcpd_buf_append(&b, prev, strlen(prev)) != 0 || mcpd_buf_append(&b, "\n", 1) != 0)
-        r = MCPD_ENOMEM;
-    for (int c = 0; r == 0 && c < AC_NCOLS; c++)
-        if (put_col(&b, (enum audit_col)c, &row[c]) != 0)
-            r = MCPD_ENOMEM;
-    if (r == 0)
-        r = mcpd__store_db_sha256(md, b.p, b.len);
+    for (int c = 0; c < AC_NCOLS; c++) {
+        need += strlen(col_names[c]) + 2 + 21 + 2;
+        if (mcpd__audit_col_is_int((enum audit_col)c)) {
+            numlen[c] = put_dec(num[c], row[c].i);
+            need += numlen[c];
+        } else {
+            need += row[c].p ? row[c].len : 0;
+        }
+    }
+    if (need > sizeof(stack) && (buf = malloc(need)) == NULL)
+        return MCPD_ENOMEM;
+    put(buf, &at, prev, plen);
+    put(buf, &at, "\n", 1);
+    for (int c = 0; c < AC_NCOLS; c++) {
+        const char *p = row[c].p;
+        size_t len = row[c].len;
+        char lenbuf[24];
+
+        put(buf, &at, col_names[c], strlen(col_names[c]));
+        if (mcpd__audit_col_is_int((enum audit_col)c)) {
+            p = num[c];
+            len = numlen[c];
+        } else if (p == NULL) {
+            put(buf, &at, "=-\n", 3);
+            continue;
+        }
+        put(buf, &at, "=", 1);
+        put(buf, &at, lenbuf, put_dec(lenbuf, (int64_t)len));
+        put(buf, &at, ":", 1);
+        put(buf, &at, p, len);
+        put(buf, &at, "\n", 1);
+    }
+    r = mcpd__store_db_sha256(md, buf, at);
     if (r == 0)
         mcpd__store_db_hex(out, md, sizeof(md));
-    mcpd_buf_dispose(&b);
+    if (buf != stack)
+        free(buf);
     return r;
 }
 
@@ -230,10 +271,35 @@ static bool key_has_word(const char *key, size_t len, const char *word)
     return false;
 }
 
-bool mcpd_audit_key_is_secret(const char *key, size_t len)
+/* Keys too long for the folded copy, or holding a NUL: the word-by-word scan. */
+static bool long_key_is_secret(const char *key, size_t len)
 {
     for (size_t i = 0; i < sizeof(secret_words) / sizeof(secret_words[0]); i++)
         if (key_has_word(key, len, secret_words[i]))
+            return true;
+    return false;
+}
+
+bool mcpd_audit_key_is_secret(const char *key, size_t len)
+{
+    char folded[128];
+    size_t n = 0;
+
+    /* lowercase without separators, once; then a substring search per word */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)key[i];
+
+        if (is_sep(c))
+            continue;
+        if (c == '\0' || n == sizeof(folded) - 1)
+            return long_key_is_secret(key, len);
+        folded[n++] = (char)ascii_lower(c);
+    }
+    folded[n] = '\0';
+    if (n < 5) /* the shortest word is "token" */
+        return false;
+    for (size_t i = 0; i < sizeof(secret_words) / sizeof(secret_words[0]); i++)
+        if (strstr(folded, secret_words[i]) != NULL)
             return true;
     return false;
 }
@@ -299,10 +365,10 @@ size_t mcpd__audit_utf8_cut(const char *s, size_t len, size_t cap)
     return n;
 }
 
-int mcpd__audit_args(const char *json, size_t len, size_t cap, char **text, size_t *text_len,
-                     bool *truncated, char digest[AUDIT_HASH_HEX + 1])
+int mcpd__audit_args(const char *json, size_t len, const char *key, size_t cap, char **text,
+                     size_t *text_len, bool *truncated, char digest[AUDIT_HASH_HEX + 1])
 {
-    json_t *j = NULL;
+    json_t *j = NULL, *msg = NULL;
     unsigned char md[32];
     size_t n;
     int r = 0;
@@ -313,7 +379,15 @@ int mcpd__audit_args(const char *json, size_t len, size_t cap, char **text, size
     digest[0] = '\0';
     if (json == NULL)
         return 0;
-    j = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (key != NULL) {
+        /* a whole request: the arguments are params[key] (absent: none) */
+        if ((msg = json_loadb(json, len, JSON_ALLOW_NUL, NULL)) == NULL)
+            return 0;
+        j = json_incref(json_object_get(json_object_get(msg, "params"), key));
+        json_decref(msg);
+    } else {
+        j = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    }
     if (j == NULL)
         return 0; /* not JSON: stored as NULL rather than unredacted */
     if ((r = redact(j)) != 0)

@@ -351,3 +351,11 @@ int mcpd_authz_audit(struct mcpd_authz *az, const struct mcpd_audit_record *r, m
         return MCPD_ECLOSED;
     return mcpd_audit_submit(az->audit, r, cb, data);
 }
+
+int mcpd_authz_audit_outcome(struct mcpd_authz *az, int64_t call_id, const char *status,
+                             int64_t latency_us)
+{
+    if (!mcpd_authz_auditing(az))
+        return MCPD_ECLOSED;
+    return mcpd_audit_outcome(az->audit, call_id, status, latency_us);
+}

@@ -80,5 +80,8 @@ int mcpd_authz_check_entry(const struct mcpd_authz *az, const char *bot,
  */
 int mcpd_authz_audit(struct mcpd_authz *az, const struct mcpd_audit_record *r, mcpd_audit_cb cb,
                      void *data);
+/* Records the outcome of the call row call_id (mcpd_audit_outcome); nothing waits for it. */
+int mcpd_authz_audit_outcome(struct mcpd_authz *az, int64_t call_id, const char *status,
+                             int64_t latency_us);
 
 #endif

@@ -144,7 +144,6 @@ static void free_pending(struct mcpd_pending *p)
 {
     struct mcpd_session *s = p->session;
     json_decref(p->held);
-    free(p->args_text);
     json_decref(p->queued);
     json_decref(p->client_id);
     json_decref(p->progress_token);
@@ -165,7 +164,7 @@ static struct mcpd_pending *new_pending(struct mcpd_upstream *up, unsigned timeo
         free(p);
         return NULL;
     }
-    p->started_ms = uv_now(up->daemon->loop);
+    p->started_ns = uv_hrtime();
     return p;
 }
 
@@ -179,25 +178,58 @@ static void send_cancelled(struct mcpd_upstream *up, uint64_t id, const char *re
     json_decref(n);
 }
 
-static void ignore_audit(int status, void *data)
+/*
+ * Gives the held answer of p (an audited call or denial) once its row is
+ * durable (status 0), or the refusal when the row failed, records a
+ * forwarded call's outcome, and frees p.
+ */
+static void release(struct mcpd_pending *p, int status)
 {
-}
-
-static void on_audited(int status, void *data)
-{
-    struct mcpd_pending *p = data;
     struct mcpd_sink *sink = p->sink;
+    struct mcpd_daemon *d = p->session ? p->session->daemon : p->up ? p->up->daemon : NULL;
+
     unlink_session(p); /* before sending: a final answer may free the sink */
-    if (sink) {
+    if (sink && p->held) {
         if (status == 0)
             mcpd__send(sink, p->held, true);
         else /* fail closed: an answer that cannot be audited is not given */
             mcpd__send_error(sink, p->client_id, MCPD_RPC_SERVER_ERROR,
                              "the audit log cannot be written; the answer is withheld");
     }
-    if (p->up)
-        mcpd__daemon_check_drained(p->up->daemon);
+    if (d && p->audit_row && status == 0 && p->audit_id > 0 &&
+        mcpd_authz_audit_outcome(d->authz, p->audit_id, p->outcome, p->latency_us) != 0)
+        LOG_WARN("router", "the outcome of audited call %lld could not be recorded",
+                 (long long)p->audit_id);
+    if (d)
+        mcpd__daemon_check_drained(d);
     free_pending(p);
+}
+
+static void on_audited(int status, void *data)
+{
+    release(data, status);
+}
+
+/* A forwarded call's row is durable (or failed): release its answer if it came. */
+static void on_call_audited(int status, void *data)
+{
+    struct mcpd_pending *p = data;
+
+    p->audit_sent = false;
+    p->audit_status = status;
+    if (p->audit_wait)
+        release(p, status);
+}
+
+/* Whether the call is answered and its row settled: then release it. */
+static void answered(struct mcpd_pending *p, json_t *msg, const char *status)
+{
+    p->held = msg;
+    p->outcome = status;
+    p->latency_us = (int64_t)((uv_hrtime() - p->started_ns) / 1000);
+    p->audit_wait = true;
+    if (!p->audit_sent)
+        release(p, p->audit_status);
 }
 
 /* The outcome of a call for the audit, from its final message. */
@@ -216,43 +248,10 @@ static const char *outcome(const json_t *msg)
  */
 static void complete(struct mcpd_pending *p, json_t *msg, const char *status)
 {
-    struct mcpd_session *s = p->session;
-    struct mcpd_daemon *d = p->up->daemon;
-    char loc[80];
-
     unlink_up(p);
-    if (s && mcpd_authz_auditing(d->authz)) {
-        struct mcpd_audit_record r = {
-            .kind = MCPD_AUDIT_CALL,
-            .bot = s->bot,
-            .session = s->id,
-            .transport = s->transport,
-            .resource = p->resource[0] ? p->resource : p->up->name,
-            .tool = p->tool_name,
-            .location = loc,
-            .decision = "allow",
-            .args_json = p->args_text,
-            .args_len = p->args_text ? strlen(p->args_text) : 0,
-            .status = status ? status : outcome(msg),
-            .latency_us = (int64_t)(uv_now(d->loop) - p->started_ms) * 1000,
-        };
-        if (p->up->location)
-            snprintf(loc, sizeof(loc), "%s", p->up->location);
-        else
-            snprintf(loc, sizeof(loc), "%s%s%s",
-                     p->up->cfg->plugin ? "plugin:"
-                     : p->up->cfg->url  ? "remote:"
-                                        : "local",
-                     p->up->cfg->url || p->up->cfg->plugin ? p->up->name : "", "");
-        p->held = msg;
-        p->audit_wait = true;
-        if (mcpd_authz_audit(d->authz, &r, on_audited, p) == 0)
-            return;
-        p->held = NULL;
-        json_decref(msg);
-        msg =
-            mcpd_jsonrpc_error_new(p->client_id, MCPD_RPC_SERVER_ERROR,
-                                   "the audit log cannot be written; the answer is withheld", NULL);
+    if (p->audit_row) {
+        answered(p, msg, status ? status : outcome(msg));
+        return;
     }
     {
         struct mcpd_sink *sink = p->sink;
@@ -297,6 +296,52 @@ static void on_deadline(uv_timer_t *t)
 
 /* ---- forwarding --------------------------------------------------------- */
 
+/*
+ * Submits the call's row before the call is forwarded, so that it is
+ * written while the upstream works: the request is serialised into
+ * upstream_scratch (the caller sends those bytes) and the audit extracts
+ * the arguments from them on its thread. The row holds everything known
+ * now; the outcome follows in a `result` row (release()).
+ */
+static int audit_forwarded(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_pending *p,
+                           struct mcpd_msg *m)
+{
+    char loc[80];
+    int r;
+
+    mcpd_buf_reset(&upstream_scratch);
+    if ((r = mcpd_jsonrpc_dump(&upstream_scratch, m->root)) != 0)
+        return r;
+    if (up->location)
+        snprintf(loc, sizeof(loc), "%s", up->location);
+    else
+        snprintf(loc, sizeof(loc), "%s%s",
+                 up->cfg->plugin ? "plugin:"
+                 : up->cfg->url  ? "remote:"
+                                 : "local",
+                 up->cfg->url || up->cfg->plugin ? up->name : "");
+    struct mcpd_audit_record rec = {
+        .kind = MCPD_AUDIT_CALL,
+        .bot = s->bot,
+        .session = s->id,
+        .transport = s->transport,
+        .resource = p->resource[0] ? p->resource : up->name,
+        .tool = p->tool_name,
+        .location = loc,
+        .decision = "allow",
+        .args_json = upstream_scratch.p,
+        .args_len = upstream_scratch.len,
+        .args_key = p->fwd == MCPD_FWD_READ ? "uri" : "arguments",
+        .status = "forwarded",
+        .row_id = &p->audit_id,
+    };
+    if ((r = mcpd_authz_audit(up->daemon->authz, &rec, on_call_audited, p)) != 0)
+        return r;
+    p->audit_row = true;
+    p->audit_sent = true;
+    return 0;
+}
+
 int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_msg *m,
                          struct mcpd_sink *reply, const char *label, enum mcpd_fwd fwd)
 {
@@ -323,10 +368,6 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
         return MCPD_ENOMEM;
     p->client_id = json_incref(m->id);
     p->fwd = fwd;
-    if (mcpd_authz_auditing(up->daemon->authz) && m->params) {
-        json_t *a = json_object_get(m->params, fwd == MCPD_FWD_READ ? "uri" : "arguments");
-        p->args_text = a ? json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
-    }
     snprintf(p->tool_name, sizeof(p->tool_name), "%s", label ? label : m->method);
     if (resource != NULL)
         snprintf(p->resource, sizeof(p->resource), "%s", resource);
@@ -338,17 +379,33 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
         p->progress_token = json_incref(token);
         json_object_set_new(meta, "progressToken", json_integer((json_int_t)p->up_id));
     }
-    if (queue)
-        p->queued = json_incref(m->root); /* sent once the instance is initialized */
-    else if ((r = mcpd__upstream_send(up, m->root)) != 0) {
-        mcpd_map_del_u64(&up->pending, p->up_id);
-        json_decref(p->client_id);
-        json_decref(p->progress_token);
-        free(p);
-        return r;
-    }
     p->session = s;
     mcpd_session_ref(s);
+    if (mcpd_authz_auditing(up->daemon->authz)) {
+        if ((r = audit_forwarded(s, up, p, m)) != 0) {
+            mcpd_map_del_u64(&up->pending, p->up_id);
+            mcpd__send_error(reply, m->id, MCPD_RPC_SERVER_ERROR,
+                             "the audit log cannot be written; the request is refused");
+            free_pending(p);
+            return 0;
+        }
+        /* the request is in upstream_scratch: send those bytes */
+        r = queue ? 0 : up->ops->send(up, upstream_scratch.p, upstream_scratch.len);
+    } else {
+        r = queue ? 0 : mcpd__upstream_send(up, m->root);
+    }
+    if (queue) {
+        p->queued = json_incref(m->root); /* sent once the instance is initialized */
+    } else if (r != 0) {
+        mcpd_map_del_u64(&up->pending, p->up_id);
+        if (p->audit_row) { /* its row is on its way: the callback records and frees */
+            p->up = NULL;
+            answered(p, NULL, "upstream_error");
+            return r;
+        }
+        free_pending(p);
+        return r;
+    }
     p->sink = reply;
     reply->npending++;
     p->snext = s->pending;
@@ -395,28 +452,10 @@ void mcpd__router_cancel(struct mcpd_pending *p, const char *reason)
     unlink_pending(p);
     if (p->up)
         send_cancelled(p->up, p->up_id, reason);
-    if (p->up && p->session && mcpd_authz_auditing(p->up->daemon->authz)) {
-        /* a cancelled call is audited too; nobody waits for the record */
-        struct mcpd_audit_record r = {
-            .kind = MCPD_AUDIT_CALL,
-            .bot = p->session->bot,
-            .session = p->session->id,
-            .transport = p->session->transport,
-            .resource = p->resource[0] ? p->resource : p->up->name,
-            .tool = p->tool_name,
-            .location = p->up->location      ? p->up->location
-                        : p->up->cfg->plugin ? "plugin"
-                        : p->up->cfg->url    ? "remote"
-                                             : "local",
-            .decision = "allow",
-            .args_json = p->args_text,
-            .args_len = p->args_text ? strlen(p->args_text) : 0,
-            .status = "cancelled",
-            .latency_us = (int64_t)(uv_now(p->up->daemon->loop) - p->started_ms) * 1000,
-        };
-        mcpd_authz_audit(p->up->daemon->authz, &r, ignore_audit, NULL);
-    }
-    free_pending(p);
+    if (p->audit_row)
+        answered(p, NULL, "cancelled"); /* the outcome is audited too; frees p */
+    else
+        free_pending(p);
     if (sink && sink->ops->cancelled)
         sink->ops->cancelled(sink);
 }

@@ -48,13 +48,21 @@ struct mcpd_pending {
     mcpd_internal_cb internal;
     enum mcpd_fwd fwd;
     json_t *queued; /* per-client instance still starting: the message to send */
-    /* audit: the answer waits until its record is durable */
-    bool linked_up;  /* in the upstream's map and deadline list */
-    bool audit_wait; /* answered upstream; waiting for the audit */
-    json_t *held;    /* the final answer to send once audited */
-    char *args_text; /* canonical arguments as checked, for the audit */
-    uint64_t started_ms;
-    const char *tool; /* for logs (borrowed from the catalog entry copy) */
+    /*
+     * audit: the call's row is submitted when it is forwarded; the answer
+     * waits until that row is durable, then the outcome is recorded
+     */
+    bool linked_up;      /* in the upstream's map and deadline list */
+    bool audit_row;      /* the call has a row (submitted at forwarding) */
+    bool audit_sent;     /* that row's callback has not run yet */
+    bool audit_wait;     /* answered (or cancelled); waiting for the row */
+    int audit_status;    /* the row's status, once its callback ran */
+    int64_t audit_id;    /* the row's id once durable */
+    const char *outcome; /* static: "ok", "error", "cancelled", ... */
+    int64_t latency_us;
+    json_t *held;        /* the final answer to send once audited */
+    uint64_t started_ns; /* uv_hrtime() when forwarded: the audited latency */
+    const char *tool;    /* for logs (borrowed from the catalog entry copy) */
     char tool_name[65];
     char resource[40]; /* audit resource when it differs from up->name ("" otherwise) */
 };

@@ -163,8 +163,17 @@ await step('audit: one row per call, a verifiable chain, tampering found', async
     }
   }));
   eq(done, N, `${N} calls from 8 concurrent clients were answered`);
-  const after = Number(sql("SELECT count(*) FROM audit WHERE kind='call' AND tool='test_simple_text' AND status='ok' AND bot='alice'"));
-  eq(after - before, N, `exactly ${N} complete audit rows`);
+  // A call is complete when its row (written as it is forwarded) has exactly one
+  // outcome, listed in a later `result` row: [[call_id, status, latency_us], ...].
+  await srv.stopAndCheck(); // shutdown flushes the outcomes
+  const outcomes = "(SELECT json_extract(j.value, '$[0]') AS cid, json_extract(j.value, '$[1]') AS st, r.id AS rid FROM audit r, json_each(r.args) j WHERE r.kind = 'result')";
+  const calls = "FROM audit c WHERE c.kind='call' AND c.tool='test_simple_text' AND c.bot='alice'";
+  const after = Number(sql(`SELECT count(*) ${calls}`));
+  eq(after - before, N, `exactly ${N} call rows`);
+  const okN = Number(sql(`SELECT count(*) ${calls} AND c.status = 'forwarded' AND (SELECT count(*) FROM ${outcomes} o WHERE o.cid = c.id AND o.st = 'ok' AND o.rid > c.id) = 1`));
+  eq(okN - before, N, `each with exactly one later outcome 'ok': ${N} complete calls`);
+  eq(sql(`SELECT count(*) - count(DISTINCT cid) FROM ${outcomes}`), '0', 'no call has two outcomes');
+  eq(sql(`SELECT count(*) FROM ${outcomes} o WHERE NOT EXISTS (SELECT 1 FROM audit c WHERE c.id = o.cid AND c.kind = 'call')`), '0', 'every outcome names a call row');
   if (after - before !== N) console.log(sql("SELECT kind, bot, tool, status, count(*) FROM audit GROUP BY 1,2,3,4"));
   const denials = sql("SELECT count(*) FROM audit WHERE kind='deny' AND decision='deny' AND reason LIKE 'paths:%'");
   ok(Number(denials) >= 1, `denials are audited with their reason (${denials})`);
@@ -172,18 +181,27 @@ await step('audit: one row per call, a verifiable chain, tampering found', async
   const lists = sql("SELECT count(*) FROM audit WHERE kind='list' AND bot='alice' AND reason LIKE '3 of % tools shown%'");
   ok(Number(lists) >= 1, `alice's filtered tools/list left summary rows ("3 of N tools shown"): ${lists}`);
   for (const c of clients) await c.close().catch(() => {});
-  await srv.stopAndCheck();
   const v = mcpd('audit', 'verify');
   eq(v.code, 0, 'audit verify: the chain is intact');
   const q = mcpd('audit', '--bot', 'alice', '--tool', 'echo', '--json');
   ok(q.code === 0 && q.stdout.trim().split('\n').every((l) => JSON.parse(l).bot === 'alice'), 'audit --bot alice --tool echo --json lists only those rows');
   const id = sql("SELECT id FROM audit WHERE kind='call' ORDER BY id LIMIT 1 OFFSET 5");
+  const status = sql(`SELECT status FROM audit WHERE id=${id}`);
   sql(`UPDATE audit SET status='forged' WHERE id=${id}`);
   const bad = mcpd('audit', 'verify');
   eq(bad.code, 1, 'after a hand edit, audit verify fails');
   match(bad.stdout, new RegExp(`broken at row ${id}\\b`), `and names the edited row (${id})`);
-  sql(`UPDATE audit SET status='ok' WHERE id=${id}`);
+  sql(`UPDATE audit SET status='${status}' WHERE id=${id}`);
   eq(mcpd('audit', 'verify').code, 0, 'restoring the value restores the chain');
+  // an outcome is in the chain too: forging one is found
+  const rid = sql("SELECT id FROM audit WHERE kind='result' ORDER BY id LIMIT 1");
+  const args = sql(`SELECT args FROM audit WHERE id=${rid}`);
+  sql(`UPDATE audit SET args=replace(args, '"ok"', '"error"') WHERE id=${rid}`);
+  const bad2 = mcpd('audit', 'verify');
+  eq(bad2.code, 1, 'after an outcome is forged, audit verify fails');
+  match(bad2.stdout, new RegExp(`broken at row ${rid}\\b`), `and names the result row (${rid})`);
+  sql(`UPDATE audit SET args='${args}' WHERE id=${rid}`);
+  eq(mcpd('audit', 'verify').code, 0, 'restoring the outcome restores the chain');
 });
 
 await step('kill -9 under load loses no acknowledged call', async () => {

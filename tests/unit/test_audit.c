@@ -408,6 +408,16 @@ static void test_redaction(void **state)
     assert_false(mcpd_audit_key_is_secret("path", 4));
     assert_false(mcpd_audit_key_is_secret("api", 3));
     assert_false(mcpd_audit_key_is_secret("tok", 3));
+    assert_true(mcpd_audit_key_is_secret("my-- Session . Key", 18));
+    assert_false(mcpd_audit_key_is_secret("tokenize", 3)); /* only len bytes count */
+    {
+        /* longer than the folded copy: the slow scan still finds the word at the end */
+        char longkey[300];
+        memset(longkey, 'x', sizeof(longkey));
+        memcpy(longkey + sizeof(longkey) - 6, "_tOKen", 6);
+        assert_true(mcpd_audit_key_is_secret(longkey, sizeof(longkey)));
+        assert_false(mcpd_audit_key_is_secret(longkey, sizeof(longkey) - 6));
+    }
 }
 
 static void test_nul_and_invalid(void **state)
@@ -1155,6 +1165,153 @@ static void test_crash_safety(void **state)
     assert_verifies(f->path, rows + 5);
 }
 
+/* ---- call rows from forwarded requests, outcomes, the canonical text ---------------------------
+ */
+
+static int64_t submit_request(struct fixture *f, const char *req, const char *key)
+{
+    struct mcpd_audit_record r = { 0 };
+    int64_t id = -1;
+    int base = f->ncb;
+
+    r.kind = MCPD_AUDIT_CALL;
+    r.tool = "t";
+    r.status = "forwarded";
+    r.args_json = req;
+    r.args_len = strlen(req);
+    r.args_key = key;
+    r.row_id = &id;
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    run_until(f, base + 1);
+    assert_int_equal(f->last_status, 0);
+    return id;
+}
+
+static void test_request_args(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id1, id2, id3;
+    char *s;
+    size_t len;
+
+    open_audit(f);
+    /* the forwarded request: the writer takes params.arguments, redacted and sorted */
+    id1 = submit_request(f,
+                         "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{"
+                         "\"name\":\"t\",\"arguments\":{\"z\":1,\"apiKey\":\"s3cr3t-value\","
+                         "\"a\":\"x\"},\"_meta\":{\"progressToken\":7}}}",
+                         "arguments");
+    id2 = submit_request(
+        f, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\",\"params\":{}}", "arguments");
+    id3 = submit_request(f,
+                         "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"resources/read\",\"params\":{"
+                         "\"uri\":\"file:///srv/a\"}}",
+                         "uri");
+    assert_int_equal(id1, 1);
+    assert_int_equal(id2, 2);
+    assert_int_equal(id3, 3);
+    close_audit(f);
+    s = raw_text(f->path, "SELECT args FROM audit WHERE id = 1", &len);
+    assert_string_equal(s, "{\"a\":\"x\",\"apiKey\":\"***\",\"z\":1}");
+    free(s);
+    assert_false(file_has(f->path, "s3cr3t-value"));
+    assert_false(file_has(f->path, "progressToken"));
+    assert_int_equal(raw_int(f->path, "SELECT args IS NULL AND args_digest IS NULL FROM audit "
+                                      "WHERE id = 2"),
+                     1);
+    s = raw_text(f->path, "SELECT args FROM audit WHERE id = 3", &len);
+    assert_string_equal(s, "\"file:///srv/a\"");
+    free(s);
+    assert_verifies(f->path, 3);
+}
+
+static void test_outcomes(void **state)
+{
+    enum { N = 2500 };
+    struct fixture *f = *state;
+    int64_t id;
+
+    open_audit(f);
+    id = submit_request(f, "{\"params\":{\"arguments\":{}}}", "arguments");
+    assert_int_equal(mcpd_audit_outcome(f->a, id, "ok", 1234), 0);
+    /* a lone outcome is written without any further record */
+    for (int i = 0; i < 400 && raw_int(f->path, "SELECT count(*) FROM audit") < 2; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(5000);
+    }
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit WHERE kind = 'result' AND "
+                                      "args = '[[1,\"ok\",1234]]' AND reason = '1 outcome'"),
+                     1);
+    /* many: split into rows of at most MCPD_AUDIT_OUTCOMES_PER_ROW, all flushed on close */
+    for (int i = 0; i < N; i++)
+        assert_int_equal(mcpd_audit_outcome(f->a, 1000 + i, i % 2 ? "tool_error" : "cancelled", i),
+                         0);
+    close_audit(f);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit a, json_each(a.args) j WHERE "
+                                      "a.kind = 'result'"),
+                     N + 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(DISTINCT json_extract(j.value, '$[0]')) FROM "
+                                      "audit a, json_each(a.args) j WHERE a.kind = 'result'"),
+                     N + 1);
+    assert_int_equal(raw_int(f->path, "SELECT max(json_array_length(args)) FROM audit WHERE kind "
+                                      "= 'result'"),
+                     MCPD_AUDIT_OUTCOMES_PER_ROW);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit a, json_each(a.args) j WHERE "
+                                      "a.kind = 'result' AND json_extract(j.value, '$[0]') = 2499 "
+                                      "AND json_extract(j.value, '$[1]') = 'tool_error' AND "
+                                      "json_extract(j.value, '$[2]') = 1499"),
+                     1);
+    assert_verifies(f->path, raw_int(f->path, "SELECT count(*) FROM audit"));
+    /* the chain covers outcomes: forging one is found at its row */
+    raw_exec(f->path, "UPDATE audit SET args = replace(args, '\"ok\"', '\"error\"') WHERE id = 2");
+    assert_bad_row(f->path, 2);
+}
+
+static void test_outcome_refused_when_closing(void **state)
+{
+    struct fixture *f = *state;
+
+    open_audit(f);
+    mcpd_audit_close(f->a, on_closed, f);
+    assert_int_equal(mcpd_audit_outcome(f->a, 1, "ok", 1), MCPD_EUNAVAIL);
+    while (!f->closed)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    f->a = NULL;
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 0);
+}
+
+/* The canonical row text (audit_int.h), written out by hand: stored files stay verifiable. */
+static void test_canonical_text(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r = { 0 };
+    char want[65], buf[1024], *h;
+    size_t len;
+    int n;
+
+    open_audit(f);
+    r.kind = MCPD_AUDIT_DENY;
+    r.time_ms = 1700000000123LL;
+    r.bot = "alice";
+    r.tool = "rm";
+    r.reason = "paths: '/etc'";
+    r.status = "denied";
+    r.latency_us = -5;
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    run_until(f, 1);
+    close_audit(f);
+    n = snprintf(buf, sizeof(buf),
+                 "%s\nid=1:1\ntime_ms=13:1700000000123\nkind=4:deny\nbot=5:alice\nsession=-\n"
+                 "transport=-\nresource=-\ntool=2:rm\nlocation=-\ndecision=-\n"
+                 "reason=13:paths: '/etc'\nargs=-\nargs_truncated=1:0\nargs_digest=-\n"
+                 "status=6:denied\nlatency_us=2:-5\n",
+                 "0000000000000000000000000000000000000000000000000000000000000000");
+    sha256_hex(want, buf, (size_t)n);
+    h = raw_text(f->path, "SELECT hash FROM audit WHERE id = 1", &len);
+    assert_string_equal(h, want);
+    free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1183,6 +1340,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_with_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_safety, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outcomes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outcome_refused_when_closing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_canonical_text, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
