@@ -42,11 +42,11 @@ struct mcpd_audit;
 #define MCPD_AUDIT_OUTCOME_DELAY_MS 2    /* a lone outcome waits this long for company */
 
 enum mcpd_audit_kind {
-    MCPD_AUDIT_CALL = 0, /* a tools/call (or prompts/get, resources/read) that was forwarded */
-    MCPD_AUDIT_DENY,     /* refused by policy before forwarding */
-    MCPD_AUDIT_LIST,     /* a list was filtered: summary in `reason` ("12 of 40 tools") */
-    MCPD_AUDIT_AUTH,     /* authentication failure (bot unknown, bad key) */
-    MCPD_AUDIT_RESULT,   /* outcomes of forwarded calls (written by the audit itself) */
+    MCPD_AUDIT_CALL = 0,   /* a tools/call (or prompts/get, resources/read) that was forwarded */
+    MCPD_AUDIT_DENY,       /* refused by policy before forwarding */
+    MCPD_AUDIT_LIST,       /* a list was filtered: summary in `reason` ("12 of 40 tools") */
+    MCPD_AUDIT_AUTH,       /* authentication failure (bot unknown, bad key) */
+    MCPD_AUDIT_RESULT,     /* outcomes of forwarded calls (written by the audit itself) */
     MCPD_AUDIT_CREDENTIAL, /* a credential refused (refresh failed, 401): resource = its name */
 };
 

@@ -160,6 +160,7 @@ static struct mcpd_pending *new_pending(struct mcpd_upstream *up, unsigned timeo
     p->up = up;
     p->up_id = ++up->next_id;
     p->deadline = uv_now(up->daemon->loop) + timeout_ms;
+    p->timeout_ms = timeout_ms;
     if (mcpd_map_put_u64(&up->pending, p->up_id, p) != 0) {
         free(p);
         return NULL;
@@ -288,7 +289,7 @@ static void on_deadline(uv_timer_t *t)
                  (unsigned long long)p->up_id, p->internal ? "internal" : p->tool_name);
         send_cancelled(up, p->up_id, "timeout");
         snprintf(why, sizeof(why), "upstream '%s' did not answer within %u ms", up->name,
-                 p->internal ? MCPD_INIT_TIMEOUT_MS : (unsigned)(p->deadline - p->started_ms));
+                 p->internal ? MCPD_INIT_TIMEOUT_MS : p->timeout_ms);
         fail_pending(p, MCPD_RPC_SERVER_ERROR, why);
     }
     mcpd__daemon_check_drained(up->daemon);

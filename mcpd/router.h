@@ -62,6 +62,7 @@ struct mcpd_pending {
     int64_t latency_us;
     json_t *held;        /* the final answer to send once audited */
     uint64_t started_ns; /* uv_hrtime() when forwarded: the audited latency */
+    unsigned timeout_ms; /* the deadline it was given, for the timeout message */
     const char *tool;    /* for logs (borrowed from the catalog entry copy) */
     char tool_name[65];
     char resource[40]; /* audit resource when it differs from up->name ("" otherwise) */
