@@ -453,7 +453,10 @@ await step('delete closes the connection (4004); resources stay, bindings untouc
 
 await step('audit: agent calls are recorded with location agent:laptop', async () => {
   await sleep(500);
-  const rows = sql("SELECT resource || ' ' || tool || ' ' || status FROM audit WHERE location = 'agent:laptop' AND kind = 'call' ORDER BY id");
+  // a call row is written when the call is forwarded (status 'forwarded'); its outcome is
+  // listed later in a `result` row: [[call_id, status, latency_us], ...]
+  const outcomes = "(SELECT json_extract(j.value, '$[0]') AS cid, json_extract(j.value, '$[1]') AS st FROM audit r, json_each(r.args) j WHERE r.kind = 'result')";
+  const rows = sql(`SELECT c.resource || ' ' || c.tool || ' ' || o.st FROM audit c JOIN ${outcomes} o ON o.cid = c.id WHERE c.location = 'agent:laptop' AND c.kind = 'call' ORDER BY c.id`);
   ok(rows.includes('laptop-builtin echo ok'), 'a call row names resource laptop-builtin, tool echo', rows);
   ok(rows.includes('laptop-builtin sleep timeout'), 'the timed-out call is audited as timeout', rows);
   const denials = sql("SELECT count(*) FROM audit WHERE resource = 'laptop-shell' AND decision = 'deny'");
