@@ -75,6 +75,7 @@ struct mcpd_ws {
     char *host, *port, *path;
     struct mcpd_buf req; /* the client's upgrade request */
     char peer[64];
+    char peer_reason[128]; /* the text of the peer's close frame, printable ASCII only */
 };
 
 struct ws_write {
@@ -350,6 +351,12 @@ static int final_code(struct mcpd_ws *ws)
     return c ? c : 1005;
 }
 
+/* The reason reported for a close exchange: the peer's text when it closed first. */
+static const char *close_reason(const struct mcpd_ws *ws)
+{
+    return ws->peer_first && ws->peer_reason[0] ? ws->peer_reason : "closed";
+}
+
 /* The transport is gone (EOF, error). */
 static void peer_gone(struct mcpd_ws *ws, const char *why)
 {
@@ -357,7 +364,7 @@ static void peer_gone(struct mcpd_ws *ws, const char *why)
         ws_finish(ws, 0, 0, "%s before the upgrade completed", why);
     else if (ws->ctx &&
              (wslay_event_get_close_sent(ws->ctx) || wslay_event_get_close_received(ws->ctx)))
-        ws_finish(ws, final_code(ws), 0, "closed");
+        ws_finish(ws, final_code(ws), 0, "%s", close_reason(ws));
     else
         ws_finish(ws, 1006, 0, "%s", why);
 }
@@ -375,7 +382,7 @@ static void on_write_done(uv_write_t *req, int status)
         return;
     }
     if (ws->close_when_flushed && ws->tcp.write_queue_size == 0)
-        ws_finish(ws, final_code(ws), 0, "closed");
+        ws_finish(ws, final_code(ws), 0, "%s", close_reason(ws));
 }
 
 static int raw_write(struct mcpd_ws *ws, const char *data, size_t len)
@@ -524,7 +531,16 @@ static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         if (ws->cb.on_pong)
             ws->cb.on_pong(ws, ws->data);
         break;
-    default: /* ping: wslay answers; close: after_io() notices */
+    case WSLAY_CONNECTION_CLOSE: /* wslay answers it; after_io() notices */
+        if (arg->msg_length > 2) {
+            size_t n = 0;
+            for (size_t i = 2; i < arg->msg_length && n + 1 < sizeof(ws->peer_reason); i++)
+                ws->peer_reason[n++] =
+                    arg->msg[i] >= 0x20 && arg->msg[i] < 0x7f ? (char)arg->msg[i] : '?';
+            ws->peer_reason[n] = '\0';
+        }
+        break;
+    default: /* ping: wslay answers */
         break;
     }
 }
@@ -596,7 +612,7 @@ static void after_io(struct mcpd_ws *ws)
     if (ws->state == WS_CLOSING && wslay_event_get_close_sent(ws->ctx) &&
         wslay_event_get_close_received(ws->ctx)) {
         if (ws->tcp.write_queue_size == 0)
-            ws_finish(ws, final_code(ws), 0, "closed");
+            ws_finish(ws, final_code(ws), 0, "%s", close_reason(ws));
         else
             ws->close_when_flushed = true;
     }
@@ -969,6 +985,7 @@ int mcpd_ws_connect(struct mcpd_ws **out, uv_loop_t *loop, const char *url,
 
     *out = ws;
     ws->state = WS_RESOLVING;
+    uv_update_time(loop); /* the caller may have blocked since the loop last ran */
     uv_timer_start(&ws->timer, on_timer, timeout_ms ? timeout_ms : MCPD_WS_CONNECT_TIMEOUT_MS, 0);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
@@ -1031,7 +1048,7 @@ void mcpd_ws_close(struct mcpd_ws *ws, uint16_t code, const char *reason)
     if (rl > 123) /* a control frame payload is at most 125 bytes */
         rl = 123;
     if (wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, rl) != 0) {
-        ws_finish(ws, final_code(ws), 0, "closed");
+        ws_finish(ws, final_code(ws), 0, "%s", close_reason(ws));
         return;
     }
     if (!wslay_event_get_close_received(ws->ctx))

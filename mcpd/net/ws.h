@@ -42,7 +42,8 @@ struct mcpd_ws_callbacks {
      * call returns. code: the peer's or our close code (1000..4999), 1006
      * when the transport dropped without a close frame, or 0 when a client
      * never got connected. http_status: the status of a refused upgrade
-     * (client role, e.g. 401), else 0. reason: one line, never NULL.
+     * (client role, e.g. 401), else 0. reason: one line, never NULL (the
+     * text of the peer's close frame when the peer closed first).
      */
     void (*on_close)(struct mcpd_ws *ws, int code, int http_status, const char *reason, void *data);
 };

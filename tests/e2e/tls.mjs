@@ -84,8 +84,6 @@ const config = `listen:
 servers:
   fixture:
     command: ${bin.fixture}
-limits:
-  header_timeout: 1s
 `;
 const srv = await startServe(config, { name: 'tls', essential: true });
 const port = srv.port;
@@ -143,6 +141,9 @@ await step('garbage bytes and a TLS client that hangs up mid-handshake', async (
 
 await step('the TLS handshake counts against the header deadline (1 s)', async () => {
   const net = await import('node:net');
+  // a second mcpd with a short deadline (the first keeps the default: valgrind is slow)
+  const fast = await startServe(`${config}limits:\n  header_timeout: 1s\n`, { name: 'tls-deadline' });
+  const port = fast.port;
   // a client that drips a ClientHello one byte every 200 ms never completes it
   const hello = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]);
   const r = await new Promise((resolve) => {
@@ -180,6 +181,7 @@ await step('the TLS handshake counts against the header deadline (1 s)', async (
     }, 8000);
   });
   ok(r2.ms >= 800 && r2.ms < 3000, 'silent TLS client closed at the header deadline', `${r2.ms} ms`);
+  await fast.stopAndCheck('tls-deadline: mcpd serve');
 });
 
 await step('mcpd stops cleanly', async () => {

@@ -163,6 +163,7 @@ static void on_tick(uv_timer_t *t)
 /* Runs the loop until cond holds or ms pass, then asserts cond. */
 #define WAIT(f, cond, ms)                            \
     do {                                             \
+        uv_update_time(&(f)->loop);                  \
         uint64_t _end = uv_now(&(f)->loop) + (ms);   \
         while (!(cond) && uv_now(&(f)->loop) < _end) \
             uv_run(&(f)->loop, UV_RUN_ONCE);         \
@@ -172,6 +173,7 @@ static void on_tick(uv_timer_t *t)
 /* Runs the loop for ms. */
 static void spin(struct fx *f, uint64_t ms)
 {
+    uv_update_time(&f->loop);
     uint64_t end = uv_now(&f->loop) + ms;
     while (uv_now(&f->loop) < end)
         uv_run(&f->loop, UV_RUN_ONCE);
@@ -406,6 +408,8 @@ static void server_closes_4000(void **state)
     assert_int_equal(f->c_code, 4000);
     assert_int_equal(f->s_code, 4000);
     assert_int_equal(f->c_http, 0);
+    assert_string_equal(f->c_reason, "replaced by a new connection"); /* the peer's text */
+    assert_string_equal(f->s_reason, "closed");
     /* closed connections refuse sends: nothing to send on, the pointers are gone */
     assert_null(f->cws);
     assert_null(f->sws);
@@ -437,6 +441,7 @@ static void connect_timeout(void **state)
     assert_int_equal(listen(fd, 4), 0);
     getsockname(fd, (struct sockaddr *)&sa, &sl);
     snprintf(url, sizeof(url), "ws://127.0.0.1:%d/ws", ntohs(sa.sin_port));
+    uv_update_time(&f->loop);
     uint64_t t0 = uv_now(&f->loop);
     assert_int_equal(mcpd_ws_connect(&f->cws, &f->loop, url, NULL, 0, NULL, &ccb, f, 0, 200), 0);
     WAIT(f, f->c_closed, 3000);
@@ -558,6 +563,7 @@ static int raw_connect(struct fx *f)
 static ssize_t raw_read(struct fx *f, int fd, char *buf, size_t cap, int ms)
 {
     ssize_t n = -1;
+    uv_update_time(&f->loop);
     uint64_t end = uv_now(&f->loop) + (uint64_t)ms;
     while (uv_now(&f->loop) < end) {
         uv_run(&f->loop, UV_RUN_NOWAIT);
@@ -730,6 +736,7 @@ static void close_handshake_bounded(void **state)
     assert_int_equal(send(fd, upgrade_req, sizeof(upgrade_req) - 1, 0),
                      (ssize_t)(sizeof(upgrade_req) - 1));
     assert_int_equal(raw_head(f, fd), 101);
+    uv_update_time(&f->loop);
     uint64_t t0 = uv_now(&f->loop);
     mcpd_ws_close(f->sws, 4003, "agent disabled");
     assert_int_equal(raw_frame(f, fd, p, &len), 0x8);
