@@ -181,9 +181,11 @@ static int agents_list(struct mcpd_store *st, bool as_json)
         json_array_foreach (out, i, v) {
             size_t j;
             json_t *r;
-            printf("%-32s %-9s %-16s %-9lld %s\n", json_string_value(json_object_get(v, "name")),
-                   json_string_value(json_object_get(v, "status")),
-                   json_string_value(json_object_get(v, "key")),
+            const char *k = json_string_value(json_object_get(v, "key"));
+            /* the ellipsis is 3 bytes wide in UTF-8 but one column on screen */
+            int width = 16 + (strstr(k, "\xe2\x80\xa6") ? 2 : 0);
+            printf("%-32s %-9s %-*s %-9lld %s\n", json_string_value(json_object_get(v, "name")),
+                   json_string_value(json_object_get(v, "status")), width, k,
                    (long long)json_integer_value(json_object_get(v, "resources")),
                    json_string_value(json_object_get(v, "last_online")));
             json_array_foreach (json_object_get(v, "resource_list"), j, r)

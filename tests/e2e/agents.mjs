@@ -461,10 +461,18 @@ await step('audit: agent calls are recorded with location agent:laptop', async (
   eq(sql("SELECT count(*) FROM audit WHERE kind = 'auth' AND transport = 'agent'") !== '0', true, 'refused agent keys are audited');
 });
 
-await step('shutdown is clean', async () => {
+await step('shutdown closes a connected agent with 1001 and exits cleanly', async () => {
+  const r = mcpd('agents', 'create', 'nas');
+  eq(r.code, 0, 'a new agent, created while mcpd runs');
+  const nas = new Agent(port, r.stdout.trim(), 'nas');
+  await sleep(1200); // the watcher polls every 500 ms
+  eq(await nas.connect(), 101, 'it connects once the watcher has seen it');
+  await waitFor(() => nas.received.some((m) => m.method === 'tools/list'), 5000);
   await alice.close();
   await bob.close();
   await srv.stopAndCheck('agents mcpd');
+  ok(nas.closed, 'the agent connection is closed');
+  eq(nas.closeCode, 1001, 'with 1001');
 });
 
 await finish();
