@@ -517,6 +517,12 @@ static int parse_args(int argc, char **argv, const char **config, const char **l
 {
     *config = *level = NULL;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            printf("usage: mcpd agent -c agent.yaml [--log-level LEVEL]\n"
+                   "Dials mcpd's /agent endpoint (server_url) with agent_key and serves this\n"
+                   "machine's builtins and local MCP servers to it (examples/agent.yaml).\n");
+            return -1;
+        }
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
             *config = argv[++i];
         else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc)
@@ -585,7 +591,7 @@ int mcpd_agent_main(int argc, char **argv)
     int rc, lvl;
 
     if ((rc = parse_args(argc, argv, &path, &level)) != 0)
-        return rc;
+        return rc < 0 ? 0 : rc;
     memset(&a, 0, sizeof(a));
     if (mcpd_agent_config_load(&a.cfg, path, &diag) != 0) {
         fprintf(stderr, "mcpd agent: %s\n", diag.msg);

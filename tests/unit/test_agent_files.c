@@ -148,6 +148,18 @@ static void test_symlink_escape(void **state)
                      MCPD_EDENIED);
     snprintf(p, sizeof(p), "%s/new.txt", outside);
     assert_int_equal(access(p, F_OK), -1);
+    /* a dangling link inside the root pointing out: creating through it is refused */
+    {
+        char link[PATH_MAX + 64], target[PATH_MAX + 64];
+        snprintf(link, sizeof(link), "%s/dangling.txt", root);
+        snprintf(target, sizeof(target), "%s/created-through-link.txt", outside);
+        assert_int_equal(symlink(target, link), 0);
+        assert_int_equal(
+            mcpd_agent_files_write(&f, link, strlen(link), "pwned", 5, why, sizeof(why)),
+            MCPD_EDENIED);
+        assert_int_equal(access(target, F_OK), -1);
+        unlink(link);
+    }
     assert_int_equal(read_at(outside, "/secret.txt", &data, why), MCPD_EDENIED);
     {
         char buf[16] = "";
