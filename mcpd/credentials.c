@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <uv.h>
 
 #include "admin.h"
@@ -72,6 +73,7 @@ struct cred {
     char *secret;        /* static secret or access token (wiped on change) */
     char *refresh_token; /* oauth2 */
     char last_error[256];
+    char grant[24]; /* how the tokens were obtained (store_cred.h) */
     bool damaged, gone;
     unsigned version;   /* bumped whenever secret changes */
     int64_t changed_ms; /* when we changed the status here (the store catches up later) */
@@ -253,6 +255,7 @@ struct job {
     enum job_op op;
     char name[MCPD_CRED_NAME_MAX + 1];
     char *access, *refresh, *scopes; /* JOB_TOKENS */
+    const char *grant;               /* JOB_TOKENS: static string or NULL */
     int64_t expires_ms;
     enum mcpd_cred_status status; /* JOB_STATUS */
     char msg[256];
@@ -289,7 +292,7 @@ static void job_work(uv_work_t *w)
     }
     case JOB_TOKENS:
         j->r = mcpd_cred_store_set_tokens(reg->cs, j->name, j->access, j->refresh, j->expires_ms,
-                                          j->scopes, j->err, sizeof(j->err));
+                                          j->scopes, j->grant, j->err, sizeof(j->err));
         break;
     case JOB_STATUS:
         j->r =
@@ -300,6 +303,9 @@ static void job_work(uv_work_t *w)
                                             sizeof(j->err));
         break;
     }
+    /* OpenSSL keeps per-thread DRBG state: freed here, since libuv's worker threads
+     * outlive the daemon (valgrind counted it as lost at exit) */
+    OPENSSL_thread_stop();
     uv_mutex_unlock(&reg->mu);
 }
 
@@ -596,7 +602,8 @@ static void start_refresh(struct cred *cr)
     if (cr->refresh_token != NULL)
         r = token_call(cr->reg, p, MCPD_OAUTH_REFRESH, cr->refresh_token, NULL, NULL, &cr->call,
                        &refresh_ops, cr, why, sizeof(why));
-    else if (p->grant != NULL && strcmp(p->grant, "client_credentials") == 0)
+    else if (strcmp(cr->grant, "client_credentials") == 0 ||
+             (p->grant != NULL && strcmp(p->grant, "client_credentials") == 0))
         r = token_call(cr->reg, p, MCPD_OAUTH_CLIENT_CREDENTIALS, NULL, NULL, NULL, &cr->call,
                        &refresh_ops, cr, why, sizeof(why));
     else {
@@ -778,6 +785,7 @@ static void merge_row(struct mcpd_creds *reg, struct mcpd_cred_row *row)
     cr->kind = row->kind;
     snprintf(cr->provider, sizeof(cr->provider), "%s", row->provider);
     cr->damaged = row->damaged;
+    snprintf(cr->grant, sizeof(cr->grant), "%s", row->grant);
     if (cr->refreshing || (cr->kind == MCPD_CRED_OAUTH2 && row->refreshed_ms < cr->refreshed_ms))
         return; /* ours is newer; the store catches up with our write */
     /* a status we set is kept until the store has it (a poll may read the row before our write) */
@@ -1041,6 +1049,8 @@ static void on_cb_done(struct mcpd_http_call *call, int result, const char *why,
     j->refresh = cr->refresh_token ? strdup(cr->refresh_token) : NULL;
     j->scopes = tok.scope ? strdup(tok.scope) : NULL;
     j->expires_ms = cr->expires_ms;
+    j->grant = "code";
+    snprintf(cr->grant, sizeof(cr->grant), "code");
     j->done = on_tokens_saved;
     j->ctx = x;
     mcpd_oauth_token_dispose(&tok);

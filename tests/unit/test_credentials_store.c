@@ -226,7 +226,7 @@ static void test_tokens_and_status(void **state)
     assert_int_equal(
         mcpd_cred_store_add(f->cs, "o", MCPD_CRED_OAUTH2, "idp", NULL, f->err, sizeof(f->err)), 0);
     assert_int_equal(mcpd_cred_store_set_tokens(f->cs, "o", "AT-one", "RT-one", 12345, "openid",
-                                                f->err, sizeof(f->err)),
+                                                "code", f->err, sizeof(f->err)),
                      0);
     assert_int_equal(mcpd_cred_store_get(f->cs, "o", &row, f->err, sizeof(f->err)), 0);
     assert_string_equal(row.access_token, "AT-one");
@@ -237,12 +237,13 @@ static void test_tokens_and_status(void **state)
     assert_true(row.refreshed_ms > 0);
     mcpd_cred_row_dispose(&row);
     /* a refresh without a new refresh token keeps the old one */
-    assert_int_equal(
-        mcpd_cred_store_set_tokens(f->cs, "o", "AT-two", NULL, 99, NULL, f->err, sizeof(f->err)),
-        0);
+    assert_int_equal(mcpd_cred_store_set_tokens(f->cs, "o", "AT-two", NULL, 99, NULL, NULL, f->err,
+                                                sizeof(f->err)),
+                     0);
     assert_int_equal(mcpd_cred_store_get(f->cs, "o", &row, f->err, sizeof(f->err)), 0);
     assert_string_equal(row.access_token, "AT-two");
     assert_string_equal(row.refresh_token, "RT-one");
+    assert_string_equal(row.grant, "code"); /* kept */
     assert_string_equal(row.scopes, "openid");
     mcpd_cred_row_dispose(&row);
     assert_int_equal(mcpd_cred_store_set_status(f->cs, "o", MCPD_CRED_STATUS_EXPIRED,
@@ -259,7 +260,7 @@ static void test_tokens_and_status(void **state)
     assert_int_equal(
         mcpd_cred_store_add(f->cs, "k", MCPD_CRED_API_KEY, NULL, "kk", f->err, sizeof(f->err)), 0);
     assert_int_equal(
-        mcpd_cred_store_set_tokens(f->cs, "k", "x", NULL, 0, NULL, f->err, sizeof(f->err)),
+        mcpd_cred_store_set_tokens(f->cs, "k", "x", NULL, 0, NULL, NULL, f->err, sizeof(f->err)),
         MCPD_ECONFIG);
 }
 
