@@ -85,8 +85,6 @@ struct cred {
     struct mcpd_credential_req *waiters;
     uv_timer_t timer;
     bool timer_init;
-    /* /oauth/callback in flight for this credential */
-    struct cb_exchange *exchange;
 };
 
 struct mcpd_creds {
@@ -103,7 +101,8 @@ struct mcpd_creds {
     uv_timer_t kick;
     struct mcpd_credential_req *ready, **ready_tail;
     struct mcpd_http_client *hc;
-    unsigned jobs; /* threadpool jobs not yet completed */
+    unsigned jobs;                 /* threadpool jobs not yet completed */
+    struct cb_exchange *exchanges; /* /oauth/callback requests in progress */
     unsigned handles;
     bool closing;
 };
@@ -896,7 +895,8 @@ static void on_poll(uv_timer_t *t)
 
 struct cb_exchange {
     struct mcpd_creds *reg;
-    struct mcpd_http_conn *conn; /* NULL once the client went away */
+    struct cb_exchange *prev, *next; /* reg->exchanges */
+    struct mcpd_http_conn *conn;     /* NULL once the client went away */
     struct cred *cr;
     struct mcpd_http_call *call;
     struct mcpd_buf body;
@@ -949,8 +949,12 @@ static void exchange_free(struct cb_exchange *x)
 {
     if (x->conn != NULL)
         mcpd_http_conn_on_abort(x->conn, NULL, NULL);
-    if (x->cr != NULL && x->cr->exchange == x)
-        x->cr->exchange = NULL;
+    if (x->prev != NULL)
+        x->prev->next = x->next;
+    else if (x->reg->exchanges == x)
+        x->reg->exchanges = x->next;
+    if (x->next != NULL)
+        x->next->prev = x->prev;
     mcpd_crypto_wipe(x->body.p, x->body.alloc);
     mcpd_buf_dispose(&x->body);
     mcpd_crypto_free_str(x->code);
@@ -1087,7 +1091,6 @@ static void on_state_taken(struct job *j)
         exchange_free(x);
         return;
     }
-    x->cr->exchange = x;
     mcpd_buf_init(&x->body, MCPD_MAX_TOKEN_RESPONSE);
     if (token_call(reg, p, MCPD_OAUTH_CODE, x->code, j->verifier, x->redirect, &x->call, &cb_ops, x,
                    why, sizeof(why)) != 0) {
@@ -1109,6 +1112,10 @@ static void on_callback(struct mcpd_http_conn *c, struct mcpd_http_request *req,
     }
     x->reg = reg;
     x->conn = c;
+    x->next = reg->exchanges;
+    if (reg->exchanges != NULL)
+        reg->exchanges->prev = x;
+    reg->exchanges = x;
     if (strcmp(req->method, "GET") != 0) {
         respond(x, 405, "GET only");
         exchange_free(x);
@@ -1294,17 +1301,18 @@ void mcpd__credentials_close(struct mcpd_daemon *d)
             q = next;
         }
         cr->waiters = NULL;
-        if (cr->exchange != NULL) {
-            struct cb_exchange *x = cr->exchange;
-
-            if (x->call != NULL)
-                mcpd_http_call_cancel(x->call);
-            x->call = NULL;
-            respond(x, 503, "mcpd is shutting down");
-            exchange_free(x);
-        }
         if (cr->timer_init)
             uv_close((uv_handle_t *)&cr->timer, on_cred_timer_closed);
+    }
+    /* callbacks waiting for the token endpoint end here; those in a store job end with it */
+    for (struct cb_exchange *x = reg->exchanges, *next; x != NULL; x = next) {
+        next = x->next;
+        if (x->call == NULL)
+            continue;
+        mcpd_http_call_cancel(x->call);
+        x->call = NULL;
+        respond(x, 503, "mcpd is shutting down");
+        exchange_free(x);
     }
     while (reg->ready != NULL) {
         struct mcpd_credential_req *q = reg->ready;

@@ -490,7 +490,7 @@ int mcpd_cred_store_set_tokens(struct mcpd_cred_store *cs, const char *name,
         return r;
     if ((r = mcpd__store_db_begin(cs->db, err, errcap)) != 0)
         return r;
-    if (refresh_token == NULL) { /* keep the stored refresh token */
+    if (refresh_token == NULL && grant == NULL) { /* a refresh: keep the stored refresh token */
         if ((r = mcpd_cred_store_get(cs, name, &old, err, errcap)) != 0)
             goto out;
         refresh_token = old.refresh_token;

@@ -103,9 +103,11 @@ void mcpd_cred_row_dispose(struct mcpd_cred_row *row);
 void mcpd_cred_rows_free(struct mcpd_cred_row *rows, size_t n);
 
 /*
- * New OAuth tokens: status ok, refreshed now, last_error cleared. A NULL
- * refresh_token keeps the stored one. scopes and grant ("code", "device",
- * "client_credentials": how they were obtained) may be NULL (kept).
+ * New OAuth tokens: status ok, refreshed now, last_error cleared. grant
+ * ("code", "device", "client_credentials") marks a new authorization: its
+ * refresh token (NULL: none) replaces the stored one. A NULL grant is a
+ * refresh: grant kept, and a NULL refresh_token keeps the stored one.
+ * scopes may be NULL (kept).
  */
 int mcpd_cred_store_set_tokens(struct mcpd_cred_store *cs, const char *name,
                                const char *access_token, const char *refresh_token,

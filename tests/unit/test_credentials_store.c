@@ -246,6 +246,14 @@ static void test_tokens_and_status(void **state)
     assert_string_equal(row.grant, "code"); /* kept */
     assert_string_equal(row.scopes, "openid");
     mcpd_cred_row_dispose(&row);
+    /* a new authorization without a refresh token drops the old one */
+    assert_int_equal(mcpd_cred_store_set_tokens(f->cs, "o", "AT-cc", NULL, 99, NULL,
+                                                "client_credentials", f->err, sizeof(f->err)),
+                     0);
+    assert_int_equal(mcpd_cred_store_get(f->cs, "o", &row, f->err, sizeof(f->err)), 0);
+    assert_null(row.refresh_token);
+    assert_string_equal(row.grant, "client_credentials");
+    mcpd_cred_row_dispose(&row);
     assert_int_equal(mcpd_cred_store_set_status(f->cs, "o", MCPD_CRED_STATUS_EXPIRED,
                                                 "refresh refused: invalid_grant", f->err,
                                                 sizeof(f->err)),
