@@ -26,10 +26,12 @@
  */
 #include "credentials.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <uv.h>
@@ -275,6 +277,12 @@ static void job_work(uv_work_t *w)
     struct mcpd_creds *reg = j->reg;
 
     uv_mutex_lock(&reg->mu);
+    if (reg->cs == NULL) { /* no store file yet */
+        j->r = MCPD_ECONFIG;
+        snprintf(j->err, sizeof(j->err), "no credential has been added yet");
+        uv_mutex_unlock(&reg->mu);
+        return;
+    }
     switch (j->op) {
     case JOB_POLL: {
         int64_t gen = mcpd_cred_store_generation(reg->cs);
@@ -878,8 +886,8 @@ static void on_poll(uv_timer_t *t)
         /* under the mutex: no job is using the connection we replace */
         if (reg->jobs > 0)
             return;
-        if (!ensure_key(reg, err, sizeof(err)))
-            return; /* still no key: nothing to decrypt with */
+        if (access(reg->store_path, F_OK) != 0 || !ensure_key(reg, err, sizeof(err)))
+            return; /* still no store or no key: nothing to read or decrypt with */
     }
     if ((j = job_new(reg, JOB_POLL, NULL)) == NULL)
         return;
@@ -1178,6 +1186,22 @@ static bool serves_http(struct mcpd_daemon *d)
     return false;
 }
 
+/* A server naming a credential that does not exist is worth a warning (it may come later). */
+static void warn_missing(struct mcpd_creds *reg)
+{
+    struct mcpd_daemon *d = reg->d;
+
+    for (size_t i = 0; i < d->cfg->nservers; i++) {
+        const char *c = d->cfg->servers[i].credential;
+
+        if (c != NULL && find(reg, c) == NULL)
+            LOG_WARN("credentials",
+                     "server %s: credential \"%s\" does not exist (yet): add it with mcpd "
+                     "credentials add %s",
+                     d->cfg->servers[i].name, c, c);
+    }
+}
+
 int mcpd__credentials_start(struct mcpd_daemon *d)
 {
     struct mcpd_creds *reg = calloc(1, sizeof(*reg));
@@ -1201,6 +1225,15 @@ int mcpd__credentials_start(struct mcpd_daemon *d)
         return MCPD_ENOMEM;
     if ((r = mcpd_http_client_new(&reg->hc, d->loop)) != 0)
         return r;
+    uv_timer_start(&reg->poll, on_poll, MCPD_CRED_POLL_MS, MCPD_CRED_POLL_MS);
+    if (serves_http(d) && (r = mcpd_listener_route(d, "/oauth/callback", on_callback, reg)) != 0)
+        return r;
+    /* no store file: no credentials, and none created here (the CLI creates it; the poll
+     * notices) */
+    if (access(reg->store_path, F_OK) != 0 && errno == ENOENT) {
+        warn_missing(reg);
+        return 0;
+    }
     /* keyless first: a store without credentials needs no master key */
     if ((r = mcpd_cred_store_open(&reg->cs, reg->store_path, NULL, false, err, sizeof(err))) != 0 ||
         (r = mcpd_cred_store_list(reg->cs, false, &rows, &n, &reg->gen, err, sizeof(err))) != 0) {
@@ -1228,18 +1261,7 @@ int mcpd__credentials_start(struct mcpd_daemon *d)
                          reg->v[i]->name);
         LOG_INFO("credentials", "%zu credential(s) loaded", reg->n);
     }
-    for (size_t i = 0; i < d->cfg->nservers; i++) {
-        const char *c = d->cfg->servers[i].credential;
-
-        if (c != NULL && find(reg, c) == NULL)
-            LOG_WARN("credentials",
-                     "server %s: credential \"%s\" does not exist (yet): add it with mcpd "
-                     "credentials add %s",
-                     d->cfg->servers[i].name, c, c);
-    }
-    uv_timer_start(&reg->poll, on_poll, MCPD_CRED_POLL_MS, MCPD_CRED_POLL_MS);
-    if (serves_http(d) && (r = mcpd_listener_route(d, "/oauth/callback", on_callback, reg)) != 0)
-        return r;
+    warn_missing(reg);
     return 0;
 }
 

@@ -292,6 +292,19 @@ out:
     return r;
 }
 
+/* Columns added after the table first shipped (ALTER TABLE in the open transaction). */
+static int add_missing_columns(sqlite3 *db, char *err, size_t errcap)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT grant_type FROM credentials LIMIT 0", -1, &q, NULL);
+
+    sqlite3_finalize(q);
+    if (rc == SQLITE_OK)
+        return 0;
+    return mcpd__store_db_exec(
+        db, "ALTER TABLE credentials ADD COLUMN grant_type TEXT NOT NULL DEFAULT ''", err, errcap);
+}
+
 int mcpd_cred_store_open(struct mcpd_cred_store **out, const char *path, const char *key_file,
                          bool create_key, char *err, size_t errcap)
 {
@@ -307,6 +320,7 @@ int mcpd_cred_store_open(struct mcpd_cred_store **out, const char *path, const c
         goto fail;
     if ((r = mcpd__store_db_begin(cs->db, err, errcap)) != 0 ||
         (r = mcpd__store_db_exec(cs->db, schema_sql, err, errcap)) != 0 ||
+        (r = add_missing_columns(cs->db, err, errcap)) != 0 ||
         (r = mcpd__store_db_exec(cs->db, "COMMIT", err, errcap)) != 0) {
         mcpd__store_db_rollback(cs->db);
         goto fail;

@@ -328,6 +328,34 @@ static void test_beside_bots(void **state)
     mcpd_store_close(st);
 }
 
+static void test_old_table_migrated(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_cred_store *cs = NULL;
+    struct mcpd_cred_row row;
+
+    /* a credentials table from before grant_type existed */
+    mcpd_cred_store_close(f->cs);
+    f->cs = NULL;
+    exec_sql(f->path,
+             "DROP TABLE credentials;"
+             "CREATE TABLE credentials (name TEXT PRIMARY KEY NOT NULL, kind TEXT NOT NULL,"
+             " provider TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, secret BLOB,"
+             " expires_ms INTEGER NOT NULL DEFAULT 0, scopes TEXT NOT NULL DEFAULT '',"
+             " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+             " refreshed_ms INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '')");
+    assert_int_equal(mcpd_cred_store_open(&cs, f->path, f->key, false, f->err, sizeof(f->err)), 0);
+    f->cs = cs;
+    assert_int_equal(
+        mcpd_cred_store_add(f->cs, "o", MCPD_CRED_OAUTH2, "idp", NULL, f->err, sizeof(f->err)), 0);
+    assert_int_equal(
+        mcpd_cred_store_set_tokens(f->cs, "o", "a", "r", 1, NULL, "device", f->err, sizeof(f->err)),
+        0);
+    assert_int_equal(mcpd_cred_store_get(f->cs, "o", &row, f->err, sizeof(f->err)), 0);
+    assert_string_equal(row.grant, "device");
+    mcpd_cred_row_dispose(&row);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +365,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tokens_and_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_beside_bots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_table_migrated, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
