@@ -371,10 +371,11 @@ out:
     return r;
 }
 
-static int save_tokens(struct cli *c, const char *name, struct mcpd_oauth_token *tok)
+static int save_tokens(struct cli *c, const char *name, struct mcpd_oauth_token *tok,
+                       const char *grant)
 {
     int r = mcpd_cred_store_set_tokens(c->cs, name, tok->access_token, tok->refresh_token,
-                                       tok->expires_ms, tok->scope, c->err, sizeof(c->err));
+                                       tok->expires_ms, tok->scope, grant, c->err, sizeof(c->err));
 
     if (r != 0) {
         fprintf(stderr, "mcpd: %s\n", c->err);
@@ -405,7 +406,7 @@ static int flow_client_credentials(struct cli *c, const char *name,
     if (r == MCPD_EDENIED)
         oauth_failed(c, name, &tok, false);
     if (r == 0)
-        r = save_tokens(c, name, &tok);
+        r = save_tokens(c, name, &tok, "client_credentials");
     mcpd_oauth_token_dispose(&tok);
     if (r == 0)
         fprintf(stderr, "mcpd: credential '%s' authorized (client credentials)\n", name);
@@ -471,7 +472,7 @@ static int flow_device(struct cli *c, const char *name, const struct mcpd_oauth_
     if (r == MCPD_EDENIED)
         oauth_failed(c, name, &tok, false); /* expired_token, access_denied, ... */
     if (r == 0)
-        r = save_tokens(c, name, &tok);
+        r = save_tokens(c, name, &tok, "device");
     mcpd_oauth_token_dispose(&tok);
     if (r != 0)
         return 1;
@@ -621,8 +622,11 @@ static int cmd_refresh(struct cli *c, const char *name)
         return 1;
     }
     if (row.refresh_token == NULL) {
+        bool cc = strcmp(row.grant, "client_credentials") == 0 ||
+                  (p->grant != NULL && strcmp(p->grant, "client_credentials") == 0);
+
         mcpd_cred_row_dispose(&row);
-        if (p->grant != NULL && strcmp(p->grant, "client_credentials") == 0)
+        if (cc) /* a client credentials token is obtained again, not refreshed */
             return flow_client_credentials(c, name, p);
         fprintf(stderr,
                 "mcpd: credential '%s' has no refresh token: run mcpd credentials "
@@ -635,7 +639,7 @@ static int cmd_refresh(struct cli *c, const char *name)
     if (r == MCPD_EDENIED)
         oauth_failed(c, name, &tok, true);
     if (r == 0)
-        r = save_tokens(c, name, &tok);
+        r = save_tokens(c, name, &tok, NULL);
     mcpd_oauth_token_dispose(&tok);
     if (r != 0)
         return 1;

@@ -26,11 +26,14 @@
  */
 #include "credentials.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <uv.h>
 
 #include "admin.h"
@@ -72,6 +75,7 @@ struct cred {
     char *secret;        /* static secret or access token (wiped on change) */
     char *refresh_token; /* oauth2 */
     char last_error[256];
+    char grant[24]; /* how the tokens were obtained (store_cred.h) */
     bool damaged, gone;
     unsigned version;   /* bumped whenever secret changes */
     int64_t changed_ms; /* when we changed the status here (the store catches up later) */
@@ -83,8 +87,6 @@ struct cred {
     struct mcpd_credential_req *waiters;
     uv_timer_t timer;
     bool timer_init;
-    /* /oauth/callback in flight for this credential */
-    struct cb_exchange *exchange;
 };
 
 struct mcpd_creds {
@@ -101,7 +103,8 @@ struct mcpd_creds {
     uv_timer_t kick;
     struct mcpd_credential_req *ready, **ready_tail;
     struct mcpd_http_client *hc;
-    unsigned jobs; /* threadpool jobs not yet completed */
+    unsigned jobs;                 /* threadpool jobs not yet completed */
+    struct cb_exchange *exchanges; /* /oauth/callback requests in progress */
     unsigned handles;
     bool closing;
 };
@@ -253,6 +256,7 @@ struct job {
     enum job_op op;
     char name[MCPD_CRED_NAME_MAX + 1];
     char *access, *refresh, *scopes; /* JOB_TOKENS */
+    const char *grant;               /* JOB_TOKENS: static string or NULL */
     int64_t expires_ms;
     enum mcpd_cred_status status; /* JOB_STATUS */
     char msg[256];
@@ -273,6 +277,12 @@ static void job_work(uv_work_t *w)
     struct mcpd_creds *reg = j->reg;
 
     uv_mutex_lock(&reg->mu);
+    if (reg->cs == NULL) { /* no store file yet */
+        j->r = MCPD_ECONFIG;
+        snprintf(j->err, sizeof(j->err), "no credential has been added yet");
+        uv_mutex_unlock(&reg->mu);
+        return;
+    }
     switch (j->op) {
     case JOB_POLL: {
         int64_t gen = mcpd_cred_store_generation(reg->cs);
@@ -289,7 +299,7 @@ static void job_work(uv_work_t *w)
     }
     case JOB_TOKENS:
         j->r = mcpd_cred_store_set_tokens(reg->cs, j->name, j->access, j->refresh, j->expires_ms,
-                                          j->scopes, j->err, sizeof(j->err));
+                                          j->scopes, j->grant, j->err, sizeof(j->err));
         break;
     case JOB_STATUS:
         j->r =
@@ -300,6 +310,9 @@ static void job_work(uv_work_t *w)
                                             sizeof(j->err));
         break;
     }
+    /* OpenSSL keeps per-thread DRBG state: freed here, since libuv's worker threads
+     * outlive the daemon (valgrind counted it as lost at exit) */
+    OPENSSL_thread_stop();
     uv_mutex_unlock(&reg->mu);
 }
 
@@ -596,7 +609,8 @@ static void start_refresh(struct cred *cr)
     if (cr->refresh_token != NULL)
         r = token_call(cr->reg, p, MCPD_OAUTH_REFRESH, cr->refresh_token, NULL, NULL, &cr->call,
                        &refresh_ops, cr, why, sizeof(why));
-    else if (p->grant != NULL && strcmp(p->grant, "client_credentials") == 0)
+    else if (strcmp(cr->grant, "client_credentials") == 0 ||
+             (p->grant != NULL && strcmp(p->grant, "client_credentials") == 0))
         r = token_call(cr->reg, p, MCPD_OAUTH_CLIENT_CREDENTIALS, NULL, NULL, NULL, &cr->call,
                        &refresh_ops, cr, why, sizeof(why));
     else {
@@ -778,6 +792,7 @@ static void merge_row(struct mcpd_creds *reg, struct mcpd_cred_row *row)
     cr->kind = row->kind;
     snprintf(cr->provider, sizeof(cr->provider), "%s", row->provider);
     cr->damaged = row->damaged;
+    snprintf(cr->grant, sizeof(cr->grant), "%s", row->grant);
     if (cr->refreshing || (cr->kind == MCPD_CRED_OAUTH2 && row->refreshed_ms < cr->refreshed_ms))
         return; /* ours is newer; the store catches up with our write */
     /* a status we set is kept until the store has it (a poll may read the row before our write) */
@@ -871,8 +886,8 @@ static void on_poll(uv_timer_t *t)
         /* under the mutex: no job is using the connection we replace */
         if (reg->jobs > 0)
             return;
-        if (!ensure_key(reg, err, sizeof(err)))
-            return; /* still no key: nothing to decrypt with */
+        if (access(reg->store_path, F_OK) != 0 || !ensure_key(reg, err, sizeof(err)))
+            return; /* still no store or no key: nothing to read or decrypt with */
     }
     if ((j = job_new(reg, JOB_POLL, NULL)) == NULL)
         return;
@@ -888,7 +903,8 @@ static void on_poll(uv_timer_t *t)
 
 struct cb_exchange {
     struct mcpd_creds *reg;
-    struct mcpd_http_conn *conn; /* NULL once the client went away */
+    struct cb_exchange *prev, *next; /* reg->exchanges */
+    struct mcpd_http_conn *conn;     /* NULL once the client went away */
     struct cred *cr;
     struct mcpd_http_call *call;
     struct mcpd_buf body;
@@ -941,8 +957,12 @@ static void exchange_free(struct cb_exchange *x)
 {
     if (x->conn != NULL)
         mcpd_http_conn_on_abort(x->conn, NULL, NULL);
-    if (x->cr != NULL && x->cr->exchange == x)
-        x->cr->exchange = NULL;
+    if (x->prev != NULL)
+        x->prev->next = x->next;
+    else if (x->reg->exchanges == x)
+        x->reg->exchanges = x->next;
+    if (x->next != NULL)
+        x->next->prev = x->prev;
     mcpd_crypto_wipe(x->body.p, x->body.alloc);
     mcpd_buf_dispose(&x->body);
     mcpd_crypto_free_str(x->code);
@@ -1041,6 +1061,8 @@ static void on_cb_done(struct mcpd_http_call *call, int result, const char *why,
     j->refresh = cr->refresh_token ? strdup(cr->refresh_token) : NULL;
     j->scopes = tok.scope ? strdup(tok.scope) : NULL;
     j->expires_ms = cr->expires_ms;
+    j->grant = "code";
+    snprintf(cr->grant, sizeof(cr->grant), "code");
     j->done = on_tokens_saved;
     j->ctx = x;
     mcpd_oauth_token_dispose(&tok);
@@ -1077,7 +1099,6 @@ static void on_state_taken(struct job *j)
         exchange_free(x);
         return;
     }
-    x->cr->exchange = x;
     mcpd_buf_init(&x->body, MCPD_MAX_TOKEN_RESPONSE);
     if (token_call(reg, p, MCPD_OAUTH_CODE, x->code, j->verifier, x->redirect, &x->call, &cb_ops, x,
                    why, sizeof(why)) != 0) {
@@ -1099,6 +1120,10 @@ static void on_callback(struct mcpd_http_conn *c, struct mcpd_http_request *req,
     }
     x->reg = reg;
     x->conn = c;
+    x->next = reg->exchanges;
+    if (reg->exchanges != NULL)
+        reg->exchanges->prev = x;
+    reg->exchanges = x;
     if (strcmp(req->method, "GET") != 0) {
         respond(x, 405, "GET only");
         exchange_free(x);
@@ -1161,6 +1186,22 @@ static bool serves_http(struct mcpd_daemon *d)
     return false;
 }
 
+/* A server naming a credential that does not exist is worth a warning (it may come later). */
+static void warn_missing(struct mcpd_creds *reg)
+{
+    struct mcpd_daemon *d = reg->d;
+
+    for (size_t i = 0; i < d->cfg->nservers; i++) {
+        const char *c = d->cfg->servers[i].credential;
+
+        if (c != NULL && find(reg, c) == NULL)
+            LOG_WARN("credentials",
+                     "server %s: credential \"%s\" does not exist (yet): add it with mcpd "
+                     "credentials add %s",
+                     d->cfg->servers[i].name, c, c);
+    }
+}
+
 int mcpd__credentials_start(struct mcpd_daemon *d)
 {
     struct mcpd_creds *reg = calloc(1, sizeof(*reg));
@@ -1184,6 +1225,15 @@ int mcpd__credentials_start(struct mcpd_daemon *d)
         return MCPD_ENOMEM;
     if ((r = mcpd_http_client_new(&reg->hc, d->loop)) != 0)
         return r;
+    uv_timer_start(&reg->poll, on_poll, MCPD_CRED_POLL_MS, MCPD_CRED_POLL_MS);
+    if (serves_http(d) && (r = mcpd_listener_route(d, "/oauth/callback", on_callback, reg)) != 0)
+        return r;
+    /* no store file: no credentials, and none created here (the CLI creates it; the poll
+     * notices) */
+    if (access(reg->store_path, F_OK) != 0 && errno == ENOENT) {
+        warn_missing(reg);
+        return 0;
+    }
     /* keyless first: a store without credentials needs no master key */
     if ((r = mcpd_cred_store_open(&reg->cs, reg->store_path, NULL, false, err, sizeof(err))) != 0 ||
         (r = mcpd_cred_store_list(reg->cs, false, &rows, &n, &reg->gen, err, sizeof(err))) != 0) {
@@ -1211,18 +1261,7 @@ int mcpd__credentials_start(struct mcpd_daemon *d)
                          reg->v[i]->name);
         LOG_INFO("credentials", "%zu credential(s) loaded", reg->n);
     }
-    for (size_t i = 0; i < d->cfg->nservers; i++) {
-        const char *c = d->cfg->servers[i].credential;
-
-        if (c != NULL && find(reg, c) == NULL)
-            LOG_WARN("credentials",
-                     "server %s: credential \"%s\" does not exist (yet): add it with mcpd "
-                     "credentials add %s",
-                     d->cfg->servers[i].name, c, c);
-    }
-    uv_timer_start(&reg->poll, on_poll, MCPD_CRED_POLL_MS, MCPD_CRED_POLL_MS);
-    if (serves_http(d) && (r = mcpd_listener_route(d, "/oauth/callback", on_callback, reg)) != 0)
-        return r;
+    warn_missing(reg);
     return 0;
 }
 
@@ -1284,17 +1323,18 @@ void mcpd__credentials_close(struct mcpd_daemon *d)
             q = next;
         }
         cr->waiters = NULL;
-        if (cr->exchange != NULL) {
-            struct cb_exchange *x = cr->exchange;
-
-            if (x->call != NULL)
-                mcpd_http_call_cancel(x->call);
-            x->call = NULL;
-            respond(x, 503, "mcpd is shutting down");
-            exchange_free(x);
-        }
         if (cr->timer_init)
             uv_close((uv_handle_t *)&cr->timer, on_cred_timer_closed);
+    }
+    /* callbacks waiting for the token endpoint end here; those in a store job end with it */
+    for (struct cb_exchange *x = reg->exchanges, *next; x != NULL; x = next) {
+        next = x->next;
+        if (x->call == NULL)
+            continue;
+        mcpd_http_call_cancel(x->call);
+        x->call = NULL;
+        respond(x, 503, "mcpd is shutting down");
+        exchange_free(x);
     }
     while (reg->ready != NULL) {
         struct mcpd_credential_req *q = reg->ready;

@@ -35,7 +35,8 @@ static const char schema_sql[] =
     " created_ms INTEGER NOT NULL,"
     " updated_ms INTEGER NOT NULL,"
     " refreshed_ms INTEGER NOT NULL DEFAULT 0,"
-    " last_error TEXT NOT NULL DEFAULT '');"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " grant_type TEXT NOT NULL DEFAULT '');"
     "CREATE TABLE IF NOT EXISTS credential_pending ("
     " state TEXT PRIMARY KEY NOT NULL,"
     " name TEXT NOT NULL,"
@@ -291,6 +292,19 @@ out:
     return r;
 }
 
+/* Columns added after the table first shipped (ALTER TABLE in the open transaction). */
+static int add_missing_columns(sqlite3 *db, char *err, size_t errcap)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT grant_type FROM credentials LIMIT 0", -1, &q, NULL);
+
+    sqlite3_finalize(q);
+    if (rc == SQLITE_OK)
+        return 0;
+    return mcpd__store_db_exec(
+        db, "ALTER TABLE credentials ADD COLUMN grant_type TEXT NOT NULL DEFAULT ''", err, errcap);
+}
+
 int mcpd_cred_store_open(struct mcpd_cred_store **out, const char *path, const char *key_file,
                          bool create_key, char *err, size_t errcap)
 {
@@ -306,6 +320,7 @@ int mcpd_cred_store_open(struct mcpd_cred_store **out, const char *path, const c
         goto fail;
     if ((r = mcpd__store_db_begin(cs->db, err, errcap)) != 0 ||
         (r = mcpd__store_db_exec(cs->db, schema_sql, err, errcap)) != 0 ||
+        (r = add_missing_columns(cs->db, err, errcap)) != 0 ||
         (r = mcpd__store_db_exec(cs->db, "COMMIT", err, errcap)) != 0) {
         mcpd__store_db_rollback(cs->db);
         goto fail;
@@ -474,7 +489,8 @@ int mcpd_cred_store_delete(struct mcpd_cred_store *cs, const char *name, char *e
 
 int mcpd_cred_store_set_tokens(struct mcpd_cred_store *cs, const char *name,
                                const char *access_token, const char *refresh_token,
-                               int64_t expires_ms, const char *scopes, char *err, size_t errcap)
+                               int64_t expires_ms, const char *scopes, const char *grant, char *err,
+                               size_t errcap)
 {
     struct mcpd_cred_row old;
     unsigned char *blob = NULL;
@@ -488,7 +504,7 @@ int mcpd_cred_store_set_tokens(struct mcpd_cred_store *cs, const char *name,
         return r;
     if ((r = mcpd__store_db_begin(cs->db, err, errcap)) != 0)
         return r;
-    if (refresh_token == NULL) { /* keep the stored refresh token */
+    if (refresh_token == NULL && grant == NULL) { /* a refresh: keep the stored refresh token */
         if ((r = mcpd_cred_store_get(cs, name, &old, err, errcap)) != 0)
             goto out;
         refresh_token = old.refresh_token;
@@ -504,13 +520,15 @@ int mcpd_cred_store_set_tokens(struct mcpd_cred_store *cs, const char *name,
     if (sqlite3_prepare_v2(cs->db,
                            "UPDATE credentials SET secret = ?2, expires_ms = ?3, "
                            "scopes = COALESCE(?4, scopes), status = 'ok', last_error = '', "
-                           "updated_ms = ?5, refreshed_ms = ?5 WHERE name = ?1 AND kind = 'oauth2'",
+                           "updated_ms = ?5, refreshed_ms = ?5, grant_type = COALESCE(?6, "
+                           "grant_type) WHERE name = ?1 AND kind = 'oauth2'",
                            -1, &q, NULL) != SQLITE_OK ||
         mcpd__store_db_bind_text(q, 1, name, strlen(name)) != SQLITE_OK ||
         sqlite3_bind_blob(q, 2, blob, (int)bloblen, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(q, 3, expires_ms) != SQLITE_OK ||
         mcpd__store_db_bind_text(q, 4, scopes, scopes ? strlen(scopes) : 0) != SQLITE_OK ||
-        sqlite3_bind_int64(q, 5, mcpd__store_db_now_ms()) != SQLITE_OK) {
+        sqlite3_bind_int64(q, 5, mcpd__store_db_now_ms()) != SQLITE_OK ||
+        mcpd__store_db_bind_text(q, 6, grant, grant ? strlen(grant) : 0) != SQLITE_OK) {
         r = mcpd__store_db_fail(cs->db, "credentials", err, errcap);
         goto out;
     }
@@ -570,7 +588,7 @@ static void copy_col(char *dst, size_t cap, sqlite3_stmt *q, int col)
 
 #define ROW_COLUMNS                                                                             \
     "SELECT name, kind, provider, status, secret, expires_ms, scopes, created_ms, updated_ms, " \
-    "refreshed_ms, last_error FROM credentials "
+    "refreshed_ms, last_error, grant_type FROM credentials "
 
 static void read_row(struct mcpd_cred_store *cs, sqlite3_stmt *q, bool decrypt,
                      struct mcpd_cred_row *row)
@@ -592,6 +610,7 @@ static void read_row(struct mcpd_cred_store *cs, sqlite3_stmt *q, bool decrypt,
     row->updated_ms = sqlite3_column_int64(q, 8);
     row->refreshed_ms = sqlite3_column_int64(q, 9);
     copy_col(row->last_error, sizeof(row->last_error), q, 10);
+    copy_col(row->grant, sizeof(row->grant), q, 11);
     if (k < 0)
         row->damaged = true;
     else if (decrypt && cs->has_key)

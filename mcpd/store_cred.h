@@ -5,7 +5,7 @@
  *
  * Tables:
  *   credentials(name PK, kind, provider, status, secret BLOB, expires_ms,
- *               scopes, created_ms, updated_ms, refreshed_ms, last_error)
+ *               scopes, created_ms, updated_ms, refreshed_ms, last_error, grant_type)
  *     secret: the sealed JSON of the secret fields (crypto.h), AAD
  *     "<name>\0secret": {"secret": "..."} for api_key and bearer,
  *     {"access_token": "...", "refresh_token": "..."} for oauth2. Kind,
@@ -50,6 +50,7 @@ struct mcpd_cred_row {
     int64_t created_ms, updated_ms, refreshed_ms;
     char scopes[512];
     char last_error[256];
+    char grant[24]; /* how the tokens were obtained: code | device | client_credentials */
     /* decrypted (only when asked and the key matched); wiped by dispose */
     char *secret;                       /* api_key, bearer */
     char *access_token, *refresh_token; /* oauth2; refresh_token may be NULL */
@@ -102,12 +103,16 @@ void mcpd_cred_row_dispose(struct mcpd_cred_row *row);
 void mcpd_cred_rows_free(struct mcpd_cred_row *rows, size_t n);
 
 /*
- * New OAuth tokens: status ok, refreshed now, last_error cleared. A NULL
- * refresh_token keeps the stored one. scopes may be NULL (kept).
+ * New OAuth tokens: status ok, refreshed now, last_error cleared. grant
+ * ("code", "device", "client_credentials") marks a new authorization: its
+ * refresh token (NULL: none) replaces the stored one. A NULL grant is a
+ * refresh: grant kept, and a NULL refresh_token keeps the stored one.
+ * scopes may be NULL (kept).
  */
 int mcpd_cred_store_set_tokens(struct mcpd_cred_store *cs, const char *name,
                                const char *access_token, const char *refresh_token,
-                               int64_t expires_ms, const char *scopes, char *err, size_t errcap);
+                               int64_t expires_ms, const char *scopes, const char *grant, char *err,
+                               size_t errcap);
 /* Status and last error (one line, never a secret; NULL clears). */
 int mcpd_cred_store_set_status(struct mcpd_cred_store *cs, const char *name,
                                enum mcpd_cred_status status, const char *last_error, char *err,

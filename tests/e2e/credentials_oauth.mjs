@@ -206,6 +206,18 @@ async function drive(startUrl, { userCode, stopPrefix } = {}) {
   return { error: 'too many steps' };
 }
 
+// fetch with a few retries: undici may reuse a keep-alive socket the server just closed
+async function control(url, opts) {
+  for (let i = 0; ; i++) {
+    try {
+      return await fetch(url, opts);
+    } catch (e) {
+      if (i >= 3) throw e;
+      await sleep(200);
+    }
+  }
+}
+
 const httpGet = async (url) => {
   const r = await fetch(url, { redirect: 'manual' });
   return { status: r.status, text: await r.text() };
@@ -275,23 +287,28 @@ await step('authorize --client-credentials', async () => {
   eq(r.code, 0, `authorize cc --client-credentials: ${r.stderr.trim()}`);
   const show = JSON.parse(cli(['show', 'cc', '--json', '-c', cfg1]).stdout);
   eq(show.status, 'ok', 'cc is ok');
+  // no refresh token: the running daemon obtains a new one with the same grant before expiry
+  const renewed = await waitFor(() => /credential=cc refreshed/.test(mcpd1.log()), 10000, 200);
+  ok(renewed, 'mcpd renewed the client-credentials token before it expired');
+  const later = JSON.parse(cli(['show', 'cc', '--json', '-c', cfg1]).stdout);
+  eq(later.status, 'ok', 'cc is still ok after its first token expired');
   eq(show.scopes, 'openid offline_access api'.includes(show.scopes) ? show.scopes : '?', `cc scopes recorded (${show.scopes})`);
 });
 
 await step('authorize --device, slow_down honoured', async () => {
-  await fetch(`${oidcUrl}/control/slow-down-once`, { method: 'POST' });
+  await control(`${oidcUrl}/control/slow-down-once`, { method: 'POST' });
   const a = cliAsync(['authorize', 'dev', '--device', '-c', cfg1]);
   const m = await waitFor(() => /open (\S+) and enter the code (\S+)/.exec(a.out()), 10000);
   ok(!!m, 'authorize --device printed the verification URI and user code', a.out() + a.err());
   psSnapshot('authorize device');
   // the first poll (after 5 s) gets slow_down; complete the login meanwhile
-  await waitFor(async () => (await (await fetch(`${oidcUrl}/control/polls`)).json()).length >= 1, 12000, 200);
+  await waitFor(async () => (await (await control(`${oidcUrl}/control/polls`)).json()).length >= 1, 12000, 200);
   const res = await drive(m[1], { userCode: m[2] });
   match(res.html ?? '', /success|Sign-in Success|completed/i, 'the device login and consent completed');
   const code = await Promise.race([a.exited, sleep(25000).then(() => 'timeout')]);
   eq(code, 0, `authorize --device exits 0: ${a.err().trim().split('\n').pop()}`);
   match(a.err(), /slow down: polling every 10 s/, 'the CLI slowed down to 10 s after slow_down');
-  const polls = await (await fetch(`${oidcUrl}/control/polls`)).json();
+  const polls = await (await control(`${oidcUrl}/control/polls`)).json();
   const gaps = polls.slice(1).map((t, i) => t - polls[i]);
   ok(polls.length >= 2 && gaps[0] >= 9500, `the poll after slow_down came >= 10 s later (gaps ${gaps.join(', ')} ms)`);
   const show = JSON.parse(cli(['show', 'dev', '--json', '-c', cfg1]).stdout);
@@ -310,7 +327,7 @@ await step('mcpd 1 stops cleanly', async () => {
 });
 
 let mcpd2, client;
-const seen = async () => (await fetch(`http://127.0.0.1:${rsPort}/control/seen`)).json();
+const seen = async () => (await control(`http://127.0.0.1:${rsPort}/control/seen`)).json();
 const call = () => settle(() => client.callTool({ name: 'prot__whoami', arguments: {} }, undefined, { timeout: 15000 }));
 
 await step('tools/call through mcpd with the OAuth token; the timer refreshes it', async () => {
@@ -337,7 +354,7 @@ await step('tools/call through mcpd with the OAuth token; the timer refreshes it
 await step('a 401 from the upstream: one refresh, the call retried', async () => {
   const n0 = (await seen()).length;
   const refreshes0 = (mcpd2.log().match(/credential=code-cred refreshed/g) ?? []).length;
-  await fetch(`http://127.0.0.1:${rsPort}/control/fail-next`, { method: 'POST' });
+  await control(`http://127.0.0.1:${rsPort}/control/fail-next`, { method: 'POST' });
   const r = await call();
   eq(texts(r.result), ['sub=alice client=mcpd'], 'the call succeeds after the retry');
   const s = (await seen()).slice(n0);
@@ -351,7 +368,7 @@ await step('a 401 from the upstream: one refresh, the call retried', async () =>
 await step('concurrent 401s share one refresh', async () => {
   const n0 = (await seen()).length;
   const refreshes0 = (mcpd2.log().match(/credential=code-cred refreshed/g) ?? []).length;
-  await fetch(`http://127.0.0.1:${rsPort}/control/fail-next?n=3`, { method: 'POST' });
+  await control(`http://127.0.0.1:${rsPort}/control/fail-next?n=3`, { method: 'POST' });
   const rs3 = await Promise.all([call(), call(), call()]);
   eq(rs3.map((r) => texts(r.result)[0] ?? r.error?.message), Array(3).fill('sub=alice client=mcpd'), 'three concurrent calls all succeed');
   const s = (await seen()).slice(n0);
@@ -362,7 +379,7 @@ await step('concurrent 401s share one refresh', async () => {
 });
 
 await step('revoked refresh token: expired, clear error, audited', async () => {
-  const rv = await (await fetch(`${oidcUrl}/control/revoke-refresh`, { method: 'POST' })).json();
+  const rv = await (await control(`${oidcUrl}/control/revoke-refresh`, { method: 'POST' })).json();
   ok(rv.revoked >= 1, `refresh tokens revoked at the server (${rv.revoked})`);
   const logged = await waitFor(() => /credential=code-cred refresh refused \(invalid_grant/.test(mcpd2.log()), 10000, 200);
   ok(logged, 'WARN: the refresh was refused with invalid_grant');
@@ -397,7 +414,7 @@ await step('credentials refresh and delete from the CLI', async () => {
   const dev = JSON.parse(cli(['show', 'dev', '--json', '-c', cfg2]).stdout);
   eq(dev.status, 'expired', 'and marks dev expired');
   r = cli(['refresh', 'cc', '-c', cfg2]);
-  ok(r.code !== 0 && /no refresh token/.test(r.stderr), `refresh of a client-credentials token without a refresh token says so: ${r.stderr.trim()}`);
+  ok(r.code === 0 && /authorized \(client credentials\)/.test(r.stderr), `refresh of a client-credentials token (no refresh token) gets a new one: ${r.stderr.trim()}`);
   r = cli(['delete', 'cc', '-c', cfg2]);
   eq(r.code, 0, 'delete cc');
   const names = JSON.parse(cli(['list', '--json', '-c', cfg2]).stdout).map((c) => c.name);

@@ -241,6 +241,39 @@ static void test_poll_picks_up_changes(void **state)
     uv_run(&f->loop, UV_RUN_NOWAIT); /* the handles live on this stack frame */
 }
 
+static void test_no_store_file(void **state)
+{
+    struct fixture *f = *state;
+    uv_timer_t tick, guard;
+    char p[200];
+
+    /* no store yet: start creates nothing; the credential added later is picked up */
+    mcpd_cred_store_close(f->cs);
+    f->cs = NULL;
+    for (int i = 0; i < 4; i++) {
+        static const char *const sfx[] = { "", "-wal", "-shm", ".key" };
+        snprintf(p, sizeof(p), "%s%s", f->path, sfx[i]);
+        unlink(p);
+    }
+    assert_int_equal(mcpd__credentials_start(&f->d), 0);
+    assert_int_equal(access(f->path, F_OK), -1);
+    assert_int_equal(mcpd_cred_store_open(&f->cs, f->path, f->key, true, f->err, sizeof(f->err)),
+                     0);
+    assert_int_equal(
+        mcpd_cred_store_add(f->cs, "later", MCPD_CRED_BEARER, NULL, "v2", f->err, sizeof(f->err)),
+        0);
+    uv_timer_init(&f->loop, &tick);
+    uv_timer_init(&f->loop, &guard);
+    tick.data = guard.data = f;
+    uv_timer_start(&tick, on_tick, 50, 50);
+    uv_timer_start(&guard, on_guard, 5000, 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_string_equal(mcpd_credential_peek(&f->d, "later"), "v2");
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +281,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poll_picks_up_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_store_file, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -226,7 +226,7 @@ static void test_tokens_and_status(void **state)
     assert_int_equal(
         mcpd_cred_store_add(f->cs, "o", MCPD_CRED_OAUTH2, "idp", NULL, f->err, sizeof(f->err)), 0);
     assert_int_equal(mcpd_cred_store_set_tokens(f->cs, "o", "AT-one", "RT-one", 12345, "openid",
-                                                f->err, sizeof(f->err)),
+                                                "code", f->err, sizeof(f->err)),
                      0);
     assert_int_equal(mcpd_cred_store_get(f->cs, "o", &row, f->err, sizeof(f->err)), 0);
     assert_string_equal(row.access_token, "AT-one");
@@ -237,13 +237,22 @@ static void test_tokens_and_status(void **state)
     assert_true(row.refreshed_ms > 0);
     mcpd_cred_row_dispose(&row);
     /* a refresh without a new refresh token keeps the old one */
-    assert_int_equal(
-        mcpd_cred_store_set_tokens(f->cs, "o", "AT-two", NULL, 99, NULL, f->err, sizeof(f->err)),
-        0);
+    assert_int_equal(mcpd_cred_store_set_tokens(f->cs, "o", "AT-two", NULL, 99, NULL, NULL, f->err,
+                                                sizeof(f->err)),
+                     0);
     assert_int_equal(mcpd_cred_store_get(f->cs, "o", &row, f->err, sizeof(f->err)), 0);
     assert_string_equal(row.access_token, "AT-two");
     assert_string_equal(row.refresh_token, "RT-one");
+    assert_string_equal(row.grant, "code"); /* kept */
     assert_string_equal(row.scopes, "openid");
+    mcpd_cred_row_dispose(&row);
+    /* a new authorization without a refresh token drops the old one */
+    assert_int_equal(mcpd_cred_store_set_tokens(f->cs, "o", "AT-cc", NULL, 99, NULL,
+                                                "client_credentials", f->err, sizeof(f->err)),
+                     0);
+    assert_int_equal(mcpd_cred_store_get(f->cs, "o", &row, f->err, sizeof(f->err)), 0);
+    assert_null(row.refresh_token);
+    assert_string_equal(row.grant, "client_credentials");
     mcpd_cred_row_dispose(&row);
     assert_int_equal(mcpd_cred_store_set_status(f->cs, "o", MCPD_CRED_STATUS_EXPIRED,
                                                 "refresh refused: invalid_grant", f->err,
@@ -259,7 +268,7 @@ static void test_tokens_and_status(void **state)
     assert_int_equal(
         mcpd_cred_store_add(f->cs, "k", MCPD_CRED_API_KEY, NULL, "kk", f->err, sizeof(f->err)), 0);
     assert_int_equal(
-        mcpd_cred_store_set_tokens(f->cs, "k", "x", NULL, 0, NULL, f->err, sizeof(f->err)),
+        mcpd_cred_store_set_tokens(f->cs, "k", "x", NULL, 0, NULL, NULL, f->err, sizeof(f->err)),
         MCPD_ECONFIG);
 }
 
@@ -319,6 +328,34 @@ static void test_beside_bots(void **state)
     mcpd_store_close(st);
 }
 
+static void test_old_table_migrated(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_cred_store *cs = NULL;
+    struct mcpd_cred_row row;
+
+    /* a credentials table from before grant_type existed */
+    mcpd_cred_store_close(f->cs);
+    f->cs = NULL;
+    exec_sql(f->path,
+             "DROP TABLE credentials;"
+             "CREATE TABLE credentials (name TEXT PRIMARY KEY NOT NULL, kind TEXT NOT NULL,"
+             " provider TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, secret BLOB,"
+             " expires_ms INTEGER NOT NULL DEFAULT 0, scopes TEXT NOT NULL DEFAULT '',"
+             " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+             " refreshed_ms INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '')");
+    assert_int_equal(mcpd_cred_store_open(&cs, f->path, f->key, false, f->err, sizeof(f->err)), 0);
+    f->cs = cs;
+    assert_int_equal(
+        mcpd_cred_store_add(f->cs, "o", MCPD_CRED_OAUTH2, "idp", NULL, f->err, sizeof(f->err)), 0);
+    assert_int_equal(
+        mcpd_cred_store_set_tokens(f->cs, "o", "a", "r", 1, NULL, "device", f->err, sizeof(f->err)),
+        0);
+    assert_int_equal(mcpd_cred_store_get(f->cs, "o", &row, f->err, sizeof(f->err)), 0);
+    assert_string_equal(row.grant, "device");
+    mcpd_cred_row_dispose(&row);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +365,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tokens_and_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_beside_bots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_table_migrated, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
