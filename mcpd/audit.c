@@ -94,7 +94,7 @@ struct mcpd_audit {
     int64_t retain_ms, retain_rows;
     /* writer thread only (after open) */
     sqlite3 *db;
-    sqlite3_stmt *ins, *meta_get, *meta_set, *first_live, *row_hash, *del;
+    sqlite3_stmt *ins, *meta_get, *meta_set, *first_live, *row_hash, *del, *begin, *commit;
     /* under mu */
     struct audit_item *queue, **queue_tail;
     struct audit_item *done, **done_tail;
@@ -123,6 +123,8 @@ static const char *const stmt_sql[] = {
      "ORDER BY id LIMIT 1"),
     "SELECT hash FROM audit WHERE id = ?1",
     "DELETE FROM audit WHERE id <= ?1",
+    "BEGIN IMMEDIATE", /* prepared once: sqlite parsed them on every batch */
+    "COMMIT",
 };
 
 /* ---- the writer thread ----------------------------------------------------------------------- */
@@ -245,6 +247,15 @@ static int insert_item(struct mcpd_audit *a, struct audit_link *head, struct aud
     return rc;
 }
 
+/* Steps a statement without results (BEGIN, COMMIT) once. */
+static int step_once(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 /* One `result` row listing outs[0..n): [[call_id, "status", latency_us], ...]. */
 static int insert_outcomes(struct mcpd_audit *a, struct audit_link *head,
                            const struct audit_outcome *outs, size_t n)
@@ -284,7 +295,7 @@ static int write_batch(struct mcpd_audit *a, struct audit_item *batch,
     size_t n = 0;
     int rc;
 
-    if ((rc = sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
+    if ((rc = step_once(a->begin)) != SQLITE_OK)
         return rc;
     if ((rc = mcpd__audit_meta_get(a->meta_get, "head", &head)) != SQLITE_OK) {
         rc = rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
@@ -301,7 +312,7 @@ static int write_batch(struct mcpd_audit *a, struct audit_item *batch,
     }
     if ((rc = meta_set(a, "head", &head)) != SQLITE_OK || (rc = retain(a, &head, n)) != SQLITE_OK)
         goto out;
-    rc = sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL);
+    rc = step_once(a->commit);
 out:
     return rc;
 }
@@ -351,8 +362,8 @@ static void finish_batch(struct mcpd_audit *a, struct audit_item *batch, int sta
 
 static void writer_close_db(struct mcpd_audit *a)
 {
-    sqlite3_stmt **stmts[] = { &a->ins,        &a->meta_get, &a->meta_set,
-                               &a->first_live, &a->row_hash, &a->del };
+    sqlite3_stmt **stmts[] = { &a->ins,      &a->meta_get, &a->meta_set, &a->first_live,
+                               &a->row_hash, &a->del,      &a->begin,    &a->commit };
 
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         sqlite3_finalize(*stmts[i]);
@@ -699,8 +710,8 @@ static int check_schema(struct mcpd_audit *a, const char *path, char *err, size_
 
 static int open_db(struct mcpd_audit *a, const char *path, int busy_ms, char *err, size_t errcap)
 {
-    sqlite3_stmt **stmts[] = { &a->ins,        &a->meta_get, &a->meta_set,
-                               &a->first_live, &a->row_hash, &a->del };
+    sqlite3_stmt **stmts[] = { &a->ins,      &a->meta_get, &a->meta_set, &a->first_live,
+                               &a->row_hash, &a->del,      &a->begin,    &a->commit };
     int r;
 
     if ((r = mcpd__store_db_open(&a->db, path, true, busy_ms, err, errcap)) != 0)
