@@ -36,7 +36,7 @@ OIDC_DIR="$CACHE/oidc-provider-${OIDC_PROVIDER_VERSION}"
 APT_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libssl-dev
   libcurl4-openssl-dev libsqlite3-dev libjansson-dev libyaml-dev libwslay-dev
   libcmocka-dev libarchive-dev clang libclang-rt-14-dev valgrind nodejs npm curl
-  nginx-light sqlite3 clang-format openssl)
+  nginx-light sqlite3 clang-format openssl procps)
 BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libssl-dev
   libcurl4-openssl-dev libsqlite3-dev libjansson-dev libyaml-dev libwslay-dev
   libcmocka-dev libarchive-dev)

@@ -450,6 +450,7 @@ await step('no secret anywhere: logs, store and audit file, CLI output, ps', asy
   ];
   for (const f of fs.readdirSync(tmp).filter((f) => f.startsWith('creds.db'))) places.push([f, fs.readFileSync(path.join(tmp, f)).toString('latin1')]);
   ok(psSnapshots.length >= 3, `${psSnapshots.length} ps snapshots taken`);
+  ok(psSnapshots.every((p) => /mcpd/.test(p.text)), 'every ps snapshot lists the running mcpd (ps works)');
   for (const [where, text] of places) {
     const found = secrets.filter((s) => text.includes(s));
     ok(found.length === 0, `no secret in ${where}`, found.map((s) => `${s.slice(0, 4)}...`).join(', '));
