@@ -164,31 +164,9 @@ int mcpd__cfg_f_oauth_providers(struct ctx *c, yaml_node_t *v, const char *path,
 int mcpd__cfg_f_master_key_file(struct ctx *c, yaml_node_t *v, const char *path,
                                 const struct field *f, void *base)
 {
-    const char *slash = strrchr(c->name, '/');
-    char *s;
-    int rc;
-
     (void)f;
-    (void)base;
-    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
-        return rc;
-    if (s[0] == '\0') {
-        free(s);
-        return mcpd__cfg_fail(c, v, "key '%s': must not be empty", path);
-    }
-    free(c->cfg->master_key_file);
-    c->cfg->master_key_file = s;
-    if (s[0] != '/' && slash) { /* relative to the config file, like store: */
-        int n = (int)(slash - c->name);
-
-        if (asprintf(&c->cfg->master_key_file, "%.*s/%s", n, c->name, s) < 0) {
-            c->cfg->master_key_file = NULL;
-            free(s);
-            return mcpd__cfg_oom(c);
-        }
-        free(s);
-    }
-    return 0;
+    (void)base; /* relative to the config file, like store: */
+    return mcpd__cfg_path(c, v, path, &c->cfg->master_key_file);
 }
 
 int mcpd__cfg_f_credential(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
