@@ -8,7 +8,6 @@
  * expiry), that the bot tables and the schema version are untouched, and
  * the generation bump the daemon polls.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 
 #include <sqlite3.h>
 
+#include "helpers.h"
 #include "mcpd/crypto.h"
 #include "mcpd/error.h"
 #include "mcpd/store.h"
@@ -39,12 +39,10 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
 
     assert_non_null(f);
     unsetenv(MCPD_MASTER_KEY_ENV);
-    snprintf(f->dir, sizeof(f->dir), "%s/mcpd-cred-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
+    test_make_dir(f->dir, sizeof(f->dir), "cred");
     snprintf(f->path, sizeof(f->path), "%s/mcpd.db", f->dir);
     snprintf(f->key, sizeof(f->key), "%s/mcpd.db.key", f->dir);
     assert_int_equal(mcpd_cred_store_open(&f->cs, f->path, f->key, true, f->err, sizeof(f->err)),
@@ -56,21 +54,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    char p[512];
-    struct dirent *e;
-    DIR *d;
 
     mcpd_cred_store_close(f->cs);
-    d = opendir(f->dir);
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(f->dir);
+    test_remove_dir(f->dir);
     free(f);
     return 0;
 }

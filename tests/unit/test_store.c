@@ -10,7 +10,6 @@
  * loop within about two poll intervals, and a clean close ending with
  * uv_loop_close() == 0.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,55 +27,18 @@
 #include <openssl/evp.h>
 #include <uv.h>
 
+#include "helpers.h"
 #include "mcpd/error.h"
 #include "mcpd/store.h"
 
-struct fixture {
-    char dir[64];
-    char path[128];
-    struct mcpd_store *st;
-    char err[256];
-};
-
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
-
-    assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "%s/mcpd-store-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/mcpd.db", f->dir);
-    assert_int_equal(mcpd_store_open(&f->st, f->path, f->err, sizeof(f->err)), 0);
-    *state = f;
-    return 0;
-}
-
-static void remove_dir(const char *dir)
-{
-    char p[512];
-    struct dirent *e;
-    DIR *d = opendir(dir);
-
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(dir);
+    return test_store_setup(state, "store");
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-
-    mcpd_store_close(f->st);
-    remove_dir(f->dir);
-    free(f);
-    return 0;
+    return test_store_teardown(state);
 }
 
 static void assert_key_shape(const char *key)
@@ -97,7 +59,7 @@ static void sha256(unsigned char out[32], const void *p, size_t n)
 
 static void test_create_list(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char ka[MCPD_BOT_KEY_LEN + 1], kb[MCPD_BOT_KEY_LEN + 1], hint[16];
     struct mcpd_bot_row rows[4];
     unsigned char h[32];
@@ -124,7 +86,7 @@ static void test_create_list(void **state)
 
 static void test_rotate(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k1[MCPD_BOT_KEY_LEN + 1], k2[MCPD_BOT_KEY_LEN + 1];
     struct mcpd_bot_row row;
 
@@ -143,7 +105,7 @@ static void test_rotate(void **state)
 
 static void test_disable_enable_delete(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k[MCPD_BOT_KEY_LEN + 1];
     struct mcpd_bot_row rows[2];
 
@@ -171,7 +133,7 @@ static void test_names(void **state)
     static const char *const bad[] = { "",    "-a",       "Alice",
                                        "a_b", "a b",      "a.b",
                                        "a\n", "\xc3\xa9", "0123456789012345678901234567890123" };
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k[MCPD_BOT_KEY_LEN + 1], want[160];
 
     assert_int_equal(mcpd_store_bot_create(f->st, "alice", k, f->err, sizeof(f->err)), 0);
@@ -231,7 +193,7 @@ static bool file_contains(const char *path, const void *needle, size_t n)
 
 static void test_key_not_stored(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k1[MCPD_BOT_KEY_LEN + 1], k2[MCPD_BOT_KEY_LEN + 1], wal[160];
     unsigned char h[32];
 
@@ -261,7 +223,7 @@ static void test_hash_helpers(void **state)
         0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
         0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad,
     };
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k1[MCPD_BOT_KEY_LEN + 1], k2[MCPD_BOT_KEY_LEN + 1], other[MCPD_BOT_KEY_LEN + 1];
     struct mcpd_bot_row rows[2];
     unsigned char h[32];
@@ -288,7 +250,7 @@ static void test_hash_helpers(void **state)
 
 static void test_generation(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k[MCPD_BOT_KEY_LEN + 1];
     struct mcpd_store *st2;
     int64_t g0 = mcpd_store_generation(f->st);
@@ -366,7 +328,7 @@ static void run_until(uv_loop_t *loop, const int *counter, int want, unsigned ti
 static void test_watch(void **state)
 {
     enum { POLL_MS = 100 };
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k[MCPD_BOT_KEY_LEN + 1];
     struct mcpd_store_watch *w = NULL;
     struct watch_rec rec = { 0 };
@@ -419,7 +381,7 @@ static void test_watch(void **state)
 
 static void test_watch_empty_and_bad_path(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct mcpd_store_watch *w = NULL;
     struct watch_rec rec = { 0 };
     char path[160];

@@ -8,7 +8,6 @@
  * (which do not bump the generation), opening a database created before
  * the agent tables existed (schema 1, bots only), and the agent watcher.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,57 +25,20 @@
 #include <sqlite3.h>
 #include <uv.h>
 
+#include "helpers.h"
 #include "mcpd/config.h"
 #include "mcpd/error.h"
 #include "mcpd/limits.h"
 #include "mcpd/store.h"
 
-struct fixture {
-    char dir[64];
-    char path[128];
-    struct mcpd_store *st;
-    char err[256];
-};
-
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
-
-    assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "%s/mcpd-agents-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/mcpd.db", f->dir);
-    assert_int_equal(mcpd_store_open(&f->st, f->path, f->err, sizeof(f->err)), 0);
-    *state = f;
-    return 0;
-}
-
-static void remove_dir(const char *dir)
-{
-    char p[512];
-    struct dirent *e;
-    DIR *d = opendir(dir);
-
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(dir);
+    return test_store_setup(state, "agents");
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-
-    mcpd_store_close(f->st);
-    remove_dir(f->dir);
-    free(f);
-    return 0;
+    return test_store_teardown(state);
 }
 
 static void assert_key_shape(const char *key)
@@ -98,7 +60,7 @@ static const struct mcpd_agent_row *row_named(const struct mcpd_agent_row *rows,
 
 static void test_create_list_mask(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char ka[MCPD_AGENT_KEY_LEN + 1], kb[MCPD_AGENT_KEY_LEN + 1], hint[32];
     struct mcpd_agent_row *rows = NULL;
     size_t n = 0;
@@ -147,7 +109,7 @@ static void test_create_list_mask(void **state)
 
 static void test_rotate_disable_delete(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k1[MCPD_AGENT_KEY_LEN + 1], k2[MCPD_AGENT_KEY_LEN + 1];
     struct mcpd_agent_row *rows = NULL;
     size_t n = 0;
@@ -202,7 +164,7 @@ static void test_rotate_disable_delete(void **state)
 
 static void test_status_and_resources(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k[MCPD_AGENT_KEY_LEN + 1];
     struct mcpd_agent_row *rows = NULL;
     struct mcpd_agent_resource_row *res = NULL;
@@ -261,7 +223,7 @@ static void test_status_and_resources(void **state)
 /* The key is in the file only as its hash. */
 static void test_key_not_stored(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k[MCPD_AGENT_KEY_LEN + 1], *buf;
     FILE *fp;
     long len;
@@ -292,7 +254,7 @@ static void test_key_not_stored(void **state)
  */
 static void test_old_database(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char path[160], k[MCPD_AGENT_KEY_LEN + 1];
     struct mcpd_store *st = NULL;
     struct mcpd_bot_row bots[2];
@@ -377,7 +339,7 @@ static void run_until(uv_loop_t *loop, int *counter, int want, unsigned ms)
 static void test_watch(void **state)
 {
     enum { POLL_MS = 100 };
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k[MCPD_AGENT_KEY_LEN + 1];
     struct mcpd_store_watch *w = NULL;
     struct watch_rec rec = { 0 };

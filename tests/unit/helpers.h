@@ -1,0 +1,74 @@
+/*
+ * helpers.h - what several unit tests share: a fresh temporary directory
+ * per test and its removal, and a store opened in one. Header-only (static
+ * inline); include it after cmocka.h.
+ */
+#ifndef MCPD_TEST_HELPERS_H
+#define MCPD_TEST_HELPERS_H
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mcpd/store.h"
+
+/* A new directory "$TMPDIR/mcpd-<tag>-XXXXXX" (/tmp without TMPDIR) into dir; asserts it exists. */
+static inline void test_make_dir(char *dir, size_t cap, const char *tag)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    snprintf(dir, cap, "%s/mcpd-%s-XXXXXX", tmp && tmp[0] ? tmp : "/tmp", tag);
+    assert_non_null(mkdtemp(dir));
+}
+
+/* Removes dir and the files directly in it (the tests make no subdirectories). */
+static inline void test_remove_dir(const char *dir)
+{
+    char p[512];
+    struct dirent *e;
+    DIR *d = opendir(dir);
+
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(dir);
+}
+
+/* A store (mcpd.db) in a fresh directory, for cmocka's setup and teardown. */
+struct store_fixture {
+    char dir[64];
+    char path[128];
+    struct mcpd_store *st;
+    char err[256];
+};
+
+static inline int test_store_setup(void **state, const char *tag)
+{
+    struct store_fixture *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    test_make_dir(f->dir, sizeof(f->dir), tag);
+    snprintf(f->path, sizeof(f->path), "%s/mcpd.db", f->dir);
+    assert_int_equal(mcpd_store_open(&f->st, f->path, f->err, sizeof(f->err)), 0);
+    *state = f;
+    return 0;
+}
+
+static inline int test_store_teardown(void **state)
+{
+    struct store_fixture *f = *state;
+
+    mcpd_store_close(f->st);
+    test_remove_dir(f->dir);
+    free(f);
+    return 0;
+}
+
+#endif
