@@ -88,34 +88,20 @@ static int f_level(struct ctx *c, yaml_node_t *v, const char *path, const struct
     return rc;
 }
 
+/* Any name without '=' is passed to the server's environment. */
+static int check_env_name(struct ctx *c, int line, int col, const char *path, const char *name)
+{
+    if (name[0] == '\0' || strchr(name, '=') != NULL)
+        return mcpd__cfg_failat(c, line, col, "key '%s': invalid variable name", path);
+    return 0;
+}
+
 static int f_env(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f, void *base)
 {
     struct mcpd_agent_server *s = base;
-    char sub[KEY_PATH_MAX];
-    yaml_node_pair_t *p;
-    yaml_node_t *k, *val;
-    int rc;
 
-    if ((rc = mcpd__cfg_check_mapping(c, v, path, MCPD_MAX_CONFIG_ITEMS)) != 0)
-        return rc;
-    s->env = calloc((size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start) + 1,
-                    sizeof(*s->env));
-    if (s->env == NULL)
-        return mcpd__cfg_oom(c);
-    for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
-        const char *name = mcpd__cfg_key_of(c, p, &k);
-        if (name[0] == '\0' || strchr(name, '=') != NULL)
-            return mcpd__cfg_fail(c, k, "key '%s': invalid variable name", path);
-        mcpd__cfg_join(sub, sizeof(sub), path, name);
-        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0)
-            return rc;
-        if ((s->env[s->nenv].key = strdup(name)) == NULL)
-            return mcpd__cfg_oom(c);
-        s->nenv++;
-        if ((rc = mcpd__cfg_scalar(c, val, sub, &s->env[s->nenv - 1].value)) != 0)
-            return rc;
-    }
-    return 0;
+    (void)f;
+    return mcpd__cfg_kvs(c, v, path, &s->env, &s->nenv, check_env_name, mcpd__cfg_no_check);
 }
 
 /* dimensions: { <dimension>: [<argument>, ...] } -> io.mcpd/dimensions of every tool */
@@ -409,13 +395,6 @@ int mcpd_agent_config_load(struct mcpd_agent_config **out, const char *path, str
     return rc;
 }
 
-static void free_strv(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 void mcpd_agent_config_free(struct mcpd_agent_config *cfg)
 {
     if (cfg == NULL)
@@ -424,7 +403,7 @@ void mcpd_agent_config_free(struct mcpd_agent_config *cfg)
         struct mcpd_agent_server *s = &cfg->servers[i];
         free(s->name);
         free(s->command);
-        free_strv(s->args, s->nargs);
+        mcpd__cfg_free_strv(s->args, s->nargs);
         for (size_t j = 0; j < s->nenv; j++) {
             free(s->env[j].key);
             free(s->env[j].value);
@@ -441,7 +420,7 @@ void mcpd_agent_config_free(struct mcpd_agent_config *cfg)
     }
     free(cfg->name);
     free(cfg->tls_ca_file);
-    free_strv(cfg->roots, cfg->nroots);
-    free_strv(cfg->commands, cfg->ncommands);
+    mcpd__cfg_free_strv(cfg->roots, cfg->nroots);
+    mcpd__cfg_free_strv(cfg->commands, cfg->ncommands);
     free(cfg);
 }

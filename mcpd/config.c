@@ -1069,17 +1069,13 @@ static int check_header_value(struct ctx *c, int line, int col, const char *path
                : 0;
 }
 
-/* How one kind of name -> string map checks its names and values (env, headers). */
-typedef int (*name_check_fn)(struct ctx *c, int line, int col, const char *path, const char *name);
-
-static int no_value_check(struct ctx *c, int line, int col, const char *path, const char *v)
+int mcpd__cfg_no_check(struct ctx *c, int line, int col, const char *path, const char *v)
 {
     return 0;
 }
 
-/* A YAML mapping of strings into (*arr, *n), names and values checked. */
-static int yaml_kvs(struct ctx *c, yaml_node_t *v, const char *path, struct mcpd_kv **arr,
-                    size_t *n, name_check_fn check_key, name_check_fn check_value)
+int mcpd__cfg_kvs(struct ctx *c, yaml_node_t *v, const char *path, struct mcpd_kv **arr, size_t *n,
+                  mcpd__cfg_check_fn check_key, mcpd__cfg_check_fn check_value)
 {
     char sub[KEY_PATH_MAX];
     yaml_node_pair_t *p;
@@ -1114,7 +1110,8 @@ static int f_headers(struct ctx *c, yaml_node_t *v, const char *path, const stru
                      void *base)
 {
     struct mcpd_server_config *s = base;
-    return yaml_kvs(c, v, path, &s->headers, &s->nheaders, check_header_name, check_header_value);
+    return mcpd__cfg_kvs(c, v, path, &s->headers, &s->nheaders, check_header_name,
+                         check_header_value);
 }
 
 static int f_share(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
@@ -1169,7 +1166,7 @@ static int f_transport(struct ctx *c, yaml_node_t *v, const char *path, const st
 static int f_env(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f, void *base)
 {
     struct mcpd_server_config *s = base;
-    return yaml_kvs(c, v, path, &s->env, &s->nenv, check_env_name, no_value_check);
+    return mcpd__cfg_kvs(c, v, path, &s->env, &s->nenv, check_env_name, mcpd__cfg_no_check);
 }
 
 static const struct field server_fields[] = {
@@ -1613,7 +1610,7 @@ static int json_args(struct ctx *c, json_t *v, const char *path, struct mcpd_ser
 
 /* A JSON object of strings into (*arr, *n), names checked by `check_name`. */
 static int json_kvs(struct ctx *c, json_t *v, const char *path, struct mcpd_kv **arr, size_t *n,
-                    name_check_fn check_key, name_check_fn check_value)
+                    mcpd__cfg_check_fn check_key, mcpd__cfg_check_fn check_value)
 {
     char sub[KEY_PATH_MAX];
     const char *key;
@@ -1658,7 +1655,7 @@ static int json_server_key(struct ctx *c, const char *key, json_t *v, const char
     if (strcmp(key, "args") == 0)
         return json_args(c, v, sub, s);
     if (strcmp(key, "env") == 0)
-        return json_kvs(c, v, sub, &s->env, &s->nenv, check_env_name, no_value_check);
+        return json_kvs(c, v, sub, &s->env, &s->nenv, check_env_name, mcpd__cfg_no_check);
     if (strcmp(key, "cwd") == 0) {
         if ((rc = json_string_dup(c, v, sub, &s->cwd)) != 0)
             return rc;
@@ -1891,7 +1888,7 @@ int mcpd_config_load(struct mcpd_config **out, const char *path, struct mcpd_dia
     return rc;
 }
 
-static void free_strv(char **v, size_t n)
+void mcpd__cfg_free_strv(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(v[i]);
@@ -1909,7 +1906,7 @@ void mcpd_config_free(struct mcpd_config *cfg)
         struct mcpd_server_config *s = &cfg->servers[i];
         free(s->name);
         free(s->command);
-        free_strv(s->args, s->nargs);
+        mcpd__cfg_free_strv(s->args, s->nargs);
         for (size_t j = 0; j < s->nenv; j++) {
             free(s->env[j].key);
             free(s->env[j].value);
@@ -1934,8 +1931,8 @@ void mcpd_config_free(struct mcpd_config *cfg)
     free(cfg->listen_tls_cert);
     free(cfg->listen_tls_key);
     free(cfg->http_path);
-    free_strv(cfg->allowed_origins, cfg->nallowed_origins);
-    free_strv(cfg->allowed_hosts, cfg->nallowed_hosts);
+    mcpd__cfg_free_strv(cfg->allowed_origins, cfg->nallowed_origins);
+    mcpd__cfg_free_strv(cfg->allowed_hosts, cfg->nallowed_hosts);
     free(cfg->separator);
     free(cfg);
 }

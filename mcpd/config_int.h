@@ -72,6 +72,16 @@ int mcpd__cfg_path(struct ctx *c, yaml_node_t *v, const char *path, char **out);
 /* A zeroed context naming `name` in diagnostics, into diag (or scratch, when diag is NULL). */
 void mcpd__cfg_ctx_init(struct ctx *c, const char *name, struct mcpd_diag *diag,
                         struct mcpd_diag *scratch);
+/* How one kind of name -> string map checks its names and values (env, headers). */
+typedef int (*mcpd__cfg_check_fn)(struct ctx *c, int line, int col, const char *path,
+                                  const char *s);
+/* A checker that accepts everything. */
+int mcpd__cfg_no_check(struct ctx *c, int line, int col, const char *path, const char *s);
+/* A YAML mapping of strings into (*arr, *n) (new array, its count), names and values checked. */
+int mcpd__cfg_kvs(struct ctx *c, yaml_node_t *v, const char *path, struct mcpd_kv **arr, size_t *n,
+                  mcpd__cfg_check_fn check_key, mcpd__cfg_check_fn check_value);
+/* Frees n strings and their array. */
+void mcpd__cfg_free_strv(char **v, size_t n);
 struct mcpd_buf;
 /* The whole of fd into b (initialised here, capped at MCPD_MAX_CONFIG_FILE; dispose it). */
 int mcpd__cfg_read_fd(struct ctx *c, int fd, struct mcpd_buf *b);
