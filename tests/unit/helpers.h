@@ -1,12 +1,14 @@
 /*
  * helpers.h - what several unit tests share: a fresh temporary directory
- * per test and its removal, and a store opened in one. Header-only (static
+ * per test and its removal, whether a file holds some bytes (keys and
+ * secrets at rest), and a store opened in a fresh directory. Header-only (static
  * inline); include it after cmocka.h.
  */
 #ifndef MCPD_TEST_HELPERS_H
 #define MCPD_TEST_HELPERS_H
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,29 @@ static inline void test_remove_dir(const char *dir)
     if (d != NULL)
         closedir(d);
     rmdir(dir);
+}
+
+/* Whether the n bytes of needle occur anywhere in the file; false when it cannot be opened. */
+static inline bool test_file_contains(const char *path, const void *needle, size_t n)
+{
+    FILE *fp = fopen(path, "rb");
+    char *buf;
+    long size;
+    bool found;
+
+    if (fp == NULL)
+        return false;
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    size = ftell(fp);
+    assert_true(size >= 0);
+    rewind(fp);
+    buf = malloc((size_t)size + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)size, fp), (size_t)size);
+    fclose(fp);
+    found = memmem(buf, (size_t)size, needle, n) != NULL;
+    free(buf);
+    return found;
 }
 
 /* A store (mcpd.db) in a fresh directory, for cmocka's setup and teardown. */

@@ -335,15 +335,7 @@ static void submit_args(struct fixture *f, const char *json, size_t len)
 
 static bool file_has(const char *path, const char *needle)
 {
-    FILE *fp = fopen(path, "rb");
-    static char buf[1 << 20];
-    size_t n;
-
-    if (fp == NULL)
-        return false;
-    n = fread(buf, 1, sizeof(buf), fp);
-    fclose(fp);
-    return memmem(buf, n, needle, strlen(needle)) != NULL;
+    return test_file_contains(path, needle, strlen(needle));
 }
 
 static void test_redaction(void **state)

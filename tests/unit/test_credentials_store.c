@@ -64,28 +64,10 @@ static int teardown(void **state)
 /* Whether the bytes of s occur anywhere in the file (and its WAL). */
 static bool file_has(const char *path, const char *s)
 {
-    char p[256];
-    bool found = false;
+    char wal[256];
 
-    for (int i = 0; i < 2 && !found; i++) {
-        FILE *fp;
-        char *buf;
-        long n;
-
-        snprintf(p, sizeof(p), "%s%s", path, i ? "-wal" : "");
-        if ((fp = fopen(p, "rb")) == NULL)
-            continue;
-        fseek(fp, 0, SEEK_END);
-        n = ftell(fp);
-        fseek(fp, 0, SEEK_SET);
-        buf = malloc((size_t)n + 1);
-        assert_non_null(buf);
-        assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-        fclose(fp);
-        found = memmem(buf, (size_t)n, s, strlen(s)) != NULL;
-        free(buf);
-    }
-    return found;
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    return test_file_contains(path, s, strlen(s)) || test_file_contains(wal, s, strlen(s));
 }
 
 static void test_add_list_get_delete(void **state)

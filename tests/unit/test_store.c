@@ -169,28 +169,6 @@ static void test_names(void **state)
 
 /* ---- keys at rest ---------------------------------------------------------------------------- */
 
-static bool file_contains(const char *path, const void *needle, size_t n)
-{
-    FILE *fp = fopen(path, "rb");
-    char *buf;
-    long size;
-    bool found;
-
-    if (fp == NULL)
-        return false;
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    size = ftell(fp);
-    assert_true(size >= 0);
-    rewind(fp);
-    buf = malloc((size_t)size + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)size, fp), (size_t)size);
-    fclose(fp);
-    found = memmem(buf, (size_t)size, needle, n) != NULL;
-    free(buf);
-    return found;
-}
-
 static void test_key_not_stored(void **state)
 {
     struct store_fixture *f = *state;
@@ -202,18 +180,18 @@ static void test_key_not_stored(void **state)
     assert_int_equal(mcpd_store_bot_rotate(f->st, "bob", k2, f->err, sizeof(f->err)), 0);
     snprintf(wal, sizeof(wal), "%s-wal", f->path);
     /* while open, the rows sit in the WAL */
-    assert_false(file_contains(f->path, k1, strlen(k1)));
-    assert_false(file_contains(wal, k1, strlen(k1)));
-    assert_false(file_contains(wal, k2, strlen(k2)));
+    assert_false(test_file_contains(f->path, k1, strlen(k1)));
+    assert_false(test_file_contains(wal, k1, strlen(k1)));
+    assert_false(test_file_contains(wal, k2, strlen(k2)));
     mcpd_store_close(f->st);
     f->st = NULL;
     /* after the checkpoint, in the main file: the hash is there, the key is not */
     sha256(h, k1, strlen(k1));
-    assert_true(file_contains(f->path, h, sizeof(h)));
-    assert_false(file_contains(f->path, k1, strlen(k1)));
-    assert_false(file_contains(f->path, k2, strlen(k2)));
-    assert_false(file_contains(f->path, k1 + 3, 20)); /* nor a long part of it */
-    assert_true(file_contains(f->path, k1, 6));       /* the hint's prefix is */
+    assert_true(test_file_contains(f->path, h, sizeof(h)));
+    assert_false(test_file_contains(f->path, k1, strlen(k1)));
+    assert_false(test_file_contains(f->path, k2, strlen(k2)));
+    assert_false(test_file_contains(f->path, k1 + 3, 20)); /* nor a long part of it */
+    assert_true(test_file_contains(f->path, k1, 6));       /* the hint's prefix is */
 }
 
 static void test_hash_helpers(void **state)
