@@ -1,7 +1,8 @@
 /*
  * helpers.h - what several unit tests share: a fresh temporary directory
  * per test and its removal, whether a file holds some bytes (keys and
- * secrets at rest), and a store opened in a fresh directory. Header-only (static
+ * secrets at rest), running a loop until a counter moves, and a store
+ * opened in a fresh directory. Header-only (static
  * inline); include it after cmocka.h.
  */
 #ifndef MCPD_TEST_HELPERS_H
@@ -9,10 +10,13 @@
 
 #include <dirent.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <uv.h>
 
 #include "mcpd/store.h"
 
@@ -64,6 +68,26 @@ static inline bool test_file_contains(const char *path, const void *needle, size
     found = memmem(buf, (size_t)size, needle, n) != NULL;
     free(buf);
     return found;
+}
+
+static inline void test_on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop until *counter reaches want or timeout_ms passes (a 5 ms tick keeps it turning). */
+static inline void test_run_until(uv_loop_t *loop, const int *counter, int want,
+                                  unsigned timeout_ms)
+{
+    uv_timer_t tick;
+    uint64_t end = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+
+    uv_timer_init(loop, &tick);
+    uv_timer_start(&tick, test_on_tick, 5, 5);
+    while (*counter < want && uv_hrtime() < end)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
 }
 
 /* A store (mcpd.db) in a fresh directory, for cmocka's setup and teardown. */

@@ -284,25 +284,6 @@ static void on_watch_done(void *data)
     ((struct watch_rec *)data)->closed = true;
 }
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* Runs the loop until *counter reaches want or timeout_ms passes. */
-static void run_until(uv_loop_t *loop, const int *counter, int want, unsigned timeout_ms)
-{
-    uv_timer_t tick;
-    uint64_t end = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
-
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 5, 5);
-    while (*counter < want && uv_hrtime() < end)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-}
-
 static void test_watch(void **state)
 {
     enum { POLL_MS = 100 };
@@ -328,7 +309,7 @@ static void test_watch(void **state)
     assert_int_equal(mcpd_store_open(&st2, f->path, f->err, sizeof(f->err)), 0);
     t0 = uv_hrtime();
     assert_int_equal(mcpd_store_bot_create(st2, "bob", k, f->err, sizeof(f->err)), 0);
-    run_until(&loop, &rec.calls, 2, 20 * POLL_MS);
+    test_run_until(&loop, &rec.calls, 2, 20 * POLL_MS);
     assert_int_equal(rec.calls, 2);
     assert_true(rec.at - t0 <= (uint64_t)(2 * POLL_MS + 100) * 1000000u);
     assert_int_equal(rec.n, 2);
@@ -336,12 +317,12 @@ static void test_watch(void **state)
     assert_true(mcpd_store_key_equal(rec.rows[1].key_hash, k, strlen(k)));
 
     assert_int_equal(mcpd_store_bot_set_disabled(st2, "alice", true, f->err, sizeof(f->err)), 0);
-    run_until(&loop, &rec.calls, 3, 20 * POLL_MS);
+    test_run_until(&loop, &rec.calls, 3, 20 * POLL_MS);
     assert_int_equal(rec.calls, 3);
     assert_true(rec.rows[0].disabled);
 
     /* nothing changes: no delivery */
-    run_until(&loop, &rec.calls, 4, 3 * POLL_MS);
+    test_run_until(&loop, &rec.calls, 4, 3 * POLL_MS);
     assert_int_equal(rec.calls, 3);
 
     /* a change right before close is not delivered after close */

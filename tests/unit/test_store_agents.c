@@ -306,24 +306,6 @@ static void on_watch_done(void *data)
     rec->rows = NULL;
 }
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-static void run_until(uv_loop_t *loop, int *counter, int want, unsigned ms)
-{
-    uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000u;
-    uv_timer_t tick;
-
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 10, 10);
-    while (*counter < want && uv_hrtime() < end)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-}
-
 static void test_watch(void **state)
 {
     enum { POLL_MS = 100 };
@@ -345,17 +327,17 @@ static void test_watch(void **state)
 
     assert_int_equal(mcpd_store_open(&st2, f->path, f->err, sizeof(f->err)), 0);
     assert_int_equal(mcpd_store_agent_rotate(st2, "laptop", k, f->err, sizeof(f->err)), 0);
-    run_until(&loop, &rec.calls, 2, 20 * POLL_MS);
+    test_run_until(&loop, &rec.calls, 2, 20 * POLL_MS);
     assert_int_equal(rec.calls, 2);
     assert_true(mcpd_store_key_equal(rec.rows[0].key_hash, k, strlen(k)));
 
     /* a status write is not delivered (no generation bump) */
     assert_int_equal(mcpd_store_agent_set_online(st2, "laptop", true, f->err, sizeof(f->err)), 0);
-    run_until(&loop, &rec.calls, 3, 3 * POLL_MS);
+    test_run_until(&loop, &rec.calls, 3, 3 * POLL_MS);
     assert_int_equal(rec.calls, 2);
 
     assert_int_equal(mcpd_store_agent_delete(st2, "laptop", f->err, sizeof(f->err)), 0);
-    run_until(&loop, &rec.calls, 3, 20 * POLL_MS);
+    test_run_until(&loop, &rec.calls, 3, 20 * POLL_MS);
     assert_int_equal(rec.calls, 3);
     assert_int_equal(rec.n, 0);
     mcpd_store_close(st2);
