@@ -2,8 +2,8 @@
  * helpers.h - what several unit tests share: a fresh temporary directory
  * per test and its removal, whether a file holds some bytes (keys and
  * secrets at rest), running a loop until a counter moves, and a store
- * opened in a fresh directory. Header-only (static
- * inline); include it after cmocka.h.
+ * opened in a fresh directory. Header-only (static inline); include it
+ * after cmocka.h.
  */
 #ifndef MCPD_TEST_HELPERS_H
 #define MCPD_TEST_HELPERS_H
