@@ -40,17 +40,6 @@ bool mcpd_agent_group_is_valid(const char *s)
     return n <= 32;
 }
 
-static int f_sub(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f, void *base)
-{
-    return mcpd__cfg_walk_mapping(c, v, path, f->sub, base);
-}
-
-static int f_list(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                  void *base)
-{
-    return mcpd__cfg_strlist(c, v, path, f, base, false);
-}
-
 /* server_url: ws:// or wss:// with a host. */
 static int f_url(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f, void *base)
 {
@@ -99,34 +88,20 @@ static int f_level(struct ctx *c, yaml_node_t *v, const char *path, const struct
     return rc;
 }
 
+/* Any name without '=' is passed to the server's environment. */
+static int check_env_name(struct ctx *c, int line, int col, const char *path, const char *name)
+{
+    if (name[0] == '\0' || strchr(name, '=') != NULL)
+        return mcpd__cfg_failat(c, line, col, "key '%s': invalid variable name", path);
+    return 0;
+}
+
 static int f_env(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f, void *base)
 {
     struct mcpd_agent_server *s = base;
-    char sub[KEY_PATH_MAX];
-    yaml_node_pair_t *p;
-    yaml_node_t *k, *val;
-    int rc;
 
-    if ((rc = mcpd__cfg_check_mapping(c, v, path, MCPD_MAX_CONFIG_ITEMS)) != 0)
-        return rc;
-    s->env = calloc((size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start) + 1,
-                    sizeof(*s->env));
-    if (s->env == NULL)
-        return mcpd__cfg_oom(c);
-    for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
-        const char *name = mcpd__cfg_key_of(c, p, &k);
-        if (name[0] == '\0' || strchr(name, '=') != NULL)
-            return mcpd__cfg_fail(c, k, "key '%s': invalid variable name", path);
-        mcpd__cfg_join(sub, sizeof(sub), path, name);
-        if ((rc = mcpd__cfg_take_node(c, p->value, &val)) != 0)
-            return rc;
-        if ((s->env[s->nenv].key = strdup(name)) == NULL)
-            return mcpd__cfg_oom(c);
-        s->nenv++;
-        if ((rc = mcpd__cfg_scalar(c, val, sub, &s->env[s->nenv - 1].value)) != 0)
-            return rc;
-    }
-    return 0;
+    (void)f;
+    return mcpd__cfg_kvs(c, v, path, &s->env, &s->nenv, check_env_name, mcpd__cfg_no_check);
 }
 
 /* dimensions: { <dimension>: [<argument>, ...] } -> io.mcpd/dimensions of every tool */
@@ -175,7 +150,7 @@ static const struct field server_fields[] = {
       .fn = mcpd__cfg_f_string,
       .off = offsetof(struct mcpd_agent_server, command) },
     { .key = "args",
-      .fn = f_list,
+      .fn = mcpd__cfg_f_args,
       .off = offsetof(struct mcpd_agent_server, args),
       .off2 = offsetof(struct mcpd_agent_server, nargs) },
     { .key = "env", .fn = f_env },
@@ -249,7 +224,7 @@ static const struct field sysinfo_fields[] = {
 
 static const struct field fileops_fields[] = {
     { .key = "enabled", .fn = mcpd__cfg_f_bool, .off = OFF(fileops_enabled) },
-    { .key = "roots", .fn = f_list, .off = OFF(roots), .off2 = OFF(nroots) },
+    { .key = "roots", .fn = mcpd__cfg_f_args, .off = OFF(roots), .off2 = OFF(nroots) },
     { .key = "max_bytes",
       .fn = mcpd__cfg_f_size,
       .off = OFF(fileops_max_bytes),
@@ -260,7 +235,7 @@ static const struct field fileops_fields[] = {
 
 static const struct field shell_fields[] = {
     { .key = "enabled", .fn = mcpd__cfg_f_bool, .off = OFF(shell_enabled) },
-    { .key = "commands", .fn = f_list, .off = OFF(commands), .off2 = OFF(ncommands) },
+    { .key = "commands", .fn = mcpd__cfg_f_args, .off = OFF(commands), .off2 = OFF(ncommands) },
     { .key = "timeout", .fn = mcpd__cfg_f_duration, .off = OFF(shell_timeout_ms), .max = 3600000 },
     { .key = "max_output",
       .fn = mcpd__cfg_f_size,
@@ -271,9 +246,9 @@ static const struct field shell_fields[] = {
 };
 
 static const struct field builtin_fields[] = {
-    { .key = "system_info", .fn = f_sub, .sub = sysinfo_fields },
-    { .key = "file_ops", .fn = f_sub, .sub = fileops_fields },
-    { .key = "shell_exec", .fn = f_sub, .sub = shell_fields },
+    { .key = "system_info", .fn = mcpd__cfg_f_section, .sub = sysinfo_fields },
+    { .key = "file_ops", .fn = mcpd__cfg_f_section, .sub = fileops_fields },
+    { .key = "shell_exec", .fn = mcpd__cfg_f_section, .sub = shell_fields },
     { .key = NULL },
 };
 
@@ -286,10 +261,10 @@ static const struct field top_fields[] = {
       .fn = mcpd__cfg_f_duration,
       .off = OFF(call_timeout_ms),
       .max = MCPD_MAX_CALL_TIMEOUT_MS },
-    { .key = "tls", .fn = f_sub, .sub = tls_fields },
-    { .key = "reconnect", .fn = f_sub, .sub = reconnect_fields },
-    { .key = "heartbeat", .fn = f_sub, .sub = heartbeat_fields },
-    { .key = "builtins", .fn = f_sub, .sub = builtin_fields },
+    { .key = "tls", .fn = mcpd__cfg_f_section, .sub = tls_fields },
+    { .key = "reconnect", .fn = mcpd__cfg_f_section, .sub = reconnect_fields },
+    { .key = "heartbeat", .fn = mcpd__cfg_f_section, .sub = heartbeat_fields },
+    { .key = "builtins", .fn = mcpd__cfg_f_section, .sub = builtin_fields },
     { .key = "servers", .fn = f_servers },
     { .key = NULL },
 };
@@ -316,27 +291,6 @@ static int check_roots(struct ctx *c, struct mcpd_agent_config *cfg)
     return 0;
 }
 
-/* A relative path is taken from the configuration file's folder (as mcpd's listen.tls). */
-static int relative_to_config(struct ctx *c, char **path)
-{
-    const char *slash = strrchr(c->name, '/');
-    size_t dl, pl;
-    char *p;
-
-    if (*path == NULL || (*path)[0] == '/' || slash == NULL)
-        return 0;
-    dl = (size_t)(slash - c->name);
-    pl = strlen(*path);
-    if ((p = malloc(dl + pl + 2)) == NULL)
-        return mcpd__cfg_oom(c);
-    memcpy(p, c->name, dl);
-    p[dl] = '/';
-    memcpy(p + dl + 1, *path, pl + 1);
-    free(*path);
-    *path = p;
-    return 0;
-}
-
 static int finish(struct ctx *c, struct mcpd_agent_config *cfg)
 {
     struct mcpd_agent_shell *sh = NULL;
@@ -351,7 +305,8 @@ static int finish(struct ctx *c, struct mcpd_agent_config *cfg)
         return mcpd__cfg_failat(c, 0, 0, "reconnect: min is larger than max");
     if ((rc = check_roots(c, cfg)) != 0)
         return rc;
-    if ((rc = relative_to_config(c, &cfg->tls_ca_file)) != 0)
+    /* a relative path is taken from the configuration file's folder (as mcpd's listen.tls) */
+    if ((rc = mcpd__cfg_relative(c, &cfg->tls_ca_file)) != 0)
         return rc;
     if (cfg->shell_enabled && cfg->ncommands == 0)
         return mcpd__cfg_failat(c, 0, 0, "builtins.shell_exec: enabled without any commands");
@@ -375,10 +330,7 @@ int mcpd_agent_config_parse(struct mcpd_agent_config **out, const char *name, co
     int rc;
 
     *out = NULL;
-    memset(&c, 0, sizeof(c));
-    c.diag = diag ? diag : &scratch;
-    c.name = name ? name : "<agent config>";
-    memset(c.diag, 0, sizeof(*c.diag));
+    mcpd__cfg_ctx_init(&c, name ? name : "<agent config>", diag, &scratch);
     if (len > (size_t)MCPD_MAX_CONFIG_FILE)
         return mcpd__cfg_failat(&c, 0, 0, "file is larger than %u bytes", MCPD_MAX_CONFIG_FILE);
     if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
@@ -418,15 +370,10 @@ int mcpd_agent_config_load(struct mcpd_agent_config **out, const char *path, str
     struct mcpd_buf b;
     struct stat st;
     struct ctx c;
-    char chunk[16384];
-    ssize_t r;
-    int fd, rc = 0;
+    int fd, rc;
 
     *out = NULL;
-    memset(&c, 0, sizeof(c));
-    c.diag = diag ? diag : &scratch;
-    c.name = path;
-    memset(c.diag, 0, sizeof(*c.diag));
+    mcpd__cfg_ctx_init(&c, path, diag, &scratch);
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
         return mcpd__cfg_failat(&c, 0, 0, "cannot open: %s", strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -440,27 +387,12 @@ int mcpd_agent_config_load(struct mcpd_agent_config **out, const char *path, str
                                 "%04o); it holds the agent key: run chmod 600 %s",
                                 (unsigned)(st.st_mode & 07777), path);
     }
-    mcpd_buf_init(&b, (size_t)MCPD_MAX_CONFIG_FILE);
-    while (rc == 0 && (r = read(fd, chunk, sizeof(chunk))) != 0) {
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            rc = mcpd__cfg_failat(&c, 0, 0, "cannot read: %s", strerror(errno));
-        else if ((rc = mcpd_buf_append(&b, chunk, (size_t)r)) != 0)
-            rc = mcpd__cfg_failat(&c, 0, 0, "file is larger than %u bytes", MCPD_MAX_CONFIG_FILE);
-    }
+    rc = mcpd__cfg_read_fd(&c, fd, &b);
     close(fd);
     if (rc == 0)
         rc = mcpd_agent_config_parse(out, path, b.p ? b.p : "", b.len, c.diag);
     mcpd_buf_dispose(&b);
     return rc;
-}
-
-static void free_strv(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
 }
 
 void mcpd_agent_config_free(struct mcpd_agent_config *cfg)
@@ -471,7 +403,7 @@ void mcpd_agent_config_free(struct mcpd_agent_config *cfg)
         struct mcpd_agent_server *s = &cfg->servers[i];
         free(s->name);
         free(s->command);
-        free_strv(s->args, s->nargs);
+        mcpd__cfg_free_strv(s->args, s->nargs);
         for (size_t j = 0; j < s->nenv; j++) {
             free(s->env[j].key);
             free(s->env[j].value);
@@ -488,7 +420,7 @@ void mcpd_agent_config_free(struct mcpd_agent_config *cfg)
     }
     free(cfg->name);
     free(cfg->tls_ca_file);
-    free_strv(cfg->roots, cfg->nroots);
-    free_strv(cfg->commands, cfg->ncommands);
+    mcpd__cfg_free_strv(cfg->roots, cfg->nroots);
+    mcpd__cfg_free_strv(cfg->commands, cfg->ncommands);
     free(cfg);
 }

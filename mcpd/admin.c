@@ -36,25 +36,107 @@ char *mcpd_admin_store_path(const struct mcpd_config *cfg)
     return p;
 }
 
-static void print_time(int64_t ms)
+void mcpd_admin_time_text(char *buf, size_t cap, int64_t ms)
 {
-    char buf[32];
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
+
     if (ms <= 0) {
-        printf("%-20s ", "-");
+        snprintf(buf, cap, "-");
         return;
     }
     gmtime_r(&t, &tm);
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void print_time(int64_t ms)
+{
+    char buf[32];
+
+    mcpd_admin_time_text(buf, sizeof(buf), ms);
     printf("%-20s ", buf);
 }
 
-static int bots_list(struct mcpd_store *st)
+/* The configuration's store, opened; NULL once stderr says why. */
+static struct mcpd_store *open_store(const struct mcpd_config *cfg)
+{
+    char *path = mcpd_admin_store_path(cfg), err[256];
+    struct mcpd_store *st = NULL;
+
+    if (path == NULL || mcpd_store_open(&st, path, err, sizeof(err)) != 0)
+        fprintf(stderr, "mcpd: %s\n", path ? err : "out of memory");
+    free(path);
+    return st;
+}
+
+/* ---- bots and agents: keyed identities, the same verbs --------------------------------------- */
+
+struct keyed_cli {
+    const char *noun, *plural; /* "bot", "bots" */
+    int (*list)(struct mcpd_store *st, bool as_json);
+    int (*create)(struct mcpd_store *st, const char *name, char *key_out, char *err, size_t errcap);
+    int (*rotate)(struct mcpd_store *st, const char *name, char *key_out, char *err, size_t errcap);
+    int (*set_disabled)(struct mcpd_store *st, const char *name, bool disabled, char *err,
+                        size_t errcap);
+    int (*delete)(struct mcpd_store *st, const char *name, char *err, size_t errcap);
+};
+
+_Static_assert(MCPD_BOT_KEY_LEN == MCPD_AGENT_KEY_LEN, "one key buffer serves bots and agents");
+
+static int keyed_command(const struct mcpd_config *cfg, const struct keyed_cli *k, const char *verb,
+                         const char *name, bool as_json)
+{
+    char err[256], key[MCPD_BOT_KEY_LEN + 1];
+    struct mcpd_store *st = open_store(cfg);
+    int r = 0, rc = 1;
+
+    if (st == NULL)
+        return 1;
+    if (strcmp(verb, "list") == 0) {
+        rc = k->list(st, as_json);
+        goto out;
+    }
+    if (strcmp(verb, "create") == 0)
+        r = k->create(st, name, key, err, sizeof(err));
+    else if (strcmp(verb, "rotate") == 0)
+        r = k->rotate(st, name, key, err, sizeof(err));
+    else if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0)
+        r = k->set_disabled(st, name, strcmp(verb, "disable") == 0, err, sizeof(err));
+    else if (strcmp(verb, "delete") == 0)
+        r = k->delete (st, name, err, sizeof(err));
+    else {
+        fprintf(stderr, "mcpd: unknown %s verb '%s' (create|list|rotate|disable|enable|delete)\n",
+                k->plural, verb);
+        rc = 2;
+        goto out;
+    }
+    if (r != 0) {
+        fprintf(stderr, "mcpd: %s\n", err);
+        goto out;
+    }
+    if (strcmp(verb, "create") == 0 || strcmp(verb, "rotate") == 0) {
+        /* the key goes to stdout alone, once; nothing else keeps it */
+        printf("%s\n", key);
+        fflush(stdout);
+        OPENSSL_cleanse(key, sizeof(key));
+        fprintf(stderr, "mcpd: %s '%s' %s; its key is shown once, above\n", k->noun, name,
+                strcmp(verb, "create") == 0 ? "created" : "has a new key (the old one is revoked)");
+    } else {
+        fprintf(stderr, "mcpd: %s '%s' %sd\n", k->noun, name, verb);
+    }
+    rc = 0;
+out:
+    mcpd_store_close(st);
+    return rc;
+}
+
+static int bots_list(struct mcpd_store *st, bool as_json)
 {
     struct mcpd_bot_row rows[256];
     char err[256];
     int n = mcpd_store_bot_list(st, rows, 256, err, sizeof(err));
+
+    (void)as_json; /* bots list as a table only */
     if (n < 0) {
         fprintf(stderr, "mcpd: %s\n", err);
         return 1;
@@ -72,66 +154,17 @@ static int bots_list(struct mcpd_store *st)
 
 int mcpd_admin_bots(const struct mcpd_config *cfg, const char *verb, const char *name)
 {
-    char *path = mcpd_admin_store_path(cfg), err[256], key[MCPD_BOT_KEY_LEN + 1];
-    struct mcpd_store *st = NULL;
-    int r = 0, rc = 1;
+    static const struct keyed_cli bots = {
+        .noun = "bot",
+        .plural = "bots",
+        .list = bots_list,
+        .create = mcpd_store_bot_create,
+        .rotate = mcpd_store_bot_rotate,
+        .set_disabled = mcpd_store_bot_set_disabled,
+        .delete = mcpd_store_bot_delete,
+    };
 
-    if (path == NULL || mcpd_store_open(&st, path, err, sizeof(err)) != 0) {
-        fprintf(stderr, "mcpd: %s\n", path ? err : "out of memory");
-        free(path);
-        return 1;
-    }
-    if (strcmp(verb, "list") == 0) {
-        rc = bots_list(st);
-        goto out;
-    }
-    if (strcmp(verb, "create") == 0)
-        r = mcpd_store_bot_create(st, name, key, err, sizeof(err));
-    else if (strcmp(verb, "rotate") == 0)
-        r = mcpd_store_bot_rotate(st, name, key, err, sizeof(err));
-    else if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0)
-        r = mcpd_store_bot_set_disabled(st, name, strcmp(verb, "disable") == 0, err, sizeof(err));
-    else if (strcmp(verb, "delete") == 0)
-        r = mcpd_store_bot_delete(st, name, err, sizeof(err));
-    else {
-        fprintf(stderr, "mcpd: unknown bots verb '%s' (create|list|rotate|disable|enable|delete)\n",
-                verb);
-        rc = 2;
-        goto out;
-    }
-    if (r != 0) {
-        fprintf(stderr, "mcpd: %s\n", err);
-        goto out;
-    }
-    if (strcmp(verb, "create") == 0 || strcmp(verb, "rotate") == 0) {
-        /* the key goes to stdout alone, once; nothing else keeps it */
-        printf("%s\n", key);
-        fprintf(stderr, "mcpd: bot '%s' %s; its key is shown once, above\n", name,
-                strcmp(verb, "create") == 0 ? "created" : "has a new key (the old one is revoked)");
-    } else {
-        fprintf(stderr, "mcpd: bot '%s' %sd\n", name, verb);
-    }
-    rc = 0;
-out:
-    mcpd_store_close(st);
-    free(path);
-    return rc;
-}
-
-/* ---- agents ------------------------------------------------------------------------------------
- */
-
-static void time_text(char *buf, size_t cap, int64_t ms)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-
-    if (ms <= 0) {
-        snprintf(buf, cap, "-");
-        return;
-    }
-    gmtime_r(&t, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return keyed_command(cfg, &bots, verb, name, false);
 }
 
 static const char *agent_status(const struct mcpd_agent_row *a)
@@ -156,7 +189,7 @@ static int agents_list(struct mcpd_store *st, bool as_json)
     out = json_array();
     for (size_t i = 0; out && i < n; i++) {
         json_t *rl = json_array();
-        time_text(when, sizeof(when), rows[i].last_online_ms);
+        mcpd_admin_time_text(when, sizeof(when), rows[i].last_online_ms);
         for (size_t j = 0; rl && j < nres; j++)
             if (strcmp(res[j].agent, rows[i].name) == 0)
                 json_array_append_new(
@@ -203,52 +236,17 @@ static int agents_list(struct mcpd_store *st, bool as_json)
 int mcpd_admin_agents(const struct mcpd_config *cfg, const char *verb, const char *name,
                       bool as_json)
 {
-    char *path = mcpd_admin_store_path(cfg), err[256], key[MCPD_AGENT_KEY_LEN + 1];
-    struct mcpd_store *st = NULL;
-    int r = 0, rc = 1;
+    static const struct keyed_cli agents = {
+        .noun = "agent",
+        .plural = "agents",
+        .list = agents_list,
+        .create = mcpd_store_agent_create,
+        .rotate = mcpd_store_agent_rotate,
+        .set_disabled = mcpd_store_agent_set_disabled,
+        .delete = mcpd_store_agent_delete,
+    };
 
-    if (path == NULL || mcpd_store_open(&st, path, err, sizeof(err)) != 0) {
-        fprintf(stderr, "mcpd: %s\n", path ? err : "out of memory");
-        free(path);
-        return 1;
-    }
-    if (strcmp(verb, "list") == 0) {
-        rc = agents_list(st, as_json);
-        goto out;
-    }
-    if (strcmp(verb, "create") == 0)
-        r = mcpd_store_agent_create(st, name, key, err, sizeof(err));
-    else if (strcmp(verb, "rotate") == 0)
-        r = mcpd_store_agent_rotate(st, name, key, err, sizeof(err));
-    else if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0)
-        r = mcpd_store_agent_set_disabled(st, name, strcmp(verb, "disable") == 0, err, sizeof(err));
-    else if (strcmp(verb, "delete") == 0)
-        r = mcpd_store_agent_delete(st, name, err, sizeof(err));
-    else {
-        fprintf(stderr,
-                "mcpd: unknown agents verb '%s' (create|list|rotate|disable|enable|delete)\n",
-                verb);
-        rc = 2;
-        goto out;
-    }
-    if (r != 0) {
-        fprintf(stderr, "mcpd: %s\n", err);
-        goto out;
-    }
-    if (strcmp(verb, "create") == 0 || strcmp(verb, "rotate") == 0) {
-        printf("%s\n", key); /* stdout alone, once */
-        fflush(stdout);
-        OPENSSL_cleanse(key, sizeof(key));
-        fprintf(stderr, "mcpd: agent '%s' %s; its key is shown once, above\n", name,
-                strcmp(verb, "create") == 0 ? "created" : "has a new key (the old one is revoked)");
-    } else {
-        fprintf(stderr, "mcpd: agent '%s' %sd\n", name, verb);
-    }
-    rc = 0;
-out:
-    mcpd_store_close(st);
-    free(path);
-    return rc;
+    return keyed_command(cfg, &agents, verb, name, as_json);
 }
 
 int mcpd_admin_parse_since(const char *s, int64_t *ms)

@@ -9,6 +9,7 @@
 #define MCPD_ADMIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "audit.h"
@@ -33,6 +34,9 @@ int mcpd_admin_print_catalog(struct mcpd_daemon *d, const char *bot, bool json);
 /* mcpd policy explain --bot B --tool T [--args JSON]: 0 allow, 1 deny or unknown */
 int mcpd_admin_explain(struct mcpd_daemon *d, const char *bot, const char *tool,
                        const char *args_json);
+
+/* ms since the epoch as "YYYY-MM-DDTHH:MM:SSZ" (UTC) into buf; "-" for 0 or less. */
+void mcpd_admin_time_text(char *buf, size_t cap, int64_t ms);
 
 /* The store file of a configuration (store: or mcpd.db beside the file); new string. */
 char *mcpd_admin_store_path(const struct mcpd_config *cfg);

@@ -47,19 +47,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void fmt_time(char *buf, size_t cap, int64_t ms)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-
-    if (ms <= 0) {
-        snprintf(buf, cap, "-");
-        return;
-    }
-    gmtime_r(&t, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* ---- reading a secret ------------------------------------------------------------------------ */
 
 /* The secret from a no-echo prompt on the tty, or all of stdin (one trailing newline dropped). */
@@ -171,18 +158,18 @@ static json_t *row_json(const struct mcpd_cred_row *row, bool detail)
     json_object_set_new(o, "status",
                         json_string(row->damaged ? "damaged" : mcpd_cred_status_name(row->status)));
     if (row->expires_ms > 0) {
-        fmt_time(t, sizeof(t), row->expires_ms);
+        mcpd_admin_time_text(t, sizeof(t), row->expires_ms);
         json_object_set_new(o, "expires", json_string(t));
     }
     if (detail) {
         char hint[16];
 
-        fmt_time(t, sizeof(t), row->created_ms);
+        mcpd_admin_time_text(t, sizeof(t), row->created_ms);
         json_object_set_new(o, "created", json_string(t));
-        fmt_time(t, sizeof(t), row->updated_ms);
+        mcpd_admin_time_text(t, sizeof(t), row->updated_ms);
         json_object_set_new(o, "updated", json_string(t));
         if (row->refreshed_ms > 0) {
-            fmt_time(t, sizeof(t), row->refreshed_ms);
+            mcpd_admin_time_text(t, sizeof(t), row->refreshed_ms);
             json_object_set_new(o, "refreshed", json_string(t));
         }
         if (row->scopes[0])
@@ -222,7 +209,7 @@ static int cmd_list(struct cli *c, bool json)
         for (size_t i = 0; i < n; i++) {
             char t[32];
 
-            fmt_time(t, sizeof(t), rows[i].expires_ms);
+            mcpd_admin_time_text(t, sizeof(t), rows[i].expires_ms);
             printf("%-24s %-8s %-16s %-9s %s\n", rows[i].name, mcpd_cred_kind_name(rows[i].kind),
                    rows[i].provider[0] ? rows[i].provider : "-",
                    mcpd_cred_status_name(rows[i].status), t);

@@ -787,8 +787,8 @@ int mcpd__cfg_strlist(struct ctx *c, yaml_node_t *v, const char *path, const str
     return 0;
 }
 
-static int f_args(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                  void *base)
+int mcpd__cfg_f_args(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                     void *base)
 {
     return mcpd__cfg_strlist(c, v, path, f, base, false);
 }
@@ -830,8 +830,8 @@ static int f_url(struct ctx *c, yaml_node_t *v, const char *path, const struct f
     return check_url(c, mcpd__cfg_node_line(v), mcpd__cfg_node_col(v), path, s->url);
 }
 
-static int f_section(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                     void *base)
+int mcpd__cfg_f_section(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                        void *base)
 {
     return mcpd__cfg_walk_mapping(c, v, path, f->sub, base);
 }
@@ -885,12 +885,22 @@ static const char *split_listen(char *s, char **host, int *port)
     return NULL;
 }
 
-/* A TLS file: made relative to the config file, then checked for reading (and, for the key, mode).
- */
-static int tls_file(struct ctx *c, yaml_node_t *v, const char *path, char **out, bool key)
+int mcpd__cfg_relative(struct ctx *c, char **path)
 {
     const char *slash = strrchr(c->name, '/');
-    struct stat st;
+    char *p;
+
+    if (*path == NULL || (*path)[0] == '/' || slash == NULL)
+        return 0;
+    if (asprintf(&p, "%.*s/%s", (int)(slash - c->name), c->name, *path) < 0)
+        return mcpd__cfg_oom(c);
+    free(*path);
+    *path = p;
+    return 0;
+}
+
+int mcpd__cfg_path(struct ctx *c, yaml_node_t *v, const char *path, char **out)
+{
     char *s;
     int rc;
 
@@ -902,14 +912,18 @@ static int tls_file(struct ctx *c, yaml_node_t *v, const char *path, char **out,
     }
     free(*out);
     *out = s;
-    if (s[0] != '/' && slash) {
-        if (asprintf(out, "%.*s/%s", (int)(slash - c->name), c->name, s) < 0) {
-            *out = NULL;
-            free(s);
-            return mcpd__cfg_oom(c);
-        }
-        free(s);
-    }
+    return mcpd__cfg_relative(c, out);
+}
+
+/* A TLS file: made relative to the config file, then checked for reading (and, for the key, mode).
+ */
+static int tls_file(struct ctx *c, yaml_node_t *v, const char *path, char **out, bool key)
+{
+    struct stat st;
+    int rc;
+
+    if ((rc = mcpd__cfg_path(c, v, path, out)) != 0)
+        return rc;
     if (stat(*out, &st) != 0 || access(*out, R_OK) != 0)
         return mcpd__cfg_fail(c, v, "key '%s': cannot read %s: %s", path, *out, strerror(errno));
     if (!S_ISREG(st.st_mode))
@@ -1055,17 +1069,13 @@ static int check_header_value(struct ctx *c, int line, int col, const char *path
                : 0;
 }
 
-/* How one kind of name -> string map checks its names and values (env, headers). */
-typedef int (*name_check_fn)(struct ctx *c, int line, int col, const char *path, const char *name);
-
-static int no_value_check(struct ctx *c, int line, int col, const char *path, const char *v)
+int mcpd__cfg_no_check(struct ctx *c, int line, int col, const char *path, const char *v)
 {
     return 0;
 }
 
-/* A YAML mapping of strings into (*arr, *n), names and values checked. */
-static int yaml_kvs(struct ctx *c, yaml_node_t *v, const char *path, struct mcpd_kv **arr,
-                    size_t *n, name_check_fn check_key, name_check_fn check_value)
+int mcpd__cfg_kvs(struct ctx *c, yaml_node_t *v, const char *path, struct mcpd_kv **arr, size_t *n,
+                  mcpd__cfg_check_fn check_key, mcpd__cfg_check_fn check_value)
 {
     char sub[KEY_PATH_MAX];
     yaml_node_pair_t *p;
@@ -1100,7 +1110,8 @@ static int f_headers(struct ctx *c, yaml_node_t *v, const char *path, const stru
                      void *base)
 {
     struct mcpd_server_config *s = base;
-    return yaml_kvs(c, v, path, &s->headers, &s->nheaders, check_header_name, check_header_value);
+    return mcpd__cfg_kvs(c, v, path, &s->headers, &s->nheaders, check_header_name,
+                         check_header_value);
 }
 
 static int f_share(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
@@ -1155,13 +1166,13 @@ static int f_transport(struct ctx *c, yaml_node_t *v, const char *path, const st
 static int f_env(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f, void *base)
 {
     struct mcpd_server_config *s = base;
-    return yaml_kvs(c, v, path, &s->env, &s->nenv, check_env_name, no_value_check);
+    return mcpd__cfg_kvs(c, v, path, &s->env, &s->nenv, check_env_name, mcpd__cfg_no_check);
 }
 
 static const struct field server_fields[] = {
     { .key = "command", .fn = f_command, .off = offsetof(struct mcpd_server_config, command) },
     { .key = "args",
-      .fn = f_args,
+      .fn = mcpd__cfg_f_args,
       .off = offsetof(struct mcpd_server_config, args),
       .off2 = offsetof(struct mcpd_server_config, nargs) },
     { .key = "env", .fn = f_env },
@@ -1389,14 +1400,14 @@ static int f_agents(struct ctx *c, yaml_node_t *v, const char *path, const struc
 
 static const struct field top_fields[] = {
     { .key = "listen", .fn = f_listen },
-    { .key = "http", .fn = f_section, .sub = http_fields },
+    { .key = "http", .fn = mcpd__cfg_f_section, .sub = http_fields },
     { .key = "log_level", .fn = f_log_level, .off = CFG(log_level) },
     { .key = "servers", .fn = f_servers },
-    { .key = "catalog", .fn = f_section, .sub = catalog_fields },
-    { .key = "limits", .fn = f_section, .sub = limits_fields },
+    { .key = "catalog", .fn = mcpd__cfg_f_section, .sub = catalog_fields },
+    { .key = "limits", .fn = mcpd__cfg_f_section, .sub = limits_fields },
     { .key = "store", .fn = mcpd__cfg_f_store },
-    { .key = "audit", .fn = f_section, .sub = mcpd__cfg_audit_fields },
-    { .key = "auth", .fn = f_section, .sub = mcpd__cfg_auth_fields },
+    { .key = "audit", .fn = mcpd__cfg_f_section, .sub = mcpd__cfg_audit_fields },
+    { .key = "auth", .fn = mcpd__cfg_f_section, .sub = mcpd__cfg_auth_fields },
     { .key = "roles", .fn = mcpd__cfg_f_roles },
     { .key = "bots", .fn = mcpd__cfg_f_bots },
     { .key = "agents", .fn = f_agents },
@@ -1599,7 +1610,7 @@ static int json_args(struct ctx *c, json_t *v, const char *path, struct mcpd_ser
 
 /* A JSON object of strings into (*arr, *n), names checked by `check_name`. */
 static int json_kvs(struct ctx *c, json_t *v, const char *path, struct mcpd_kv **arr, size_t *n,
-                    name_check_fn check_key, name_check_fn check_value)
+                    mcpd__cfg_check_fn check_key, mcpd__cfg_check_fn check_value)
 {
     char sub[KEY_PATH_MAX];
     const char *key;
@@ -1644,7 +1655,7 @@ static int json_server_key(struct ctx *c, const char *key, json_t *v, const char
     if (strcmp(key, "args") == 0)
         return json_args(c, v, sub, s);
     if (strcmp(key, "env") == 0)
-        return json_kvs(c, v, sub, &s->env, &s->nenv, check_env_name, no_value_check);
+        return json_kvs(c, v, sub, &s->env, &s->nenv, check_env_name, mcpd__cfg_no_check);
     if (strcmp(key, "cwd") == 0) {
         if ((rc = json_string_dup(c, v, sub, &s->cwd)) != 0)
             return rc;
@@ -1795,6 +1806,35 @@ static int finish(struct ctx *c)
     return rc;
 }
 
+void mcpd__cfg_ctx_init(struct ctx *c, const char *name, struct mcpd_diag *diag,
+                        struct mcpd_diag *scratch)
+{
+    memset(c, 0, sizeof(*c));
+    c->diag = diag ? diag : scratch;
+    c->name = name;
+    memset(c->diag, 0, sizeof(*c->diag));
+}
+
+int mcpd__cfg_read_fd(struct ctx *c, int fd, struct mcpd_buf *b)
+{
+    char chunk[16384];
+    ssize_t r;
+    int rc = 0;
+
+    mcpd_buf_init(b, (size_t)MCPD_MAX_CONFIG_FILE);
+    while (rc == 0 && (r = read(fd, chunk, sizeof(chunk))) != 0) {
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            rc = mcpd__cfg_failat(c, 0, 0, "cannot read: %s", strerror(errno));
+        else if ((rc = mcpd_buf_append(b, chunk, (size_t)r)) == MCPD_ENOMEM)
+            rc = mcpd__cfg_oom(c);
+        else if (rc != 0)
+            rc = mcpd__cfg_failat(c, 0, 0, "file is larger than %u bytes", MCPD_MAX_CONFIG_FILE);
+    }
+    return rc;
+}
+
 int mcpd_config_parse(struct mcpd_config **out, const char *name, const char *data, size_t len,
                       struct mcpd_diag *diag)
 {
@@ -1804,10 +1844,7 @@ int mcpd_config_parse(struct mcpd_config **out, const char *name, const char *da
     int rc;
 
     *out = NULL;
-    memset(&c, 0, sizeof(c));
-    c.diag = diag ? diag : &scratch;
-    c.name = name ? name : "<config>";
-    memset(c.diag, 0, sizeof(*c.diag));
+    mcpd__cfg_ctx_init(&c, name ? name : "<config>", diag, &scratch);
     if (len > (size_t)MCPD_MAX_CONFIG_FILE)
         return mcpd__cfg_failat(&c, 0, 0, "file is larger than %u bytes", MCPD_MAX_CONFIG_FILE);
     while (i < len && strchr(" \t\r\n", data[i]) != NULL && data[i] != '\0')
@@ -1837,28 +1874,13 @@ int mcpd_config_load(struct mcpd_config **out, const char *path, struct mcpd_dia
     struct mcpd_diag scratch;
     struct mcpd_buf b;
     struct ctx c;
-    char chunk[16384];
-    ssize_t r;
-    int fd, rc = 0;
+    int fd, rc;
 
     *out = NULL;
-    memset(&c, 0, sizeof(c));
-    c.diag = diag ? diag : &scratch;
-    c.name = path;
-    memset(c.diag, 0, sizeof(*c.diag));
+    mcpd__cfg_ctx_init(&c, path, diag, &scratch);
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
         return mcpd__cfg_failat(&c, 0, 0, "cannot open: %s", strerror(errno));
-    mcpd_buf_init(&b, (size_t)MCPD_MAX_CONFIG_FILE);
-    while (rc == 0 && (r = read(fd, chunk, sizeof(chunk))) != 0) {
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            rc = mcpd__cfg_failat(&c, 0, 0, "cannot read: %s", strerror(errno));
-        else if ((rc = mcpd_buf_append(&b, chunk, (size_t)r)) == MCPD_ENOMEM)
-            rc = mcpd__cfg_oom(&c);
-        else if (rc != 0)
-            rc = mcpd__cfg_failat(&c, 0, 0, "file is larger than %u bytes", MCPD_MAX_CONFIG_FILE);
-    }
+    rc = mcpd__cfg_read_fd(&c, fd, &b);
     close(fd);
     if (rc == 0)
         rc = mcpd_config_parse(out, path, b.p ? b.p : "", b.len, c.diag);
@@ -1866,7 +1888,7 @@ int mcpd_config_load(struct mcpd_config **out, const char *path, struct mcpd_dia
     return rc;
 }
 
-static void free_strv(char **v, size_t n)
+void mcpd__cfg_free_strv(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(v[i]);
@@ -1884,7 +1906,7 @@ void mcpd_config_free(struct mcpd_config *cfg)
         struct mcpd_server_config *s = &cfg->servers[i];
         free(s->name);
         free(s->command);
-        free_strv(s->args, s->nargs);
+        mcpd__cfg_free_strv(s->args, s->nargs);
         for (size_t j = 0; j < s->nenv; j++) {
             free(s->env[j].key);
             free(s->env[j].value);
@@ -1909,8 +1931,8 @@ void mcpd_config_free(struct mcpd_config *cfg)
     free(cfg->listen_tls_cert);
     free(cfg->listen_tls_key);
     free(cfg->http_path);
-    free_strv(cfg->allowed_origins, cfg->nallowed_origins);
-    free_strv(cfg->allowed_hosts, cfg->nallowed_hosts);
+    mcpd__cfg_free_strv(cfg->allowed_origins, cfg->nallowed_origins);
+    mcpd__cfg_free_strv(cfg->allowed_hosts, cfg->nallowed_hosts);
     free(cfg->separator);
     free(cfg);
 }

@@ -24,59 +24,53 @@
 #include "config_int.h"
 #include "store_cred.h"
 
-static int f_url(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f, void *base)
+/* A string into *dst (the old one freed) when ok(s); otherwise "key '<path>': <why>". */
+static int checked_string(struct ctx *c, yaml_node_t *v, const char *path, char **dst,
+                          bool (*ok)(const char *s), const char *why)
 {
-    char **dst = AT(base, f->off, char *);
     char *s;
     int rc;
 
     if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
         return rc;
-    if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) {
+    if (!ok(s)) {
         free(s);
-        return mcpd__cfg_fail(c, v, "key '%s': must be an http:// or https:// URL", path);
+        return mcpd__cfg_fail(c, v, "key '%s': %s", path, why);
     }
     free(*dst);
     *dst = s;
     return 0;
+}
+
+static bool is_http_url(const char *s)
+{
+    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+static bool is_grant(const char *s)
+{
+    return strcmp(s, "code") == 0 || strcmp(s, "device") == 0 ||
+           strcmp(s, "client_credentials") == 0;
+}
+
+static int f_url(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f, void *base)
+{
+    return checked_string(c, v, path, AT(base, f->off, char *), is_http_url,
+                          "must be an http:// or https:// URL");
 }
 
 static int f_cred_name(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                        void *base)
 {
-    char **dst = AT(base, f->off, char *);
-    char *s;
-    int rc;
-
-    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
-        return rc;
-    if (!mcpd_cred_name_valid(s)) {
-        free(s);
-        return mcpd__cfg_fail(
-            c, v, "key '%s': a credential name must match ^[a-z0-9][a-z0-9_-]{0,63}$", path);
-    }
-    free(*dst);
-    *dst = s;
-    return 0;
+    return checked_string(c, v, path, AT(base, f->off, char *), mcpd_cred_name_valid,
+                          "a credential name must match ^[a-z0-9][a-z0-9_-]{0,63}$");
 }
 
 static int f_grant(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                    void *base)
 {
-    char **dst = AT(base, f->off, char *);
-    char *s;
-    int rc;
-
-    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
-        return rc;
-    if (strcmp(s, "code") != 0 && strcmp(s, "device") != 0 &&
-        strcmp(s, "client_credentials") != 0) {
-        free(s);
-        return mcpd__cfg_fail(c, v, "key '%s': must be code, device or client_credentials", path);
-    }
-    free(*dst);
-    *dst = s;
-    return 0;
+    return checked_string(c, v, path, AT(base, f->off, char *), is_grant,
+                          "must be code, device or client_credentials");
 }
 
 static int f_scopes(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
@@ -164,31 +158,9 @@ int mcpd__cfg_f_oauth_providers(struct ctx *c, yaml_node_t *v, const char *path,
 int mcpd__cfg_f_master_key_file(struct ctx *c, yaml_node_t *v, const char *path,
                                 const struct field *f, void *base)
 {
-    const char *slash = strrchr(c->name, '/');
-    char *s;
-    int rc;
-
     (void)f;
-    (void)base;
-    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
-        return rc;
-    if (s[0] == '\0') {
-        free(s);
-        return mcpd__cfg_fail(c, v, "key '%s': must not be empty", path);
-    }
-    free(c->cfg->master_key_file);
-    c->cfg->master_key_file = s;
-    if (s[0] != '/' && slash) { /* relative to the config file, like store: */
-        int n = (int)(slash - c->name);
-
-        if (asprintf(&c->cfg->master_key_file, "%.*s/%s", n, c->name, s) < 0) {
-            c->cfg->master_key_file = NULL;
-            free(s);
-            return mcpd__cfg_oom(c);
-        }
-        free(s);
-    }
-    return 0;
+    (void)base; /* relative to the config file, like store: */
+    return mcpd__cfg_path(c, v, path, &c->cfg->master_key_file);
 }
 
 int mcpd__cfg_f_credential(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,

@@ -65,6 +65,26 @@ int mcpd__cfg_walk_mapping(struct ctx *c, yaml_node_t *n, const char *path,
 int mcpd__cfg_strlist(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                       void *base, bool tokens);
 int mcpd__cfg_check_name(struct ctx *c, int line, int col, const char *name);
+/* A relative *path (owned) joined to the configuration file's folder; NULL, absolute: unchanged. */
+int mcpd__cfg_relative(struct ctx *c, char **path);
+/* A non-empty path scalar into *out (the old value freed), relative to the configuration file. */
+int mcpd__cfg_path(struct ctx *c, yaml_node_t *v, const char *path, char **out);
+/* A zeroed context naming `name` in diagnostics, into diag (or scratch, when diag is NULL). */
+void mcpd__cfg_ctx_init(struct ctx *c, const char *name, struct mcpd_diag *diag,
+                        struct mcpd_diag *scratch);
+/* How one kind of name -> string map checks its names and values (env, headers). */
+typedef int (*mcpd__cfg_check_fn)(struct ctx *c, int line, int col, const char *path,
+                                  const char *s);
+/* A checker that accepts everything. */
+int mcpd__cfg_no_check(struct ctx *c, int line, int col, const char *path, const char *s);
+/* A YAML mapping of strings into (*arr, *n) (new array, its count), names and values checked. */
+int mcpd__cfg_kvs(struct ctx *c, yaml_node_t *v, const char *path, struct mcpd_kv **arr, size_t *n,
+                  mcpd__cfg_check_fn check_key, mcpd__cfg_check_fn check_value);
+/* Frees n strings and their array. */
+void mcpd__cfg_free_strv(char **v, size_t n);
+struct mcpd_buf;
+/* The whole of fd into b (initialised here, capped at MCPD_MAX_CONFIG_FILE; dispose it). */
+int mcpd__cfg_read_fd(struct ctx *c, int fd, struct mcpd_buf *b);
 
 int mcpd__cfg_f_bool(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                      void *base);
@@ -76,6 +96,12 @@ int mcpd__cfg_f_duration(struct ctx *c, yaml_node_t *v, const char *path, const 
                          void *base);
 int mcpd__cfg_f_string(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                        void *base);
+/* A list of strings (any text) into base + off, its count at base + off2. */
+int mcpd__cfg_f_args(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                     void *base);
+/* A nested mapping, walked against f->sub into the same base. */
+int mcpd__cfg_f_section(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                        void *base);
 
 /*
  * Parses one YAML document (prescan, single document, mapping at the top)

@@ -327,28 +327,9 @@ int mcpd__cfg_f_dimensions(struct ctx *c, yaml_node_t *v, const char *path, cons
 int mcpd__cfg_f_store(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                       void *base)
 {
-    const char *slash = strrchr(c->name, '/');
-    char *s;
-    int rc;
-
-    if ((rc = mcpd__cfg_scalar(c, v, path, &s)) != 0)
-        return rc;
-    if (s[0] == '\0') {
-        free(s);
-        return mcpd__cfg_fail(c, v, "key '%s': must not be empty", path);
-    }
-    free(c->cfg->store_path);
-    c->cfg->store_path = s;
-    if (s[0] != '/' && slash) {
-        int n = (int)(slash - c->name);
-        if (asprintf(&c->cfg->store_path, "%.*s/%s", n, c->name, s) < 0) {
-            c->cfg->store_path = NULL;
-            free(s);
-            return mcpd__cfg_oom(c);
-        }
-        free(s);
-    }
-    return 0;
+    (void)f;
+    (void)base;
+    return mcpd__cfg_path(c, v, path, &c->cfg->store_path);
 }
 
 /* Durations with a day unit too ("30d"). */

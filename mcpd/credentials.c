@@ -468,6 +468,25 @@ static void refresh_failed(struct cred *cr, bool refused, const char *line)
         uv_timer_start(&cr->timer, on_refresh_timer, 30000, 0);
 }
 
+/*
+ * A token answer taken into the credential (the strings move, tok keeps the
+ * rest): the access token, the refresh token (when the answer has one, or
+ * always with replace_refresh), the expiry, status ok.
+ */
+static void take_tokens(struct cred *cr, struct mcpd_oauth_token *tok, bool replace_refresh)
+{
+    set_secret(cr, &cr->secret, tok->access_token);
+    tok->access_token = NULL;
+    if (replace_refresh || tok->refresh_token != NULL) {
+        set_secret(cr, &cr->refresh_token, tok->refresh_token);
+        tok->refresh_token = NULL;
+    }
+    cr->expires_ms = tok->expires_ms;
+    cr->refreshed_ms = now_ms();
+    cr->status = MCPD_CRED_STATUS_OK;
+    cr->last_error[0] = '\0';
+}
+
 static void on_refresh_headers(struct mcpd_http_call *call, int status, const char *ct, void *data)
 {
     struct cred *cr = data;
@@ -512,16 +531,7 @@ static void on_refresh_done(struct mcpd_http_call *call, int result, const char 
         refresh_failed(cr, r == MCPD_EDENIED, line);
         return;
     }
-    set_secret(cr, &cr->secret, tok.access_token);
-    tok.access_token = NULL;
-    if (tok.refresh_token != NULL) { /* rotated */
-        set_secret(cr, &cr->refresh_token, tok.refresh_token);
-        tok.refresh_token = NULL;
-    }
-    cr->expires_ms = tok.expires_ms;
-    cr->refreshed_ms = now_ms();
-    cr->status = MCPD_CRED_STATUS_OK;
-    cr->last_error[0] = '\0';
+    take_tokens(cr, &tok, false); /* a refresh token only when rotated */
     cr->refreshing = false;
     LOG_INFO("credentials", "credential=%s refreshed (expires in %lld s)", cr->name,
              cr->expires_ms ? (long long)(cr->expires_ms - cr->refreshed_ms) / 1000 : -1LL);
@@ -1038,14 +1048,7 @@ static void on_cb_done(struct mcpd_http_call *call, int result, const char *why,
         exchange_free(x);
         return;
     }
-    set_secret(cr, &cr->secret, tok.access_token);
-    tok.access_token = NULL;
-    set_secret(cr, &cr->refresh_token, tok.refresh_token);
-    tok.refresh_token = NULL;
-    cr->expires_ms = tok.expires_ms;
-    cr->refreshed_ms = now_ms();
-    cr->status = MCPD_CRED_STATUS_OK;
-    cr->last_error[0] = '\0';
+    take_tokens(cr, &tok, true);
     LOG_INFO("credentials", "credential=%s authorized through /oauth/callback", cr->name);
     schedule(cr);
     wake_waiters(cr, 0, NULL);

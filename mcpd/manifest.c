@@ -410,12 +410,6 @@ static int f_strlist(struct ctx *c, yaml_node_t *v, const char *path, const stru
     return mcpd__cfg_strlist(c, v, path, f, base, true);
 }
 
-static int f_args(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                  void *base)
-{
-    return mcpd__cfg_strlist(c, v, path, f, base, false);
-}
-
 static int f_json(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                   void *base)
 {
@@ -473,12 +467,6 @@ static const struct field response_fields[] = {
     { .key = NULL },
 };
 
-static int f_section(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
-                     void *base)
-{
-    return mcpd__cfg_walk_mapping(c, v, path, f->sub, base);
-}
-
 static const struct field op_fields[] = {
     { .key = "description", .fn = mcpd__cfg_f_string, .off = OP(description) },
     { .key = "input", .fn = f_json, .off = OP(input) },
@@ -487,7 +475,7 @@ static const struct field op_fields[] = {
     { .key = "query", .fn = f_strlist, .off = OP(query.v), .off2 = OP(query.n) },
     { .key = "body", .fn = f_strlist, .off = OP(body.v), .off2 = OP(body.n) },
     { .key = "headers", .fn = f_headers },
-    { .key = "response", .fn = f_section, .sub = response_fields },
+    { .key = "response", .fn = mcpd__cfg_f_section, .sub = response_fields },
     { .key = NULL },
 };
 
@@ -716,7 +704,7 @@ static int f_dims(struct ctx *c, yaml_node_t *v, const char *path, const struct 
 
 static const struct field exec_fields[] = {
     { .key = "command", .fn = mcpd__cfg_f_string, .off = M(exec_command) },
-    { .key = "args", .fn = f_args, .off = M(exec_args), .off2 = M(nexec_args) },
+    { .key = "args", .fn = mcpd__cfg_f_args, .off = M(exec_args), .off2 = M(nexec_args) },
     { .key = NULL },
 };
 
@@ -734,7 +722,7 @@ static const struct field manifest_fields[] = {
     { .key = "auth", .fn = f_auth },
     { .key = "dimensions", .fn = f_dims },
     { .key = "operations", .fn = f_operations },
-    { .key = "exec", .fn = f_section, .sub = exec_fields },
+    { .key = "exec", .fn = mcpd__cfg_f_section, .sub = exec_fields },
     { .key = NULL },
 };
 

@@ -8,20 +8,17 @@
  *          created_ms, rotated_ms, online, last_online_ms)
  *   agent_resources(name PRIMARY KEY, agent, grp, created_ms)
  *
- * Keys are made like bot keys (mcpd__store_new_key) with the prefix "ak_"
- * and a hint of the first 8 and last 4 characters.
+ * Agents are keyed identities like bots (store_keyed.c): the same names,
+ * changes and messages, keys with the prefix "ak_" and a hint of the first
+ * 8 and last 4 characters.
  */
-#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
-#include "error.h"
 #include "store.h"
 #include "store_db.h"
-
-#define NAME_MAX_LEN 32
+#include "store_keyed.h"
 
 static const char agents_schema_sql[] = "CREATE TABLE IF NOT EXISTS agents ("
                                         " name TEXT PRIMARY KEY NOT NULL,"
@@ -43,155 +40,36 @@ int mcpd__store_agents_schema(sqlite3 *db, char *err, size_t errcap)
     return mcpd__store_db_exec(db, agents_schema_sql, err, errcap);
 }
 
-enum op { OP_CREATE, OP_ROTATE, OP_DISABLE, OP_ENABLE, OP_DELETE };
-
-static const char *const op_sql[] = {
-    [OP_CREATE] = ("INSERT INTO agents(name, key_hash, key_hint, disabled, created_ms) "
-                   "VALUES(?1, ?2, ?3, 0, ?4)"),
-    [OP_ROTATE] = "UPDATE agents SET key_hash = ?2, key_hint = ?3, rotated_ms = ?4 WHERE name = ?1",
-    [OP_DISABLE] = "UPDATE agents SET disabled = 1 WHERE name = ?1",
-    [OP_ENABLE] = "UPDATE agents SET disabled = 0 WHERE name = ?1",
-    [OP_DELETE] = "DELETE FROM agents WHERE name = ?1",
+static const struct mcpd__keyed_kind agent_kind = {
+    .table = "agents",
+    .noun = "agent",
+    .prefix = MCPD_AGENT_KEY_PREFIX,
+    .hint_head = 8,
+    .key_len = MCPD_AGENT_KEY_LEN,
 };
-
-/* ^[a-z0-9][a-z0-9-]{0,31}$ */
-static bool name_valid(const char *name)
-{
-    size_t i;
-
-    if (name == NULL || name[0] == '-' || name[0] == '\0')
-        return false;
-    for (i = 0; name[i] != '\0'; i++) {
-        char c = name[i];
-        if (i >= NAME_MAX_LEN)
-            return false;
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-static int user_error(char *err, size_t errcap, const char *pre, const char *name, const char *post)
-{
-    char shown[48];
-    size_t i, n = 0;
-
-    for (i = 0; name != NULL && name[i] != '\0' && n + 4 < sizeof(shown); i++) {
-        char c = name[i];
-        if (i == 40) {
-            memcpy(shown + n, "...", 3);
-            n += 3;
-            break;
-        }
-        shown[n++] = (c < 0x20 || c >= 0x7f || c == '"') ? '?' : c;
-    }
-    shown[n] = '\0';
-    snprintf(err, errcap, "%s\"%s\"%s", pre, shown, post);
-    return MCPD_ECONFIG;
-}
-
-static int check_name(const char *name, char *err, size_t errcap)
-{
-    if (name_valid(name))
-        return 0;
-    return user_error(err, errcap, "invalid agent name ", name,
-                      ": must match ^[a-z0-9][a-z0-9-]{0,31}$");
-}
-
-/* Runs one change and bumps the generation, in one transaction. */
-static int change(struct mcpd_store *st, enum op op, const char *name, const unsigned char *hash,
-                  const char *hint, char *err, size_t errcap)
-{
-    sqlite3 *db = mcpd__store_sqlite(st);
-    sqlite3_stmt *q = NULL;
-    int r, rc;
-
-    if ((r = mcpd__store_db_begin(db, err, errcap)) != 0)
-        return r;
-    rc = sqlite3_prepare_v2(db, op_sql[op], -1, &q, NULL);
-    if (rc == SQLITE_OK)
-        rc = mcpd__store_db_bind_text(q, 1, name, strlen(name));
-    if (rc == SQLITE_OK && hash != NULL) {
-        rc = sqlite3_bind_blob(q, 2, hash, 32, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-            rc = mcpd__store_db_bind_text(q, 3, hint, strlen(hint));
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(q, 4, mcpd__store_db_now_ms());
-    }
-    if (rc != SQLITE_OK) {
-        r = mcpd__store_db_fail(db, "agents", err, errcap);
-        goto out;
-    }
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT) {
-        r = user_error(err, errcap, "agent ", name, " already exists");
-        goto out;
-    }
-    if (rc != SQLITE_DONE) {
-        r = mcpd__store_db_fail(db, "agents", err, errcap);
-        goto out;
-    }
-    if (sqlite3_changes(db) == 0) {
-        r = user_error(err, errcap, "no agent named ", name, "");
-        goto out;
-    }
-    r = mcpd__store_db_exec(db,
-                            "UPDATE store_meta SET v = v + 1 WHERE k = 'generation';"
-                            "COMMIT",
-                            err, errcap);
-out:
-    sqlite3_finalize(q);
-    if (r != 0)
-        mcpd__store_db_rollback(db);
-    return r;
-}
-
-static int keyed_change(struct mcpd_store *st, enum op op, const char *name, char *key_out,
-                        char *err, size_t errcap)
-{
-    unsigned char hash[32];
-    char hint[24];
-    int r;
-
-    if ((r = check_name(name, err, errcap)) != 0)
-        return r;
-    if ((r = mcpd__store_new_key(MCPD_AGENT_KEY_PREFIX, 8, key_out, hash, hint, err, errcap)) != 0)
-        return r;
-    r = change(st, op, name, hash, hint, err, errcap);
-    if (r != 0)
-        OPENSSL_cleanse(key_out, MCPD_AGENT_KEY_LEN + 1);
-    return r;
-}
 
 int mcpd_store_agent_create(struct mcpd_store *st, const char *name, char *key_out, char *err,
                             size_t errcap)
 {
-    return keyed_change(st, OP_CREATE, name, key_out, err, errcap);
+    return mcpd__keyed_change(st, &agent_kind, MCPD__KEYED_CREATE, name, key_out, err, errcap);
 }
 
 int mcpd_store_agent_rotate(struct mcpd_store *st, const char *name, char *key_out, char *err,
                             size_t errcap)
 {
-    return keyed_change(st, OP_ROTATE, name, key_out, err, errcap);
+    return mcpd__keyed_change(st, &agent_kind, MCPD__KEYED_ROTATE, name, key_out, err, errcap);
 }
 
 int mcpd_store_agent_set_disabled(struct mcpd_store *st, const char *name, bool disabled, char *err,
                                   size_t errcap)
 {
-    int r = check_name(name, err, errcap);
-
-    if (r != 0)
-        return r;
-    return change(st, disabled ? OP_DISABLE : OP_ENABLE, name, NULL, NULL, err, errcap);
+    return mcpd__keyed_change(st, &agent_kind, disabled ? MCPD__KEYED_DISABLE : MCPD__KEYED_ENABLE,
+                              name, NULL, err, errcap);
 }
 
 int mcpd_store_agent_delete(struct mcpd_store *st, const char *name, char *err, size_t errcap)
 {
-    int r = check_name(name, err, errcap);
-
-    if (r != 0)
-        return r;
-    return change(st, OP_DELETE, name, NULL, NULL, err, errcap);
+    return mcpd__keyed_change(st, &agent_kind, MCPD__KEYED_DELETE, name, NULL, err, errcap);
 }
 
 /* ---- status and resources (no generation bump) ----------------------------------------------- */
@@ -243,170 +121,85 @@ int mcpd_store_agent_add_resource(struct mcpd_store *st, const char *agent, cons
 
 /* ---- reading --------------------------------------------------------------------------------- */
 
-static void copy_text(char *dst, size_t cap, sqlite3_stmt *q, int col)
+/* One row; a hash of the wrong size (an edited file) becomes a disabled, unmatchable row. */
+static void read_agent(sqlite3_stmt *q, void *p)
 {
-    const unsigned char *s = sqlite3_column_text(q, col);
-    int len = sqlite3_column_bytes(q, col);
-    size_t n = s == NULL || len < 0 ? 0 : (size_t)len;
+    struct mcpd_agent_row *row = p;
+    const void *hash = sqlite3_column_blob(q, 1);
 
-    if (n >= cap)
-        n = cap - 1;
-    if (n > 0)
-        memcpy(dst, s, n);
-    dst[n] = '\0';
+    mcpd__store_db_column_text(row->name, sizeof(row->name), q, 0);
+    mcpd__store_db_column_text(row->key_hint, sizeof(row->key_hint), q, 2);
+    row->disabled = sqlite3_column_int64(q, 3) != 0;
+    row->created_ms = sqlite3_column_int64(q, 4);
+    row->rotated_ms = sqlite3_column_int64(q, 5);
+    row->online = sqlite3_column_int64(q, 6) != 0;
+    row->last_online_ms = sqlite3_column_int64(q, 7);
+    row->nresources = (unsigned)sqlite3_column_int64(q, 8);
+    if (hash != NULL && sqlite3_column_bytes(q, 1) == 32)
+        memcpy(row->key_hash, hash, 32);
+    else
+        row->disabled = true;
 }
 
-static int select_agents(sqlite3 *db, struct mcpd_agent_row **out, size_t *nout, char *err,
-                         size_t errcap)
-{
-    sqlite3_stmt *q = NULL;
-    struct mcpd_agent_row *rows = NULL, *p;
-    size_t n = 0, cap = 0;
-    int r = 0, rc;
-
-    *out = NULL;
-    *nout = 0;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT a.name, a.key_hash, a.key_hint, a.disabled, a.created_ms, "
-                           "a.rotated_ms, a.online, a.last_online_ms, "
-                           "(SELECT count(*) FROM agent_resources r WHERE r.agent = a.name) "
-                           "FROM agents a ORDER BY a.name",
-                           -1, &q, NULL) != SQLITE_OK)
-        return mcpd__store_db_fail(db, "agents", err, errcap);
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        struct mcpd_agent_row *row;
-        const void *hash = sqlite3_column_blob(q, 1);
-
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            if ((p = realloc(rows, cap * sizeof(*p))) == NULL) {
-                snprintf(err, errcap, "out of memory");
-                r = MCPD_ENOMEM;
-                goto out;
-            }
-            rows = p;
-        }
-        row = &rows[n++];
-        memset(row, 0, sizeof(*row));
-        copy_text(row->name, sizeof(row->name), q, 0);
-        copy_text(row->key_hint, sizeof(row->key_hint), q, 2);
-        row->disabled = sqlite3_column_int64(q, 3) != 0;
-        row->created_ms = sqlite3_column_int64(q, 4);
-        row->rotated_ms = sqlite3_column_int64(q, 5);
-        row->online = sqlite3_column_int64(q, 6) != 0;
-        row->last_online_ms = sqlite3_column_int64(q, 7);
-        row->nresources = (unsigned)sqlite3_column_int64(q, 8);
-        if (hash != NULL && sqlite3_column_bytes(q, 1) == 32)
-            memcpy(row->key_hash, hash, 32);
-        else
-            row->disabled = true;
-    }
-    if (rc != SQLITE_DONE)
-        r = mcpd__store_db_fail(db, "agents", err, errcap);
-out:
-    sqlite3_finalize(q);
-    if (r != 0) {
-        free(rows);
-        return r;
-    }
-    *out = rows;
-    *nout = n;
-    return 0;
-}
+static const struct mcpd__store_query agent_query = {
+    .sql = "SELECT a.name, a.key_hash, a.key_hint, a.disabled, a.created_ms, "
+           "a.rotated_ms, a.online, a.last_online_ms, "
+           "(SELECT count(*) FROM agent_resources r WHERE r.agent = a.name) "
+           "FROM agents a ORDER BY a.name",
+    .what = "agents",
+    .size = sizeof(struct mcpd_agent_row),
+    .read_row = read_agent,
+};
 
 int mcpd_store_agent_list(struct mcpd_store *st, struct mcpd_agent_row **rows, size_t *n, char *err,
                           size_t errcap)
 {
-    return select_agents(mcpd__store_sqlite(st), rows, n, err, errcap);
+    void *p;
+    int r = mcpd__store_select(mcpd__store_sqlite(st), &agent_query, &p, n, err, errcap);
+
+    *rows = p;
+    return r;
 }
 
 int mcpd__store_read_agents(struct mcpd_store *st, struct mcpd_agent_row **rows, size_t *n,
                             int64_t *gen, char *err, size_t errcap)
 {
-    sqlite3 *db = mcpd__store_sqlite(st);
-    int r;
+    void *p;
+    int r = mcpd__store_read_snapshot(st, &agent_query, &p, n, gen, err, errcap);
 
-    *rows = NULL;
-    *n = 0;
-    if ((r = mcpd__store_db_exec(db, "BEGIN", err, errcap)) != 0)
-        return r;
-    *gen = mcpd_store_generation(st);
-    if (*gen < 0) {
-        r = mcpd__store_db_fail(db, "generation", err, errcap);
-        goto out;
-    }
-    if ((r = select_agents(db, rows, n, err, errcap)) != 0)
-        goto out;
-    if ((r = mcpd__store_db_exec(db, "COMMIT", err, errcap)) != 0) {
-        free(*rows);
-        *rows = NULL;
-        *n = 0;
-    }
-out:
-    if (r != 0)
-        mcpd__store_db_rollback(db);
+    *rows = p;
     return r;
+}
+
+static void read_resource(sqlite3_stmt *q, void *p)
+{
+    struct mcpd_agent_resource_row *row = p;
+
+    mcpd__store_db_column_text(row->agent, sizeof(row->agent), q, 0);
+    mcpd__store_db_column_text(row->group, sizeof(row->group), q, 1);
+    mcpd__store_db_column_text(row->name, sizeof(row->name), q, 2);
+    row->created_ms = sqlite3_column_int64(q, 3);
 }
 
 int mcpd_store_agent_resources(struct mcpd_store *st, struct mcpd_agent_resource_row **out,
                                size_t *nout, char *err, size_t errcap)
 {
-    sqlite3 *db = mcpd__store_sqlite(st);
-    struct mcpd_agent_resource_row *rows = NULL, *p;
-    sqlite3_stmt *q = NULL;
-    size_t n = 0, cap = 0;
-    int r = 0, rc;
+    static const struct mcpd__store_query query = {
+        .sql = "SELECT agent, grp, name, created_ms FROM agent_resources ORDER BY name",
+        .what = "agent_resources",
+        .size = sizeof(struct mcpd_agent_resource_row),
+        .read_row = read_resource,
+    };
+    void *p;
+    int r = mcpd__store_select(mcpd__store_sqlite(st), &query, &p, nout, err, errcap);
 
-    *out = NULL;
-    *nout = 0;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT agent, grp, name, created_ms FROM agent_resources ORDER BY name",
-                           -1, &q, NULL) != SQLITE_OK)
-        return mcpd__store_db_fail(db, "agent_resources", err, errcap);
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            if ((p = realloc(rows, cap * sizeof(*p))) == NULL) {
-                snprintf(err, errcap, "out of memory");
-                r = MCPD_ENOMEM;
-                goto out;
-            }
-            rows = p;
-        }
-        memset(&rows[n], 0, sizeof(rows[n]));
-        copy_text(rows[n].agent, sizeof(rows[n].agent), q, 0);
-        copy_text(rows[n].group, sizeof(rows[n].group), q, 1);
-        copy_text(rows[n].name, sizeof(rows[n].name), q, 2);
-        rows[n].created_ms = sqlite3_column_int64(q, 3);
-        n++;
-    }
-    if (rc != SQLITE_DONE)
-        r = mcpd__store_db_fail(db, "agent_resources", err, errcap);
-out:
-    sqlite3_finalize(q);
-    if (r != 0) {
-        free(rows);
-        return r;
-    }
-    *out = rows;
-    *nout = n;
-    return 0;
+    *out = p;
+    return r;
 }
 
 const struct mcpd_agent_row *mcpd_store_agent_find(const struct mcpd_agent_row *rows, size_t n,
                                                    const char *key, size_t len)
 {
-    static const unsigned char zero[32];
-    const struct mcpd_agent_row *found = NULL;
-    unsigned char h[32];
-
-    mcpd_store_key_hash(h, key, len);
-    if (CRYPTO_memcmp(h, zero, 32) == 0)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (CRYPTO_memcmp(h, rows[i].key_hash, 32) == 0 && found == NULL)
-            found = &rows[i];
-    }
-    OPENSSL_cleanse(h, sizeof(h));
-    return found;
+    return mcpd__keyed_find(rows, n, sizeof(*rows), offsetof(struct mcpd_agent_row, key_hash), key,
+                            len);
 }

@@ -365,6 +365,15 @@ int64_t mcpd_cred_store_generation(struct mcpd_cred_store *cs)
 
 /* ---- changes --------------------------------------------------------------------------------- */
 
+/* Prepares sql into *q with `key` (a name or a state) bound to ?1; SQLITE_OK or sqlite's code. */
+static int prepare_bound(struct mcpd_cred_store *cs, const char *sql, const char *key,
+                         sqlite3_stmt **q)
+{
+    int rc = sqlite3_prepare_v2(cs->db, sql, -1, q, NULL);
+
+    return rc == SQLITE_OK ? mcpd__store_db_bind_text(*q, 1, key, strlen(key)) : rc;
+}
+
 static int need_key(struct mcpd_cred_store *cs, char *err, size_t errcap)
 {
     if (cs->has_key)
@@ -439,11 +448,10 @@ int mcpd_cred_store_add(struct mcpd_cred_store *cs, const char *name,
     }
     if ((r = mcpd__store_db_begin(cs->db, err, errcap)) != 0)
         goto out;
-    if (sqlite3_prepare_v2(cs->db,
-                           "INSERT INTO credentials(name, kind, provider, status, secret, "
-                           "created_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                           -1, &q, NULL) != SQLITE_OK ||
-        mcpd__store_db_bind_text(q, 1, name, strlen(name)) != SQLITE_OK ||
+    if (prepare_bound(cs,
+                      "INSERT INTO credentials(name, kind, provider, status, secret, "
+                      "created_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                      name, &q) != SQLITE_OK ||
         sqlite3_bind_text(q, 2, mcpd_cred_kind_name(kind), -1, SQLITE_STATIC) != SQLITE_OK ||
         mcpd__store_db_bind_text(q, 3, provider ? provider : "", provider ? strlen(provider) : 0) !=
             SQLITE_OK ||
@@ -471,18 +479,15 @@ int mcpd_cred_store_delete(struct mcpd_cred_store *cs, const char *name, char *e
         return r;
     if ((r = mcpd__store_db_begin(cs->db, err, errcap)) != 0)
         return r;
-    if (sqlite3_prepare_v2(cs->db, "DELETE FROM credential_pending WHERE name = ?1", -1, &q,
-                           NULL) != SQLITE_OK ||
-        mcpd__store_db_bind_text(q, 1, name, strlen(name)) != SQLITE_OK ||
+    if (prepare_bound(cs, "DELETE FROM credential_pending WHERE name = ?1", name, &q) !=
+            SQLITE_OK ||
         sqlite3_step(q) != SQLITE_DONE) {
         r = mcpd__store_db_fail(cs->db, "credentials", err, errcap);
         return finish(cs, q, r, err, errcap);
     }
     sqlite3_finalize(q);
     q = NULL;
-    if (sqlite3_prepare_v2(cs->db, "DELETE FROM credentials WHERE name = ?1", -1, &q, NULL) !=
-            SQLITE_OK ||
-        mcpd__store_db_bind_text(q, 1, name, strlen(name)) != SQLITE_OK)
+    if (prepare_bound(cs, "DELETE FROM credentials WHERE name = ?1", name, &q) != SQLITE_OK)
         return finish(cs, q, mcpd__store_db_fail(cs->db, "credentials", err, errcap), err, errcap);
     return finish(cs, q, run_change(cs, q, name, err, errcap), err, errcap);
 }
@@ -517,13 +522,12 @@ int mcpd_cred_store_set_tokens(struct mcpd_cred_store *cs, const char *name,
         r = r ? r : MCPD_ENOMEM;
         goto out;
     }
-    if (sqlite3_prepare_v2(cs->db,
-                           "UPDATE credentials SET secret = ?2, expires_ms = ?3, "
-                           "scopes = COALESCE(?4, scopes), status = 'ok', last_error = '', "
-                           "updated_ms = ?5, refreshed_ms = ?5, grant_type = COALESCE(?6, "
-                           "grant_type) WHERE name = ?1 AND kind = 'oauth2'",
-                           -1, &q, NULL) != SQLITE_OK ||
-        mcpd__store_db_bind_text(q, 1, name, strlen(name)) != SQLITE_OK ||
+    if (prepare_bound(cs,
+                      "UPDATE credentials SET secret = ?2, expires_ms = ?3, "
+                      "scopes = COALESCE(?4, scopes), status = 'ok', last_error = '', "
+                      "updated_ms = ?5, refreshed_ms = ?5, grant_type = COALESCE(?6, "
+                      "grant_type) WHERE name = ?1 AND kind = 'oauth2'",
+                      name, &q) != SQLITE_OK ||
         sqlite3_bind_blob(q, 2, blob, (int)bloblen, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(q, 3, expires_ms) != SQLITE_OK ||
         mcpd__store_db_bind_text(q, 4, scopes, scopes ? strlen(scopes) : 0) != SQLITE_OK ||
@@ -559,11 +563,10 @@ int mcpd_cred_store_set_status(struct mcpd_cred_store *cs, const char *name,
         return r;
     if ((r = mcpd__store_db_begin(cs->db, err, errcap)) != 0)
         return r;
-    if (sqlite3_prepare_v2(cs->db,
-                           "UPDATE credentials SET status = ?2, last_error = ?3, updated_ms = ?4 "
-                           "WHERE name = ?1",
-                           -1, &q, NULL) != SQLITE_OK ||
-        mcpd__store_db_bind_text(q, 1, name, strlen(name)) != SQLITE_OK ||
+    if (prepare_bound(cs,
+                      "UPDATE credentials SET status = ?2, last_error = ?3, updated_ms = ?4 "
+                      "WHERE name = ?1",
+                      name, &q) != SQLITE_OK ||
         sqlite3_bind_text(q, 2, mcpd_cred_status_name(status), -1, SQLITE_STATIC) != SQLITE_OK ||
         mcpd__store_db_bind_text(q, 3, last_error ? last_error : "",
                                  last_error ? strnlen(last_error, 255) : 0) != SQLITE_OK ||
@@ -573,18 +576,6 @@ int mcpd_cred_store_set_status(struct mcpd_cred_store *cs, const char *name,
 }
 
 /* ---- reading --------------------------------------------------------------------------------- */
-
-static void copy_col(char *dst, size_t cap, sqlite3_stmt *q, int col)
-{
-    const unsigned char *s = sqlite3_column_text(q, col);
-    size_t n = s ? (size_t)sqlite3_column_bytes(q, col) : 0;
-
-    if (n >= cap)
-        n = cap - 1;
-    if (n > 0)
-        memcpy(dst, s, n);
-    dst[n] = '\0';
-}
 
 #define ROW_COLUMNS                                                                             \
     "SELECT name, kind, provider, status, secret, expires_ms, scopes, created_ms, updated_ms, " \
@@ -597,20 +588,20 @@ static void read_row(struct mcpd_cred_store *cs, sqlite3_stmt *q, bool decrypt,
     int k;
 
     memset(row, 0, sizeof(*row));
-    copy_col(row->name, sizeof(row->name), q, 0);
-    copy_col(kind, sizeof(kind), q, 1);
+    mcpd__store_db_column_text(row->name, sizeof(row->name), q, 0);
+    mcpd__store_db_column_text(kind, sizeof(kind), q, 1);
     k = mcpd_cred_kind_parse(kind);
     row->kind = k > 0 ? (enum mcpd_credential_kind)k : MCPD_CRED_API_KEY;
-    copy_col(row->provider, sizeof(row->provider), q, 2);
-    copy_col(status, sizeof(status), q, 3);
+    mcpd__store_db_column_text(row->provider, sizeof(row->provider), q, 2);
+    mcpd__store_db_column_text(status, sizeof(status), q, 3);
     row->status = status_parse(status);
     row->expires_ms = sqlite3_column_int64(q, 5);
-    copy_col(row->scopes, sizeof(row->scopes), q, 6);
+    mcpd__store_db_column_text(row->scopes, sizeof(row->scopes), q, 6);
     row->created_ms = sqlite3_column_int64(q, 7);
     row->updated_ms = sqlite3_column_int64(q, 8);
     row->refreshed_ms = sqlite3_column_int64(q, 9);
-    copy_col(row->last_error, sizeof(row->last_error), q, 10);
-    copy_col(row->grant, sizeof(row->grant), q, 11);
+    mcpd__store_db_column_text(row->last_error, sizeof(row->last_error), q, 10);
+    mcpd__store_db_column_text(row->grant, sizeof(row->grant), q, 11);
     if (k < 0)
         row->damaged = true;
     else if (decrypt && cs->has_key)
@@ -643,8 +634,7 @@ int mcpd_cred_store_get(struct mcpd_cred_store *cs, const char *name, struct mcp
     memset(row, 0, sizeof(*row));
     if ((r = check_name(name, err, errcap)) != 0)
         return r;
-    if (sqlite3_prepare_v2(cs->db, ROW_COLUMNS "WHERE name = ?1", -1, &q, NULL) != SQLITE_OK ||
-        mcpd__store_db_bind_text(q, 1, name, strlen(name)) != SQLITE_OK) {
+    if (prepare_bound(cs, ROW_COLUMNS "WHERE name = ?1", name, &q) != SQLITE_OK) {
         r = mcpd__store_db_fail(cs->db, "credentials", err, errcap);
         goto out;
     }
@@ -735,11 +725,10 @@ int mcpd_cred_store_pending_add(struct mcpd_cred_store *cs, const char *state, c
         r = finish(cs, q, r, err, errcap);
         goto out;
     }
-    if (sqlite3_prepare_v2(cs->db,
-                           "INSERT INTO credential_pending(state, name, verifier, expires_ms) "
-                           "VALUES(?1, ?2, ?3, ?4)",
-                           -1, &q, NULL) != SQLITE_OK ||
-        mcpd__store_db_bind_text(q, 1, state, strlen(state)) != SQLITE_OK ||
+    if (prepare_bound(cs,
+                      "INSERT INTO credential_pending(state, name, verifier, expires_ms) "
+                      "VALUES(?1, ?2, ?3, ?4)",
+                      state, &q) != SQLITE_OK ||
         mcpd__store_db_bind_text(q, 2, name, strlen(name)) != SQLITE_OK ||
         sqlite3_bind_blob(q, 3, blob, (int)bloblen, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(q, 4, now + MCPD_CRED_PENDING_MS) != SQLITE_OK) {
@@ -768,11 +757,10 @@ int mcpd_cred_store_pending_take(struct mcpd_cred_store *cs, const char *state,
         return r;
     if ((r = mcpd__store_db_begin(cs->db, err, errcap)) != 0)
         return r;
-    if (sqlite3_prepare_v2(cs->db,
-                           "DELETE FROM credential_pending WHERE state = ?1 "
-                           "RETURNING name, verifier, expires_ms",
-                           -1, &q, NULL) != SQLITE_OK ||
-        mcpd__store_db_bind_text(q, 1, state, strlen(state)) != SQLITE_OK) {
+    if (prepare_bound(cs,
+                      "DELETE FROM credential_pending WHERE state = ?1 "
+                      "RETURNING name, verifier, expires_ms",
+                      state, &q) != SQLITE_OK) {
         r = mcpd__store_db_fail(cs->db, "credential_pending", err, errcap);
         goto out;
     }
@@ -786,7 +774,7 @@ int mcpd_cred_store_pending_take(struct mcpd_cred_store *cs, const char *state,
         r = mcpd__store_db_fail(cs->db, "credential_pending", err, errcap);
         goto out;
     }
-    copy_col(name_out, MCPD_CRED_NAME_MAX + 1, q, 0);
+    mcpd__store_db_column_text(name_out, MCPD_CRED_NAME_MAX + 1, q, 0);
     expires = sqlite3_column_int64(q, 2);
     if (open_text(cs, state, "verifier", sqlite3_column_blob(q, 1),
                   (size_t)sqlite3_column_bytes(q, 1), &v) != 0) {

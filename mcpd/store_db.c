@@ -171,6 +171,19 @@ int mcpd__store_db_bind_text(sqlite3_stmt *st, int idx, const char *s, size_t le
     return sqlite3_bind_text64(st, idx, s, (sqlite3_uint64)len, SQLITE_STATIC, SQLITE_UTF8);
 }
 
+void mcpd__store_db_column_text(char *dst, size_t cap, sqlite3_stmt *q, int col)
+{
+    const unsigned char *s = sqlite3_column_text(q, col);
+    int len = sqlite3_column_bytes(q, col);
+    size_t n = s == NULL || len < 0 ? 0 : (size_t)len;
+
+    if (n >= cap)
+        n = cap - 1;
+    if (n > 0)
+        memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
 /*
  * SHA-256 is fetched from OpenSSL's provider once: EVP_sha256() in
  * EVP_Digest fetches it again on every call, which showed at the top of the

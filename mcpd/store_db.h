@@ -52,6 +52,9 @@ void mcpd__store_db_rollback(sqlite3 *db);
  */
 int mcpd__store_db_bind_text(sqlite3_stmt *st, int idx, const char *s, size_t len);
 
+/* Column col as text into dst (cap bytes, NUL-terminated, cut short if longer; NULL: ""). */
+void mcpd__store_db_column_text(char *dst, size_t cap, sqlite3_stmt *q, int col);
+
 /* SHA-256 of n bytes into out; returns 0, or MCPD_ENOMEM (out zeroed). */
 int mcpd__store_db_sha256(unsigned char out[32], const void *p, size_t n);
 /* Lowercase hex of n bytes into out (2n + 1 bytes, NUL-terminated). */
@@ -76,13 +79,6 @@ int mcpd__store_read_table(struct mcpd_store *st, struct mcpd_bot_row **rows, si
 
 /* The store's connection. */
 sqlite3 *mcpd__store_sqlite(struct mcpd_store *st);
-/*
- * A new key: prefix + 48 hex digits from RAND_bytes into key_out (prefix
- * length + 49 bytes), its SHA-256 and its hint (the first `head` chars,
- * "…", the last 4; head <= 12).
- */
-int mcpd__store_new_key(const char *prefix, size_t head, char *key_out, unsigned char hash[32],
-                        char hint[24], char *err, size_t errcap);
 /* store_agents.c: creates the agent tables (IF NOT EXISTS) inside the open transaction. */
 int mcpd__store_agents_schema(sqlite3 *db, char *err, size_t errcap);
 struct mcpd_agent_row;

@@ -16,7 +16,6 @@
  *
  * Forked children never call cmocka: they report through their exit code.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -43,6 +42,7 @@
 #include <sqlite3.h>
 #include <uv.h>
 
+#include "helpers.h"
 #include "mcpd/audit.h"
 #include "mcpd/error.h"
 #include "mcpd/store.h"
@@ -63,33 +63,14 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
 
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "%s/mcpd-audit-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
+    test_make_dir(f->dir, sizeof(f->dir), "audit");
     snprintf(f->path, sizeof(f->path), "%s/mcpd.db", f->dir);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     f->o.path = f->path;
     *state = f;
     return 0;
-}
-
-static void remove_dir(const char *dir)
-{
-    char p[512];
-    struct dirent *e;
-    DIR *d = opendir(dir);
-
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(dir);
 }
 
 static void on_closed(void *data)
@@ -115,7 +96,7 @@ static int teardown(void **state)
     close_audit(f);
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    remove_dir(f->dir);
+    test_remove_dir(f->dir);
     free(f);
     return 0;
 }
@@ -354,15 +335,7 @@ static void submit_args(struct fixture *f, const char *json, size_t len)
 
 static bool file_has(const char *path, const char *needle)
 {
-    FILE *fp = fopen(path, "rb");
-    static char buf[1 << 20];
-    size_t n;
-
-    if (fp == NULL)
-        return false;
-    n = fread(buf, 1, sizeof(buf), fp);
-    fclose(fp);
-    return memmem(buf, n, needle, strlen(needle)) != NULL;
+    return test_file_contains(path, needle, strlen(needle));
 }
 
 static void test_redaction(void **state)

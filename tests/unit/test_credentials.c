@@ -7,7 +7,6 @@
  * (rejected, written to the store), and a change made through another
  * store handle (the CLI) picked up by the poll.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 
 #include <uv.h>
 
+#include "helpers.h"
 #include "mcpd/config.h"
 #include "mcpd/credentials.h"
 #include "mcpd/crypto.h"
@@ -60,14 +60,12 @@ static void on_cred(int status, enum mcpd_credential_kind kind, const char *secr
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
     struct mcpd_diag diag;
     FILE *fp;
 
     assert_non_null(f);
     unsetenv(MCPD_MASTER_KEY_ENV);
-    snprintf(f->dir, sizeof(f->dir), "%s/mcpd-creg-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
+    test_make_dir(f->dir, sizeof(f->dir), "creg");
     snprintf(f->yaml, sizeof(f->yaml), "%s/m.yaml", f->dir);
     snprintf(f->path, sizeof(f->path), "%s/mcpd.db", f->dir);
     snprintf(f->key, sizeof(f->key), "%s/mcpd.db.key", f->dir);
@@ -89,25 +87,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    char p[512];
-    struct dirent *e;
-    DIR *dir;
 
     mcpd__credentials_close(&f->d);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     mcpd_cred_store_close(f->cs);
     mcpd_config_free(f->d.cfg);
-    dir = opendir(f->dir);
-    while (dir != NULL && (e = readdir(dir)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (dir != NULL)
-        closedir(dir);
-    rmdir(f->dir);
+    test_remove_dir(f->dir);
     free(f);
     return 0;
 }

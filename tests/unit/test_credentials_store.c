@@ -8,7 +8,6 @@
  * expiry), that the bot tables and the schema version are untouched, and
  * the generation bump the daemon polls.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 
 #include <sqlite3.h>
 
+#include "helpers.h"
 #include "mcpd/crypto.h"
 #include "mcpd/error.h"
 #include "mcpd/store.h"
@@ -39,12 +39,10 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
 
     assert_non_null(f);
     unsetenv(MCPD_MASTER_KEY_ENV);
-    snprintf(f->dir, sizeof(f->dir), "%s/mcpd-cred-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
+    test_make_dir(f->dir, sizeof(f->dir), "cred");
     snprintf(f->path, sizeof(f->path), "%s/mcpd.db", f->dir);
     snprintf(f->key, sizeof(f->key), "%s/mcpd.db.key", f->dir);
     assert_int_equal(mcpd_cred_store_open(&f->cs, f->path, f->key, true, f->err, sizeof(f->err)),
@@ -56,21 +54,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    char p[512];
-    struct dirent *e;
-    DIR *d;
 
     mcpd_cred_store_close(f->cs);
-    d = opendir(f->dir);
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(f->dir);
+    test_remove_dir(f->dir);
     free(f);
     return 0;
 }
@@ -78,28 +64,10 @@ static int teardown(void **state)
 /* Whether the bytes of s occur anywhere in the file (and its WAL). */
 static bool file_has(const char *path, const char *s)
 {
-    char p[256];
-    bool found = false;
+    char wal[256];
 
-    for (int i = 0; i < 2 && !found; i++) {
-        FILE *fp;
-        char *buf;
-        long n;
-
-        snprintf(p, sizeof(p), "%s%s", path, i ? "-wal" : "");
-        if ((fp = fopen(p, "rb")) == NULL)
-            continue;
-        fseek(fp, 0, SEEK_END);
-        n = ftell(fp);
-        fseek(fp, 0, SEEK_SET);
-        buf = malloc((size_t)n + 1);
-        assert_non_null(buf);
-        assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-        fclose(fp);
-        found = memmem(buf, (size_t)n, s, strlen(s)) != NULL;
-        free(buf);
-    }
-    return found;
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    return test_file_contains(path, s, strlen(s)) || test_file_contains(wal, s, strlen(s));
 }
 
 static void test_add_list_get_delete(void **state)

@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 #include <uv.h>
 
+#include "helpers.h"
 #include "mcpd/crypto.h"
 #include "mcpd/error.h"
 #include "mcpd/limits.h"
@@ -133,11 +134,9 @@ static void test_fresh_nonce(void **state)
 
 static void tmp_path(char *out, size_t cap, const char *leaf)
 {
-    const char *tmp = getenv("TMPDIR");
     char dir[128];
 
-    snprintf(dir, sizeof(dir), "%s/mcpd-crypto-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    assert_non_null(mkdtemp(dir));
+    test_make_dir(dir, sizeof(dir), "crypto");
     snprintf(out, cap, "%s/%s", dir, leaf);
 }
 

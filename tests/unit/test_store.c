@@ -10,7 +10,6 @@
  * loop within about two poll intervals, and a clean close ending with
  * uv_loop_close() == 0.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,55 +27,18 @@
 #include <openssl/evp.h>
 #include <uv.h>
 
+#include "helpers.h"
 #include "mcpd/error.h"
 #include "mcpd/store.h"
 
-struct fixture {
-    char dir[64];
-    char path[128];
-    struct mcpd_store *st;
-    char err[256];
-};
-
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
-
-    assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "%s/mcpd-store-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/mcpd.db", f->dir);
-    assert_int_equal(mcpd_store_open(&f->st, f->path, f->err, sizeof(f->err)), 0);
-    *state = f;
-    return 0;
-}
-
-static void remove_dir(const char *dir)
-{
-    char p[512];
-    struct dirent *e;
-    DIR *d = opendir(dir);
-
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(dir);
+    return test_store_setup(state, "store");
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-
-    mcpd_store_close(f->st);
-    remove_dir(f->dir);
-    free(f);
-    return 0;
+    return test_store_teardown(state);
 }
 
 static void assert_key_shape(const char *key)
@@ -97,7 +59,7 @@ static void sha256(unsigned char out[32], const void *p, size_t n)
 
 static void test_create_list(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char ka[MCPD_BOT_KEY_LEN + 1], kb[MCPD_BOT_KEY_LEN + 1], hint[16];
     struct mcpd_bot_row rows[4];
     unsigned char h[32];
@@ -124,7 +86,7 @@ static void test_create_list(void **state)
 
 static void test_rotate(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k1[MCPD_BOT_KEY_LEN + 1], k2[MCPD_BOT_KEY_LEN + 1];
     struct mcpd_bot_row row;
 
@@ -143,7 +105,7 @@ static void test_rotate(void **state)
 
 static void test_disable_enable_delete(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k[MCPD_BOT_KEY_LEN + 1];
     struct mcpd_bot_row rows[2];
 
@@ -171,7 +133,7 @@ static void test_names(void **state)
     static const char *const bad[] = { "",    "-a",       "Alice",
                                        "a_b", "a b",      "a.b",
                                        "a\n", "\xc3\xa9", "0123456789012345678901234567890123" };
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k[MCPD_BOT_KEY_LEN + 1], want[160];
 
     assert_int_equal(mcpd_store_bot_create(f->st, "alice", k, f->err, sizeof(f->err)), 0);
@@ -207,31 +169,9 @@ static void test_names(void **state)
 
 /* ---- keys at rest ---------------------------------------------------------------------------- */
 
-static bool file_contains(const char *path, const void *needle, size_t n)
-{
-    FILE *fp = fopen(path, "rb");
-    char *buf;
-    long size;
-    bool found;
-
-    if (fp == NULL)
-        return false;
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    size = ftell(fp);
-    assert_true(size >= 0);
-    rewind(fp);
-    buf = malloc((size_t)size + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)size, fp), (size_t)size);
-    fclose(fp);
-    found = memmem(buf, (size_t)size, needle, n) != NULL;
-    free(buf);
-    return found;
-}
-
 static void test_key_not_stored(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k1[MCPD_BOT_KEY_LEN + 1], k2[MCPD_BOT_KEY_LEN + 1], wal[160];
     unsigned char h[32];
 
@@ -240,18 +180,18 @@ static void test_key_not_stored(void **state)
     assert_int_equal(mcpd_store_bot_rotate(f->st, "bob", k2, f->err, sizeof(f->err)), 0);
     snprintf(wal, sizeof(wal), "%s-wal", f->path);
     /* while open, the rows sit in the WAL */
-    assert_false(file_contains(f->path, k1, strlen(k1)));
-    assert_false(file_contains(wal, k1, strlen(k1)));
-    assert_false(file_contains(wal, k2, strlen(k2)));
+    assert_false(test_file_contains(f->path, k1, strlen(k1)));
+    assert_false(test_file_contains(wal, k1, strlen(k1)));
+    assert_false(test_file_contains(wal, k2, strlen(k2)));
     mcpd_store_close(f->st);
     f->st = NULL;
     /* after the checkpoint, in the main file: the hash is there, the key is not */
     sha256(h, k1, strlen(k1));
-    assert_true(file_contains(f->path, h, sizeof(h)));
-    assert_false(file_contains(f->path, k1, strlen(k1)));
-    assert_false(file_contains(f->path, k2, strlen(k2)));
-    assert_false(file_contains(f->path, k1 + 3, 20)); /* nor a long part of it */
-    assert_true(file_contains(f->path, k1, 6));       /* the hint's prefix is */
+    assert_true(test_file_contains(f->path, h, sizeof(h)));
+    assert_false(test_file_contains(f->path, k1, strlen(k1)));
+    assert_false(test_file_contains(f->path, k2, strlen(k2)));
+    assert_false(test_file_contains(f->path, k1 + 3, 20)); /* nor a long part of it */
+    assert_true(test_file_contains(f->path, k1, 6));       /* the hint's prefix is */
 }
 
 static void test_hash_helpers(void **state)
@@ -261,7 +201,7 @@ static void test_hash_helpers(void **state)
         0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
         0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad,
     };
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k1[MCPD_BOT_KEY_LEN + 1], k2[MCPD_BOT_KEY_LEN + 1], other[MCPD_BOT_KEY_LEN + 1];
     struct mcpd_bot_row rows[2];
     unsigned char h[32];
@@ -288,7 +228,7 @@ static void test_hash_helpers(void **state)
 
 static void test_generation(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k[MCPD_BOT_KEY_LEN + 1];
     struct mcpd_store *st2;
     int64_t g0 = mcpd_store_generation(f->st);
@@ -344,29 +284,10 @@ static void on_watch_done(void *data)
     ((struct watch_rec *)data)->closed = true;
 }
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* Runs the loop until *counter reaches want or timeout_ms passes. */
-static void run_until(uv_loop_t *loop, const int *counter, int want, unsigned timeout_ms)
-{
-    uv_timer_t tick;
-    uint64_t end = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
-
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 5, 5);
-    while (*counter < want && uv_hrtime() < end)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-}
-
 static void test_watch(void **state)
 {
     enum { POLL_MS = 100 };
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k[MCPD_BOT_KEY_LEN + 1];
     struct mcpd_store_watch *w = NULL;
     struct watch_rec rec = { 0 };
@@ -388,7 +309,7 @@ static void test_watch(void **state)
     assert_int_equal(mcpd_store_open(&st2, f->path, f->err, sizeof(f->err)), 0);
     t0 = uv_hrtime();
     assert_int_equal(mcpd_store_bot_create(st2, "bob", k, f->err, sizeof(f->err)), 0);
-    run_until(&loop, &rec.calls, 2, 20 * POLL_MS);
+    test_run_until(&loop, &rec.calls, 2, 20 * POLL_MS);
     assert_int_equal(rec.calls, 2);
     assert_true(rec.at - t0 <= (uint64_t)(2 * POLL_MS + 100) * 1000000u);
     assert_int_equal(rec.n, 2);
@@ -396,12 +317,12 @@ static void test_watch(void **state)
     assert_true(mcpd_store_key_equal(rec.rows[1].key_hash, k, strlen(k)));
 
     assert_int_equal(mcpd_store_bot_set_disabled(st2, "alice", true, f->err, sizeof(f->err)), 0);
-    run_until(&loop, &rec.calls, 3, 20 * POLL_MS);
+    test_run_until(&loop, &rec.calls, 3, 20 * POLL_MS);
     assert_int_equal(rec.calls, 3);
     assert_true(rec.rows[0].disabled);
 
     /* nothing changes: no delivery */
-    run_until(&loop, &rec.calls, 4, 3 * POLL_MS);
+    test_run_until(&loop, &rec.calls, 4, 3 * POLL_MS);
     assert_int_equal(rec.calls, 3);
 
     /* a change right before close is not delivered after close */
@@ -419,7 +340,7 @@ static void test_watch(void **state)
 
 static void test_watch_empty_and_bad_path(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     struct mcpd_store_watch *w = NULL;
     struct watch_rec rec = { 0 };
     char path[160];

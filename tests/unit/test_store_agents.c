@@ -8,7 +8,6 @@
  * (which do not bump the generation), opening a database created before
  * the agent tables existed (schema 1, bots only), and the agent watcher.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,57 +25,20 @@
 #include <sqlite3.h>
 #include <uv.h>
 
+#include "helpers.h"
 #include "mcpd/config.h"
 #include "mcpd/error.h"
 #include "mcpd/limits.h"
 #include "mcpd/store.h"
 
-struct fixture {
-    char dir[64];
-    char path[128];
-    struct mcpd_store *st;
-    char err[256];
-};
-
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
-
-    assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "%s/mcpd-agents-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/mcpd.db", f->dir);
-    assert_int_equal(mcpd_store_open(&f->st, f->path, f->err, sizeof(f->err)), 0);
-    *state = f;
-    return 0;
-}
-
-static void remove_dir(const char *dir)
-{
-    char p[512];
-    struct dirent *e;
-    DIR *d = opendir(dir);
-
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(dir);
+    return test_store_setup(state, "agents");
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-
-    mcpd_store_close(f->st);
-    remove_dir(f->dir);
-    free(f);
-    return 0;
+    return test_store_teardown(state);
 }
 
 static void assert_key_shape(const char *key)
@@ -98,7 +60,7 @@ static const struct mcpd_agent_row *row_named(const struct mcpd_agent_row *rows,
 
 static void test_create_list_mask(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char ka[MCPD_AGENT_KEY_LEN + 1], kb[MCPD_AGENT_KEY_LEN + 1], hint[32];
     struct mcpd_agent_row *rows = NULL;
     size_t n = 0;
@@ -147,7 +109,7 @@ static void test_create_list_mask(void **state)
 
 static void test_rotate_disable_delete(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k1[MCPD_AGENT_KEY_LEN + 1], k2[MCPD_AGENT_KEY_LEN + 1];
     struct mcpd_agent_row *rows = NULL;
     size_t n = 0;
@@ -202,7 +164,7 @@ static void test_rotate_disable_delete(void **state)
 
 static void test_status_and_resources(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k[MCPD_AGENT_KEY_LEN + 1];
     struct mcpd_agent_row *rows = NULL;
     struct mcpd_agent_resource_row *res = NULL;
@@ -261,27 +223,15 @@ static void test_status_and_resources(void **state)
 /* The key is in the file only as its hash. */
 static void test_key_not_stored(void **state)
 {
-    struct fixture *f = *state;
-    char k[MCPD_AGENT_KEY_LEN + 1], *buf;
-    FILE *fp;
-    long len;
+    struct store_fixture *f = *state;
+    char k[MCPD_AGENT_KEY_LEN + 1];
 
     assert_int_equal(mcpd_store_agent_create(f->st, "laptop", k, f->err, sizeof(f->err)), 0);
     mcpd_store_close(f->st);
     f->st = NULL;
-    fp = fopen(f->path, "rb");
-    assert_non_null(fp);
-    fseek(fp, 0, SEEK_END);
-    len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    buf = malloc((size_t)len + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)len, fp), (size_t)len);
-    fclose(fp);
-    buf[len] = '\0';
-    assert_null(memmem(buf, (size_t)len, k + 3, 48));
-    assert_null(memmem(buf, (size_t)len, k + 11, 36)); /* not even the unmasked middle */
-    free(buf);
+    assert_int_equal(access(f->path, R_OK), 0);
+    assert_false(test_file_contains(f->path, k + 3, 48));
+    assert_false(test_file_contains(f->path, k + 11, 36)); /* not even the unmasked middle */
     assert_int_equal(mcpd_store_open(&f->st, f->path, f->err, sizeof(f->err)), 0);
 }
 
@@ -292,7 +242,7 @@ static void test_key_not_stored(void **state)
  */
 static void test_old_database(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char path[160], k[MCPD_AGENT_KEY_LEN + 1];
     struct mcpd_store *st = NULL;
     struct mcpd_bot_row bots[2];
@@ -356,28 +306,10 @@ static void on_watch_done(void *data)
     rec->rows = NULL;
 }
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-static void run_until(uv_loop_t *loop, int *counter, int want, unsigned ms)
-{
-    uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000u;
-    uv_timer_t tick;
-
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 10, 10);
-    while (*counter < want && uv_hrtime() < end)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-}
-
 static void test_watch(void **state)
 {
     enum { POLL_MS = 100 };
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char k[MCPD_AGENT_KEY_LEN + 1];
     struct mcpd_store_watch *w = NULL;
     struct watch_rec rec = { 0 };
@@ -395,17 +327,17 @@ static void test_watch(void **state)
 
     assert_int_equal(mcpd_store_open(&st2, f->path, f->err, sizeof(f->err)), 0);
     assert_int_equal(mcpd_store_agent_rotate(st2, "laptop", k, f->err, sizeof(f->err)), 0);
-    run_until(&loop, &rec.calls, 2, 20 * POLL_MS);
+    test_run_until(&loop, &rec.calls, 2, 20 * POLL_MS);
     assert_int_equal(rec.calls, 2);
     assert_true(mcpd_store_key_equal(rec.rows[0].key_hash, k, strlen(k)));
 
     /* a status write is not delivered (no generation bump) */
     assert_int_equal(mcpd_store_agent_set_online(st2, "laptop", true, f->err, sizeof(f->err)), 0);
-    run_until(&loop, &rec.calls, 3, 3 * POLL_MS);
+    test_run_until(&loop, &rec.calls, 3, 3 * POLL_MS);
     assert_int_equal(rec.calls, 2);
 
     assert_int_equal(mcpd_store_agent_delete(st2, "laptop", f->err, sizeof(f->err)), 0);
-    run_until(&loop, &rec.calls, 3, 20 * POLL_MS);
+    test_run_until(&loop, &rec.calls, 3, 20 * POLL_MS);
     assert_int_equal(rec.calls, 3);
     assert_int_equal(rec.n, 0);
     mcpd_store_close(st2);
