@@ -40,6 +40,12 @@ struct mcpd_audit;
 
 #define MCPD_AUDIT_OUTCOMES_PER_ROW 1024 /* call outcomes listed in one `result` row at most */
 #define MCPD_AUDIT_OUTCOME_DELAY_MS 2    /* a lone outcome waits this long for company */
+#ifndef MCPD_AUDIT_SPIN_US
+#define MCPD_AUDIT_SPIN_US 200 /* the writer polls this long for records before sleeping */
+#endif
+#ifndef MCPD_AUDIT_LOOP_SPIN_US
+#define MCPD_AUDIT_LOOP_SPIN_US 200 /* the loop polls this long for a commit it waits for */
+#endif
 
 enum mcpd_audit_kind {
     MCPD_AUDIT_CALL = 0,   /* a tools/call (or prompts/get, resources/read) that was forwarded */
