@@ -85,6 +85,7 @@ struct audit_item {
     char digest[AUDIT_HASH_HEX + 1];
     bool raw_args;        /* val[AC_ARGS] is the caller's text: redacted by the writer */
     const char *args_key; /* raw_args is a whole request; the arguments are params[args_key] */
+    json_t *args_ref;     /* the arguments as a value (a reference): redacted by the writer */
     int64_t *row_id;      /* the caller's: receives val[AC_ID] before cb */
     char *args_owned;     /* the redacted, capped text (writer thread) */
     char storage[];       /* the text fields */
@@ -236,13 +237,22 @@ static int insert_item(struct mcpd_audit *a, struct audit_link *head, struct aud
     char hash[AUDIT_HASH_HEX + 1];
     int rc;
 
-    if (it->raw_args) {
+    if (it->raw_args || it->args_ref) {
         /* redaction, the cap and the digest are the writer's work, off the loop */
         bool truncated = false;
         size_t n = 0;
+        int r;
+        if (it->args_ref) {
+            r = mcpd__audit_args_value(it->args_ref, a->max_args, &it->args_owned, &n, &truncated,
+                                       it->digest);
+            json_decref(it->args_ref);
+            it->args_ref = NULL;
+        } else {
+            r = mcpd__audit_args(it->val[AC_ARGS].p, it->val[AC_ARGS].len, it->args_key,
+                                 a->max_args, &it->args_owned, &n, &truncated, it->digest);
+        }
         it->raw_args = false;
-        if (mcpd__audit_args(it->val[AC_ARGS].p, it->val[AC_ARGS].len, it->args_key, a->max_args,
-                             &it->args_owned, &n, &truncated, it->digest) != 0)
+        if (r != 0)
             return SQLITE_NOMEM;
         it->val[AC_ARGS].p = it->args_owned;
         it->val[AC_ARGS].len = n;
@@ -521,6 +531,7 @@ static void run_callbacks(struct mcpd_audit *a, struct audit_item *list)
         if (it->cb != NULL)
             it->cb(it->status, it->data);
         free(it->args_owned);
+        json_decref(it->args_ref);
         free(it);
     }
 }
@@ -703,6 +714,8 @@ static int make_item(struct mcpd_audit *a, const struct mcpd_audit_record *r,
         return MCPD_ENOMEM;
     it->raw_args = r->args_json != NULL;
     it->args_key = r->args_key;
+    if (r->args_json == NULL && r->args_value != NULL)
+        it->args_ref = json_incref(r->args_value);
     it->row_id = r->row_id;
     it->val[AC_KIND].p = mcpd__audit_kind_name((int)r->kind); /* static */
     it->val[AC_KIND].len = strlen(it->val[AC_KIND].p);
@@ -725,6 +738,7 @@ int mcpd_audit_submit(struct mcpd_audit *a, const struct mcpd_audit_record *r, m
     if ((rc = make_item(a, r, &it)) != 0)
         return rc;
     if (a->pending_bytes + it->bytes > QUEUE_BYTES_MAX) {
+        json_decref(it->args_ref);
         free(it);
         return MCPD_EBUSY;
     }

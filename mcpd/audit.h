@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 struct mcpd_audit;
@@ -80,6 +81,15 @@ struct mcpd_audit_record {
      * over the bytes it already serialised instead of serialising twice.
      */
     const char *args_key;
+    /*
+     * Or, instead of args_json: the arguments themselves (params.arguments
+     * or params.uri of the request as forwarded). The audit takes a
+     * reference and the writer thread redacts (on a copy), serialises and
+     * digests them, so neither thread parses anything. The caller must not
+     * modify the value afterwards (jansson's reference counts are atomic and
+     * serialising only reads). NULL with args_json NULL: no arguments.
+     */
+    json_t *args_value;
     /* When set, receives the row's id before cb runs (0 when it failed). */
     int64_t *row_id;
 };
