@@ -39,6 +39,7 @@
  */
 #include "audit.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,22 @@
 #define QUEUE_BYTES_MAX   ((size_t)64 * 1024 * 1024) /* record bytes waiting at most */
 #define FIELD_MAX         4096                       /* bytes kept of each text field */
 #define RETAIN_STEP       4096 /* rows retention deletes per batch beyond its size */
+/*
+ * After a commit the writer polls for the next records this long before it
+ * sleeps on the condition variable: at low concurrency the next call's row
+ * arrives within a round trip, and a futex wake-up of a sleeping thread
+ * (an idle vCPU) costs more than the poll. Busy writers never poll.
+ */
+#define WRITER_SPIN_NS ((uint64_t)MCPD_AUDIT_SPIN_US * 1000u)
+/*
+ * The same on the loop: while at most LOOP_SPIN_PENDING records wait for
+ * their commit (low concurrency, answers held), an idle handle keeps the
+ * loop polling without blocking, for at most LOOP_SPIN_NS, and releases the
+ * answers as soon as the writer marks the batch done, instead of sleeping
+ * until the uv_async wake-up.
+ */
+#define LOOP_SPIN_NS      ((uint64_t)MCPD_AUDIT_LOOP_SPIN_US * 1000u)
+#define LOOP_SPIN_PENDING 4
 
 struct audit_item {
     struct audit_item *next;
@@ -68,6 +85,7 @@ struct audit_item {
     char digest[AUDIT_HASH_HEX + 1];
     bool raw_args;        /* val[AC_ARGS] is the caller's text: redacted by the writer */
     const char *args_key; /* raw_args is a whole request; the arguments are params[args_key] */
+    json_t *args_ref;     /* the arguments as a value (a reference): redacted by the writer */
     int64_t *row_id;      /* the caller's: receives val[AC_ID] before cb */
     char *args_owned;     /* the redacted, capped text (writer thread) */
     char storage[];       /* the text fields */
@@ -85,6 +103,9 @@ struct mcpd_audit {
     uv_loop_t *loop;
     uv_async_t async;
     uv_prepare_t flush; /* hands the loop's records over before each poll */
+    uv_idle_t spin;     /* polls for done batches at low concurrency (LOOP_SPIN_NS) */
+    uint64_t spin_end;
+    atomic_int done_ready; /* done != NULL, readable without mu (the loop's poll) */
     int handles_open;
     uv_thread_t thread;
     uv_mutex_t mu;
@@ -97,6 +118,7 @@ struct mcpd_audit {
     sqlite3_stmt *ins, *meta_get, *meta_set, *first_live, *row_hash, *del, *begin, *commit;
     /* under mu */
     struct audit_item *queue, **queue_tail;
+    atomic_int queued; /* queue != NULL, readable without mu (the writer's poll) */
     struct audit_item *done, **done_tail;
     struct audit_outcome *outs; /* waiting for the writer */
     size_t nouts, outs_cap;
@@ -215,13 +237,22 @@ static int insert_item(struct mcpd_audit *a, struct audit_link *head, struct aud
     char hash[AUDIT_HASH_HEX + 1];
     int rc;
 
-    if (it->raw_args) {
+    if (it->raw_args || it->args_ref) {
         /* redaction, the cap and the digest are the writer's work, off the loop */
         bool truncated = false;
         size_t n = 0;
+        int r;
+        if (it->args_ref) {
+            r = mcpd__audit_args_value(it->args_ref, a->max_args, &it->args_owned, &n, &truncated,
+                                       it->digest);
+            json_decref(it->args_ref);
+            it->args_ref = NULL;
+        } else {
+            r = mcpd__audit_args(it->val[AC_ARGS].p, it->val[AC_ARGS].len, it->args_key,
+                                 a->max_args, &it->args_owned, &n, &truncated, it->digest);
+        }
         it->raw_args = false;
-        if (mcpd__audit_args(it->val[AC_ARGS].p, it->val[AC_ARGS].len, it->args_key, a->max_args,
-                             &it->args_owned, &n, &truncated, it->digest) != 0)
+        if (r != 0)
             return SQLITE_NOMEM;
         it->val[AC_ARGS].p = it->args_owned;
         it->val[AC_ARGS].len = n;
@@ -356,6 +387,7 @@ static void finish_batch(struct mcpd_audit *a, struct audit_item *batch, int sta
     *a->done_tail = batch;
     while (*a->done_tail != NULL)
         a->done_tail = &(*a->done_tail)->next;
+    atomic_store_explicit(&a->done_ready, 1, memory_order_release);
     uv_mutex_unlock(&a->mu);
     uv_async_send(&a->async);
 }
@@ -373,18 +405,42 @@ static void writer_close_db(struct mcpd_audit *a)
     a->db = NULL;
 }
 
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Polls (without mu) until records are queued, at most WRITER_SPIN_NS. */
+static void spin_for_records(struct mcpd_audit *a)
+{
+    uint64_t end = uv_hrtime() + WRITER_SPIN_NS;
+
+    while (atomic_load_explicit(&a->queued, memory_order_acquire) == 0 && uv_hrtime() < end)
+        for (int i = 0; i < 16; i++)
+            cpu_relax();
+}
+
 static void writer_thread(void *arg)
 {
     struct mcpd_audit *a = arg;
     struct audit_item *batch;
     struct audit_outcome *outs = NULL, *tmp;
-    size_t nouts, outs_cap = 0;
+    size_t nouts, outs_cap = 0, nbatch = 0;
     char why[256] = "";
     bool failed;
     int status;
 
     uv_mutex_lock(&a->mu);
     for (;;) {
+        /* poll only at low concurrency (a small last batch): a busy machine needs the core */
+        if (a->queue == NULL && !a->stop && WRITER_SPIN_NS > 0 && nbatch > 0 &&
+            nbatch <= LOOP_SPIN_PENDING) {
+            uv_mutex_unlock(&a->mu);
+            spin_for_records(a);
+            uv_mutex_lock(&a->mu);
+        }
         while (a->queue == NULL && a->nouts == 0 && !a->stop)
             uv_cond_wait(&a->cv, &a->mu);
         if (a->queue == NULL && a->nouts == 0)
@@ -396,6 +452,11 @@ static void writer_thread(void *arg)
         batch = a->queue;
         a->queue = NULL;
         a->queue_tail = &a->queue;
+        nbatch = 0;
+        for (struct audit_item *it = batch; it != NULL && nbatch <= LOOP_SPIN_PENDING;
+             it = it->next)
+            nbatch++;
+        atomic_store_explicit(&a->queued, 0, memory_order_relaxed);
         /* swap the outcome arrays: the loop fills the other one meanwhile */
         tmp = outs;
         outs = a->outs;
@@ -453,6 +514,7 @@ static void close_handles(struct mcpd_audit *a)
 {
     a->handle_closed = true;
     uv_close((uv_handle_t *)&a->flush, on_audit_closed);
+    uv_close((uv_handle_t *)&a->spin, on_audit_closed);
     uv_close((uv_handle_t *)&a->async, on_audit_closed);
 }
 
@@ -469,6 +531,7 @@ static void run_callbacks(struct mcpd_audit *a, struct audit_item *list)
         if (it->cb != NULL)
             it->cb(it->status, it->data);
         free(it->args_owned);
+        json_decref(it->args_ref);
         free(it);
     }
 }
@@ -483,6 +546,7 @@ static void on_audit_async(uv_async_t *h)
     if (a->magic != AUDIT_MAGIC || a->handle_closed)
         return;
     uv_mutex_lock(&a->mu);
+    atomic_store_explicit(&a->done_ready, 0, memory_order_relaxed);
     list = a->done;
     a->done = NULL;
     a->done_tail = &a->done;
@@ -527,6 +591,7 @@ static void flush_local(struct mcpd_audit *a)
             *a->queue_tail = list;
             while (*a->queue_tail != NULL)
                 a->queue_tail = &(*a->queue_tail)->next;
+            atomic_store_explicit(&a->queued, 1, memory_order_release);
         }
         if (a->nlouts > 0 && a->nouts + a->nlouts > a->outs_cap) {
             size_t cap = (a->nouts + a->nlouts) * 2;
@@ -554,12 +619,30 @@ static void flush_local(struct mcpd_audit *a)
     }
 }
 
-static void on_flush(uv_prepare_t *h)
+static void on_spin(uv_idle_t *h)
 {
     struct mcpd_audit *a = h->data;
 
+    if (atomic_load_explicit(&a->done_ready, memory_order_acquire) != 0) {
+        uv_idle_stop(h);
+        on_audit_async(&a->async); /* the async wake-up that follows finds nothing */
+    } else if (uv_hrtime() >= a->spin_end) {
+        uv_idle_stop(h);
+    }
+}
+
+static void on_flush(uv_prepare_t *h)
+{
+    struct mcpd_audit *a = h->data;
+    bool records = a->local != NULL;
+
     uv_prepare_stop(h);
     flush_local(a);
+    if (records && LOOP_SPIN_NS > 0 && a->pending <= LOOP_SPIN_PENDING && !a->handle_closed &&
+        !uv_is_active((uv_handle_t *)&a->spin)) {
+        a->spin_end = uv_hrtime() + LOOP_SPIN_NS;
+        uv_idle_start(&a->spin, on_spin);
+    }
 }
 
 /* ---- submit ---------------------------------------------------------------------------------- */
@@ -631,6 +714,8 @@ static int make_item(struct mcpd_audit *a, const struct mcpd_audit_record *r,
         return MCPD_ENOMEM;
     it->raw_args = r->args_json != NULL;
     it->args_key = r->args_key;
+    if (r->args_json == NULL && r->args_value != NULL)
+        it->args_ref = json_incref(r->args_value);
     it->row_id = r->row_id;
     it->val[AC_KIND].p = mcpd__audit_kind_name((int)r->kind); /* static */
     it->val[AC_KIND].len = strlen(it->val[AC_KIND].p);
@@ -653,6 +738,7 @@ int mcpd_audit_submit(struct mcpd_audit *a, const struct mcpd_audit_record *r, m
     if ((rc = make_item(a, r, &it)) != 0)
         return rc;
     if (a->pending_bytes + it->bytes > QUEUE_BYTES_MAX) {
+        json_decref(it->args_ref);
         free(it);
         return MCPD_EBUSY;
     }
@@ -752,6 +838,8 @@ static void set_options(struct mcpd_audit *a, const struct mcpd_audit_options *o
     a->retain_ms = o->retain_ms > 0 ? o->retain_ms : 0;
     a->retain_rows = o->retain_rows > 0 ? o->retain_rows : 0;
     a->queue_tail = &a->queue;
+    atomic_init(&a->queued, 0);
+    atomic_init(&a->done_ready, 0);
     a->done_tail = &a->done;
     a->local_tail = &a->local;
 }
@@ -774,7 +862,9 @@ static int start(struct mcpd_audit *a, uv_loop_t *loop, char *err, size_t errcap
     a->async.data = a;
     uv_prepare_init(loop, &a->flush); /* cannot fail */
     a->flush.data = a;
-    a->handles_open = 2;
+    uv_idle_init(loop, &a->spin); /* cannot fail */
+    a->spin.data = a;
+    a->handles_open = 3;
     return 0;
 fail:
     snprintf(err, errcap, "audit: %s", mcpd_strerror(r));

@@ -34,12 +34,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 struct mcpd_audit;
 
 #define MCPD_AUDIT_OUTCOMES_PER_ROW 1024 /* call outcomes listed in one `result` row at most */
 #define MCPD_AUDIT_OUTCOME_DELAY_MS 2    /* a lone outcome waits this long for company */
+#ifndef MCPD_AUDIT_SPIN_US
+#define MCPD_AUDIT_SPIN_US 200 /* the writer polls this long for records before sleeping */
+#endif
+#ifndef MCPD_AUDIT_LOOP_SPIN_US
+#define MCPD_AUDIT_LOOP_SPIN_US 200 /* the loop polls this long for a commit it waits for */
+#endif
 
 enum mcpd_audit_kind {
     MCPD_AUDIT_CALL = 0,   /* a tools/call (or prompts/get, resources/read) that was forwarded */
@@ -74,6 +81,15 @@ struct mcpd_audit_record {
      * over the bytes it already serialised instead of serialising twice.
      */
     const char *args_key;
+    /*
+     * Or, instead of args_json: the arguments themselves (params.arguments
+     * or params.uri of the request as forwarded). The audit takes a
+     * reference and the writer thread redacts (on a copy), serialises and
+     * digests them, so neither thread parses anything. The caller must not
+     * modify the value afterwards (jansson's reference counts are atomic and
+     * serialising only reads). NULL with args_json NULL: no arguments.
+     */
+    json_t *args_value;
     /* When set, receives the row's id before cb runs (0 when it failed). */
     int64_t *row_id;
 };

@@ -96,6 +96,13 @@ bool mcpd__audit_row_read(sqlite3_stmt *st, struct audit_val row[AC_NCOLS]);
 int mcpd__audit_args(const char *json, size_t len, const char *key, size_t cap, char **text,
                      size_t *text_len, bool *truncated, char digest[AUDIT_HASH_HEX + 1]);
 
+/*
+ * The same for the arguments as a value (borrowed, never modified: a value
+ * that needs redaction is redacted on a copy). NULL: *text NULL.
+ */
+int mcpd__audit_args_value(json_t *args, size_t cap, char **text, size_t *text_len, bool *truncated,
+                           char digest[AUDIT_HASH_HEX + 1]);
+
 /* The longest prefix of s (len bytes) of at most cap bytes not splitting a UTF-8 sequence. */
 size_t mcpd__audit_utf8_cut(const char *s, size_t len, size_t cap);
 

@@ -365,12 +365,13 @@ size_t mcpd__audit_utf8_cut(const char *s, size_t len, size_t cap)
     return n;
 }
 
+static int dump_args(const json_t *j, size_t cap, char **text, size_t *text_len, bool *truncated,
+                     char digest[AUDIT_HASH_HEX + 1]);
+
 int mcpd__audit_args(const char *json, size_t len, const char *key, size_t cap, char **text,
                      size_t *text_len, bool *truncated, char digest[AUDIT_HASH_HEX + 1])
 {
     json_t *j = NULL, *msg = NULL;
-    unsigned char md[32];
-    size_t n;
     int r = 0;
 
     *text = NULL;
@@ -392,6 +393,74 @@ int mcpd__audit_args(const char *json, size_t len, const char *key, size_t cap, 
         return 0; /* not JSON: stored as NULL rather than unredacted */
     if ((r = redact(j)) != 0)
         goto out;
+    r = dump_args(j, cap, text, text_len, truncated, digest);
+out:
+    json_decref(j);
+    return r;
+}
+
+/* True when redact() would change j (read-only). */
+static bool needs_redaction(const json_t *j)
+{
+    const char *k;
+    json_t *v;
+    size_t i;
+
+    if (json_is_array(j)) {
+        json_array_foreach (j, i, v)
+            if (needs_redaction(v))
+                return true;
+        return false;
+    }
+    if (!json_is_object(j))
+        return false;
+    json_object_foreach ((json_t *)j, k, v) {
+        if (mcpd_audit_key_is_secret(k, strlen(k)) || needs_redaction(v))
+            return true;
+    }
+    if (json_object_get(j, "value") != NULL) {
+        const char *names[] = { "name", "key" };
+        for (i = 0; i < 2; i++) {
+            v = json_object_get(j, names[i]);
+            if (json_is_string(v) &&
+                mcpd_audit_key_is_secret(json_string_value(v), json_string_length(v)))
+                return true;
+        }
+    }
+    return false;
+}
+
+int mcpd__audit_args_value(json_t *args, size_t cap, char **text, size_t *text_len, bool *truncated,
+                           char digest[AUDIT_HASH_HEX + 1])
+{
+    json_t *copy;
+    int r;
+
+    *text = NULL;
+    *text_len = 0;
+    *truncated = false;
+    digest[0] = '\0';
+    if (args == NULL)
+        return 0;
+    if (!needs_redaction(args))
+        return dump_args(args, cap, text, text_len, truncated, digest);
+    /* the value is shared with the loop: redact a copy */
+    if ((copy = json_deep_copy(args)) == NULL)
+        return MCPD_ENOMEM;
+    if ((r = redact(copy)) == 0)
+        r = dump_args(copy, cap, text, text_len, truncated, digest);
+    json_decref(copy);
+    return r;
+}
+
+/* Serialises j canonically (sorted keys), digests and caps it. */
+static int dump_args(const json_t *j, size_t cap, char **text, size_t *text_len, bool *truncated,
+                     char digest[AUDIT_HASH_HEX + 1])
+{
+    unsigned char md[32];
+    size_t n;
+    int r = 0;
+
     *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
     if (*text == NULL || (r = mcpd__store_db_sha256(md, *text, strlen(*text))) != 0) {
         r = MCPD_ENOMEM;
@@ -402,7 +471,6 @@ int mcpd__audit_args(const char *json, size_t len, const char *key, size_t cap, 
     *text_len = mcpd__audit_utf8_cut(*text, n, cap);
     *truncated = *text_len < n;
 out:
-    json_decref(j);
     if (r != 0) {
         free(*text);
         *text = NULL;

@@ -33,9 +33,25 @@ struct mcpd_authz {
     struct mcpd_store_watch *watch;
     struct mcpd_bot_row *bots; /* the store's bot table (owned) */
     size_t nbots;
+    struct key_slot *keys; /* KEY_SLOTS recently accepted keys; emptied with the table */
     int closing;
     void (*done)(void *data);
     void *done_data;
+};
+
+/*
+ * Recently accepted bearer keys, so that a request does not SHA-256 its key
+ * again (every HTTP request carries it): the slot is picked by a cheap hash
+ * of the key, the key compared in constant time. Only keys of enabled bots
+ * are kept; the cache is wiped (OPENSSL_cleanse) when the bot table changes
+ * and at close, so a revoked, rotated or disabled key is never answered from it.
+ */
+#define KEY_SLOTS 64
+
+struct key_slot {
+    char key[MCPD_BOT_KEY_LEN];
+    unsigned char hash[32];
+    const char *bot; /* into az->bots; NULL: empty */
 };
 
 /* ---- building the policy from the configuration ------------------------------------------ */
@@ -149,6 +165,8 @@ static void on_bots(struct mcpd_bot_row *rows, size_t n, void *data)
 {
     struct mcpd_authz *az = data;
     struct mcpd_session *s, *next;
+    if (az->keys)
+        OPENSSL_cleanse(az->keys, KEY_SLOTS * sizeof(*az->keys));
     free(az->bots);
     az->bots = rows;
     az->nbots = n;
@@ -165,12 +183,33 @@ const char *mcpd_authz_bot_for_key(struct mcpd_authz *az, const char *key,
                                    unsigned char key_hash[32])
 {
     size_t len = strlen(key);
+    struct key_slot *slot = NULL;
+    uint32_t h = 2166136261u; /* FNV-1a: only picks the slot */
+
+    if (len == MCPD_BOT_KEY_LEN && az->keys) {
+        for (size_t i = 0; i < len; i++)
+            h = (h ^ (unsigned char)key[i]) * 16777619u;
+        slot = &az->keys[h % KEY_SLOTS];
+        if (CRYPTO_memcmp(slot->key, key, MCPD_BOT_KEY_LEN) == 0 && slot->bot != NULL) {
+            memcpy(key_hash, slot->hash, 32);
+            return slot->bot;
+        }
+    }
     mcpd_store_key_hash(key_hash, key, len);
     if (len != MCPD_BOT_KEY_LEN || strncmp(key, MCPD_BOT_KEY_PREFIX, 3) != 0)
         return NULL;
-    for (size_t i = 0; i < az->nbots; i++)
-        if (CRYPTO_memcmp(az->bots[i].key_hash, key_hash, 32) == 0)
-            return az->bots[i].disabled ? NULL : az->bots[i].name;
+    for (size_t i = 0; i < az->nbots; i++) {
+        if (CRYPTO_memcmp(az->bots[i].key_hash, key_hash, 32) != 0)
+            continue;
+        if (az->bots[i].disabled)
+            return NULL;
+        if (slot != NULL) {
+            memcpy(slot->key, key, MCPD_BOT_KEY_LEN);
+            memcpy(slot->hash, key_hash, 32);
+            slot->bot = az->bots[i].name;
+        }
+        return az->bots[i].name;
+    }
     return NULL;
 }
 
@@ -205,6 +244,11 @@ int mcpd_authz_new(struct mcpd_authz **out, struct mcpd_daemon *d, char *err, si
     }
     if (cfg->nbots > 0 && (r = build_policy(az, err, errcap)) != 0)
         goto fail;
+    if (cfg->nbots > 0 && (az->keys = calloc(KEY_SLOTS, sizeof(*az->keys))) == NULL) {
+        r = MCPD_ENOMEM;
+        snprintf(err, errcap, "out of memory");
+        goto fail;
+    }
     if (cfg->nbots > 0 && cfg->store_path &&
         (r = mcpd_store_watch(&az->watch, d->loop, cfg->store_path, 1000, on_bots, az, err,
                               errcap)) != 0)
@@ -238,6 +282,9 @@ static void close_step(void *data)
     free(az->res_dims);
     free(az->res);
     mcpd_policy_free(az->policy);
+    if (az->keys)
+        OPENSSL_cleanse(az->keys, KEY_SLOTS * sizeof(*az->keys));
+    free(az->keys);
     free(az->bots);
     if (az->done)
         az->done(az->done_data);
@@ -342,6 +389,28 @@ int mcpd_authz_check_entry(const struct mcpd_authz *az, const char *bot,
         res.ndims++;
     }
     return mcpd_policy_check_call(az->policy, bot, &res, e->tool, args, d);
+}
+
+int mcpd_authz_check_tool(const struct mcpd_authz *az, const char *bot,
+                          const struct mcpd_catalog_entry *e, json_t *args,
+                          struct mcpd_policy_decision *d, bool *visible)
+{
+    int r = mcpd_authz_check_entry(az, bot, e, args, d);
+    const char *checked = e->resource;
+
+    if (mcpd_authz_active(az) && !e->agent) {
+        const struct mcpd_upstream *up = e->owner;
+        size_t i = (size_t)(up->cfg - az->d->cfg->servers);
+        checked = i < az->d->cfg->nservers ? az->res[i].name : NULL;
+    }
+    /* bound: a binding matched the resource checked and the tool, so visible
+       when that resource is the entry's (it is, except for odd configurations) */
+    if (mcpd_authz_active(az) && d->bound && checked && e->resource &&
+        strcmp(checked, e->resource) == 0)
+        *visible = true;
+    else
+        *visible = mcpd_authz_tool_visible(az, bot, e->resource, e->tool);
+    return r;
 }
 
 int mcpd_authz_audit(struct mcpd_authz *az, const struct mcpd_audit_record *r, mcpd_audit_cb cb,

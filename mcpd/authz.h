@@ -73,6 +73,15 @@ int mcpd_authz_check_entry(const struct mcpd_authz *az, const char *bot,
                            struct mcpd_policy_decision *d);
 
 /*
+ * mcpd_authz_check_entry() that also tells whether the tool is visible to
+ * the bot (*visible), from the same walk of its bindings when it can: a
+ * tools/call walks them once instead of twice.
+ */
+int mcpd_authz_check_tool(const struct mcpd_authz *az, const char *bot,
+                          const struct mcpd_catalog_entry *e, json_t *args,
+                          struct mcpd_policy_decision *d, bool *visible);
+
+/*
  * Queues an audit record; `cb` runs on the loop when it is durable (status
  * 0) or failed. Returns 0, or a negative code (then cb is not called and
  * the call must be refused). With the audit off: returns MCPD_ECLOSED and

@@ -300,9 +300,9 @@ static void on_deadline(uv_timer_t *t)
 /*
  * Submits the call's row before the call is forwarded, so that it is
  * written while the upstream works: the request is serialised into
- * upstream_scratch (the caller sends those bytes) and the audit extracts
- * the arguments from them on its thread. The row holds everything known
- * now; the outcome follows in a `result` row (release()).
+ * upstream_scratch (the caller sends those bytes) and the audit takes a
+ * reference to the arguments, which its thread redacts and serialises. The row holds everything
+ * known now; the outcome follows in a `result` row (release()).
  */
 static int audit_forwarded(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_pending *p,
                            struct mcpd_msg *m)
@@ -330,9 +330,9 @@ static int audit_forwarded(struct mcpd_session *s, struct mcpd_upstream *up, str
         .tool = p->tool_name,
         .location = loc,
         .decision = "allow",
-        .args_json = upstream_scratch.p,
-        .args_len = upstream_scratch.len,
-        .args_key = p->fwd == MCPD_FWD_READ ? "uri" : "arguments",
+        /* the checked arguments, as forwarded; nothing modifies them from here on */
+        .args_value = json_object_get(json_object_get(m->root, "params"),
+                                      p->fwd == MCPD_FWD_READ ? "uri" : "arguments"),
         .status = "forwarded",
         .row_id = &p->audit_id,
     };

@@ -405,11 +405,26 @@ static void do_named_call(struct mcpd_session *s, struct mcpd_msg *m, struct mcp
                    : "Invalid params: tools/call needs name (string) and arguments (object)");
         return;
     }
+    struct mcpd_policy_decision d;
+    int denied = 0;
+    bool checked = false;
+
     e = prompt ? mcpd_catalog_prompt(s->daemon->catalog, name)
                : mcpd_catalog_lookup(s->daemon->catalog, name);
+    if (e && !prompt && mcpd_authz_active(s->daemon->authz)) {
+        /* one walk of the bot's bindings decides visibility and the call */
+        bool visible;
+        if (args == NULL) /* fail closed: check an empty object, never nothing */
+            json_object_set_new(m->params, "arguments", args = json_object());
+        denied = mcpd_authz_check_tool(s->daemon->authz, s->bot, e, args, &d, &visible);
+        checked = true;
+        if (!visible)
+            e = NULL;
+    }
     /* a tool the bot is not bound to does not exist for it: the same error */
-    if (e && !(prompt ? mcpd_authz_prompt_visible(s->daemon->authz, s->bot, e->resource, e->tool)
-                      : mcpd_authz_tool_visible(s->daemon->authz, s->bot, e->resource, e->tool)))
+    if (e && !checked &&
+        !(prompt ? mcpd_authz_prompt_visible(s->daemon->authz, s->bot, e->resource, e->tool)
+                 : mcpd_authz_tool_visible(s->daemon->authz, s->bot, e->resource, e->tool)))
         e = NULL;
     if (e == NULL) {
         if (!prompt && (resource_down(s, name, why, sizeof(why)) ||
@@ -421,11 +436,8 @@ static void do_named_call(struct mcpd_session *s, struct mcpd_msg *m, struct mcp
         mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS, why);
         return;
     }
-    if (!prompt && mcpd_authz_active(s->daemon->authz)) {
-        struct mcpd_policy_decision d;
-        if (args == NULL) /* fail closed: check an empty object, never nothing */
-            json_object_set_new(m->params, "arguments", args = json_object());
-        if (mcpd_authz_check_entry(s->daemon->authz, s->bot, e, args, &d) != 0) {
+    if (checked) {
+        if (denied != 0) {
             LOG_INFO("policy", "session=%s bot=%s denied %s: %s", s->id, s->bot, e->name, d.reason);
             mcpd__router_deny(s, m, reply, e->resource, e->tool, d.reason, MCPD_RPC_DENIED,
                               json_pack("{s:s, s:s, s:s}", "dimension", d.dimension, "argument",

@@ -35,7 +35,8 @@ struct arg_check {
     const struct mcpd__policy_dim *dim;
     const char *name;               /* the argument */
     json_t *value;                  /* borrowed from the arguments */
-    json_t *repl;                   /* name -> replacement value, applied on allow */
+    json_t **repl;                  /* name -> replacement value, applied on allow;
+                                       created on the first replacement */
     struct mcpd_policy_decision *d; /* filled on deny; pattern on allow */
 };
 
@@ -139,7 +140,11 @@ static int accept(const struct arg_check *c, const char *pattern)
 /* Queues value (new) to replace the argument on allow; fails closed when it is NULL. */
 static int replace(const struct arg_check *c, json_t *value)
 {
-    if (value == NULL || json_object_set_new(c->repl, c->name, value) != 0)
+    if (value != NULL && *c->repl == NULL && (*c->repl = json_object()) == NULL) {
+        json_decref(value);
+        value = NULL;
+    }
+    if (value == NULL || json_object_set_new(*c->repl, c->name, value) != 0)
         return deny_plain(c->d, "internal error: out of memory");
     return 0;
 }
@@ -158,7 +163,7 @@ static int check_path(const struct arg_check *c)
         return deny_rejected(c, s, n, why);
     clen = strlen(canon);
     for (size_t i = 0; i < c->dim->npats; i++) {
-        if (!mcpd_policy_glob(c->dim->pats[i].text, canon, clen, MCPD__GLOB_PATH))
+        if (!mcpd__glob_match(c->dim->pats[i].g, canon, clen))
             continue;
         if ((clen != n || memcmp(canon, s, n) != 0) && replace(c, json_string(canon)) != 0)
             return -1;
@@ -184,7 +189,7 @@ static int check_image(const struct arg_check *c)
         const struct mcpd__policy_pat *pat = &c->dim->pats[i];
         any_digest = any_digest || pat->digest;
         /* a digest wins at runtime, so only patterns that speak of digests may admit one */
-        if (digest != pat->digest || !mcpd_policy_glob(pat->norm, norm, nlen, MCPD__GLOB_PATH))
+        if (digest != pat->digest || !mcpd__glob_match(pat->g, norm, nlen))
             continue;
         if ((nlen != n || memcmp(norm, s, n) != 0) && replace(c, json_string(norm)) != 0)
             return -1;
@@ -206,7 +211,7 @@ static int check_other(const struct arg_check *c)
     if (memchr(s, '\0', n) != NULL)
         return deny_rejected(c, s, n, "NUL character");
     for (size_t i = 0; i < c->dim->npats; i++)
-        if (mcpd_policy_glob(c->dim->pats[i].text, s, n, MCPD__GLOB_PLAIN))
+        if (mcpd__glob_match(c->dim->pats[i].g, s, n))
             return accept(c, c->dim->pats[i].text);
     return deny_value(c, s, n, "is not among the allowed values");
 }
@@ -326,8 +331,12 @@ static int check_case_variant(const struct arg_check *c, json_t *args)
     json_t *v;
     char other[72];
 
+    unsigned char first = (unsigned char)(c->name[0] | 0x20);
+
     json_object_foreach (args, key, v) {
-        if (strcasecmp(key, c->name) != 0 || strcmp(key, c->name) == 0)
+        /* cheap reject first: a case variant starts with the same letter, either case */
+        if ((unsigned char)(key[0] | 0x20) != first || strcasecmp(key, c->name) != 0 ||
+            strcmp(key, c->name) == 0)
             continue;
         deny_plain(d, "");
         mcpd__policy_copy(d->dimension, sizeof(d->dimension), c->dim->name);
@@ -363,7 +372,7 @@ static int check_arg(struct arg_check *c, json_t *args)
 
 /* Applies every dimension of b to the resource's declared arguments. */
 static int check_binding(const struct mcpd__policy_binding *b,
-                         const struct mcpd_policy_resource *res, json_t *args, json_t *repl,
+                         const struct mcpd_policy_resource *res, json_t *args, json_t **repl,
                          struct mcpd_policy_decision *d)
 {
     struct arg_check c = { .repl = repl, .d = d };
@@ -392,16 +401,14 @@ static int try_binding(const struct mcpd__policy_binding *b, const char *toolpat
                        const struct mcpd_policy_resource *res, json_t *args,
                        struct mcpd_policy_decision *d)
 {
-    json_t *repl = json_object();
+    json_t *repl = NULL;
     int r;
 
     memset(d, 0, sizeof(*d));
     mcpd__policy_copy(d->binding, sizeof(d->binding), b->id);
     mcpd__policy_copy(d->pattern, sizeof(d->pattern), toolpat);
-    if (repl == NULL)
-        return deny_plain(d, "internal error: out of memory");
-    r = check_binding(b, res, args, repl, d);
-    if (r == 0 && json_object_size(repl) > 0 && json_object_update(args, repl) != 0)
+    r = check_binding(b, res, args, &repl, d);
+    if (r == 0 && repl != NULL && json_object_size(repl) > 0 && json_object_update(args, repl) != 0)
         r = deny_plain(d, "internal error: out of memory");
     json_decref(repl);
     if (r == 0) {
@@ -419,6 +426,7 @@ int mcpd_policy_check_call(const struct mcpd_policy *p, const char *botname,
     struct mcpd_policy_decision cur;
     bool denied = false;
     char eb[72];
+    size_t rlen;
 
     memset(d, 0, sizeof(*d));
     if (bot == NULL) {
@@ -430,21 +438,25 @@ int mcpd_policy_check_call(const struct mcpd_policy *p, const char *botname,
         return deny_plain(d, "no resource or tool given");
     if (args != NULL && !json_is_object(args))
         return deny_plain(d, "arguments must be a JSON object");
+    rlen = strlen(res->name);
     for (size_t i = 0; i < bot->nb; i++) {
         const struct mcpd__policy_binding *b = bot->b[i];
         const char *toolpat;
-        if (!mcpd_policy_glob(b->resource, res->name, strlen(res->name), MCPD__GLOB_PLAIN) ||
+        if (!mcpd__glob_match(b->resource_g, res->name, rlen) ||
             (toolpat = mcpd__policy_tool_match(b, tool)) == NULL)
             continue;
         if (try_binding(b, toolpat, res, args, &cur) == 0) {
             *d = cur;
+            d->bound = true;
             return 0;
         }
         if (!denied)
             *d = cur;
         denied = true;
     }
-    if (denied)
+    if (denied) {
+        d->bound = true;
         return -1;
+    }
     return deny_unbound(d, tool, res->name, botname);
 }

@@ -31,8 +31,9 @@
 #define MAX_TOKEN_LEN 255
 
 struct mcpd__policy_cmdpat {
-    char *buf;                               /* the tokens, NUL-separated */
-    const char *tok[MCPD_POLICY_MAX_TOKENS]; /* into buf */
+    char *buf;                                    /* the tokens, NUL-separated */
+    const char *tok[MCPD_POLICY_MAX_TOKENS];      /* into buf */
+    struct mcpd__glob *g[MCPD_POLICY_MAX_TOKENS]; /* tok[i] compiled (path mode) */
     int n;
     bool rest; /* the last token is "**" */
 };
@@ -328,6 +329,12 @@ int mcpd__policy_cmdpat_new(struct mcpd__policy_cmdpat **out, const char *text, 
         mcpd__policy_cmdpat_free(p);
         return -1;
     }
+    for (int i = 0; i < p->n; i++) {
+        if (mcpd__glob_new(&p->g[i], p->tok[i], MCPD__GLOB_PATH, why) != 0) {
+            mcpd__policy_cmdpat_free(p);
+            return -1;
+        }
+    }
     p->rest = p->n > 1 && strcmp(p->tok[p->n - 1], "**") == 0;
     *out = p;
     return 0;
@@ -337,6 +344,8 @@ void mcpd__policy_cmdpat_free(struct mcpd__policy_cmdpat *p)
 {
     if (p == NULL)
         return;
+    for (int i = 0; i < p->n; i++)
+        mcpd__glob_free(p->g[i]);
     free(p->buf);
     free(p);
 }
@@ -348,8 +357,9 @@ static bool slice_is(const struct mcpd__policy_slice *t, const char *s)
     return strlen(s) == t->len && memcmp(s, t->p, t->len) == 0;
 }
 
-/* One argument token against one pattern token. */
-static bool token_match(const char *pt, const struct mcpd__policy_slice *t)
+/* One argument token against one pattern token (pt, compiled as g). */
+static bool token_match(const char *pt, const struct mcpd__glob *g,
+                        const struct mcpd__policy_slice *t)
 {
     bool flag = t->len > 0 && t->p[0] == '-';
     bool pflag = pt[0] == '-' || (pt[0] == '\\' && pt[1] == '-');
@@ -360,10 +370,11 @@ static bool token_match(const char *pt, const struct mcpd__policy_slice *t)
         return flag;
     if (flag && !pflag)
         return false;
-    return mcpd_policy_glob(pt, t->p, t->len, MCPD__GLOB_PATH);
+    return mcpd__glob_match(g, t->p, t->len);
 }
 
-static bool program_match(const char *pt, const struct mcpd__policy_slice *prog, const char *canon)
+static bool program_match(const char *pt, const struct mcpd__glob *g,
+                          const struct mcpd__policy_slice *prog, const char *canon)
 {
     if (canon != NULL)
         return strcmp(pt, canon) == 0;
@@ -371,13 +382,13 @@ static bool program_match(const char *pt, const struct mcpd__policy_slice *prog,
         return false;
     if (mcpd__policy_cmd_is_wrapper(prog->p, prog->len))
         return mcpd__policy_glob_is_literal(pt) && slice_is(prog, pt);
-    return token_match(pt, prog);
+    return token_match(pt, g, prog);
 }
 
 bool mcpd__policy_cmdpat_match(const struct mcpd__policy_cmdpat *p,
                                const struct mcpd__policy_cmd *c, const char *canon)
 {
-    if (c->n == 0 || !program_match(p->tok[0], &c->tok[0], canon))
+    if (c->n == 0 || !program_match(p->tok[0], p->g[0], &c->tok[0], canon))
         return false;
     for (int i = 1; i < p->n; i++) {
         if (i == p->n - 1 && p->rest) {
@@ -386,7 +397,7 @@ bool mcpd__policy_cmdpat_match(const struct mcpd__policy_cmdpat *p,
                     return false;
             return true;
         }
-        if (i >= c->n || !token_match(p->tok[i], &c->tok[i]))
+        if (i >= c->n || !token_match(p->tok[i], p->g[i], &c->tok[i]))
             return false;
     }
     return c->n == p->n;

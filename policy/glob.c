@@ -1,7 +1,8 @@
 /*
- * glob.c - the policy's glob matcher. No allocation, no recursion, no
- * backtracking: a pattern is compiled on the stack into a token program and
- * run as an NFA whose state set is a bitset over token positions, so a match
+ * glob.c - the policy's glob matcher. No recursion, no backtracking: a
+ * pattern is compiled once (mcpd__glob_new, when the policy is built) into a
+ * token program in one heap block sized to the pattern, and matching, which
+ * allocates nothing, runs it as an NFA whose state set is a bitset over token positions, so a match
  * costs O(len(subject) * len(pattern)) whatever the pattern ("*a*a*a*b"
  * against 10 KB of 'a' included; compare CVE-2026-0621).
  *
@@ -44,23 +45,43 @@ struct tok {
 #define MAX_TOKS  (MCPD_POLICY_MAX_PATTERN + 1)
 #define SET_WORDS ((MAX_TOKS + 1 + 63) / 64)
 
+/*
+ * A compiled program. While compiling, `t` points at a scratch array of
+ * MAX_TOKS tokens; mcpd__glob_new() then copies it, with its index, into
+ * one heap block sized to the pattern.
+ */
 struct prog {
     const char *pat;
     size_t plen;
     size_t n; /* tokens; state n is "matched" */
     bool path;
-    struct tok t[MAX_TOKS];
+    struct tok *t;
     /* the index built by index_prog(): masks over token positions, w words each */
     size_t w;
-    uint64_t loop[SET_WORDS];      /* T_STAR and T_ANYRUN (self-loop, epsilon to next) */
-    uint64_t star[SET_WORDS];      /* T_STAR only ('/' excluded in path mode) */
-    uint64_t anyrun[SET_WORDS];    /* T_ANYRUN */
-    uint64_t nop[SET_WORDS];       /* T_NOP (epsilon to next) */
-    uint64_t any[SET_WORDS];       /* T_ANY */
-    uint64_t lit[128 * SET_WORDS]; /* per ASCII code point: the T_LIT tokens wanting it */
-    uint16_t skips[MAX_TOKS];      /* tokens with a skip edge, ascending */
-    uint16_t others[MAX_TOKS];     /* T_CLASS and non-ASCII T_LIT tokens */
+    uint64_t *loop;      /* T_STAR and T_ANYRUN (self-loop, epsilon to next) */
+    uint64_t *star;      /* T_STAR only ('/' excluded in path mode) */
+    uint64_t *anyrun;    /* T_ANYRUN */
+    uint64_t *nop;       /* T_NOP (epsilon to next) */
+    uint64_t *any;       /* T_ANY */
+    uint64_t *lit;       /* (nlit + 1) masks: slot litidx[c] holds the T_LIT tokens wanting c */
+    uint8_t litidx[128]; /* ASCII code point -> lit slot; 0: the empty mask */
+    size_t nlit;
+    uint16_t *skips;  /* tokens with a skip edge, ascending */
+    uint16_t *others; /* T_CLASS and non-ASCII T_LIT tokens */
     size_t nskips, nothers;
+};
+
+enum glob_kind {
+    G_LITERAL, /* no metacharacter: a string compare */
+    G_PREFIX,  /* plain mode, literal then one final '*': a prefix compare */
+    G_PROG,    /* the general matcher */
+};
+
+struct mcpd__glob {
+    enum glob_kind kind;
+    size_t len; /* G_LITERAL: the pattern's length; G_PREFIX: the prefix's */
+    struct prog pr;
+    /* then, in one block: the masks, the tokens, skips and others, the pattern text */
 };
 
 /* ---- compiling ------------------------------------------------------------------------------ */
@@ -191,6 +212,7 @@ static size_t compile_one(struct prog *pr, size_t i, const char **why)
     return i;
 }
 
+/* Compiles into pr->t (MAX_TOKS tokens, set by the caller). */
 static int compile(struct prog *pr, const char *pattern, bool path, const char **why)
 {
     size_t i = 0;
@@ -232,16 +254,32 @@ static bool has_bit(const uint64_t *set, size_t i)
     return (set[i / 64] >> (i % 64)) & 1;
 }
 
-/* Builds the masks and lists of a compiled program. */
+/* Distinct ASCII code points of the T_LIT tokens; fills pr->litidx. */
+static size_t count_lits(struct prog *pr)
+{
+    size_t nlit = 0;
+
+    memset(pr->litidx, 0, sizeof(pr->litidx));
+    for (size_t i = 0; i < pr->n; i++) {
+        const struct tok *t = &pr->t[i];
+        if (t->kind == T_LIT && t->val < 128 && pr->litidx[t->val] == 0)
+            pr->litidx[t->val] = (uint8_t)++nlit;
+    }
+    return nlit;
+}
+
+/*
+ * Builds the masks and lists of a compiled program into storage the caller
+ * pointed them at (w words each, lit (nlit + 1) * w, skips and others n).
+ */
 static void index_prog(struct prog *pr)
 {
-    pr->w = (pr->n + 1 + 63) / 64;
-    memset(pr->loop, 0, sizeof(pr->loop));
-    memset(pr->star, 0, sizeof(pr->star));
-    memset(pr->anyrun, 0, sizeof(pr->anyrun));
-    memset(pr->nop, 0, sizeof(pr->nop));
-    memset(pr->any, 0, sizeof(pr->any));
-    memset(pr->lit, 0, 128 * pr->w * sizeof(pr->lit[0]));
+    memset(pr->loop, 0, pr->w * sizeof(pr->loop[0]));
+    memset(pr->star, 0, pr->w * sizeof(pr->star[0]));
+    memset(pr->anyrun, 0, pr->w * sizeof(pr->anyrun[0]));
+    memset(pr->nop, 0, pr->w * sizeof(pr->nop[0]));
+    memset(pr->any, 0, pr->w * sizeof(pr->any[0]));
+    memset(pr->lit, 0, (pr->nlit + 1) * pr->w * sizeof(pr->lit[0]));
     pr->nskips = pr->nothers = 0;
     for (size_t i = 0; i < pr->n; i++) {
         const struct tok *t = &pr->t[i];
@@ -258,7 +296,7 @@ static void index_prog(struct prog *pr)
         else if (t->kind == T_ANY)
             set_bit(pr->any, i);
         else if (t->kind == T_LIT && t->val < 128)
-            set_bit(pr->lit + t->val * pr->w, i);
+            set_bit(pr->lit + pr->litidx[t->val] * pr->w, i);
         else
             pr->others[pr->nothers++] = (uint16_t)i;
     }
@@ -335,7 +373,7 @@ static bool step(const struct prog *pr, const uint64_t *cur, uint64_t *next, uin
 {
     uint64_t adv[SET_WORDS], any = 0;
     bool slash_ok = !pr->path || c != '/';
-    const uint64_t *lit = c < 128 ? pr->lit + c * pr->w : NULL;
+    const uint64_t *lit = c < 128 ? pr->lit + pr->litidx[c] * pr->w : NULL;
 
     for (size_t k = 0; k < pr->w; k++) {
         next[k] = cur[k] & (slash_ok ? pr->loop[k] : pr->anyrun[k]); /* self-loops */
@@ -356,51 +394,144 @@ static bool step(const struct prog *pr, const uint64_t *cur, uint64_t *next, uin
  * Fast paths that need no program: a pattern without metacharacters is a
  * string compare (resource and tool names mostly are), and in plain mode a
  * pattern that is one trailing '*' after a literal is a prefix compare.
- * Returns 1 match, 0 no match, -1 when the general matcher must decide.
+ * Returns G_LITERAL or G_PREFIX with *len, or G_PROG.
  */
-static int fast_match(const char *pattern, const char *s, size_t len, int mode)
+static enum glob_kind fast_kind(const char *pattern, int mode, size_t *len)
 {
     size_t pl = strcspn(pattern, "*?[\\");
+
+    *len = pl;
     if (pattern[pl] == '\0')
-        return pl == len && memcmp(pattern, s, len) == 0;
+        return G_LITERAL;
     if (mode == MCPD__GLOB_PLAIN && pattern[pl] == '*' && pattern[pl + 1] == '\0')
-        return len >= pl && memcmp(pattern, s, pl) == 0;
-    return -1;
+        return G_PREFIX;
+    return G_PROG;
 }
 
-bool mcpd_policy_glob(const char *pattern, const char *s, size_t len, int mode)
+static size_t align8(size_t n)
 {
-    struct prog pr;
-    int fast;
+    return (n + 7) & ~(size_t)7;
+}
+
+int mcpd__glob_new(struct mcpd__glob **out, const char *pattern, int mode, const char **why)
+{
+    struct tok scratch[MAX_TOKS];
+    struct prog pr = { .t = scratch };
+    struct mcpd__glob *g;
+    size_t len, masks, size;
+    enum glob_kind kind;
+    char *mem;
+    const char *dummy;
+
+    *out = NULL;
+    if (why == NULL)
+        why = &dummy;
+    if (pattern == NULL) {
+        *why = "missing pattern";
+        return -1;
+    }
+    kind = fast_kind(pattern, mode, &len);
+    if (kind != G_PROG) {
+        pr.plen = strlen(pattern);
+    } else {
+        if (compile(&pr, pattern, mode != MCPD__GLOB_PLAIN, why) != 0)
+            return -1;
+        pr.w = (pr.n + 1 + 63) / 64;
+        pr.nlit = count_lits(&pr);
+    }
+    masks = kind == G_PROG ? (5 + pr.nlit + 1) * pr.w : 0;
+    size = sizeof(*g) + masks * sizeof(uint64_t) +
+           (kind == G_PROG ? align8(pr.n * sizeof(struct tok)) + align8(2 * pr.n * sizeof(uint16_t))
+                           : 0) +
+           pr.plen + 1;
+    if ((g = calloc(1, size)) == NULL) {
+        *why = "out of memory";
+        return -1;
+    }
+    g->kind = kind;
+    g->len = len;
+    mem = (char *)(g + 1);
+    if (kind == G_PROG) {
+        uint64_t *m = (uint64_t *)(void *)mem;
+        g->pr = pr;
+        g->pr.loop = m;
+        g->pr.star = m + pr.w;
+        g->pr.anyrun = m + 2 * pr.w;
+        g->pr.nop = m + 3 * pr.w;
+        g->pr.any = m + 4 * pr.w;
+        g->pr.lit = m + 5 * pr.w;
+        mem += masks * sizeof(uint64_t);
+        g->pr.t = (struct tok *)(void *)mem;
+        memcpy(g->pr.t, scratch, pr.n * sizeof(struct tok));
+        mem += align8(pr.n * sizeof(struct tok));
+        g->pr.skips = (uint16_t *)(void *)mem;
+        g->pr.others = g->pr.skips + pr.n;
+        mem += align8(2 * pr.n * sizeof(uint16_t));
+        index_prog(&g->pr);
+    }
+    memcpy(mem, pattern, pr.plen + 1);
+    g->pr.pat = mem;
+    g->pr.plen = pr.plen;
+    *out = g;
+    return 0;
+}
+
+void mcpd__glob_free(struct mcpd__glob *g)
+{
+    free(g);
+}
+
+const char *mcpd__glob_text(const struct mcpd__glob *g)
+{
+    return g->pr.pat;
+}
+
+bool mcpd__glob_match(const struct mcpd__glob *g, const char *s, size_t len)
+{
+    const struct prog *pr;
     uint64_t a[SET_WORDS], b[SET_WORDS], *cur = a, *next = b, *tmp;
-    const char *why;
     size_t i = 0;
 
-    if (pattern == NULL || (s == NULL && len > 0))
+    if (g == NULL || (s == NULL && len > 0))
         return false;
-    if ((fast = fast_match(pattern, s ? s : "", len, mode)) >= 0)
-        return fast == 1;
-    if (compile(&pr, pattern, mode != MCPD__GLOB_PLAIN, &why) != 0)
-        return false;
-    index_prog(&pr);
-    memset(cur, 0, pr.w * sizeof(*cur));
+    if (s == NULL)
+        s = "";
+    if (g->kind == G_LITERAL)
+        return len == g->len && memcmp(g->pr.pat, s, len) == 0;
+    if (g->kind == G_PREFIX)
+        return len >= g->len && memcmp(g->pr.pat, s, g->len) == 0;
+    pr = &g->pr;
+    memset(cur, 0, pr->w * sizeof(*cur));
     set_bit(cur, 0);
-    closure(&pr, cur);
+    closure(pr, cur);
     while (i < len) {
         uint32_t c = mcpd__policy_utf8_next(s, len, &i);
-        if (!step(&pr, cur, next, c))
+        if (!step(pr, cur, next, c))
             return false;
-        closure(&pr, next);
+        closure(pr, next);
         tmp = cur;
         cur = next;
         next = tmp;
     }
-    return has_bit(cur, pr.n);
+    return has_bit(cur, pr->n);
+}
+
+bool mcpd_policy_glob(const char *pattern, const char *s, size_t len, int mode)
+{
+    struct mcpd__glob *g;
+    bool r;
+
+    if (mcpd__glob_new(&g, pattern, mode, NULL) != 0)
+        return false;
+    r = mcpd__glob_match(g, s, len);
+    mcpd__glob_free(g);
+    return r;
 }
 
 int mcpd_policy_glob_check(const char *pattern, const char **why)
 {
-    struct prog pr;
+    struct tok scratch[MAX_TOKS];
+    struct prog pr = { .t = scratch };
     const char *dummy;
 
     if (why == NULL)

@@ -18,8 +18,11 @@ enum mcpd__policy_kind {
     MCPD__DIM_OTHER,    /* plain globs over strings */
 };
 
+struct mcpd__glob;
+
 struct mcpd__policy_pat {
     char *text;                      /* as configured (shown in decisions) */
+    struct mcpd__glob *g;            /* paths, images (over norm), other: compiled once */
     char *norm;                      /* images: normalised pattern */
     struct mcpd__policy_cmdpat *cmd; /* commands: compiled pattern */
     bool digest;                     /* images: the pattern has a digest part */
@@ -34,12 +37,14 @@ struct mcpd__policy_dim {
 
 struct mcpd__policy_list {
     char **v;
+    struct mcpd__glob **g; /* v[i] compiled (mode 0) */
     size_t n;
 };
 
 struct mcpd__policy_binding {
     char *id;
     char *resource;
+    struct mcpd__glob *resource_g;
     bool all_tools; /* no tools, prompts or uris list: every tool */
     struct mcpd__policy_list tools, prompts, uris;
     struct mcpd__policy_dim *dims;

@@ -53,7 +53,8 @@ static int compile_list(struct mcpd__policy_list *dst, const char *const *src, s
 
     if (src == NULL)
         return 0;
-    if ((dst->v = calloc(n ? n : 1, sizeof(*dst->v))) == NULL)
+    if ((dst->v = calloc(n ? n : 1, sizeof(*dst->v))) == NULL ||
+        (dst->g = calloc(n ? n : 1, sizeof(*dst->g))) == NULL)
         return fail(err, errcap, "%s.%s: out of memory", id, what);
     for (size_t i = 0; i < n; i++) {
         if (mcpd_policy_glob_check(src[i], &why) != 0)
@@ -61,6 +62,8 @@ static int compile_list(struct mcpd__policy_list *dst, const char *const *src, s
         if ((dst->v[i] = dup_str(src[i])) == NULL)
             return fail(err, errcap, "%s.%s[%zu]: out of memory", id, what, i);
         dst->n++;
+        if (mcpd__glob_new(&dst->g[i], src[i], MCPD__GLOB_PLAIN, &why) != 0)
+            return fail(err, errcap, "%s.%s[%zu]: %s", id, what, i, why);
     }
     return 0;
 }
@@ -84,7 +87,8 @@ static const char *compile_pattern(struct mcpd__policy_pat *pat, enum mcpd__poli
 
     switch (kind) {
     case MCPD__DIM_PATHS:
-        mcpd__policy_path_pattern_check(pat->text, &why);
+        if (mcpd__policy_path_pattern_check(pat->text, &why) == 0)
+            mcpd__glob_new(&pat->g, pat->text, MCPD__GLOB_PATH, &why);
         break;
     case MCPD__DIM_COMMANDS:
         mcpd__policy_cmdpat_new(&pat->cmd, pat->text, &why);
@@ -97,9 +101,11 @@ static const char *compile_pattern(struct mcpd__policy_pat *pat, enum mcpd__poli
         if ((pat->norm = dup_str(norm)) == NULL)
             return "out of memory";
         pat->digest = strchr(norm, '@') != NULL;
+        mcpd__glob_new(&pat->g, norm, MCPD__GLOB_PATH, &why);
         break;
     case MCPD__DIM_OTHER:
-        mcpd_policy_glob_check(pat->text, &why);
+        if (mcpd_policy_glob_check(pat->text, &why) == 0)
+            mcpd__glob_new(&pat->g, pat->text, MCPD__GLOB_PLAIN, &why);
         break;
     }
     return why;
@@ -181,6 +187,8 @@ static int compile_binding(struct mcpd__policy_binding *dst, const struct mcpd_p
         return fail(err, errcap, "%s.resource: %s", dst->id, why);
     if ((dst->resource = dup_str(src->resource)) == NULL)
         return fail(err, errcap, "%s: out of memory", dst->id);
+    if (mcpd__glob_new(&dst->resource_g, src->resource, MCPD__GLOB_PLAIN, &why) != 0)
+        return fail(err, errcap, "%s.resource: %s", dst->id, why);
     dst->all_tools = src->tools == NULL && src->prompts == NULL && src->uris == NULL;
     if (compile_list(&dst->tools, src->tools, src->ntools, dst->id, "tools", err, errcap) ||
         compile_list(&dst->prompts, src->prompts, src->nprompts, dst->id, "prompts", err, errcap) ||
@@ -343,15 +351,20 @@ int mcpd_policy_new(struct mcpd_policy **out, const struct mcpd_policy_bot *bots
 
 static void free_list(struct mcpd__policy_list *l)
 {
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; i < l->n; i++) {
         free(l->v[i]);
+        if (l->g)
+            mcpd__glob_free(l->g[i]);
+    }
     free(l->v);
+    free(l->g);
 }
 
 static void free_binding(struct mcpd__policy_binding *b)
 {
     free(b->id);
     free(b->resource);
+    mcpd__glob_free(b->resource_g);
     free_list(&b->tools);
     free_list(&b->prompts);
     free_list(&b->uris);
@@ -360,6 +373,7 @@ static void free_binding(struct mcpd__policy_binding *b)
         for (size_t j = 0; j < d->npats; j++) {
             free(d->pats[j].text);
             free(d->pats[j].norm);
+            mcpd__glob_free(d->pats[j].g);
             mcpd__policy_cmdpat_free(d->pats[j].cmd);
         }
         free(d->pats);
@@ -402,8 +416,10 @@ bool mcpd_policy_has_bot(const struct mcpd_policy *p, const char *bot)
 
 const char *mcpd__policy_list_match(const struct mcpd__policy_list *list, const char *s)
 {
+    size_t len = strlen(s);
+
     for (size_t i = 0; i < list->n; i++)
-        if (mcpd_policy_glob(list->v[i], s, strlen(s), MCPD__GLOB_PLAIN))
+        if (mcpd__glob_match(list->g[i], s, len))
             return list->v[i];
     return NULL;
 }
@@ -440,14 +456,16 @@ static bool visible(const struct mcpd_policy *p, const char *botname, const char
                     const char *name, enum what what)
 {
     const struct mcpd__policy_bot *bot = mcpd__policy_find_bot(p, botname);
+    size_t rlen;
 
     if (bot == NULL || resource == NULL || name == NULL)
         return false;
     if (what == URI && !uri_is_plain(name))
         return false;
+    rlen = strlen(resource);
     for (size_t i = 0; i < bot->nb; i++) {
         const struct mcpd__policy_binding *b = bot->b[i];
-        if (!mcpd_policy_glob(b->resource, resource, strlen(resource), MCPD__GLOB_PLAIN))
+        if (!mcpd__glob_match(b->resource_g, resource, rlen))
             continue;
         if ((what == TOOL && mcpd__policy_tool_match(b, name)) ||
             (what == PROMPT && mcpd__policy_list_match(&b->prompts, name)) ||

@@ -185,6 +185,8 @@ bool mcpd_policy_uri_visible(const struct mcpd_policy *p, const char *bot, const
 
 struct mcpd_policy_decision {
     bool allow;
+    bool bound;         /* some binding matched the resource and the tool (the tool is
+                           visible to the bot, whether or not the arguments passed) */
     char binding[128];  /* id of the deciding binding ("" when none matched) */
     char dimension[32]; /* the dimension that denied ("" otherwise) */
     char argument[64];  /* the argument that denied */
@@ -236,7 +238,9 @@ int mcpd_policy_image_normalise(char *out, size_t cap, const char *ref, size_t l
 /*
  * Glob match of s[0..len) (may hold NUL) against a NUL-terminated pattern;
  * mode 0: '*' matches anything; mode 1: path ('*' within a segment, '**'
- * across). An invalid pattern matches nothing. No allocation.
+ * across). An invalid pattern matches nothing. Compiles the pattern on
+ * every call (one small allocation; out of memory matches nothing): the
+ * policy itself matches globs compiled once when it is built.
  */
 bool mcpd_policy_glob(const char *pattern, const char *s, size_t len, int mode);
 /* Validates a glob pattern; returns 0 or -1 with why. */

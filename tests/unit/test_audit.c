@@ -1198,6 +1198,69 @@ static void test_request_args(void **state)
     assert_verifies(f->path, 3);
 }
 
+/* Arguments handed over as a value: redacted on a copy, the caller's value untouched. */
+static void test_args_value(void **state)
+{
+    struct fixture *f = *state;
+    json_t *secret = json_loads("{\"z\":1,\"apiKey\":\"s3cr3t-value\",\"list\":[{\"name\":"
+                                "\"X-Api-Key\",\"value\":\"v-1\"}],\"a\":\"x\"}",
+                                0, NULL);
+    json_t *plain =
+        json_loads("{\"z\":[1,2],\"path\":\"/srv/a\",\"a\":{\"y\":1,\"b\":2}}", 0, NULL);
+    json_t *uri = json_string("file:///srv/a");
+    json_t *vals[] = { secret, plain, uri, NULL };
+    char digest[65], *s, *before;
+    size_t len;
+
+    assert_non_null(secret);
+    assert_non_null(plain);
+    open_audit(f);
+    before = json_dumps(secret, JSON_COMPACT);
+    for (int i = 0; i < 4; i++) {
+        struct mcpd_audit_record r = { 0 };
+        int64_t id = -1;
+        int base = f->ncb;
+        r.kind = MCPD_AUDIT_CALL;
+        r.tool = "t";
+        r.status = "forwarded";
+        r.args_value = vals[i];
+        r.row_id = &id;
+        assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+        run_until(f, base + 1);
+        assert_int_equal(f->last_status, 0);
+        assert_int_equal(id, i + 1);
+    }
+    /* the writer redacted a copy: the caller's value still holds its secret */
+    s = json_dumps(secret, JSON_COMPACT);
+    assert_string_equal(s, before);
+    assert_non_null(strstr(s, "s3cr3t-value"));
+    free(s);
+    free(before);
+    close_audit(f);
+    s = raw_text(f->path, "SELECT args FROM audit WHERE id = 1", &len);
+    assert_string_equal(s, "{\"a\":\"x\",\"apiKey\":\"***\",\"list\":[{\"name\":\"X-Api-Key\","
+                           "\"value\":\"***\"}],\"z\":1}");
+    free(s);
+    assert_false(file_has(f->path, "s3cr3t-value"));
+    s = raw_text(f->path, "SELECT args FROM audit WHERE id = 2", &len);
+    assert_string_equal(s, "{\"a\":{\"b\":2,\"y\":1},\"path\":\"/srv/a\",\"z\":[1,2]}");
+    sha256_hex(digest, s, strlen(s));
+    free(s);
+    s = raw_text(f->path, "SELECT args_digest FROM audit WHERE id = 2", &len);
+    assert_string_equal(s, digest);
+    free(s);
+    s = raw_text(f->path, "SELECT args FROM audit WHERE id = 3", &len);
+    assert_string_equal(s, "\"file:///srv/a\"");
+    free(s);
+    assert_int_equal(raw_int(f->path, "SELECT args IS NULL AND args_digest IS NULL FROM audit "
+                                      "WHERE id = 4"),
+                     1);
+    assert_verifies(f->path, 4);
+    json_decref(secret);
+    json_decref(plain);
+    json_decref(uri);
+}
+
 static void test_outcomes(void **state)
 {
     enum { N = 2500 };
@@ -1314,6 +1377,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shared_with_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_safety, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_args_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outcome_refused_when_closing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_canonical_text, setup, teardown),

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "policy/glob.h"
 #include "policy/policy.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -1298,6 +1299,56 @@ static void test_bind_visibility(void **state)
     mcpd_policy_free(p);
 }
 
+/* Globs compiled once (as the policy keeps them) match like the one-shot matcher. */
+static void test_glob_compiled_once(void **state)
+{
+    static const struct {
+        const char *pat;
+        int mode;
+    } pats[] = { { "echo", 0 },         { "ec*", 0 },          { "debug_[a-m]*", 0 },
+                 { "globex/app-?", 0 }, { "/srv/data/**", 1 }, { "/srv/shared/*.txt", 1 },
+                 { "*a*a*a*b", 0 },     { "/**/x", 1 },        { "caf\u00e9*", 0 } };
+    static const char *subjects[] = { "echo",
+                                      "ech",
+                                      "echoes",
+                                      "debug_b1",
+                                      "debug_z",
+                                      "globex/app-1",
+                                      "globex/app-12",
+                                      "/srv/data",
+                                      "/srv/data/x/y",
+                                      "/srv/database",
+                                      "/srv/shared/a.txt",
+                                      "/srv/shared/d/a.txt",
+                                      "aaab",
+                                      "aaaa",
+                                      "x",
+                                      "d/x",
+                                      "",
+                                      "caf\u00e9 au lait" };
+    struct mcpd__glob *g;
+    const char *why;
+
+    for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++) {
+        assert_int_equal(mcpd__glob_new(&g, pats[i].pat, pats[i].mode, &why), 0);
+        assert_string_equal(mcpd__glob_text(g), pats[i].pat);
+        for (size_t j = 0; j < sizeof(subjects) / sizeof(subjects[0]); j++)
+            assert_int_equal(
+                mcpd__glob_match(g, subjects[j], strlen(subjects[j])),
+                mcpd_policy_glob(pats[i].pat, subjects[j], strlen(subjects[j]), pats[i].mode));
+        mcpd__glob_free(g);
+    }
+    assert_int_equal(mcpd__glob_new(&g, "/srv/data/**", 1, &why), 0);
+    assert_true(mcpd__glob_match(g, "/srv/data/x", 11));
+    assert_true(mcpd__glob_match(g, "/srv/data", 9));
+    assert_false(mcpd__glob_match(g, "/srv/database", 13));
+    assert_true(mcpd__glob_match(g, "/srv/data/x", 11));
+    mcpd__glob_free(g);
+    assert_int_equal(mcpd__glob_new(&g, "a[b", 0, &why), -1);
+    assert_string_equal(why, "unterminated '['");
+    assert_false(mcpd__glob_match(NULL, "a", 1));
+}
+
 static void test_bind_unbound_resource_invisible(void **state)
 {
     struct mcpd_policy *p = team_policy();
@@ -1313,7 +1364,13 @@ static void test_bind_unbound_resource_invisible(void **state)
     assert_string_equal(d.dimension, "");
     assert_string_equal(d.reason, "tool 'read_file' of resource 'secret' is not bound for bot "
                                   "'alice'");
+    assert_false(d.bound); /* not visible: what the router answers as an unknown tool */
+    assert_int_equal(call_path(p, "alice", &FILES, "read_file", "/srv/alice/x", &d), 0);
+    assert_true(d.bound);
+    assert_int_equal(call_path(p, "alice", &FILES, "read_file", "/etc/passwd", &d), -1);
+    assert_true(d.bound); /* bound, visible, denied by a dimension */
     assert_int_equal(call_path(p, "mallory", &FILES, "read_file", "/srv/alice/x", &d), -1);
+    assert_false(d.bound);
     assert_string_equal(d.reason, "unknown bot 'mallory'");
     assert_int_equal(mcpd_policy_check_call(p, "alice", NULL, "read_file", NULL, &d), -1);
     assert_string_equal(d.reason, "no resource or tool given");
@@ -1572,6 +1629,7 @@ int main(void)
         cmocka_unit_test(test_bind_unknown_role_rejected),
         cmocka_unit_test(test_bind_visibility),
         cmocka_unit_test(test_bind_unbound_resource_invisible),
+        cmocka_unit_test(test_glob_compiled_once),
         cmocka_unit_test(test_bind_first_allowing_wins),
         cmocka_unit_test(test_bind_custom_dimension),
         cmocka_unit_test(test_bind_absent_argument_allowed),
