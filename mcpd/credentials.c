@@ -591,7 +591,12 @@ static int token_call(struct mcpd_creds *reg, const struct mcpd_oauth_provider_c
     spec.body_len = strlen(body);
     spec.timeout_ms = MCPD_OAUTH_TIMEOUT_MS;
     spec.connect_timeout_ms = 10000;
-    r = mcpd_http_call_start(call, reg->hc, &spec, ops, data);
+    if (reg->hc == NULL)
+        r = mcpd_http_client_new(&reg->hc, reg->d->loop);
+    else
+        r = 0;
+    if (r == 0)
+        r = mcpd_http_call_start(call, reg->hc, &spec, ops, data);
     mcpd_crypto_free_str(body); /* copied by the client */
     mcpd_crypto_free_str(auth);
     if (r != 0)
@@ -1226,8 +1231,8 @@ int mcpd__credentials_start(struct mcpd_daemon *d)
     if ((reg->store_path = mcpd_admin_store_path(d->cfg)) == NULL ||
         (reg->key_file = mcpd_admin_key_file(d->cfg, reg->store_path)) == NULL)
         return MCPD_ENOMEM;
-    if ((r = mcpd_http_client_new(&reg->hc, d->loop)) != 0)
-        return r;
+    /* reg->hc is made by the first token request: initialising libcurl (and with it
+     * OpenSSL's tables) costs ~2 MiB of RSS that a daemon without OAuth never needs */
     uv_timer_start(&reg->poll, on_poll, MCPD_CRED_POLL_MS, MCPD_CRED_POLL_MS);
     if (serves_http(d) && (r = mcpd_listener_route(d, "/oauth/callback", on_callback, reg)) != 0)
         return r;
