@@ -17,12 +17,11 @@
 #include <string.h>
 
 #include "adapters.h"
+#include "mcpd/env.h"
 #include "mcpd/error.h"
 #include "mcpd/limits.h"
 #include "mcpd/log.h"
 #include "mcpd/net/lines.h"
-
-extern char **environ;
 
 enum stop_step { STEP_NONE, STEP_STDIN_CLOSED, STEP_TERM_SENT, STEP_KILL_SENT };
 
@@ -182,34 +181,6 @@ static void on_read_err(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 
 /* ---- vtable ------------------------------------------------------------------- */
 
-/* environ + configured variables (configured ones win). Returns a new array. */
-static char **build_env(const struct mcpd_server_config *cfg)
-{
-    size_t n = 0, k = 0;
-    char **env;
-    while (environ[n])
-        n++;
-    env = calloc(n + cfg->nenv + 1, sizeof(*env));
-    if (env == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        bool overridden = false;
-        for (size_t j = 0; j < cfg->nenv; j++) {
-            size_t kl = strlen(cfg->env[j].key);
-            if (strncmp(environ[i], cfg->env[j].key, kl) == 0 && environ[i][kl] == '=')
-                overridden = true;
-        }
-        if (!overridden)
-            env[k++] = strdup(environ[i]);
-    }
-    for (size_t j = 0; j < cfg->nenv; j++) {
-        size_t l = strlen(cfg->env[j].key) + strlen(cfg->env[j].value) + 2;
-        if ((env[k] = malloc(l)) != NULL)
-            snprintf(env[k++], l, "%s=%s", cfg->env[j].key, cfg->env[j].value);
-    }
-    return env;
-}
-
 static void free_strv(char **v)
 {
     for (size_t i = 0; v && v[i]; i++)
@@ -225,7 +196,7 @@ static int up_start(struct mcpd_upstream *up)
     uv_process_options_t opt;
     uv_stdio_container_t stdio[3];
     char **args = calloc(cfg->nargs + 2, sizeof(*args));
-    char **env = build_env(cfg);
+    char **env = mcpd_env_child(cfg->env, cfg->nenv);
     int r;
 
     if (args == NULL || env == NULL) {

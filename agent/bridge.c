@@ -20,13 +20,12 @@
 #include <string.h>
 
 #include "mcpd/buf.h"
+#include "mcpd/env.h"
 #include "mcpd/error.h"
 #include "mcpd/jsonrpc.h"
 #include "mcpd/limits.h"
 #include "mcpd/log.h"
 #include "mcpd/net/lines.h"
-
-extern char **environ;
 
 enum state { ST_STARTING, ST_LISTING, ST_READY, ST_BACKOFF, ST_CLOSING };
 enum kind { K_CALL, K_INIT, K_LIST };
@@ -472,33 +471,6 @@ static void on_read_err(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     mcpd_line_reader_feed(&p->lr_err, n, &p->gone);
 }
 
-/* environ plus the configured variables (which win). */
-static char **make_env(const struct mcpd_agent_server *srv)
-{
-    size_t n = 0, k = 0;
-    char **env;
-
-    while (environ[n])
-        n++;
-    if ((env = calloc(n + srv->nenv + 1, sizeof(*env))) == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        bool over = false;
-        for (size_t j = 0; j < srv->nenv && !over; j++) {
-            size_t kl = strlen(srv->env[j].key);
-            over = strncmp(environ[i], srv->env[j].key, kl) == 0 && environ[i][kl] == '=';
-        }
-        if (!over)
-            env[k++] = strdup(environ[i]);
-    }
-    for (size_t j = 0; j < srv->nenv; j++) {
-        size_t len = strlen(srv->env[j].key) + strlen(srv->env[j].value) + 2;
-        if ((env[k] = malloc(len)) != NULL)
-            snprintf(env[k++], len, "%s=%s", srv->env[j].key, srv->env[j].value);
-    }
-    return env;
-}
-
 static void free_strv(char **v)
 {
     for (char **p = v; p && *p; p++)
@@ -525,7 +497,8 @@ static void start(struct mcpd_agent_bridge *br)
     uv_pipe_init(br->loop, &p->out, 0);
     uv_pipe_init(br->loop, &p->err, 0);
     p->proc.data = p->in.data = p->out.data = p->err.data = p;
-    if ((args = calloc(srv->nargs + 2, sizeof(*args))) == NULL || (env = make_env(srv)) == NULL)
+    if ((args = calloc(srv->nargs + 2, sizeof(*args))) == NULL ||
+        (env = mcpd_env_child(srv->env, srv->nenv)) == NULL)
         goto fail;
     args[0] = srv->command;
     for (size_t i = 0; i < srv->nargs; i++)

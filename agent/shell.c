@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "mcpd/buf.h"
+#include "mcpd/env.h"
 #include "mcpd/error.h"
 #include "policy/policy.h"
 
@@ -287,8 +288,13 @@ int mcpd_agent_shell_run(struct mcpd_agent_shell_run **out, uv_loop_t *loop, cha
     opt.stdio_count = 3;
     opt.exit_cb = on_exit_cb;
     opt.flags = UV_PROCESS_DETACHED;
+    if ((opt.env = mcpd_env_child(NULL, 0)) == NULL) { /* without the agent key */
+        rc = MCPD_ENOMEM;
+        goto fail;
+    }
     tried = true;
     rc = uv_spawn(loop, &r->proc, &opt);
+    mcpd_env_free(opt.env);
     close(fds[1]);
     fds[1] = -1;
     if (rc != 0)

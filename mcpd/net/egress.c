@@ -44,6 +44,8 @@ static const char *classify_v6(const uint8_t *p)
     static const uint8_t zero[16];
     static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
     static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t nat64_local[6] = { 0, 0x64, 0xff, 0x9b, 0, 0x01 };
+    static const uint8_t translated[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0 };
     static const uint8_t ec2[16] = {
         0xfd, 0, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54
     };
@@ -56,6 +58,12 @@ static const char *classify_v6(const uint8_t *p)
         return "metadata"; /* fd00:ec2::254 */
     if (memcmp(p, mapped, 12) == 0 || memcmp(p, nat64, 12) == 0)
         return classify_v4(v4_at(p + 12)); /* ::ffff:a.b.c.d, 64:ff9b::a.b.c.d */
+    if (memcmp(p, translated, 12) == 0)
+        return classify_v4(v4_at(p + 12)); /* ::ffff:0:a.b.c.d (SIIT, RFC 6052 2.1) */
+    if (memcmp(p, nat64_local, 6) == 0)
+        return "reserved"; /* 64:ff9b:1::/48 local-use NAT64 (RFC 8215): any IPv4 behind it */
+    if (p[0] == 0x20 && p[1] == 0x01 && p[2] == 0 && p[3] == 0)
+        return "reserved"; /* 2001::/32 Teredo: tunnels to an obfuscated IPv4 */
     if (memcmp(p, zero, 12) == 0)
         return "reserved";            /* deprecated IPv4-compatible ::a.b.c.d */
     if (p[0] == 0x20 && p[1] == 0x02) /* 6to4 2002:AABB:CCDD::/48 */

@@ -406,6 +406,12 @@ static int raw_write(struct mcpd_ws *ws, const char *data, size_t len)
         if (done == len)
             return 0;
     }
+    /* control frames (pongs to a flood of pings) and TLS records bypass the send-queue
+     * check of mcpd_ws_send_text: a peer that never reads cannot grow this queue either */
+    if (ws->tcp.write_queue_size + (len - done) > 2 * (size_t)MCPD_WS_MAX_SEND_QUEUE) {
+        peer_gone(ws, "the peer does not read what it is sent");
+        return MCPD_ETOOBIG;
+    }
     wr = malloc(sizeof(*wr) + (len - done));
     if (wr == NULL) {
         ws_finish(ws, 1006, 0, "out of memory");

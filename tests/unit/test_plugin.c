@@ -491,7 +491,12 @@ static void test_egress_addr(void **state)
         is(mapped, v4[i].want);
         snprintf(mapped, sizeof(mapped), "64:ff9b::%s", v4[i].v4); /* NAT64 */
         is(mapped, v4[i].want);
+        snprintf(mapped, sizeof(mapped), "::ffff:0:%s", v4[i].v4); /* IPv4-translated */
+        is(mapped, v4[i].want);
     }
+    is("64:ff9b:1::a9fe:a9fe", "reserved"); /* local-use NAT64 (RFC 8215) */
+    is("64:ff9b:1:ffff::1", "reserved");
+    is("2001:0:4136:e378:8000:63bf:3fff:fdd2", "reserved"); /* Teredo */
     is("::1", "loopback");
     is("::", "unspecified");
     is("fc00::1", "private");
