@@ -4,9 +4,14 @@
  * directories, relative paths without "..", size and count caps; files are
  * created with O_EXCL|O_NOFOLLOW under a fresh directory, so an entry can
  * never land outside it.
+ *
+ * libarchive is loaded with dlopen() on first use, not linked: its dependency
+ * chain (libxml2, ICU, libstdc++, the compressors...) costs ~2 MiB of RSS in
+ * every daemon, and most daemons never open a .mst file.
  */
 #include <archive.h>
 #include <archive_entry.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -31,6 +36,85 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
     return MCPD_ECONFIG;
+}
+
+/* ---- libarchive, loaded on first use -----------------------------------------------------------
+ */
+
+#define MCPD_LIBARCHIVE_SONAME "libarchive.so.13"
+
+/* Every libarchive function this file calls, through la.<name> (types from the headers). */
+#define MCPD_ARCHIVE_FUNCTIONS(X)       \
+    X(archive_error_string)             \
+    X(archive_entry_filetype)           \
+    X(archive_entry_free)               \
+    X(archive_entry_hardlink)           \
+    X(archive_entry_new)                \
+    X(archive_entry_pathname)           \
+    X(archive_entry_perm)               \
+    X(archive_entry_set_filetype)       \
+    X(archive_entry_set_mtime)          \
+    X(archive_entry_set_pathname)       \
+    X(archive_entry_set_perm)           \
+    X(archive_entry_set_size)           \
+    X(archive_entry_size)               \
+    X(archive_entry_size_is_set)        \
+    X(archive_entry_symlink)            \
+    X(archive_read_data)                \
+    X(archive_read_free)                \
+    X(archive_read_new)                 \
+    X(archive_read_next_header)         \
+    X(archive_read_open_filename)       \
+    X(archive_read_support_filter_gzip) \
+    X(archive_read_support_format_tar)  \
+    X(archive_write_add_filter_gzip)    \
+    X(archive_write_close)              \
+    X(archive_write_data)               \
+    X(archive_write_free)               \
+    X(archive_write_header)             \
+    X(archive_write_new)                \
+    X(archive_write_open_filename)      \
+    X(archive_write_set_format_pax_restricted)
+
+static struct {
+    void *handle; /* NULL until la_load() succeeds; never closed after that */
+#define X(f) __typeof__(f) *f;
+    MCPD_ARCHIVE_FUNCTIONS(X)
+#undef X
+} la;
+
+/*
+ * Loads libarchive and resolves la.* once; 0, or MCPD_ECONFIG with the reason in err.
+ * Not locked: it runs only at config load and in the "mcpd plugin" CLI, both single-threaded.
+ * A failure leaves la.handle NULL, so the next call tries again.
+ */
+static int la_load(char *err, size_t errlen)
+{
+    const char *sym, *e;
+    void *h;
+    int rc;
+
+    if (la.handle != NULL)
+        return 0;
+    if ((h = dlopen(MCPD_LIBARCHIVE_SONAME, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+        e = dlerror();
+        return fail(err, errlen, "cannot load " MCPD_LIBARCHIVE_SONAME ": %.300s",
+                    e ? e : "unknown error");
+    }
+#define X(f)                                               \
+    if ((la.f = (__typeof__(la.f))dlsym(h, #f)) == NULL) { \
+        sym = #f;                                          \
+        goto missing;                                      \
+    }
+    MCPD_ARCHIVE_FUNCTIONS(X)
+#undef X
+    la.handle = h;
+    return 0;
+missing: /* the message is formatted before dlclose(), which may reuse dlerror()'s buffer */
+    e = dlerror();
+    rc = fail(err, errlen, "cannot load " MCPD_LIBARCHIVE_SONAME ": %.300s", e ? e : sym);
+    dlclose(h);
+    return rc;
 }
 
 /* A relative path of non-empty segments, none "." or "..", printable, not too long. */
@@ -90,7 +174,7 @@ static int extract_file(struct archive *a, const char *dest, const char *rel, mo
               (mode & 0111) ? 0755 : 0644);
     if (fd < 0)
         return fail(err, errlen, "archive entry '%.200s': cannot create (duplicate entry?)", rel);
-    while ((r = archive_read_data(a, buf, sizeof(buf))) > 0) {
+    while ((r = la.archive_read_data(a, buf, sizeof(buf))) > 0) {
         size += (unsigned long long)r;
         *total += (unsigned long long)r;
         if (size > MCPD_MAX_MST_ENTRY) {
@@ -107,30 +191,32 @@ static int extract_file(struct archive *a, const char *dest, const char *rel, mo
         }
     }
     if (rc == 0 && r < 0)
-        rc = fail(err, errlen, "corrupt archive: %.200s", archive_error_string(a));
+        rc = fail(err, errlen, "corrupt archive: %.200s", la.archive_error_string(a));
     close(fd);
     return rc;
 }
 
 int mcpd_mst_extract(const char *archive, const char *dest, char *err, size_t errlen)
 {
-    struct archive *a = archive_read_new();
+    struct archive *a;
     struct archive_entry *e;
     unsigned long long total = 0;
     unsigned count = 0;
     int r, rc = 0;
 
-    if (a == NULL)
+    if (la_load(err, errlen) != 0)
+        return MCPD_ECONFIG;
+    if ((a = la.archive_read_new()) == NULL)
         return MCPD_ENOMEM;
-    archive_read_support_format_tar(a);
-    archive_read_support_filter_gzip(a);
-    if (archive_read_open_filename(a, archive, 16384) != ARCHIVE_OK) {
-        rc = fail(err, errlen, "cannot read archive: %.200s", archive_error_string(a));
+    la.archive_read_support_format_tar(a);
+    la.archive_read_support_filter_gzip(a);
+    if (la.archive_read_open_filename(a, archive, 16384) != ARCHIVE_OK) {
+        rc = fail(err, errlen, "cannot read archive: %.200s", la.archive_error_string(a));
         goto out;
     }
-    while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-        const char *p = archive_entry_pathname(e), *why;
-        mode_t type = archive_entry_filetype(e);
+    while ((r = la.archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+        const char *p = la.archive_entry_pathname(e), *why;
+        mode_t type = la.archive_entry_filetype(e);
         char rel[1100];
         size_t n;
 
@@ -145,19 +231,19 @@ int mcpd_mst_extract(const char *archive, const char *dest, char *err, size_t er
         while (p[0] == '.' && p[1] == '/')
             p += 2; /* "./x" is "x" */
         if ((why = check_entry_path(p)) != NULL) {
-            snprintf(err, errlen, "archive entry '%.200s' refused: %s", archive_entry_pathname(e),
-                     why);
+            snprintf(err, errlen, "archive entry '%.200s' refused: %s",
+                     la.archive_entry_pathname(e), why);
             rc = MCPD_ECONFIG;
             goto out;
         }
-        if (archive_entry_hardlink(e) != NULL || archive_entry_symlink(e) != NULL ||
+        if (la.archive_entry_hardlink(e) != NULL || la.archive_entry_symlink(e) != NULL ||
             (type != AE_IFREG && type != AE_IFDIR)) {
             rc = fail(err, errlen,
                       "archive entry '%.200s' refused: not a regular file or directory", p);
             goto out;
         }
-        if (archive_entry_size_is_set(e) &&
-            archive_entry_size(e) > (la_int64_t)MCPD_MAX_MST_ENTRY) {
+        if (la.archive_entry_size_is_set(e) &&
+            la.archive_entry_size(e) > (la_int64_t)MCPD_MAX_MST_ENTRY) {
             rc = fail(err, errlen, "archive entry '%.200s' refused: larger than the entry cap", p);
             goto out;
         }
@@ -181,13 +267,13 @@ int mcpd_mst_extract(const char *archive, const char *dest, char *err, size_t er
             rc = fail(err, errlen, "archive entry '%.200s': cannot create the directory", rel);
             goto out;
         }
-        if ((rc = extract_file(a, dest, rel, archive_entry_perm(e), &total, err, errlen)) != 0)
+        if ((rc = extract_file(a, dest, rel, la.archive_entry_perm(e), &total, err, errlen)) != 0)
             goto out;
     }
     if (r != ARCHIVE_EOF)
-        rc = fail(err, errlen, "corrupt archive: %.200s", archive_error_string(a));
+        rc = fail(err, errlen, "corrupt archive: %.200s", la.archive_error_string(a));
 out:
-    archive_read_free(a);
+    la.archive_read_free(a);
     return rc;
 }
 
@@ -214,16 +300,16 @@ static int pack_one(const char *path, const struct stat *st, int flag, struct FT
         pack_rc = MCPD_ECONFIG;
         return 1;
     }
-    if ((e = archive_entry_new()) == NULL) {
+    if ((e = la.archive_entry_new()) == NULL) {
         pack_rc = MCPD_ENOMEM;
         return 1;
     }
-    archive_entry_set_pathname(e, rel);
-    archive_entry_set_filetype(e, flag == FTW_D ? AE_IFDIR : AE_IFREG);
-    archive_entry_set_perm(e, flag == FTW_D ? 0755 : ((st->st_mode & 0111) ? 0755 : 0644));
-    archive_entry_set_size(e, flag == FTW_D ? 0 : st->st_size);
-    archive_entry_set_mtime(e, 0, 0); /* reproducible */
-    if (archive_write_header(pack_out, e) != ARCHIVE_OK)
+    la.archive_entry_set_pathname(e, rel);
+    la.archive_entry_set_filetype(e, flag == FTW_D ? AE_IFDIR : AE_IFREG);
+    la.archive_entry_set_perm(e, flag == FTW_D ? 0755 : ((st->st_mode & 0111) ? 0755 : 0644));
+    la.archive_entry_set_size(e, flag == FTW_D ? 0 : st->st_size);
+    la.archive_entry_set_mtime(e, 0, 0); /* reproducible */
+    if (la.archive_write_header(pack_out, e) != ARCHIVE_OK)
         pack_rc = MCPD_ECONFIG;
     if (pack_rc == 0 && flag == FTW_F) {
         char buf[16384];
@@ -232,25 +318,28 @@ static int pack_one(const char *path, const struct stat *st, int flag, struct FT
         if (fd < 0)
             pack_rc = MCPD_ECONFIG;
         while (pack_rc == 0 && (r = read(fd, buf, sizeof(buf))) > 0)
-            if (archive_write_data(pack_out, buf, (size_t)r) != r)
+            if (la.archive_write_data(pack_out, buf, (size_t)r) != r)
                 pack_rc = MCPD_ECONFIG;
         if (fd >= 0)
             close(fd);
     }
-    archive_entry_free(e);
+    la.archive_entry_free(e);
     return pack_rc != 0;
 }
 
 int mcpd_mst_pack(const char *dir, const char *archive, char *err, size_t errlen)
 {
-    struct archive *a = archive_write_new();
-    if (a == NULL)
+    struct archive *a;
+
+    if (la_load(err, errlen) != 0)
+        return MCPD_ECONFIG;
+    if ((a = la.archive_write_new()) == NULL)
         return MCPD_ENOMEM;
-    archive_write_set_format_pax_restricted(a);
-    archive_write_add_filter_gzip(a);
-    if (archive_write_open_filename(a, archive) != ARCHIVE_OK) {
-        snprintf(err, errlen, "cannot write %.200s: %.200s", archive, archive_error_string(a));
-        archive_write_free(a);
+    la.archive_write_set_format_pax_restricted(a);
+    la.archive_write_add_filter_gzip(a);
+    if (la.archive_write_open_filename(a, archive) != ARCHIVE_OK) {
+        snprintf(err, errlen, "cannot write %.200s: %.200s", archive, la.archive_error_string(a));
+        la.archive_write_free(a);
         return MCPD_ECONFIG;
     }
     pack_out = a;
@@ -260,11 +349,11 @@ int mcpd_mst_pack(const char *dir, const char *archive, char *err, size_t errlen
         pack_rc = MCPD_ECONFIG;
     if (pack_rc != 0)
         snprintf(err, errlen, "cannot pack %.200s (only regular files and directories)", dir);
-    if (archive_write_close(a) != ARCHIVE_OK && pack_rc == 0) {
+    if (la.archive_write_close(a) != ARCHIVE_OK && pack_rc == 0) {
         snprintf(err, errlen, "cannot write %.200s", archive);
         pack_rc = MCPD_ECONFIG;
     }
-    archive_write_free(a);
+    la.archive_write_free(a);
     return pack_rc;
 }
 
