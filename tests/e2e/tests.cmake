@@ -79,12 +79,11 @@ set_property(TEST e2e.plugins APPEND PROPERTY ENVIRONMENT
 # Credentials and OAuth against oidc-provider and a protected remote MCP server.
 mcpd_e2e_test(credentials_oauth 180)
 
-# Plugins under valgrind memcheck too (the adapter lives in curl's callbacks);
-# without the auth step (see plugins.mjs: OpenSSL's per-thread DRBG in the
-# credential worker thread is reported as lost, which is not the adapter's).
+# Plugins under valgrind memcheck too (the adapter lives in curl's callbacks),
+# the credential step included (the credential workers free OpenSSL's per-thread state).
 if(MCPD_VALGRIND)
   add_test(NAME valgrind.plugins
     COMMAND bash ${MCPD_E2E_DIR}/run_node.sh ${MCPD_E2E_DIR}/plugins.mjs)
   set_tests_properties(valgrind.plugins PROPERTIES LABELS valgrind TIMEOUT 600
-    ENVIRONMENT "MCPD_BIN=${MCPD_E2E_DIR}/valgrind_mcpd.sh;MCPD_REAL=$<TARGET_FILE:mcpd>;MCPD_FIXTURE=$<TARGET_FILE:mcpd-fixture>;MCPD_DEMO=$<TARGET_FILE:mcpd-demo-server>;MCPD_E2E_TIMEOUT_MS=580000;MCPD_PLUGINS_DIR=${CMAKE_SOURCE_DIR}/examples/plugins;MCPD_E2E_SKIP_AUTH=1")
+    ENVIRONMENT "MCPD_BIN=${MCPD_E2E_DIR}/valgrind_mcpd.sh;MCPD_REAL=$<TARGET_FILE:mcpd>;MCPD_FIXTURE=$<TARGET_FILE:mcpd-fixture>;MCPD_DEMO=$<TARGET_FILE:mcpd-demo-server>;MCPD_E2E_TIMEOUT_MS=580000;MCPD_PLUGINS_DIR=${CMAKE_SOURCE_DIR}/examples/plugins")
 endif()
