@@ -542,6 +542,18 @@ static int parse_args(int argc, char **argv, const char **config, const char **l
     return 0;
 }
 
+/* True when the authority after "ws://" is localhost, 127.x.y.z or [::1] (for a warning only). */
+static bool loopback_url(const char *auth)
+{
+    size_t n = strcspn(auth, ":/");
+
+    if (strncmp(auth, "[::1]", 5) == 0)
+        return true;
+    if (n == 9 && strncmp(auth, "localhost", 9) == 0)
+        return true;
+    return n >= 7 && strncmp(auth, "127.", 4) == 0 && strspn(auth, "0123456789.") == n;
+}
+
 static int setup(struct agent *a)
 {
     char err[256];
@@ -558,6 +570,9 @@ static int setup(struct agent *a)
     }
     if (!a->cfg->tls_verify)
         LOG_WARN("agent", "tls.verify is false: mcpd's certificate is not checked");
+    if (strncmp(a->cfg->server_url, "ws://", 5) == 0 && !loopback_url(a->cfg->server_url + 5))
+        LOG_WARN("agent", "server_url is ws:// to a host that is not loopback: the agent key "
+                          "crosses the network in cleartext (use wss://)");
     if ((rc = mcpd_agent_builtins_new(&a->builtins, a->loop, a->cfg)) != 0)
         return rc;
     if (a->cfg->nservers && (a->bridges = calloc(a->cfg->nservers, sizeof(*a->bridges))) == NULL)

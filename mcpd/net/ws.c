@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include <llhttp.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <wslay/wslay.h>
@@ -292,6 +293,8 @@ static void release(struct mcpd_ws *ws)
     mcpd_ws_handshake_free(ws->hs);
     mcpd_buf_dispose(&ws->in);
     mcpd_buf_dispose(&ws->pend);
+    if (ws->req.p) /* the upgrade request holds the caller's Authorization header */
+        OPENSSL_cleanse(ws->req.p, ws->req.alloc);
     mcpd_buf_dispose(&ws->req);
     free(ws->host);
     free(ws->port);
