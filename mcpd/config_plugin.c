@@ -190,13 +190,11 @@ static int load_package(struct ctx *c, struct mcpd_plugin_config *pl)
         if ((pl->dir = strdup(pl->source)) == NULL)
             return mcpd__cfg_oom(c);
     } else {
-        const char *tmp = getenv("TMPDIR");
         char tmpl[PATH_MAX];
-        snprintf(tmpl, sizeof(tmpl), "%s/mcpd-plugin-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (mkdtemp(tmpl) == NULL)
+        if ((rc = mcpd_mst_tempdir(tmpl, sizeof(tmpl))) != 0)
             return mcpd__cfg_failat(c, pl->line, pl->column,
                                     "plugins.%s: cannot create an extraction directory: %s",
-                                    pl->name, strerror(errno));
+                                    pl->name, strerror(-rc));
         if ((pl->dir = strdup(tmpl)) == NULL)
             return mcpd__cfg_oom(c);
         pl->extracted = true;

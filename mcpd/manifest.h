@@ -164,6 +164,12 @@ int mcpd_mst_pack(const char *dir, const char *archive, char *err, size_t errlen
 /* `mcpd plugin pack DIR OUT.mst` and `mcpd plugin check DIR|FILE.mst`; returns the exit code. */
 int mcpd_mst_cli(int argc, char **argv);
 
+/*
+ * Creates a new private extraction directory "$TMPDIR/mcpd-plugin-XXXXXX"
+ * (/tmp without TMPDIR) into out. Returns 0 or -errno.
+ */
+int mcpd_mst_tempdir(char *out, size_t cap);
+
 /* Removes a directory tree (extraction directories). */
 void mcpd_mst_remove_tree(const char *dir);
 

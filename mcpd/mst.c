@@ -407,9 +407,7 @@ int mcpd_mst_cli(int argc, char **argv)
         return 1;
     }
     if (!S_ISDIR(st.st_mode)) {
-        const char *t = getenv("TMPDIR");
-        snprintf(tmpl, sizeof(tmpl), "%s/mcpd-plugin-XXXXXX", t && *t ? t : "/tmp");
-        if (mkdtemp(tmpl) == NULL) {
+        if (mcpd_mst_tempdir(tmpl, sizeof(tmpl)) != 0) {
             fprintf(stderr, "mcpd: cannot create a temporary directory\n");
             return 1;
         }
@@ -431,4 +429,14 @@ int mcpd_mst_cli(int argc, char **argv)
     if (extracted)
         mcpd_mst_remove_tree(tmpl);
     return rc == 0 ? 0 : 1;
+}
+
+int mcpd_mst_tempdir(char *out, size_t cap)
+{
+    const char *t = getenv("TMPDIR");
+    int n = snprintf(out, cap, "%s/mcpd-plugin-XXXXXX", t && *t ? t : "/tmp");
+
+    if (n < 0 || (size_t)n >= cap)
+        return -ENAMETOOLONG;
+    return mkdtemp(out) != NULL ? 0 : -errno;
 }
