@@ -1,31 +1,38 @@
 /*
- * audit.h - the tamper-evident audit log: one sqlite file (WAL), written by
- * one writer thread fed by a bounded queue and woken with a uv_async_t,
- * committed in batches (group commit). The loop thread never touches
- * sqlite for the audit once it is open.
+ * audit.h - the tamper-evident audit log: one sqlite file (WAL), written on
+ * the loop thread once per loop iteration: the records submitted during an
+ * iteration are committed together, as one row of audit_block, from a
+ * prepare handle before the loop polls (Redis writes its AOF in beforeSleep
+ * the same way). A commit with synchronous=NORMAL writes the WAL into the
+ * page cache and does not fsync; checkpoints (which do) run on a
+ * checkpointer thread with its own connection. No thread hand-off per batch.
  *
- * Every record is acknowledged on the loop thread once its batch is
- * committed (or failed): callers hold a call's answer until then (the
- * router submits a call's row as it forwards the call, so the commit
- * overlaps the upstream's work, and records the outcome afterwards with
- * mcpd_audit_outcome, which nothing waits for), so no
- * acknowledged call is ever lost, and an audit that cannot be written
- * refuses the call (fail closed). Durability: WAL with synchronous=NORMAL
- * by default, so an acknowledged record survives a crash or kill -9 of mcpd;
- * with sync_full (synchronous=FULL, one fsync per batch) also power loss.
+ * Every record is acknowledged on the loop thread once its commit returned
+ * (or failed): callers hold a call's answer until then (the router submits
+ * a call's row as it forwards the call, so the commit happens while the
+ * upstream works, and records the outcome afterwards with
+ * mcpd_audit_outcome, which nothing waits for), so no acknowledged call is
+ * ever lost, and an audit that cannot be written refuses the call (fail
+ * closed). Durability: WAL with synchronous=NORMAL by default, so an
+ * acknowledged record survives a crash or kill -9 of mcpd; with sync_full
+ * (synchronous=FULL: an fsync per commit, on the loop) also power loss.
+ * Another process holding the write lock (a CLI command, a checkpoint)
+ * never blocks the loop: the commit is retried from a timer, for at most
+ * busy_timeout_ms, and the answers wait meanwhile.
  *
- * Rows are hash-chained: hash = hex SHA-256(prev_hash_hex "\n" canonical
+ * Records are hash-chained: hash = hex SHA-256(prev_hash_hex "\n" canonical
  * row text), where the canonical text is a fixed, length-prefixed
- * serialisation of every stored column (see audit_int.h); the first row's
- * prev is 64 zeros, and after retention the last deleted row's hash (the
+ * serialisation of every column (see audit_int.h); the first record's
+ * prev is 64 zeros, and after retention the last deleted record's hash (the
  * "anchor"). `mcpd audit verify` recomputes the chain and names the first
- * row that does not match.
+ * record that does not match. The view `audit` shows one record per row.
  *
  * Arguments are stored redacted (values of secret-looking keys become
  * "***", at any depth), as canonical JSON (sorted keys, compact), capped
  * at max_args_bytes with a truncation flag, plus args_digest: the SHA-256
  * of the whole redacted canonical text (never of the secrets, which could
- * be brute-forced from it).
+ * be brute-forced from it). They are serialised when submitted: the audit
+ * keeps no reference to the caller's values.
  */
 #ifndef MCPD_AUDIT_H
 #define MCPD_AUDIT_H
@@ -41,12 +48,6 @@ struct mcpd_audit;
 
 #define MCPD_AUDIT_OUTCOMES_PER_ROW 1024 /* call outcomes listed in one `result` row at most */
 #define MCPD_AUDIT_OUTCOME_DELAY_MS 2    /* a lone outcome waits this long for company */
-#ifndef MCPD_AUDIT_SPIN_US
-#define MCPD_AUDIT_SPIN_US 200 /* the writer polls this long for records before sleeping */
-#endif
-#ifndef MCPD_AUDIT_LOOP_SPIN_US
-#define MCPD_AUDIT_LOOP_SPIN_US 200 /* the loop polls this long for a commit it waits for */
-#endif
 
 enum mcpd_audit_kind {
     MCPD_AUDIT_CALL = 0,   /* a tools/call (or prompts/get, resources/read) that was forwarded */
@@ -76,18 +77,15 @@ struct mcpd_audit_record {
     int64_t latency_us;
     /*
      * When args_key is set (a static string: "arguments", "uri"), args_json
-     * is the whole JSON-RPC request as forwarded and the arguments are its
-     * params[args_key]: the writer thread extracts them, so the loop hands
-     * over the bytes it already serialised instead of serialising twice.
+     * is the whole JSON-RPC request and the arguments are its params[args_key].
      */
     const char *args_key;
     /*
      * Or, instead of args_json: the arguments themselves (params.arguments
-     * or params.uri of the request as forwarded). The audit takes a
-     * reference and the writer thread redacts (on a copy), serialises and
-     * digests them, so neither thread parses anything. The caller must not
-     * modify the value afterwards (jansson's reference counts are atomic and
-     * serialising only reads). NULL with args_json NULL: no arguments.
+     * or params.uri of the request as forwarded), borrowed: they are
+     * redacted (on a copy), serialised and digested inside submit, so
+     * nothing is parsed and no reference is kept. NULL with args_json NULL:
+     * no arguments.
      */
     json_t *args_value;
     /* When set, receives the row's id before cb runs (0 when it failed). */
@@ -108,22 +106,24 @@ struct mcpd_audit_options {
     unsigned queue_cap;    /* records waiting at most (default 65536) */
     int64_t retain_ms;     /* delete the leading rows older than this (0: keep) */
     int64_t retain_rows;   /* keep at most this many rows (0: no cap) */
-    /* Retention runs in each batch's transaction, deletes only a prefix of
-     * the chain (at most batch size + 4096 rows at a time) and moves the
-     * anchor, so the remaining rows still verify. */
+    /* Retention runs in each commit's transaction, deletes only a prefix of
+     * the chain, whole blocks (at most about a commit + 4096 records at a
+     * time), and moves the anchor, so the remaining records still verify. */
     int busy_timeout_ms; /* longest wait for another connection's write lock (0: 5000) */
     bool sync_full;      /* fsync every commit (power loss); default: survive a crash of mcpd */
+    unsigned checkpoint_pages; /* WAL pages that wake the checkpointer (0: 1000; tests) */
 };
 
 /*
- * Opens (creating if needed, mode 0600) the database, checks the schema,
- * starts the writer thread. Borrows loop and o (o->path is required).
- * A file that cannot be opened for writing fails here ("<path>: cannot
- * open for writing: ..." or "<path>: database is read-only"), as does an
- * unknown schema version (MCPD_ECONFIG). Returns 0, or a negative code
- * with a one-line reason in err; *out is set only on success. Should the
- * thread fail to start, the async handle is already closing: run the loop
- * once before uv_loop_close.
+ * Opens (creating if needed, mode 0600) the database, checks the schema
+ * (converting a schema 1 log that verifies; one that does not is refused
+ * and left as it is), starts the checkpointer thread. Borrows loop and o
+ * (o->path is required). A file that cannot be opened for writing fails
+ * here ("<path>: cannot open for writing: ..." or "<path>: database is
+ * read-only"), as does an unknown schema version (MCPD_ECONFIG). Returns
+ * 0, or a negative code with a one-line reason in err; *out is set only on
+ * success. Should the thread fail to start, the handles are already
+ * closing: run the loop once before uv_loop_close.
  */
 int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_audit_options *o,
                     char *err, size_t errcap);
@@ -133,7 +133,7 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
  * and capped here, text fields cut to 4 KiB). `cb` (may be NULL) runs
  * later on the loop thread, never synchronously, in submission order.
  * Returns 0, or MCPD_EBUSY (queue_cap records, or 64 MiB, waiting),
- * MCPD_EUNAVAIL (the writer failed and the audit is refusing, for good:
+ * MCPD_EUNAVAIL (a commit failed and the audit is refusing, for good:
  * the reason is logged once; or close was called), MCPD_ENOMEM: then cb
  * is not called and the caller must refuse the call. Loop thread only.
  */
@@ -155,7 +155,9 @@ int mcpd_audit_outcome(struct mcpd_audit *a, int64_t call_id, const char *status
                        int64_t latency_us);
 
 /*
- * Flushes everything queued, stops the thread, closes the database, and
+ * Flushes everything queued (on the next loop iteration, waiting for the
+ * write lock up to busy_timeout_ms), stops the checkpointer, closes the
+ * database, and
  * calls done (may be NULL; on the loop thread, never synchronously) when
  * finished; the audit is freed then. Callbacks of queued records still run
  * first. Submit returns MCPD_EUNAVAIL once close was called. A second

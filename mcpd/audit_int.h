@@ -11,9 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <sqlite3.h>
 
-#define AUDIT_SCHEMA_VERSION 1
+#include "buf.h"
+
+#define AUDIT_SCHEMA_VERSION 2
 #define AUDIT_ZERO_HASH      "0000000000000000000000000000000000000000000000000000000000000000"
 #define AUDIT_HASH_HEX       64
 
@@ -42,6 +45,13 @@ enum audit_col {
 #define AUDIT_COLUMNS                                                                          \
     "id, time_ms, kind, bot, session, transport, resource, tool, location, decision, reason, " \
     "args, args_truncated, args_digest, status, latency_us"
+
+/* A record of audit_block b (json_each r), as the columns of AUDIT_COLUMNS, then hash. */
+#define AUDIT_RECORD_COLUMNS                                                                      \
+    "b.id + r.key, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, "   \
+    "r.value ->> 5, r.value ->> 6, r.value ->> 7, r.value ->> 8, r.value ->> 9, r.value ->> 10, " \
+    "r.value ->> 11, r.value ->> 12, r.value ->> 13, r.value ->> 14, r.value ->> 15"
+#define AUDIT_RECORD_FROM " FROM audit_block b, json_each(b.rows) r"
 
 /* One column's value: integer columns use i, text columns p/len (p NULL: SQL NULL). */
 struct audit_val {
@@ -73,8 +83,21 @@ const char *mcpd__audit_kind_name(int kind);
 int mcpd__audit_row_hash(char out[AUDIT_HASH_HEX + 1], const char *prev,
                          const struct audit_val row[AC_NCOLS]);
 
-/* Binds row to ?1..?16 and hash to ?17 (explicit lengths). Returns a sqlite code. */
-int mcpd__audit_row_bind(sqlite3_stmt *st, const struct audit_val row[AC_NCOLS], const char *hash);
+/*
+ * Appends the record as its element of an audit_block's `rows`: the JSON
+ * array [time_ms, kind, ..., latency_us, hash] (every column but id, in
+ * enum order, then the hash; SQL NULL as null). Returns 0 or a buf error.
+ */
+int mcpd__audit_row_json(struct mcpd_buf *b, const struct audit_val row[AC_NCOLS],
+                         const char *hash);
+
+/*
+ * Appends j as json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS |
+ * JSON_ENCODE_ANY) would, faster. Returns 0; 1 when j holds what only
+ * jansson writes (a real, a key with a NUL, deep nesting: b unchanged, use
+ * json_dumps); or MCPD_ENOMEM.
+ */
+int mcpd__audit_canon(struct mcpd_buf *b, const json_t *j);
 
 /*
  * Reads columns 0..15 of a SELECT AUDIT_COLUMNS row (pointers valid until
@@ -105,6 +128,15 @@ int mcpd__audit_args_value(json_t *args, size_t cap, char **text, size_t *text_l
 
 /* The longest prefix of s (len bytes) of at most cap bytes not splitting a UTF-8 sequence. */
 size_t mcpd__audit_utf8_cut(const char *s, size_t len, size_t cap);
+
+/*
+ * Converts a schema 1 audit table (one row per record) into audit_blocks,
+ * inside the caller's write transaction on db, when there is one: only if
+ * its chain verifies (else MCPD_ECONFIG with the first bad row in err: the
+ * evidence stays as it is). Hashes are unchanged (the canonical text is
+ * the same). Returns 0 (also when there is nothing to convert).
+ */
+int mcpd__audit_upgrade(sqlite3 *db, const char *path, char *err, size_t errcap);
 
 /* Reads the 'anchor' or 'head' link of audit_meta; returns a sqlite code (SQLITE_DONE: absent). */
 int mcpd__audit_meta_get(sqlite3_stmt *get, const char *key, struct audit_link *out);

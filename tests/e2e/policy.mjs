@@ -56,6 +56,9 @@ async function callErr(c, name, args) {
 }
 const fixtureSaw = () => (fs.existsSync(flog) ? fs.readFileSync(flog, 'utf8') : '');
 const sql = (q) => run('sqlite3', [db, q]).stdout.trim();
+// edits through the view `audit` (records live in audit_block rows): see audit-tamper.sql
+const tamperSql = fs.readFileSync(new URL('./audit-tamper.sql', import.meta.url), 'utf8');
+const tamper = (q) => sql(tamperSql + q);
 
 await step('bots are created with keys shown once', async () => {
   for (const b of ['alice', 'bob']) {
@@ -187,20 +190,20 @@ await step('audit: one row per call, a verifiable chain, tampering found', async
   ok(q.code === 0 && q.stdout.trim().split('\n').every((l) => JSON.parse(l).bot === 'alice'), 'audit --bot alice --tool echo --json lists only those rows');
   const id = sql("SELECT id FROM audit WHERE kind='call' ORDER BY id LIMIT 1 OFFSET 5");
   const status = sql(`SELECT status FROM audit WHERE id=${id}`);
-  sql(`UPDATE audit SET status='forged' WHERE id=${id}`);
+  tamper(`UPDATE audit SET status='forged' WHERE id=${id}`);
   const bad = mcpd('audit', 'verify');
   eq(bad.code, 1, 'after a hand edit, audit verify fails');
   match(bad.stdout, new RegExp(`broken at row ${id}\\b`), `and names the edited row (${id})`);
-  sql(`UPDATE audit SET status='${status}' WHERE id=${id}`);
+  tamper(`UPDATE audit SET status='${status}' WHERE id=${id}`);
   eq(mcpd('audit', 'verify').code, 0, 'restoring the value restores the chain');
   // an outcome is in the chain too: forging one is found
   const rid = sql("SELECT id FROM audit WHERE kind='result' ORDER BY id LIMIT 1");
   const args = sql(`SELECT args FROM audit WHERE id=${rid}`);
-  sql(`UPDATE audit SET args=replace(args, '"ok"', '"error"') WHERE id=${rid}`);
+  tamper(`UPDATE audit SET args=replace(args, '"ok"', '"error"') WHERE id=${rid}`);
   const bad2 = mcpd('audit', 'verify');
   eq(bad2.code, 1, 'after an outcome is forged, audit verify fails');
   match(bad2.stdout, new RegExp(`broken at row ${rid}\\b`), `and names the result row (${rid})`);
-  sql(`UPDATE audit SET args='${args}' WHERE id=${rid}`);
+  tamper(`UPDATE audit SET args='${args}' WHERE id=${rid}`);
   eq(mcpd('audit', 'verify').code, 0, 'restoring the outcome restores the chain');
 });
 

@@ -33,7 +33,7 @@ done
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/mcpd-e2e-run.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
-cp "$HERE"/*.mjs "$WORK"/
+cp "$HERE"/*.mjs "$HERE"/*.sql "$WORK"/
 ln -s "$PKG_DIR/node_modules" "$WORK/node_modules"
 
 export MCPD_EVERYTHING="${MCPD_EVERYTHING:-$EVERYTHING}"

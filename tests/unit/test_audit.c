@@ -44,6 +44,7 @@
 
 #include "helpers.h"
 #include "mcpd/audit.h"
+#include "mcpd/audit_int.h"
 #include "mcpd/error.h"
 #include "mcpd/store.h"
 
@@ -187,11 +188,45 @@ static sqlite3 *raw_open(const char *path)
     return db;
 }
 
+/*
+ * Tampering goes through the view `audit`: tests/e2e/audit-tamper.sql
+ * holds temporary triggers that turn an UPDATE or a one-row DELETE of a
+ * record into the edit of its element in the audit_block row.
+ */
+static char *tamper_triggers(void)
+{
+    const char *src = getenv("MCPD_SOURCE_DIR");
+    char path[512];
+    FILE *fp;
+    char *text;
+    long n;
+
+    snprintf(path, sizeof(path), "%s/tests/e2e/audit-tamper.sql", src ? src : ".");
+    if ((fp = fopen(path, "rb")) == NULL)
+        fail_msg("%s: cannot open (MCPD_SOURCE_DIR?)", path);
+    fseek(fp, 0, SEEK_END);
+    n = ftell(fp);
+    rewind(fp);
+    text = calloc(1, (size_t)n + 1);
+    assert_non_null(text);
+    assert_int_equal(fread(text, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    return text;
+}
+
 static void raw_exec(const char *path, const char *sql)
 {
     sqlite3 *db = raw_open(path);
     char *msg = NULL;
 
+    if (sqlite3_exec(db, "SELECT 1 FROM audit_block LIMIT 0", NULL, NULL, NULL) == SQLITE_OK) {
+        char *t = tamper_triggers();
+        int rc = sqlite3_exec(db, t, NULL, NULL, &msg);
+
+        free(t);
+        if (rc != SQLITE_OK)
+            fail_msg("triggers: %s", msg);
+    }
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
         fail_msg("%s: %s", sql, msg);
     sqlite3_close(db);
@@ -509,9 +544,14 @@ static void test_tamper_reorder(void **state)
     struct fixture *f = *state;
 
     make_rows(f, 100);
-    raw_exec(f->path, "UPDATE audit SET id = -1 WHERE id = 20;"
-                      "UPDATE audit SET id = 20 WHERE id = 21;"
-                      "UPDATE audit SET id = 21 WHERE id = -1;");
+    /* records 20 and 21 swap places */
+    raw_exec(f->path, "CREATE TEMP TABLE s AS SELECT * FROM audit WHERE id IN (20, 21);"
+                      "UPDATE audit SET (time_ms, kind, bot, session, transport, resource, tool,"
+                      " location, decision, reason, args, args_truncated, args_digest, status,"
+                      " latency_us, hash) = (SELECT time_ms, kind, bot, session, transport,"
+                      " resource, tool, location, decision, reason, args, args_truncated,"
+                      " args_digest, status, latency_us, hash FROM s WHERE s.id = 41 - audit.id)"
+                      " WHERE id IN (20, 21);");
     assert_bad_row(f->path, 20);
 }
 
@@ -520,7 +560,8 @@ static void test_tamper_tail(void **state)
     struct fixture *f = *state;
 
     make_rows(f, 100);
-    raw_exec(f->path, "DELETE FROM audit WHERE id > 97");
+    raw_exec(f->path, "DELETE FROM audit WHERE id = 100; DELETE FROM audit WHERE id = 99;"
+                      "DELETE FROM audit WHERE id = 98");
     assert_bad_row(f->path, 98);
 }
 
@@ -567,7 +608,8 @@ static void test_retention_rows_continues(void **state)
     close_audit(f);
     assert_verifies(f->path, 30);
     open_audit(f);
-    submit_n(f, 500);
+    for (int wave = 0; wave < 10; wave++) /* blocks of 50: retention deletes whole blocks */
+        submit_n(f, 50);
     close_audit(f);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 50);
     assert_verifies(f->path, 50);
@@ -587,8 +629,10 @@ static void test_retention_age(void **state)
     open_audit(f);
     for (int i = 0; i < 40; i++) {
         fill_record(&r, i, tool, sizeof(tool));
-        r.time_ms = now - (i < 30 ? 3600000 : 0); /* 30 rows an hour old */
+        r.time_ms = now - (i < 30 ? 3600000 : 0); /* 30 rows an hour old, in their own block */
         assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+        if (i == 29)
+            run_until(f, 30);
     }
     run_until(f, 40);
     submit_n(f, 1); /* the next batch applies retention (if the first batch did not) */
@@ -965,6 +1009,181 @@ static void test_print_escapes(void **state)
     json_decref(j);
 }
 
+/* ---- the lock held for a while, then released ------------------------------------------------ */
+
+static sqlite3 *busy_locker;
+
+static void on_unlock(uv_timer_t *t)
+{
+    sqlite3_exec(busy_locker, "ROLLBACK", NULL, NULL, NULL);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_busy_retried(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r;
+    uv_timer_t unlock;
+    char tool[32];
+    uint64_t t0;
+
+    f->o.busy_timeout_ms = 3000;
+    open_audit(f);
+    submit_n(f, 10);
+    busy_locker = raw_open(f->path);
+    assert_int_equal(sqlite3_exec(busy_locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    uv_timer_init(&f->loop, &unlock);
+    uv_timer_start(&unlock, on_unlock, 150, 0);
+    t0 = uv_hrtime();
+    for (int i = 0; i < 5; i++) {
+        fill_record(&r, i, tool, sizeof(tool));
+        assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    }
+    /* the loop is never blocked meanwhile: the unlock timer runs on it */
+    run_until(f, 15);
+    assert_true(uv_hrtime() - t0 >= 140u * 1000000u); /* they waited for the lock */
+    assert_int_equal(f->nerr, 0);
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0); /* not refusing */
+    run_until(f, 16);
+    sqlite3_close(busy_locker);
+    close_audit(f);
+    assert_verifies(f->path, 16);
+}
+
+/* ---- the fast canonical JSON against jansson's ----------------------------------------------- */
+
+static void test_canon_matches_jansson(void **state)
+{
+    static const char *const corpus[] = {
+        "{}",
+        "[]",
+        "\"\"",
+        "0",
+        "-1",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "true",
+        "null",
+        "{\"b\":1,\"a\":[true,false,null],\"aa\":{},\"A\":\"x\",\"_\":[[]]}",
+        "\"\\u0001\\b\\f\\n\\r\\t\\\"\\\\/\\u001f\\u007f\"",
+        "\"\\u00e9\\u20ac\\ud834\\udd1e \u00e9\"",
+        "\"a\\u0000b\"",
+        "{\"\\u00e9\":1,\"e\":2,\"z\":3,\"\\u0001\":4}",
+        "[{\"path\":\"/srv/x\",\"command\":\"git status\",\"n\":[1,2,{\"k\":\"v\"}]}]",
+        "{\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k9\":9,"
+        "\"k10\":10,\"k11\":11,\"k12\":12,\"k13\":13,\"k14\":14,\"k15\":15,\"k16\":16,"
+        "\"k17\":17,\"k0\":0}",
+        /* what only jansson writes: reals, a key holding a NUL */
+        "1.5",
+        "[1e300]",
+    };
+    int fallbacks = 0;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(corpus) / sizeof(corpus[0]); i++) {
+        json_error_t e;
+        json_t *j = json_loads(corpus[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+        struct mcpd_buf b;
+        char *want;
+        int r;
+
+        if (j == NULL)
+            fail_msg("%s: %s", corpus[i], e.text);
+        want = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        assert_non_null(want);
+        mcpd_buf_init(&b, 1 << 20);
+        r = mcpd__audit_canon(&b, j);
+        if (r == 1) {
+            fallbacks++;
+            assert_int_equal(b.len, 0);
+        } else {
+            assert_int_equal(r, 0);
+            if (b.len != strlen(want) || memcmp(b.p, want, b.len) != 0)
+                fail_msg("%s: canon %.*s, jansson %s", corpus[i], (int)b.len, b.p, want);
+        }
+        mcpd_buf_dispose(&b);
+        free(want);
+        json_decref(j);
+    }
+    assert_int_equal(fallbacks, 2);
+    {
+        /* a key holding a NUL (jansson's parser refuses them, its API does not) */
+        json_t *o = json_object();
+        struct mcpd_buf b;
+
+        assert_int_equal(json_object_setn_new(o, "a\0b", 3, json_integer(1)), 0);
+        mcpd_buf_init(&b, 1024);
+        assert_int_equal(mcpd__audit_canon(&b, o), 1);
+        mcpd_buf_dispose(&b);
+        json_decref(o);
+    }
+}
+
+/* ---- schema 1 (one row per record) is converted, unless it does not verify ------------------- */
+
+static void make_v1(struct fixture *f, int n)
+{
+    make_rows(f, n);
+    raw_exec(
+        f->path,
+        "CREATE TABLE audit1 (id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL,"
+        " kind TEXT NOT NULL, bot TEXT, session TEXT, transport TEXT, resource TEXT, tool TEXT,"
+        " location TEXT, decision TEXT, reason TEXT, args TEXT,"
+        " args_truncated INTEGER NOT NULL, args_digest TEXT, status TEXT,"
+        " latency_us INTEGER NOT NULL, hash TEXT NOT NULL);"
+        "INSERT INTO audit1 SELECT * FROM audit;"
+        "DROP VIEW audit; DROP TABLE audit_block;"
+        "ALTER TABLE audit1 RENAME TO audit;"
+        "CREATE INDEX audit_time ON audit(time_ms);"
+        "UPDATE audit_meta SET id = 1 WHERE k = 'schema'");
+}
+
+static void test_upgrade_v1(void **state)
+{
+    struct fixture *f = *state;
+    size_t len;
+    char *before, *after;
+
+    make_v1(f, 300);
+    assert_verifies(f->path, 300); /* verify reads schema 1 too */
+    before = raw_text(f->path,
+                      "SELECT group_concat(hash || kind || ifnull(args, '-'), ',')"
+                      " FROM (SELECT * FROM audit ORDER BY id)",
+                      &len);
+    open_audit(f);
+    submit_n(f, 5);
+    close_audit(f);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                                      " AND name = 'audit'"),
+                     0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit_block WHERE id < 301"), 2);
+    assert_int_equal(raw_int(f->path, "SELECT id FROM audit_meta WHERE k = 'schema'"), 2);
+    after = raw_text(f->path,
+                     "SELECT group_concat(hash || kind || ifnull(args, '-'), ',')"
+                     " FROM (SELECT * FROM audit WHERE id <= 300 ORDER BY id)",
+                     &len);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    assert_verifies(f->path, 305);
+}
+
+static void test_upgrade_v1_refused(void **state)
+{
+    struct fixture *f = *state;
+
+    make_v1(f, 50);
+    raw_exec(f->path, "UPDATE audit SET tool = 'innocent' WHERE id = 7");
+    assert_true(mcpd_audit_open(&f->a, &f->loop, &f->o, f->err, sizeof(f->err)) < 0);
+    assert_null(f->a);
+    assert_non_null(strstr(f->err, "does not verify (first bad row 7)"));
+    /* left as it was: the evidence */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                                      " AND name = 'audit'"),
+                     1);
+    assert_int_equal(raw_int(f->path, "SELECT id FROM audit_meta WHERE k = 'schema'"), 1);
+}
+
 static void test_bad_files(void **state)
 {
     struct fixture *f = *state;
@@ -980,10 +1199,10 @@ static void test_bad_files(void **state)
     assert_true(mcpd_audit_verify(f->path, &rows, &bad, f->err, sizeof(f->err)) < 0);
     /* a newer schema is refused rather than guessed at */
     make_rows(f, 1);
-    raw_exec(f->path, "UPDATE audit_meta SET id = 2 WHERE k = 'schema'");
+    raw_exec(f->path, "UPDATE audit_meta SET id = 3 WHERE k = 'schema'");
     assert_true(mcpd_audit_open(&f->a, &f->loop, &f->o, f->err, sizeof(f->err)) < 0);
     assert_null(f->a);
-    assert_non_null(strstr(f->err, "schema version 2"));
+    assert_non_null(strstr(f->err, "schema version 3"));
 }
 
 static void test_shared_with_store(void **state)
@@ -1374,6 +1593,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_print_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_print_escapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_retried, setup, teardown),
+        cmocka_unit_test(test_canon_matches_jansson),
+        cmocka_unit_test_setup_teardown(test_upgrade_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_v1_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_with_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_safety, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_args, setup, teardown),
