@@ -165,9 +165,15 @@ sleep 1
     [[ $t == audit* ]] || continue
     sent=$( (grep "\"target\":\"$t\"" "$RESULTS"; grep "\"smoke\":\"$t\"" "$OUT/smoke.jsonl") | sed -E 's/.*"sent_all":([0-9]+).*/\1/' | awk '{s+=$1} END{print s+0}')
     okc=$( (grep "\"target\":\"$t\"" "$RESULTS"; grep "\"smoke\":\"$t\"" "$OUT/smoke.jsonl") | sed -E 's/.*"ok_all":([0-9]+).*/\1/' | awk '{s+=$1} END{print s+0}')
-    rows=$(sqlite3 "${STORE[$t]}" "select count(*) from audit where kind='call' and decision='allow'")
-    complete=$(sqlite3 "${STORE[$t]}" "select count(*) from (select json_extract(j.value,'\$[0]') cid, count(*) n, max(json_extract(j.value,'\$[1]')) st from audit r, json_each(r.args) j where r.kind='result' group by 1) g join audit c on c.id = g.cid where c.kind='call' and g.n = 1 and g.st = 'ok'")
-    outs=$(sqlite3 "${STORE[$t]}" "select group_concat(st||': '||n, ', ') from (select json_extract(j.value,'\$[1]') st, count(*) n from audit r, json_each(r.args) j where r.kind='result' group by 1)")
+    # the records once into indexed temporary tables: joining the view to itself is quadratic
+    IFS='|' read -r rows complete outs < <(sqlite3 "${STORE[$t]}" "
+      create temp table calls(id integer primary key);
+      insert into calls select id from audit where kind='call' and decision='allow';
+      create temp table outs as select json_extract(j.value,'\$[0]') cid, json_extract(j.value,'\$[1]') st from audit r, json_each(r.args) j where r.kind='result';
+      create index outs_cid on outs(cid);
+      select (select count(*) from calls),
+             (select count(*) from (select cid, count(*) n, max(st) st from outs group by cid) g join calls c on c.id = g.cid where g.n = 1 and g.st = 'ok'),
+             (select group_concat(st||': '||n, ', ') from (select st, count(*) n from outs group by st));")
     nres=$(sqlite3 "${STORE[$t]}" "select count(*) from audit where kind='result'")
     verify=$(timeout 120 "$MCPD" audit verify -c "${CFG[$t]}" 2>&1 | tail -1)
     echo "| $t | $sent | $okc | $rows | $complete | ${outs:-none} | $nres | $((rows - sent)) | $verify |"
@@ -193,7 +199,7 @@ RATIOS=(--ratio "policy/none=policy/none" --ratio "audit/none=audit/none")
 # perf record (DWARF call graphs) on the policy and the audit mcpd under
 # c=max load (when policy/none or audit/none missed the target at c=max, or
 # --profile yes); self time by thread (the loop thread has tid = pid; the
-# audit writer is the thread running sqlite3 and SHA-256), the top symbols,
+# checkpointer is the other thread running sqlite3), the top symbols,
 # and who calls the policy's glob matcher.
 missed=$(awk -v c="$cmax" -F'|' '$2 ~ /(audit|policy)\/none/ && $3+0 == c && /MISSED/' "$OUT/summary.md" | wc -l)
 if [ "$PROFILE" = yes ] || { [ "$PROFILE" = auto ] && [ "$missed" -gt 0 ]; }; then

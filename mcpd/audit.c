@@ -1,18 +1,21 @@
 /*
  * audit.c - the audit log's runtime half (see audit.h): records submitted
- * on the loop, committed on the loop once per iteration, and a checkpointer
- * thread. The row format lives in audit_row.c, verify and print in
- * audit_query.c.
+ * on the loop, committed on the loop once per iteration (or, at low
+ * concurrency, on the helper thread), and checkpoints on the helper thread.
+ * The row format lives in audit_row.c, verify and print in audit_query.c.
  *
- *   loop thread                                  checkpointer thread
- *   submit: redact + serialise the arguments,    (own connection)
- *           copy the record to `local`           wait until the WAL holds
- *   prepare (before the loop polls):             checkpoint_pages, then a
- *     BEGIN IMMEDIATE; read the head; chain      PASSIVE checkpoint, and a
- *     every record of `local` and the waiting    RESTART one when the WAL
- *     outcomes into one audit_block row;         keeps growing under load
- *     move `head`; retention; COMMIT
- *     run the callbacks (answers released)
+ *   loop thread                                  helper thread
+ *   submit: redact + serialise the arguments,    (own connection for
+ *           copy the record to `local`           checkpoints)
+ *   prepare (before the loop polls):             - a job: commit the batch
+ *     BEGIN IMMEDIATE; read the head; chain        the loop handed over (at
+ *     every record of `local` and the waiting      most LOW_PENDING records
+ *     outcomes into one audit_block row;           waiting), then poll for the
+ *     move `head`; retention; COMMIT               next one a moment
+ *     run the callbacks (answers released)       - the WAL grew by
+ *                                                  checkpoint_pages: PASSIVE
+ *                                                  checkpoint (RESTART when it
+ *                                                  keeps growing)
  *
  * Why on the loop: the records of one iteration form one commit, so the
  * batch grows with the load and a commit costs one INSERT however many
@@ -22,7 +25,16 @@
  * time there, see bench/RESULTS.md). With synchronous=NORMAL a commit
  * writes the WAL into the page cache and never fsyncs: the loop is not
  * blocked on the disk. Checkpoints, which read the WAL, write the database
- * and fsync, run on the checkpointer thread.
+ * and fsync, run on the helper thread.
+ *
+ * Why the helper at low concurrency: a lone call waits for its own commit.
+ * On the loop that commit runs after the forward and before the upstream's
+ * answer is read, in series with the upstream; on the helper it runs in
+ * parallel with it, and both threads poll briefly (MCPD_AUDIT_SPIN_US) for
+ * each other instead of sleeping, which a sleeping thread's wake-up would
+ * cost on every call. The connection belongs to one thread at a time:
+ * job_state hands it over (JOB_READY to the helper, JOB_DONE back), and the
+ * loop neither commits nor hands off while a job is out.
  *
  * A commit that returned is in the WAL file, so an acknowledged record
  * survives kill -9 (and, with sync_full, power loss): a record's callback
@@ -51,6 +63,7 @@
  */
 #include "audit.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +86,12 @@
 #define CKPT_PAGES        1000u /* WAL pages that wake the checkpointer (sqlite's default) */
 #define CKPT_FORCE_FACTOR 8u    /* past this many times CKPT_PAGES: RESTART */
 #define BUSY_DELAY_MAX_MS 16u   /* the longest wait between two attempts at the lock */
+#define LOW_PENDING       1     /* records waiting at most for a commit on the helper thread */
+#ifndef MCPD_AUDIT_SPIN_US
+#define MCPD_AUDIT_SPIN_US 200 /* how long the helper and the loop poll for each other */
+#endif
+#define HELPER_SPIN_NS ((uint64_t)MCPD_AUDIT_SPIN_US * 1000u)
+enum { JOB_IDLE, JOB_READY, JOB_DONE };
 
 struct audit_item {
     struct audit_item *next;
@@ -92,12 +111,28 @@ struct audit_outcome {
     char status[24];
 };
 
+/* A commit handed to the helper thread (low concurrency). */
+struct audit_job {
+    struct audit_item *list;
+    struct audit_outcome *outs;
+    size_t nouts, outs_cap;
+    int rc;
+    char why[256];
+};
+
 struct mcpd_audit {
     unsigned magic;
     bool sync_full;
     uv_loop_t *loop;
     uv_prepare_t flush; /* commits before the loop polls */
     uv_timer_t timer;   /* outcomes alone, a retry on SQLITE_BUSY, the final flush */
+    uv_async_t async;   /* the helper finished a job */
+    uv_idle_t spin;     /* polls for that at low concurrency (HELPER_SPIN_NS) */
+    uint64_t spin_end;
+    struct audit_job job;   /* the loop's while job_state is JOB_IDLE, else the helper's */
+    atomic_int job_state;   /* JOB_IDLE, JOB_READY (to the helper), JOB_DONE (to the loop) */
+    atomic_int helper_busy; /* checkpointing: low-concurrency commits stay on the loop */
+    bool helper_sleeping;   /* under mu */
     int handles_open;
     size_t max_args;
     unsigned queue_cap;
@@ -335,7 +370,8 @@ static int add_outcomes(struct mcpd_audit *a, struct audit_link *head, struct bl
 }
 
 /* The records of list and the outcomes, in one transaction (BEGIN done). */
-static int write_records(struct mcpd_audit *a, struct audit_item *list)
+static int write_records(struct mcpd_audit *a, struct audit_item *list,
+                         const struct audit_outcome *outs, size_t nouts)
 {
     struct audit_link head;
     struct block bk = { 0 };
@@ -348,23 +384,26 @@ static int write_records(struct mcpd_audit *a, struct audit_item *list)
     for (struct audit_item *it = list; it != NULL; it = it->next, n++)
         if ((rc = block_add(a, &head, &bk, it->val)) != SQLITE_OK)
             return rc;
-    for (size_t i = 0; i < a->nouts; i += MCPD_AUDIT_OUTCOMES_PER_ROW, n++) {
+    for (size_t i = 0; i < nouts; i += MCPD_AUDIT_OUTCOMES_PER_ROW, n++) {
         size_t k =
-            a->nouts - i < MCPD_AUDIT_OUTCOMES_PER_ROW ? a->nouts - i : MCPD_AUDIT_OUTCOMES_PER_ROW;
-        if ((rc = add_outcomes(a, &head, &bk, a->outs + i, k)) != SQLITE_OK)
+            nouts - i < MCPD_AUDIT_OUTCOMES_PER_ROW ? nouts - i : MCPD_AUDIT_OUTCOMES_PER_ROW;
+        if ((rc = add_outcomes(a, &head, &bk, outs + i, k)) != SQLITE_OK)
             return rc;
     }
-    if ((rc = block_insert(a, &bk)) != SQLITE_OK || (rc = meta_set(a, "head", &head)) != SQLITE_OK)
+    if ((rc = block_insert(a, &bk)) != SQLITE_OK ||
+        (!getenv("AB_NOMETA") && (rc = meta_set(a, "head", &head)) != SQLITE_OK))
         return rc;
     return retain(a, &head, n);
 }
 
 /* Returns a sqlite code; the reason in why (taken before the rollback resets it). */
-static int write_batch(struct mcpd_audit *a, struct audit_item *list, char *why, size_t whycap)
+static int write_batch(struct mcpd_audit *a, struct audit_item *list,
+                       const struct audit_outcome *outs, size_t nouts, char *why, size_t whycap)
 {
     int rc;
 
-    if ((rc = step_once(a->begin)) == SQLITE_OK && (rc = write_records(a, list)) == SQLITE_OK &&
+    if ((rc = step_once(a->begin)) == SQLITE_OK &&
+        (rc = write_records(a, list, outs, nouts)) == SQLITE_OK &&
         (rc = step_once(a->commit)) == SQLITE_OK)
         return SQLITE_OK;
     if (strcmp(sqlite3_errmsg(a->db), sqlite3_errstr(rc)) == 0)
@@ -408,57 +447,188 @@ static void refuse(struct mcpd_audit *a, int code, const char *why)
 
 static void on_timer(uv_timer_t *h);
 
-/*
- * Commits what waits: the records, and the outcomes when there are records
- * too, or outcomes_due (their delay passed, or a full row of them).
- */
-static void commit(struct mcpd_audit *a, bool outcomes_due)
+/* Appends n outcomes (a batch that must be written again) to those waiting. */
+static void outs_put_back(struct mcpd_audit *a, const struct audit_outcome *outs, size_t n)
 {
-    struct audit_item *list = a->local;
-    char why[256] = "";
-    int rc, code;
+    if (n > 0 && a->nouts + n > a->outs_cap) {
+        size_t cap = (a->nouts + n) * 2;
+        struct audit_outcome *m = realloc(a->outs, cap * sizeof(*m));
 
-    if (list == NULL &&
-        (a->nouts == 0 || (!outcomes_due && a->nouts < MCPD_AUDIT_OUTCOMES_PER_ROW)))
-        return;
-    a->local = NULL;
-    a->local_tail = &a->local;
-    if (a->refusing) {
-        a->nouts = 0;
-        run_callbacks(a, list, a->fail_code);
-        return;
+        if (m == NULL) {
+            LOG_WARN("audit", "out of memory: %zu call outcomes not recorded", n);
+            return;
+        }
+        a->outs = m;
+        a->outs_cap = cap;
     }
-    rc = write_batch(a, list, why, sizeof(why));
+    memcpy(a->outs + a->nouts, outs, n * sizeof(*outs));
+    a->nouts += n;
+}
+
+/*
+ * What a commit of list (and of the outcomes it carried) leads to, on the
+ * loop: callbacks; or, on SQLITE_BUSY, the records wait for a retry from
+ * the timer; or the audit refuses from now on. Returns true when the
+ * outcomes were written or dropped (false: the caller puts them back).
+ */
+static bool commit_done(struct mcpd_audit *a, struct audit_item *list, int rc, const char *why0)
+{
+    char why[300];
+    int code;
+
     if (rc == SQLITE_OK) {
-        a->nouts = 0;
         a->busy_since = 0;
         a->busy_delay = 0;
         if (!a->closing)
             uv_timer_stop(&a->timer);
         run_callbacks(a, list, 0);
-        return;
+        return true;
     }
+    snprintf(why, sizeof(why), "%s", why0);
     if (is_busy(rc) && !a->closing) {
         uint64_t now = uv_now(a->loop);
 
         if (a->busy_since == 0)
             a->busy_since = now;
         if (now - a->busy_since < (uint64_t)a->busy_ms) {
-            /* nothing ran meanwhile (no callbacks): the records wait as they were */
+            /* the records wait, in front of any submitted meanwhile */
+            struct audit_item **tail = &list;
+
+            while (*tail != NULL)
+                tail = &(*tail)->next;
+            *tail = a->local;
+            if (a->local == NULL)
+                a->local_tail = tail;
             a->local = list;
-            while (*a->local_tail != NULL)
-                a->local_tail = &(*a->local_tail)->next;
             a->busy_delay = a->busy_delay == 0 ? 1 : a->busy_delay * 2;
             if (a->busy_delay > BUSY_DELAY_MAX_MS)
                 a->busy_delay = BUSY_DELAY_MAX_MS;
             uv_timer_start(&a->timer, on_timer, a->busy_delay, 0);
-            return;
+            return false;
         }
         snprintf(why + strlen(why), sizeof(why) - strlen(why), " for %d ms", a->busy_ms);
     }
     code = mcpd__store_db_code(rc);
     refuse(a, code != 0 ? code : UV_EIO, why);
     run_callbacks(a, list, a->fail_code);
+    return true;
+}
+
+/* Whether records (or outcomes) wait for a commit. */
+static bool commit_due(const struct mcpd_audit *a, bool outcomes_due)
+{
+    return a->local != NULL ||
+           (a->nouts > 0 && (outcomes_due || a->nouts >= MCPD_AUDIT_OUTCOMES_PER_ROW));
+}
+
+/* Takes the records waiting (the caller owns the list). */
+static struct audit_item *take_local(struct mcpd_audit *a)
+{
+    struct audit_item *list = a->local;
+
+    a->local = NULL;
+    a->local_tail = &a->local;
+    return list;
+}
+
+/* Commits on the loop what waits. */
+static void commit(struct mcpd_audit *a, bool outcomes_due)
+{
+    struct audit_item *list;
+    char why[256] = "";
+    int rc;
+
+    if (!commit_due(a, outcomes_due) || atomic_load_explicit(&a->job_state, memory_order_acquire))
+        return; /* nothing, or the helper thread is committing: its completion comes back here */
+    list = take_local(a);
+    if (a->refusing) {
+        a->nouts = 0;
+        run_callbacks(a, list, a->fail_code);
+        return;
+    }
+    rc = write_batch(a, list, a->outs, a->nouts, why, sizeof(why));
+    {
+        size_t n = a->nouts;
+
+        a->nouts = 0;
+        if (!commit_done(a, list, rc, why))
+            a->nouts = n; /* busy: they are still in a->outs */
+    }
+}
+
+/* ---- low concurrency: the commit on the helper thread ---------------------------------------- */
+
+/*
+ * With at most LOW_PENDING records waiting, a call waits for its own
+ * commit: on the loop, the commit would run after the forward and before
+ * the upstream's answer is read, in series with it. Then the helper thread
+ * commits instead, in parallel with the upstream, and both threads poll
+ * briefly (HELPER_SPIN_NS) for each other rather than paying two wake-ups
+ * of a sleeping thread per call. Busier loops commit on the loop, where
+ * an iteration's records form one commit and nothing polls.
+ */
+static void job_finish(struct mcpd_audit *a)
+{
+    struct audit_item *list = a->job.list;
+
+    a->job.list = NULL;
+    atomic_store_explicit(&a->job_state, 0, memory_order_relaxed);
+    uv_idle_stop(&a->spin);
+    if (!commit_done(a, list, a->job.rc, a->job.why))
+        outs_put_back(a, a->job.outs, a->job.nouts); /* busy: written with the retry */
+    a->job.nouts = 0;
+    if (a->closing || a->busy_since != 0)
+        return; /* the close or the retry timer commits what waits */
+    if (a->local != NULL || a->nouts >= MCPD_AUDIT_OUTCOMES_PER_ROW)
+        uv_timer_start(&a->timer, on_timer, 0, 0); /* what arrived meanwhile */
+    else if (a->nouts > 0 && !uv_is_active((uv_handle_t *)&a->timer))
+        uv_timer_start(&a->timer, on_timer, MCPD_AUDIT_OUTCOME_DELAY_MS, 0);
+}
+
+static void on_job_async(uv_async_t *h)
+{
+    struct mcpd_audit *a = h->data;
+
+    if (atomic_load_explicit(&a->job_state, memory_order_acquire) == JOB_DONE)
+        job_finish(a);
+}
+
+static void on_spin(uv_idle_t *h)
+{
+    struct mcpd_audit *a = h->data;
+
+    if (atomic_load_explicit(&a->job_state, memory_order_acquire) == JOB_DONE)
+        job_finish(a); /* the async wake-up that follows finds nothing */
+    else if (uv_hrtime() >= a->spin_end)
+        uv_idle_stop(h);
+}
+
+/* Hands what waits to the helper thread; false when it is not the time for that. */
+static bool hand_off(struct mcpd_audit *a)
+{
+    struct audit_outcome *o;
+    size_t cap;
+
+    if (a->pending > LOW_PENDING || HELPER_SPIN_NS == 0 || a->refusing || a->closing ||
+        !a->ckpt_started || atomic_load_explicit(&a->helper_busy, memory_order_acquire) ||
+        a->local == NULL)
+        return false;
+    a->job.list = take_local(a);
+    /* swap the outcome arrays: the loop collects into the job's empty one meanwhile */
+    o = a->job.outs, a->job.outs = a->outs, a->outs = o;
+    cap = a->job.outs_cap, a->job.outs_cap = a->outs_cap, a->outs_cap = cap;
+    a->job.nouts = a->nouts;
+    a->nouts = 0;
+    a->job.rc = SQLITE_OK;
+    a->job.why[0] = '\0';
+    uv_mutex_lock(&a->mu);
+    atomic_store_explicit(&a->job_state, JOB_READY, memory_order_release);
+    if (a->helper_sleeping)
+        uv_cond_signal(&a->cv);
+    uv_mutex_unlock(&a->mu);
+    a->spin_end = uv_hrtime() + HELPER_SPIN_NS;
+    uv_idle_start(&a->spin, on_spin);
+    return true;
 }
 
 static void on_flush(uv_prepare_t *h)
@@ -466,8 +636,10 @@ static void on_flush(uv_prepare_t *h)
     struct mcpd_audit *a = h->data;
 
     uv_prepare_stop(h);
-    if (a->busy_since != 0)
-        return; /* the timer retries */
+    if (a->busy_since != 0 || atomic_load_explicit(&a->job_state, memory_order_acquire))
+        return; /* the timer retries; or the job's completion commits what waits */
+    if (hand_off(a))
+        return;
     commit(a, false);
     /* records submitted by the callbacks: a prepare started now runs after the poll */
     if (a->local != NULL && !a->closing && a->busy_since == 0)
@@ -476,7 +648,10 @@ static void on_flush(uv_prepare_t *h)
 
 static void on_timer(uv_timer_t *h)
 {
-    commit(h->data, true);
+    struct mcpd_audit *a = h->data;
+
+    if (!hand_off(a))
+        commit(a, true);
 }
 
 /* ---- the checkpointer ------------------------------------------------------------------------ */
@@ -503,33 +678,82 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
-static void checkpointer(void *arg)
+static void checkpoint(struct mcpd_audit *a, int pages)
+{
+    int log = 0, done = 0, rc;
+
+    atomic_store_explicit(&a->helper_busy, 1, memory_order_release);
+    /* copies what is committed, without blocking the loop's commits */
+    rc = sqlite3_wal_checkpoint_v2(a->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc == SQLITE_OK && done < log && (unsigned)pages >= a->ckpt_pages * CKPT_FORCE_FACTOR) {
+        /*
+         * Commits kept coming during the passive pass, so the WAL never
+         * starts over: take the write lock for the (short) rest. The loop
+         * sees SQLITE_BUSY meanwhile and retries from its timer.
+         */
+        rc = sqlite3_wal_checkpoint_v2(a->ckpt_db, NULL, SQLITE_CHECKPOINT_RESTART, &log, &done);
+    }
+    if (rc != SQLITE_OK && !is_busy(rc))
+        LOG_WARN("audit", "checkpoint: %s", sqlite3_errmsg(a->ckpt_db));
+    atomic_store_explicit(&a->helper_busy, 0, memory_order_release);
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Runs the job the loop handed over (the connection is this thread's until JOB_DONE). */
+static void run_job(struct mcpd_audit *a)
+{
+    a->job.rc =
+        write_batch(a, a->job.list, a->job.outs, a->job.nouts, a->job.why, sizeof(a->job.why));
+    atomic_store_explicit(&a->job_state, JOB_DONE, memory_order_release);
+    uv_async_send(&a->async);
+}
+
+/* After a job: poll for the next one a moment (low concurrency: it comes within a round trip). */
+static bool spin_for_job(struct mcpd_audit *a)
+{
+    uint64_t end = uv_hrtime() + HELPER_SPIN_NS;
+
+    while (uv_hrtime() < end) {
+        if (atomic_load_explicit(&a->job_state, memory_order_acquire) == JOB_READY)
+            return true;
+        for (int i = 0; i < 16; i++)
+            cpu_relax();
+    }
+    return false;
+}
+
+/* The helper thread: low-concurrency commits (hand_off) and checkpoints. */
+static void helper(void *arg)
 {
     struct mcpd_audit *a = arg;
-    int pages, log, done, rc;
+    int pages;
 
     uv_mutex_lock(&a->mu);
     for (;;) {
-        while (a->ckpt_want == 0 && !a->ckpt_stop)
+        a->helper_sleeping = true;
+        while (atomic_load_explicit(&a->job_state, memory_order_acquire) != JOB_READY &&
+               a->ckpt_want == 0 && !a->ckpt_stop)
             uv_cond_wait(&a->cv, &a->mu);
+        a->helper_sleeping = false;
+        if (atomic_load_explicit(&a->job_state, memory_order_acquire) == JOB_READY) {
+            uv_mutex_unlock(&a->mu);
+            do
+                run_job(a);
+            while (spin_for_job(a));
+            uv_mutex_lock(&a->mu);
+            continue;
+        }
         if (a->ckpt_stop)
             break;
         pages = a->ckpt_want;
         uv_mutex_unlock(&a->mu);
-        /* copies what is committed, without blocking the loop's commits */
-        log = done = 0;
-        rc = sqlite3_wal_checkpoint_v2(a->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-        if (rc == SQLITE_OK && done < log && (unsigned)pages >= a->ckpt_pages * CKPT_FORCE_FACTOR) {
-            /*
-             * Commits kept coming during the passive pass, so the WAL never
-             * starts over: take the write lock for the (short) rest. The
-             * loop sees SQLITE_BUSY meanwhile and retries from its timer.
-             */
-            rc =
-                sqlite3_wal_checkpoint_v2(a->ckpt_db, NULL, SQLITE_CHECKPOINT_RESTART, &log, &done);
-        }
-        if (rc != SQLITE_OK && !is_busy(rc))
-            LOG_WARN("audit", "checkpoint: %s", sqlite3_errmsg(a->ckpt_db));
+        checkpoint(a, pages);
         uv_mutex_lock(&a->mu);
         a->ckpt_want = 0;
     }
@@ -568,6 +792,7 @@ static void close_db(struct mcpd_audit *a)
 static void free_audit(struct mcpd_audit *a)
 {
     free(a->outs);
+    free(a->job.outs);
     free(a->path);
     mcpd_buf_dispose(&a->block);
     mcpd_buf_dispose(&a->outs_text);
@@ -595,6 +820,8 @@ static void close_handles(struct mcpd_audit *a)
     a->handle_closed = true;
     uv_close((uv_handle_t *)&a->flush, on_audit_closed);
     uv_close((uv_handle_t *)&a->timer, on_audit_closed);
+    uv_close((uv_handle_t *)&a->async, on_audit_closed);
+    uv_close((uv_handle_t *)&a->spin, on_audit_closed);
 }
 
 static int check_schema(struct mcpd_audit *a, const char *path, char *err, size_t errcap)
@@ -670,7 +897,17 @@ static int start(struct mcpd_audit *a, uv_loop_t *loop, char *err, size_t errcap
     a->flush.data = a;
     uv_timer_init(loop, &a->timer); /* cannot fail */
     a->timer.data = a;
-    a->handles_open = 2;
+    if ((r = uv_async_init(loop, &a->async, on_job_async)) != 0) {
+        uv_close((uv_handle_t *)&a->flush, NULL);
+        uv_close((uv_handle_t *)&a->timer, NULL);
+        uv_cond_destroy(&a->cv);
+        uv_mutex_destroy(&a->mu);
+        goto fail;
+    }
+    a->async.data = a;
+    uv_idle_init(loop, &a->spin); /* cannot fail */
+    a->spin.data = a;
+    a->handles_open = 4;
     return 0;
 fail:
     snprintf(err, errcap, "audit: %s", mcpd_strerror(r));
@@ -699,6 +936,8 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
     a->ckpt_pages = o->checkpoint_pages > 0 ? o->checkpoint_pages : CKPT_PAGES;
     a->sync_full = o->sync_full;
     a->local_tail = &a->local;
+    atomic_init(&a->job_state, JOB_IDLE);
+    atomic_init(&a->helper_busy, 0);
     mcpd_buf_init(&a->block, SIZE_MAX / 2);
     mcpd_buf_init(&a->outs_text, SIZE_MAX / 2);
     if ((r = open_db(a, o->path, err, errcap)) != 0) {
@@ -712,7 +951,7 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
         free(a);
         return r;
     }
-    if ((r = uv_thread_create(&a->ckpt_thread, checkpointer, a)) != 0) {
+    if ((r = uv_thread_create(&a->ckpt_thread, helper, a)) != 0) {
         /* the handles are live: their close callbacks free the audit */
         snprintf(err, errcap, "audit: %s", mcpd_strerror(r));
         close_db(a);
@@ -729,6 +968,14 @@ static void on_close_timer(uv_timer_t *h)
 {
     struct mcpd_audit *a = h->data;
 
+    if (atomic_load_explicit(&a->job_state, memory_order_acquire) != JOB_IDLE) {
+        if (atomic_load_explicit(&a->job_state, memory_order_acquire) == JOB_DONE)
+            job_finish(a);
+        else
+            uv_timer_start(&a->timer, on_close_timer, 1, 0); /* the helper is committing */
+        if (atomic_load_explicit(&a->job_state, memory_order_acquire) != JOB_IDLE)
+            return;
+    }
     sqlite3_busy_timeout(a->db, a->busy_ms);
     commit(a, true);
     stop_checkpointer(a);

@@ -4,8 +4,10 @@
  * iteration are committed together, as one row of audit_block, from a
  * prepare handle before the loop polls (Redis writes its AOF in beforeSleep
  * the same way). A commit with synchronous=NORMAL writes the WAL into the
- * page cache and does not fsync; checkpoints (which do) run on a
- * checkpointer thread with its own connection. No thread hand-off per batch.
+ * page cache and does not fsync; checkpoints (which do) run on a helper
+ * thread with its own connection. No thread hand-off per batch, except at
+ * low concurrency (a lone record waiting), where the helper thread commits
+ * in parallel with the upstream and the two threads poll for each other.
  *
  * Every record is acknowledged on the loop thread once its commit returned
  * (or failed): callers hold a call's answer until then (the router submits

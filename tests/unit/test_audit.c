@@ -1050,6 +1050,57 @@ static void test_busy_retried(void **state)
     assert_verifies(f->path, 16);
 }
 
+/* ---- one record at a time: the helper thread's commits -------------------------------------- */
+
+static void test_one_at_a_time(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r;
+    int64_t id = 0;
+    char tool[32];
+
+    open_audit(f);
+    for (int i = 0; i < 200; i++) {
+        fill_record(&r, i, tool, sizeof(tool));
+        r.row_id = &id;
+        assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+        run_until(f, i + 1);
+        assert_true(id > 0);
+        assert_int_equal(mcpd_audit_outcome(f->a, id, "ok", 10), 0);
+    }
+    close_audit(f);
+    assert_int_equal(f->nerr, 0);
+    /* every outcome was written, in result records that chain with the rest */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit r, json_each(r.args) j"
+                                      " WHERE r.kind = 'result'"),
+                     200);
+    assert_verifies(f->path,
+                    200 + raw_int(f->path, "SELECT count(*) FROM audit WHERE kind = 'result'"));
+}
+
+static void test_one_at_a_time_busy(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r;
+    uv_timer_t unlock;
+    char tool[32];
+
+    f->o.busy_timeout_ms = 3000;
+    open_audit(f);
+    submit_n(f, 1);
+    busy_locker = raw_open(f->path);
+    assert_int_equal(sqlite3_exec(busy_locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    uv_timer_init(&f->loop, &unlock);
+    uv_timer_start(&unlock, on_unlock, 100, 0);
+    fill_record(&r, 1, tool, sizeof(tool));
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    run_until(f, 2);
+    assert_int_equal(f->nerr, 0);
+    sqlite3_close(busy_locker);
+    close_audit(f);
+    assert_verifies(f->path, 2);
+}
+
 /* ---- the fast canonical JSON against jansson's ----------------------------------------------- */
 
 static void test_canon_matches_jansson(void **state)
@@ -1594,6 +1645,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_print_escapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_at_a_time_busy, setup, teardown),
         cmocka_unit_test(test_canon_matches_jansson),
         cmocka_unit_test_setup_teardown(test_upgrade_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_v1_refused, setup, teardown),
