@@ -235,7 +235,7 @@ static int build_bot(struct mcpd_policy *p, size_t bi, const struct mcpd_policy_
 {
     struct mcpd__policy_bot *bot = &p->bots[bi];
     size_t total = src->nbindings;
-    size_t first;
+    size_t first = 0;
     long r;
 
     for (size_t i = 0; i < src->nroles; i++) {
