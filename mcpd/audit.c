@@ -86,7 +86,7 @@
 #define CKPT_PAGES        1000u /* WAL pages that wake the checkpointer (sqlite's default) */
 #define CKPT_FORCE_FACTOR 8u    /* past this many times CKPT_PAGES: RESTART */
 #define BUSY_DELAY_MAX_MS 16u   /* the longest wait between two attempts at the lock */
-#define LOW_PENDING       1     /* records waiting at most for a commit on the helper thread */
+#define LOW_PENDING       4     /* records waiting at most for a commit on the helper thread */
 #ifndef MCPD_AUDIT_SPIN_US
 #define MCPD_AUDIT_SPIN_US 200 /* how long the helper and the loop poll for each other */
 #endif
@@ -567,6 +567,8 @@ static void commit(struct mcpd_audit *a, bool outcomes_due)
  * of a sleeping thread per call. Busier loops commit on the loop, where
  * an iteration's records form one commit and nothing polls.
  */
+static bool hand_off(struct mcpd_audit *a);
+
 static void job_finish(struct mcpd_audit *a)
 {
     struct audit_item *list = a->job.list;
@@ -579,6 +581,8 @@ static void job_finish(struct mcpd_audit *a)
     a->job.nouts = 0;
     if (a->closing || a->busy_since != 0)
         return; /* the close or the retry timer commits what waits */
+    if (hand_off(a))
+        return; /* what arrived meanwhile, at once: the helper may still be polling */
     if (a->local != NULL || a->nouts >= MCPD_AUDIT_OUTCOMES_PER_ROW)
         uv_timer_start(&a->timer, on_timer, 0, 0); /* what arrived meanwhile */
     else if (a->nouts > 0 && !uv_is_active((uv_handle_t *)&a->timer))
