@@ -450,7 +450,9 @@ static void on_timer(uv_timer_t *h);
 /* Appends n outcomes (a batch that must be written again) to those waiting. */
 static void outs_put_back(struct mcpd_audit *a, const struct audit_outcome *outs, size_t n)
 {
-    if (n > 0 && a->nouts + n > a->outs_cap) {
+    if (n == 0)
+        return;
+    if (a->nouts + n > a->outs_cap) {
         size_t cap = (a->nouts + n) * 2;
         struct audit_outcome *m = realloc(a->outs, cap * sizeof(*m));
 
@@ -613,7 +615,8 @@ static bool hand_off(struct mcpd_audit *a)
     struct audit_outcome *o;
     size_t cap;
 
-    if (a->pending > LOW_PENDING || HELPER_SPIN_NS == 0 || a->refusing || a->closing ||
+    if (atomic_load_explicit(&a->job_state, memory_order_acquire) != JOB_IDLE ||
+        a->pending > LOW_PENDING || HELPER_SPIN_NS == 0 || a->refusing || a->closing ||
         !a->ckpt_started || atomic_load_explicit(&a->helper_busy, memory_order_acquire) ||
         a->local == NULL)
         return false;

@@ -6,7 +6,7 @@
  * the same way). A commit with synchronous=NORMAL writes the WAL into the
  * page cache and does not fsync; checkpoints (which do) run on a helper
  * thread with its own connection. No thread hand-off per batch, except at
- * low concurrency (a lone record waiting), where the helper thread commits
+ * low concurrency (at most 4 records waiting), where the helper thread commits
  * in parallel with the upstream and the two threads poll for each other.
  *
  * Every record is acknowledged on the loop thread once its commit returned

@@ -1078,6 +1078,68 @@ static void test_one_at_a_time(void **state)
                     200 + raw_int(f->path, "SELECT count(*) FROM audit WHERE kind = 'result'"));
 }
 
+/* A few records at a time, outcomes in between: the helper's jobs, the outcome timer and
+ * records arriving while a job is out all interleave. */
+static void test_few_at_a_time(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r;
+    int64_t ids[3];
+    char tool[32];
+    int sent = 0;
+
+    open_audit(f);
+    for (int i = 0; i < 150; i++) {
+        for (int k = 0; k < 3; k++) {
+            fill_record(&r, sent, tool, sizeof(tool));
+            r.row_id = &ids[k];
+            assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+            sent++;
+            uv_run(&f->loop, UV_RUN_NOWAIT); /* a job may be out when the next comes */
+        }
+        run_until(f, sent);
+        for (int k = 0; k < 3; k++)
+            assert_int_equal(mcpd_audit_outcome(f->a, ids[k], "ok", k), 0);
+    }
+    close_audit(f);
+    assert_int_equal(f->nerr, 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit r, json_each(r.args) j"
+                                      " WHERE r.kind = 'result'"),
+                     450);
+    assert_verifies(f->path,
+                    450 + raw_int(f->path, "SELECT count(*) FROM audit WHERE kind = 'result'"));
+}
+
+/* The outcome timer fires while a job is out: it must leave the job alone. */
+static void test_timer_during_job(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r;
+    int64_t id = 0;
+    char tool[32];
+
+    open_audit(f);
+    for (int round = 0; round < 20; round++) {
+        int base = f->ncb;
+
+        fill_record(&r, round, tool, sizeof(tool));
+        r.row_id = &id;
+        assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+        run_until(f, base + 1);
+        assert_int_equal(mcpd_audit_outcome(f->a, id, "ok", 1), 0); /* arms the 2 ms timer */
+        r.row_id = NULL;
+        assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+        uv_run(&f->loop, UV_RUN_NOWAIT); /* prepare: the record goes to the helper */
+        assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0); /* and one waits */
+        usleep(5000); /* the job is done and the timer due */
+        run_until(f, base + 3);
+    }
+    close_audit(f);
+    assert_int_equal(f->nerr, 0);
+    assert_verifies(f->path,
+                    60 + raw_int(f->path, "SELECT count(*) FROM audit WHERE kind = 'result'"));
+}
+
 static void test_one_at_a_time_busy(void **state)
 {
     struct fixture *f = *state;
@@ -1647,6 +1709,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_busy_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_at_a_time_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_few_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timer_during_job, setup, teardown),
         cmocka_unit_test(test_canon_matches_jansson),
         cmocka_unit_test_setup_teardown(test_upgrade_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_v1_refused, setup, teardown),
