@@ -51,7 +51,7 @@
  * newest record is older than retain_ms), a bounded number per commit.
  *
  * Another connection holding the write lock (SQLITE_BUSY: a CLI command,
- * the checkpointer's RESTART) never blocks the loop: the commit is retried
+ * the helper's RESTART checkpoint) never blocks the loop: the commit is retried
  * from a timer with a growing delay, for at most busy_timeout_ms in all,
  * while the records and their answers wait.
  *
@@ -83,10 +83,10 @@
 #define FIELD_MAX         4096                       /* bytes kept of each text field */
 #define RETAIN_STEP       4096 /* records retention deletes per commit beyond its size */
 #define BLOCK_BYTES       ((size_t)1024 * 1024) /* a block's JSON text, about at most */
-#define CKPT_PAGES        1000u /* WAL pages that wake the checkpointer (sqlite's default) */
-#define CKPT_FORCE_FACTOR 8u    /* past this many times CKPT_PAGES: RESTART */
-#define BUSY_DELAY_MAX_MS 16u   /* the longest wait between two attempts at the lock */
-#define LOW_PENDING       4     /* records waiting at most for a commit on the helper thread */
+#define CKPT_PAGES        1000u /* WAL pages that wake the helper for a checkpoint (sqlite's default) */
+#define CKPT_FORCE_FACTOR 8u  /* past this many times CKPT_PAGES: RESTART */
+#define BUSY_DELAY_MAX_MS 16u /* the longest wait between two attempts at the lock */
+#define LOW_PENDING       4   /* records waiting at most for a commit on the helper thread */
 #ifndef MCPD_AUDIT_SPIN_US
 #define MCPD_AUDIT_SPIN_US 200 /* how long the helper and the loop poll for each other */
 #endif
@@ -140,7 +140,8 @@ struct mcpd_audit {
     int busy_ms;
     sqlite3 *db;
     sqlite3_stmt *ins, *meta_get, *meta_set, *retain_first, *retain_last, *del, *begin, *commit;
-    struct mcpd_buf block, outs_text;
+    struct audit_block block; /* the one being built */
+    struct mcpd_buf outs_text;
     /* waiting for a commit */
     struct audit_item *local, **local_tail;
     struct audit_outcome *outs;
@@ -152,21 +153,21 @@ struct mcpd_audit {
     int fail_code;
     void (*close_cb)(void *data);
     void *close_data;
-    /* the checkpointer */
+    /* the helper thread: low-concurrency commits, checkpoints */
     char *path;
     unsigned ckpt_pages;
     int ckpt_base; /* loop: the WAL's size at the last request */
-    uv_thread_t ckpt_thread;
-    bool ckpt_started;
+    uv_thread_t helper_thread;
+    bool helper_started;
     uv_mutex_t mu;
     uv_cond_t cv;
-    sqlite3 *ckpt_db; /* the checkpointer's own connection */
+    sqlite3 *ckpt_db; /* the helper's own connection, for checkpoints */
     int ckpt_want;    /* under mu: the WAL's size in pages when it asked, 0: none */
     bool ckpt_stop;   /* under mu */
 };
 
 static const char *const stmt_sql[] = {
-    "INSERT INTO audit_block(id, n, time_ms, rows) VALUES(?1, ?2, ?3, ?4)",
+    AUDIT_BLOCK_INSERT_SQL,
     "SELECT id, hash FROM audit_meta WHERE k = ?1",
     "UPDATE audit_meta SET id = ?2, hash = ?3 WHERE k = ?1",
     /*
@@ -286,64 +287,23 @@ static int step_once(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* The block being built: its first id, record count and newest time. */
-struct block {
-    int64_t first, tmax;
-    size_t n;
-};
-
-static int block_insert(struct mcpd_audit *a, struct block *bk)
-{
-    sqlite3_stmt *st = a->ins;
-    int rc;
-
-    if (bk->n == 0)
-        return SQLITE_OK;
-    if (mcpd_buf_append(&a->block, "]", 1) != 0)
-        return SQLITE_NOMEM;
-    sqlite3_reset(st);
-    rc = sqlite3_bind_int64(st, 1, bk->first);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 2, (int64_t)bk->n);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 3, bk->tmax);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 4, a->block.p, (int)a->block.len, SQLITE_STATIC);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_DONE)
-        rc = SQLITE_OK;
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    mcpd_buf_reset(&a->block);
-    bk->n = 0;
-    return rc;
-}
-
 /* Chains the record after head and adds it to the block (inserted when full). */
-static int block_add(struct mcpd_audit *a, struct audit_link *head, struct block *bk,
-                     struct audit_val val[AC_NCOLS])
+static int block_add(struct mcpd_audit *a, struct audit_link *head, struct audit_val val[AC_NCOLS])
 {
     char hash[AUDIT_HASH_HEX + 1];
 
     val[AC_ID].i = head->id + 1;
-    if (mcpd__audit_row_hash(hash, head->hash, val) != 0)
+    if (mcpd__audit_row_hash(hash, head->hash, val) != 0 ||
+        mcpd__audit_block_add(&a->block, val, hash) != 0)
         return SQLITE_NOMEM;
-    if (bk->n == 0) {
-        bk->first = val[AC_ID].i;
-        bk->tmax = val[AC_TIME_MS].i;
-    }
-    if (mcpd_buf_append(&a->block, bk->n == 0 ? "[" : ",", 1) != 0 ||
-        mcpd__audit_row_json(&a->block, val, hash) != 0)
-        return SQLITE_NOMEM;
-    if (val[AC_TIME_MS].i > bk->tmax)
-        bk->tmax = val[AC_TIME_MS].i;
-    bk->n++;
     head->id++;
     memcpy(head->hash, hash, sizeof(hash));
-    return a->block.len >= BLOCK_BYTES ? block_insert(a, bk) : SQLITE_OK;
+    return a->block.text.len >= BLOCK_BYTES ? mcpd__audit_block_insert(a->ins, &a->block)
+                                            : SQLITE_OK;
 }
 
 /* One `result` record listing outs[0..n): [[call_id, "status", latency_us], ...]. */
-static int add_outcomes(struct mcpd_audit *a, struct audit_link *head, struct block *bk,
+static int add_outcomes(struct mcpd_audit *a, struct audit_link *head,
                         const struct audit_outcome *outs, size_t n)
 {
     struct audit_val val[AC_NCOLS];
@@ -366,7 +326,7 @@ static int add_outcomes(struct mcpd_audit *a, struct audit_link *head, struct bl
     val[AC_REASON].len = strlen(reason);
     val[AC_ARGS].p = b->p;
     val[AC_ARGS].len = b->len;
-    return block_add(a, head, bk, val);
+    return block_add(a, head, val);
 }
 
 /* The records of list and the outcomes, in one transaction (BEGIN done). */
@@ -374,23 +334,23 @@ static int write_records(struct mcpd_audit *a, struct audit_item *list,
                          const struct audit_outcome *outs, size_t nouts)
 {
     struct audit_link head;
-    struct block bk = { 0 };
     size_t n = 0;
     int rc;
 
-    mcpd_buf_reset(&a->block);
+    a->block.n = 0;
+    mcpd_buf_reset(&a->block.text);
     if ((rc = mcpd__audit_meta_get(a->meta_get, "head", &head)) != SQLITE_OK)
         return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
     for (struct audit_item *it = list; it != NULL; it = it->next, n++)
-        if ((rc = block_add(a, &head, &bk, it->val)) != SQLITE_OK)
+        if ((rc = block_add(a, &head, it->val)) != SQLITE_OK)
             return rc;
     for (size_t i = 0; i < nouts; i += MCPD_AUDIT_OUTCOMES_PER_ROW, n++) {
         size_t k =
             nouts - i < MCPD_AUDIT_OUTCOMES_PER_ROW ? nouts - i : MCPD_AUDIT_OUTCOMES_PER_ROW;
-        if ((rc = add_outcomes(a, &head, &bk, outs + i, k)) != SQLITE_OK)
+        if ((rc = add_outcomes(a, &head, outs + i, k)) != SQLITE_OK)
             return rc;
     }
-    if ((rc = block_insert(a, &bk)) != SQLITE_OK ||
+    if ((rc = mcpd__audit_block_insert(a->ins, &a->block)) != SQLITE_OK ||
         (!getenv("AB_NOMETA") && (rc = meta_set(a, "head", &head)) != SQLITE_OK))
         return rc;
     return retain(a, &head, n);
@@ -412,7 +372,8 @@ static int write_batch(struct mcpd_audit *a, struct audit_item *list,
         snprintf(why, whycap, "%s (%s)", sqlite3_errmsg(a->db), sqlite3_errstr(rc));
     if (!sqlite3_get_autocommit(a->db))
         mcpd__store_db_rollback(a->db);
-    mcpd_buf_reset(&a->block);
+    a->block.n = 0;
+    mcpd_buf_reset(&a->block.text);
     return rc;
 }
 
@@ -617,7 +578,7 @@ static bool hand_off(struct mcpd_audit *a)
 
     if (atomic_load_explicit(&a->job_state, memory_order_acquire) != JOB_IDLE ||
         a->pending > LOW_PENDING || HELPER_SPIN_NS == 0 || a->refusing || a->closing ||
-        !a->ckpt_started || atomic_load_explicit(&a->helper_busy, memory_order_acquire) ||
+        !a->helper_started || atomic_load_explicit(&a->helper_busy, memory_order_acquire) ||
         a->local == NULL)
         return false;
     a->job.list = take_local(a);
@@ -661,7 +622,7 @@ static void on_timer(uv_timer_t *h)
         commit(a, true);
 }
 
-/* ---- the checkpointer ------------------------------------------------------------------------ */
+/* ---- the helper thread ---------------------------------------------------------------------- */
 
 /* sqlite calls this after each commit with the WAL's size (it replaces the autocheckpoint). */
 static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
@@ -673,7 +634,7 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
     if (pages < a->ckpt_base)
         a->ckpt_base = 0; /* the WAL started over */
     /* a checkpoint per ckpt_pages of growth: under load the WAL only starts over after RESTART */
-    if (pages - a->ckpt_base >= (int)a->ckpt_pages && a->ckpt_started) {
+    if (pages - a->ckpt_base >= (int)a->ckpt_pages && a->helper_started) {
         a->ckpt_base = pages;
         uv_mutex_lock(&a->mu);
         if (a->ckpt_want == 0) {
@@ -767,15 +728,15 @@ static void helper(void *arg)
     uv_mutex_unlock(&a->mu);
 }
 
-static void stop_checkpointer(struct mcpd_audit *a)
+static void stop_helper(struct mcpd_audit *a)
 {
-    if (a->ckpt_started) {
+    if (a->helper_started) {
         uv_mutex_lock(&a->mu);
         a->ckpt_stop = true;
         uv_cond_signal(&a->cv);
         uv_mutex_unlock(&a->mu);
-        uv_thread_join(&a->ckpt_thread);
-        a->ckpt_started = false;
+        uv_thread_join(&a->helper_thread);
+        a->helper_started = false;
     }
 }
 
@@ -801,7 +762,7 @@ static void free_audit(struct mcpd_audit *a)
     free(a->outs);
     free(a->job.outs);
     free(a->path);
-    mcpd_buf_dispose(&a->block);
+    mcpd_buf_dispose(&a->block.text);
     mcpd_buf_dispose(&a->outs_text);
     uv_cond_destroy(&a->cv);
     uv_mutex_destroy(&a->mu);
@@ -945,7 +906,7 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
     a->local_tail = &a->local;
     atomic_init(&a->job_state, JOB_IDLE);
     atomic_init(&a->helper_busy, 0);
-    mcpd_buf_init(&a->block, SIZE_MAX / 2);
+    mcpd_buf_init(&a->block.text, SIZE_MAX / 2);
     mcpd_buf_init(&a->outs_text, SIZE_MAX / 2);
     if ((r = open_db(a, o->path, err, errcap)) != 0) {
         free(a->path);
@@ -958,14 +919,14 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
         free(a);
         return r;
     }
-    if ((r = uv_thread_create(&a->ckpt_thread, helper, a)) != 0) {
+    if ((r = uv_thread_create(&a->helper_thread, helper, a)) != 0) {
         /* the handles are live: their close callbacks free the audit */
         snprintf(err, errcap, "audit: %s", mcpd_strerror(r));
         close_db(a);
         close_handles(a);
         return r;
     }
-    a->ckpt_started = true;
+    a->helper_started = true;
     *out = a;
     return 0;
 }
@@ -985,7 +946,7 @@ static void on_close_timer(uv_timer_t *h)
     }
     sqlite3_busy_timeout(a->db, a->busy_ms);
     commit(a, true);
-    stop_checkpointer(a);
+    stop_helper(a);
     close_db(a);
     close_handles(a);
 }

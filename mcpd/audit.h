@@ -113,13 +113,14 @@ struct mcpd_audit_options {
      * time), and moves the anchor, so the remaining records still verify. */
     int busy_timeout_ms; /* longest wait for another connection's write lock (0: 5000) */
     bool sync_full;      /* fsync every commit (power loss); default: survive a crash of mcpd */
-    unsigned checkpoint_pages; /* WAL pages that wake the checkpointer (0: 1000; tests) */
+    unsigned
+        checkpoint_pages; /* WAL pages that wake the helper for a checkpoint (0: 1000; tests) */
 };
 
 /*
  * Opens (creating if needed, mode 0600) the database, checks the schema
  * (converting a schema 1 log that verifies; one that does not is refused
- * and left as it is), starts the checkpointer thread. Borrows loop and o
+ * and left as it is), starts the helper thread. Borrows loop and o
  * (o->path is required). A file that cannot be opened for writing fails
  * here ("<path>: cannot open for writing: ..." or "<path>: database is
  * read-only"), as does an unknown schema version (MCPD_ECONFIG). Returns
@@ -158,7 +159,7 @@ int mcpd_audit_outcome(struct mcpd_audit *a, int64_t call_id, const char *status
 
 /*
  * Flushes everything queued (on the next loop iteration, waiting for the
- * write lock up to busy_timeout_ms), stops the checkpointer, closes the
+ * write lock up to busy_timeout_ms), stops the helper thread, closes the
  * database, and
  * calls done (may be NULL; on the loop thread, never synchronously) when
  * finished; the audit is freed then. Callbacks of queued records still run

@@ -83,6 +83,36 @@ const char *mcpd__audit_kind_name(int kind);
 int mcpd__audit_row_hash(char out[AUDIT_HASH_HEX + 1], const char *prev,
                          const struct audit_val row[AC_NCOLS]);
 
+/* audit_block: the records of one commit (schema 2). */
+#define AUDIT_BLOCK_TABLE_SQL                                        \
+    "CREATE TABLE IF NOT EXISTS audit_block ("                       \
+    " id INTEGER PRIMARY KEY,"   /* the id of its first record */    \
+    " n INTEGER NOT NULL,"       /* records: ids id .. id + n - 1 */ \
+    " time_ms INTEGER NOT NULL," /* the latest time_ms among them */ \
+    " rows TEXT NOT NULL);"
+#define AUDIT_BLOCK_INSERT_SQL \
+    "INSERT INTO audit_block(id, n, time_ms, rows) VALUES(?1, ?2, ?3, ?4)"
+
+/* A block being built: the JSON array of its records so far, first id, count, newest time. */
+struct audit_block {
+    struct mcpd_buf text;
+    int64_t first, tmax;
+    size_t n;
+};
+
+/* Adds a record (its id in row[AC_ID], its hash) to b. Returns 0 or a buf error. */
+int mcpd__audit_block_add(struct audit_block *b, const struct audit_val row[AC_NCOLS],
+                          const char *hash);
+
+/*
+ * Inserts b (nothing when empty) with ins, a prepared AUDIT_BLOCK_INSERT_SQL,
+ * and empties it. Returns a sqlite code.
+ */
+int mcpd__audit_block_insert(sqlite3_stmt *ins, struct audit_block *b);
+
+/* Whether db holds a schema 1 audit table (one row per record, not yet converted). */
+bool mcpd__audit_is_v1(sqlite3 *db);
+
 /*
  * Appends the record as its element of an audit_block's `rows`: the JSON
  * array [time_ms, kind, ..., latency_us, hash] (every column but id, in

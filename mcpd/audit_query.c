@@ -45,16 +45,9 @@ struct verify {
 /* The records in id order: schema 2 (blocks), or a schema 1 table (before it is converted). */
 static const char *verify_sql(sqlite3 *db)
 {
-    sqlite3_stmt *st = NULL;
-    bool v1 = false;
-
-    if (sqlite3_prepare_v2(db,
-                           "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'",
-                           -1, &st, NULL) == SQLITE_OK)
-        v1 = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
-    return v1 ? "SELECT " AUDIT_COLUMNS ", hash FROM audit ORDER BY id"
-              : "SELECT " AUDIT_RECORD_COLUMNS AUDIT_RECORD_FROM " ORDER BY b.id, r.key";
+    return mcpd__audit_is_v1(db) ? "SELECT " AUDIT_COLUMNS ", hash FROM audit ORDER BY id"
+                                 : "SELECT " AUDIT_RECORD_COLUMNS AUDIT_RECORD_FROM
+                                   " ORDER BY b.id, r.key";
 }
 
 static int verify_open(struct verify *v, const char *path, char *err, size_t errcap)
@@ -166,68 +159,31 @@ out:
 
 #define UPGRADE_BLOCK 256 /* records per block when converting */
 
-static int upgrade_insert(sqlite3_stmt *ins, struct mcpd_buf *b, int64_t first, int64_t n,
-                          int64_t tmax)
-{
-    int rc;
-
-    if (n == 0)
-        return SQLITE_OK;
-    if (mcpd_buf_append(b, "]", 1) != 0)
-        return SQLITE_NOMEM;
-    sqlite3_reset(ins);
-    if ((rc = sqlite3_bind_int64(ins, 1, first)) == SQLITE_OK &&
-        (rc = sqlite3_bind_int64(ins, 2, n)) == SQLITE_OK &&
-        (rc = sqlite3_bind_int64(ins, 3, tmax)) == SQLITE_OK &&
-        (rc = sqlite3_bind_text(ins, 4, b->p, (int)b->len, SQLITE_STATIC)) == SQLITE_OK &&
-        (rc = sqlite3_step(ins)) == SQLITE_DONE)
-        rc = SQLITE_OK;
-    sqlite3_reset(ins);
-    mcpd_buf_reset(b);
-    return rc;
-}
-
 static int upgrade_rows(sqlite3 *db)
 {
     sqlite3_stmt *sel = NULL, *ins = NULL;
     struct audit_val row[AC_NCOLS];
-    struct mcpd_buf b;
-    int64_t first = 0, n = 0, tmax = 0;
+    struct audit_block b = { 0 };
     int rc;
 
-    mcpd_buf_init(&b, SIZE_MAX / 2);
-    if ((rc = sqlite3_exec(db,
-                           "CREATE TABLE audit_block (id INTEGER PRIMARY KEY, n INTEGER NOT NULL,"
-                           " time_ms INTEGER NOT NULL, rows TEXT NOT NULL)",
-                           NULL, NULL, NULL)) != SQLITE_OK ||
+    mcpd_buf_init(&b.text, SIZE_MAX / 2);
+    if ((rc = sqlite3_exec(db, AUDIT_BLOCK_TABLE_SQL, NULL, NULL, NULL)) != SQLITE_OK ||
         (rc = sqlite3_prepare_v2(db, "SELECT " AUDIT_COLUMNS ", hash FROM audit ORDER BY id", -1,
                                  &sel, NULL)) != SQLITE_OK ||
-        (rc = sqlite3_prepare_v2(db,
-                                 "INSERT INTO audit_block(id, n, time_ms, rows) "
-                                 "VALUES(?1, ?2, ?3, ?4)",
-                                 -1, &ins, NULL)) != SQLITE_OK)
+        (rc = sqlite3_prepare_v2(db, AUDIT_BLOCK_INSERT_SQL, -1, &ins, NULL)) != SQLITE_OK)
         goto out;
     while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
         const char *hash = (const char *)sqlite3_column_text(sel, AC_NCOLS);
 
         mcpd__audit_row_read(sel, row); /* the chain verified: the classes are right */
-        if (n == 0) {
-            first = row[AC_ID].i;
-            tmax = row[AC_TIME_MS].i;
-        }
-        if (mcpd_buf_append(&b, n == 0 ? "[" : ",", 1) != 0 ||
-            mcpd__audit_row_json(&b, row, hash ? hash : "") != 0) {
+        if (mcpd__audit_block_add(&b, row, hash ? hash : "") != 0) {
             rc = SQLITE_NOMEM;
             goto out;
         }
-        tmax = row[AC_TIME_MS].i > tmax ? row[AC_TIME_MS].i : tmax;
-        if (++n == UPGRADE_BLOCK) {
-            if ((rc = upgrade_insert(ins, &b, first, n, tmax)) != SQLITE_OK)
-                goto out;
-            n = 0;
-        }
+        if (b.n == UPGRADE_BLOCK && (rc = mcpd__audit_block_insert(ins, &b)) != SQLITE_OK)
+            goto out;
     }
-    if (rc == SQLITE_DONE && (rc = upgrade_insert(ins, &b, first, n, tmax)) == SQLITE_OK)
+    if (rc == SQLITE_DONE && (rc = mcpd__audit_block_insert(ins, &b)) == SQLITE_OK)
         rc = sqlite3_exec(db,
                           "DROP TABLE audit;"
                           "UPDATE audit_meta SET id = 2 WHERE k = 'schema'",
@@ -235,24 +191,16 @@ static int upgrade_rows(sqlite3 *db)
 out:
     sqlite3_finalize(sel);
     sqlite3_finalize(ins);
-    mcpd_buf_dispose(&b);
+    mcpd_buf_dispose(&b.text);
     return rc;
 }
 
 int mcpd__audit_upgrade(sqlite3 *db, const char *path, char *err, size_t errcap)
 {
-    sqlite3_stmt *st = NULL;
     int64_t rows = 0, bad = 0;
-    bool v1;
     int r;
 
-    if (sqlite3_prepare_v2(db,
-                           "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'",
-                           -1, &st, NULL) != SQLITE_OK)
-        return mcpd__store_db_fail(db, path, err, errcap);
-    v1 = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
-    if (!v1)
+    if (!mcpd__audit_is_v1(db))
         return 0;
     r = mcpd_audit_verify(path, &rows, &bad, err, errcap);
     if (r > 0) {

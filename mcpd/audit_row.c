@@ -46,19 +46,14 @@ static const char *const secret_words[] = {
  * per row, with the columns of schema 1, for queries, verify and sqlite3.
  */
 const char mcpd__audit_schema_sql[] =
-    "CREATE TABLE IF NOT EXISTS audit_block ("
-    " id INTEGER PRIMARY KEY,"   /* the id of its first record */
-    " n INTEGER NOT NULL,"       /* records: ids id .. id + n - 1 */
-    " time_ms INTEGER NOT NULL," /* the latest time_ms among them */
-    " rows TEXT NOT NULL);"
-    "CREATE VIEW IF NOT EXISTS audit(" AUDIT_COLUMNS ", hash) AS"
-    " SELECT " AUDIT_RECORD_COLUMNS AUDIT_RECORD_FROM ";"
-    "CREATE TABLE IF NOT EXISTS audit_meta ("
-    " k TEXT PRIMARY KEY NOT NULL, id INTEGER NOT NULL, hash TEXT NOT NULL);"
-    "INSERT OR IGNORE INTO audit_meta(k, id, hash) VALUES"
-    " ('schema', 2, ''),"
-    " ('anchor', 0, '" AUDIT_ZERO_HASH "'),"
-    " ('head', 0, '" AUDIT_ZERO_HASH "');";
+    AUDIT_BLOCK_TABLE_SQL "CREATE VIEW IF NOT EXISTS audit(" AUDIT_COLUMNS ", hash) AS"
+                          " SELECT " AUDIT_RECORD_COLUMNS AUDIT_RECORD_FROM ";"
+                          "CREATE TABLE IF NOT EXISTS audit_meta ("
+                          " k TEXT PRIMARY KEY NOT NULL, id INTEGER NOT NULL, hash TEXT NOT NULL);"
+                          "INSERT OR IGNORE INTO audit_meta(k, id, hash) VALUES"
+                          " ('schema', 2, ''),"
+                          " ('anchor', 0, '" AUDIT_ZERO_HASH "'),"
+                          " ('head', 0, '" AUDIT_ZERO_HASH "');";
 
 static const char *const col_names[AC_NCOLS] = {
     [AC_ID] = "id",
@@ -647,6 +642,61 @@ int mcpd__audit_canon(struct mcpd_buf *b, const json_t *j)
     if (r == MCPD_ETOOBIG)
         r = MCPD_ENOMEM;
     return r;
+}
+
+/* ---- blocks ---------------------------------------------------------------------------------- */
+
+int mcpd__audit_block_add(struct audit_block *b, const struct audit_val row[AC_NCOLS],
+                          const char *hash)
+{
+    int r;
+
+    if (b->n == 0) {
+        b->first = row[AC_ID].i;
+        b->tmax = row[AC_TIME_MS].i;
+    }
+    if ((r = mcpd_buf_append(&b->text, b->n == 0 ? "[" : ",", 1)) != 0 ||
+        (r = mcpd__audit_row_json(&b->text, row, hash)) != 0)
+        return r;
+    if (row[AC_TIME_MS].i > b->tmax)
+        b->tmax = row[AC_TIME_MS].i;
+    b->n++;
+    return 0;
+}
+
+int mcpd__audit_block_insert(sqlite3_stmt *ins, struct audit_block *b)
+{
+    int rc;
+
+    if (b->n == 0)
+        return SQLITE_OK;
+    if (mcpd_buf_append(&b->text, "]", 1) != 0)
+        return SQLITE_NOMEM;
+    sqlite3_reset(ins);
+    if ((rc = sqlite3_bind_int64(ins, 1, b->first)) == SQLITE_OK &&
+        (rc = sqlite3_bind_int64(ins, 2, (int64_t)b->n)) == SQLITE_OK &&
+        (rc = sqlite3_bind_int64(ins, 3, b->tmax)) == SQLITE_OK &&
+        (rc = sqlite3_bind_text(ins, 4, b->text.p, (int)b->text.len, SQLITE_STATIC)) == SQLITE_OK &&
+        (rc = sqlite3_step(ins)) == SQLITE_DONE)
+        rc = SQLITE_OK;
+    sqlite3_reset(ins);
+    sqlite3_clear_bindings(ins);
+    mcpd_buf_reset(&b->text);
+    b->n = 0;
+    return rc;
+}
+
+bool mcpd__audit_is_v1(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    bool v1 = false;
+
+    if (sqlite3_prepare_v2(db,
+                           "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'",
+                           -1, &st, NULL) == SQLITE_OK)
+        v1 = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return v1;
 }
 
 /* ---- a record in its block ------------------------------------------------------------------- */

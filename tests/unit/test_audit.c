@@ -1052,6 +1052,17 @@ static void test_busy_retried(void **state)
 
 /* ---- one record at a time: the helper thread's commits -------------------------------------- */
 
+/* n call records, each outcome written in result records that chain with the rest. */
+static void assert_calls_and_outcomes(struct fixture *f, int64_t n)
+{
+    assert_int_equal(f->nerr, 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit r, json_each(r.args) j"
+                                      " WHERE r.kind = 'result'"),
+                     n);
+    assert_verifies(f->path,
+                    n + raw_int(f->path, "SELECT count(*) FROM audit WHERE kind = 'result'"));
+}
+
 static void test_one_at_a_time(void **state)
 {
     struct fixture *f = *state;
@@ -1069,13 +1080,7 @@ static void test_one_at_a_time(void **state)
         assert_int_equal(mcpd_audit_outcome(f->a, id, "ok", 10), 0);
     }
     close_audit(f);
-    assert_int_equal(f->nerr, 0);
-    /* every outcome was written, in result records that chain with the rest */
-    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit r, json_each(r.args) j"
-                                      " WHERE r.kind = 'result'"),
-                     200);
-    assert_verifies(f->path,
-                    200 + raw_int(f->path, "SELECT count(*) FROM audit WHERE kind = 'result'"));
+    assert_calls_and_outcomes(f, 200);
 }
 
 /* A few records at a time, outcomes in between: the helper's jobs, the outcome timer and
@@ -1102,12 +1107,7 @@ static void test_few_at_a_time(void **state)
             assert_int_equal(mcpd_audit_outcome(f->a, ids[k], "ok", k), 0);
     }
     close_audit(f);
-    assert_int_equal(f->nerr, 0);
-    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit r, json_each(r.args) j"
-                                      " WHERE r.kind = 'result'"),
-                     450);
-    assert_verifies(f->path,
-                    450 + raw_int(f->path, "SELECT count(*) FROM audit WHERE kind = 'result'"));
+    assert_calls_and_outcomes(f, 450);
 }
 
 /* The outcome timer fires while a job is out: it must leave the job alone. */
