@@ -311,10 +311,22 @@ static int add_outcomes(struct mcpd_audit *a, struct audit_link *head,
     char reason[48];
 
     mcpd_buf_reset(b);
-    for (size_t i = 0; i < n; i++)
-        if (mcpd_buf_appendf(b, "%s[%lld,\"%s\",%lld]", i ? "," : "[", (long long)outs[i].call_id,
-                             outs[i].status, (long long)outs[i].latency_us) != 0)
+    for (size_t i = 0; i < n; i++) {
+        /* [call_id,"status",latency_us]: status is one of the router's words, never escaped */
+        char t[2 * 21 + sizeof(outs[i].status) + 8];
+        size_t k = 0, sl = strnlen(outs[i].status, sizeof(outs[i].status));
+
+        memcpy(t, i ? ",[" : "[[", 2);
+        k = 2 + mcpd__audit_put_dec(t + 2, outs[i].call_id);
+        memcpy(t + k, ",\"", 2);
+        memcpy(t + k + 2, outs[i].status, sl);
+        k += 2 + sl;
+        memcpy(t + k, "\",", 2);
+        k += 2 + mcpd__audit_put_dec(t + k + 2, outs[i].latency_us);
+        t[k++] = ']';
+        if (mcpd_buf_append(b, t, k) != 0)
             return SQLITE_NOMEM;
+    }
     if (mcpd_buf_append(b, "]", 1) != 0)
         return SQLITE_NOMEM;
     memset(val, 0, sizeof(val));
@@ -351,7 +363,7 @@ static int write_records(struct mcpd_audit *a, struct audit_item *list,
             return rc;
     }
     if ((rc = mcpd__audit_block_insert(a->ins, &a->block)) != SQLITE_OK ||
-        (!getenv("AB_NOMETA") && (rc = meta_set(a, "head", &head)) != SQLITE_OK))
+        (rc = meta_set(a, "head", &head)) != SQLITE_OK)
         return rc;
     return retain(a, &head, n);
 }

@@ -73,6 +73,9 @@ bool mcpd__audit_col_is_int(enum audit_col c);
 /* The kind's stored name ("call", "deny", "list", "auth", "result"; "unknown" otherwise). */
 const char *mcpd__audit_kind_name(int kind);
 
+/* Decimal text of v into out (at least 21 bytes); returns its length. */
+size_t mcpd__audit_put_dec(char *out, int64_t v);
+
 /*
  * hex SHA-256(prev "\n" canonical(row)) into out (65 bytes). The canonical
  * text is, for each column in enum audit_col order,

@@ -101,8 +101,7 @@ const char *mcpd__audit_kind_name(int kind)
 
 /* ---- the canonical row ----------------------------------------------------------------------- */
 
-/* Decimal text of v into out (at least 21 bytes); returns its length. */
-static size_t put_dec(char *out, int64_t v)
+size_t mcpd__audit_put_dec(char *out, int64_t v)
 {
     char tmp[24];
     size_t n = 0, k = 0;
@@ -139,9 +138,9 @@ int mcpd__audit_row_hash(char out[AUDIT_HASH_HEX + 1], const char *prev,
     int r;
 
     for (int c = 0; c < AC_NCOLS; c++) {
-        need += strlen(col_names[c]) + 2 + 21 + 2;
+        need += 16 + 2 + 21 + 2; /* a name (at most 15 bytes), "=", a length, ":", "\n" */
         if (mcpd__audit_col_is_int((enum audit_col)c)) {
-            numlen[c] = put_dec(num[c], row[c].i);
+            numlen[c] = mcpd__audit_put_dec(num[c], row[c].i);
             need += numlen[c];
         } else {
             need += row[c].p ? row[c].len : 0;
@@ -165,7 +164,7 @@ int mcpd__audit_row_hash(char out[AUDIT_HASH_HEX + 1], const char *prev,
             continue;
         }
         put(buf, &at, "=", 1);
-        put(buf, &at, lenbuf, put_dec(lenbuf, (int64_t)len));
+        put(buf, &at, lenbuf, mcpd__audit_put_dec(lenbuf, (int64_t)len));
         put(buf, &at, ":", 1);
         put(buf, &at, p, len);
         put(buf, &at, "\n", 1);
@@ -490,58 +489,72 @@ out:
  * caller uses jansson: unit.audit compares both on a corpus, and the fuzz
  * target audit_canon on whatever the fuzzer finds.
  */
+/* Bytes an escape adds to a byte: 0 as is, 1 a named escape (\n), 5 \u00XX. */
+static const unsigned char esc_extra[256] = {
+    5, 5, 5, 5, 5, 5, 5, 5, 1, 1, 1, 5, 1, 1, 5, 5, /* \b \t \n \f \r by name */
+    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, ['"'] = 1, ['\\'] = 1,
+};
+
+/* Writes the string, measured first so that it is one reservation and (mostly) one copy. */
 static int canon_string(struct mcpd_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
-    size_t run = 0;
+    size_t extra = 0;
+    char *o;
     int r;
 
-    if ((r = mcpd_buf_append(b, "\"", 1)) != 0)
+    for (size_t i = 0; i < len; i++)
+        extra += esc_extra[(unsigned char)s[i]];
+    if ((r = mcpd_buf_reserve(b, len + extra + 2)) != 0)
         return r;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[6];
-        size_t elen = 2;
+    o = b->p + b->len;
+    *o++ = '"';
+    if (extra == 0) {
+        if (len)
+            memcpy(o, s, len);
+        o += len;
+    } else {
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)s[i];
 
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        if ((r = mcpd_buf_append(b, s + run, i - run)) != 0)
-            return r;
-        run = i + 1;
-        esc[0] = '\\';
-        switch (c) {
-        case '"':
-        case '\\':
-            esc[1] = (char)c;
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            elen = 6;
-            break;
+            if (esc_extra[c] == 0) {
+                *o++ = (char)c;
+                continue;
+            }
+            *o++ = '\\';
+            switch (c) {
+            case '"':
+            case '\\':
+                *o++ = (char)c;
+                break;
+            case '\b':
+                *o++ = 'b';
+                break;
+            case '\f':
+                *o++ = 'f';
+                break;
+            case '\n':
+                *o++ = 'n';
+                break;
+            case '\r':
+                *o++ = 'r';
+                break;
+            case '\t':
+                *o++ = 't';
+                break;
+            default:
+                memcpy(o, "u00", 3);
+                o[3] = hex[c >> 4];
+                o[4] = hex[c & 15];
+                o += 5;
+                break;
+            }
         }
-        if ((r = mcpd_buf_append(b, esc, elen)) != 0)
-            return r;
     }
-    if ((r = mcpd_buf_append(b, s + run, len - run)) != 0)
-        return r;
-    return mcpd_buf_append(b, "\"", 1);
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+    b->p[b->len] = '\0';
+    return 0;
 }
 
 struct canon_key {
@@ -618,7 +631,7 @@ static int canon_value(struct mcpd_buf *b, const json_t *j, int depth)
     case JSON_STRING:
         return canon_string(b, json_string_value(j), json_string_length(j));
     case JSON_INTEGER:
-        return mcpd_buf_append(b, num, put_dec(num, (int64_t)json_integer_value(j)));
+        return mcpd_buf_append(b, num, mcpd__audit_put_dec(num, (int64_t)json_integer_value(j)));
     case JSON_TRUE:
         return mcpd_buf_append(b, "true", 4);
     case JSON_FALSE:
@@ -710,7 +723,7 @@ int mcpd__audit_row_json(struct mcpd_buf *b, const struct audit_val row[AC_NCOLS
         if (c > AC_ID + 1 && (r = mcpd_buf_append(b, ",", 1)) != 0)
             break;
         if (mcpd__audit_col_is_int((enum audit_col)c))
-            r = mcpd_buf_append(b, num, put_dec(num, row[c].i));
+            r = mcpd_buf_append(b, num, mcpd__audit_put_dec(num, row[c].i));
         else if (row[c].p == NULL)
             r = mcpd_buf_append(b, "null", 4);
         else

@@ -53,7 +53,7 @@ int mcpd_buf_reserve(struct mcpd_buf *b, size_t extra)
     return 0;
 }
 
-int mcpd_buf_append(struct mcpd_buf *b, const void *data, size_t len)
+int mcpd__buf_append_slow(struct mcpd_buf *b, const void *data, size_t len)
 {
     int r = mcpd_buf_reserve(b, len);
     if (r != 0)

@@ -10,6 +10,7 @@
 #define MCPD_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 struct mcpd_buf {
     char *p;      /* storage, NULL until the first append */
@@ -22,8 +23,24 @@ void mcpd_buf_init(struct mcpd_buf *b, size_t max);
 void mcpd_buf_dispose(struct mcpd_buf *b);
 /* Drops the contents but keeps the storage. */
 void mcpd_buf_reset(struct mcpd_buf *b);
-/* Returns 0, MCPD_ETOOBIG (past max) or MCPD_ENOMEM. */
-int mcpd_buf_append(struct mcpd_buf *b, const void *data, size_t len);
+int mcpd__buf_append_slow(struct mcpd_buf *b, const void *data, size_t len);
+
+/*
+ * Returns 0, MCPD_ETOOBIG (past max) or MCPD_ENOMEM. Inline when it fits
+ * (it runs per JSON token: jansson's dump callback, the audit's writers);
+ * the allocation never exceeds max + 1, so fitting is within max.
+ */
+static inline int mcpd_buf_append(struct mcpd_buf *b, const void *data, size_t len)
+{
+    if (len < b->alloc - b->len) {
+        if (len)
+            memcpy(b->p + b->len, data, len);
+        b->len += len;
+        b->p[b->len] = '\0';
+        return 0;
+    }
+    return mcpd__buf_append_slow(b, data, len);
+}
 int mcpd_buf_appendf(struct mcpd_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Ensures room for `extra` more bytes; returns as append does. */

@@ -30,14 +30,23 @@
 #define SHOWN_VALUE 96 /* bytes of a value quoted inside a reason */
 #define IMAGE_MAX   600
 
+#define REPL_MAX 32 /* arguments one binding may rewrite (more: a denial) */
+
+/* What a binding rewrites, in order (a later value for the same name wins); owned. */
+struct repl {
+    size_t n;
+    const char *name[REPL_MAX];
+    json_t *value[REPL_MAX];
+};
+
 /* One argument under one dimension of one binding. */
 struct arg_check {
     const struct mcpd__policy_dim *dim;
     const char *name;               /* the argument */
     json_t *value;                  /* borrowed from the arguments */
-    json_t **repl;                  /* name -> replacement value, applied on allow;
-                                       created on the first replacement */
+    struct repl *repl;              /* replacement values, applied on allow */
     struct mcpd_policy_decision *d; /* filled on deny; pattern on allow */
+    bool quiet;                     /* a denial was recorded already: deny without words */
 };
 
 /* ---- denials -------------------------------------------------------------------------------- */
@@ -48,6 +57,8 @@ static int deny_value(const struct arg_check *c, const char *val, size_t len, co
     struct mcpd_policy_decision *d = c->d;
     char shown[SHOWN_VALUE], arg[sizeof(d->argument)];
 
+    if (c->quiet)
+        return -1;
     d->allow = false;
     d->pattern[0] = '\0';
     mcpd__policy_copy(d->dimension, sizeof(d->dimension), c->dim->name);
@@ -64,6 +75,8 @@ static int deny_rejected(const struct arg_check *c, const char *val, size_t len,
 {
     char what[160];
 
+    if (c->quiet)
+        return -1;
     snprintf(what, sizeof(what), "is rejected: %s", why);
     return deny_value(c, val, len, what);
 }
@@ -92,9 +105,11 @@ static const char *type_name(const json_t *v)
 static int deny_type(const struct arg_check *c, const json_t *v, const char *want)
 {
     struct mcpd_policy_decision *d = c->d;
-    char *dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    char arg[sizeof(d->argument)];
+    char *dump, arg[sizeof(d->argument)];
 
+    if (c->quiet)
+        return -1;
+    dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     d->allow = false;
     d->pattern[0] = '\0';
     mcpd__policy_copy(d->dimension, sizeof(d->dimension), c->dim->name);
@@ -140,12 +155,16 @@ static int accept(const struct arg_check *c, const char *pattern)
 /* Queues value (new) to replace the argument on allow; fails closed when it is NULL. */
 static int replace(const struct arg_check *c, json_t *value)
 {
-    if (value != NULL && *c->repl == NULL && (*c->repl = json_object()) == NULL) {
-        json_decref(value);
-        value = NULL;
-    }
-    if (value == NULL || json_object_set_new(*c->repl, c->name, value) != 0)
+    struct repl *r = c->repl;
+
+    if (value == NULL)
         return deny_plain(c->d, "internal error: out of memory");
+    if (r->n == REPL_MAX) {
+        json_decref(value);
+        return deny_plain(c->d, "too many arguments to rewrite (at most 32 per binding)");
+    }
+    r->name[r->n] = c->name;
+    r->value[r->n++] = value;
     return 0;
 }
 
@@ -226,6 +245,8 @@ static int deny_command(const struct arg_check *c, const char *what, bool reject
     size_t n = json_string_length(c->value);
     int r;
 
+    if (c->quiet)
+        return -1;
     if (s == NULL) {
         dump = json_dumps(c->value, JSON_COMPACT);
         s = dump ? dump : "";
@@ -338,6 +359,8 @@ static int check_case_variant(const struct arg_check *c, json_t *args)
         if ((unsigned char)(key[0] | 0x20) != first || strcasecmp(key, c->name) != 0 ||
             strcmp(key, c->name) == 0)
             continue;
+        if (c->quiet)
+            return -1;
         deny_plain(d, "");
         mcpd__policy_copy(d->dimension, sizeof(d->dimension), c->dim->name);
         mcpd__policy_escape(d->argument, sizeof(d->argument), key, strlen(key));
@@ -372,10 +395,10 @@ static int check_arg(struct arg_check *c, json_t *args)
 
 /* Applies every dimension of b to the resource's declared arguments. */
 static int check_binding(const struct mcpd__policy_binding *b,
-                         const struct mcpd_policy_resource *res, json_t *args, json_t **repl,
-                         struct mcpd_policy_decision *d)
+                         const struct mcpd_policy_resource *res, json_t *args, struct repl *repl,
+                         struct mcpd_policy_decision *d, bool quiet)
 {
-    struct arg_check c = { .repl = repl, .d = d };
+    struct arg_check c = { .repl = repl, .d = d, .quiet = quiet };
 
     for (size_t i = 0; i < b->ndims; i++) {
         c.dim = &b->dims[i];
@@ -396,21 +419,32 @@ static int check_binding(const struct mcpd__policy_binding *b,
     return 0;
 }
 
-/* Evaluates one binding that matches resource and tool; 0 on allow. */
+/*
+ * Evaluates one binding that matches resource and tool; 0 on allow. Quiet:
+ * a denial is recorded already (only the first one is reported), so d is
+ * a scratch decision and a denial is not put into words; only the binding
+ * and the pattern are filled, for an allow.
+ */
 static int try_binding(const struct mcpd__policy_binding *b, const char *toolpat,
                        const struct mcpd_policy_resource *res, json_t *args,
-                       struct mcpd_policy_decision *d)
+                       struct mcpd_policy_decision *d, bool quiet)
 {
-    json_t *repl = NULL;
+    struct repl repl;
     int r;
 
-    memset(d, 0, sizeof(*d));
+    if (!quiet)
+        memset(d, 0, sizeof(*d));
+    d->allow = false;
     mcpd__policy_copy(d->binding, sizeof(d->binding), b->id);
     mcpd__policy_copy(d->pattern, sizeof(d->pattern), toolpat);
-    r = check_binding(b, res, args, &repl, d);
-    if (r == 0 && repl != NULL && json_object_size(repl) > 0 && json_object_update(args, repl) != 0)
-        r = deny_plain(d, "internal error: out of memory");
-    json_decref(repl);
+    repl.n = 0;
+    r = check_binding(b, res, args, &repl, d, quiet);
+    for (size_t i = 0; i < repl.n; i++) {
+        /* in order: a later value for the same argument wins */
+        if (r == 0 && json_object_set(args, repl.name[i], repl.value[i]) != 0)
+            r = deny_plain(d, "internal error: out of memory");
+        json_decref(repl.value[i]);
+    }
     if (r == 0) {
         d->allow = true;
         snprintf(d->reason, sizeof(d->reason), "allowed by %s", d->binding);
@@ -423,8 +457,9 @@ int mcpd_policy_check_call(const struct mcpd_policy *p, const char *botname,
                            struct mcpd_policy_decision *d)
 {
     const struct mcpd__policy_bot *bot = mcpd__policy_find_bot(p, botname);
-    struct mcpd_policy_decision cur;
-    bool denied = false;
+    struct mcpd_policy_decision quiet; /* binding, pattern and reason only: see try_binding */
+    const struct mcpd__policy_binding *first = NULL; /* the first binding that took part */
+    const char *first_pat = NULL;
     char eb[72];
     size_t rlen;
 
@@ -439,24 +474,36 @@ int mcpd_policy_check_call(const struct mcpd_policy *p, const char *botname,
     if (args != NULL && !json_is_object(args))
         return deny_plain(d, "arguments must be a JSON object");
     rlen = strlen(res->name);
+    /*
+     * Quietly first: a binding that denies is not put into words, since a
+     * later one may allow (the usual case with several bindings). Only when
+     * none allows is the first that took part run again, for its words.
+     */
     for (size_t i = 0; i < bot->nb; i++) {
         const struct mcpd__policy_binding *b = bot->b[i];
         const char *toolpat;
         if (!mcpd__glob_match(b->resource_g, res->name, rlen) ||
             (toolpat = mcpd__policy_tool_match(b, tool)) == NULL)
             continue;
-        if (try_binding(b, toolpat, res, args, &cur) == 0) {
-            *d = cur;
+        if (try_binding(b, toolpat, res, args, &quiet, true) == 0) {
+            d->allow = true; /* d is still all zeros */
             d->bound = true;
+            mcpd__policy_copy(d->binding, sizeof(d->binding), quiet.binding);
+            mcpd__policy_copy(d->pattern, sizeof(d->pattern), quiet.pattern);
+            mcpd__policy_copy(d->reason, sizeof(d->reason), quiet.reason);
             return 0;
         }
-        if (!denied)
-            *d = cur;
-        denied = true;
+        if (first == NULL) {
+            first = b;
+            first_pat = toolpat;
+        }
     }
-    if (denied) {
+    if (first != NULL) {
+        /* a denial leaves the arguments as they were, so the second run sees the same */
+        int r = try_binding(first, first_pat, res, args, d, false);
+
         d->bound = true;
-        return -1;
+        return r == 0 ? 0 : -1;
     }
     return deny_unbound(d, tool, res->name, botname);
 }

@@ -1404,6 +1404,11 @@ static void test_bind_first_allowing_wins(void **state)
     assert_int_equal(call_path(p, "dave", &FILES, "write_file", "/etc/passwd", &d), 0);
     assert_string_equal(d.binding, "bots.dave.bindings[2]");
     assert_string_equal(d.pattern, "*");
+    /* the allow replaces the first denial, none of whose words remain */
+    assert_true(d.allow);
+    assert_string_equal(d.reason, "allowed by bots.dave.bindings[2]");
+    assert_string_equal(d.dimension, "");
+    assert_string_equal(d.value, "");
     mcpd_policy_free(p);
 
     /* without it, the first binding that denied is reported */
@@ -1413,6 +1418,46 @@ static void test_bind_first_allowing_wins(void **state)
     assert_string_equal(d.binding, "bots.dave.bindings[0]");
     assert_string_equal(d.reason,
                         "paths: '/etc/passwd' (argument 'path') is outside the allowed paths");
+    mcpd_policy_free(p);
+}
+
+/* Rewritten arguments: up to 32 per binding are applied, in order; more is a denial. */
+static void test_bind_many_rewrites(void **state)
+{
+    static const char *const all[] = { "/srv/**" };
+    const struct mcpd_policy_dim dims[] = { { "paths", all, 1 } };
+    const struct mcpd_policy_binding b[] = { { .resource = "many", .dims = dims, .ndims = 1 } };
+    const struct mcpd_policy_bot bot = { .name = "erin", .bindings = b, .nbindings = 1 };
+    char names[33][8];
+    const char *argv[33];
+    struct mcpd_policy_dim_args da = { "paths", argv, 32 };
+    struct mcpd_policy_resource res = { "many", &da, 1 };
+    struct mcpd_policy *p = NULL;
+    struct mcpd_policy_decision d;
+    char err[256];
+    json_t *args = json_object();
+
+    (void)state;
+    for (int i = 0; i < 33; i++) {
+        snprintf(names[i], sizeof(names[i]), "p%d", i);
+        argv[i] = names[i];
+        json_object_set_new(args, names[i], json_string("/srv/./data//x"));
+    }
+    if (mcpd_policy_new(&p, &bot, 1, NULL, 0, err, sizeof(err)) != 0)
+        fail_msg("policy: %s", err);
+    if (mcpd_policy_check_call(p, "erin", &res, "t", args, &d) != 0)
+        fail_msg("denied: %s", d.reason);
+    for (int i = 0; i < 32; i++)
+        assert_string_equal(json_string_value(json_object_get(args, names[i])), "/srv/data/x");
+    assert_string_equal(json_string_value(json_object_get(args, "p32")), "/srv/./data//x");
+    for (int i = 0; i < 33; i++)
+        json_object_set_new(args, names[i], json_string("/srv/./data//x"));
+    da.nargs = 33;
+    assert_int_equal(mcpd_policy_check_call(p, "erin", &res, "t", args, &d), -1);
+    assert_string_equal(d.reason, "too many arguments to rewrite (at most 32 per binding)");
+    /* nothing applied */
+    assert_string_equal(json_string_value(json_object_get(args, "p0")), "/srv/./data//x");
+    json_decref(args);
     mcpd_policy_free(p);
 }
 
@@ -1631,6 +1676,7 @@ int main(void)
         cmocka_unit_test(test_bind_unbound_resource_invisible),
         cmocka_unit_test(test_glob_compiled_once),
         cmocka_unit_test(test_bind_first_allowing_wins),
+        cmocka_unit_test(test_bind_many_rewrites),
         cmocka_unit_test(test_bind_custom_dimension),
         cmocka_unit_test(test_bind_absent_argument_allowed),
         cmocka_unit_test(test_bind_wrong_type_denied),
