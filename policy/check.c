@@ -46,7 +46,7 @@ struct arg_check {
     json_t *value;                  /* borrowed from the arguments */
     struct repl *repl;              /* replacement values, applied on allow */
     struct mcpd_policy_decision *d; /* filled on deny; pattern on allow */
-    bool quiet;                     /* a denial was recorded already: deny without words */
+    bool quiet;                     /* deny without words (see try_binding) */
 };
 
 /* ---- denials -------------------------------------------------------------------------------- */
@@ -421,9 +421,8 @@ static int check_binding(const struct mcpd__policy_binding *b,
 
 /*
  * Evaluates one binding that matches resource and tool; 0 on allow. Quiet:
- * a denial is recorded already (only the first one is reported), so d is
- * a scratch decision and a denial is not put into words; only the binding
- * and the pattern are filled, for an allow.
+ * d is a scratch decision and a denial is not put into words; only the
+ * binding, the pattern and (on allow) the reason are filled.
  */
 static int try_binding(const struct mcpd__policy_binding *b, const char *toolpat,
                        const struct mcpd_policy_resource *res, json_t *args,
