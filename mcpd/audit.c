@@ -161,9 +161,10 @@ struct mcpd_audit {
     bool helper_started;
     uv_mutex_t mu;
     uv_cond_t cv;
-    sqlite3 *ckpt_db; /* the helper's own connection, for checkpoints */
-    int ckpt_want;    /* under mu: the WAL's size in pages when it asked, 0: none */
-    bool ckpt_stop;   /* under mu */
+    sqlite3 *ckpt_db;      /* the helper's own connection, for checkpoints */
+    int ckpt_want;         /* under mu: the WAL's size in pages when it asked, 0: none */
+    atomic_int ckpt_asked; /* ckpt_want != 0, for the helper's job loop (which holds no lock) */
+    bool ckpt_stop;        /* under mu */
 };
 
 static const char *const stmt_sql[] = {
@@ -651,6 +652,7 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
         uv_mutex_lock(&a->mu);
         if (a->ckpt_want == 0) {
             a->ckpt_want = pages;
+            atomic_store_explicit(&a->ckpt_asked, 1, memory_order_release);
             uv_cond_signal(&a->cv);
         }
         uv_mutex_unlock(&a->mu);
@@ -665,11 +667,14 @@ static void checkpoint(struct mcpd_audit *a, int pages)
     atomic_store_explicit(&a->helper_busy, 1, memory_order_release);
     /* copies what is committed, without blocking the loop's commits */
     rc = sqlite3_wal_checkpoint_v2(a->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-    if (rc == SQLITE_OK && done < log && (unsigned)pages >= a->ckpt_pages * CKPT_FORCE_FACTOR) {
+    if (rc == SQLITE_OK && (unsigned)pages >= a->ckpt_pages * CKPT_FORCE_FACTOR) {
         /*
-         * Commits kept coming during the passive pass, so the WAL never
-         * starts over: take the write lock for the (short) rest. The loop
-         * sees SQLITE_BUSY meanwhile and retries from its timer.
+         * The WAL does not start over after passive passes here, whether
+         * commits kept coming during them or the pass copied everything
+         * (measured: past 1 GB in seconds at one record per commit, every
+         * pass complete). A RESTART does it: take the write lock for the
+         * (short) rest. The loop sees SQLITE_BUSY meanwhile and retries
+         * from its timer.
          */
         rc = sqlite3_wal_checkpoint_v2(a->ckpt_db, NULL, SQLITE_CHECKPOINT_RESTART, &log, &done);
     }
@@ -694,11 +699,18 @@ static void run_job(struct mcpd_audit *a)
     uv_async_send(&a->async);
 }
 
-/* After a job: poll for the next one a moment (low concurrency: it comes within a round trip). */
+/*
+ * After a job: poll for the next one a moment (low concurrency: it comes
+ * within a round trip). Not when a checkpoint is asked for: under a steady
+ * stream of jobs the helper would never get to it, and the WAL would grow
+ * without end (it did: 1 GB in seconds at one record per commit).
+ */
 static bool spin_for_job(struct mcpd_audit *a)
 {
     uint64_t end = uv_hrtime() + HELPER_SPIN_NS;
 
+    if (atomic_load_explicit(&a->ckpt_asked, memory_order_acquire))
+        return false;
     while (uv_hrtime() < end) {
         if (atomic_load_explicit(&a->job_state, memory_order_acquire) == JOB_READY)
             return true;
@@ -721,6 +733,23 @@ static void helper(void *arg)
                a->ckpt_want == 0 && !a->ckpt_stop)
             uv_cond_wait(&a->cv, &a->mu);
         a->helper_sleeping = false;
+        if (a->ckpt_want != 0 && !a->ckpt_stop) {
+            /*
+             * The checkpoint first, even with a job waiting: from here on
+             * (helper_busy) the loop commits on its own, and a job handed
+             * over just before runs first.
+             */
+            pages = a->ckpt_want;
+            uv_mutex_unlock(&a->mu);
+            atomic_store_explicit(&a->helper_busy, 1, memory_order_seq_cst);
+            if (atomic_load_explicit(&a->job_state, memory_order_seq_cst) == JOB_READY)
+                run_job(a);
+            checkpoint(a, pages);
+            uv_mutex_lock(&a->mu);
+            a->ckpt_want = 0;
+            atomic_store_explicit(&a->ckpt_asked, 0, memory_order_release);
+            continue;
+        }
         if (atomic_load_explicit(&a->job_state, memory_order_acquire) == JOB_READY) {
             uv_mutex_unlock(&a->mu);
             do
@@ -731,11 +760,6 @@ static void helper(void *arg)
         }
         if (a->ckpt_stop)
             break;
-        pages = a->ckpt_want;
-        uv_mutex_unlock(&a->mu);
-        checkpoint(a, pages);
-        uv_mutex_lock(&a->mu);
-        a->ckpt_want = 0;
     }
     uv_mutex_unlock(&a->mu);
 }

@@ -1083,6 +1083,36 @@ static void test_one_at_a_time(void **state)
     assert_calls_and_outcomes(f, 200);
 }
 
+/* Records one at a time, back to back: the helper thread takes every commit and must still
+ * checkpoint, or the WAL grows without end (it reached 1 GB in seconds). */
+static void test_wal_bounded_one_at_a_time(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r;
+    char tool[32], wal[160];
+    int64_t id = 0;
+    struct stat st;
+    off_t most = 0;
+
+    f->o.checkpoint_pages = 8; /* a RESTART past 64 pages */
+    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    open_audit(f);
+    for (int i = 0; i < 600; i++) {
+        fill_record(&r, i, tool, sizeof(tool));
+        r.row_id = &id;
+        assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+        run_until(f, i + 1);
+        assert_int_equal(mcpd_audit_outcome(f->a, id, "ok", 10), 0);
+        if (stat(wal, &st) == 0 && st.st_size > most)
+            most = st.st_size;
+    }
+    close_audit(f);
+    assert_calls_and_outcomes(f, 600);
+    /* 600 commits write about 1,400 frames (5.7 MB); the checkpoints keep it near 64 pages */
+    if (most > 2 * 1024 * 1024)
+        fail_msg("the WAL grew to %lld bytes", (long long)most);
+}
+
 /* A few records at a time, outcomes in between: the helper's jobs, the outcome timer and
  * records arriving while a job is out all interleave. */
 static void test_few_at_a_time(void **state)
@@ -1708,6 +1738,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_bounded_one_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_at_a_time_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_few_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_during_job, setup, teardown),
