@@ -709,8 +709,11 @@ static bool spin_for_job(struct mcpd_audit *a)
 {
     uint64_t end = uv_hrtime() + HELPER_SPIN_NS;
 
-    if (atomic_load_explicit(&a->ckpt_asked, memory_order_acquire))
+    if (atomic_load_explicit(&a->ckpt_asked, memory_order_acquire)) {
+        /* from now on the loop commits on its own (see helper) */
+        atomic_store_explicit(&a->helper_busy, 1, memory_order_seq_cst);
         return false;
+    }
     while (uv_hrtime() < end) {
         if (atomic_load_explicit(&a->job_state, memory_order_acquire) == JOB_READY)
             return true;
