@@ -85,6 +85,7 @@
 #define BLOCK_BYTES       ((size_t)1024 * 1024) /* a block's JSON text, about at most */
 #define CKPT_PAGES        1000u /* WAL pages that wake the helper for a checkpoint (sqlite's default) */
 #define CKPT_FORCE_FACTOR 8u  /* past this many times CKPT_PAGES: RESTART */
+#define CKPT_BUSY_MS      20  /* how long a RESTART waits for the lock and for readers */
 #define BUSY_DELAY_MAX_MS 16u /* the longest wait between two attempts at the lock */
 #define LOW_PENDING       4   /* records waiting at most for a commit on the helper thread */
 #ifndef MCPD_AUDIT_SPIN_US
@@ -880,7 +881,12 @@ static int open_db(struct mcpd_audit *a, const char *path, char *err, size_t err
     /* the loop never waits for the lock (commit retries), nor checkpoints */
     sqlite3_busy_timeout(a->db, 0);
     sqlite3_wal_hook(a->db, on_wal, a);
-    if ((r = mcpd__store_db_open(&a->ckpt_db, path, true, 1000, err, errcap)) != 0)
+    /*
+     * A RESTART blocks new writers while it waits for the lock and for
+     * readers (the busy handler): at most CKPT_BUSY_MS, then it gives up
+     * until the next request. A second's wait stalled every call.
+     */
+    if ((r = mcpd__store_db_open(&a->ckpt_db, path, true, CKPT_BUSY_MS, err, errcap)) != 0)
         goto fail;
     return 0;
 fail:
