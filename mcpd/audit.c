@@ -739,9 +739,9 @@ static void helper(void *arg)
         a->helper_sleeping = false;
         if (a->ckpt_want != 0 && !a->ckpt_stop) {
             /*
-             * The checkpoint first, even with a job waiting: from here on
-             * (helper_busy) the loop commits on its own, and a job handed
-             * over just before runs first.
+             * A checkpoint asked for goes before further jobs: from here on
+             * (helper_busy) the loop commits on its own. A job it handed
+             * over before that runs first.
              */
             pages = a->ckpt_want;
             uv_mutex_unlock(&a->mu);
@@ -881,13 +881,14 @@ static int open_db(struct mcpd_audit *a, const char *path, char *err, size_t err
     /* the loop never waits for the lock (commit retries), nor checkpoints */
     sqlite3_busy_timeout(a->db, 0);
     sqlite3_wal_hook(a->db, on_wal, a);
+    if ((r = mcpd__store_db_open(&a->ckpt_db, path, true, 1000, err, errcap)) != 0)
+        goto fail;
     /*
      * A RESTART blocks new writers while it waits for the lock and for
      * readers (the busy handler): at most CKPT_BUSY_MS, then it gives up
      * until the next request. A second's wait stalled every call.
      */
-    if ((r = mcpd__store_db_open(&a->ckpt_db, path, true, CKPT_BUSY_MS, err, errcap)) != 0)
-        goto fail;
+    sqlite3_busy_timeout(a->ckpt_db, CKPT_BUSY_MS);
     return 0;
 fail:
     if (a->db != NULL && !sqlite3_get_autocommit(a->db))
