@@ -1063,49 +1063,53 @@ static void assert_calls_and_outcomes(struct fixture *f, int64_t n)
                     n + raw_int(f->path, "SELECT count(*) FROM audit WHERE kind = 'result'"));
 }
 
-static void test_one_at_a_time(void **state)
+/*
+ * n calls one at a time, each submitted as soon as the previous one is
+ * acknowledged (the helper thread takes every commit), with its outcome.
+ * Returns the largest size the WAL file reached meanwhile.
+ */
+static off_t calls_one_at_a_time(struct fixture *f, int n)
 {
-    struct fixture *f = *state;
-    struct mcpd_audit_record r;
-    int64_t id = 0;
-    char tool[32];
-
-    open_audit(f);
-    for (int i = 0; i < 200; i++) {
-        fill_record(&r, i, tool, sizeof(tool));
-        r.row_id = &id;
-        assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
-        run_until(f, i + 1);
-        assert_true(id > 0);
-        assert_int_equal(mcpd_audit_outcome(f->a, id, "ok", 10), 0);
-    }
-    close_audit(f);
-    assert_calls_and_outcomes(f, 200);
-}
-
-/* Records one at a time, back to back: the helper thread takes every commit and must still
- * checkpoint, or the WAL grows without end (it reached 1 GB in seconds). */
-static void test_wal_bounded_one_at_a_time(void **state)
-{
-    struct fixture *f = *state;
     struct mcpd_audit_record r;
     char tool[32], wal[160];
     int64_t id = 0;
     struct stat st;
     off_t most = 0;
 
-    f->o.checkpoint_pages = 8; /* a RESTART past 64 pages */
     snprintf(wal, sizeof(wal), "%s-wal", f->path);
-    open_audit(f);
-    for (int i = 0; i < 600; i++) {
+    for (int i = 0; i < n; i++) {
         fill_record(&r, i, tool, sizeof(tool));
         r.row_id = &id;
         assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
         run_until(f, i + 1);
+        assert_true(id > 0);
         assert_int_equal(mcpd_audit_outcome(f->a, id, "ok", 10), 0);
         if (stat(wal, &st) == 0 && st.st_size > most)
             most = st.st_size;
     }
+    return most;
+}
+
+static void test_one_at_a_time(void **state)
+{
+    struct fixture *f = *state;
+
+    open_audit(f);
+    calls_one_at_a_time(f, 200);
+    close_audit(f);
+    assert_calls_and_outcomes(f, 200);
+}
+
+/* The helper thread takes every commit and must still checkpoint, or the WAL grows without
+ * end (it reached 1 GB in seconds). */
+static void test_wal_bounded_one_at_a_time(void **state)
+{
+    struct fixture *f = *state;
+    off_t most;
+
+    f->o.checkpoint_pages = 8; /* a RESTART past 64 pages */
+    open_audit(f);
+    most = calls_one_at_a_time(f, 600);
     close_audit(f);
     assert_calls_and_outcomes(f, 600);
     /* 600 commits write about 1,400 frames (5.7 MB); the checkpoints keep it near 64 pages */
