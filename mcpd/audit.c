@@ -468,15 +468,21 @@ static bool commit_done(struct mcpd_audit *a, struct audit_item *list, int rc, c
         if (a->busy_since == 0)
             a->busy_since = now;
         if (now - a->busy_since < (uint64_t)a->busy_ms) {
-            /* the records wait, in front of any submitted meanwhile */
-            struct audit_item **tail = &list;
+            /*
+             * The records wait, in front of any submitted meanwhile. A
+             * commit of outcomes alone has none: then local stays as it
+             * is (its tail must never point into this frame).
+             */
+            if (list != NULL) {
+                struct audit_item *last = list;
 
-            while (*tail != NULL)
-                tail = &(*tail)->next;
-            *tail = a->local;
-            if (a->local == NULL)
-                a->local_tail = tail;
-            a->local = list;
+                while (last->next != NULL)
+                    last = last->next;
+                last->next = a->local;
+                if (a->local == NULL)
+                    a->local_tail = &last->next;
+                a->local = list;
+            }
             a->busy_delay = a->busy_delay == 0 ? 1 : a->busy_delay * 2;
             if (a->busy_delay > BUSY_DELAY_MAX_MS)
                 a->busy_delay = BUSY_DELAY_MAX_MS;

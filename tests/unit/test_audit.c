@@ -1197,6 +1197,45 @@ static void test_one_at_a_time_busy(void **state)
     assert_verifies(f->path, 2);
 }
 
+/*
+ * Outcomes alone meet a held lock (no record in that commit), then a record
+ * is submitted while they wait: it must be committed once the lock goes.
+ * Before the fix the queue's tail pointed into a finished stack frame and
+ * the record was lost (ASan: stack-use-after-return).
+ */
+static void test_outcomes_alone_busy(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r;
+    uv_timer_t unlock;
+    int64_t id = 0;
+    char tool[32];
+
+    f->o.busy_timeout_ms = 3000;
+    open_audit(f);
+    fill_record(&r, 0, tool, sizeof(tool));
+    r.row_id = &id;
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    run_until(f, 1);
+    busy_locker = raw_open(f->path);
+    assert_int_equal(sqlite3_exec(busy_locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(mcpd_audit_outcome(f->a, id, "ok", 1), 0); /* arms the 2 ms timer */
+    for (int i = 0; i < 4; i++) { /* the outcomes' commit is tried and meets the lock */
+        usleep(10000);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    r.row_id = NULL;
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    uv_timer_init(&f->loop, &unlock);
+    uv_timer_start(&unlock, on_unlock, 50, 0);
+    run_until(f, 2);
+    assert_int_equal(f->nerr, 0);
+    sqlite3_close(busy_locker);
+    close_audit(f);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit WHERE kind = 'result'"), 1);
+    assert_verifies(f->path, 3);
+}
+
 /* ---- the fast canonical JSON against jansson's ----------------------------------------------- */
 
 static void test_canon_matches_jansson(void **state)
@@ -1744,6 +1783,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_bounded_one_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_at_a_time_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outcomes_alone_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_few_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_during_job, setup, teardown),
         cmocka_unit_test(test_canon_matches_jansson),
