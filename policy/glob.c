@@ -73,13 +73,15 @@ struct prog {
 
 enum glob_kind {
     G_LITERAL, /* no metacharacter: a string compare */
-    G_PREFIX,  /* plain mode, literal then one final '*': a prefix compare */
+    G_PREFIX,  /* a literal then final stars that match any run: a prefix compare */
+    G_SEGMENT, /* path mode, a literal then a final '*': the prefix, then no '/' */
+    G_TREE,    /* path mode, a literal ending in '/' then a final "**" segment */
     G_PROG,    /* the general matcher */
 };
 
 struct mcpd__glob {
     enum glob_kind kind;
-    size_t len; /* G_LITERAL: the pattern's length; G_PREFIX: the prefix's */
+    size_t len; /* G_LITERAL: the pattern's length; else the literal prefix's */
     struct prog pr;
     /* then, in one block: the masks, the tokens, skips and others, the pattern text */
 };
@@ -391,21 +393,37 @@ static bool step(const struct prog *pr, const uint64_t *cur, uint64_t *next, uin
 }
 
 /*
- * Fast paths that need no program: a pattern without metacharacters is a
- * string compare (resource and tool names mostly are), and in plain mode a
- * pattern that is one trailing '*' after a literal is a prefix compare.
- * Returns G_LITERAL or G_PREFIX with *len, or G_PROG.
+ * Fast paths that need no program, for the shapes most patterns have
+ * (each one is the program's answer, which the fuzz target checks):
+ *   "name"       no metacharacter: a string compare;
+ *   "pre*"       plain mode: a prefix compare ("**" is the same star);
+ *   "pre*"       path mode: the prefix, then a rest without '/' (a star,
+ *                or stars that do not form a whole segment, stop at '/');
+ *   "dir/" "**"  path mode: "dir/" and everything below it, or "dir"
+ *                itself (the '/' before a final "**" is optional); "**"
+ *                alone matches everything.
+ * Byte compares equal the program's code point compares: the literal is
+ * valid UTF-8 (compile checked it), and '/' is never part of a multi-byte
+ * sequence. Returns the kind with *len the literal's length.
  */
-static enum glob_kind fast_kind(const char *pattern, int mode, size_t *len)
+static enum glob_kind fast_kind(const char *pattern, bool path, size_t *len)
 {
-    size_t pl = strcspn(pattern, "*?[\\");
+    size_t pl = strcspn(pattern, "*?[\\"), j = pl;
 
     *len = pl;
     if (pattern[pl] == '\0')
         return G_LITERAL;
-    if (mode == MCPD__GLOB_PLAIN && pattern[pl] == '*' && pattern[pl + 1] == '\0')
+    while (pattern[j] == '*')
+        j++;
+    if (pattern[j] != '\0')
+        return G_PROG;
+    if (!path)
         return G_PREFIX;
-    return G_PROG;
+    if (j - pl >= 2 && pl == 0)
+        return G_PREFIX; /* "**": any run, '/' included */
+    if (j - pl >= 2 && pattern[pl - 1] == '/')
+        return G_TREE;
+    return G_SEGMENT;
 }
 
 static size_t align8(size_t n)
@@ -418,7 +436,7 @@ int mcpd__glob_new(struct mcpd__glob **out, const char *pattern, int mode, const
     struct tok scratch[MAX_TOKS];
     struct prog pr = { .t = scratch };
     struct mcpd__glob *g;
-    size_t len, masks, size;
+    size_t len = 0, masks, size;
     enum glob_kind kind;
     char *mem;
     const char *dummy;
@@ -430,12 +448,12 @@ int mcpd__glob_new(struct mcpd__glob **out, const char *pattern, int mode, const
         *why = "missing pattern";
         return -1;
     }
-    kind = fast_kind(pattern, mode, &len);
-    if (kind != G_PROG) {
-        pr.plen = strlen(pattern);
-    } else {
-        if (compile(&pr, pattern, mode != MCPD__GLOB_PLAIN, why) != 0)
-            return -1;
+    /* compiled in any case: the checks (length, UTF-8, classes) are the same for every kind */
+    if (compile(&pr, pattern, (mode & MCPD__GLOB_PATH) != 0, why) != 0)
+        return -1;
+    kind = mode & MCPD__GLOB_NOFAST ? G_PROG
+                                    : fast_kind(pattern, (mode & MCPD__GLOB_PATH) != 0, &len);
+    if (kind == G_PROG) {
         pr.w = (pr.n + 1 + 63) / 64;
         pr.nlit = count_lits(&pr);
     }
@@ -500,6 +518,12 @@ bool mcpd__glob_match(const struct mcpd__glob *g, const char *s, size_t len)
         return len == g->len && memcmp(g->pr.pat, s, len) == 0;
     if (g->kind == G_PREFIX)
         return len >= g->len && memcmp(g->pr.pat, s, g->len) == 0;
+    if (g->kind == G_SEGMENT)
+        return len >= g->len && memcmp(g->pr.pat, s, g->len) == 0 &&
+               memchr(s + g->len, '/', len - g->len) == NULL;
+    if (g->kind == G_TREE)
+        return len >= g->len - 1 && memcmp(g->pr.pat, s, g->len - 1) == 0 &&
+               (len == g->len - 1 || s[g->len - 1] == '/');
     pr = &g->pr;
     memset(cur, 0, pr->w * sizeof(*cur));
     set_bit(cur, 0);

@@ -12,12 +12,14 @@
 /* Glob modes of mcpd_policy_glob(). */
 #define MCPD__GLOB_PLAIN 0 /* '*' matches any run, '/' included */
 #define MCPD__GLOB_PATH  1 /* '*', '?' and classes stop at '/'; a '**' segment crosses it */
+#define MCPD__GLOB_NOFAST 2 /* or'ed in: always the general program (tests compare the two) */
 
 /*
  * A glob compiled once (when the policy is built) and matched many times:
- * literal patterns become a string compare, plain-mode "prefix*" a prefix
- * compare, anything else a program in one heap block sized to the pattern
- * (tokens, bit masks over token positions, the pattern text).
+ * literal patterns become a string compare, a literal with final stars
+ * ("prefix*", or a directory and all below it) byte compares (glob.c:
+ * fast_kind), anything else a program in one heap block sized to the
+ * pattern (tokens, bit masks over token positions, the pattern text).
  */
 struct mcpd__glob;
 

@@ -12,13 +12,16 @@
  *   - for small ASCII inputs the answer equals a memoised reference
  *     matcher written straight from the documented semantics;
  *   - a subject matches itself escaped as a pattern (every metacharacter
- *     behind '\\'), in both modes, and does not match it plus one byte.
+ *     behind '\\'), in both modes, and does not match it plus one byte;
+ *   - the compiled glob's fast paths (literal, "pre*", "dir/" "**") answer
+ *     as the general program does (MCPD__GLOB_NOFAST), for any subject.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "fuzz.h"
+#include "policy/glob.h"
 #include "policy/policy.h"
 
 #define REF_MAX  64
@@ -168,6 +171,20 @@ static void check_reference(const char *pat, const char *s, size_t slen, bool pa
     FUZZ_CHECK(ref_match(&r, 0, 0, false) == got);
 }
 
+/* The compiled glob, with and without its fast paths, against the one-shot answer. */
+static void check_fast(const char *pat, const char *s, size_t slen, bool path, bool got)
+{
+    struct mcpd__glob *fast, *prog;
+    int mode = path ? MCPD__GLOB_PATH : MCPD__GLOB_PLAIN;
+
+    FUZZ_CHECK(mcpd__glob_new(&fast, pat, mode, NULL) == 0);
+    FUZZ_CHECK(mcpd__glob_new(&prog, pat, mode | MCPD__GLOB_NOFAST, NULL) == 0);
+    FUZZ_CHECK(mcpd__glob_match(fast, s, slen) == got);
+    FUZZ_CHECK(mcpd__glob_match(prog, s, slen) == got);
+    mcpd__glob_free(fast);
+    mcpd__glob_free(prog);
+}
+
 /* ---- the target ----------------------------------------------------------------------------- */
 
 static double now_ms(void)
@@ -234,8 +251,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     got = mcpd_policy_glob(pat, subj, slen, path);
     FUZZ_CHECK(now_ms() - t0 < BOUND_MS);
     FUZZ_CHECK(valid || !got);
-    if (valid)
+    if (valid) {
         check_reference(pat, subj, slen, path, got);
+        check_fast(pat, subj, slen, path, got);
+    }
     check_literal(subj, slen);
     free(pat);
     return 0;

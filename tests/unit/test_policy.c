@@ -1349,6 +1349,69 @@ static void test_glob_compiled_once(void **state)
     assert_false(mcpd__glob_match(NULL, "a", 1));
 }
 
+/*
+ * The fast shapes (literal, "pre*", "dir/" "**", "**") answer exactly as the
+ * general program does (MCPD__GLOB_NOFAST), in both modes, on subjects
+ * around their edges: the bare directory, a trailing '/', deeper levels,
+ * look-alike prefixes, NUL, UTF-8 and invalid bytes.
+ */
+static void test_glob_fast_shapes(void **state)
+{
+    static const char *const pats[] = { "echo",   "ec*",     "ec**",     "acme/*",     "acme/**",
+                                        "/srv/data/**", "/srv/data/***", "/**", "**", "*",
+                                        "/srv/data/*",  "caf\u00e9/**", "a/b**", "", "/" };
+    static const struct {
+        const char *s;
+        size_t len;
+    } subj[] = { { "echo", 4 },          { "ec", 2 },          { "echo/x", 6 },
+                 { "acme", 4 },          { "acme/", 5 },       { "acme/app", 8 },
+                 { "acme/app/x", 10 },   { "acmex", 5 },       { "/srv/data", 9 },
+                 { "/srv/data/", 10 },   { "/srv/data/x/y", 13 }, { "/srv/database", 13 },
+                 { "/srv/dat", 8 },      { "", 0 },            { "/", 1 },
+                 { "//", 2 },            { "ec\0/x", 5 },      { "acme/a\0b", 8 },
+                 { "caf\u00e9", 5 },     { "caf\u00e9/x", 7 }, { "caf\xc3", 4 },
+                 { "acme/\xff", 6 },     { "a/b", 3 },         { "a/bc/d", 6 },
+                 { "x", 1 } };
+    struct mcpd__glob *fast, *prog;
+    const char *why;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++) {
+        for (int mode = 0; mode <= 1; mode++) {
+            assert_int_equal(mcpd__glob_new(&fast, pats[i], mode, &why), 0);
+            assert_int_equal(mcpd__glob_new(&prog, pats[i], mode | MCPD__GLOB_NOFAST, &why), 0);
+            for (size_t j = 0; j < sizeof(subj) / sizeof(subj[0]); j++) {
+                bool f = mcpd__glob_match(fast, subj[j].s, subj[j].len);
+                bool g = mcpd__glob_match(prog, subj[j].s, subj[j].len);
+                if (f != g)
+                    fail_msg("'%s' (mode %d) on subject %zu: fast %d, program %d", pats[i], mode,
+                             j, f, g);
+            }
+            mcpd__glob_free(fast);
+            mcpd__glob_free(prog);
+        }
+    }
+    /* the answers themselves, for the shapes the fast paths take */
+    assert_true(glob1("/srv/data/**", "/srv/data"));
+    assert_true(glob1("/srv/data/**", "/srv/data/"));
+    assert_true(glob1("/srv/data/**", "/srv/data/x/y"));
+    assert_false(glob1("/srv/data/**", "/srv/database"));
+    assert_false(glob1("/srv/data/**", "/srv/dat"));
+    assert_true(glob1("acme/*", "acme/app"));
+    assert_true(glob1("acme/*", "acme/"));
+    assert_false(glob1("acme/*", "acme/app/x"));
+    assert_false(glob1("acme/*", "acme"));
+    assert_true(glob1("/**", ""));
+    assert_false(glob1("/**", "x"));
+    assert_true(glob1("**", "a/b"));
+    assert_false(glob1("a/b**", "a/bc/d")); /* not a whole segment: one star */
+    assert_true(glob0("ec**", "echo/x"));
+    /* invalid patterns match nothing, whatever their shape */
+    assert_int_equal(mcpd__glob_new(&fast, "caf\xc3*", 1, &why), -1);
+    assert_string_equal(why, "invalid UTF-8");
+    assert_false(mcpd_policy_glob("caf\xc3", "caf\xc3", 4, 0));
+}
+
 static void test_bind_unbound_resource_invisible(void **state)
 {
     struct mcpd_policy *p = team_policy();
@@ -1675,6 +1738,7 @@ int main(void)
         cmocka_unit_test(test_bind_visibility),
         cmocka_unit_test(test_bind_unbound_resource_invisible),
         cmocka_unit_test(test_glob_compiled_once),
+        cmocka_unit_test(test_glob_fast_shapes),
         cmocka_unit_test(test_bind_first_allowing_wins),
         cmocka_unit_test(test_bind_many_rewrites),
         cmocka_unit_test(test_bind_custom_dimension),
