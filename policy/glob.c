@@ -451,8 +451,8 @@ int mcpd__glob_new(struct mcpd__glob **out, const char *pattern, int mode, const
     /* compiled in any case: the checks (length, UTF-8, classes) are the same for every kind */
     if (compile(&pr, pattern, (mode & MCPD__GLOB_PATH) != 0, why) != 0)
         return -1;
-    kind = mode & MCPD__GLOB_NOFAST ? G_PROG
-                                    : fast_kind(pattern, (mode & MCPD__GLOB_PATH) != 0, &len);
+    kind =
+        mode & MCPD__GLOB_NOFAST ? G_PROG : fast_kind(pattern, (mode & MCPD__GLOB_PATH) != 0, &len);
     if (kind == G_PROG) {
         pr.w = (pr.n + 1 + 63) / 64;
         pr.nlit = count_lits(&pr);

@@ -10,8 +10,8 @@
 #include <stddef.h>
 
 /* Glob modes of mcpd_policy_glob(). */
-#define MCPD__GLOB_PLAIN 0 /* '*' matches any run, '/' included */
-#define MCPD__GLOB_PATH  1 /* '*', '?' and classes stop at '/'; a '**' segment crosses it */
+#define MCPD__GLOB_PLAIN  0 /* '*' matches any run, '/' included */
+#define MCPD__GLOB_PATH   1 /* '*', '?' and classes stop at '/'; a '**' segment crosses it */
 #define MCPD__GLOB_NOFAST 2 /* or'ed in: always the general program (tests compare the two) */
 
 /*

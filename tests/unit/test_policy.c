@@ -1357,20 +1357,38 @@ static void test_glob_compiled_once(void **state)
  */
 static void test_glob_fast_shapes(void **state)
 {
-    static const char *const pats[] = { "echo",   "ec*",     "ec**",     "acme/*",     "acme/**",
-                                        "/srv/data/**", "/srv/data/***", "/**", "**", "*",
-                                        "/srv/data/*",  "caf\u00e9/**", "a/b**", "", "/" };
+    static const char *const pats[] = {
+        "echo",         "ec*",           "ec**",  "acme/*", "acme/**",
+        "/srv/data/**", "/srv/data/***", "/**",   "**",     "*",
+        "/srv/data/*",  "caf\u00e9/**",  "a/b**", "",       "/"
+    };
     static const struct {
         const char *s;
         size_t len;
-    } subj[] = { { "echo", 4 },          { "ec", 2 },          { "echo/x", 6 },
-                 { "acme", 4 },          { "acme/", 5 },       { "acme/app", 8 },
-                 { "acme/app/x", 10 },   { "acmex", 5 },       { "/srv/data", 9 },
-                 { "/srv/data/", 10 },   { "/srv/data/x/y", 13 }, { "/srv/database", 13 },
-                 { "/srv/dat", 8 },      { "", 0 },            { "/", 1 },
-                 { "//", 2 },            { "ec\0/x", 5 },      { "acme/a\0b", 8 },
-                 { "caf\u00e9", 5 },     { "caf\u00e9/x", 7 }, { "caf\xc3", 4 },
-                 { "acme/\xff", 6 },     { "a/b", 3 },         { "a/bc/d", 6 },
+    } subj[] = { { "echo", 4 },
+                 { "ec", 2 },
+                 { "echo/x", 6 },
+                 { "acme", 4 },
+                 { "acme/", 5 },
+                 { "acme/app", 8 },
+                 { "acme/app/x", 10 },
+                 { "acmex", 5 },
+                 { "/srv/data", 9 },
+                 { "/srv/data/", 10 },
+                 { "/srv/data/x/y", 13 },
+                 { "/srv/database", 13 },
+                 { "/srv/dat", 8 },
+                 { "", 0 },
+                 { "/", 1 },
+                 { "//", 2 },
+                 { "ec\0/x", 5 },
+                 { "acme/a\0b", 8 },
+                 { "caf\u00e9", 5 },
+                 { "caf\u00e9/x", 7 },
+                 { "caf\xc3", 4 },
+                 { "acme/\xff", 6 },
+                 { "a/b", 3 },
+                 { "a/bc/d", 6 },
                  { "x", 1 } };
     struct mcpd__glob *fast, *prog;
     const char *why;
@@ -1384,8 +1402,8 @@ static void test_glob_fast_shapes(void **state)
                 bool f = mcpd__glob_match(fast, subj[j].s, subj[j].len);
                 bool g = mcpd__glob_match(prog, subj[j].s, subj[j].len);
                 if (f != g)
-                    fail_msg("'%s' (mode %d) on subject %zu: fast %d, program %d", pats[i], mode,
-                             j, f, g);
+                    fail_msg("'%s' (mode %d) on subject %zu: fast %d, program %d", pats[i], mode, j,
+                             f, g);
             }
             mcpd__glob_free(fast);
             mcpd__glob_free(prog);
