@@ -1,77 +1,73 @@
 /*
  * audit.c - the audit log's runtime half (see audit.h): records submitted
- * on the loop, committed on the loop once per iteration (or, at low
- * concurrency, on the helper thread), and checkpoints on the helper thread.
- * The row format lives in audit_row.c, verify and print in audit_query.c.
+ * on the loop are made durable in a journal file, one write per loop
+ * iteration, and acknowledged; a helper thread then chains them into
+ * sqlite in large transactions. The row format lives in audit_row.c, the
+ * journal files in audit_journal.c, verify and print in audit_query.c.
  *
  *   loop thread                                  helper thread
- *   submit: redact + serialise the arguments,    (own connection for
- *           copy the record to `local`           checkpoints)
- *   prepare (before the loop polls):             - a job: commit the batch
- *     BEGIN IMMEDIATE; read the head; chain        the loop handed over (at
- *     every record of `local` and the waiting      most LOW_PENDING records
- *     outcomes into one audit_block row;           waiting), then poll for the
- *     move `head`; retention; COMMIT               next one a moment
- *     run the callbacks (answers released)       - the WAL grew by
- *                                                  checkpoint_pages: PASSIVE
- *                                                  checkpoint (RESTART when it
- *                                                  keeps growing)
+ *   submit: redact + serialise the arguments,    wait for records (then
+ *           copy the record to `local`           gather INGEST_WAIT_MS more)
+ *   prepare (before the loop polls):             BEGIN IMMEDIATE; read the
+ *     one line per record and outcome; one         head; chain every record
+ *     write() to the journal, under the lock       (ids and hashes are given
+ *     that hands them to the helper's queue        here); outcomes: the
+ *     run the callbacks (answers released)         call's id; audit_block
+ *                                                  rows; head; the journal's
+ *                                                  watermark; retention;
+ *                                                  COMMIT; checkpoints
  *
- * Why on the loop: the records of one iteration form one commit, so the
- * batch grows with the load and a commit costs one INSERT however many
- * records it holds; and there is no thread hand-off per batch (two futex
- * or eventfd wake-ups and a context switch each way cost more than the
- * commit on a small VM; the writer thread this replaced spent most of its
- * time there, see bench/RESULTS.md). With synchronous=NORMAL a commit
- * writes the WAL into the page cache and never fsyncs: the loop is not
- * blocked on the disk. Checkpoints, which read the WAL, write the database
- * and fsync, run on the helper thread.
+ * Why a journal: a sqlite commit costs 20-40 us of the loop's time however
+ * few records it holds, and an answer waits for its record to be durable;
+ * a write() of a few hundred bytes costs a few. A written line survives
+ * kill -9 of mcpd as a WAL commit does (both sit in the page cache; with
+ * sync_full each write is followed by fdatasync, for power loss).
  *
- * Why the helper at low concurrency: a lone call waits for its own commit.
- * On the loop that commit runs after the forward and before the upstream's
- * answer is read, in series with the upstream; on the helper it runs in
- * parallel with it, and both threads poll briefly (MCPD_AUDIT_SPIN_US) for
- * each other instead of sleeping, which a sleeping thread's wake-up would
- * cost on every call. The connection belongs to one thread at a time:
- * job_state hands it over (JOB_READY to the helper, JOB_DONE back), and the
- * loop neither commits nor hands off while a job is out.
+ * Why ids and hashes on the helper: several mcpd processes may write one
+ * audit file (an IDE starts one `mcpd stdio` per window). The chain is
+ * extended inside a write transaction that re-reads the head, so it never
+ * forks; a process-local chain could. A call's outcome therefore names
+ * the call by a handle (a per-process counter, given to the caller in
+ * row_id), which the helper maps to the call's id when it chains it.
  *
- * A commit that returned is in the WAL file, so an acknowledged record
- * survives kill -9 (and, with sync_full, power loss): a record's callback
- * runs only after its commit returned.
+ * A journal that its mcpd left behind (killed) is chained by the next
+ * writer to open the file, or by `mcpd audit` (mcpd__audit_recover), from
+ * its watermark: what the helper had already chained is recorded in
+ * audit_meta ("j:<journal name>" = bytes) in the same transaction. An
+ * outcome whose call was chained before the crash (its handle is lost
+ * with the process) is dropped with a warning; the call's row stays.
  *
  * Chain: each record's hash is hex SHA-256(previous record's hash "\n"
  * canonical record text) (audit_int.h), the first record's previous hash
  * being 64 zeros. audit_meta holds two links: `head` (the last record
  * written, moved in the same transaction) and `anchor` (the last record
  * deleted by retention, whose hash the first remaining record chains
- * from). Every commit re-reads the head inside its transaction, so a
- * second writer on the same file cannot fork the chain. Retention deletes
- * only whole leading blocks (by record count, or the leading blocks whose
- * newest record is older than retain_ms), a bounded number per commit.
+ * from). Retention deletes only whole leading blocks (by record count, or
+ * the leading blocks whose newest record is older than retain_ms), a
+ * bounded number per transaction.
  *
- * Another connection holding the write lock (SQLITE_BUSY: a CLI command,
- * the helper's RESTART checkpoint) never blocks the loop: the commit is retried
- * from a timer with a growing delay, for at most busy_timeout_ms in all,
- * while the records and their answers wait.
- *
- * Failure: the first failed commit (disk full, read-only file, the lock
- * not obtained within busy_timeout_ms, ...) fails its records and turns the
- * audit into a refusing state: submit returns MCPD_EUNAVAIL from then on,
- * and the reason is logged once. There is no retry: an audit that lost
- * writes needs an operator.
+ * Failure: a journal write that fails (disk full, I/O error) fails its
+ * records and turns the audit into a refusing state: submit returns
+ * MCPD_EUNAVAIL from then on, and the reason is logged once. So does a
+ * transaction the helper cannot commit (the lock not obtained within
+ * busy_timeout_ms, a read-only or full database): the records it held stay
+ * in the journal, which is left behind for the next start to chain. There
+ * is no retry: an audit that lost writes needs an operator.
  */
 #include "audit.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "audit_int.h"
 #include "buf.h"
+#include "crypto.h"
 #include "error.h"
 #include "log.h"
 #include "store_db.h"
@@ -83,89 +79,89 @@
 #define FIELD_MAX         4096                       /* bytes kept of each text field */
 #define RETAIN_STEP       4096 /* records retention deletes per commit beyond its size */
 #define BLOCK_BYTES       ((size_t)1024 * 1024) /* a block's JSON text, about at most */
-#define CKPT_PAGES        1000u /* WAL pages that wake the helper for a checkpoint (sqlite's default) */
-#define CKPT_FORCE_FACTOR 8u  /* past this many times CKPT_PAGES: RESTART */
-#define CKPT_BUSY_MS      20  /* how long a RESTART waits for the lock and for readers */
-#define BUSY_DELAY_MAX_MS 16u /* the longest wait between two attempts at the lock */
-#define LOW_PENDING       4   /* records waiting at most for a commit on the helper thread */
-#ifndef MCPD_AUDIT_SPIN_US
-#define MCPD_AUDIT_SPIN_US 200 /* how long the helper and the loop poll for each other */
-#endif
-#define HELPER_SPIN_NS ((uint64_t)MCPD_AUDIT_SPIN_US * 1000u)
-enum { JOB_IDLE, JOB_READY, JOB_DONE };
+#define CKPT_PAGES        1000u /* WAL pages between two checkpoints (sqlite's default) */
+#define CKPT_FORCE_FACTOR 8u    /* past this many times CKPT_PAGES: RESTART */
+#define INGEST_WAIT_MS    5     /* the helper gathers records this long before a transaction */
+#define INGEST_BYTES      ((size_t)1 << 20)    /* or until this much journal text waits */
+#define JNL_ROTATE_BYTES  ((uint64_t)16 << 20) /* a journal is replaced past this size */
 
 struct audit_item {
     struct audit_item *next;
     mcpd_audit_cb cb;
     void *data;
-    size_t bytes; /* counted against QUEUE_BYTES_MAX */
+    size_t bytes;   /* counted against QUEUE_BYTES_MAX */
+    int64_t handle; /* > 0: a call, whose outcome will name it by this */
     struct audit_val val[AC_NCOLS];
     char digest[AUDIT_HASH_HEX + 1];
-    int64_t *row_id;  /* the caller's: receives val[AC_ID] before cb */
+    int64_t *row_id;  /* the caller's: receives the handle before cb */
     char *args_owned; /* the redacted, capped argument text */
     char storage[];   /* the text fields */
 };
 
-/* The outcome of a call whose row is durable (mcpd_audit_outcome). */
+/* The outcome of a call: call_id is its handle until the helper resolves it to the row id. */
 struct audit_outcome {
     int64_t call_id, latency_us;
     char status[24];
 };
 
-/* A commit handed to the helper thread (low concurrency). */
-struct audit_job {
-    struct audit_item *list;
-    struct audit_outcome *outs;
-    size_t nouts, outs_cap;
-    int rc;
-    char why[256];
+/* A callback to run once the records are in the journal. */
+struct audit_ack {
+    mcpd_audit_cb cb;
+    void *data;
 };
 
 struct mcpd_audit {
     unsigned magic;
     bool sync_full;
     uv_loop_t *loop;
-    uv_prepare_t flush; /* commits before the loop polls */
-    uv_timer_t timer;   /* outcomes alone, a retry on SQLITE_BUSY, the final flush */
-    uv_async_t async;   /* the helper finished a job */
-    uv_idle_t spin;     /* polls for that at low concurrency (HELPER_SPIN_NS) */
-    uint64_t spin_end;
-    struct audit_job job;   /* the loop's while job_state is JOB_IDLE, else the helper's */
-    atomic_int job_state;   /* JOB_IDLE, JOB_READY (to the helper), JOB_DONE (to the loop) */
-    atomic_int helper_busy; /* checkpointing: low-concurrency commits stay on the loop */
-    bool helper_sleeping;   /* under mu */
+    uv_prepare_t flush; /* writes the journal before the loop polls */
+    uv_timer_t timer;   /* outcomes alone; the final flush */
+    uv_async_t async;   /* the helper failed */
     int handles_open;
     size_t max_args;
     unsigned queue_cap;
     int64_t retain_ms, retain_rows;
     int busy_ms;
-    sqlite3 *db;
-    sqlite3_stmt *ins, *meta_get, *meta_set, *retain_first, *retain_last, *del, *begin, *commit;
-    struct audit_block block; /* the one being built */
-    struct mcpd_buf outs_text;
-    /* waiting for a commit */
+    char *path;
+    /* the loop's */
     struct audit_item *local, **local_tail;
     struct audit_outcome *outs;
     size_t nouts, outs_cap;
     size_t pending, pending_bytes;
-    uint64_t busy_since; /* uv_now of the first SQLITE_BUSY of this commit (0: none) */
-    unsigned busy_delay;
+    int64_t next_handle;
+    struct mcpd_buf lines;
+    struct audit_ack *acks;
+    size_t acks_cap;
     bool closing, refusing, handle_closed;
     int fail_code;
     void (*close_cb)(void *data);
     void *close_data;
-    /* the helper thread: low-concurrency commits, checkpoints */
-    char *path;
-    unsigned ckpt_pages;
-    int ckpt_base; /* loop: the WAL's size at the last request */
-    uv_thread_t helper_thread;
-    bool helper_started;
+    /* shared, under mu */
     uv_mutex_t mu;
     uv_cond_t cv;
-    sqlite3 *ckpt_db;      /* the helper's own connection, for checkpoints */
-    int ckpt_want;         /* under mu: the WAL's size in pages when it asked, 0: none */
-    atomic_int ckpt_asked; /* ckpt_want != 0, for the helper's job loop (which holds no lock) */
-    bool ckpt_stop;        /* under mu */
+    struct audit_jnl jnl; /* the loop appends (under mu), the helper replaces it */
+    struct audit_item *q, **q_tail;
+    struct audit_outcome *qouts;
+    size_t nqouts, qouts_cap, qbytes;
+    bool stop, helper_waiting;
+    int hfail; /* the helper's failure (a negative code), 0: none */
+    char hwhy[256];
+    atomic_size_t backlog; /* item bytes handed to the helper and not yet chained */
+    /* the helper's (the loop's before it starts and after it stopped) */
+    uv_thread_t helper_thread;
+    bool helper_started;
+    sqlite3 *db;
+    sqlite3_stmt *ins, *meta_get, *meta_set, *retain_first, *retain_last, *del, *begin, *commit,
+        *jset, *jdel;
+    struct audit_block block;
+    struct mcpd_buf outs_text;
+    struct audit_outcome *houts; /* swapped with qouts */
+    size_t houts_cap;
+    json_t *calls; /* handle (decimal) -> row id: chained calls whose outcome is to come */
+    unsigned ckpt_pages;
+    int wal_pages;
+    char instance[17];
+    unsigned jseq;
 };
 
 static const char *const stmt_sql[] = {
@@ -183,14 +179,11 @@ static const char *const stmt_sql[] = {
     "DELETE FROM audit_block WHERE id <= ?1",
     "BEGIN IMMEDIATE",
     "COMMIT",
+    "INSERT OR REPLACE INTO audit_meta(k, id, hash) VALUES(?1, ?2, '')",
+    "DELETE FROM audit_meta WHERE k = ?1",
 };
 
-static bool is_busy(int rc)
-{
-    return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
-}
-
-/* ---- one commit ------------------------------------------------------------------------------ */
+/* ---- one transaction (the helper thread) ----------------------------------------------------- */
 
 static int meta_set(struct mcpd_audit *a, const char *key, const struct audit_link *l)
 {
@@ -343,9 +336,89 @@ static int add_outcomes(struct mcpd_audit *a, struct audit_link *head,
     return block_add(a, head, val);
 }
 
-/* The records of list and the outcomes, in one transaction (BEGIN done). */
-static int write_records(struct mcpd_audit *a, struct audit_item *list,
-                         const struct audit_outcome *outs, size_t nouts)
+/* Sets (off >= 0) or deletes a journal's watermark. */
+static int jnl_mark(struct mcpd_audit *a, const char *key, int64_t off)
+{
+    sqlite3_stmt *st = off >= 0 ? a->jset : a->jdel;
+    int rc;
+
+    sqlite3_reset(st);
+    rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && off >= 0)
+        rc = sqlite3_bind_int64(st, 2, off);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* The row id a chained call's handle maps to (forgotten now), 0 when unknown. */
+static int64_t take_call(struct mcpd_audit *a, int64_t handle)
+{
+    char key[24];
+    json_t *v;
+    int64_t id = 0;
+
+    snprintf(key, sizeof(key), "%lld", (long long)handle);
+    if ((v = json_object_get(a->calls, key)) != NULL) {
+        id = json_integer_value(v);
+        json_object_del(a->calls, key);
+    }
+    return id;
+}
+
+static int chain_records(struct mcpd_audit *a, struct audit_link *head, struct audit_item *list,
+                         size_t *n)
+{
+    char key[24];
+    int rc;
+
+    for (struct audit_item *it = list; it != NULL; it = it->next, (*n)++) {
+        if ((rc = block_add(a, head, it->val)) != SQLITE_OK)
+            return rc;
+        if (it->handle > 0) {
+            snprintf(key, sizeof(key), "%lld", (long long)it->handle);
+            if (json_object_set_new(a->calls, key, json_integer(head->id)) != 0)
+                return SQLITE_NOMEM;
+        }
+    }
+    return SQLITE_OK;
+}
+
+/* Outcomes: handles resolved to row ids in place, then `result` records. */
+static int chain_outcomes(struct mcpd_audit *a, struct audit_link *head, struct audit_outcome *outs,
+                          size_t nouts, size_t *n)
+{
+    size_t k = 0, dropped = 0;
+    int rc;
+
+    for (size_t i = 0; i < nouts; i++) {
+        int64_t id = take_call(a, outs[i].call_id);
+        if (id <= 0) {
+            dropped++;
+            continue;
+        }
+        outs[k] = outs[i];
+        outs[k++].call_id = id;
+    }
+    if (dropped > 0)
+        LOG_WARN("audit", "%zu call outcomes name no call known here (chained before a crash)",
+                 dropped);
+    for (size_t i = 0; i < k; i += MCPD_AUDIT_OUTCOMES_PER_ROW, (*n)++) {
+        size_t m = k - i < MCPD_AUDIT_OUTCOMES_PER_ROW ? k - i : MCPD_AUDIT_OUTCOMES_PER_ROW;
+        if ((rc = add_outcomes(a, head, outs + i, m)) != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+/*
+ * One transaction: the records of list, then the outcomes, chained after
+ * the head; the journal's watermark set to joff (or deleted: joff < 0).
+ * Returns a sqlite code, with the reason in why on failure.
+ */
+static int ingest(struct mcpd_audit *a, struct audit_item *list, struct audit_outcome *outs,
+                  size_t nouts, const char *jkey, int64_t joff, char *why, size_t whycap)
 {
     struct audit_link head;
     size_t n = 0;
@@ -353,33 +426,22 @@ static int write_records(struct mcpd_audit *a, struct audit_item *list,
 
     a->block.n = 0;
     mcpd_buf_reset(&a->block.text);
-    if ((rc = mcpd__audit_meta_get(a->meta_get, "head", &head)) != SQLITE_OK)
-        return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
-    for (struct audit_item *it = list; it != NULL; it = it->next, n++)
-        if ((rc = block_add(a, &head, it->val)) != SQLITE_OK)
-            return rc;
-    for (size_t i = 0; i < nouts; i += MCPD_AUDIT_OUTCOMES_PER_ROW, n++) {
-        size_t k =
-            nouts - i < MCPD_AUDIT_OUTCOMES_PER_ROW ? nouts - i : MCPD_AUDIT_OUTCOMES_PER_ROW;
-        if ((rc = add_outcomes(a, &head, outs + i, k)) != SQLITE_OK)
-            return rc;
+    if ((rc = step_once(a->begin)) != SQLITE_OK)
+        goto fail;
+    if ((rc = mcpd__audit_meta_get(a->meta_get, "head", &head)) != SQLITE_OK) {
+        rc = rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
+        goto fail;
     }
-    if ((rc = mcpd__audit_block_insert(a->ins, &a->block)) != SQLITE_OK ||
-        (rc = meta_set(a, "head", &head)) != SQLITE_OK)
-        return rc;
-    return retain(a, &head, n);
-}
-
-/* Returns a sqlite code; the reason in why (taken before the rollback resets it). */
-static int write_batch(struct mcpd_audit *a, struct audit_item *list,
-                       const struct audit_outcome *outs, size_t nouts, char *why, size_t whycap)
-{
-    int rc;
-
-    if ((rc = step_once(a->begin)) == SQLITE_OK &&
-        (rc = write_records(a, list, outs, nouts)) == SQLITE_OK &&
-        (rc = step_once(a->commit)) == SQLITE_OK)
-        return SQLITE_OK;
+    if ((rc = chain_records(a, &head, list, &n)) != SQLITE_OK ||
+        (rc = chain_outcomes(a, &head, outs, nouts, &n)) != SQLITE_OK ||
+        (rc = mcpd__audit_block_insert(a->ins, &a->block)) != SQLITE_OK ||
+        (n > 0 && (rc = meta_set(a, "head", &head)) != SQLITE_OK) ||
+        (jkey != NULL && (rc = jnl_mark(a, jkey, joff)) != SQLITE_OK) ||
+        (n > 0 && (rc = retain(a, &head, n)) != SQLITE_OK) ||
+        (rc = step_once(a->commit)) != SQLITE_OK)
+        goto fail;
+    return SQLITE_OK;
+fail:
     if (strcmp(sqlite3_errmsg(a->db), sqlite3_errstr(rc)) == 0)
         snprintf(why, whycap, "%s", sqlite3_errmsg(a->db));
     else
@@ -391,7 +453,173 @@ static int write_batch(struct mcpd_audit *a, struct audit_item *list,
     return rc;
 }
 
-static void run_callbacks(struct mcpd_audit *a, struct audit_item *list, int status)
+static void free_items(struct audit_item *list)
+{
+    while (list != NULL) {
+        struct audit_item *it = list;
+        list = it->next;
+        free(it->args_owned);
+        free(it);
+    }
+}
+
+/* ---- journals left behind ------------------------------------------------------------------- */
+
+struct recovery {
+    struct mcpd_audit *a;
+    struct audit_item *list, **tail;
+    struct audit_outcome *outs;
+    size_t nouts, cap;
+    json_t *rows; /* keeps the parsed rows alive until they are chained */
+};
+
+static int rec_record(void *arg, int64_t handle, json_t *row)
+{
+    struct recovery *rc = arg;
+    struct audit_item *it;
+
+    if (!json_is_array(row) || json_array_size(row) != AC_NCOLS)
+        return -1; /* every column but id, then the (empty) hash */
+    if ((it = calloc(1, sizeof(*it))) == NULL)
+        return MCPD_ENOMEM;
+    for (int c = AC_TIME_MS; c < AC_NCOLS; c++) {
+        json_t *v = json_array_get(row, (size_t)c - 1);
+        if (mcpd__audit_col_is_int((enum audit_col)c) ? !json_is_integer(v)
+                                                      : !json_is_string(v) && !json_is_null(v)) {
+            free(it);
+            return -1;
+        }
+        if (json_is_integer(v)) {
+            it->val[c].i = json_integer_value(v);
+        } else if (json_is_string(v)) {
+            it->val[c].p = json_string_value(v);
+            it->val[c].len = json_string_length(v);
+        }
+    }
+    it->handle = handle;
+    if (json_array_append(rc->rows, row) != 0) {
+        free(it);
+        return MCPD_ENOMEM;
+    }
+    *rc->tail = it;
+    rc->tail = &it->next;
+    return 0;
+}
+
+static int rec_outcome(void *arg, int64_t handle, int64_t latency_us, const char *status,
+                       size_t len)
+{
+    struct recovery *rc = arg;
+    struct audit_outcome *o;
+
+    if (rc->nouts == rc->cap) {
+        size_t cap = rc->cap ? rc->cap * 2 : 64;
+        if ((o = realloc(rc->outs, cap * sizeof(*o))) == NULL)
+            return MCPD_ENOMEM;
+        rc->outs = o;
+        rc->cap = cap;
+    }
+    o = &rc->outs[rc->nouts++];
+    o->call_id = handle;
+    o->latency_us = latency_us;
+    snprintf(o->status, sizeof(o->status), "%.*s", (int)(len < 23 ? len : 23), status);
+    return 0;
+}
+
+/* Reads the file whole (journals are at most about JNL_ROTATE_BYTES). */
+static char *read_all(int fd, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *p = malloc(cap), *m;
+    ssize_t r;
+
+    while (p != NULL) {
+        if (n == cap) {
+            if (cap >= ((size_t)1 << 32) || (m = realloc(p, cap * 2)) == NULL)
+                break;
+            p = m;
+            cap *= 2;
+        }
+        r = read(fd, p + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            break;
+        if (r == 0) {
+            *len = n;
+            return p;
+        }
+        n += (size_t)r;
+    }
+    free(p);
+    return NULL;
+}
+
+/* One journal left behind: what is past its watermark, chained; then it goes. */
+static int recover_file(void *arg, const char *path, int fd)
+{
+    struct mcpd_audit *a = arg;
+    struct recovery rc = { .a = a };
+    struct jnl_sink sink = { &rc, rec_record, rec_outcome };
+    char key[300], why[256];
+    struct audit_link mark;
+    size_t len = 0, used = 0;
+    char *text;
+    int r, pr;
+
+    rc.tail = &rc.list;
+    snprintf(key, sizeof(key), "j:%s", mcpd__jnl_basename(path));
+    r = mcpd__audit_meta_get(a->meta_get, key, &mark);
+    if (r == SQLITE_DONE)
+        mark.id = 0;
+    else if (r != SQLITE_OK)
+        return mcpd__store_db_code(r);
+    if ((text = read_all(fd, &len)) == NULL || (rc.rows = json_array()) == NULL) {
+        free(text);
+        return MCPD_ENOMEM;
+    }
+    json_object_clear(a->calls); /* handles are per process */
+    if ((uint64_t)mark.id > len)
+        mark.id = (int64_t)len;
+    pr = mcpd__jnl_parse(text + mark.id, len - (size_t)mark.id, &used, &sink);
+    r = ingest(a, rc.list, rc.outs, rc.nouts, key, -1, why, sizeof(why));
+    if (r == SQLITE_OK) {
+        size_t nrec = 0;
+        for (struct audit_item *it = rc.list; it != NULL; it = it->next)
+            nrec++;
+        if (pr != 0) {
+            char bad[4096 + 16];
+            snprintf(bad, sizeof(bad), "%s.bad", path);
+            LOG_ERROR("audit",
+                      "%s: a damaged line at byte %zu; %zu records before it chained, "
+                      "the file kept as %s",
+                      path, (size_t)mark.id + used, nrec, bad);
+            if (rename(path, bad) != 0)
+                LOG_WARN("audit", "%s: cannot rename: %s", path, strerror(errno));
+        } else {
+            if (nrec > 0 || rc.nouts > 0)
+                LOG_INFO("audit",
+                         "%s: %zu records and %zu outcomes left by a stopped mcpd, chained",
+                         mcpd__jnl_basename(path), nrec, rc.nouts);
+            unlink(path);
+        }
+    } else {
+        LOG_ERROR("audit", "%s: cannot chain the journal: %s", path, why);
+    }
+    json_object_clear(a->calls);
+    for (struct audit_item *it = rc.list, *next; it != NULL; it = next) {
+        next = it->next;
+        free(it);
+    }
+    free(rc.outs);
+    json_decref(rc.rows);
+    free(text);
+    return r == SQLITE_OK ? 0 : mcpd__store_db_code(r);
+}
+
+/* ---- the loop: the journal ------------------------------------------------------------------- */
+
+static void fail_items(struct mcpd_audit *a, struct audit_item *list, int status)
 {
     while (list != NULL) {
         struct audit_item *it = list;
@@ -400,7 +628,7 @@ static void run_callbacks(struct mcpd_audit *a, struct audit_item *list, int sta
         a->pending--;
         a->pending_bytes -= it->bytes;
         if (it->row_id != NULL)
-            *it->row_id = status == 0 ? it->val[AC_ID].i : 0;
+            *it->row_id = 0;
         if (it->cb != NULL)
             it->cb(status, it->data);
         free(it->args_owned);
@@ -420,226 +648,152 @@ static void refuse(struct mcpd_audit *a, int code, const char *why)
     a->nouts = 0;
 }
 
-static void on_timer(uv_timer_t *h);
-
-/* Appends n outcomes (a batch that must be written again) to those waiting. */
-static void outs_put_back(struct mcpd_audit *a, const struct audit_outcome *outs, size_t n)
+static int put_dec(struct mcpd_buf *b, int64_t v)
 {
-    if (n == 0)
-        return;
-    if (a->nouts + n > a->outs_cap) {
-        size_t cap = (a->nouts + n) * 2;
-        struct audit_outcome *m = realloc(a->outs, cap * sizeof(*m));
+    char t[24];
 
-        if (m == NULL) {
-            LOG_WARN("audit", "out of memory: %zu call outcomes not recorded", n);
-            return;
+    return mcpd_buf_append(b, t, mcpd__audit_put_dec(t, v));
+}
+
+/* The journal text of list and the outcomes; the callbacks in a->acks. */
+static int journal_text(struct mcpd_audit *a, struct audit_item *list, size_t *nacks)
+{
+    struct mcpd_buf *b = &a->lines;
+    size_t n = 0;
+    int r = 0;
+
+    mcpd_buf_reset(b);
+    for (struct audit_item *it = list; it != NULL && r == 0; it = it->next, n++) {
+        if (n == a->acks_cap) {
+            size_t cap = a->acks_cap ? a->acks_cap * 2 : 64;
+            struct audit_ack *m = realloc(a->acks, cap * sizeof(*m));
+            if (m == NULL)
+                return MCPD_ENOMEM;
+            a->acks = m;
+            a->acks_cap = cap;
         }
-        a->outs = m;
-        a->outs_cap = cap;
+        a->acks[n].cb = it->cb;
+        a->acks[n].data = it->data;
+        if ((r = mcpd_buf_append(b, "R ", 2)) == 0 && (r = put_dec(b, it->handle)) == 0 &&
+            (r = mcpd_buf_append(b, " ", 1)) == 0 &&
+            (r = mcpd__audit_row_json(b, it->val, "")) == 0)
+            r = mcpd_buf_append(b, "\n", 1);
     }
-    memcpy(a->outs + a->nouts, outs, n * sizeof(*outs));
-    a->nouts += n;
+    for (size_t i = 0; i < a->nouts && r == 0; i++) {
+        const struct audit_outcome *o = &a->outs[i];
+        size_t sl = strnlen(o->status, sizeof(o->status));
+        if ((r = mcpd_buf_append(b, "O ", 2)) == 0 && (r = put_dec(b, o->call_id)) == 0 &&
+            (r = mcpd_buf_append(b, " ", 1)) == 0 && (r = put_dec(b, o->latency_us)) == 0 &&
+            (r = mcpd_buf_append(b, " ", 1)) == 0 && (r = mcpd_buf_append(b, o->status, sl)) == 0)
+            r = mcpd_buf_append(b, "\n", 1);
+    }
+    *nacks = n;
+    return r;
 }
 
-/*
- * What a commit of list (and of the outcomes it carried) leads to, on the
- * loop: callbacks; or, on SQLITE_BUSY, the records wait for a retry from
- * the timer; or the audit refuses from now on. Returns true when the
- * outcomes were written or dropped (false: the caller puts them back).
- */
-static bool commit_done(struct mcpd_audit *a, struct audit_item *list, int rc, const char *why0)
+/* Under mu: the records and outcomes to the helper's queue. */
+static int hand_over(struct mcpd_audit *a, struct audit_item *list, size_t bytes)
 {
-    char why[300];
-    int code;
-
-    if (rc == SQLITE_OK) {
-        a->busy_since = 0;
-        a->busy_delay = 0;
-        if (!a->closing)
-            uv_timer_stop(&a->timer);
-        run_callbacks(a, list, 0);
-        return true;
+    if (a->nqouts + a->nouts > a->qouts_cap) {
+        size_t cap = (a->nqouts + a->nouts) * 2;
+        struct audit_outcome *m = realloc(a->qouts, cap * sizeof(*m));
+        if (m == NULL)
+            return MCPD_ENOMEM;
+        a->qouts = m;
+        a->qouts_cap = cap;
     }
-    snprintf(why, sizeof(why), "%s", why0);
-    if (is_busy(rc) && !a->closing) {
-        uint64_t now = uv_now(a->loop);
-
-        if (a->busy_since == 0)
-            a->busy_since = now;
-        if (now - a->busy_since < (uint64_t)a->busy_ms) {
-            /*
-             * The records wait, in front of any submitted meanwhile. A
-             * commit of outcomes alone has none: then local stays as it
-             * is (its tail must never point into this frame).
-             */
-            if (list != NULL) {
-                struct audit_item *last = list;
-
-                while (last->next != NULL)
-                    last = last->next;
-                last->next = a->local;
-                if (a->local == NULL)
-                    a->local_tail = &last->next;
-                a->local = list;
-            }
-            a->busy_delay = a->busy_delay == 0 ? 1 : a->busy_delay * 2;
-            if (a->busy_delay > BUSY_DELAY_MAX_MS)
-                a->busy_delay = BUSY_DELAY_MAX_MS;
-            uv_timer_start(&a->timer, on_timer, a->busy_delay, 0);
-            return false;
-        }
-        snprintf(why + strlen(why), sizeof(why) - strlen(why), " for %d ms", a->busy_ms);
-    }
-    code = mcpd__store_db_code(rc);
-    refuse(a, code != 0 ? code : UV_EIO, why);
-    run_callbacks(a, list, a->fail_code);
-    return true;
+    memcpy(a->qouts + a->nqouts, a->outs, a->nouts * sizeof(*a->outs));
+    a->nqouts += a->nouts;
+    *a->q_tail = list;
+    while (*a->q_tail != NULL)
+        a->q_tail = &(*a->q_tail)->next;
+    a->qbytes += a->lines.len;
+    atomic_fetch_add_explicit(&a->backlog, bytes, memory_order_relaxed);
+    if (a->helper_waiting)
+        uv_cond_signal(&a->cv);
+    return 0;
 }
 
-/* Whether records (or outcomes) wait for a commit. */
-static bool commit_due(const struct mcpd_audit *a, bool outcomes_due)
-{
-    return a->local != NULL ||
-           (a->nouts > 0 && (outcomes_due || a->nouts >= MCPD_AUDIT_OUTCOMES_PER_ROW));
-}
-
-/* Takes the records waiting (the caller owns the list). */
-static struct audit_item *take_local(struct mcpd_audit *a)
+/* Writes what waits to the journal and acknowledges it (on the loop). */
+static void flush(struct mcpd_audit *a)
 {
     struct audit_item *list = a->local;
+    size_t nacks = 0, bytes = 0;
+    char why[300];
+    int r;
 
+    if (list == NULL && a->nouts == 0)
+        return;
     a->local = NULL;
     a->local_tail = &a->local;
-    return list;
-}
-
-/* Commits on the loop what waits. */
-static void commit(struct mcpd_audit *a, bool outcomes_due)
-{
-    struct audit_item *list;
-    char why[256] = "";
-    int rc;
-
-    if (!commit_due(a, outcomes_due) || atomic_load_explicit(&a->job_state, memory_order_acquire))
-        return; /* nothing, or the helper thread is committing: its completion comes back here */
-    list = take_local(a);
     if (a->refusing) {
         a->nouts = 0;
-        run_callbacks(a, list, a->fail_code);
+        fail_items(a, list, a->fail_code);
         return;
     }
-    rc = write_batch(a, list, a->outs, a->nouts, why, sizeof(why));
-    {
-        size_t n = a->nouts;
-
-        a->nouts = 0;
-        if (!commit_done(a, list, rc, why))
-            a->nouts = n; /* busy: they are still in a->outs */
+    for (struct audit_item *it = list; it != NULL; it = it->next) {
+        bytes += it->bytes;
+        if (it->row_id != NULL)
+            *it->row_id = it->handle;
     }
-}
-
-/* ---- low concurrency: the commit on the helper thread ---------------------------------------- */
-
-/*
- * With at most LOW_PENDING records waiting, a call waits for its own
- * commit: on the loop, the commit would run after the forward and before
- * the upstream's answer is read, in series with it. Then the helper thread
- * commits instead, in parallel with the upstream, and both threads poll
- * briefly (HELPER_SPIN_NS) for each other rather than paying two wake-ups
- * of a sleeping thread per call. Busier loops commit on the loop, where
- * an iteration's records form one commit and nothing polls.
- */
-static bool hand_off(struct mcpd_audit *a);
-
-static void job_finish(struct mcpd_audit *a)
-{
-    struct audit_item *list = a->job.list;
-
-    a->job.list = NULL;
-    atomic_store_explicit(&a->job_state, 0, memory_order_relaxed);
-    uv_idle_stop(&a->spin);
-    if (!commit_done(a, list, a->job.rc, a->job.why))
-        outs_put_back(a, a->job.outs, a->job.nouts); /* busy: written with the retry */
-    a->job.nouts = 0;
-    if (a->closing || a->busy_since != 0)
-        return; /* the close or the retry timer commits what waits */
-    if (hand_off(a))
-        return; /* what arrived meanwhile, at once: the helper may still be polling */
-    if (a->local != NULL || a->nouts >= MCPD_AUDIT_OUTCOMES_PER_ROW)
-        uv_timer_start(&a->timer, on_timer, 0, 0); /* what arrived meanwhile */
-    else if (a->nouts > 0 && !uv_is_active((uv_handle_t *)&a->timer))
-        uv_timer_start(&a->timer, on_timer, MCPD_AUDIT_OUTCOME_DELAY_MS, 0);
-}
-
-static void on_job_async(uv_async_t *h)
-{
-    struct mcpd_audit *a = h->data;
-
-    if (atomic_load_explicit(&a->job_state, memory_order_acquire) == JOB_DONE)
-        job_finish(a);
-}
-
-static void on_spin(uv_idle_t *h)
-{
-    struct mcpd_audit *a = h->data;
-
-    if (atomic_load_explicit(&a->job_state, memory_order_acquire) == JOB_DONE)
-        job_finish(a); /* the async wake-up that follows finds nothing */
-    else if (uv_hrtime() >= a->spin_end)
-        uv_idle_stop(h);
-}
-
-/* Hands what waits to the helper thread; false when it is not the time for that. */
-static bool hand_off(struct mcpd_audit *a)
-{
-    struct audit_outcome *o;
-    size_t cap;
-
-    if (atomic_load_explicit(&a->job_state, memory_order_acquire) != JOB_IDLE ||
-        a->pending > LOW_PENDING || HELPER_SPIN_NS == 0 || a->refusing || a->closing ||
-        !a->helper_started || atomic_load_explicit(&a->helper_busy, memory_order_acquire) ||
-        a->local == NULL)
-        return false;
-    a->job.list = take_local(a);
-    /* swap the outcome arrays: the loop collects into the job's empty one meanwhile */
-    o = a->job.outs, a->job.outs = a->outs, a->outs = o;
-    cap = a->job.outs_cap, a->job.outs_cap = a->outs_cap, a->outs_cap = cap;
-    a->job.nouts = a->nouts;
-    a->nouts = 0;
-    a->job.rc = SQLITE_OK;
-    a->job.why[0] = '\0';
+    if ((r = journal_text(a, list, &nacks)) != 0) {
+        refuse(a, r, "out of memory");
+        fail_items(a, list, a->fail_code);
+        return;
+    }
     uv_mutex_lock(&a->mu);
-    atomic_store_explicit(&a->job_state, JOB_READY, memory_order_release);
-    if (a->helper_sleeping)
-        uv_cond_signal(&a->cv);
+    if ((r = a->hfail) != 0)
+        snprintf(why, sizeof(why), "%s", a->hwhy);
+    else if ((r = mcpd__jnl_append(&a->jnl, a->lines.p, a->lines.len, a->sync_full)) != 0)
+        snprintf(why, sizeof(why), "%s: %s", a->jnl.path, uv_strerror(r));
+    else if ((r = hand_over(a, list, bytes)) != 0)
+        snprintf(why, sizeof(why), "out of memory");
     uv_mutex_unlock(&a->mu);
-    a->spin_end = uv_hrtime() + HELPER_SPIN_NS;
-    uv_idle_start(&a->spin, on_spin);
-    return true;
+    if (r != 0) {
+        refuse(a, r, why);
+        fail_items(a, list, a->fail_code);
+        return;
+    }
+    a->nouts = 0;
+    /* the items are the helper's now: only the callbacks saved in acks run */
+    a->pending -= nacks;
+    a->pending_bytes -= bytes;
+    for (size_t i = 0; i < nacks; i++)
+        if (a->acks[i].cb != NULL)
+            a->acks[i].cb(0, a->acks[i].data);
 }
+
+static void on_timer(uv_timer_t *h);
 
 static void on_flush(uv_prepare_t *h)
 {
     struct mcpd_audit *a = h->data;
 
     uv_prepare_stop(h);
-    if (a->busy_since != 0 || atomic_load_explicit(&a->job_state, memory_order_acquire))
-        return; /* the timer retries; or the job's completion commits what waits */
-    if (hand_off(a))
-        return;
-    commit(a, false);
-    /* records submitted by the callbacks: a prepare started now runs after the poll */
-    if (a->local != NULL && !a->closing && a->busy_since == 0)
+    flush(a);
+    /* records submitted by the callbacks: a prepare started now would wait for the poll */
+    if (a->local != NULL && !a->closing)
         uv_timer_start(&a->timer, on_timer, 0, 0);
 }
 
 static void on_timer(uv_timer_t *h)
 {
-    struct mcpd_audit *a = h->data;
+    flush(h->data);
+}
 
-    if (!hand_off(a))
-        commit(a, true);
+/* The helper failed: refuse from now on. */
+static void on_async(uv_async_t *h)
+{
+    struct mcpd_audit *a = h->data;
+    char why[256];
+    int code;
+
+    uv_mutex_lock(&a->mu);
+    code = a->hfail;
+    snprintf(why, sizeof(why), "%s", a->hwhy);
+    uv_mutex_unlock(&a->mu);
+    if (code != 0)
+        refuse(a, code, why);
 }
 
 /* ---- the helper thread ---------------------------------------------------------------------- */
@@ -651,139 +805,109 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
 
     (void)db;
     (void)name;
-    if (pages < a->ckpt_base)
-        a->ckpt_base = 0; /* the WAL started over */
-    /* a checkpoint per ckpt_pages of growth: under load the WAL only starts over after RESTART */
-    if (pages - a->ckpt_base >= (int)a->ckpt_pages && a->helper_started) {
-        a->ckpt_base = pages;
-        uv_mutex_lock(&a->mu);
-        if (a->ckpt_want == 0) {
-            a->ckpt_want = pages;
-            atomic_store_explicit(&a->ckpt_asked, 1, memory_order_release);
-            uv_cond_signal(&a->cv);
-        }
-        uv_mutex_unlock(&a->mu);
-    }
+    a->wal_pages = pages;
     return SQLITE_OK;
 }
 
-static void checkpoint(struct mcpd_audit *a, int pages)
+static void checkpoint(struct mcpd_audit *a)
 {
     int log = 0, done = 0, rc;
 
-    atomic_store_explicit(&a->helper_busy, 1, memory_order_release);
-    /* copies what is committed, without blocking the loop's commits */
-    rc = sqlite3_wal_checkpoint_v2(a->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-    if (rc == SQLITE_OK && (unsigned)pages >= a->ckpt_pages * CKPT_FORCE_FACTOR) {
-        /*
-         * The WAL does not start over after passive passes here, whether
-         * commits kept coming during them or the pass copied everything
-         * (measured: past 1 GB in seconds at one record per commit, every
-         * pass complete). A RESTART does it: take the write lock for the
-         * (short) rest. The loop sees SQLITE_BUSY meanwhile and retries
-         * from its timer.
-         */
-        rc = sqlite3_wal_checkpoint_v2(a->ckpt_db, NULL, SQLITE_CHECKPOINT_RESTART, &log, &done);
-    }
-    if (rc != SQLITE_OK && !is_busy(rc))
-        LOG_WARN("audit", "checkpoint: %s", sqlite3_errmsg(a->ckpt_db));
-    atomic_store_explicit(&a->helper_busy, 0, memory_order_release);
+    if ((unsigned)a->wal_pages < a->ckpt_pages)
+        return;
+    /*
+     * PASSIVE copies what is committed; the WAL only starts over after a
+     * RESTART (measured: passive passes alone let it pass 1 GB), which
+     * this thread can wait for: nothing else writes through this connection.
+     */
+    rc = sqlite3_wal_checkpoint_v2(a->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc == SQLITE_OK && (unsigned)a->wal_pages >= a->ckpt_pages * CKPT_FORCE_FACTOR)
+        rc = sqlite3_wal_checkpoint_v2(a->db, NULL, SQLITE_CHECKPOINT_RESTART, &log, &done);
+    if (rc == SQLITE_OK)
+        a->wal_pages = 0;
+    else if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+        LOG_WARN("audit", "checkpoint: %s", sqlite3_errmsg(a->db));
 }
 
-static void cpu_relax(void)
+/* Under mu: a new journal for the loop, when this one is large; the old one in *old. */
+static void rotate(struct mcpd_audit *a, struct audit_jnl *old)
 {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
+    struct audit_jnl j = { .fd = -1 };
+    char err[300];
 
-/* Runs the job the loop handed over (the connection is this thread's until JOB_DONE). */
-static void run_job(struct mcpd_audit *a)
-{
-    a->job.rc =
-        write_batch(a, a->job.list, a->job.outs, a->job.nouts, a->job.why, sizeof(a->job.why));
-    atomic_store_explicit(&a->job_state, JOB_DONE, memory_order_release);
-    uv_async_send(&a->async);
-}
-
-/*
- * After a job: poll for the next one a moment (low concurrency: it comes
- * within a round trip). Not when a checkpoint is asked for: under a steady
- * stream of jobs the helper would never get to it, and the WAL would grow
- * without end (it did: 1 GB in seconds at one record per commit).
- */
-static bool spin_for_job(struct mcpd_audit *a)
-{
-    uint64_t end = uv_hrtime() + HELPER_SPIN_NS;
-
-    if (atomic_load_explicit(&a->ckpt_asked, memory_order_acquire)) {
-        /* from now on the loop commits on its own (see helper) */
-        atomic_store_explicit(&a->helper_busy, 1, memory_order_seq_cst);
-        return false;
+    if (a->jnl.bytes < JNL_ROTATE_BYTES || a->stop)
+        return;
+    if (mcpd__jnl_create(&j, a->path, a->instance, a->jseq + 1, err, sizeof(err)) != 0) {
+        LOG_WARN("audit", "%s (the journal in use keeps growing)", err);
+        return;
     }
-    while (uv_hrtime() < end) {
-        if (atomic_load_explicit(&a->job_state, memory_order_acquire) == JOB_READY)
-            return true;
-        for (int i = 0; i < 16; i++)
-            cpu_relax();
-    }
-    return false;
+    a->jseq++;
+    *old = a->jnl;
+    a->jnl = j;
 }
 
-/* The helper thread: low-concurrency commits (hand_off) and checkpoints. */
 static void helper(void *arg)
 {
     struct mcpd_audit *a = arg;
-    int pages;
+    char key[300], why[256];
 
     uv_mutex_lock(&a->mu);
     for (;;) {
-        a->helper_sleeping = true;
-        while (atomic_load_explicit(&a->job_state, memory_order_acquire) != JOB_READY &&
-               a->ckpt_want == 0 && !a->ckpt_stop)
+        struct audit_jnl old = { .fd = -1 };
+        struct audit_item *list;
+        struct audit_outcome *outs;
+        size_t nouts, bytes = 0;
+        int64_t joff;
+        bool last;
+        int rc;
+
+        while (a->q == NULL && a->nqouts == 0 && !a->stop) {
+            a->helper_waiting = true;
             uv_cond_wait(&a->cv, &a->mu);
-        a->helper_sleeping = false;
-        if (a->ckpt_want != 0 && !a->ckpt_stop) {
-            /*
-             * A checkpoint asked for goes before further jobs: from here on
-             * (helper_busy) the loop commits on its own. A job it handed
-             * over before that runs first.
-             */
-            pages = a->ckpt_want;
-            uv_mutex_unlock(&a->mu);
-            atomic_store_explicit(&a->helper_busy, 1, memory_order_seq_cst);
-            if (atomic_load_explicit(&a->job_state, memory_order_seq_cst) == JOB_READY)
-                run_job(a);
-            checkpoint(a, pages);
-            uv_mutex_lock(&a->mu);
-            a->ckpt_want = 0;
-            atomic_store_explicit(&a->ckpt_asked, 0, memory_order_release);
-            continue;
+            a->helper_waiting = false;
         }
-        if (atomic_load_explicit(&a->job_state, memory_order_acquire) == JOB_READY) {
-            uv_mutex_unlock(&a->mu);
-            do
-                run_job(a);
-            while (spin_for_job(a));
-            uv_mutex_lock(&a->mu);
-            continue;
+        /* gather: one transaction for everything that arrives meanwhile */
+        if (!a->stop && a->qbytes < INGEST_BYTES)
+            uv_cond_timedwait(&a->cv, &a->mu, (uint64_t)INGEST_WAIT_MS * 1000000u);
+        list = a->q;
+        a->q = NULL;
+        a->q_tail = &a->q;
+        outs = a->qouts, a->qouts = a->houts, a->houts = outs;
+        nouts = a->qouts_cap, a->qouts_cap = a->houts_cap, a->houts_cap = nouts;
+        nouts = a->nqouts;
+        a->nqouts = 0;
+        a->qbytes = 0;
+        last = a->stop; /* the loop wrote its last records before it asked */
+        snprintf(key, sizeof(key), "j:%s", mcpd__jnl_basename(a->jnl.path));
+        joff = (int64_t)a->jnl.bytes; /* at close too: the loop removes the file and its key */
+        rotate(a, &old);              /* everything in the old one is in this batch */
+        uv_mutex_unlock(&a->mu);
+
+        for (struct audit_item *it = list; it != NULL; it = it->next)
+            bytes += it->bytes;
+        rc = a->hfail
+                 ? SQLITE_ABORT
+                 : ingest(a, list, outs, nouts, key, old.fd >= 0 ? -1 : joff, why, sizeof(why));
+        free_items(list);
+        atomic_fetch_sub_explicit(&a->backlog, bytes, memory_order_relaxed);
+        if (rc == SQLITE_OK) {
+            if (old.fd >= 0)
+                mcpd__jnl_close(&old, true);
+            checkpoint(a);
+        } else {
+            mcpd__jnl_close(&old, false); /* left for the next start to chain */
         }
-        if (a->ckpt_stop)
+        uv_mutex_lock(&a->mu);
+        if (rc != SQLITE_OK && a->hfail == 0) {
+            int code = mcpd__store_db_code(rc);
+            a->hfail = code != 0 ? code : UV_EIO;
+            snprintf(a->hwhy, sizeof(a->hwhy), "%s", why);
+            uv_async_send(&a->async);
+        }
+        if (last && a->q == NULL && a->nqouts == 0)
             break;
     }
     uv_mutex_unlock(&a->mu);
-}
-
-static void stop_helper(struct mcpd_audit *a)
-{
-    if (a->helper_started) {
-        uv_mutex_lock(&a->mu);
-        a->ckpt_stop = true;
-        uv_cond_signal(&a->cv);
-        uv_mutex_unlock(&a->mu);
-        uv_thread_join(&a->helper_thread);
-        a->helper_started = false;
-    }
 }
 
 /* ---- open and close -------------------------------------------------------------------------- */
@@ -791,7 +915,8 @@ static void stop_helper(struct mcpd_audit *a)
 static void close_db(struct mcpd_audit *a)
 {
     sqlite3_stmt **stmts[] = { &a->ins,         &a->meta_get, &a->meta_set, &a->retain_first,
-                               &a->retain_last, &a->del,      &a->begin,    &a->commit };
+                               &a->retain_last, &a->del,      &a->begin,    &a->commit,
+                               &a->jset,        &a->jdel };
 
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         sqlite3_finalize(*stmts[i]);
@@ -799,19 +924,23 @@ static void close_db(struct mcpd_audit *a)
     }
     sqlite3_close(a->db);
     a->db = NULL;
-    sqlite3_close(a->ckpt_db);
-    a->ckpt_db = NULL;
 }
 
 static void free_audit(struct mcpd_audit *a)
 {
     free(a->outs);
-    free(a->job.outs);
+    free(a->qouts);
+    free(a->houts);
+    free(a->acks);
     free(a->path);
+    json_decref(a->calls);
     mcpd_buf_dispose(&a->block.text);
     mcpd_buf_dispose(&a->outs_text);
-    uv_cond_destroy(&a->cv);
-    uv_mutex_destroy(&a->mu);
+    mcpd_buf_dispose(&a->lines);
+    if (a->handles_open >= 0) {
+        uv_cond_destroy(&a->cv);
+        uv_mutex_destroy(&a->mu);
+    }
     a->magic = 0;
     free(a);
 }
@@ -835,7 +964,6 @@ static void close_handles(struct mcpd_audit *a)
     uv_close((uv_handle_t *)&a->flush, on_audit_closed);
     uv_close((uv_handle_t *)&a->timer, on_audit_closed);
     uv_close((uv_handle_t *)&a->async, on_audit_closed);
-    uv_close((uv_handle_t *)&a->spin, on_audit_closed);
 }
 
 static int check_schema(struct mcpd_audit *a, const char *path, char *err, size_t errcap)
@@ -856,7 +984,8 @@ static int check_schema(struct mcpd_audit *a, const char *path, char *err, size_
 static int open_db(struct mcpd_audit *a, const char *path, char *err, size_t errcap)
 {
     sqlite3_stmt **stmts[] = { &a->ins,         &a->meta_get, &a->meta_set, &a->retain_first,
-                               &a->retain_last, &a->del,      &a->begin,    &a->commit };
+                               &a->retain_last, &a->del,      &a->begin,    &a->commit,
+                               &a->jset,        &a->jdel };
     int r;
 
     if ((r = mcpd__store_db_open(&a->db, path, true, a->busy_ms, err, errcap)) != 0)
@@ -876,31 +1005,44 @@ static int open_db(struct mcpd_audit *a, const char *path, char *err, size_t err
         (r = mcpd__store_db_exec(a->db, "COMMIT", err, errcap)) != 0)
         goto fail;
     /*
-     * WAL with synchronous=NORMAL: a COMMIT that returned is in the WAL file,
-     * so a crash or kill -9 of mcpd loses nothing acknowledged; only power
-     * loss (or a kernel crash) can lose the last commits. FULL adds an fsync
-     * per commit for that case, at a large cost (audit.sync: full).
+     * The journal holds what is acknowledged; a transaction here only moves
+     * it into the chain, so it needs no fsync of its own (NORMAL), unless
+     * sync_full asks for every layer to reach the disk.
      */
     if (!a->sync_full &&
         (r = mcpd__store_db_exec(a->db, "PRAGMA synchronous=NORMAL", err, errcap)) != 0)
         goto fail;
-    /* the loop never waits for the lock (commit retries), nor checkpoints */
-    sqlite3_busy_timeout(a->db, 0);
     sqlite3_wal_hook(a->db, on_wal, a);
-    if ((r = mcpd__store_db_open(&a->ckpt_db, path, true, 1000, err, errcap)) != 0)
-        goto fail;
-    /*
-     * A RESTART blocks new writers while it waits for the lock and for
-     * readers (the busy handler): at most CKPT_BUSY_MS, then it gives up
-     * until the next request. A second's wait stalled every call.
-     */
-    sqlite3_busy_timeout(a->ckpt_db, CKPT_BUSY_MS);
     return 0;
 fail:
     if (a->db != NULL && !sqlite3_get_autocommit(a->db))
         mcpd__store_db_rollback(a->db);
     close_db(a);
     return r;
+}
+
+static struct mcpd_audit *alloc_audit(const char *path)
+{
+    struct mcpd_audit *a = calloc(1, sizeof(*a));
+
+    if (a == NULL || (a->path = strdup(path)) == NULL || (a->calls = json_object()) == NULL) {
+        if (a != NULL)
+            free(a->path);
+        free(a);
+        return NULL;
+    }
+    a->magic = AUDIT_MAGIC;
+    a->jnl.fd = -1;
+    a->handles_open = -1; /* no mutex yet */
+    a->local_tail = &a->local;
+    a->q_tail = &a->q;
+    a->busy_ms = MCPD_STORE_BUSY_MS;
+    a->ckpt_pages = CKPT_PAGES;
+    atomic_init(&a->backlog, 0);
+    mcpd_buf_init(&a->block.text, SIZE_MAX / 2);
+    mcpd_buf_init(&a->outs_text, SIZE_MAX / 2);
+    mcpd_buf_init(&a->lines, SIZE_MAX / 2);
+    return a;
 }
 
 static int start(struct mcpd_audit *a, uv_loop_t *loop, char *err, size_t errcap)
@@ -913,21 +1055,21 @@ static int start(struct mcpd_audit *a, uv_loop_t *loop, char *err, size_t errcap
         uv_mutex_destroy(&a->mu);
         goto fail;
     }
+    a->handles_open = 0;
     uv_prepare_init(loop, &a->flush); /* cannot fail */
     a->flush.data = a;
     uv_timer_init(loop, &a->timer); /* cannot fail */
     a->timer.data = a;
-    if ((r = uv_async_init(loop, &a->async, on_job_async)) != 0) {
+    if ((r = uv_async_init(loop, &a->async, on_async)) != 0) {
         uv_close((uv_handle_t *)&a->flush, NULL);
         uv_close((uv_handle_t *)&a->timer, NULL);
         uv_cond_destroy(&a->cv);
         uv_mutex_destroy(&a->mu);
+        a->handles_open = -1;
         goto fail;
     }
     a->async.data = a;
-    uv_idle_init(loop, &a->spin); /* cannot fail */
-    a->spin.data = a;
-    a->handles_open = 4;
+    a->handles_open = 3;
     return 0;
 fail:
     snprintf(err, errcap, "audit: %s", mcpd_strerror(r));
@@ -937,16 +1079,15 @@ fail:
 int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_audit_options *o,
                     char *err, size_t errcap)
 {
+    unsigned char rnd[8];
     struct mcpd_audit *a;
     int r;
 
     *out = NULL;
-    if ((a = calloc(1, sizeof(*a))) == NULL || (a->path = strdup(o->path)) == NULL) {
-        free(a);
+    if ((a = alloc_audit(o->path)) == NULL) {
         snprintf(err, errcap, "out of memory");
         return MCPD_ENOMEM;
     }
-    a->magic = AUDIT_MAGIC;
     a->loop = loop;
     a->max_args = o->max_args_bytes ? o->max_args_bytes : DEFAULT_MAX_ARGS;
     a->queue_cap = o->queue_cap ? o->queue_cap : DEFAULT_QUEUE_CAP;
@@ -955,25 +1096,34 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
     a->busy_ms = o->busy_timeout_ms > 0 ? o->busy_timeout_ms : MCPD_STORE_BUSY_MS;
     a->ckpt_pages = o->checkpoint_pages > 0 ? o->checkpoint_pages : CKPT_PAGES;
     a->sync_full = o->sync_full;
-    a->local_tail = &a->local;
-    atomic_init(&a->job_state, JOB_IDLE);
-    atomic_init(&a->helper_busy, 0);
-    mcpd_buf_init(&a->block.text, SIZE_MAX / 2);
-    mcpd_buf_init(&a->outs_text, SIZE_MAX / 2);
-    if ((r = open_db(a, o->path, err, errcap)) != 0) {
-        free(a->path);
-        free(a);
-        return r;
+    if ((r = mcpd_crypto_random(rnd, sizeof(rnd))) != 0) {
+        snprintf(err, errcap, "audit: no random bytes for the journal's name");
+        goto fail;
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(a->instance + 2 * i, 3, "%02x", rnd[i]);
+    if ((r = open_db(a, o->path, err, errcap)) != 0)
+        goto fail;
+    /* journals of an mcpd that was killed: chained before anything new */
+    if ((r = mcpd__jnl_orphans(o->path, recover_file, a)) != 0) {
+        snprintf(err, errcap, "%s: cannot chain a journal left behind (see the log): %s", o->path,
+                 mcpd_strerror(r));
+        close_db(a);
+        goto fail;
+    }
+    if ((r = mcpd__jnl_create(&a->jnl, o->path, a->instance, 0, err, errcap)) != 0) {
+        close_db(a);
+        goto fail;
     }
     if ((r = start(a, loop, err, errcap)) != 0) {
+        mcpd__jnl_close(&a->jnl, true);
         close_db(a);
-        free(a->path);
-        free(a);
-        return r;
+        goto fail;
     }
     if ((r = uv_thread_create(&a->helper_thread, helper, a)) != 0) {
         /* the handles are live: their close callbacks free the audit */
         snprintf(err, errcap, "audit: %s", mcpd_strerror(r));
+        mcpd__jnl_close(&a->jnl, true);
         close_db(a);
         close_handles(a);
         return r;
@@ -981,24 +1131,78 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
     a->helper_started = true;
     *out = a;
     return 0;
+fail:
+    free_audit(a);
+    return r;
 }
 
-/* The final flush, on the loop iteration after close: wait for the lock this time. */
+struct cli_recovery {
+    struct mcpd_audit *a;
+    char *err;
+    size_t errcap;
+};
+
+/* The database opens only when there is a journal to chain (else nothing is written). */
+static int recover_lazily(void *arg, const char *path, int fd)
+{
+    struct cli_recovery *c = arg;
+    int r;
+
+    if (c->a->db == NULL && (r = open_db(c->a, c->a->path, c->err, c->errcap)) != 0)
+        return r;
+    if ((r = recover_file(c->a, path, fd)) != 0)
+        snprintf(c->err, c->errcap, "%s: cannot chain the journal: %s", path, mcpd_strerror(r));
+    return r;
+}
+
+int mcpd__audit_recover(const char *path, char *err, size_t errcap)
+{
+    struct cli_recovery c = { NULL, err, errcap };
+    int r;
+
+    if ((c.a = alloc_audit(path)) == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return MCPD_ENOMEM;
+    }
+    r = mcpd__jnl_orphans(path, recover_lazily, &c);
+    if (c.a->db != NULL)
+        close_db(c.a);
+    free_audit(c.a);
+    return r;
+}
+
+/* The final flush, on the loop iteration after close. */
 static void on_close_timer(uv_timer_t *h)
 {
     struct mcpd_audit *a = h->data;
+    bool failed;
 
-    if (atomic_load_explicit(&a->job_state, memory_order_acquire) != JOB_IDLE) {
-        if (atomic_load_explicit(&a->job_state, memory_order_acquire) == JOB_DONE)
-            job_finish(a);
-        else
-            uv_timer_start(&a->timer, on_close_timer, 1, 0); /* the helper is committing */
-        if (atomic_load_explicit(&a->job_state, memory_order_acquire) != JOB_IDLE)
-            return;
+    a->closing = false; /* flush refuses nothing queued before the close */
+    flush(a);
+    a->closing = true;
+    if (a->helper_started) {
+        uv_mutex_lock(&a->mu);
+        a->stop = true;
+        uv_cond_signal(&a->cv);
+        uv_mutex_unlock(&a->mu);
+        uv_thread_join(&a->helper_thread);
+        a->helper_started = false;
     }
-    sqlite3_busy_timeout(a->db, a->busy_ms);
-    commit(a, true);
-    stop_helper(a);
+    failed = a->hfail != 0 || a->refusing;
+    if (a->hfail != 0)
+        refuse(a, a->hfail, a->hwhy);
+    /*
+     * Chained to the last line: the journal and its watermark go (a key
+     * left by a failed delete names a file that no longer exists, and
+     * names are never reused). Else both stay for the next start.
+     */
+    if (!failed && a->jnl.path != NULL) {
+        char key[300];
+        snprintf(key, sizeof(key), "j:%s", mcpd__jnl_basename(a->jnl.path));
+        if (jnl_mark(a, key, -1) != SQLITE_OK)
+            LOG_WARN("audit", "cannot delete the watermark %s: %s", key, sqlite3_errmsg(a->db));
+    }
+    mcpd__jnl_close(&a->jnl, !failed);
     close_db(a);
     close_handles(a);
 }
@@ -1012,7 +1216,6 @@ void mcpd_audit_close(struct mcpd_audit *a, void (*done)(void *data), void *data
     a->close_data = data;
     uv_prepare_stop(&a->flush);
     uv_timer_stop(&a->timer);
-    a->busy_since = 0;
     uv_timer_start(&a->timer, on_close_timer, 0, 0);
 }
 
@@ -1129,11 +1332,15 @@ int mcpd_audit_submit(struct mcpd_audit *a, const struct mcpd_audit_record *r, m
         return MCPD_EBUSY;
     if ((rc = make_item(a, r, &it)) != 0)
         return rc;
-    if (a->pending_bytes + it->bytes > QUEUE_BYTES_MAX) {
+    /* what waits here and what the helper has yet to chain, together */
+    if (a->pending_bytes + it->bytes + atomic_load_explicit(&a->backlog, memory_order_relaxed) >
+        QUEUE_BYTES_MAX) {
         free(it->args_owned);
         free(it);
         return MCPD_EBUSY;
     }
+    if (r->row_id != NULL)
+        it->handle = ++a->next_handle;
     it->cb = cb;
     it->data = data;
     *a->local_tail = it;
@@ -1165,9 +1372,12 @@ int mcpd_audit_outcome(struct mcpd_audit *a, int64_t call_id, const char *status
     o->call_id = call_id;
     o->latency_us = latency_us;
     snprintf(o->status, sizeof(o->status), "%s", status ? status : "");
+    for (char *c = o->status; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '_'; /* one journal line */
     if (a->nouts >= MCPD_AUDIT_OUTCOMES_PER_ROW)
         uv_prepare_start(&a->flush, on_flush);
-    else if (a->busy_since == 0 && !uv_is_active((uv_handle_t *)&a->timer))
+    else if (!uv_is_active((uv_handle_t *)&a->timer))
         uv_timer_start(&a->timer, on_timer, MCPD_AUDIT_OUTCOME_DELAY_MS, 0);
     return 0;
 }

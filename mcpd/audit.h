@@ -1,27 +1,21 @@
 /*
- * audit.h - the tamper-evident audit log: one sqlite file (WAL), written on
- * the loop thread once per loop iteration: the records submitted during an
- * iteration are committed together, as one row of audit_block, from a
- * prepare handle before the loop polls (Redis writes its AOF in beforeSleep
- * the same way). A commit with synchronous=NORMAL writes the WAL into the
- * page cache and does not fsync; checkpoints (which do) run on a helper
- * thread with its own connection. No thread hand-off per batch, except at
- * low concurrency (at most 4 records waiting), where the helper thread commits
- * in parallel with the upstream and the two threads poll for each other.
- *
- * Every record is acknowledged on the loop thread once its commit returned
- * (or failed): callers hold a call's answer until then (the router submits
- * a call's row as it forwards the call, so the commit happens while the
- * upstream works, and records the outcome afterwards with
+ * audit.h - the tamper-evident audit log: one sqlite file (WAL), fed
+ * through a journal. The records submitted during a loop iteration are
+ * written to the journal (a file next to the database) with one write(),
+ * from a prepare handle before the loop polls (Redis writes its AOF in
+ * beforeSleep the same way), and acknowledged; a helper thread then chains
+ * them into sqlite in large transactions (audit.c has the why). Callers
+ * hold a call's answer until its record is acknowledged (the router
+ * submits a call's row as it forwards the call, so the write happens while
+ * the upstream works, and records the outcome afterwards with
  * mcpd_audit_outcome, which nothing waits for), so no acknowledged call is
  * ever lost, and an audit that cannot be written refuses the call (fail
- * closed). Durability: WAL with synchronous=NORMAL by default, so an
- * acknowledged record survives a crash or kill -9 of mcpd; with sync_full
- * (synchronous=FULL: an fsync per commit, on the loop) also power loss.
- * Another process holding the write lock (a CLI command, a checkpoint)
- * never blocks the loop: the commit is retried from a timer, for at most
- * busy_timeout_ms, and the answers wait meanwhile.
- *
+ * closed). Durability: a journal line sits in the page cache once written,
+ * so an acknowledged record survives a crash or kill -9 of mcpd (the next
+ * open, or `mcpd audit`, chains a journal left behind); with sync_full
+ * (an fdatasync per write) also power loss. Nothing that holds the
+ * database's write lock (another mcpd, a CLI command, a checkpoint) ever
+ * blocks the loop; past busy_timeout_ms the audit refuses.
  * Records are hash-chained: hash = hex SHA-256(prev_hash_hex "\n" canonical
  * row text), where the canonical text is a fixed, length-prefixed
  * serialisation of every column (see audit_int.h); the first record's
@@ -90,15 +84,20 @@ struct mcpd_audit_record {
      * no arguments.
      */
     json_t *args_value;
-    /* When set, receives the row's id before cb runs (0 when it failed). */
+    /*
+     * When set, receives before cb runs the record's handle (> 0; 0 when it
+     * failed), for mcpd_audit_outcome: the row id itself is given later,
+     * when the helper chains the record.
+     */
     int64_t *row_id;
 };
 
 /*
- * Called on the loop thread when the record's batch is durable (status 0)
- * or failed: a negative code from the storage failure (UV_ENOSPC, UV_EROFS,
- * UV_EBUSY past the busy timeout, UV_EIO, MCPD_ENOMEM). Every record
- * accepted after a failure fails with the same code.
+ * Called on the loop thread when the record is durable in the journal
+ * (status 0) or failed: a negative code from the storage failure
+ * (UV_ENOSPC, UV_EFBIG, UV_EIO, UV_EBUSY when the chaining failed before,
+ * MCPD_ENOMEM). Every record accepted after a failure fails with the same
+ * code.
  */
 typedef void (*mcpd_audit_cb)(int status, void *data);
 
@@ -144,7 +143,8 @@ int mcpd_audit_submit(struct mcpd_audit *a, const struct mcpd_audit_record *r, m
                       void *data);
 
 /*
- * Records the outcome of a call whose `call` row (id call_id) is durable:
+ * Records the outcome of a call whose `call` record is acknowledged (call_id:
+ * the handle its row_id received; the helper writes the row id instead):
  * status ("ok", "tool_error", "error", "timeout", "upstream_error",
  * "cancelled"; cut to 23 bytes) and latency. Nothing waits for it: outcomes
  * are collected and written, in the chain, as `result` rows, each listing

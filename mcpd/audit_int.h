@@ -174,4 +174,49 @@ int mcpd__audit_upgrade(sqlite3 *db, const char *path, char *err, size_t errcap)
 /* Reads the 'anchor' or 'head' link of audit_meta; returns a sqlite code (SQLITE_DONE: absent). */
 int mcpd__audit_meta_get(sqlite3_stmt *get, const char *key, struct audit_link *out);
 
+/* ---- the journal (audit_journal.c) ---------------------------------------------------------- */
+
+/* One journal file, written by the loop (under the audit's lock). */
+struct audit_jnl {
+    int fd; /* -1: none */
+    char *path;
+    uint64_t bytes; /* written so far */
+};
+
+/* What mcpd__jnl_parse reports, line by line (row: borrowed for the call). */
+struct jnl_sink {
+    void *arg;
+    int (*record)(void *arg, int64_t handle, json_t *row);
+    int (*outcome)(void *arg, int64_t handle, int64_t latency_us, const char *status, size_t len);
+};
+
+/* Creates and locks "<db>-audit-<instance>-<seq>.jnl" (0600, O_EXCL). 0 or -errno with err. */
+int mcpd__jnl_create(struct audit_jnl *j, const char *db, const char *instance, unsigned seq,
+                     char *err, size_t errcap);
+/* Closes j (removing the file when remove is set). */
+void mcpd__jnl_close(struct audit_jnl *j, bool remove);
+/* Appends n bytes in full (then fdatasync when sync); 0 or -errno (nothing of it stays). */
+int mcpd__jnl_append(struct audit_jnl *j, const char *p, size_t n, bool sync);
+/* The file name part of a path. */
+const char *mcpd__jnl_basename(const char *path);
+/*
+ * Calls fn for every journal of db that no process holds (locked for the
+ * call), in name order; stops at the first non-zero return, which it returns.
+ */
+int mcpd__jnl_orphans(const char *db, int (*fn)(void *arg, const char *path, int fd), void *arg);
+/*
+ * Parses journal text: every complete line, in order, to s. *used: the
+ * bytes of the lines parsed. Returns 0 (an incomplete last line is left
+ * unparsed), or non-zero at a malformed line (*used: where it starts) or
+ * when the sink failed.
+ */
+int mcpd__jnl_parse(const char *p, size_t len, size_t *used, const struct jnl_sink *s);
+
+/*
+ * Chains the records of journals whose mcpd is gone into the database at
+ * path, and removes them (the CLI, before reading). Returns 0, or a
+ * negative code with err.
+ */
+int mcpd__audit_recover(const char *path, char *err, size_t errcap);
+
 #endif

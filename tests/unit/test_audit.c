@@ -582,10 +582,11 @@ static void test_retention_rows(void **state)
     struct fixture *f = *state;
 
     f->o.retain_rows = 100;
-    open_audit(f);
-    for (int wave = 0; wave < 10; wave++)
+    for (int wave = 0; wave < 10; wave++) { /* a block per wave: each close chains its own */
+        open_audit(f);
         submit_n(f, 100);
-    close_audit(f);
+        close_audit(f);
+    }
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 100);
     assert_int_equal(raw_int(f->path, "SELECT min(id) FROM audit"), 901);
     assert_int_equal(raw_int(f->path, "SELECT id FROM audit_meta WHERE k = 'anchor'"), 900);
@@ -607,10 +608,11 @@ static void test_retention_rows_continues(void **state)
     submit_n(f, 30);
     close_audit(f);
     assert_verifies(f->path, 30);
-    open_audit(f);
-    for (int wave = 0; wave < 10; wave++) /* blocks of 50: retention deletes whole blocks */
+    for (int wave = 0; wave < 10; wave++) { /* blocks of 50: retention deletes whole blocks */
+        open_audit(f);
         submit_n(f, 50);
-    close_audit(f);
+        close_audit(f); /* the helper chains each wave on its own */
+    }
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 50);
     assert_verifies(f->path, 50);
     /* moving the anchor forward (hiding deletions) is caught */
@@ -631,11 +633,16 @@ static void test_retention_age(void **state)
         fill_record(&r, i, tool, sizeof(tool));
         r.time_ms = now - (i < 30 ? 3600000 : 0); /* 30 rows an hour old, in their own block */
         assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
-        if (i == 29)
+        if (i == 29) { /* the old ones in a block of their own */
             run_until(f, 30);
+            close_audit(f);
+            open_audit(f);
+        }
     }
     run_until(f, 40);
-    submit_n(f, 1); /* the next batch applies retention (if the first batch did not) */
+    close_audit(f);
+    open_audit(f);
+    submit_n(f, 1); /* the next transaction applies retention (if the second did not) */
     close_audit(f);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 11);
     assert_int_equal(raw_int(f->path, "SELECT min(id) FROM audit"), 31);
@@ -683,6 +690,47 @@ static int count_of(const char *hay, const char *needle)
     return n;
 }
 
+/* Polls the loop until submit refuses (the helper's failure reached the loop). */
+static void wait_refusing(struct fixture *f)
+{
+    struct mcpd_audit_record r;
+    char tool[32];
+    uint64_t end = uv_hrtime() + 10ull * 1000000000u;
+    int rc;
+
+    fill_record(&r, 0, tool, sizeof(tool));
+    do {
+        usleep(2000);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        rc = mcpd_audit_submit(f->a, &r, on_ack, f);
+        if (rc == 0)
+            run_until(f, f->ncb + 1);
+    } while (rc == 0 && uv_hrtime() < end);
+    assert_int_equal(rc, MCPD_EUNAVAIL);
+}
+
+/* Journals in f->dir (left behind). */
+static int journals(const struct fixture *f)
+{
+    char cmd[400];
+    FILE *p;
+    int n = -1;
+
+    snprintf(cmd, sizeof(cmd), "ls %s | grep -c '\\.jnl$'", f->dir);
+    if ((p = popen(cmd, "r")) != NULL) {
+        if (fscanf(p, "%d", &n) != 1)
+            n = -1;
+        pclose(p);
+    }
+    return n;
+}
+
+/*
+ * Another connection holds the write lock past busy_timeout_ms: the
+ * records already acknowledged are safe in the journal, the audit refuses
+ * from then on (said once), and the journal, left behind at close, is
+ * chained by the next open: nothing acknowledged is lost.
+ */
 static void test_fail_closed_busy(void **state)
 {
     struct fixture *f = *state;
@@ -690,10 +738,13 @@ static void test_fail_closed_busy(void **state)
     struct capture cap;
     sqlite3 *locker;
     char tool[32], *log;
+    int acked;
 
     f->o.busy_timeout_ms = 50;
     open_audit(f);
     submit_n(f, 10);
+    close_audit(f);
+    open_audit(f);
     locker = raw_open(f->path);
     assert_int_equal(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     capture_start(&cap, f->dir);
@@ -702,20 +753,23 @@ static void test_fail_closed_busy(void **state)
         assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
     }
     run_until(f, 15);
+    assert_int_equal(f->nerr, 0); /* durable in the journal */
+    wait_refusing(f);
     log = capture_stop(&cap);
-    assert_int_equal(f->nerr, 5);
-    assert_int_equal(f->last_status, UV_EBUSY);
-    /* refusing from now on, and said so once */
-    fill_record(&r, 0, tool, sizeof(tool));
-    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), MCPD_EUNAVAIL);
+    acked = f->nok;
     assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), MCPD_EUNAVAIL);
     assert_int_equal(count_of(log, "refusing audited calls"), 1);
     assert_non_null(strstr(log, "locked"));
+    close_audit(f);
+    assert_int_equal(journals(f), 1); /* not chained: left for the next start */
     sqlite3_exec(locker, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(locker);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 10);
+    open_audit(f); /* chains the journal left behind */
     close_audit(f);
-    assert_int_equal(f->ncb, 15);
-    assert_verifies(f->path, 10);
+    assert_int_equal(journals(f), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), acked);
+    assert_verifies(f->path, acked);
 }
 
 static void child_full(const char *path)
@@ -724,11 +778,13 @@ static void child_full(const char *path)
     struct mcpd_audit *a = NULL;
     struct fixture f = { 0 };
     struct mcpd_audit_record r;
-    struct rlimit rl = { (rlim_t)512 * 1024, (rlim_t)512 * 1024 };
+    struct rlimit rl = { (rlim_t)512 * 1024, (rlim_t)512 * 1024 }, hard;
     char tool[32], err[256], *big = malloc(40000);
     int sent = 0;
 
     signal(SIGXFSZ, SIG_IGN);
+    if (getrlimit(RLIMIT_FSIZE, &hard) == 0)
+        rl.rlim_max = hard.rlim_max; /* the soft limit only: raised again below */
     if (big == NULL || uv_loop_init(&f.loop) != 0 || setrlimit(RLIMIT_FSIZE, &rl) != 0)
         _exit(10);
     memset(big, 'x', 40000);
@@ -736,21 +792,41 @@ static void child_full(const char *path)
     memcpy(big + 39998, "\"}", 2);
     if (mcpd_audit_open(&a, &f.loop, &o, err, sizeof(err)) != 0)
         _exit(11);
-    /* one record per batch until the file limit makes a commit fail */
+    /*
+     * one record per batch until the file limit makes a write fail: the
+     * journal's (that record fails) or the helper's transaction (the audit
+     * refuses what comes next)
+     */
     while (f.nerr == 0 && sent < 200) {
+        int rc;
         fill_record(&r, sent, tool, sizeof(tool));
         r.args_json = big;
         r.args_len = 40000;
-        if (mcpd_audit_submit(a, &r, on_ack, &f) != 0)
+        if ((rc = mcpd_audit_submit(a, &r, on_ack, &f)) == MCPD_EUNAVAIL)
+            break;
+        if (rc != 0)
             _exit(12);
         sent++;
         while (f.ncb < sent)
-            uv_run(&f.loop, UV_RUN_ONCE);
+            uv_run(&f.loop, UV_RUN_NOWAIT);
+        usleep(1000);
     }
-    if (f.nerr != 1 || f.nok < 1 || (f.last_status != UV_ENOSPC && f.last_status != UV_EIO))
+    if (f.nerr > 1 || f.nok < 1 ||
+        (f.nerr == 1 && f.last_status != UV_ENOSPC && f.last_status != UV_EIO &&
+         f.last_status != UV_EFBIG))
         _exit(13);
     if (mcpd_audit_submit(a, &r, on_ack, &f) != MCPD_EUNAVAIL)
         _exit(14);
+    {
+        char acked[200];
+        FILE *out;
+        snprintf(acked, sizeof(acked), "%s.acked", path);
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_FSIZE, &rl);
+        if ((out = fopen(acked, "w")) == NULL || fprintf(out, "%d\n", f.nok) < 0 ||
+            fclose(out) != 0)
+            _exit(16);
+    }
     mcpd_audit_close(a, on_closed, &f);
     while (!f.closed)
         uv_run(&f.loop, UV_RUN_ONCE);
@@ -779,9 +855,22 @@ static void test_fail_closed_full(void **state)
     if (pid == 0)
         child_full(f->path);
     assert_int_equal(wait_child(pid), 0);
-    /* what was committed before the failure is intact */
-    assert_int_equal(raw_int(f->path, "SELECT count(*) > 0 FROM audit"), 1);
-    assert_verifies(f->path, raw_int(f->path, "SELECT count(*) FROM audit"));
+    /* what was acknowledged before the failure is intact (verify chains the journal first) */
+    {
+        char err[256] = "", acked[200];
+        FILE *a;
+        int n = -1;
+
+        assert_int_equal(mcpd__audit_recover(f->path, err, sizeof(err)), 0);
+        assert_int_equal(journals(f), 0);
+        snprintf(acked, sizeof(acked), "%s.acked", f->path);
+        assert_non_null(a = fopen(acked, "r"));
+        assert_int_equal(fscanf(a, "%d", &n), 1);
+        fclose(a);
+        assert_true(n >= 1);
+        assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), n);
+        assert_verifies(f->path, n);
+    }
 }
 
 static void child_readonly(const char *path)
@@ -1012,11 +1101,24 @@ static void test_print_escapes(void **state)
 /* ---- the lock held for a while, then released ------------------------------------------------ */
 
 static sqlite3 *busy_locker;
+static bool unlocked;
 
 static void on_unlock(uv_timer_t *t)
 {
     sqlite3_exec(busy_locker, "ROLLBACK", NULL, NULL, NULL);
+    unlocked = true;
     uv_close((uv_handle_t *)t, NULL);
+}
+
+/* Runs the loop until the unlock timer fired (busy_locker rolled back). */
+
+static void run_until_unlocked(struct fixture *f)
+{
+    for (int i = 0; i < 2000 && !unlocked; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_true(unlocked);
 }
 
 static void test_busy_retried(void **state)
@@ -1032,6 +1134,7 @@ static void test_busy_retried(void **state)
     submit_n(f, 10);
     busy_locker = raw_open(f->path);
     assert_int_equal(sqlite3_exec(busy_locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    unlocked = false;
     uv_timer_init(&f->loop, &unlock);
     uv_timer_start(&unlock, on_unlock, 150, 0);
     t0 = uv_hrtime();
@@ -1039,12 +1142,19 @@ static void test_busy_retried(void **state)
         fill_record(&r, i, tool, sizeof(tool));
         assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
     }
-    /* the loop is never blocked meanwhile: the unlock timer runs on it */
+    /* acknowledged from the journal without waiting for the lock; the loop never blocks */
     run_until(f, 15);
-    assert_true(uv_hrtime() - t0 >= 140u * 1000000u); /* they waited for the lock */
+    assert_true(uv_hrtime() - t0 < 140u * 1000000u);
     assert_int_equal(f->nerr, 0);
+    run_until_unlocked(f);
     assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0); /* not refusing */
     run_until(f, 16);
+    /* the helper waited for the lock and chained them: none needs the journal */
+    for (int i = 0; i < 400 && raw_int(f->path, "SELECT count(*) FROM audit") < 16; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(5000);
+    }
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 16);
     sqlite3_close(busy_locker);
     close_audit(f);
     assert_verifies(f->path, 16);
@@ -1186,12 +1296,14 @@ static void test_one_at_a_time_busy(void **state)
     submit_n(f, 1);
     busy_locker = raw_open(f->path);
     assert_int_equal(sqlite3_exec(busy_locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    unlocked = false;
     uv_timer_init(&f->loop, &unlock);
     uv_timer_start(&unlock, on_unlock, 100, 0);
     fill_record(&r, 1, tool, sizeof(tool));
     assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
     run_until(f, 2);
     assert_int_equal(f->nerr, 0);
+    run_until_unlocked(f); /* the timer lives on this stack */
     sqlite3_close(busy_locker);
     close_audit(f);
     assert_verifies(f->path, 2);
@@ -1226,14 +1338,189 @@ static void test_outcomes_alone_busy(void **state)
     }
     r.row_id = NULL;
     assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    unlocked = false;
     uv_timer_init(&f->loop, &unlock);
     uv_timer_start(&unlock, on_unlock, 50, 0);
     run_until(f, 2);
     assert_int_equal(f->nerr, 0);
+    run_until_unlocked(f); /* the timer lives on this stack */
     sqlite3_close(busy_locker);
     close_audit(f);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit WHERE kind = 'result'"), 1);
     assert_verifies(f->path, 3);
+}
+
+/* ---- the journal ------------------------------------------------------------------------------
+ */
+
+/* Writes a journal as a killed mcpd would have left it. */
+static void write_journal(const struct fixture *f, const char *name, const char *text)
+{
+    char path[300];
+    FILE *j;
+
+    snprintf(path, sizeof(path), "%s-audit-%s.jnl", f->path, name);
+    assert_non_null(j = fopen(path, "w"));
+    assert_int_equal(fputs(text, j) >= 0, 1);
+    assert_int_equal(fclose(j), 0);
+}
+
+#define JROW(tool, status)                                                                     \
+    "[1700000000000,\"call\",\"alice\",null,\"http\",\"fs\",\"" tool "\",\"local\",\"allow\"," \
+    "null,\"{}\",0,null,\"" status "\",0,\"\"]"
+
+/*
+ * A journal left behind is chained by the next open: its complete lines,
+ * outcomes mapped to their calls; a last line cut short (a write that never
+ * returned) is not a record; the file goes.
+ */
+static void test_journal_torn_tail(void **state)
+{
+    struct fixture *f = *state;
+
+    write_journal(
+        f, "00000000000000aa-0000",
+        "R 1 " JROW("read", "forwarded") "\n"
+                                         "R 0 " JROW("list",
+                                                     "ok") "\n"
+                                                           "O 1 250 ok\n"
+                                                           "R 2 [1700000000000,\"call\",\"al");
+    open_audit(f);
+    close_audit(f);
+    assert_int_equal(journals(f), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 3);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit WHERE kind = 'result' AND "
+                                      "args = '[[1,\"ok\",250]]'"),
+                     1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit_meta WHERE k LIKE 'j:%'"), 0);
+    assert_verifies(f->path, 3);
+}
+
+/* A damaged line: what precedes it is chained, the file is kept aside as evidence. */
+static void test_journal_damaged_line(void **state)
+{
+    struct fixture *f = *state;
+    char bad[300];
+    struct stat st;
+
+    write_journal(f, "00000000000000bb-0000",
+                  "R 1 " JROW("read", "forwarded") "\n"
+                                                   "R 2 [1700000000000,\"call\"]\n"
+                                                   "R 3 " JROW("write", "forwarded") "\n");
+    open_audit(f);
+    close_audit(f);
+    assert_int_equal(journals(f), 0);
+    snprintf(bad, sizeof(bad), "%s-audit-00000000000000bb-0000.jnl.bad", f->path);
+    assert_int_equal(stat(bad, &st), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 1);
+    assert_verifies(f->path, 1);
+}
+
+/* A journal that a live writer holds is left alone (recover skips it). */
+static void test_journal_held_is_skipped(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+
+    open_audit(f);
+    submit_n(f, 3);
+    assert_int_equal(journals(f), 1);
+    assert_int_equal(mcpd__audit_recover(f->path, err, sizeof(err)), 0);
+    assert_int_equal(journals(f), 1); /* still this writer's */
+    close_audit(f);
+    assert_int_equal(journals(f), 0);
+    assert_verifies(f->path, 3);
+}
+
+static void child_writer(const char *path, int n, int base)
+{
+    struct mcpd_audit_options o = { .path = path };
+    struct mcpd_audit_record r;
+    struct fixture f = { 0 };
+    int64_t handles[64];
+    char tool[32], err[256];
+
+    if (uv_loop_init(&f.loop) != 0 || mcpd_audit_open(&f.a, &f.loop, &o, err, sizeof(err)) != 0)
+        _exit(10);
+    for (int i = 0; i < n; i++) {
+        fill_record(&r, base + i, tool, sizeof(tool));
+        r.row_id = &handles[i % 64];
+        if (mcpd_audit_submit(f.a, &r, on_ack, &f) != 0)
+            _exit(11);
+        while (f.ncb < i + 1)
+            uv_run(&f.loop, UV_RUN_NOWAIT);
+        if (mcpd_audit_outcome(f.a, handles[i % 64], "ok", base + i) != 0)
+            _exit(12);
+        if (i % 50 == 0)
+            usleep(3000); /* transactions of both writers interleave */
+    }
+    mcpd_audit_close(f.a, on_closed, &f);
+    while (!f.closed)
+        uv_run(&f.loop, UV_RUN_ONCE);
+    _exit(f.nerr == 0 && f.nok == n ? 0 : 13);
+}
+
+/*
+ * Two processes write one audit file at once (an IDE's `mcpd stdio` per
+ * window): each chains inside a write transaction that re-reads the head,
+ * so the chain never forks, and every outcome names its own process's call.
+ */
+static void test_journal_two_writers(void **state)
+{
+    enum { N = 400 };
+    struct fixture *f = *state;
+    pid_t pid[2];
+
+    open_audit(f); /* creates the schema before the race */
+    close_audit(f);
+    fflush(NULL);
+    for (int k = 0; k < 2; k++) {
+        pid[k] = fork();
+        assert_true(pid[k] >= 0);
+        if (pid[k] == 0)
+            child_writer(f->path, N, k * 1000); /* 1000 % 7 != 0: the two differ */
+    }
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(wait_child(pid[k]), 0);
+    assert_int_equal(journals(f), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit WHERE kind != 'result'"), 2 * N);
+    /* each record has exactly one outcome, its own (all were submitted with a handle) */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit c JOIN (SELECT "
+                                      "json_extract(j.value, '$[0]') AS cid, "
+                                      "json_extract(j.value, '$[2]') AS lat FROM audit r, "
+                                      "json_each(r.args) j WHERE r.kind = 'result') o ON o.cid = "
+                                      "c.id WHERE c.kind != 'result' AND c.tool = 'tool' || "
+                                      "(o.lat % 7)"),
+                     2 * N); /* record i has tool i % 7, its outcome latency i */
+    assert_verifies(f->path, raw_int(f->path, "SELECT count(*) FROM audit"));
+}
+
+/* An outcome that comes long after its call was chained still names it. */
+static void test_journal_late_outcome(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r;
+    int64_t h = 0;
+    char tool[32];
+
+    open_audit(f);
+    fill_record(&r, 0, tool, sizeof(tool));
+    r.row_id = &h;
+    assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+    run_until(f, 1);
+    assert_true(h > 0);
+    submit_n(f, 2);
+    for (int i = 0; i < 400 && raw_int(f->path, "SELECT count(*) FROM audit") < 3; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(5000);
+    }
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 3); /* chained */
+    assert_int_equal(mcpd_audit_outcome(f->a, h, "timeout", 60000000), 0);
+    close_audit(f);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit WHERE kind = 'result' AND "
+                                      "args = '[[1,\"timeout\",60000000]]'"),
+                     1);
+    assert_verifies(f->path, 4);
 }
 
 /* ---- the fast canonical JSON against jansson's ----------------------------------------------- */
@@ -1530,6 +1817,12 @@ static void test_crash_safety(void **state)
         s = raw_text(f->path, "PRAGMA integrity_check", &len);
         assert_string_equal(s, "ok");
         free(s);
+        {
+            /* the journal the killed writer left holds what is not chained yet */
+            char err[256] = "";
+            assert_int_equal(mcpd__audit_recover(f->path, err, sizeof(err)), 0);
+            assert_int_equal(journals(f), 0);
+        }
         rows = raw_int(f->path, "SELECT count(*) FROM audit");
         print_message("round %d: %lld acknowledged, %lld rows\n", round, (long long)acked,
                       (long long)rows);
@@ -1684,9 +1977,22 @@ static void test_outcomes(void **state)
                                       "args = '[[1,\"ok\",1234]]' AND reason = '1 outcome'"),
                      1);
     /* many: split into rows of at most MCPD_AUDIT_OUTCOMES_PER_ROW, all flushed on close */
-    for (int i = 0; i < N; i++)
-        assert_int_equal(mcpd_audit_outcome(f->a, 1000 + i, i % 2 ? "tool_error" : "cancelled", i),
-                         0);
+    {
+        static int64_t handles[N];
+        struct mcpd_audit_record r;
+        char tool[32];
+        int base = f->ncb;
+
+        for (int i = 0; i < N; i++) { /* calls with ids 3 .. N + 2 (the result row is 2) */
+            fill_record(&r, i, tool, sizeof(tool));
+            r.row_id = &handles[i];
+            assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+        }
+        run_until(f, base + N);
+        for (int i = 0; i < N; i++)
+            assert_int_equal(
+                mcpd_audit_outcome(f->a, handles[i], i % 2 ? "tool_error" : "cancelled", i), 0);
+    }
     close_audit(f);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit a, json_each(a.args) j WHERE "
                                       "a.kind = 'result'"),
@@ -1698,7 +2004,7 @@ static void test_outcomes(void **state)
                                       "= 'result'"),
                      MCPD_AUDIT_OUTCOMES_PER_ROW);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit a, json_each(a.args) j WHERE "
-                                      "a.kind = 'result' AND json_extract(j.value, '$[0]') = 2499 "
+                                      "a.kind = 'result' AND json_extract(j.value, '$[0]') = 1502 "
                                       "AND json_extract(j.value, '$[1]') = 'tool_error' AND "
                                       "json_extract(j.value, '$[2]') = 1499"),
                      1);
@@ -1784,6 +2090,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wal_bounded_one_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_at_a_time_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outcomes_alone_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_damaged_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_held_is_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_two_writers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_late_outcome, setup, teardown),
         cmocka_unit_test_setup_teardown(test_few_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_during_job, setup, teardown),
         cmocka_unit_test(test_canon_matches_jansson),
