@@ -702,7 +702,8 @@ static int hand_over(struct mcpd_audit *a, struct audit_item *list, size_t bytes
         a->qouts = m;
         a->qouts_cap = cap;
     }
-    memcpy(a->qouts + a->nqouts, a->outs, a->nouts * sizeof(*a->outs));
+    if (a->nouts > 0)
+        memcpy(a->qouts + a->nqouts, a->outs, a->nouts * sizeof(*a->outs));
     a->nqouts += a->nouts;
     *a->q_tail = list;
     while (*a->q_tail != NULL)
