@@ -160,8 +160,10 @@ struct mcpd_audit {
     json_t *calls; /* handle (decimal) -> row id: chained calls whose outcome is to come */
     unsigned ckpt_pages;
     int wal_pages;
+    uint64_t jnl_max; /* JNL_ROTATE_BYTES unless a test asks for less */
     char instance[17];
     unsigned jseq;
+    char rec_instance[300]; /* recovery: the journal name without its sequence number */
 };
 
 static const char *const stmt_sql[] = {
@@ -578,7 +580,15 @@ static int recover_file(void *arg, const char *path, int fd)
         free(text);
         return MCPD_ENOMEM;
     }
-    json_object_clear(a->calls); /* handles are per process */
+    {
+        /* handles are per process: its journals follow each other, in name order */
+        const char *base = mcpd__jnl_basename(path);
+        size_t n = strlen(base) > 9 ? strlen(base) - 9 : 0; /* without "-<seq>.jnl" */
+        if (strlen(a->rec_instance) != n || strncmp(a->rec_instance, base, n) != 0) {
+            json_object_clear(a->calls);
+            snprintf(a->rec_instance, sizeof(a->rec_instance), "%.*s", (int)n, base);
+        }
+    }
     if ((uint64_t)mark.id > len)
         mark.id = (int64_t)len;
     pr = mcpd__jnl_parse(text + mark.id, len - (size_t)mark.id, &used, &sink);
@@ -606,7 +616,6 @@ static int recover_file(void *arg, const char *path, int fd)
     } else {
         LOG_ERROR("audit", "%s: cannot chain the journal: %s", path, why);
     }
-    json_object_clear(a->calls);
     for (struct audit_item *it = rc.list, *next; it != NULL; it = next) {
         next = it->next;
         free(it);
@@ -836,9 +845,10 @@ static void rotate(struct mcpd_audit *a, struct audit_jnl *old)
     struct audit_jnl j = { .fd = -1 };
     char err[300];
 
-    if (a->jnl.bytes < JNL_ROTATE_BYTES || a->stop)
+    if (a->jnl.bytes < a->jnl_max || a->stop)
         return;
-    if (mcpd__jnl_create(&j, a->path, a->instance, a->jseq + 1, err, sizeof(err)) != 0) {
+    if (mcpd__jnl_create(&j, a->path, a->instance, a->jseq + 1, a->sync_full, err, sizeof(err)) !=
+        0) {
         LOG_WARN("audit", "%s (the journal in use keeps growing)", err);
         return;
     }
@@ -1039,6 +1049,7 @@ static struct mcpd_audit *alloc_audit(const char *path)
     a->q_tail = &a->q;
     a->busy_ms = MCPD_STORE_BUSY_MS;
     a->ckpt_pages = CKPT_PAGES;
+    a->jnl_max = JNL_ROTATE_BYTES;
     atomic_init(&a->backlog, 0);
     mcpd_buf_init(&a->block.text, SIZE_MAX / 2);
     mcpd_buf_init(&a->outs_text, SIZE_MAX / 2);
@@ -1096,6 +1107,7 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
     a->retain_rows = o->retain_rows > 0 ? o->retain_rows : 0;
     a->busy_ms = o->busy_timeout_ms > 0 ? o->busy_timeout_ms : MCPD_STORE_BUSY_MS;
     a->ckpt_pages = o->checkpoint_pages > 0 ? o->checkpoint_pages : CKPT_PAGES;
+    a->jnl_max = o->journal_bytes > 0 ? o->journal_bytes : JNL_ROTATE_BYTES;
     a->sync_full = o->sync_full;
     if ((r = mcpd_crypto_random(rnd, sizeof(rnd))) != 0) {
         snprintf(err, errcap, "audit: no random bytes for the journal's name");
@@ -1112,7 +1124,8 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
         close_db(a);
         goto fail;
     }
-    if ((r = mcpd__jnl_create(&a->jnl, o->path, a->instance, 0, err, errcap)) != 0) {
+    json_object_clear(a->calls); /* this process's handles start over */
+    if ((r = mcpd__jnl_create(&a->jnl, o->path, a->instance, 0, a->sync_full, err, errcap)) != 0) {
         close_db(a);
         goto fail;
     }

@@ -190,9 +190,13 @@ struct jnl_sink {
     int (*outcome)(void *arg, int64_t handle, int64_t latency_us, const char *status, size_t len);
 };
 
-/* Creates and locks "<db>-audit-<instance>-<seq>.jnl" (0600, O_EXCL). 0 or -errno with err. */
+/*
+ * Creates and locks "<db>-audit-<instance>-<seq>.jnl" (0600, O_EXCL); with
+ * sync, the directory is fsynced so that the name survives power loss.
+ * 0 or -errno with err.
+ */
 int mcpd__jnl_create(struct audit_jnl *j, const char *db, const char *instance, unsigned seq,
-                     char *err, size_t errcap);
+                     bool sync, char *err, size_t errcap);
 /* Closes j (removing the file when remove is set). */
 void mcpd__jnl_close(struct audit_jnl *j, bool remove);
 /* Appends n bytes in full (then fdatasync when sync); 0 or -errno (nothing of it stays). */

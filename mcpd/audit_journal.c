@@ -39,8 +39,27 @@ static void jnl_name(char *out, size_t cap, const char *db, const char *instance
     snprintf(out, cap, "%s-audit-%s-%04x" JNL_SUFFIX, db, instance, seq & 0xffffu);
 }
 
+/* fsyncs the directory holding path (a new name in it). */
+static int sync_dir(const char *path)
+{
+    char dir[4096];
+    const char *base = mcpd__jnl_basename(path);
+    int fd, r = 0;
+
+    if (base == path)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(base - path > 1 ? base - path - 1 : 1), path);
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return -errno;
+    if (fsync(fd) != 0)
+        r = -errno;
+    close(fd);
+    return r;
+}
+
 int mcpd__jnl_create(struct audit_jnl *j, const char *db, const char *instance, unsigned seq,
-                     char *err, size_t errcap)
+                     bool sync, char *err, size_t errcap)
 {
     char path[4096];
     int fd, e;
@@ -57,6 +76,14 @@ int mcpd__jnl_create(struct audit_jnl *j, const char *db, const char *instance, 
         snprintf(err, errcap, "%s: cannot lock the audit journal: %s", path, strerror(e));
         close(fd);
         unlink(path);
+        return -e;
+    }
+    if (sync && (e = -sync_dir(path)) != 0) {
+        snprintf(err, errcap, "%s: cannot sync its directory: %s", path, strerror(e));
+        close(fd);
+        unlink(path);
+        free(j->path);
+        j->path = NULL;
         return -e;
     }
     j->fd = fd;

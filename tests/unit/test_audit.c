@@ -1495,6 +1495,48 @@ static void test_journal_two_writers(void **state)
     assert_verifies(f->path, raw_int(f->path, "SELECT count(*) FROM audit"));
 }
 
+/*
+ * Journals replaced every few KiB (journal_bytes): every record and every
+ * outcome arrives, outcomes whose call is in an earlier journal included,
+ * and no journal or watermark is left after close.
+ */
+static void test_journal_rotates(void **state)
+{
+    enum { N = 300 };
+    struct fixture *f = *state;
+    struct mcpd_audit_record r;
+    static int64_t h[N];
+    char tool[32];
+
+    f->o.journal_bytes = 2048;
+    open_audit(f);
+    for (int i = 0; i < N; i++) {
+        fill_record(&r, i, tool, sizeof(tool));
+        r.row_id = &h[i];
+        assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+        run_until(f, i + 1);
+        if (i >= 10) /* the outcome of a call ten records back */
+            assert_int_equal(mcpd_audit_outcome(f->a, h[i - 10], "ok", i - 10), 0);
+        if (i % 25 == 0)
+            usleep(8000); /* let the helper chain (and replace the journal) */
+    }
+    for (int i = N - 10; i < N; i++)
+        assert_int_equal(mcpd_audit_outcome(f->a, h[i], "ok", i), 0);
+    close_audit(f);
+    assert_int_equal(f->nerr, 0);
+    assert_int_equal(journals(f), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit_meta WHERE k LIKE 'j:%'"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit WHERE kind != 'result'"), N);
+    /* each outcome names its own call: record i has tool i % 7, its outcome latency i */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit c JOIN (SELECT "
+                                      "json_extract(j.value, '$[0]') AS cid, "
+                                      "json_extract(j.value, '$[2]') AS lat FROM audit r, "
+                                      "json_each(r.args) j WHERE r.kind = 'result') o ON o.cid = "
+                                      "c.id WHERE c.tool = 'tool' || (o.lat % 7)"),
+                     N);
+    assert_verifies(f->path, raw_int(f->path, "SELECT count(*) FROM audit"));
+}
+
 /* An outcome that comes long after its call was chained still names it. */
 static void test_journal_late_outcome(void **state)
 {
@@ -1741,9 +1783,9 @@ static void crash_submit(struct crash_child *c)
     }
 }
 
-static void child_crash(const char *path, int fd)
+static void child_crash(const char *path, int fd, size_t journal_bytes)
 {
-    struct mcpd_audit_options o = { .path = path };
+    struct mcpd_audit_options o = { .path = path, .journal_bytes = journal_bytes };
     struct crash_child c = { .fd = fd };
     uv_loop_t loop;
     char err[256];
@@ -1803,7 +1845,7 @@ static void test_crash_safety(void **state)
         assert_true(pid >= 0);
         if (pid == 0) {
             close(fds[0]);
-            child_crash(f->path, fds[1]);
+            child_crash(f->path, fds[1], round == 0 ? 0 : 8192); /* round 1: journals rotate */
         }
         close(fds[1]);
         memset(&rd, 0, sizeof(rd));
@@ -2095,6 +2137,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_journal_held_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_two_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_late_outcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_rotates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_few_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_during_job, setup, teardown),
         cmocka_unit_test(test_canon_matches_jansson),
