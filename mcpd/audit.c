@@ -84,6 +84,8 @@
 #define INGEST_WAIT_MS    5     /* the helper gathers records this long before a transaction */
 #define INGEST_BYTES      ((size_t)1 << 20)    /* or until this much journal text waits */
 #define JNL_ROTATE_BYTES  ((uint64_t)16 << 20) /* a journal is replaced past this size */
+#define JNL_STUCK_FACTOR  4u /* a journal this many times too large (never replaced): refuse */
+#define CALLS_MAX         ((size_t)1 << 20) /* calls chained whose outcome has not come */
 
 struct audit_item {
     struct audit_item *next;
@@ -143,7 +145,7 @@ struct mcpd_audit {
     struct audit_item *q, **q_tail;
     struct audit_outcome *qouts;
     size_t nqouts, qouts_cap, qbytes;
-    bool stop, helper_waiting;
+    bool stop, helper_waiting, gathering;
     int hfail; /* the helper's failure (a negative code), 0: none */
     char hwhy[256];
     atomic_size_t backlog; /* item bytes handed to the helper and not yet chained */
@@ -375,6 +377,13 @@ static int chain_records(struct mcpd_audit *a, struct audit_link *head, struct a
     char key[24];
     int rc;
 
+    if (json_object_size(a->calls) > CALLS_MAX) {
+        LOG_WARN("audit",
+                 "%zu chained calls still wait for their outcome: those outcomes will "
+                 "be dropped",
+                 json_object_size(a->calls));
+        json_object_clear(a->calls);
+    }
     for (struct audit_item *it = list; it != NULL; it = it->next, (*n)++) {
         if ((rc = block_add(a, head, it->val)) != SQLITE_OK)
             return rc;
@@ -465,6 +474,24 @@ static void free_items(struct audit_item *list)
     }
 }
 
+/*
+ * A journal chained to its end (its watermark says so): the file goes,
+ * then the watermark. In that order: a kill between the two leaves a file
+ * whose watermark is its size (nothing to chain again), never a file
+ * without one; a key left behind names a file that is gone (names are
+ * never reused).
+ */
+static void retire(struct mcpd_audit *a, struct audit_jnl *j, const char *key)
+{
+    bool gone = unlink(j->path) == 0;
+
+    if (!gone)
+        LOG_WARN("audit", "%s: cannot remove the chained journal: %s", j->path, strerror(errno));
+    mcpd__jnl_close(j, false);
+    if (gone && jnl_mark(a, key, -1) != SQLITE_OK)
+        LOG_DEBUG("audit", "%s: watermark kept: %s", key, sqlite3_errmsg(a->db));
+}
+
 /* ---- journals left behind ------------------------------------------------------------------- */
 
 struct recovery {
@@ -537,7 +564,7 @@ static char *read_all(int fd, size_t *len)
 
     while (p != NULL) {
         if (n == cap) {
-            if (cap >= ((size_t)1 << 32) || (m = realloc(p, cap * 2)) == NULL)
+            if (cap >= SIZE_MAX / 4 || (m = realloc(p, cap * 2)) == NULL)
                 break;
             p = m;
             cap *= 2;
@@ -592,27 +619,37 @@ static int recover_file(void *arg, const char *path, int fd)
     if ((uint64_t)mark.id > len)
         mark.id = (int64_t)len;
     pr = mcpd__jnl_parse(text + mark.id, len - (size_t)mark.id, &used, &sink);
-    r = ingest(a, rc.list, rc.outs, rc.nouts, key, -1, why, sizeof(why));
-    if (r == SQLITE_OK) {
+    /* the watermark moves past what is chained here, in the same transaction */
+    r = ingest(a, rc.list, rc.outs, rc.nouts, key, mark.id + (int64_t)used, why, sizeof(why));
+    if (r == SQLITE_OK && pr < -1) {
+        LOG_ERROR("audit", "%s: cannot read it whole (%s); kept for the next attempt", path,
+                  mcpd_strerror(pr));
+        r = SQLITE_NOMEM;
+    } else if (r == SQLITE_OK) {
         size_t nrec = 0;
+        char bad[4096 + 16];
+        bool gone;
+
         for (struct audit_item *it = rc.list; it != NULL; it = it->next)
             nrec++;
         if (pr != 0) {
-            char bad[4096 + 16];
             snprintf(bad, sizeof(bad), "%s.bad", path);
             LOG_ERROR("audit",
                       "%s: a damaged line at byte %zu; %zu records before it chained, "
                       "the file kept as %s",
                       path, (size_t)mark.id + used, nrec, bad);
-            if (rename(path, bad) != 0)
-                LOG_WARN("audit", "%s: cannot rename: %s", path, strerror(errno));
+            gone = rename(path, bad) == 0;
         } else {
             if (nrec > 0 || rc.nouts > 0)
                 LOG_INFO("audit",
                          "%s: %zu records and %zu outcomes left by a stopped mcpd, chained",
                          mcpd__jnl_basename(path), nrec, rc.nouts);
-            unlink(path);
+            gone = unlink(path) == 0;
         }
+        if (!gone)
+            LOG_WARN("audit", "%s: cannot remove it: %s", path, strerror(errno));
+        else if (jnl_mark(a, key, -1) != SQLITE_OK)
+            LOG_DEBUG("audit", "%s: watermark kept: %s", key, sqlite3_errmsg(a->db));
     } else {
         LOG_ERROR("audit", "%s: cannot chain the journal: %s", path, why);
     }
@@ -700,8 +737,8 @@ static int journal_text(struct mcpd_audit *a, struct audit_item *list, size_t *n
     return r;
 }
 
-/* Under mu: the records and outcomes to the helper's queue. */
-static int hand_over(struct mcpd_audit *a, struct audit_item *list, size_t bytes)
+/* Under mu: room in the helper's queue for the outcomes (before anything is written). */
+static int reserve_outs(struct mcpd_audit *a)
 {
     if (a->nqouts + a->nouts > a->qouts_cap) {
         size_t cap = (a->nqouts + a->nouts) * 2;
@@ -711,6 +748,12 @@ static int hand_over(struct mcpd_audit *a, struct audit_item *list, size_t bytes
         a->qouts = m;
         a->qouts_cap = cap;
     }
+    return 0;
+}
+
+/* Under mu, after reserve_outs: the records and outcomes to the helper's queue. */
+static void hand_over(struct mcpd_audit *a, struct audit_item *list, size_t bytes)
+{
     if (a->nouts > 0)
         memcpy(a->qouts + a->nqouts, a->outs, a->nouts * sizeof(*a->outs));
     a->nqouts += a->nouts;
@@ -719,9 +762,8 @@ static int hand_over(struct mcpd_audit *a, struct audit_item *list, size_t bytes
         a->q_tail = &(*a->q_tail)->next;
     a->qbytes += a->lines.len;
     atomic_fetch_add_explicit(&a->backlog, bytes, memory_order_relaxed);
-    if (a->helper_waiting)
+    if (a->helper_waiting || (a->gathering && a->qbytes >= INGEST_BYTES))
         uv_cond_signal(&a->cv);
-    return 0;
 }
 
 /* Writes what waits to the journal and acknowledges it (on the loop). */
@@ -754,10 +796,12 @@ static void flush(struct mcpd_audit *a)
     uv_mutex_lock(&a->mu);
     if ((r = a->hfail) != 0)
         snprintf(why, sizeof(why), "%s", a->hwhy);
+    else if ((r = reserve_outs(a)) != 0)
+        snprintf(why, sizeof(why), "out of memory");
     else if ((r = mcpd__jnl_append(&a->jnl, a->lines.p, a->lines.len, a->sync_full)) != 0)
         snprintf(why, sizeof(why), "%s: %s", a->jnl.path, uv_strerror(r));
-    else if ((r = hand_over(a, list, bytes)) != 0)
-        snprintf(why, sizeof(why), "out of memory");
+    else
+        hand_over(a, list, bytes);
     uv_mutex_unlock(&a->mu);
     if (r != 0) {
         refuse(a, r, why);
@@ -839,27 +883,26 @@ static void checkpoint(struct mcpd_audit *a)
         LOG_WARN("audit", "checkpoint: %s", sqlite3_errmsg(a->db));
 }
 
-/* Under mu: a new journal for the loop, when this one is large; the old one in *old. */
-static void rotate(struct mcpd_audit *a, struct audit_jnl *old)
+/* Outside the lock: the journal that will replace the loop's (with sync, a directory fsync). */
+static bool prepare_next(struct mcpd_audit *a, struct audit_jnl *next)
 {
-    struct audit_jnl j = { .fd = -1 };
     char err[300];
 
-    if (a->jnl.bytes < a->jnl_max || a->stop)
-        return;
-    if (mcpd__jnl_create(&j, a->path, a->instance, a->jseq + 1, a->sync_full, err, sizeof(err)) !=
+    if (mcpd__jnl_create(next, a->path, a->instance, a->jseq + 1, a->sync_full, err, sizeof(err)) !=
         0) {
         LOG_WARN("audit", "%s (the journal in use keeps growing)", err);
-        return;
+        next->fd = -1;
+        return false;
     }
     a->jseq++;
-    *old = a->jnl;
-    a->jnl = j;
+    return true;
 }
 
 static void helper(void *arg)
 {
     struct mcpd_audit *a = arg;
+    struct audit_jnl next = { .fd = -1 }; /* made outside the lock, swapped in under it */
+    bool cannot_prepare = false;
     char key[300], why[256];
 
     uv_mutex_lock(&a->mu);
@@ -869,7 +912,7 @@ static void helper(void *arg)
         struct audit_outcome *outs;
         size_t nouts, bytes = 0;
         int64_t joff;
-        bool last;
+        bool last, want_next, stuck;
         int rc;
 
         while (a->q == NULL && a->nqouts == 0 && !a->stop) {
@@ -877,9 +920,12 @@ static void helper(void *arg)
             uv_cond_wait(&a->cv, &a->mu);
             a->helper_waiting = false;
         }
-        /* gather: one transaction for everything that arrives meanwhile */
-        if (!a->stop && a->qbytes < INGEST_BYTES)
+        /* gather: one transaction for everything that arrives meanwhile (or INGEST_BYTES) */
+        if (!a->stop && a->qbytes < INGEST_BYTES) {
+            a->gathering = true;
             uv_cond_timedwait(&a->cv, &a->mu, (uint64_t)INGEST_WAIT_MS * 1000000u);
+            a->gathering = false;
+        }
         list = a->q;
         a->q = NULL;
         a->q_tail = &a->q;
@@ -890,20 +936,34 @@ static void helper(void *arg)
         a->qbytes = 0;
         last = a->stop; /* the loop wrote its last records before it asked */
         snprintf(key, sizeof(key), "j:%s", mcpd__jnl_basename(a->jnl.path));
-        joff = (int64_t)a->jnl.bytes; /* at close too: the loop removes the file and its key */
-        rotate(a, &old);              /* everything in the old one is in this batch */
+        joff = (int64_t)a->jnl.bytes; /* everything written so far is in this batch */
+        if (!last && a->jnl.bytes >= a->jnl_max && next.fd >= 0) {
+            old = a->jnl; /* chained to its end by this batch, then removed */
+            a->jnl = next;
+            next = (struct audit_jnl){ .fd = -1 };
+        }
+        want_next = !last && next.fd < 0 && old.fd < 0 && a->jnl.bytes >= a->jnl_max / 2;
+        /* a journal that cannot be replaced must not grow without end */
+        stuck = !last && cannot_prepare && a->jnl.bytes >= (uint64_t)JNL_STUCK_FACTOR * a->jnl_max;
         uv_mutex_unlock(&a->mu);
 
+        if (want_next)
+            cannot_prepare = !prepare_next(a, &next);
         for (struct audit_item *it = list; it != NULL; it = it->next)
             bytes += it->bytes;
-        rc = a->hfail
-                 ? SQLITE_ABORT
-                 : ingest(a, list, outs, nouts, key, old.fd >= 0 ? -1 : joff, why, sizeof(why));
+        if (a->hfail) {
+            rc = SQLITE_ABORT;
+        } else if (stuck) {
+            rc = SQLITE_FULL;
+            snprintf(why, sizeof(why), "the journal cannot be replaced (see the log)");
+        } else {
+            rc = ingest(a, list, outs, nouts, key, joff, why, sizeof(why));
+        }
         free_items(list);
         atomic_fetch_sub_explicit(&a->backlog, bytes, memory_order_relaxed);
         if (rc == SQLITE_OK) {
             if (old.fd >= 0)
-                mcpd__jnl_close(&old, true);
+                retire(a, &old, key);
             checkpoint(a);
         } else {
             mcpd__jnl_close(&old, false); /* left for the next start to chain */
@@ -919,6 +979,8 @@ static void helper(void *arg)
             break;
     }
     uv_mutex_unlock(&a->mu);
+    if (next.fd >= 0)
+        mcpd__jnl_close(&next, true); /* made and never used */
 }
 
 /* ---- open and close -------------------------------------------------------------------------- */
@@ -1067,20 +1129,17 @@ static int start(struct mcpd_audit *a, uv_loop_t *loop, char *err, size_t errcap
         uv_mutex_destroy(&a->mu);
         goto fail;
     }
-    a->handles_open = 0;
+    /* the one that can fail first: nothing to close then */
+    if ((r = uv_async_init(loop, &a->async, on_async)) != 0) {
+        uv_cond_destroy(&a->cv);
+        uv_mutex_destroy(&a->mu);
+        goto fail;
+    }
+    a->async.data = a;
     uv_prepare_init(loop, &a->flush); /* cannot fail */
     a->flush.data = a;
     uv_timer_init(loop, &a->timer); /* cannot fail */
     a->timer.data = a;
-    if ((r = uv_async_init(loop, &a->async, on_async)) != 0) {
-        uv_close((uv_handle_t *)&a->flush, NULL);
-        uv_close((uv_handle_t *)&a->timer, NULL);
-        uv_cond_destroy(&a->cv);
-        uv_mutex_destroy(&a->mu);
-        a->handles_open = -1;
-        goto fail;
-    }
-    a->async.data = a;
     a->handles_open = 3;
     return 0;
 fail:
@@ -1191,9 +1250,7 @@ static void on_close_timer(uv_timer_t *h)
     struct mcpd_audit *a = h->data;
     bool failed;
 
-    a->closing = false; /* flush refuses nothing queued before the close */
-    flush(a);
-    a->closing = true;
+    flush(a); /* what was queued before the close (callbacks cannot add to it: closing) */
     if (a->helper_started) {
         uv_mutex_lock(&a->mu);
         a->stop = true;
@@ -1205,18 +1262,14 @@ static void on_close_timer(uv_timer_t *h)
     failed = a->hfail != 0 || a->refusing;
     if (a->hfail != 0)
         refuse(a, a->hfail, a->hwhy);
-    /*
-     * Chained to the last line: the journal and its watermark go (a key
-     * left by a failed delete names a file that no longer exists, and
-     * names are never reused). Else both stay for the next start.
-     */
+    /* chained to the last line: the journal and its watermark go (else both stay) */
     if (!failed && a->jnl.path != NULL) {
         char key[300];
         snprintf(key, sizeof(key), "j:%s", mcpd__jnl_basename(a->jnl.path));
-        if (jnl_mark(a, key, -1) != SQLITE_OK)
-            LOG_WARN("audit", "cannot delete the watermark %s: %s", key, sqlite3_errmsg(a->db));
+        retire(a, &a->jnl, key);
+    } else {
+        mcpd__jnl_close(&a->jnl, false);
     }
-    mcpd__jnl_close(&a->jnl, !failed);
     close_db(a);
     close_handles(a);
 }
@@ -1384,7 +1437,10 @@ int mcpd_audit_outcome(struct mcpd_audit *a, int64_t call_id, const char *status
     }
     o = &a->outs[a->nouts++];
     o->call_id = call_id;
-    o->latency_us = latency_us;
+    /* the journal writes at most 18 digits, no sign */
+    o->latency_us = latency_us < 0                            ? 0
+                    : latency_us > INT64_C(99999999999999999) ? INT64_C(99999999999999999)
+                                                              : latency_us;
     snprintf(o->status, sizeof(o->status), "%s", status ? status : "");
     for (char *c = o->status; *c != '\0'; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f)

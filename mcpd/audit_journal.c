@@ -61,29 +61,28 @@ static int sync_dir(const char *path)
 int mcpd__jnl_create(struct audit_jnl *j, const char *db, const char *instance, unsigned seq,
                      bool sync, char *err, size_t errcap)
 {
-    char path[4096];
+    char path[4096], tmp[4096 + 8];
     int fd, e;
 
+    /*
+     * Made under another name, locked, then renamed: a scan for journals
+     * left behind never sees one that is not locked yet.
+     */
     jnl_name(path, sizeof(path), db, instance, seq);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
         e = errno;
-        snprintf(err, errcap, "%s: cannot create the audit journal: %s", path, strerror(e));
+        snprintf(err, errcap, "%s: cannot create the audit journal: %s", tmp, strerror(e));
         return -e;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0 || (j->path = strdup(path)) == NULL) {
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0 || rename(tmp, path) != 0 ||
+        (sync && (errno = -sync_dir(path)) != 0) || (j->path = strdup(path)) == NULL) {
         e = errno ? errno : ENOMEM;
-        snprintf(err, errcap, "%s: cannot lock the audit journal: %s", path, strerror(e));
+        snprintf(err, errcap, "%s: cannot set up the audit journal: %s", path, strerror(e));
         close(fd);
+        unlink(tmp);
         unlink(path);
-        return -e;
-    }
-    if (sync && (e = -sync_dir(path)) != 0) {
-        snprintf(err, errcap, "%s: cannot sync its directory: %s", path, strerror(e));
-        close(fd);
-        unlink(path);
-        free(j->path);
-        j->path = NULL;
         return -e;
     }
     j->fd = fd;
@@ -121,8 +120,13 @@ int mcpd__jnl_append(struct audit_jnl *j, const char *p, size_t n, bool sync)
         }
         done += (size_t)w;
     }
-    if (sync && fdatasync(j->fd) != 0)
-        return -errno;
+    if (sync && fdatasync(j->fd) != 0) {
+        int e = errno;
+        /* refused: its lines must not be chained later as if they had been acknowledged */
+        if (ftruncate(j->fd, (off_t)j->bytes) != 0)
+            e = e ? e : EIO;
+        return -e;
+    }
     j->bytes += n;
     return 0;
 }
@@ -184,10 +188,18 @@ int mcpd__jnl_orphans(const char *db, int (*fn)(void *arg, const char *path, int
         int fd;
 
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        struct stat held, named;
+
         if ((fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0)
             continue;
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-            r = fn(arg, path, fd); /* nobody writes it: its mcpd is gone */
+        /*
+         * Nobody holds it: its mcpd is gone. Unless it was removed (by its
+         * writer, or another recovery) between the open and the lock: then
+         * the inode is no longer the one the name points to.
+         */
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &held) == 0 && held.st_nlink > 0 &&
+            stat(path, &named) == 0 && named.st_ino == held.st_ino && named.st_dev == held.st_dev)
+            r = fn(arg, path, fd);
         close(fd);
     }
     for (size_t i = 0; i < n; i++)

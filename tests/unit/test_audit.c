@@ -1416,6 +1416,37 @@ static void test_journal_damaged_line(void **state)
     assert_verifies(f->path, 1);
 }
 
+/*
+ * The watermark says how much of a journal is chained already: a journal
+ * killed between its last transaction and its removal (watermark = its
+ * size) chains nothing twice; one killed mid-way chains only the rest.
+ */
+static void test_journal_watermark(void **state)
+{
+    struct fixture *f = *state;
+    const char *l1 = "R 0 " JROW("read", "ok") "\n";
+    char text[1024], sql[300];
+
+    open_audit(f); /* the schema */
+    close_audit(f);
+    snprintf(text, sizeof(text), "%s%s", l1, "R 0 " JROW("write", "ok") "\n");
+    write_journal(f, "00000000000000cc-0000", text);
+    write_journal(f, "00000000000000dd-0000", text);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO audit_meta(k, id, hash) VALUES "
+             "('j:mcpd.db-audit-00000000000000cc-0000.jnl', %zu, ''), "
+             "('j:mcpd.db-audit-00000000000000dd-0000.jnl', %zu, '')",
+             strlen(text), strlen(l1));
+    raw_exec(f->path, sql);
+    open_audit(f);
+    close_audit(f);
+    assert_int_equal(journals(f), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit WHERE tool = 'write'"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit_meta WHERE k LIKE 'j:%'"), 0);
+    assert_verifies(f->path, 1);
+}
+
 /* A journal that a live writer holds is left alone (recover skips it). */
 static void test_journal_held_is_skipped(void **state)
 {
@@ -2134,6 +2165,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outcomes_alone_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_damaged_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_watermark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_held_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_two_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_late_outcome, setup, teardown),
