@@ -223,6 +223,49 @@ static bool read_num(const char *p, size_t len, size_t *i, int64_t *out)
     return true;
 }
 
+/*
+ * A record's text fields are written as submitted, so one holding bytes
+ * that are not UTF-8 makes a line jansson refuses. Rather than strand the
+ * records after it, such a line is read with every byte of an invalid
+ * sequence replaced by '?' (the chain is computed over what is read).
+ */
+static json_t *load_sanitised(const char *p, size_t len)
+{
+    char *c = malloc(len ? len : 1);
+    size_t i = 0;
+    json_t *row;
+
+    if (c == NULL)
+        return NULL;
+    while (i < len) {
+        unsigned char b = (unsigned char)p[i];
+        size_t need = b < 0x80                 ? 1
+                      : b >= 0xC2 && b <= 0xDF ? 2
+                      : b >= 0xE0 && b <= 0xEF ? 3
+                      : b >= 0xF0 && b <= 0xF4 ? 4
+                                               : 0;
+        bool ok = need > 0 && i + need <= len;
+
+        for (size_t k = 1; ok && k < need; k++)
+            ok = ((unsigned char)p[i + k] & 0xC0) == 0x80;
+        if (ok && need == 3) /* no overlongs, no surrogates */
+            ok = !(b == 0xE0 && (unsigned char)p[i + 1] < 0xA0) &&
+                 !(b == 0xED && (unsigned char)p[i + 1] >= 0xA0);
+        if (ok && need == 4)
+            ok = !(b == 0xF0 && (unsigned char)p[i + 1] < 0x90) &&
+                 !(b == 0xF4 && (unsigned char)p[i + 1] >= 0x90);
+        if (!ok) {
+            c[i++] = '?';
+            continue;
+        }
+        memcpy(c + i, p + i, need);
+        i += need;
+    }
+    row = json_loadb(c, len, JSON_ALLOW_NUL, NULL);
+    free(c);
+    return row;
+}
+
 int mcpd__jnl_parse(const char *p, size_t len, size_t *used, const struct jnl_sink *s)
 {
     size_t off = 0;
@@ -244,6 +287,8 @@ int mcpd__jnl_parse(const char *p, size_t len, size_t *used, const struct jnl_si
             json_t *row = json_loadb(p + i, end - i, JSON_ALLOW_NUL, &je);
             int r;
 
+            if (row == NULL)
+                row = load_sanitised(p + i, end - i);
             if (row == NULL)
                 return -1;
             r = s->record(s->arg, handle, row);

@@ -1396,6 +1396,24 @@ static void test_journal_torn_tail(void **state)
     assert_verifies(f->path, 3);
 }
 
+/* A text field that is not UTF-8 does not strand the records after it: '?' stands for it. */
+static void test_journal_invalid_utf8(void **state)
+{
+    struct fixture *f = *state;
+
+    write_journal(f, "00000000000000ee-0000",
+                  "R 0 " JROW("re\xff\xc3"
+                              "d",
+                              "ok") "\n"
+                                    "R 0 " JROW("write", "ok") "\n");
+    open_audit(f);
+    close_audit(f);
+    assert_int_equal(journals(f), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit WHERE tool = 're??d'"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 2);
+    assert_verifies(f->path, 2);
+}
+
 /* A damaged line: what precedes it is chained, the file is kept aside as evidence. */
 static void test_journal_damaged_line(void **state)
 {
@@ -2164,6 +2182,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_at_a_time_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outcomes_alone_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_invalid_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_damaged_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_watermark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_held_is_skipped, setup, teardown),
