@@ -464,6 +464,23 @@ fail:
     return rc;
 }
 
+/* Makes room for need elements of size bytes in *p (capacity *cap, doubled). 0 or MCPD_ENOMEM. */
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    size_t n = *cap ? *cap : 64;
+    void *m;
+
+    if (need <= *cap)
+        return 0;
+    while (n < need)
+        n *= 2;
+    if ((m = realloc(*p, n * size)) == NULL)
+        return MCPD_ENOMEM;
+    *p = m;
+    *cap = n;
+    return 0;
+}
+
 static void free_items(struct audit_item *list)
 {
     while (list != NULL) {
@@ -541,13 +558,8 @@ static int rec_outcome(void *arg, int64_t handle, int64_t latency_us, const char
     struct recovery *rc = arg;
     struct audit_outcome *o;
 
-    if (rc->nouts == rc->cap) {
-        size_t cap = rc->cap ? rc->cap * 2 : 64;
-        if ((o = realloc(rc->outs, cap * sizeof(*o))) == NULL)
-            return MCPD_ENOMEM;
-        rc->outs = o;
-        rc->cap = cap;
-    }
+    if (grow((void **)&rc->outs, &rc->cap, rc->nouts + 1, sizeof(*o)) != 0)
+        return MCPD_ENOMEM;
     o = &rc->outs[rc->nouts++];
     o->call_id = handle;
     o->latency_us = latency_us;
@@ -710,14 +722,8 @@ static int journal_text(struct mcpd_audit *a, struct audit_item *list, size_t *n
 
     mcpd_buf_reset(b);
     for (struct audit_item *it = list; it != NULL && r == 0; it = it->next, n++) {
-        if (n == a->acks_cap) {
-            size_t cap = a->acks_cap ? a->acks_cap * 2 : 64;
-            struct audit_ack *m = realloc(a->acks, cap * sizeof(*m));
-            if (m == NULL)
-                return MCPD_ENOMEM;
-            a->acks = m;
-            a->acks_cap = cap;
-        }
+        if (grow((void **)&a->acks, &a->acks_cap, n + 1, sizeof(*a->acks)) != 0)
+            return MCPD_ENOMEM;
         a->acks[n].cb = it->cb;
         a->acks[n].data = it->data;
         if ((r = mcpd_buf_append(b, "R ", 2)) == 0 && (r = put_dec(b, it->handle)) == 0 &&
@@ -740,15 +746,7 @@ static int journal_text(struct mcpd_audit *a, struct audit_item *list, size_t *n
 /* Under mu: room in the helper's queue for the outcomes (before anything is written). */
 static int reserve_outs(struct mcpd_audit *a)
 {
-    if (a->nqouts + a->nouts > a->qouts_cap) {
-        size_t cap = (a->nqouts + a->nouts) * 2;
-        struct audit_outcome *m = realloc(a->qouts, cap * sizeof(*m));
-        if (m == NULL)
-            return MCPD_ENOMEM;
-        a->qouts = m;
-        a->qouts_cap = cap;
-    }
-    return 0;
+    return grow((void **)&a->qouts, &a->qouts_cap, a->nqouts + a->nouts, sizeof(*a->qouts));
 }
 
 /* Under mu, after reserve_outs: the records and outcomes to the helper's queue. */
@@ -1427,14 +1425,8 @@ int mcpd_audit_outcome(struct mcpd_audit *a, int64_t call_id, const char *status
         return MCPD_EUNAVAIL;
     if (a->nouts >= a->queue_cap)
         return MCPD_EBUSY;
-    if (a->nouts == a->outs_cap) {
-        size_t cap = a->outs_cap ? a->outs_cap * 2 : 64;
-        struct audit_outcome *n = realloc(a->outs, cap * sizeof(*n));
-        if (n == NULL)
-            return MCPD_ENOMEM;
-        a->outs = n;
-        a->outs_cap = cap;
-    }
+    if (grow((void **)&a->outs, &a->outs_cap, a->nouts + 1, sizeof(*a->outs)) != 0)
+        return MCPD_ENOMEM;
     o = &a->outs[a->nouts++];
     o->call_id = call_id;
     /* the journal writes at most 18 digits, no sign */
