@@ -7,12 +7,15 @@
  * text; tampering (an edited column, a changed storage class, a deleted
  * middle row, a reordered pair, a truncated tail) named by verify;
  * retention by rows and by age keeping the chain verifiable; failing
- * closed on a held write lock (SQLITE_BUSY past the busy timeout), on a
- * full file (RLIMIT_FSIZE, in a child) and on a read-only file; close
- * flushing what is queued; print with filters, JSON lines and escaped
- * control characters; and crash safety: a child killed with SIGKILL in the
- * middle of writing leaves a database that passes integrity_check, whose
- * chain verifies, and that holds every record it acknowledged.
+ * closed on a held write lock (SQLITE_BUSY past the busy timeout: the
+ * journal kept and chained at the next open), on a full file (RLIMIT_FSIZE,
+ * in a child) and on a read-only file; close flushing what is queued;
+ * print with filters, JSON lines and escaped control characters; the
+ * journal (a torn tail, a damaged line, bytes not UTF-8, the watermark,
+ * rotation, two writer processes, late outcomes); and crash safety: a
+ * child killed with SIGKILL in the middle of writing leaves a database
+ * that passes integrity_check and, once its journal is chained, a chain
+ * that verifies and holds every record it acknowledged.
  *
  * Forked children never call cmocka: they report through their exit code.
  */
@@ -1160,7 +1163,7 @@ static void test_busy_retried(void **state)
     assert_verifies(f->path, 16);
 }
 
-/* ---- one record at a time: the helper thread's commits -------------------------------------- */
+/* ---- one record at a time: a journal write per record, the helper's transactions ------------ */
 
 /* n call records, each outcome written in result records that chain with the rest. */
 static void assert_calls_and_outcomes(struct fixture *f, int64_t n)
@@ -1175,7 +1178,7 @@ static void assert_calls_and_outcomes(struct fixture *f, int64_t n)
 
 /*
  * n calls one at a time, each submitted as soon as the previous one is
- * acknowledged (the helper thread takes every commit), with its outcome.
+ * acknowledged (one journal write each), with its outcome.
  * Returns the largest size the WAL file reached meanwhile.
  */
 static off_t calls_one_at_a_time(struct fixture *f, int n)
@@ -1210,8 +1213,8 @@ static void test_one_at_a_time(void **state)
     assert_calls_and_outcomes(f, 200);
 }
 
-/* The helper thread takes every commit and must still checkpoint, or the WAL grows without
- * end (it reached 1 GB in seconds). */
+/* The helper's transactions must checkpoint under a steady stream of records, or the WAL
+ * grows without end (it once reached 1 GB in seconds). */
 static void test_wal_bounded_one_at_a_time(void **state)
 {
     struct fixture *f = *state;
@@ -1222,13 +1225,13 @@ static void test_wal_bounded_one_at_a_time(void **state)
     most = calls_one_at_a_time(f, 600);
     close_audit(f);
     assert_calls_and_outcomes(f, 600);
-    /* 600 commits write about 1,400 frames (5.7 MB); the checkpoints keep it near 64 pages */
+    /* unchecked, 600 calls write megabytes of frames; the checkpoints keep it near 64 pages */
     if (most > 2 * 1024 * 1024)
         fail_msg("the WAL grew to %lld bytes", (long long)most);
 }
 
-/* A few records at a time, outcomes in between: the helper's jobs, the outcome timer and
- * records arriving while a job is out all interleave. */
+/* A few records at a time, outcomes in between: journal writes, the outcome timer and the
+ * helper's transactions all interleave. */
 static void test_few_at_a_time(void **state)
 {
     struct fixture *f = *state;
@@ -1254,8 +1257,8 @@ static void test_few_at_a_time(void **state)
     assert_calls_and_outcomes(f, 450);
 }
 
-/* The outcome timer fires while a job is out: it must leave the job alone. */
-static void test_timer_during_job(void **state)
+/* The outcome timer fires between two flushes, with a record handed over and one waiting. */
+static void test_timer_between_flushes(void **state)
 {
     struct fixture *f = *state;
     struct mcpd_audit_record r;
@@ -1273,9 +1276,9 @@ static void test_timer_during_job(void **state)
         assert_int_equal(mcpd_audit_outcome(f->a, id, "ok", 1), 0); /* arms the 2 ms timer */
         r.row_id = NULL;
         assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
-        uv_run(&f->loop, UV_RUN_NOWAIT); /* prepare: the record goes to the helper */
+        uv_run(&f->loop, UV_RUN_NOWAIT); /* prepare: the record goes to the journal */
         assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0); /* and one waits */
-        usleep(5000); /* the job is done and the timer due */
+        usleep(5000); /* the timer is due, the helper may be chaining */
         run_until(f, base + 3);
     }
     close_audit(f);
@@ -1310,10 +1313,10 @@ static void test_one_at_a_time_busy(void **state)
 }
 
 /*
- * Outcomes alone meet a held lock (no record in that commit), then a record
- * is submitted while they wait: it must be committed once the lock goes.
- * Before the fix the queue's tail pointed into a finished stack frame and
- * the record was lost (ASan: stack-use-after-return).
+ * Outcomes alone meet a held lock (no record in that transaction), then a
+ * record is submitted meanwhile: it is acknowledged and chained once the
+ * lock goes. (Written for a bug of the design before the journal: the
+ * queue's tail pointed into a finished stack frame and the record was lost.)
  */
 static void test_outcomes_alone_busy(void **state)
 {
@@ -1332,7 +1335,7 @@ static void test_outcomes_alone_busy(void **state)
     busy_locker = raw_open(f->path);
     assert_int_equal(sqlite3_exec(busy_locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(mcpd_audit_outcome(f->a, id, "ok", 1), 0); /* arms the 2 ms timer */
-    for (int i = 0; i < 4; i++) { /* the outcomes' commit is tried and meets the lock */
+    for (int i = 0; i < 4; i++) { /* the outcomes' transaction is tried and waits */
         usleep(10000);
         uv_run(&f->loop, UV_RUN_NOWAIT);
     }
@@ -2190,7 +2193,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_journal_late_outcome, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_rotates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_few_at_a_time, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timer_during_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timer_between_flushes, setup, teardown),
         cmocka_unit_test(test_canon_matches_jansson),
         cmocka_unit_test_setup_teardown(test_upgrade_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_v1_refused, setup, teardown),
