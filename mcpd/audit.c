@@ -70,6 +70,7 @@
 #include "crypto.h"
 #include "error.h"
 #include "log.h"
+#include "map.h"
 #include "store_db.h"
 
 #define AUDIT_MAGIC       0xa0d17u
@@ -79,9 +80,9 @@
 #define FIELD_MAX         4096                       /* bytes kept of each text field */
 #define RETAIN_STEP       4096 /* records retention deletes per commit beyond its size */
 #define BLOCK_BYTES       ((size_t)1024 * 1024) /* a block's JSON text, about at most */
-#define CKPT_PAGES        1000u /* WAL pages between two checkpoints (sqlite's default) */
-#define CKPT_FORCE_FACTOR 8u    /* past this many times CKPT_PAGES: RESTART */
-#define INGEST_WAIT_MS    5     /* the helper gathers records this long before a transaction */
+#define CKPT_BYTES        ((int64_t)4096000)    /* WAL between checkpoints: 1000 pages of 4 KiB */
+#define CKPT_FORCE_FACTOR 8u                    /* past this many times ckpt_pages: RESTART */
+#define INGEST_WAIT_MS    5 /* the helper gathers records this long before a transaction */
 #define INGEST_BYTES      ((size_t)1 << 20)    /* or until this much journal text waits */
 #define JNL_ROTATE_BYTES  ((uint64_t)16 << 20) /* a journal is replaced past this size */
 #define JNL_STUCK_FACTOR  4u /* a journal this many times too large (never replaced): refuse */
@@ -97,7 +98,17 @@ struct audit_item {
     char digest[AUDIT_HASH_HEX + 1];
     int64_t *row_id;  /* the caller's: receives the handle before cb */
     char *args_owned; /* the redacted, capped argument text */
-    char storage[];   /* the text fields */
+    /*
+     * The record's row as its journal line has it (mcpd__audit_row_json
+     * with an empty hash), which the helper splices the hash into; NULL
+     * for records read back from a journal. It lies in the text of the
+     * loop's flush, which the flush's first item owns (text_owned): the
+     * items of one flush reach the helper together and go together.
+     */
+    const char *row;
+    size_t row_off, row_len; /* row_off: in the flush's text while it is written */
+    char *text_owned;
+    char storage[]; /* the text fields */
 };
 
 /* The outcome of a call: call_id is its handle until the helper resolves it to the row id. */
@@ -132,6 +143,7 @@ struct mcpd_audit {
     size_t pending, pending_bytes;
     int64_t next_handle;
     struct mcpd_buf lines;
+    size_t lines_hint; /* the room a flush's text starts with */
     struct audit_ack *acks;
     size_t acks_cap;
     bool closing, refusing, handle_closed;
@@ -159,7 +171,7 @@ struct mcpd_audit {
     struct mcpd_buf outs_text;
     struct audit_outcome *houts; /* swapped with qouts */
     size_t houts_cap;
-    json_t *calls; /* handle (decimal) -> row id: chained calls whose outcome is to come */
+    struct mcpd_map calls; /* handle -> row id: chained calls whose outcome is to come */
     unsigned ckpt_pages;
     int wal_pages;
     uint64_t jnl_max; /* JNL_ROTATE_BYTES unless a test asks for less */
@@ -286,14 +298,18 @@ static int step_once(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Chains the record after head and adds it to the block (inserted when full). */
-static int block_add(struct mcpd_audit *a, struct audit_link *head, struct audit_val val[AC_NCOLS])
+/*
+ * Chains the record after head and adds it to the block (inserted when
+ * full). row: its row with an empty hash, written already (or NULL).
+ */
+static int block_add(struct mcpd_audit *a, struct audit_link *head, struct audit_val val[AC_NCOLS],
+                     const char *row, size_t row_len)
 {
     char hash[AUDIT_HASH_HEX + 1];
 
     val[AC_ID].i = head->id + 1;
     if (mcpd__audit_row_hash(hash, head->hash, val) != 0 ||
-        mcpd__audit_block_add(&a->block, val, hash) != 0)
+        mcpd__audit_block_add(&a->block, val, hash, row, row_len) != 0)
         return SQLITE_NOMEM;
     head->id++;
     memcpy(head->hash, hash, sizeof(hash));
@@ -337,7 +353,7 @@ static int add_outcomes(struct mcpd_audit *a, struct audit_link *head,
     val[AC_REASON].len = strlen(reason);
     val[AC_ARGS].p = b->p;
     val[AC_ARGS].len = b->len;
-    return block_add(a, head, val);
+    return block_add(a, head, val, NULL, 0);
 }
 
 /* Sets (off >= 0) or deletes a journal's watermark. */
@@ -356,40 +372,39 @@ static int jnl_mark(struct mcpd_audit *a, const char *key, int64_t off)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* Row ids are kept in the map's value pointers. */
+_Static_assert(sizeof(uintptr_t) >= sizeof(int64_t), "a row id must fit a pointer");
+
+static void calls_clear(struct mcpd_audit *a)
+{
+    mcpd_map_dispose(&a->calls);
+    mcpd_map_init(&a->calls);
+}
+
 /* The row id a chained call's handle maps to (forgotten now), 0 when unknown. */
 static int64_t take_call(struct mcpd_audit *a, int64_t handle)
 {
-    char key[24];
-    json_t *v;
-    int64_t id = 0;
-
-    snprintf(key, sizeof(key), "%lld", (long long)handle);
-    if ((v = json_object_get(a->calls, key)) != NULL) {
-        id = json_integer_value(v);
-        json_object_del(a->calls, key);
-    }
-    return id;
+    /* row ids are positive and fit a pointer (checked where they are put) */
+    return handle > 0 ? (int64_t)(uintptr_t)mcpd_map_del_u64(&a->calls, (uint64_t)handle) : 0;
 }
 
 static int chain_records(struct mcpd_audit *a, struct audit_link *head, struct audit_item *list,
                          size_t *n)
 {
-    char key[24];
     int rc;
 
-    if (json_object_size(a->calls) > CALLS_MAX) {
+    if (a->calls.count > CALLS_MAX) {
         LOG_WARN("audit",
                  "%zu chained calls still wait for their outcome: those outcomes will "
                  "be dropped",
-                 json_object_size(a->calls));
-        json_object_clear(a->calls);
+                 a->calls.count);
+        calls_clear(a);
     }
     for (struct audit_item *it = list; it != NULL; it = it->next, (*n)++) {
-        if ((rc = block_add(a, head, it->val)) != SQLITE_OK)
+        if ((rc = block_add(a, head, it->val, it->row, it->row_len)) != SQLITE_OK)
             return rc;
         if (it->handle > 0) {
-            snprintf(key, sizeof(key), "%lld", (long long)it->handle);
-            if (json_object_set_new(a->calls, key, json_integer(head->id)) != 0)
+            if (mcpd_map_put_u64(&a->calls, (uint64_t)it->handle, (void *)(uintptr_t)head->id) != 0)
                 return SQLITE_NOMEM;
         }
     }
@@ -487,6 +502,7 @@ static void free_items(struct audit_item *list)
         struct audit_item *it = list;
         list = it->next;
         free(it->args_owned);
+        free(it->text_owned);
         free(it);
     }
 }
@@ -624,7 +640,7 @@ static int recover_file(void *arg, const char *path, int fd)
         const char *base = mcpd__jnl_basename(path);
         size_t n = strlen(base) > 9 ? strlen(base) - 9 : 0; /* without "-<seq>.jnl" */
         if (strlen(a->rec_instance) != n || strncmp(a->rec_instance, base, n) != 0) {
-            json_object_clear(a->calls);
+            calls_clear(a);
             snprintf(a->rec_instance, sizeof(a->rec_instance), "%.*s", (int)n, base);
         }
     }
@@ -721,15 +737,23 @@ static int journal_text(struct mcpd_audit *a, struct audit_item *list, size_t *n
     int r = 0;
 
     mcpd_buf_reset(b);
+    if (list != NULL && b->alloc == 0 && (r = mcpd_buf_reserve(b, a->lines_hint)) != 0)
+        return r;
     for (struct audit_item *it = list; it != NULL && r == 0; it = it->next, n++) {
         if (grow((void **)&a->acks, &a->acks_cap, n + 1, sizeof(*a->acks)) != 0)
             return MCPD_ENOMEM;
         a->acks[n].cb = it->cb;
         a->acks[n].data = it->data;
         if ((r = mcpd_buf_append(b, "R ", 2)) == 0 && (r = put_dec(b, it->handle)) == 0 &&
-            (r = mcpd_buf_append(b, " ", 1)) == 0 &&
-            (r = mcpd__audit_row_json(b, it->val, "")) == 0)
-            r = mcpd_buf_append(b, "\n", 1);
+            (r = mcpd_buf_append(b, " ", 1)) == 0) {
+            size_t at = b->len; /* an offset: the text may move as it grows */
+
+            if ((r = mcpd__audit_row_json(b, it->val, "")) == 0 &&
+                (r = mcpd_buf_append(b, "\n", 1)) == 0) {
+                it->row_off = at;
+                it->row_len = b->len - 1 - at;
+            }
+        }
     }
     for (size_t i = 0; i < a->nouts && r == 0; i++) {
         const struct audit_outcome *o = &a->outs[i];
@@ -752,13 +776,31 @@ static int reserve_outs(struct mcpd_audit *a)
 /* Under mu, after reserve_outs: the records and outcomes to the helper's queue. */
 static void hand_over(struct mcpd_audit *a, struct audit_item *list, size_t bytes)
 {
+    if (list != NULL) {
+        /*
+         * The text goes with the records, which point into it (it is about
+         * their size again, besides what QUEUE_BYTES_MAX counts); the next
+         * flush starts a new one.
+         */
+        size_t len;
+
+        /* twice the last text, within [4 KiB, 64 KiB]: a larger one grows as it is written */
+        a->lines_hint = a->lines.len < 2048    ? 4096
+                        : a->lines.len < 32768 ? 2 * a->lines.len
+                                               : 65536;
+        a->qbytes += a->lines.len;
+        for (struct audit_item *it = list; it != NULL; it = it->next)
+            it->row = a->lines.p + it->row_off;
+        list->text_owned = mcpd_buf_steal(&a->lines, &len);
+    } else {
+        a->qbytes += a->lines.len;
+    }
     if (a->nouts > 0)
         memcpy(a->qouts + a->nqouts, a->outs, a->nouts * sizeof(*a->outs));
     a->nqouts += a->nouts;
     *a->q_tail = list;
     while (*a->q_tail != NULL)
         a->q_tail = &(*a->q_tail)->next;
-    a->qbytes += a->lines.len;
     atomic_fetch_add_explicit(&a->backlog, bytes, memory_order_relaxed);
     if (a->helper_waiting || (a->gathering && a->qbytes >= INGEST_BYTES))
         uv_cond_signal(&a->cv);
@@ -807,6 +849,9 @@ static void flush(struct mcpd_audit *a)
         return;
     }
     a->nouts = 0;
+    /* the outcomes went too: a lone-outcome timer would only wake the loop for nothing */
+    if (!a->closing)
+        uv_timer_stop(&a->timer);
     /* the items are the helper's now: only the callbacks saved in acks run */
     a->pending -= nacks;
     a->pending_bytes -= bytes;
@@ -1004,7 +1049,7 @@ static void free_audit(struct mcpd_audit *a)
     free(a->houts);
     free(a->acks);
     free(a->path);
-    json_decref(a->calls);
+    mcpd_map_dispose(&a->calls);
     mcpd_buf_dispose(&a->block.text);
     mcpd_buf_dispose(&a->outs_text);
     mcpd_buf_dispose(&a->lines);
@@ -1092,23 +1137,37 @@ fail:
     return r;
 }
 
+/* The file's page size (4096 when it cannot be read). */
+static int64_t page_size(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = 0;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n >= 512 && n <= 65536 ? n : 4096;
+}
+
 static struct mcpd_audit *alloc_audit(const char *path)
 {
     struct mcpd_audit *a = calloc(1, sizeof(*a));
 
-    if (a == NULL || (a->path = strdup(path)) == NULL || (a->calls = json_object()) == NULL) {
+    if (a == NULL || (a->path = strdup(path)) == NULL) {
         if (a != NULL)
             free(a->path);
         free(a);
         return NULL;
     }
     a->magic = AUDIT_MAGIC;
+    mcpd_map_init(&a->calls);
     a->jnl.fd = -1;
     a->handles_open = -1; /* no mutex yet */
     a->local_tail = &a->local;
     a->q_tail = &a->q;
     a->busy_ms = MCPD_STORE_BUSY_MS;
-    a->ckpt_pages = CKPT_PAGES;
+    a->ckpt_pages = (unsigned)(CKPT_BYTES / 4096); /* until the file says its page size */
     a->jnl_max = JNL_ROTATE_BYTES;
     atomic_init(&a->backlog, 0);
     mcpd_buf_init(&a->block.text, SIZE_MAX / 2);
@@ -1163,7 +1222,6 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
     a->retain_ms = o->retain_ms > 0 ? o->retain_ms : 0;
     a->retain_rows = o->retain_rows > 0 ? o->retain_rows : 0;
     a->busy_ms = o->busy_timeout_ms > 0 ? o->busy_timeout_ms : MCPD_STORE_BUSY_MS;
-    a->ckpt_pages = o->checkpoint_pages > 0 ? o->checkpoint_pages : CKPT_PAGES;
     a->jnl_max = o->journal_bytes > 0 ? o->journal_bytes : JNL_ROTATE_BYTES;
     a->sync_full = o->sync_full;
     if ((r = mcpd_crypto_random(rnd, sizeof(rnd))) != 0) {
@@ -1174,6 +1232,9 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
         snprintf(a->instance + 2 * i, 3, "%02x", rnd[i]);
     if ((r = open_db(a, o->path, err, errcap)) != 0)
         goto fail;
+    /* in bytes, whatever the file's page size (sqlite's default is 4 KiB; a file may differ) */
+    a->ckpt_pages =
+        o->checkpoint_pages > 0 ? o->checkpoint_pages : (unsigned)(CKPT_BYTES / page_size(a->db));
     /* journals of an mcpd that was killed: chained before anything new */
     if ((r = mcpd__jnl_orphans(o->path, recover_file, a)) != 0) {
         snprintf(err, errcap, "%s: cannot chain a journal left behind (see the log): %s", o->path,
@@ -1181,7 +1242,7 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
         close_db(a);
         goto fail;
     }
-    json_object_clear(a->calls); /* this process's handles start over */
+    calls_clear(a); /* this process's handles start over */
     if ((r = mcpd__jnl_create(&a->jnl, o->path, a->instance, 0, a->sync_full, err, errcap)) != 0) {
         close_db(a);
         goto fail;
@@ -1420,6 +1481,7 @@ int mcpd_audit_outcome(struct mcpd_audit *a, int64_t call_id, const char *status
                        int64_t latency_us)
 {
     struct audit_outcome *o;
+    size_t sl;
 
     if (a->closing || a->refusing)
         return MCPD_EUNAVAIL;
@@ -1433,7 +1495,10 @@ int mcpd_audit_outcome(struct mcpd_audit *a, int64_t call_id, const char *status
     o->latency_us = latency_us < 0                            ? 0
                     : latency_us > INT64_C(99999999999999999) ? INT64_C(99999999999999999)
                                                               : latency_us;
-    snprintf(o->status, sizeof(o->status), "%s", status ? status : "");
+    sl = status != NULL ? strnlen(status, sizeof(o->status) - 1) : 0;
+    if (sl > 0)
+        memcpy(o->status, status, sl); /* cut to the field, without printf on every call */
+    o->status[sl] = '\0';
     for (char *c = o->status; *c != '\0'; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
             *c = '_'; /* one journal line */

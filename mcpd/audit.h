@@ -112,7 +112,7 @@ struct mcpd_audit_options {
      * time), and moves the anchor, so the remaining records still verify. */
     int busy_timeout_ms; /* longest wait for another connection's write lock (0: 5000) */
     bool sync_full;      /* fsync every commit (power loss); default: survive a crash of mcpd */
-    unsigned checkpoint_pages; /* WAL pages between two checkpoints (0: 1000; tests) */
+    unsigned checkpoint_pages; /* WAL pages between two checkpoints (0: 4000 KiB of them; tests) */
     size_t journal_bytes;      /* a journal is replaced past this size (0: 16 MiB; tests) */
 };
 

@@ -103,9 +103,14 @@ struct audit_block {
     size_t n;
 };
 
-/* Adds a record (its id in row[AC_ID], its hash) to b. Returns 0 or a buf error. */
+/*
+ * Adds a record (its id in row[AC_ID], its hash) to b. Returns 0 or a buf
+ * error. text (may be NULL): the record's mcpd__audit_row_json with an
+ * empty hash, made already (the journal line's), into which the hash is
+ * spliced instead of writing the row again.
+ */
 int mcpd__audit_block_add(struct audit_block *b, const struct audit_val row[AC_NCOLS],
-                          const char *hash);
+                          const char *hash, const char *text, size_t text_len);
 
 /*
  * Inserts b (nothing when empty) with ins, a prepared AUDIT_BLOCK_INSERT_SQL,

@@ -190,7 +190,7 @@ static int upgrade_rows(sqlite3 *db)
         const char *hash = (const char *)sqlite3_column_text(sel, AC_NCOLS);
 
         mcpd__audit_row_read(sel, row); /* the chain verified: the classes are right */
-        if (mcpd__audit_block_add(&b, row, hash ? hash : "") != 0) {
+        if (mcpd__audit_block_add(&b, row, hash ? hash : "", NULL, 0) != 0) {
             rc = SQLITE_NOMEM;
             goto out;
         }

@@ -18,11 +18,15 @@
  * hashing candidates. The digest still identifies the call's arguments
  * past the stored cap.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "audit.h"
 #include "audit_int.h"
@@ -33,11 +37,29 @@
 
 #define REDACTED "***"
 
-/* The one list of secret-looking key names (lowercase, without separators). */
-static const char *const secret_words[] = {
-    "password",      "passwd", "passphrase", "secret",     "token",      "apikey",
-    "authorization", "cookie", "credential", "privatekey", "sessionkey",
+/*
+ * The one list of secret-looking key names (lowercase, without separators).
+ * Their first letters are the ones is_first_letter() admits.
+ */
+#define WORD(s)          \
+    {                    \
+        s, sizeof(s) - 1 \
+    }
+static const struct {
+    const char *w;
+    size_t len;
+} secret_words[] = {
+    WORD("password"),   WORD("passwd"),     WORD("passphrase"),    WORD("secret"),
+    WORD("token"),      WORD("apikey"),     WORD("authorization"), WORD("cookie"),
+    WORD("credential"), WORD("privatekey"), WORD("sessionkey"),
 };
+#undef WORD
+#define SECRET_WORD_MIN 5 /* "token" */
+
+static bool is_first_letter(unsigned char c)
+{
+    return c == 'a' || c == 'c' || c == 'p' || c == 's' || c == 't';
+}
 
 /*
  * Schema 2: the records of one commit are one row of audit_block, a JSON
@@ -258,7 +280,7 @@ static bool key_has_word(const char *key, size_t len, const char *word)
 static bool long_key_is_secret(const char *key, size_t len)
 {
     for (size_t i = 0; i < sizeof(secret_words) / sizeof(secret_words[0]); i++)
-        if (key_has_word(key, len, secret_words[i]))
+        if (key_has_word(key, len, secret_words[i].w))
             return true;
     return false;
 }
@@ -268,7 +290,7 @@ bool mcpd_audit_key_is_secret(const char *key, size_t len)
     char folded[128];
     size_t n = 0;
 
-    /* lowercase without separators, once; then a substring search per word */
+    /* lowercase without separators, once; then the words are looked for in that */
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)key[i];
 
@@ -278,12 +300,15 @@ bool mcpd_audit_key_is_secret(const char *key, size_t len)
             return long_key_is_secret(key, len);
         folded[n++] = (char)ascii_lower(c);
     }
-    folded[n] = '\0';
-    if (n < 5) /* the shortest word is "token" */
-        return false;
-    for (size_t i = 0; i < sizeof(secret_words) / sizeof(secret_words[0]); i++)
-        if (strstr(folded, secret_words[i]) != NULL)
-            return true;
+    /* a word can start only where its first letter is (most keys have few of those) */
+    for (size_t i = 0; i + SECRET_WORD_MIN <= n; i++) {
+        if (!is_first_letter((unsigned char)folded[i]))
+            continue;
+        for (size_t w = 0; w < sizeof(secret_words) / sizeof(secret_words[0]); w++)
+            if (secret_words[w].w[0] == folded[i] && secret_words[w].len <= n - i &&
+                memcmp(folded + i, secret_words[w].w, secret_words[w].len) == 0)
+                return true;
+    }
     return false;
 }
 
@@ -495,16 +520,83 @@ static const unsigned char esc_extra[256] = {
     5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, ['"'] = 1, ['\\'] = 1,
 };
 
-/* Writes the string, measured first so that it is one reservation and (mostly) one copy. */
-static int canon_string(struct mcpd_buf *b, const char *s, size_t len)
+#if defined(__SSE2__)
+/*
+ * A bit per byte of the 16 at s that needs an escape (below 0x20, '"',
+ * '\\'). Most fields (ids, hashes, names) need none and go by one memcpy;
+ * the arguments' JSON text, quoted inside the row, needs one every few
+ * bytes, and goes by runs between escapes.
+ */
+static inline unsigned esc_mask16(const unsigned char *s)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+    __m128i q = _mm_cmpeq_epi8(x, _mm_set1_epi8('"'));
+    __m128i bs = _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'));
+
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, _mm_or_si128(q, bs)));
+}
+#endif
+
+/* Bytes the escapes of s add (0: s goes as it is). */
+static size_t escape_extra(const unsigned char *s, size_t len)
+{
+    size_t extra = 0, i = 0;
+
+#if defined(__SSE2__)
+    for (; i + 16 <= len; i += 16)
+        for (unsigned m = esc_mask16(s + i); m != 0; m &= m - 1)
+            extra += esc_extra[s[i + (size_t)__builtin_ctz(m)]];
+#endif
+    for (; i < len; i++)
+        extra += esc_extra[s[i]];
+    return extra;
+}
+
+/* Writes one escaped byte c at o; returns the end. */
+static char *put_escape(char *o, unsigned char c)
 {
     static const char hex[] = "0123456789ABCDEF";
-    size_t extra = 0;
+
+    *o++ = '\\';
+    switch (c) {
+    case '"':
+    case '\\':
+        *o++ = (char)c;
+        break;
+    case '\b':
+        *o++ = 'b';
+        break;
+    case '\f':
+        *o++ = 'f';
+        break;
+    case '\n':
+        *o++ = 'n';
+        break;
+    case '\r':
+        *o++ = 'r';
+        break;
+    case '\t':
+        *o++ = 't';
+        break;
+    default:
+        memcpy(o, "u00", 3);
+        o[3] = hex[c >> 4];
+        o[4] = hex[c & 15];
+        o += 5;
+        break;
+    }
+    return o;
+}
+
+/* Writes the string, measured first so that it is one reservation and (mostly) one copy. */
+static int canon_string(struct mcpd_buf *b, const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t extra = escape_extra(s, len), i = 0;
     char *o;
     int r;
 
-    for (size_t i = 0; i < len; i++)
-        extra += esc_extra[(unsigned char)s[i]];
     if ((r = mcpd_buf_reserve(b, len + extra + 2)) != 0)
         return r;
     o = b->p + b->len;
@@ -514,41 +606,26 @@ static int canon_string(struct mcpd_buf *b, const char *s, size_t len)
             memcpy(o, s, len);
         o += len;
     } else {
-        for (size_t i = 0; i < len; i++) {
-            unsigned char c = (unsigned char)s[i];
+#if defined(__SSE2__)
+        for (; i + 16 <= len; i += 16) {
+            size_t run = 0;
 
-            if (esc_extra[c] == 0) {
-                *o++ = (char)c;
-                continue;
+            for (unsigned m = esc_mask16(s + i); m != 0; m &= m - 1) {
+                size_t k = (size_t)__builtin_ctz(m);
+
+                memcpy(o, s + i + run, k - run);
+                o = put_escape(o + (k - run), s[i + k]);
+                run = k + 1;
             }
-            *o++ = '\\';
-            switch (c) {
-            case '"':
-            case '\\':
-                *o++ = (char)c;
-                break;
-            case '\b':
-                *o++ = 'b';
-                break;
-            case '\f':
-                *o++ = 'f';
-                break;
-            case '\n':
-                *o++ = 'n';
-                break;
-            case '\r':
-                *o++ = 'r';
-                break;
-            case '\t':
-                *o++ = 't';
-                break;
-            default:
-                memcpy(o, "u00", 3);
-                o[3] = hex[c >> 4];
-                o[4] = hex[c & 15];
-                o += 5;
-                break;
-            }
+            memcpy(o, s + i + run, 16 - run);
+            o += 16 - run;
+        }
+#endif
+        for (; i < len; i++) {
+            if (esc_extra[s[i]] == 0)
+                *o++ = (char)s[i];
+            else
+                o = put_escape(o, s[i]);
         }
     }
     *o++ = '"';
@@ -593,7 +670,19 @@ static int canon_object(struct mcpd_buf *b, const json_t *j, int depth)
         }
         keys[i++] = (struct canon_key){ k, len, v };
     }
-    qsort(keys, i, sizeof(*keys), canon_key_cmp);
+    if (i <= sizeof(stack) / sizeof(stack[0])) {
+        /* few keys (the usual arguments): insertion sort, without qsort's calls per compare */
+        for (size_t x = 1; x < i; x++) {
+            struct canon_key k0 = keys[x];
+            size_t y = x;
+
+            for (; y > 0 && canon_key_cmp(&keys[y - 1], &k0) > 0; y--)
+                keys[y] = keys[y - 1];
+            keys[y] = k0;
+        }
+    } else {
+        qsort(keys, i, sizeof(*keys), canon_key_cmp);
+    }
     r = mcpd_buf_append(b, "{", 1);
     for (size_t x = 0; r == 0 && x < i; x++) {
         if (x > 0 && (r = mcpd_buf_append(b, ",", 1)) != 0)
@@ -660,17 +749,30 @@ int mcpd__audit_canon(struct mcpd_buf *b, const json_t *j)
 /* ---- blocks ---------------------------------------------------------------------------------- */
 
 int mcpd__audit_block_add(struct audit_block *b, const struct audit_val row[AC_NCOLS],
-                          const char *hash)
+                          const char *hash, const char *text, size_t text_len)
 {
+    static const char empty_hash[] = ",\"\"]"; /* how a row with an empty hash ends */
+    size_t hl = strlen(hash);
     int r;
 
     if (b->n == 0) {
         b->first = row[AC_ID].i;
         b->tmax = row[AC_TIME_MS].i;
     }
-    if ((r = mcpd_buf_append(&b->text, b->n == 0 ? "[" : ",", 1)) != 0 ||
-        (r = mcpd__audit_row_json(&b->text, row, hash)) != 0)
+    if ((r = mcpd_buf_append(&b->text, b->n == 0 ? "[" : ",", 1)) != 0)
         return r;
+    if (text != NULL && text_len >= 4 && memcmp(text + text_len - 4, empty_hash, 4) == 0 &&
+        escape_extra((const unsigned char *)hash, hl) == 0) {
+        /* `[...,` of the row as written, then `"<hash>"]` */
+        if ((r = mcpd_buf_reserve(&b->text, text_len + hl)) != 0 ||
+            (r = mcpd_buf_append(&b->text, text, text_len - 3)) != 0 ||
+            (r = mcpd_buf_append(&b->text, "\"", 1)) != 0 ||
+            (r = mcpd_buf_append(&b->text, hash, hl)) != 0 ||
+            (r = mcpd_buf_append(&b->text, "\"]", 2)) != 0)
+            return r;
+    } else if ((r = mcpd__audit_row_json(&b->text, row, hash)) != 0) {
+        return r;
+    }
     if (row[AC_TIME_MS].i > b->tmax)
         b->tmax = row[AC_TIME_MS].i;
     b->n++;

@@ -9,7 +9,10 @@
  *     leaves the buffer as it was;
  *   - a record element (mcpd__audit_row_json) holding that text as its
  *     arguments parses back to an array of 16 members whose "args" member
- *     is the same text.
+ *     is the same text;
+ *   - the helper's block row spliced from that element written with an
+ *     empty hash (the journal's) is the same bytes as the element written
+ *     with the hash.
  */
 #include <string.h>
 
@@ -49,6 +52,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(json_string_length(json_array_get(back, AC_ARGS - 1)) == b.len &&
                    memcmp(json_string_value(json_array_get(back, AC_ARGS - 1)), b.p, b.len) == 0);
         json_decref(back);
+        {
+            /* the helper's splice of the journal's row (empty hash) writes the same bytes */
+            static const char hash[] =
+                "00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff";
+            struct audit_block spliced = { 0 }, written = { 0 };
+
+            mcpd_buf_reset(&rec);
+            mcpd_buf_init(&spliced.text, (size_t)1 << 26);
+            mcpd_buf_init(&written.text, (size_t)1 << 26);
+            FUZZ_CHECK(mcpd__audit_row_json(&rec, row, "") == 0);
+            FUZZ_CHECK(mcpd__audit_block_add(&spliced, row, hash, rec.p, rec.len) == 0);
+            FUZZ_CHECK(mcpd__audit_block_add(&written, row, hash, NULL, 0) == 0);
+            FUZZ_CHECK(spliced.text.len == written.text.len &&
+                       memcmp(spliced.text.p, written.text.p, written.text.len) == 0);
+            mcpd_buf_dispose(&spliced.text);
+            mcpd_buf_dispose(&written.text);
+        }
         mcpd_buf_dispose(&rec);
     }
     mcpd_buf_dispose(&b);

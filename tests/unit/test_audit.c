@@ -431,6 +431,89 @@ static void test_redaction(void **state)
     }
 }
 
+/* The rule, written plainly: some word is a substring of the key folded (case, separators). */
+static bool secret_reference(const char *key, size_t len)
+{
+    static const char *const words[] = { "password",   "passwd",     "passphrase",    "secret",
+                                         "token",      "apikey",     "authorization", "cookie",
+                                         "credential", "privatekey", "sessionkey" };
+    char folded[64];
+    size_t n = 0;
+
+    for (size_t i = 0; i < len && n < sizeof(folded) - 1; i++) {
+        char c = key[i];
+        if (c == '-' || c == '_' || c == '.' || c == ' ')
+            continue;
+        folded[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    folded[n] = '\0';
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strstr(folded, words[i]) != NULL)
+            return true;
+    return false;
+}
+
+/* Every word at every offset, cut short, with separators and capitals, and random keys. */
+static void test_secret_keys_against_rule(void **state)
+{
+    static const char *const words[] = { "password",   "passwd",     "passphrase",    "secret",
+                                         "token",      "apikey",     "authorization", "cookie",
+                                         "credential", "privatekey", "sessionkey" };
+    static const char alphabet[] = "acpstokenwrdhiyvlACPST-_. ";
+    uint32_t rnd = 12345;
+    char key[48];
+    int positives = 0;
+
+    (void)state;
+    for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+        size_t wl = strlen(words[w]);
+
+        for (size_t pre = 0; pre < 6; pre++)
+            for (size_t cut = 0; cut <= 2; cut++) {
+                size_t n = 0;
+
+                for (size_t i = 0; i < pre; i++)
+                    key[n++] = "xpa_s"[i % 5];
+                for (size_t i = 0; i + cut < wl; i++) {
+                    key[n++] = (char)(i % 2 ? words[w][i] - 32 : words[w][i]);
+                    if (i == 1)
+                        key[n++] = '-';
+                }
+                key[n++] = 'z';
+                assert_int_equal(mcpd_audit_key_is_secret(key, n), secret_reference(key, n));
+                assert_int_equal(mcpd_audit_key_is_secret(key, n), cut == 0);
+            }
+    }
+    for (int t = 0; t < 200000; t++) {
+        size_t n;
+
+        size_t want;
+
+        rnd = rnd * 1103515245u + 12345u;
+        want = (rnd >> 16) % 30;
+        for (n = 0; n < want;) {
+            rnd = rnd * 1103515245u + 12345u;
+            if ((rnd >> 16) % 4 == 0) {
+                /* a word, maybe cut short, its letters in either case */
+                const char *wd = words[(rnd >> 18) % (sizeof(words) / sizeof(words[0]))];
+                size_t wl = strlen(wd) - (rnd >> 24) % 2;
+
+                for (size_t i = 0; i < wl && n < sizeof(key); i++) {
+                    rnd = rnd * 1103515245u + 12345u;
+                    key[n++] = (char)((rnd >> 16) % 3 == 0 ? wd[i] - 32 : wd[i]);
+                }
+            } else {
+                key[n++] = alphabet[(rnd >> 18) % (sizeof(alphabet) - 1)];
+            }
+        }
+        if (mcpd_audit_key_is_secret(key, n) != secret_reference(key, n))
+            fail_msg("key '%.*s': %d, the rule says %d", (int)n, key,
+                     mcpd_audit_key_is_secret(key, n), secret_reference(key, n));
+        positives += secret_reference(key, n);
+    }
+    assert_in_range(positives, 20000, 180000); /* both answers were asked for, often */
+}
+
 static void test_nul_and_invalid(void **state)
 {
     static const char args[] = "{\"path\":\"/srv/data/ok\\u0000/../../etc/passwd\",\"z\":1}";
@@ -1230,6 +1313,47 @@ static void test_wal_bounded_one_at_a_time(void **state)
         fail_msg("the WAL grew to %lld bytes", (long long)most);
 }
 
+/*
+ * With no checkpoint_pages given, checkpoints go by bytes of WAL (about
+ * 4 MB), whatever the file's page size: 1000 pages of 16 KiB (a file made
+ * so by someone else) would let the WAL reach 16 MB. About 12 MB of
+ * records, in batches: the WAL file stays near the interval (it starts
+ * over once a checkpoint has copied it).
+ */
+static void test_wal_checkpoint_by_bytes(void **state)
+{
+    struct fixture *f = *state;
+    struct mcpd_audit_record r;
+    char tool[32], wal[160], big[1100];
+    off_t most = 0;
+    struct stat st;
+
+    memset(big, 'x', sizeof(big));
+    memcpy(big, "{\"a\":\"", 6);
+    memcpy(big + sizeof(big) - 3, "\"}", 3); /* with its NUL */
+    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    raw_exec(f->path, "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; CREATE TABLE t(x);");
+    open_audit(f);
+    for (int b = 0; b < 100; b++) {
+        for (int i = 0; i < 100; i++) {
+            fill_record(&r, f->ncb + i, tool, sizeof(tool));
+            r.args_json = big;
+            r.args_len = strlen(big);
+            assert_int_equal(mcpd_audit_submit(f->a, &r, on_ack, f), 0);
+        }
+        run_until(f, (b + 1) * 100);
+        usleep(2000); /* the helper chains meanwhile */
+        if (stat(wal, &st) == 0 && st.st_size > most)
+            most = st.st_size;
+    }
+    close_audit(f);
+    assert_int_equal(raw_int(f->path, "PRAGMA page_size"), 16384);
+    assert_verifies(f->path, 10000);
+    if (most > 8 * 1024 * 1024)
+        fail_msg("the WAL grew to %lld bytes between checkpoints", (long long)most);
+    assert_true(most > 0);
+}
+
 /* A few records at a time, outcomes in between: journal writes, the outcome timer and the
  * helper's transactions all interleave. */
 static void test_few_at_a_time(void **state)
@@ -1684,6 +1808,88 @@ static void test_canon_matches_jansson(void **state)
         mcpd_buf_dispose(&b);
         json_decref(o);
     }
+    {
+        /*
+         * Strings are scanned 16 bytes at a time: every byte that
+         * needs an escape, and its neighbours that do not, at every offset
+         * of strings across a few blocks, against jansson.
+         */
+        static const char *const bytes[] = { "\x01", "\x1f",     "\"", "\\", "\n", " ",
+                                             "\x7f", "\xc3\xa9", "!",  "#",  "[",  "]" };
+        char s[48], *want;
+        struct mcpd_buf b;
+
+        for (size_t len = 1; len <= 40; len++)
+            for (size_t pos = 0; pos < len; pos++)
+                for (size_t k = 0; k < sizeof(bytes) / sizeof(bytes[0]); k++) {
+                    size_t bl = strlen(bytes[k]), n = 0;
+                    json_t *j;
+
+                    for (size_t x = 0; x < len; x++) {
+                        if (x == pos) {
+                            memcpy(s + n, bytes[k], bl);
+                            n += bl;
+                        } else {
+                            s[n++] = (char)('a' + x % 26);
+                        }
+                    }
+                    if (k % 2 == 0 && len > 12)
+                        s[len / 2] = '"'; /* a second escape elsewhere */
+                    assert_non_null(j = json_stringn(s, n));
+                    want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+                    assert_non_null(want);
+                    mcpd_buf_init(&b, 1024);
+                    assert_int_equal(mcpd__audit_canon(&b, j), 0);
+                    if (b.len != strlen(want) || memcmp(b.p, want, b.len) != 0)
+                        fail_msg("len %zu pos %zu byte %zu: canon %.*s, jansson %s", len, pos, k,
+                                 (int)b.len, b.p, want);
+                    mcpd_buf_dispose(&b);
+                    free(want);
+                    json_decref(j);
+                }
+    }
+}
+
+/* ---- a block row spliced from the journal's row text ---------------------------------------- */
+
+/* The helper adds the journal line's row with the hash spliced in: the same bytes as writing it. */
+static void test_block_splices_journal_row(void **state)
+{
+    static const char args[] = "{\"a\":\"x\\\"y\",\"n\":[1,2],\"t\":\"tab\\there\"}";
+    static const char hash[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    struct audit_val val[AC_NCOLS];
+    struct audit_block spliced = { 0 }, written = { 0 };
+    struct mcpd_buf row;
+
+    (void)state;
+    memset(val, 0, sizeof(val));
+    val[AC_ID].i = 7;
+    val[AC_TIME_MS].i = 1700000000123;
+    val[AC_KIND].p = "call";
+    val[AC_KIND].len = 4;
+    val[AC_BOT].p = "bot \"q\" \x01";
+    val[AC_BOT].len = strlen(val[AC_BOT].p);
+    val[AC_ARGS].p = args;
+    val[AC_ARGS].len = strlen(args);
+    val[AC_LATENCY_US].i = -3;
+    mcpd_buf_init(&row, 1 << 20);
+    mcpd_buf_init(&spliced.text, 1 << 20);
+    mcpd_buf_init(&written.text, 1 << 20);
+    assert_int_equal(mcpd__audit_row_json(&row, val, ""), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(mcpd__audit_block_add(&written, val, hash, NULL, 0), 0);
+        assert_int_equal(mcpd__audit_block_add(&spliced, val, hash, row.p, row.len), 0);
+    }
+    /* a text that does not end as a row with an empty hash is not used */
+    assert_int_equal(mcpd__audit_block_add(&written, val, hash, NULL, 0), 0);
+    assert_int_equal(mcpd__audit_block_add(&spliced, val, hash, row.p, row.len - 1), 0);
+    assert_int_equal(spliced.n, 4);
+    assert_int_equal(spliced.text.len, written.text.len);
+    assert_memory_equal(spliced.text.p, written.text.p, written.text.len);
+    assert_non_null(strstr(spliced.text.p, hash));
+    mcpd_buf_dispose(&row);
+    mcpd_buf_dispose(&spliced.text);
+    mcpd_buf_dispose(&written.text);
 }
 
 /* ---- schema 1 (one row per record) is converted, unless it does not verify ------------------- */
@@ -2159,6 +2365,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_many_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redaction, setup, teardown),
+        cmocka_unit_test(test_secret_keys_against_rule),
         cmocka_unit_test_setup_teardown(test_nul_and_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_args_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_edit, setup, teardown),
@@ -2182,6 +2389,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_busy_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_bounded_one_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_checkpoint_by_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_at_a_time_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outcomes_alone_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_torn_tail, setup, teardown),
@@ -2195,6 +2403,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_few_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_between_flushes, setup, teardown),
         cmocka_unit_test(test_canon_matches_jansson),
+        cmocka_unit_test(test_block_splices_journal_row),
         cmocka_unit_test_setup_teardown(test_upgrade_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_v1_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_with_store, setup, teardown),
