@@ -307,20 +307,25 @@ static void on_deadline(uv_timer_t *t)
 static int audit_forwarded(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_pending *p,
                            struct mcpd_msg *m)
 {
-    char loc[80];
+    char buf[80];
+    const char *loc = up->location; /* an agent's */
     int r;
 
     mcpd_buf_reset(&upstream_scratch);
     if ((r = mcpd_jsonrpc_dump(&upstream_scratch, m->root)) != 0)
         return r;
-    if (up->location)
-        snprintf(loc, sizeof(loc), "%s", up->location);
-    else
-        snprintf(loc, sizeof(loc), "%s%s",
-                 up->cfg->plugin ? "plugin:"
-                 : up->cfg->url  ? "remote:"
-                                 : "local",
-                 up->cfg->url || up->cfg->plugin ? up->name : "");
+    if (loc == NULL && !up->cfg->plugin && !up->cfg->url) {
+        loc = "local";
+    } else if (loc == NULL) {
+        /* "plugin:<name>" or "remote:<name>", cut to the buffer (no printf on every call) */
+        size_t n = strlen(up->name);
+
+        n = n < sizeof(buf) - 8 ? n : sizeof(buf) - 8;
+        memcpy(buf, up->cfg->plugin ? "plugin:" : "remote:", 7);
+        memcpy(buf + 7, up->name, n);
+        buf[7 + n] = '\0';
+        loc = buf;
+    }
     struct mcpd_audit_record rec = {
         .kind = MCPD_AUDIT_CALL,
         .bot = s->bot,

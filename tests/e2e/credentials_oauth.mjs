@@ -392,6 +392,8 @@ await step('revoked refresh token: expired, clear error, audited', async () => {
   match(show.last_error ?? '', /invalid_grant/, 'last_error says invalid_grant');
   const audit = run(bin.mcpd, ['audit', '--json', '-c', cfg2]);
   match(audit.stdout, /"kind":\s*"credential"[^}]*"status":\s*"expired"|"status":\s*"expired"[^}]*"kind":\s*"credential"/, 'an audit record of kind credential, status expired');
+  const calls = audit.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.kind === 'call' && x.tool === 'whoami');
+  ok(calls.length >= 5 && calls.every((x) => x.location === 'remote:prot'), `the remote upstream's calls are audited at location remote:prot (${calls.length})`, JSON.stringify(calls.map((x) => x.location)));
   cliOutputs.push(audit.stdout);
 });
 

@@ -176,6 +176,7 @@ await step('audit: one row per call, a verifiable chain, tampering found', async
   const okN = Number(sql(`SELECT count(*) ${calls} AND c.status = 'forwarded' AND (SELECT count(*) FROM ${outcomes} o WHERE o.cid = c.id AND o.st = 'ok' AND o.rid > c.id) = 1`));
   eq(okN - before, N, `each with exactly one later outcome 'ok': ${N} complete calls`);
   eq(sql(`SELECT count(*) - count(DISTINCT cid) FROM ${outcomes}`), '0', 'no call has two outcomes');
+  eq(sql(`SELECT group_concat(DISTINCT c.location) ${calls}`), 'local', 'the stdio upstream\'s calls are at location local');
   eq(sql(`SELECT count(*) FROM ${outcomes} o WHERE NOT EXISTS (SELECT 1 FROM audit c WHERE c.id = o.cid AND c.kind = 'call')`), '0', 'every outcome names a call row');
   if (after - before !== N) console.log(sql("SELECT kind, bot, tool, status, count(*) FROM audit GROUP BY 1,2,3,4"));
   const denials = sql("SELECT count(*) FROM audit WHERE kind='deny' AND decision='deny' AND reason LIKE 'paths:%'");
