@@ -10,6 +10,7 @@
  * A journal nobody holds belongs to an mcpd that died: the next writer (or
  * an `mcpd audit` command) chains what it holds past its watermark
  * (audit_meta key "j:<name>": the bytes already chained) and removes it.
+ * The same scan removes a stale, empty "<name>.new" (drop_stale_new).
  *
  * Text, one record per line, never a raw newline inside one (JSON escapes
  * them):
@@ -27,12 +28,16 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audit_int.h"
 #include "error.h"
+#include "log.h"
 
-#define JNL_SUFFIX ".jnl"
+#define JNL_SUFFIX     ".jnl"
+#define NEW_SUFFIX     ".jnl.new"
+#define NEW_STALE_SECS 60 /* a ".jnl.new" this old was left by a kill (see drop_stale_new) */
 
 static void jnl_name(char *out, size_t cap, const char *db, const char *instance, unsigned seq)
 {
@@ -138,6 +143,32 @@ const char *mcpd__jnl_basename(const char *path)
     return b ? b + 1 : path;
 }
 
+/*
+ * A "<journal>.new" is created, locked and renamed within microseconds
+ * (mcpd__jnl_create); one that nobody holds, is empty and is older than
+ * NEW_STALE_SECS was left by a kill between its creation and its rename,
+ * and goes. Names are never reused (a random instance per open), so the
+ * name cannot have been taken again meanwhile.
+ */
+static void drop_stale_new(const char *dir, const char *name)
+{
+    char path[4096 + 512];
+    struct stat st;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        return;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        st.st_size == 0 && st.st_nlink > 0 && time(NULL) - st.st_mtime > NEW_STALE_SECS) {
+        if (unlink(path) == 0)
+            LOG_INFO("audit", "%s: removed, an empty journal left by a stopped mcpd", path);
+        else
+            LOG_WARN("audit", "%s: cannot remove it: %s", path, strerror(errno));
+    }
+    close(fd);
+}
+
 static int cmp_names(const void *x, const void *y)
 {
     return strcmp(*(char *const *)x, *(char *const *)y);
@@ -162,9 +193,14 @@ int mcpd__jnl_orphans(const char *db, int (*fn)(void *arg, const char *path, int
     if ((d = opendir(dir)) == NULL)
         return errno == ENOENT ? 0 : -errno;
     while ((de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
-        if (len <= plen + slen || strncmp(de->d_name, prefix, plen) != 0 ||
-            strcmp(de->d_name + len - slen, JNL_SUFFIX) != 0)
+        size_t len = strlen(de->d_name), nlen = strlen(NEW_SUFFIX);
+        if (len <= plen + slen || strncmp(de->d_name, prefix, plen) != 0)
+            continue;
+        if (len > plen + nlen && strcmp(de->d_name + len - nlen, NEW_SUFFIX) == 0) {
+            drop_stale_new(dir, de->d_name);
+            continue;
+        }
+        if (strcmp(de->d_name + len - slen, JNL_SUFFIX) != 0)
             continue;
         if (n == cap) {
             char **m = realloc(names, (cap = cap ? cap * 2 : 8) * sizeof(*m));

@@ -1614,6 +1614,50 @@ static void test_journal_held_is_skipped(void **state)
     assert_verifies(f->path, 3);
 }
 
+/* Makes an empty file at "<db><suffix>" whose mtime is age_s seconds ago; its path in out. */
+static void make_aged(const char *db, const char *suffix, time_t age_s, bool with_data, char *out,
+                      size_t cap)
+{
+    struct timespec ts[2];
+    int fd;
+
+    snprintf(out, cap, "%s%s", db, suffix);
+    assert_true((fd = open(out, O_WRONLY | O_CREAT | O_EXCL, 0600)) >= 0);
+    if (with_data)
+        assert_int_equal(write(fd, "R 1 x\n", 6), 6);
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= age_s;
+    ts[1] = ts[0];
+    assert_int_equal(futimens(fd, ts), 0);
+    close(fd);
+}
+
+/*
+ * A "<journal>.new" left by a kill between its creation and its rename:
+ * the next open removes it when it is empty, nobody holds it and it is
+ * older than a minute; a new one (being made right now) and one that holds
+ * bytes stay.
+ */
+static void test_stale_new_journal_removed(void **state)
+{
+    struct fixture *f = *state;
+    char stale[256], fresh[256], full[256], other[256];
+    struct stat st;
+
+    make_aged(f->path, "-audit-00000000000000aa-0000.jnl.new", 120, false, stale, sizeof(stale));
+    make_aged(f->path, "-audit-00000000000000bb-0000.jnl.new", 0, false, fresh, sizeof(fresh));
+    make_aged(f->path, "-audit-00000000000000cc-0000.jnl.new", 120, true, full, sizeof(full));
+    make_aged(f->path, "-other-00000000000000dd-0000.jnl.new", 120, false, other, sizeof(other));
+    open_audit(f);
+    submit_n(f, 2);
+    close_audit(f);
+    assert_int_equal(stat(stale, &st), -1);
+    assert_int_equal(stat(fresh, &st), 0);
+    assert_int_equal(stat(full, &st), 0);
+    assert_int_equal(stat(other, &st), 0); /* not an audit journal's name */
+    assert_verifies(f->path, 2);
+}
+
 static void child_writer(const char *path, int n, int base)
 {
     struct mcpd_audit_options o = { .path = path };
@@ -2403,6 +2447,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_journal_damaged_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_watermark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_held_is_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_new_journal_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_two_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_late_outcome, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_rotates, setup, teardown),
