@@ -563,15 +563,21 @@ export async function settle(fn) {
 }
 
 // A free TCP port on 127.0.0.1 (bound and released at once).
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+// A port that was free a moment ago, picked below the kernel's ephemeral range (32768 and up
+// by default), where outgoing connections and port-0 listeners of tests running alongside take
+// theirs: a port-0 pick could be taken again before the caller's server binds it (seen once,
+// e2e.credentials_oauth under ctest -j2).
+export async function freePort() {
+  for (let i = 0; i < 100; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error('freePort: no free port in 20000-31999 after 100 tries');
 }
 
 // True once something accepts TCP connections on 127.0.0.1:port (bounded by timeoutMs).
