@@ -776,6 +776,7 @@ static int reserve_outs(struct mcpd_audit *a)
 /* Under mu, after reserve_outs: the records and outcomes to the helper's queue. */
 static void hand_over(struct mcpd_audit *a, struct audit_item *list, size_t bytes)
 {
+    a->qbytes += a->lines.len;
     if (list != NULL) {
         /*
          * The text goes with the records, which point into it (it is about
@@ -788,12 +789,9 @@ static void hand_over(struct mcpd_audit *a, struct audit_item *list, size_t byte
         a->lines_hint = a->lines.len < 2048    ? 4096
                         : a->lines.len < 32768 ? 2 * a->lines.len
                                                : 65536;
-        a->qbytes += a->lines.len;
         for (struct audit_item *it = list; it != NULL; it = it->next)
             it->row = a->lines.p + it->row_off;
         list->text_owned = mcpd_buf_steal(&a->lines, &len);
-    } else {
-        a->qbytes += a->lines.len;
     }
     if (a->nouts > 0)
         memcpy(a->qouts + a->nqouts, a->outs, a->nouts * sizeof(*a->outs));

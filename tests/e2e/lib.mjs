@@ -562,11 +562,10 @@ export async function settle(fn) {
   }
 }
 
-// A free TCP port on 127.0.0.1 (bound and released at once).
-// A port that was free a moment ago, picked below the kernel's ephemeral range (32768 and up
-// by default), where outgoing connections and port-0 listeners of tests running alongside take
-// theirs: a port-0 pick could be taken again before the caller's server binds it (seen once,
-// e2e.credentials_oauth under ctest -j2).
+// A port on 127.0.0.1 that was free a moment ago, picked below the kernel's ephemeral range
+// (32768 and up by default), where outgoing connections and port-0 listeners of tests running
+// alongside take theirs: a port-0 pick could be taken again before the caller's server binds it
+// (seen once, e2e.credentials_oauth under ctest -j2).
 export async function freePort() {
   for (let i = 0; i < 100; i++) {
     const port = 20000 + Math.floor(Math.random() * 12000);
