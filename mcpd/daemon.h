@@ -60,7 +60,7 @@ struct mcpd_daemon {
     uv_timer_t reaper;              /* idle sessions */
     uv_timer_t startup_timer;
     uv_timer_t drain_timer;
-    uv_signal_t sigint, sigterm, sigpipe;
+    uv_signal_t sigint, sigterm, sigpipe, sigxfsz;
     bool started; /* transports running */
     bool shutting_down;
     bool closing;

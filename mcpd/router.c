@@ -145,6 +145,7 @@ static void free_pending(struct mcpd_pending *p)
     struct mcpd_session *s = p->session;
     json_decref(p->held);
     json_decref(p->queued);
+    free(p->wire);
     json_decref(p->client_id);
     json_decref(p->progress_token);
     free(p);
@@ -211,15 +212,58 @@ static void on_audited(int status, void *data)
     release(data, status);
 }
 
-/* A forwarded call's row is durable (or failed): release its answer if it came. */
+/* Whether p's request went upstream (a cancellation means something there). */
+static bool sent(const struct mcpd_pending *p)
+{
+    return p->queued == NULL && p->wire == NULL;
+}
+
+static void fail_pending(struct mcpd_pending *p, int code, const char *why);
+
+/* Sends an audited call's request, whose row is durable; fails it if it cannot. */
+static void send_wire(struct mcpd_pending *p)
+{
+    struct mcpd_upstream *up = p->up;
+    char why[200];
+    int r = up->state == MCPD_UP_READY ? up->ops->send(up, p->wire, p->wire_len) : MCPD_EUNAVAIL;
+
+    free(p->wire);
+    p->wire = NULL;
+    if (r != 0) {
+        snprintf(why, sizeof(why), "upstream '%s' is unavailable: %s", up->name, mcpd_strerror(r));
+        fail_pending(p, MCPD_RPC_SERVER_ERROR, why);
+    }
+}
+
+/*
+ * A routed call's row is durable (status 0) or failed. Durable: its request
+ * goes upstream now, unless the call has ended meanwhile (cancelled, timed
+ * out, its upstream lost: release() records how) or its per-client
+ * instance is still starting (mcpd__router_flush_queued sends it). Failed:
+ * the upstream never saw the call, which is refused (fail closed).
+ */
 static void on_call_audited(int status, void *data)
 {
     struct mcpd_pending *p = data;
 
     p->audit_sent = false;
     p->audit_status = status;
-    if (p->audit_wait)
+    if (p->audit_wait) {
         release(p, status);
+    } else if (status != 0) {
+        struct mcpd_sink *sink = p->sink;
+        struct mcpd_daemon *d = p->up->daemon;
+
+        unlink_pending(p); /* before sending: a final answer may free the sink */
+        if (sink)
+            mcpd__send_error(sink, p->client_id, MCPD_RPC_SERVER_ERROR,
+                             "the audit log cannot be written; the request is refused");
+        free_pending(p);
+        mcpd__daemon_check_drained(d);
+    } else if (!(p->up->is_private &&
+                 (p->up->state == MCPD_UP_CONNECTING || p->up->state == MCPD_UP_INITIALIZING))) {
+        send_wire(p);
+    }
 }
 
 /* Whether the call is answered and its row settled: then release it. */
@@ -287,7 +331,8 @@ static void on_deadline(uv_timer_t *t)
         struct mcpd_pending *p = up->fifo_head;
         LOG_WARN("router", "upstream=%s request %llu (%s) timed out", up->name,
                  (unsigned long long)p->up_id, p->internal ? "internal" : p->tool_name);
-        send_cancelled(up, p->up_id, "timeout");
+        if (sent(p))
+            send_cancelled(up, p->up_id, "timeout");
         snprintf(why, sizeof(why), "upstream '%s' did not answer within %u ms", up->name,
                  p->internal ? MCPD_INIT_TIMEOUT_MS : p->timeout_ms);
         fail_pending(p, MCPD_RPC_SERVER_ERROR, why);
@@ -298,11 +343,11 @@ static void on_deadline(uv_timer_t *t)
 /* ---- forwarding --------------------------------------------------------- */
 
 /*
- * Submits the call's row before the call is forwarded, so that it is
- * written while the upstream works: the request is serialised into
- * upstream_scratch (the caller sends those bytes) and the audit takes a
- * reference to the arguments, which its thread redacts and serialises. The row holds everything
- * known now; the outcome follows in a `result` row (release()).
+ * Submits the call's row and keeps the request's bytes in p->wire: they go
+ * upstream from the row's callback, once the row is durable, so a call that
+ * reached an upstream always has its row, even after a kill -9 (security.md
+ * 8.2). The audit redacts and serialises the arguments now. The row holds
+ * everything known now; the outcome follows in a `result` row (release()).
  */
 static int audit_forwarded(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_pending *p,
                            struct mcpd_msg *m)
@@ -314,6 +359,10 @@ static int audit_forwarded(struct mcpd_session *s, struct mcpd_upstream *up, str
     mcpd_buf_reset(&upstream_scratch);
     if ((r = mcpd_jsonrpc_dump(&upstream_scratch, m->root)) != 0)
         return r;
+    if ((p->wire = malloc(upstream_scratch.len)) == NULL)
+        return MCPD_ENOMEM;
+    memcpy(p->wire, upstream_scratch.p, upstream_scratch.len);
+    p->wire_len = upstream_scratch.len;
     if (loc == NULL && !up->cfg->plugin && !up->cfg->url) {
         loc = "local";
     } else if (loc == NULL) {
@@ -341,8 +390,11 @@ static int audit_forwarded(struct mcpd_session *s, struct mcpd_upstream *up, str
         .status = "forwarded",
         .row_id = &p->audit_id,
     };
-    if ((r = mcpd_authz_audit(up->daemon->authz, &rec, on_call_audited, p)) != 0)
+    if ((r = mcpd_authz_audit(up->daemon->authz, &rec, on_call_audited, p)) != 0) {
+        free(p->wire);
+        p->wire = NULL;
         return r;
+    }
     p->audit_row = true;
     p->audit_sent = true;
     return 0;
@@ -388,6 +440,7 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
     p->session = s;
     mcpd_session_ref(s);
     if (mcpd_authz_auditing(up->daemon->authz)) {
+        /* sent by on_call_audited */
         if ((r = audit_forwarded(s, up, p, m)) != 0) {
             mcpd_map_del_u64(&up->pending, p->up_id);
             mcpd__send_error(reply, m->id, MCPD_RPC_SERVER_ERROR,
@@ -395,20 +448,10 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
             free_pending(p);
             return 0;
         }
-        /* the request is in upstream_scratch: send those bytes */
-        r = queue ? 0 : up->ops->send(up, upstream_scratch.p, upstream_scratch.len);
-    } else {
-        r = queue ? 0 : mcpd__upstream_send(up, m->root);
-    }
-    if (queue) {
+    } else if (queue) {
         p->queued = json_incref(m->root); /* sent once the instance is initialized */
-    } else if (r != 0) {
+    } else if ((r = mcpd__upstream_send(up, m->root)) != 0) {
         mcpd_map_del_u64(&up->pending, p->up_id);
-        if (p->audit_row) { /* its row is on its way: the callback records and frees */
-            p->up = NULL;
-            answered(p, NULL, "upstream_error");
-            return r;
-        }
         free_pending(p);
         return r;
     }
@@ -456,7 +499,7 @@ void mcpd__router_cancel(struct mcpd_pending *p, const char *reason)
         return;
     }
     unlink_pending(p);
-    if (p->up)
+    if (p->up && sent(p))
         send_cancelled(p->up, p->up_id, reason);
     if (p->audit_row)
         answered(p, NULL, "cancelled"); /* the outcome is audited too; frees p */
@@ -471,6 +514,10 @@ void mcpd__router_flush_queued(struct mcpd_upstream *up)
     struct mcpd_pending *p, *next;
     for (p = up->fifo_head; p; p = next) {
         next = p->fnext;
+        if (p->wire != NULL && !p->audit_sent) { /* its row is durable */
+            send_wire(p);
+            continue;
+        }
         if (p->queued == NULL)
             continue;
         if (mcpd__upstream_send(up, p->queued) != 0) {

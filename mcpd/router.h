@@ -48,9 +48,12 @@ struct mcpd_pending {
     mcpd_internal_cb internal;
     enum mcpd_fwd fwd;
     json_t *queued; /* per-client instance still starting: the message to send */
+    char *wire;     /* audited call: the request's bytes, sent once its row is durable */
+    size_t wire_len;
     /*
-     * audit: the call's row is submitted when it is forwarded; the answer
-     * waits until that row is durable, then the outcome is recorded
+     * audit: the call's row is submitted when the call is routed; the
+     * request goes upstream once that row is durable (security.md 8.2),
+     * the answer once the outcome can follow it
      */
     bool linked_up;      /* in the upstream's map and deadline list */
     bool audit_row;      /* the call has a row (submitted at forwarding) */

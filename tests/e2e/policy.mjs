@@ -208,16 +208,69 @@ await step('audit: one row per call, a verifiable chain, tampering found', async
   eq(mcpd('audit', 'verify').code, 0, 'restoring the outcome restores the chain');
 });
 
+// The journal write that makes a call's row durable fails (the file size
+// limit, set on the running mcpd): the call must be refused before anything
+// reaches the upstream (security.md 8.2), not answered as "withheld" after
+// the upstream ran it.
+await step('a call whose row cannot be written never reaches the upstream', async () => {
+  const srv = await startServe(cfgText, { name: 'policy-full' });
+  const alice = await httpClient(srv.url, key.alice);
+  eq(texts(await alice.callTool({ name: 'fixture__echo', arguments: { text: 'before-full', path: '/tmp/f' } })), ['before-full'], 'a call before the limit is answered');
+  // the helper has chained it (and the outcome that follows): nothing else writes now
+  ok(await waitFor(() => sql("SELECT count(*) FROM audit WHERE kind='call' AND args LIKE '%before-full%'") === '1', 5000, 50), 'its row is in the database');
+  await sleep(300);
+  const dir = path.dirname(db);
+  const jnl = fs.readdirSync(dir).filter((n) => n.startsWith(`${path.basename(db)}-audit-`) && n.endsWith('.jnl'));
+  eq(jnl.length, 1, 'mcpd writes one journal');
+  const size = fs.statSync(path.join(dir, jnl[0])).size;
+  eq(run('prlimit', ['--pid', String(srv.pid), `--fsize=${size}:`]).code, 0, `prlimit: mcpd's files cannot grow past ${size} bytes`);
+  const seen = fixtureSaw().length;
+  const e = await callErr(alice, 'fixture__echo', { text: 'after-full', path: '/tmp/f' });
+  match(e?.message ?? '', /the audit log cannot be written; the request is refused/, 'the call is refused');
+  ok(await waitFor(() => /\.jnl: file too large/.test(srv.log()), 2000, 20), 'it was the journal write that failed (logged)');
+  const e2 = await callErr(alice, 'fixture__echo', { text: 'after-full-2', path: '/tmp/f' });
+  match(e2?.message ?? '', /the audit log cannot be written; the request is refused/, 'and so is the next one (the audit refuses from then on)');
+  await sleep(200);
+  eq(fixtureSaw().slice(seen).includes('after-full'), false, 'the upstream received neither call');
+  eq(run('prlimit', ['--pid', String(srv.pid), '--fsize=unlimited:']).code, 0, 'prlimit: the limit is lifted');
+  await alice.close();
+  const r = await srv.stop();
+  eq(r.killed, false, 'mcpd stops on SIGTERM');
+  eq(sql("SELECT count(*) FROM audit WHERE args LIKE '%after-full%'"), '0', 'no row claims a refused call');
+  eq(mcpd('audit', 'verify').code, 0, 'the chain verifies');
+});
+
+// A per-client instance starts on its session's first call, which waits in
+// the queue: the call goes out once the instance is ready *and* its row is
+// durable, whichever comes last.
+await step('a per-client upstream: the first calls wait for the instance and their rows', async () => {
+  const slog = path.join(tmp, 'solo.log');
+  const text = cfgText
+    .replace('  demo:\n', `  solo:\n    command: ${bin.fixture}\n    share: per-client\n    env: { FIXTURE_LOG: "${slog}" }\n  demo:\n`)
+    .replace('        commands: ["ls *", "ls -l *", "git status"]\n', '        commands: ["ls *", "ls -l *", "git status"]\n      - { resource: solo, tools: [echo] }\n');
+  ok(text.includes('resource: solo') && text.includes('share: per-client'), 'the configuration has a per-client server bound to alice');
+  const srv = await startServe(text, { name: 'policy-solo' });
+  const alice = await httpClient(srv.url, key.alice);
+  const r = await Promise.all(['solo-1', 'solo-2', 'solo-3'].map((t) => alice.callTool({ name: 'solo__echo', arguments: { text: t } })));
+  eq(r.map(texts), [['solo-1'], ['solo-2'], ['solo-3']], 'three concurrent first calls are answered');
+  const got = fs.readFileSync(slog, 'utf8');
+  ok(['solo-1', 'solo-2', 'solo-3'].every((t) => got.split(`"text":"${t}"`).length === 2), 'the instance received each call once');
+  await alice.close();
+  await srv.stopAndCheck('policy-solo');
+  eq(sql("SELECT count(*) FROM audit WHERE kind='call' AND resource='solo' AND args LIKE '%solo-%'"), '3', 'each has its call row');
+  eq(mcpd('audit', 'verify').code, 0, 'the chain verifies');
+});
+
 await step('kill -9 under load loses no acknowledged call', async () => {
   const srv = await startServe(cfgText, { name: 'policy-kill' });
   const before = Number(sql("SELECT count(*) FROM audit WHERE kind='call' AND tool='echo'"));
   const clients = await Promise.all([0, 1, 2, 3].map(() => httpClient(srv.url, key.alice)));
   let acked = 0;
   let stop = false;
-  const load = clients.map(async (c) => {
-    while (!stop) {
+  const load = clients.map(async (c, i) => {
+    for (let n = 0; !stop; n++) {
       try {
-        await c.callTool({ name: 'fixture__echo', arguments: { text: 'k', path: '/tmp/k' } });
+        await c.callTool({ name: 'fixture__echo', arguments: { text: `k-${i}-${n}`, path: '/tmp/k' } });
         acked++;
       } catch {
         return;
@@ -239,6 +292,11 @@ await step('kill -9 under load loses no acknowledged call', async () => {
   eq(sql('PRAGMA integrity_check'), 'ok', 'sqlite integrity_check: ok');
   const rows = Number(sql("SELECT count(*) FROM audit WHERE kind='call' AND tool='echo'")) - before;
   ok(rows >= acked, `every acknowledged call has its row (${rows} rows >= ${acked} acknowledged)`);
+  // and every call that reached the upstream: its row was durable before it was sent
+  const audited = new Set(sql("SELECT args FROM audit WHERE kind='call' AND tool='echo'").split('\n').map((a) => a.match(/"(k-\d+-\d+)"/)?.[1]));
+  const reached = [...fixtureSaw().matchAll(/"text":"(k-\d+-\d+)"/g)].map((m) => m[1]);
+  ok(reached.length >= acked, `the upstream received ${reached.length} calls (>= ${acked} acknowledged)`);
+  eq(reached.filter((t) => !audited.has(t)), [], 'every call the upstream received has its row');
   for (const c of clients) await c.close().catch(() => {});
 });
 
