@@ -12,6 +12,7 @@
  * wait MCPD_KILL_GRACE_MS, SIGKILL.
  */
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +30,10 @@ struct stdio_up {
     struct mcpd_upstream up; /* first: the core casts */
     uv_process_t proc;
     uv_pipe_t in, out, err;
-    uv_timer_t timer;   /* stop ladder and exit grace */
-    uv_prepare_t flush; /* writes of one loop iteration leave in one syscall */
+    uv_timer_t timer;           /* stop ladder and exit grace */
+    struct mcpd_deferred flush; /* writes of one loop iteration leave in one syscall */
     struct mcpd_buf outq;
-    int own_handles; /* timer + flush, closed in up_free */
+    int own_handles; /* the timer, closed in up_free */
     struct mcpd_line_reader out_lines, err_lines;
     int open_handles; /* of the current attempt (proc + pipes) */
     bool running, exited, out_eof, in_closed, closing_attempt, attempt_closing;
@@ -252,13 +253,13 @@ static int up_start(struct mcpd_upstream *up)
 
 /*
  * Messages queued during one loop iteration are written together just
- * before the loop blocks again (a prepare handle): under load that turns
+ * before the loop blocks again (mcpd__daemon_defer): under load that turns
  * one write (and one wake-up of the child) per call into one per iteration.
  */
-static void on_flush(uv_prepare_t *h)
+static void on_flush(struct mcpd_deferred *w)
 {
-    struct stdio_up *s = h->data;
-    uv_prepare_stop(h);
+    struct stdio_up *s = (struct stdio_up *)((char *)w - offsetof(struct stdio_up, flush));
+
     if (s->outq.len == 0 || !s->running || s->in_closed || s->attempt_closing) {
         mcpd_buf_reset(&s->outq);
         return;
@@ -281,7 +282,7 @@ static int up_send(struct mcpd_upstream *up, const char *data, size_t len)
         return MCPD_EBUSY;
     mcpd_buf_append(&s->outq, data, len);
     mcpd_buf_append(&s->outq, "\n", 1);
-    uv_prepare_start(&s->flush, on_flush);
+    mcpd__daemon_defer(up->daemon, &s->flush);
     return 0;
 }
 
@@ -313,9 +314,9 @@ static void on_own_handle_closed(uv_handle_t *h)
 static void up_free(struct mcpd_upstream *up)
 {
     struct stdio_up *s = from_up(up);
-    s->own_handles = 2;
+    mcpd__daemon_undefer(up->daemon, &s->flush);
+    s->own_handles = 1;
     uv_close((uv_handle_t *)&s->timer, on_own_handle_closed);
-    uv_close((uv_handle_t *)&s->flush, on_own_handle_closed);
 }
 
 static const struct mcpd_upstream_ops stdio_ops = { "stdio", up_start, up_send, up_stop, up_free };
@@ -329,8 +330,8 @@ int mcpd_stdio_upstream_new(struct mcpd_upstream **out, struct mcpd_daemon *d,
         return MCPD_ENOMEM;
     mcpd_upstream_init(&s->up, d, cfg, &stdio_ops);
     uv_timer_init(d->loop, &s->timer);
-    uv_prepare_init(d->loop, &s->flush);
-    s->timer.data = s->flush.data = s;
+    s->flush.run = on_flush;
+    s->timer.data = s;
     mcpd_buf_init(&s->outq, MCPD_MAX_UPSTREAM_MSG);
     *out = &s->up;
     return 0;

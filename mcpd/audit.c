@@ -126,6 +126,8 @@ struct audit_ack {
 struct mcpd_audit {
     unsigned magic;
     bool sync_full;
+    void (*acked)(void *arg);
+    void *acked_arg;
     uv_loop_t *loop;
     uv_prepare_t flush; /* writes the journal before the loop polls */
     uv_timer_t timer;   /* outcomes alone; the final flush */
@@ -695,6 +697,8 @@ static int recover_file(void *arg, const char *path, int fd)
 
 static void fail_items(struct mcpd_audit *a, struct audit_item *list, int status)
 {
+    bool any = list != NULL;
+
     while (list != NULL) {
         struct audit_item *it = list;
 
@@ -708,6 +712,8 @@ static void fail_items(struct mcpd_audit *a, struct audit_item *list, int status
         free(it->args_owned);
         free(it);
     }
+    if (any && a->acked != NULL)
+        a->acked(a->acked_arg);
 }
 
 static void refuse(struct mcpd_audit *a, int code, const char *why)
@@ -856,6 +862,8 @@ static void flush(struct mcpd_audit *a)
     for (size_t i = 0; i < nacks; i++)
         if (a->acks[i].cb != NULL)
             a->acks[i].cb(0, a->acks[i].data);
+    if (nacks > 0 && a->acked != NULL)
+        a->acked(a->acked_arg);
 }
 
 static void on_timer(uv_timer_t *h);
@@ -1222,6 +1230,8 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
     a->busy_ms = o->busy_timeout_ms > 0 ? o->busy_timeout_ms : MCPD_STORE_BUSY_MS;
     a->jnl_max = o->journal_bytes > 0 ? o->journal_bytes : JNL_ROTATE_BYTES;
     a->sync_full = o->sync_full;
+    a->acked = o->acked;
+    a->acked_arg = o->acked_arg;
     if ((r = mcpd_crypto_random(rnd, sizeof(rnd))) != 0) {
         snprintf(err, errcap, "audit: no random bytes for the journal's name");
         goto fail;

@@ -114,6 +114,13 @@ struct mcpd_audit_options {
     bool sync_full;      /* fsync every commit (power loss); default: survive a crash of mcpd */
     unsigned checkpoint_pages; /* WAL pages between two checkpoints (0: 4000 KiB of them; tests) */
     size_t journal_bytes;      /* a journal is replaced past this size (0: 16 MiB; tests) */
+    /*
+     * Optional: called on the loop after each batch of callbacks ran, so
+     * that what they queued to be written before the loop blocks is
+     * written now (they run in a prepare handle: see mcpd_deferred).
+     */
+    void (*acked)(void *arg);
+    void *acked_arg;
 };
 
 /*

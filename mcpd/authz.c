@@ -228,6 +228,12 @@ bool mcpd_authz_has_bot(const struct mcpd_authz *az, const char *bot)
 
 /* ---- life cycle ------------------------------------------------------------------------------ */
 
+/* The audit ran callbacks (in its prepare handle): send what they queued now. */
+static void on_acked(void *d)
+{
+    mcpd__daemon_run_deferred(d);
+}
+
 int mcpd_authz_new(struct mcpd_authz **out, struct mcpd_daemon *d, char *err, size_t errcap)
 {
     const struct mcpd_config *cfg = d->cfg;
@@ -261,6 +267,8 @@ int mcpd_authz_new(struct mcpd_authz **out, struct mcpd_daemon *d, char *err, si
             .retain_ms = (int64_t)cfg->audit_retain_ms,
             .retain_rows = (int64_t)cfg->audit_max_rows,
             .sync_full = cfg->audit_sync_full,
+            .acked = on_acked,
+            .acked_arg = d,
         };
         if ((r = mcpd_audit_open(&az->audit, d->loop, &o, err, errcap)) != 0)
             goto fail;

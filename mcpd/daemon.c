@@ -47,6 +47,9 @@ int mcpd_daemon_new(struct mcpd_daemon **out, uv_loop_t *loop, struct mcpd_confi
     uv_signal_init(loop, &d->sigterm);
     uv_signal_init(loop, &d->sigpipe);
     uv_signal_init(loop, &d->sigxfsz);
+    uv_prepare_init(loop, &d->deferred_prepare);
+    d->deferred_prepare.data = d;
+    d->deferred_tail = &d->deferred;
     d->reaper.data = d->startup_timer.data = d->drain_timer.data = d;
     d->sigint.data = d->sigterm.data = d->sigpipe.data = d->sigxfsz.data = d;
     *out = d;
@@ -261,6 +264,57 @@ int mcpd_daemon_start(struct mcpd_daemon *d)
     return 0;
 }
 
+/* ---- deferred work ------------------------------------------------------------- */
+
+static void on_deferred(uv_prepare_t *h)
+{
+    uv_prepare_stop(h);
+    mcpd__daemon_run_deferred(h->data);
+}
+
+void mcpd__daemon_defer(struct mcpd_daemon *d, struct mcpd_deferred *w)
+{
+    if (w->queued)
+        return;
+    if (d->deferred_closed) {
+        w->run(w);
+        return;
+    }
+    w->queued = true;
+    w->next = NULL;
+    *d->deferred_tail = w;
+    d->deferred_tail = &w->next;
+    uv_prepare_start(&d->deferred_prepare, on_deferred);
+}
+
+void mcpd__daemon_undefer(struct mcpd_daemon *d, struct mcpd_deferred *w)
+{
+    if (!w->queued)
+        return;
+    for (struct mcpd_deferred **pp = &d->deferred; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            if (d->deferred_tail == &w->next)
+                d->deferred_tail = pp;
+            break;
+        }
+    }
+    w->queued = false;
+}
+
+/* One at a time off the list, so that undefer stays exact whatever run() does. */
+void mcpd__daemon_run_deferred(struct mcpd_daemon *d)
+{
+    struct mcpd_deferred *w;
+
+    while ((w = d->deferred) != NULL) {
+        if ((d->deferred = w->next) == NULL)
+            d->deferred_tail = &d->deferred;
+        w->queued = false;
+        w->run(w);
+    }
+}
+
 /* ---- shutdown ------------------------------------------------------------------ */
 
 static void close_handle(uv_handle_t *h)
@@ -292,6 +346,9 @@ static void finish_close(struct mcpd_daemon *d)
     close_handle((uv_handle_t *)&d->sigterm);
     close_handle((uv_handle_t *)&d->sigpipe);
     close_handle((uv_handle_t *)&d->sigxfsz);
+    mcpd__daemon_run_deferred(d);
+    d->deferred_closed = true; /* from now on deferred work runs at once */
+    close_handle((uv_handle_t *)&d->deferred_prepare);
     LOG_INFO("daemon", "stopped");
 }
 

@@ -42,6 +42,20 @@ struct mcpd_transport {
     struct mcpd_transport *next;
 };
 
+/*
+ * Work that waits until the loop is about to block, such as the writes one
+ * loop iteration queued for a stdio upstream (they leave in one syscall).
+ * The daemon runs it from a prepare handle, and also as soon as the audit
+ * has run a batch of callbacks: those run in the audit's own prepare
+ * handle, and a prepare handle started from another's callback would only
+ * run on the next iteration, after the loop slept.
+ */
+struct mcpd_deferred {
+    struct mcpd_deferred *next;
+    void (*run)(struct mcpd_deferred *w); /* must not defer w again */
+    bool queued;
+};
+
 struct mcpd_daemon {
     uv_loop_t *loop;
     struct mcpd_config *cfg;    /* owned */
@@ -61,6 +75,9 @@ struct mcpd_daemon {
     uv_timer_t startup_timer;
     uv_timer_t drain_timer;
     uv_signal_t sigint, sigterm, sigpipe, sigxfsz;
+    uv_prepare_t deferred_prepare; /* runs `deferred` */
+    struct mcpd_deferred *deferred, **deferred_tail;
+    bool deferred_closed;
     bool started; /* transports running */
     bool shutting_down;
     bool closing;
@@ -103,6 +120,12 @@ void mcpd__daemon_lists_changed(struct mcpd_daemon *d, struct mcpd_upstream *up,
 void mcpd__daemon_upstream_settled(struct mcpd_daemon *d);
 /* Core-internal: re-check whether shutdown can proceed. */
 void mcpd__daemon_check_drained(struct mcpd_daemon *d);
+/* Runs w before the loop next blocks (no-op when queued already). */
+void mcpd__daemon_defer(struct mcpd_daemon *d, struct mcpd_deferred *w);
+/* Takes w out of the queue (before freeing it). */
+void mcpd__daemon_undefer(struct mcpd_daemon *d, struct mcpd_deferred *w);
+/* Runs what is queued now (the audit, after its callbacks). */
+void mcpd__daemon_run_deferred(struct mcpd_daemon *d);
 /* Core-internal: server capabilities advertised to clients (new reference). */
 json_t *mcpd__daemon_capabilities(struct mcpd_daemon *d);
 

@@ -153,6 +153,25 @@ await step('CLI views: catalog --bot and policy explain', async () => {
   match(deny.stdout, /^deny: paths: '\/etc\/shadow'/m, 'explain names the dimension and value');
 });
 
+// A stdio upstream's writes wait until the loop is about to block; an audited
+// call is sent from its row's callback, which runs in the audit's own
+// prepare handle. Those writes must still leave before the loop sleeps, or a
+// lone client's call waits for an unrelated wake-up (hundreds of ms).
+await step('a lone client\'s audited calls are sent without waiting for a wake-up', async () => {
+  const srv = await startServe(cfgText, { name: 'policy-lone' });
+  const alice = await httpClient(srv.url, key.alice);
+  const ms = [];
+  for (let i = 0; i < 20; i++) {
+    const t0 = performance.now();
+    await alice.callTool({ name: 'fixture__echo', arguments: { text: `lone-${i}`, path: '/tmp/l' } });
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  ok(ms[10] < 100, `20 sequential calls: median ${ms[10].toFixed(1)} ms (< 100), max ${ms[19].toFixed(1)} ms`);
+  await alice.close();
+  await srv.stopAndCheck('policy-lone');
+});
+
 await step('audit: one row per call, a verifiable chain, tampering found', async () => {
   const srv = await startServe(cfgText, { name: 'policy-audit' });
   const before = Number(sql("SELECT count(*) FROM audit WHERE kind='call' AND tool='test_simple_text'"));

@@ -60,6 +60,7 @@ struct fixture {
     struct mcpd_audit *a;
     struct mcpd_audit_options o;
     int ncb, nok, nerr, last_status;
+    int nacked, ncb_at_acked; /* the acked hook: runs, and callbacks run before its last run */
     bool closed;
     char err[256];
 };
@@ -1387,6 +1388,37 @@ static void test_few_at_a_time(void **state)
  * next record comes (a record that goes out first takes the outcome along
  * and stops the timer, which test_one_at_a_time covers).
  */
+static void on_acked(void *data)
+{
+    struct fixture *f = data;
+
+    f->nacked++;
+    f->ncb_at_acked = f->ncb;
+}
+
+/*
+ * The acked hook (the daemon sends what the callbacks queued) runs once per
+ * batch, after all of its callbacks, in the same loop turn.
+ */
+static void test_acked_after_each_batch(void **state)
+{
+    struct fixture *f = *state;
+
+    f->o.acked = on_acked;
+    f->o.acked_arg = f;
+    open_audit(f);
+    submit_n(f, 5); /* one batch: submitted in one turn */
+    assert_int_equal(f->nacked, 1);
+    assert_int_equal(f->ncb_at_acked, 5);
+    submit_n(f, 3);
+    assert_int_equal(f->nacked, 2);
+    assert_int_equal(f->ncb_at_acked, 8);
+    /* outcomes alone have no callbacks: no hook */
+    assert_int_equal(mcpd_audit_outcome(f->a, 1, "ok", 10), 0);
+    close_audit(f);
+    assert_int_equal(f->nacked, 2);
+}
+
 static void test_timer_between_flushes(void **state)
 {
     struct fixture *f = *state;
@@ -2453,6 +2485,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_journal_rotates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_few_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_between_flushes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acked_after_each_batch, setup, teardown),
         cmocka_unit_test(test_canon_matches_jansson),
         cmocka_unit_test(test_block_splices_journal_row),
         cmocka_unit_test_setup_teardown(test_upgrade_v1, setup, teardown),

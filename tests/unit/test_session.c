@@ -758,6 +758,55 @@ static void test_shutdown_closes_sessions(void **state)
     drop_session(&b);
 }
 
+/* ---- deferred work (mcpd__daemon_defer) ----------------------------------------------------- */
+
+struct dwork {
+    struct mcpd_deferred w;
+    char name;
+    char *log; /* appends name when run */
+};
+
+static void dwork_run(struct mcpd_deferred *w)
+{
+    struct dwork *k = (struct dwork *)w;
+    size_t n = strlen(k->log);
+    k->log[n] = k->name;
+    k->log[n + 1] = '\0';
+}
+
+static void test_deferred(void **state)
+{
+    struct fixture *f = *state;
+    char log[16] = "";
+    struct dwork k[4];
+
+    for (int i = 0; i < 4; i++)
+        k[i] = (struct dwork){ .w = { .run = dwork_run }, .name = (char)('a' + i), .log = log };
+    /* queued once each, in order; the loop runs them before it blocks */
+    mcpd__daemon_defer(f->d, &k[0].w);
+    mcpd__daemon_defer(f->d, &k[1].w);
+    mcpd__daemon_defer(f->d, &k[0].w);
+    mcpd__daemon_defer(f->d, &k[2].w);
+    mcpd__daemon_defer(f->d, &k[3].w);
+    assert_string_equal(log, "");
+    /* taken out: the middle one and the last one (the tail moves back) */
+    mcpd__daemon_undefer(f->d, &k[1].w);
+    mcpd__daemon_undefer(f->d, &k[3].w);
+    mcpd__daemon_undefer(f->d, &k[3].w); /* not queued: no-op */
+    mcpd__daemon_defer(f->d, &k[3].w);   /* after the new tail */
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_string_equal(log, "acd");
+    assert_null(f->d->deferred);
+    /* run at once (the audit's hook) */
+    log[0] = '\0';
+    mcpd__daemon_defer(f->d, &k[1].w);
+    mcpd__daemon_run_deferred(f->d);
+    assert_string_equal(log, "b");
+    assert_false(k[1].w.queued);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_string_equal(log, "b");
+}
+
 static void test_max_sessions_and_pages(void **state)
 {
     struct fixture *f = *state;
@@ -910,6 +959,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_max, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closed_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_closes_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_sessions_and_pages, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_era, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stateless, setup, teardown),
