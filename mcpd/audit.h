@@ -69,7 +69,7 @@ struct mcpd_audit_record {
     const char
         *args_json; /* canonical JSON of the arguments as checked (redacted and capped here) */
     size_t args_len;
-    const char *status; /* "ok", "error", "timeout", "cancelled", "denied", ... */
+    const char *status; /* "ok", "error", "timeout", "cancelled", "not_sent", "denied", ... */
     int64_t latency_us;
     /*
      * When args_key is set (a static string: "arguments", "uri"), args_json
@@ -153,8 +153,8 @@ int mcpd_audit_submit(struct mcpd_audit *a, const struct mcpd_audit_record *r, m
  * Records the outcome of a call whose `call` record is acknowledged (call_id:
  * the handle its row_id received; the helper writes the row id instead):
  * status ("ok", "tool_error", "error", "timeout", "upstream_error",
- * "cancelled"; cut to 23 bytes) and latency. Nothing waits for it: outcomes
- * are collected and written, in the chain, as `result` rows, each listing
+ * "cancelled", "not_sent": ended before the request left; cut to 23 bytes) and latency. Nothing
+ * waits for it: outcomes are collected and written, in the chain, as `result` rows, each listing
  * the outcomes of one batch as a JSON array [[call_id, status,
  * latency_us], ...] in `args` (at most MCPD_AUDIT_OUTCOMES_PER_ROW per
  * row). A lone outcome waits up to MCPD_AUDIT_OUTCOME_DELAY_MS for a record

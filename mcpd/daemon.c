@@ -46,12 +46,11 @@ int mcpd_daemon_new(struct mcpd_daemon **out, uv_loop_t *loop, struct mcpd_confi
     uv_signal_init(loop, &d->sigint);
     uv_signal_init(loop, &d->sigterm);
     uv_signal_init(loop, &d->sigpipe);
-    uv_signal_init(loop, &d->sigxfsz);
     uv_prepare_init(loop, &d->deferred_prepare);
     d->deferred_prepare.data = d;
     d->deferred_tail = &d->deferred;
     d->reaper.data = d->startup_timer.data = d->drain_timer.data = d;
-    d->sigint.data = d->sigterm.data = d->sigpipe.data = d->sigxfsz.data = d;
+    d->sigint.data = d->sigterm.data = d->sigpipe.data = d;
     *out = d;
     return 0;
 }
@@ -216,8 +215,7 @@ static void on_startup_timeout(uv_timer_t *t)
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct mcpd_daemon *d = h->data;
-    /* a write past RLIMIT_FSIZE fails with EFBIG instead (the audit then refuses) */
-    if (signum == SIGPIPE || signum == SIGXFSZ)
+    if (signum == SIGPIPE)
         return;
     if (d->shutting_down)
         LOG_WARN("daemon", "signal %d again: not waiting for in-flight calls", signum);
@@ -247,7 +245,6 @@ int mcpd_daemon_start(struct mcpd_daemon *d)
     uv_signal_start(&d->sigint, on_signal, SIGINT);
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     uv_signal_start(&d->sigpipe, on_signal, SIGPIPE);
-    uv_signal_start(&d->sigxfsz, on_signal, SIGXFSZ);
     rebuild_catalog(d);
     for (size_t i = 0; i < d->nups; i++) {
         if (!d->ups[i]->cfg->enabled) {
@@ -345,7 +342,6 @@ static void finish_close(struct mcpd_daemon *d)
     close_handle((uv_handle_t *)&d->sigint);
     close_handle((uv_handle_t *)&d->sigterm);
     close_handle((uv_handle_t *)&d->sigpipe);
-    close_handle((uv_handle_t *)&d->sigxfsz);
     mcpd__daemon_run_deferred(d);
     d->deferred_closed = true; /* from now on deferred work runs at once */
     close_handle((uv_handle_t *)&d->deferred_prepare);

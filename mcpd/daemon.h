@@ -74,7 +74,7 @@ struct mcpd_daemon {
     uv_timer_t reaper;              /* idle sessions */
     uv_timer_t startup_timer;
     uv_timer_t drain_timer;
-    uv_signal_t sigint, sigterm, sigpipe, sigxfsz;
+    uv_signal_t sigint, sigterm, sigpipe;
     uv_prepare_t deferred_prepare; /* runs `deferred` */
     struct mcpd_deferred *deferred, **deferred_tail;
     bool deferred_closed;

@@ -9,6 +9,7 @@
  *   mcpd agent -c agent.yaml                                 the agent program (agent/)
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,8 +304,20 @@ static int wire(struct mcpd_daemon *d, const struct options *o)
     return 0;
 }
 
+static void on_sigxfsz(int sig)
+{
+    (void)sig;
+}
+
 int main(int argc, char **argv)
 {
+    /*
+     * A write past RLIMIT_FSIZE then fails with EFBIG (the audit refuses
+     * from then on) instead of killing mcpd, for the whole life of the
+     * process, shutdown and journal recovery included. A handler, not
+     * SIG_IGN: execve() resets it, so children get the default.
+     */
+    struct sigaction xfsz = { .sa_handler = on_sigxfsz, .sa_flags = SA_RESTART };
     struct options o;
     struct mcpd_config *cfg = NULL;
     struct mcpd_diag diag;
@@ -312,6 +325,8 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     int r, lvl;
 
+    sigemptyset(&xfsz.sa_mask);
+    sigaction(SIGXFSZ, &xfsz, NULL);
     if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
         usage(stdout);
         return 0;

@@ -227,12 +227,13 @@ static void send_wire(struct mcpd_pending *p)
     char why[200];
     int r = up->state == MCPD_UP_READY ? up->ops->send(up, p->wire, p->wire_len) : MCPD_EUNAVAIL;
 
-    free(p->wire);
-    p->wire = NULL;
-    if (r != 0) {
+    if (r != 0) { /* still unsent: audited as not_sent; frees p */
         snprintf(why, sizeof(why), "upstream '%s' is unavailable: %s", up->name, mcpd_strerror(r));
         fail_pending(p, MCPD_RPC_SERVER_ERROR, why);
+        return;
     }
+    free(p->wire);
+    p->wire = NULL;
 }
 
 /*
@@ -266,11 +267,16 @@ static void on_call_audited(int status, void *data)
     }
 }
 
-/* Whether the call is answered and its row settled: then release it. */
+/*
+ * Whether the call is answered and its row settled: then release it. A
+ * call that ended before its request left (timed out, cancelled, its
+ * upstream lost or refusing the write) is audited as not_sent: the
+ * upstream never saw it.
+ */
 static void answered(struct mcpd_pending *p, json_t *msg, const char *status)
 {
     p->held = msg;
-    p->outcome = status;
+    p->outcome = sent(p) ? status : "not_sent";
     p->latency_us = (int64_t)((uv_hrtime() - p->started_ns) / 1000);
     p->audit_wait = true;
     if (!p->audit_sent)
@@ -728,6 +734,11 @@ static void on_response(struct mcpd_upstream *up, struct mcpd_msg *m)
         LOG_DEBUG("router", "upstream=%s response for unknown id dropped", up->name);
         return;
     }
+    if (!sent(p)) { /* an id it was not given yet: a guess, not an answer */
+        LOG_DEBUG("router", "upstream=%s response for unsent request %lld dropped", up->name,
+                  (long long)p->up_id);
+        return;
+    }
     if (p->internal) {
         unlink_pending(p);
         p->internal(up, m, NULL);
@@ -769,11 +780,12 @@ static struct mcpd_pending *sole_requester(struct mcpd_upstream *up)
     /* a per-client instance works for its session only: its newest request */
     if (up->is_private) {
         for (struct mcpd_pending *p = up->fifo_tail; p; p = p->fprev)
-            if (p->session && p->sink)
+            if (p->session && p->sink && sent(p))
                 return p;
     }
+    /* requests not sent yet do not count: the upstream is not working on them */
     for (struct mcpd_pending *p = up->fifo_head; p; p = p->fnext) {
-        if (p->session == NULL)
+        if (p->session == NULL || !sent(p))
             continue;
         if (last && last->session != p->session)
             return NULL;
@@ -804,7 +816,7 @@ static void on_progress(struct mcpd_upstream *up, struct mcpd_msg *m)
 
     if (!json_is_integer(token) ||
         (p = mcpd_map_get_u64(&up->pending, (uint64_t)json_integer_value(token))) == NULL ||
-        p->progress_token == NULL || p->session == NULL)
+        p->progress_token == NULL || p->session == NULL || !sent(p))
         return;
     json_object_set(m->params, "progressToken", p->progress_token);
     mcpd__send(p->sink ? p->sink : p->session->stream, m->root, false);

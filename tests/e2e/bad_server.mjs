@@ -2,13 +2,15 @@
 // failures.mjs). Plain Node, no dependencies; newline-delimited JSON-RPC.
 //
 // Environment:
-//   BAD_MODE  garbage | huge | flood | close | none   (default none)
+//   BAD_MODE  garbage | huge | flood | close | guess | none   (default none)
 //   BAD_WHEN  call (default): the tool `misbehave` misbehaves, everything else is normal
 //             init: the answer to `initialize` misbehaves:
 //               garbage - garbage lines first, then the normal answer
 //               huge    - the answer padded past 16 MiB, then stdout closed
 //               flood   - BAD_FLOOD notifications first, then the normal answer
 //               close   - stdout closed instead of an answer (the process stays)
+//               guess   - answers ("guessed") for the 20 ids after initialize's own, which
+//                         mcpd has not sent yet, then the normal answer 300 ms later
 //   BAD_FLOOD number of notifications/message for flood (default 100000)
 //   BAD_HUGE  bytes of the huge answer's text (default 17 MiB)
 //   BAD_LOG   file to append every received line to
@@ -87,6 +89,11 @@ function onInitialize(m) {
     if (mode === 'garbage') garbage();
     if (mode === 'flood') flood();
     if (mode === 'close') return closeStdout();
+    if (mode === 'guess' && Number.isInteger(m.id)) {
+      for (let id = m.id + 1; id <= m.id + 20; id++) text(id, 'guessed');
+      setTimeout(() => result(m.id, answer), 300);
+      return;
+    }
     if (mode === 'huge') {
       result(m.id, { ...answer, padding: 'x'.repeat(hugeN) });
       return closeStdout();

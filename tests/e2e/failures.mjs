@@ -163,6 +163,24 @@ await step('mcpd serve is unharmed', async () => {
   await srv.stopAndCheck('mcpd serve');
 });
 
+// A per-client instance starts on its client's first call, which waits in a
+// queue meanwhile: an answer for that call's id, sent before mcpd sent the
+// call, is a guess and must not complete it.
+await step('answers for ids not sent yet (a per-client instance starting) are dropped', async () => {
+  const g = await startServe(`servers:\n${bad('guess', 'guess', '5s', ', BAD_WHEN: init')}    share: per-client\n`, { name: 'failures-guess' });
+  const c = new Client({ name: 'mcpd-e2e-guess', version: '1.0.0' }, { capabilities: {} });
+  const t = new StreamableHTTPClientTransport(new URL(g.url));
+  await c.connect(t);
+  const okTool = (await c.listTools()).tools.map((x) => x.name).find((n) => n.endsWith('ok'));
+  ok(okTool, `the guessing server's ok tool is listed (${okTool})`);
+  const res = await settle(() => c.callTool({ name: okTool, arguments: {} }, undefined, { timeout: 10000 }));
+  eq(texts(res.result), ['fine'], 'the first call gets the real answer, not a guess');
+  ok(/response for unsent request \d+ dropped/.test(g.log()), 'the guesses were dropped (logged)');
+  await settle(() => t.terminateSession());
+  await c.close();
+  await g.stopAndCheck('failures-guess');
+});
+
 await step('mcpd catalog --json: servers that misbehave while answering initialize', async () => {
   const cfg = writeFile('catalog.yaml', `servers:
   demo:

@@ -251,10 +251,9 @@ await step('a call whose row cannot be written never reaches the upstream', asyn
   match(e2?.message ?? '', /the audit log cannot be written; the request is refused/, 'and so is the next one (the audit refuses from then on)');
   await sleep(200);
   eq(fixtureSaw().slice(seen).includes('after-full'), false, 'the upstream received neither call');
-  eq(run('prlimit', ['--pid', String(srv.pid), '--fsize=unlimited:']).code, 0, 'prlimit: the limit is lifted');
   await alice.close();
-  const r = await srv.stop();
-  eq(r.killed, false, 'mcpd stops on SIGTERM');
+  // still limited: a write of the shutdown fails with EFBIG, it does not kill mcpd (SIGXFSZ)
+  await srv.stopAndCheck('policy-full');
   eq(sql("SELECT count(*) FROM audit WHERE args LIKE '%after-full%'"), '0', 'no row claims a refused call');
   eq(mcpd('audit', 'verify').code, 0, 'the chain verifies');
 });
@@ -264,19 +263,30 @@ await step('a call whose row cannot be written never reaches the upstream', asyn
 // durable, whichever comes last.
 await step('a per-client upstream: the first calls wait for the instance and their rows', async () => {
   const slog = path.join(tmp, 'solo.log');
+  const slowLog = path.join(tmp, 'slow.log');
+  // `slow` takes 2 s to start and gives calls 300 ms: its first call times out in the queue
   const text = cfgText
-    .replace('  demo:\n', `  solo:\n    command: ${bin.fixture}\n    share: per-client\n    env: { FIXTURE_LOG: "${slog}" }\n  demo:\n`)
-    .replace('        commands: ["ls *", "ls -l *", "git status"]\n', '        commands: ["ls *", "ls -l *", "git status"]\n      - { resource: solo, tools: [echo] }\n');
-  ok(text.includes('resource: solo') && text.includes('share: per-client'), 'the configuration has a per-client server bound to alice');
+    .replace('  demo:\n', `  solo:\n    command: ${bin.fixture}\n    share: per-client\n    env: { FIXTURE_LOG: "${slog}" }\n` +
+      `  slow:\n    command: /bin/sh\n    args: ["-c", "sleep 2; exec ${bin.fixture}"]\n    share: per-client\n    timeout: 300ms\n    env: { FIXTURE_LOG: "${slowLog}" }\n  demo:\n`)
+    .replace('        commands: ["ls *", "ls -l *", "git status"]\n', '        commands: ["ls *", "ls -l *", "git status"]\n      - { resource: solo, tools: [echo] }\n      - { resource: slow, tools: [echo] }\n');
+  ok(text.includes('resource: solo') && text.includes('share: per-client'), 'the configuration has per-client servers bound to alice');
   const srv = await startServe(text, { name: 'policy-solo' });
   const alice = await httpClient(srv.url, key.alice);
   const r = await Promise.all(['solo-1', 'solo-2', 'solo-3'].map((t) => alice.callTool({ name: 'solo__echo', arguments: { text: t } })));
   eq(r.map(texts), [['solo-1'], ['solo-2'], ['solo-3']], 'three concurrent first calls are answered');
   const got = fs.readFileSync(slog, 'utf8');
   ok(['solo-1', 'solo-2', 'solo-3'].every((t) => got.split(`"text":"${t}"`).length === 2), 'the instance received each call once');
+  const slow = await callErr(alice, 'slow__echo', { text: 'slow-1' });
+  match(slow?.message ?? '', /did not answer within 300 ms/, 'a call queued for an instance still starting times out');
+  ok(await waitFor(() => fs.existsSync(slowLog) && fs.readFileSync(slowLog, 'utf8').includes('"method":"initialize"'), 5000, 50), 'the slow instance starts later');
+  await sleep(200);
+  eq(fs.readFileSync(slowLog, 'utf8').includes('slow-1'), false, 'it never receives the timed-out call');
   await alice.close();
   await srv.stopAndCheck('policy-solo');
   eq(sql("SELECT count(*) FROM audit WHERE kind='call' AND resource='solo' AND args LIKE '%solo-%'"), '3', 'each has its call row');
+  const outcomeOf = (like) => sql(`SELECT json_extract(j.value, '$[1]') FROM audit r, json_each(r.args) j WHERE r.kind = 'result' AND json_extract(j.value, '$[0]') = (SELECT id FROM audit WHERE kind = 'call' AND args LIKE '${like}')`);
+  eq(outcomeOf('%solo-1%'), 'ok', 'a call that was answered has the outcome ok');
+  eq(outcomeOf('%slow-1%'), 'not_sent', 'the timed-out call has the outcome not_sent (the upstream never saw it)');
   eq(mcpd('audit', 'verify').code, 0, 'the chain verifies');
 });
 
