@@ -281,12 +281,26 @@ await step('a per-client upstream: the first calls wait for the instance and the
   ok(await waitFor(() => fs.existsSync(slowLog) && fs.readFileSync(slowLog, 'utf8').includes('"method":"initialize"'), 5000, 50), 'the slow instance starts later');
   await sleep(200);
   eq(fs.readFileSync(slowLog, 'utf8').includes('slow-1'), false, 'it never receives the timed-out call');
+  // a second session gets its own instance, starting again: its client cancels the call first
+  const alice2 = await httpClient(srv.url, key.alice);
+  const ac = new AbortController();
+  setTimeout(() => ac.abort('changed my mind'), 100);
+  const cancelled = await alice2.callTool({ name: 'slow__echo', arguments: { text: 'slow-2' } }, undefined, { signal: ac.signal }).then(() => null, (e) => e);
+  ok(cancelled !== null, `the cancelled call rejects on the client (${cancelled})`);
+  ok(await waitFor(() => /client cancelled echo/.test(srv.log()), 2000, 20), 'mcpd took the cancellation (logged), before the 300 ms deadline');
+  const inits = () => fs.readFileSync(slowLog, 'utf8').split('"method":"initialize"').length - 1;
+  ok(await waitFor(() => inits() === 2, 5000, 50), 'the second instance starts later');
+  await sleep(200);
+  const seen2 = fs.readFileSync(slowLog, 'utf8');
+  ok(!seen2.includes('slow-2') && !seen2.includes('notifications/cancelled'), 'it receives neither the cancelled call nor a cancellation for it');
+  await alice2.close();
   await alice.close();
   await srv.stopAndCheck('policy-solo');
   eq(sql("SELECT count(*) FROM audit WHERE kind='call' AND resource='solo' AND args LIKE '%solo-%'"), '3', 'each has its call row');
   const outcomeOf = (like) => sql(`SELECT json_extract(j.value, '$[1]') FROM audit r, json_each(r.args) j WHERE r.kind = 'result' AND json_extract(j.value, '$[0]') = (SELECT id FROM audit WHERE kind = 'call' AND args LIKE '${like}')`);
   eq(outcomeOf('%solo-1%'), 'ok', 'a call that was answered has the outcome ok');
   eq(outcomeOf('%slow-1%'), 'not_sent', 'the timed-out call has the outcome not_sent (the upstream never saw it)');
+  eq(outcomeOf('%slow-2%'), 'not_sent', 'so has the cancelled one');
   eq(mcpd('audit', 'verify').code, 0, 'the chain verifies');
 });
 
