@@ -368,7 +368,8 @@ await step('a 401 from the upstream: one refresh, the call retried', async () =>
 await step('concurrent 401s share one refresh', async () => {
   const n0 = (await seen()).length;
   const refreshes0 = (mcpd2.log().match(/credential=code-cred refreshed/g) ?? []).length;
-  await control(`http://127.0.0.1:${rsPort}/control/fail-next?n=3`, { method: 'POST' });
+  // the three 401s are held until all three requests arrived: none returns before all were sent
+  await control(`http://127.0.0.1:${rsPort}/control/fail-next?n=3&together=1`, { method: 'POST' });
   const rs3 = await Promise.all([call(), call(), call()]);
   eq(rs3.map((r) => texts(r.result)[0] ?? r.error?.message), Array(3).fill('sub=alice client=mcpd'), 'three concurrent calls all succeed');
   const s = (await seen()).slice(n0);

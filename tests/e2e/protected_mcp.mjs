@@ -6,8 +6,11 @@
 //   E2E_RS_SECRET=... node protected_mcp.mjs <port> <introspection_url> <rs_client_id>
 //
 // Tool "whoami" answers "sub=<subject> client=<client_id>". Test-only routes:
-//   POST /control/fail-next[?n=N]  the next (N) MCP requests carrying a token seen before
-//                             are answered 401 (a retry with a newer token passes)
+//   POST /control/fail-next[?n=N][&together=1]  the next (N) MCP requests carrying a
+//                             token seen before are answered 401 (a retry with a newer
+//                             token passes); with together=1 the N answers are held
+//                             until the Nth such request arrived (at most 5 s), so that
+//                             none of them returns before all N were sent
 //   GET  /control/seen        [{token, status}] of every MCP request (the test greps
 //                             mcpd's logs and files for these values)
 import http from 'node:http';
@@ -18,6 +21,17 @@ const [portS, introspectUrl, rsId] = process.argv.slice(2);
 const rsSecret = process.env.E2E_RS_SECRET;
 const seen = [];
 let failNext = 0;
+let together = [];   /* held forced 401s (together=1) */
+let togetherN = 0;
+let togetherTimer = null;
+function releaseTogether() {
+  clearTimeout(togetherTimer);
+  togetherTimer = null;
+  const held = together;
+  together = [];
+  togetherN = 0;
+  for (const res of held) deny(res, 'forced by the test');
+}
 let failTokens = new Set();
 
 async function introspect(token) {
@@ -41,7 +55,9 @@ function deny(res, why) {
 
 const server = http.createServer(async (req, res) => {
   if (req.url.startsWith('/control/fail-next') && req.method === 'POST') {
-    failNext = Number(new URL(req.url, 'http://x').searchParams.get('n') || 1);
+    const q = new URL(req.url, 'http://x').searchParams;
+    failNext = Number(q.get('n') || 1);
+    togetherN = q.get('together') === '1' ? failNext : 0;
     failTokens = new Set(seen.map((x) => x.token));
     res.end('ok');
     return;
@@ -61,6 +77,12 @@ const server = http.createServer(async (req, res) => {
   if (failNext > 0 && failTokens.has(token)) {
     failNext--;
     seen.push({ token, status: 401, forced: true });
+    if (togetherN > 0) {
+      together.push(res);
+      if (together.length >= togetherN) releaseTogether();
+      else if (!togetherTimer) togetherTimer = setTimeout(releaseTogether, 5000);
+      return;
+    }
     deny(res, 'forced by the test');
     return;
   }
