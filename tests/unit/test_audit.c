@@ -1388,6 +1388,38 @@ static void test_few_at_a_time(void **state)
  * next record comes (a record that goes out first takes the outcome along
  * and stops the timer, which test_one_at_a_time covers).
  */
+/* Polls the file until it holds `want` records (5 s at most). */
+static void wait_chained(struct fixture *f, int64_t want)
+{
+    uint64_t end = uv_hrtime() + 5ull * 1000000000u;
+    int64_t n = 0;
+
+    while ((n = raw_int(f->path, "SELECT count(*) FROM audit")) < want && uv_hrtime() < end)
+        usleep(1000);
+    assert_int_equal(n, want);
+}
+
+/*
+ * Records submitted right after a transaction, and after the helper has
+ * gone idle (it waits until the loop wakes it), are chained.
+ */
+static void test_helper_busy_then_idle(void **state)
+{
+    struct fixture *f = *state;
+
+    open_audit(f);
+    submit_n(f, 3);
+    wait_chained(f, 3);
+    submit_n(f, 2); /* right after a transaction */
+    wait_chained(f, 5);
+    usleep(30000); /* idle: the helper waits to be woken */
+    submit_n(f, 2);
+    wait_chained(f, 7);
+    usleep(30000);
+    submit_n(f, 1);
+    wait_chained(f, 8);
+}
+
 static void on_acked(void *data)
 {
     struct fixture *f = data;
@@ -2486,6 +2518,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_few_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_between_flushes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acked_after_each_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_helper_busy_then_idle, setup, teardown),
         cmocka_unit_test(test_canon_matches_jansson),
         cmocka_unit_test(test_block_splices_journal_row),
         cmocka_unit_test_setup_teardown(test_upgrade_v1, setup, teardown),
