@@ -310,6 +310,9 @@ void mcpd__daemon_run_deferred(struct mcpd_daemon *d)
         w->queued = false;
         w->run(w);
     }
+    /* drained (the audit's hook): the prepare would only run for nothing */
+    if (!d->deferred_closed)
+        uv_prepare_stop(&d->deferred_prepare);
 }
 
 /* ---- shutdown ------------------------------------------------------------------ */

@@ -257,8 +257,7 @@ static void on_call_audited(int status, void *data)
 
         unlink_pending(p); /* before sending: a final answer may free the sink */
         if (sink)
-            mcpd__send_error(sink, p->client_id, MCPD_RPC_SERVER_ERROR,
-                             "the audit log cannot be written; the request is refused");
+            mcpd__send_error(sink, p->client_id, MCPD_RPC_SERVER_ERROR, MCPD_AUDIT_REFUSED);
         free_pending(p);
         mcpd__daemon_check_drained(d);
     } else if (!(p->up->is_private &&
@@ -449,8 +448,7 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
         /* sent by on_call_audited */
         if ((r = audit_forwarded(s, up, p, m)) != 0) {
             mcpd_map_del_u64(&up->pending, p->up_id);
-            mcpd__send_error(reply, m->id, MCPD_RPC_SERVER_ERROR,
-                             "the audit log cannot be written; the request is refused");
+            mcpd__send_error(reply, m->id, MCPD_RPC_SERVER_ERROR, MCPD_AUDIT_REFUSED);
             free_pending(p);
             return 0;
         }
@@ -582,9 +580,7 @@ void mcpd__router_deny(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_s
     s->pending = p;
     s->inflight++;
     if (mcpd_authz_audit(d->authz, &r, on_audited, p) != 0) {
-        p->held =
-            mcpd_jsonrpc_error_new(m->id, MCPD_RPC_SERVER_ERROR,
-                                   "the audit log cannot be written; the request is refused", NULL);
+        p->held = mcpd_jsonrpc_error_new(m->id, MCPD_RPC_SERVER_ERROR, MCPD_AUDIT_REFUSED, NULL);
         json_decref(msg);
         on_audited(0, p);
     }

@@ -24,6 +24,9 @@
 
 struct mcpd_pending;
 
+/* The error a request gets when its audit record cannot be written (fail closed). */
+#define MCPD_AUDIT_REFUSED "the audit log cannot be written; the request is refused"
+
 /* Internal requests (initialize, tools/list): msg is NULL on failure, with `why`. */
 typedef void (*mcpd_internal_cb)(struct mcpd_upstream *up, struct mcpd_msg *msg, const char *why);
 

@@ -631,7 +631,7 @@ static json_t *do_list(struct mcpd_session *s, struct mcpd_msg *m, enum mcpd_lis
         json_decref(page);
         page = NULL;
         *code = MCPD_RPC_SERVER_ERROR;
-        *why = "the audit log cannot be written; the request is refused";
+        *why = MCPD_AUDIT_REFUSED;
     }
     return page;
 }
