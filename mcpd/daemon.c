@@ -140,9 +140,14 @@ void mcpd__daemon_lists_changed(struct mcpd_daemon *d, struct mcpd_upstream *up,
         if (!(kinds & (1u << k)))
             continue;
         n = mcpd_jsonrpc_notification_new(mcpd_list_changed[k], NULL);
-        for (struct mcpd_session *s = d->sessions; n && s; s = s->next)
-            if (s->state == MCPD_SESSION_READY && s->stream)
+        for (struct mcpd_session *s = d->sessions; n && s; s = s->next) {
+            if (s->state != MCPD_SESSION_READY || s->stream == NULL)
+                continue;
+            if (s->listen_id == NULL)
                 mcpd__send(s->stream, n, false);
+            else if (s->listen_kinds & (1u << k)) /* a modern client's filter */
+                mcpd__listen_send(s, n);
+        }
         json_decref(n);
     }
 }

@@ -28,6 +28,7 @@
 #define MCPD_RPC_DENIED       (-32003) /* denied by the binding policy (data says why) */
 /* 2026-07-28 (the spec's range -32020..-32099). */
 #define MCPD_RPC_HEADER_MISMATCH     (-32020) /* HTTP headers do not mirror the body */
+#define MCPD_RPC_MISSING_CAPABILITY  (-32021) /* data: requiredCapabilities */
 #define MCPD_RPC_UNSUPPORTED_VERSION (-32022) /* data: supported, requested */
 
 enum mcpd_msg_kind {

@@ -26,6 +26,8 @@
 #define KEY_CAPS    "io.modelcontextprotocol/clientCapabilities"
 #define KEY_INFO    "io.modelcontextprotocol/clientInfo"
 #define KEY_LEVEL   "io.modelcontextprotocol/logLevel"
+#define KEY_SUB     "io.modelcontextprotocol/subscriptionId"
+#define KEY_SERVER  "io.modelcontextprotocol/serverInfo"
 
 /* Capabilities and versions do not change while mcpd runs. */
 #define DISCOVER_TTL_MS 3600000
@@ -80,14 +82,32 @@ enum mcpd_era mcpd_session_era(json_t *root, json_t **error)
     json_t *meta;
 
     *error = NULL;
-    if (!is_request(root) ||
-        strcmp(json_string_value(json_object_get(root, "method")), "initialize") == 0)
-        return MCPD_ERA_LEGACY; /* initialize keeps its session-era meaning */
+    if (!is_request(root))
+        return MCPD_ERA_LEGACY;
     meta = meta_of(root);
+    /*
+     * initialize keeps its session-era meaning; only one without a
+     * params.protocolVersion and with the modern _meta is a modern request
+     * (for a method that protocol removed: -32601).
+     */
+    if (strcmp(json_string_value(json_object_get(root, "method")), "initialize") == 0 &&
+        (json_object_get(json_object_get(root, "params"), "protocolVersion") != NULL ||
+         json_object_get(meta, KEY_VERSION) == NULL))
+        return MCPD_ERA_LEGACY;
     if (json_object_get(meta, KEY_VERSION) == NULL && json_object_get(meta, KEY_CAPS) == NULL)
         return MCPD_ERA_LEGACY;
     *error = meta_error(root, meta);
     return *error ? MCPD_ERA_INVALID : MCPD_ERA_MODERN;
+}
+
+json_t *mcpd_session_meta_missing(json_t *root)
+{
+    return meta_error(root, NULL);
+}
+
+const char *mcpd_session_meta_version(json_t *root)
+{
+    return json_string_value(json_object_get(meta_of(root), KEY_VERSION));
 }
 
 json_t *mcpd__discover(struct mcpd_session *s)
@@ -102,8 +122,10 @@ json_t *mcpd__discover(struct mcpd_session *s)
 
 bool mcpd__modern_lacks(const char *method)
 {
-    static const char *const gone[] = { "ping", "logging/setLevel", "resources/subscribe",
-                                        "resources/unsubscribe", NULL };
+    static const char *const gone[] = {
+        "initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe",
+        NULL
+    };
     for (int i = 0; gone[i]; i++)
         if (strcmp(method, gone[i]) == 0)
             return true;
@@ -229,4 +251,91 @@ void mcpd_session_serve_stateless(struct mcpd_session *s, json_t *root, struct m
               json_string_value(json_object_get(s->client_info, "name")));
     if (mcpd_session_feed_json(s, root, &s->tsink, &answered) == 0 && !answered)
         mcpd__session_close_soon(s); /* nothing will answer */
+}
+
+/* ---- subscriptions/listen ------------------------------------------------ */
+
+/* The filter's flags, in MCPD_LIST_* order (templates ride on resources). */
+static const char *const listen_flags[MCPD_LIST_KINDS] = { "toolsListChanged", "promptsListChanged",
+                                                           "resourcesListChanged", NULL };
+
+int mcpd__listen_send(struct mcpd_session *s, const json_t *n)
+{
+    json_t *c = json_copy((json_t *)n), *params, *meta;
+    int r = MCPD_ENOMEM;
+
+    params = json_is_object(json_object_get(c, "params")) ? json_copy(json_object_get(c, "params"))
+                                                          : json_object();
+    meta = json_is_object(json_object_get(params, "_meta"))
+               ? json_copy(json_object_get(params, "_meta"))
+               : json_object();
+    if (c && params && meta && json_object_set(meta, KEY_SUB, s->listen_id) == 0 &&
+        json_object_set(params, "_meta", meta) == 0 && json_object_set(c, "params", params) == 0)
+        r = s->stream ? mcpd__send(s->stream, c, false) : MCPD_ECLOSED;
+    json_decref(meta);
+    json_decref(params);
+    json_decref(c);
+    return r;
+}
+
+void mcpd__listen_end(struct mcpd_session *s)
+{
+    json_t *res =
+        json_pack("{s:s, s:{s:O, s:{s:s, s:s}}}", "resultType", "complete", "_meta", KEY_SUB,
+                  s->listen_id, KEY_SERVER, "name", "mcpd", "version", MCPD_VERSION);
+    json_t *resp = res ? mcpd_jsonrpc_result_new(s->listen_id, res) : NULL;
+    struct mcpd_sink *sink = s->stream;
+
+    s->stream = NULL;
+    if (resp && sink)
+        mcpd__send(sink, resp, true);
+    json_decref(resp);
+}
+
+void mcpd__listen(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply)
+{
+    json_t *want = json_object_get(m->params, "notifications"), *uris, *caps, *ok, *ack, *v;
+    size_t i;
+
+    uris = json_object_get(want, "resourceSubscriptions");
+    if (!json_is_object(want) || (uris && !json_is_array(uris))) {
+        mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS,
+                         "Invalid params: notifications (object) is required, and its "
+                         "resourceSubscriptions must be an array of URIs");
+        return;
+    }
+    caps = mcpd__daemon_capabilities(s->daemon);
+    ok = json_object();
+    s->listen_kinds = 0;
+    for (int k = 0; k < MCPD_LIST_KINDS; k++) {
+        static const char *const cap[MCPD_LIST_KINDS] = { "tools", "prompts", "resources", NULL };
+        /* only what was asked for, and only where mcpd tells of changes */
+        if (listen_flags[k] == NULL || !json_is_true(json_object_get(want, listen_flags[k])) ||
+            !json_is_true(json_object_get(json_object_get(caps, cap[k]), "listChanged")))
+            continue;
+        s->listen_kinds |= 1u << k;
+        json_object_set_new(ok, listen_flags[k], json_true());
+    }
+    json_decref(caps);
+    s->listen_id = json_incref(m->id);
+    s->stream = reply;
+    if (json_array_size(uris) > 0) {
+        json_t *subscribed = json_array();
+
+        json_array_foreach (uris, i, v) {
+            if (json_is_string(v) && mcpd__session_subscribe(s, json_string_value(v), m->id))
+                json_array_append(subscribed, v);
+        }
+        json_object_set_new(ok, "resourceSubscriptions", subscribed);
+    }
+    ack = json_pack("{s:s, s:s, s:{s:o}}", "jsonrpc", "2.0", "method",
+                    "notifications/subscriptions/acknowledged", "params", "notifications", ok);
+    if (ack == NULL || mcpd__listen_send(s, ack) != 0) {
+        LOG_WARN("session", "session=%s subscriptions/listen could not be acknowledged", s->id);
+        s->tparent = NULL;
+        mcpd__session_close_soon(s);
+    } else {
+        LOG_DEBUG("session", "session=%s listening (kinds 0x%x)", s->id, s->listen_kinds);
+    }
+    json_decref(ack);
 }

@@ -831,8 +831,12 @@ static void on_resource_updated(struct mcpd_upstream *up, struct mcpd_msg *m)
         /* a per-client instance's updates are its own client's only */
         if (up->is_private && s != up->owner)
             continue;
-        if (s->subs && json_object_get(s->subs, exposed) && s->stream)
-            mcpd__send(s->stream, m->root, false);
+        if (s->subs && json_object_get(s->subs, exposed) && s->stream) {
+            if (s->listen_id)
+                mcpd__listen_send(s, m->root);
+            else
+                mcpd__send(s->stream, m->root, false);
+        }
     }
     free(exposed);
 }

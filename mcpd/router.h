@@ -110,6 +110,8 @@ struct mcpd_session {
     bool closing_soon;         /* its close is scheduled */
     struct mcpd_sink tsink;    /* wraps tparent: the close follows the answer */
     struct mcpd_sink *tparent; /* the transport's sink for the one request */
+    json_t *listen_id;         /* a subscriptions/listen request's id (its stream is `stream`) */
+    unsigned listen_kinds;     /* the list_changed kinds it accepted: 1u << MCPD_LIST_* */
 };
 
 /* A server->client request relayed to a client, waiting for its answer. */
@@ -174,6 +176,21 @@ bool mcpd__modern_lacks(const char *method);
 void mcpd__modernize(json_t *msg, bool cache_hint);
 /* A transient (modern) session closes on a later loop turn; idempotent. */
 void mcpd__session_close_soon(struct mcpd_session *s);
+/*
+ * subscriptions/listen in modern session s: acknowledges the notification
+ * types mcpd honours, then keeps the request open; its stream carries them.
+ */
+void mcpd__listen(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply);
+/* Sends notification n (borrowed) on s's listen stream, tagged with its subscription id. */
+int mcpd__listen_send(struct mcpd_session *s, const json_t *n);
+/* Ends s's subscription gracefully: the listen request's final (empty) result. */
+void mcpd__listen_end(struct mcpd_session *s);
+/*
+ * Subscribes s to the exposed resource uri as resources/subscribe would
+ * (request id `id`, answers discarded). False when the uri is unknown or
+ * hidden from s's bot.
+ */
+bool mcpd__session_subscribe(struct mcpd_session *s, const char *uri, json_t *id);
 /* Handles one decoded message from an upstream. */
 void mcpd__router_upstream_message(struct mcpd_upstream *up, struct mcpd_msg *m);
 

@@ -104,6 +104,7 @@ void mcpd_session_unref(struct mcpd_session **sp)
     json_decref(s->client_info);
     json_decref(s->client_caps);
     json_decref(s->subs);
+    json_decref(s->listen_id);
     mcpd_map_foreach(&s->out, free_outreq, NULL);
     mcpd_map_dispose(&s->out);
     free(s);
@@ -219,6 +220,8 @@ void mcpd_session_close(struct mcpd_session *s)
     while (s->pending)
         mcpd__router_cancel(s->pending, "session closed");
     drop_subscriptions(s);
+    if (s->listen_id && s->stream) /* the subscription ends gracefully */
+        mcpd__listen_end(s);
     while (s->privates) { /* per-client instances end with their session */
         struct mcpd_upstream *up = s->privates;
         s->privates = up->next_private;
@@ -536,6 +539,34 @@ static void do_subscription(struct mcpd_session *s, struct mcpd_msg *m, struct m
     json_decref(resp);
 }
 
+static int discard_send(struct mcpd_sink *sk, const char *data, size_t len, bool final)
+{
+    (void)sk;
+    (void)data;
+    (void)len;
+    (void) final;
+    return 0;
+}
+
+static const struct mcpd_sink_ops discard_ops = { discard_send, NULL, NULL };
+static struct mcpd_sink discard_sink = { &discard_ops, 0 };
+
+bool mcpd__session_subscribe(struct mcpd_session *s, const char *uri, json_t *id)
+{
+    json_t *root = json_pack("{s:s, s:O, s:s, s:{s:s}}", "jsonrpc", "2.0", "id", id, "method",
+                             "resources/subscribe", "params", "uri", uri);
+    struct mcpd_rpc_error err;
+    struct mcpd_msg m;
+    bool ok = false;
+
+    if (root != NULL && mcpd_jsonrpc_classify(&m, root, &err) == 0) {
+        do_subscription(s, &m, &discard_sink, true); /* an unknown uri answers the discard */
+        ok = s->subs != NULL && json_object_get(s->subs, uri) != NULL;
+    }
+    json_decref(root);
+    return ok;
+}
+
 /* completion/complete is routed by its ref: a prompt name or a resource (template) URI. */
 static void do_complete(struct mcpd_session *s, struct mcpd_msg *m, struct mcpd_sink *reply)
 {
@@ -745,6 +776,9 @@ static void handle_request(struct mcpd_session *s, struct mcpd_msg *m, struct mc
                strcmp(m->method, "logging/setLevel") != 0 && mcpd_session_method_known(m->method)) {
         code = MCPD_RPC_INVALID_PARAMS;
         why = "Invalid params: params are required";
+    } else if (s->modern && strcmp(m->method, "subscriptions/listen") == 0) {
+        mcpd__listen(s, m, reply);
+        return;
     } else if (route_request(s, m, reply)) {
         return;
     } else if (list_from_cache(s, m, reply)) {
@@ -782,6 +816,12 @@ static void handle_notification(struct mcpd_session *s, struct mcpd_msg *m)
     if (strcmp(m->method, "notifications/cancelled") != 0)
         return; /* initialized, roots/list_changed, ...: nothing to do */
     rid = json_object_get(m->params, "requestId");
+    if (rid && s->listen_id && json_equal(s->listen_id, rid)) {
+        /* a modern client ends its subscription (stdio): no answer follows */
+        s->tparent = NULL;
+        mcpd__session_close_soon(s);
+        return;
+    }
     for (struct mcpd_pending *p = s->pending; rid && p; p = p->snext) {
         if (json_equal(p->client_id, rid)) {
             LOG_DEBUG("session", "session=%s client cancelled %s", s->id, p->tool_name);

@@ -125,6 +125,16 @@ enum mcpd_era {
 enum mcpd_era mcpd_session_era(json_t *root, json_t **error);
 
 /*
+ * The -32602 error (new reference) for a request that a transport knows to
+ * be modern (its MCP-Protocol-Version header says so) but that carries no
+ * modern _meta.
+ */
+json_t *mcpd_session_meta_missing(json_t *root);
+
+/* params._meta's protocol version of a decoded request (borrowed), or NULL. */
+const char *mcpd_session_meta_version(json_t *root);
+
+/*
  * Serves one modern request (or a server/discover without _meta) in `s`, a
  * session just created for it with mcpd_session_new (and set_bot): the
  * client's context comes from _meta, and the session closes itself once the

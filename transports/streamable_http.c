@@ -221,6 +221,28 @@ static void exchange_detach(struct exchange *ex)
               ex->rs->rp.stream);
 }
 
+/*
+ * The HTTP status of a stateless (2026-07-28) answer sent as plain JSON: an
+ * unknown or removed method is 404, a missing client capability 400; other
+ * errors travel in a 200 like results.
+ */
+static int modern_status(const char *data, size_t len)
+{
+    json_t *msg;
+    json_int_t code;
+
+    if (memmem(data, len, "\"error\"", 7) == NULL)
+        return 200;
+    msg = json_loadb(data, len, 0, NULL);
+    code = json_integer_value(json_object_get(json_object_get(msg, "error"), "code"));
+    json_decref(msg);
+    return code == MCPD_RPC_METHOD_NOT_FOUND      ? 404
+           : code == MCPD_RPC_MISSING_CAPABILITY  ? 400
+           : code == MCPD_RPC_HEADER_MISMATCH     ? 400
+           : code == MCPD_RPC_UNSUPPORTED_VERSION ? 400
+                                                  : 200;
+}
+
 static int exchange_send(struct mcpd_sink *sk, const char *data, size_t len, bool final)
 {
     struct exchange *ex = (struct exchange *)sk;
@@ -251,7 +273,8 @@ static int exchange_send(struct mcpd_sink *sk, const char *data, size_t len, boo
         if (final && r == 0 && !ex->aborted)
             mcpd_http_stream_end(ex->conn, true);
     } else if (!ex->sse) {
-        mcpd_http_respond(ex->conn, 200, "application/json", ex->extra, data, len);
+        mcpd_http_respond(ex->conn, ex->hs == NULL ? modern_status(data, len) : 200,
+                          "application/json", ex->extra, data, len);
     }
     ex->in_send = false;
     if (final) {
@@ -490,6 +513,28 @@ static bool header_is(struct mcpd_http_request *req, const char *name, const cha
     return same;
 }
 
+/* Sends a ready JSON-RPC message (borrowed) with `status`. */
+static void respond_json(struct mcpd_http_conn *c, int status, const json_t *msg)
+{
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    if (text == NULL) {
+        respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    mcpd_http_respond(c, status, "application/json", NULL, text, strlen(text));
+    free(text);
+}
+
+/* An error response naming the request's id (borrowed; the modern era wants it echoed). */
+static void respond_rpc_error(struct mcpd_http_conn *c, int status, json_t *id, int code,
+                              const char *msg)
+{
+    json_t *e = mcpd_jsonrpc_error_new(id, code, msg, NULL);
+
+    respond_json(c, status, e);
+    json_decref(e);
+}
+
 /*
  * A modern POST mirrors its body in headers; a missing or different one is
  * answered 400 + -32020 here. Returns true when they all match.
@@ -515,20 +560,8 @@ static bool headers_match(struct mcpd_http_conn *c, struct mcpd_http_request *re
         return true;
     snprintf(why, sizeof(why), "Bad Request: the %s header is missing or does not match the body",
              bad);
-    respond_error(c, 400, MCPD_RPC_HEADER_MISMATCH, why);
+    respond_rpc_error(c, 400, json_object_get(root, "id"), MCPD_RPC_HEADER_MISMATCH, why);
     return false;
-}
-
-/* Sends a ready JSON-RPC message (borrowed) with `status`. */
-static void respond_json(struct mcpd_http_conn *c, int status, const json_t *msg)
-{
-    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
-    if (text == NULL) {
-        respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, "out of memory");
-        return;
-    }
-    mcpd_http_respond(c, status, "application/json", NULL, text, strlen(text));
-    free(text);
 }
 
 /* A POST that is served without a session: modern, or server/discover outside one. */
@@ -556,6 +589,15 @@ static void handle_stateless(struct http_tp *tp, struct mcpd_http_conn *c,
     if (!mcpd_listener_authenticate(tp->base.daemon, c, req, &who.bot, who.key_hash))
         return;
     if (era == MCPD_ERA_INVALID) {
+        const char *v = mcpd_session_meta_version(root);
+
+        /* a header that names another version than _meta is a mismatch, not a version error */
+        if (v != NULL && !header_is(req, "mcp-protocol-version", v)) {
+            respond_rpc_error(c, 400, json_object_get(root, "id"), MCPD_RPC_HEADER_MISMATCH,
+                              "Bad Request: the MCP-Protocol-Version header is missing or does "
+                              "not match the body");
+            return;
+        }
         respond_json(c, 400, error);
         return;
     }
@@ -621,6 +663,14 @@ static void handle_post(struct http_tp *tp, struct mcpd_http_conn *c, struct mcp
         return;
     }
     era = mcpd_session_era(probe, &error);
+    if (era == MCPD_ERA_LEGACY && !init && json_object_get(probe, "id") != NULL &&
+        json_is_string(json_object_get(probe, "method")) &&
+        mcpd_http_header(req, "mcp-session-id") == NULL &&
+        header_is(req, "mcp-protocol-version", MCPD_MODERN_VERSION)) {
+        /* the header says 2026-07-28, the body lacks its _meta */
+        era = MCPD_ERA_INVALID;
+        error = mcpd_session_meta_missing(probe);
+    }
     if (is_stateless(req, probe, era)) {
         handle_stateless(tp, c, req, probe, era, error);
         json_decref(error);

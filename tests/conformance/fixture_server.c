@@ -96,6 +96,8 @@ struct fx_state {
     int initialized;     /* initialize was received */
     int log_level;       /* index into fx_levels */
     int extra_tool;      /* toggle_extra state */
+    int extra_prompt;    /* test_trigger_prompt_change state */
+    int watched;         /* test://watched-resource is subscribed to */
     FILE *log;           /* FIXTURE_LOG, or NULL */
     const char *name;
     const char *prefix;
@@ -708,6 +710,38 @@ static void t_toggle_extra(json_t *id, json_t *args, json_t *params)
     reply_text(id, fx.extra_tool ? "extra_tool added" : "extra_tool removed", 0);
 }
 
+/*
+ * test_missing_capability (2026-07-28 suite): needs sampling, which a client
+ * that did not declare it cannot give: -32021 with the capability, and no
+ * request is sent.
+ */
+static void t_missing_capability(json_t *id, json_t *args, json_t *params)
+{
+    if (!client_has("sampling")) {
+        send_error(id, -32021, "Missing required client capability: sampling",
+                   json_pack("{s:{s:{}}}", "requiredCapabilities", "sampling"));
+        return;
+    }
+    reply_text(id, "the client declared sampling", 0);
+}
+
+/* Sends resources/updated for test://watched-resource if a client subscribed to it. */
+static void t_touch_watched(json_t *id, json_t *args, json_t *params)
+{
+    if (fx.watched)
+        send_notification("notifications/resources/updated",
+                          json_pack("{s:s}", "uri", "test://watched-resource"));
+    reply_text(id, fx.watched ? "updated" : "not subscribed", 0);
+}
+
+/* test_trigger_prompt_change (2026-07-28 suite): the prompt list changes. */
+static void t_toggle_prompt(json_t *id, json_t *args, json_t *params)
+{
+    fx.extra_prompt = !fx.extra_prompt;
+    send_notification("notifications/prompts/list_changed", NULL);
+    reply_text(id, fx.extra_prompt ? "extra_prompt added" : "extra_prompt removed", 0);
+}
+
 static void t_stderr_noise(json_t *id, json_t *args, json_t *params)
 {
     int i;
@@ -748,11 +782,18 @@ static const struct fx_tool fx_tools[] = {
     { "test_elicitation_sep1330_enums", "Elicitation with the enum schema variants (SEP-1330)",
       FX_NO_ARGS, t_elicitation_enums },
     { "json_schema_2020_12_tool", "Tool whose input schema uses JSON Schema 2020-12 keywords",
+      /* with SEP-2106's vocabulary: $anchor, allOf/anyOf, if/then/else */
       "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"type\":\"object\","
-      "\"$defs\":{\"address\":{\"type\":\"object\",\"properties\":{"
-      "\"street\":{\"type\":\"string\"},\"city\":{\"type\":\"string\"}}}},"
+      "\"$defs\":{\"address\":{\"$anchor\":\"addressDef\",\"type\":\"object\","
+      "\"properties\":{\"street\":{\"type\":\"string\"},\"city\":{\"type\":\"string\"}}}},"
       "\"properties\":{\"name\":{\"type\":\"string\"},"
-      "\"address\":{\"$ref\":\"#/$defs/address\"}},\"additionalProperties\":false}",
+      "\"address\":{\"$ref\":\"#/$defs/address\"},"
+      "\"contactMethod\":{\"type\":\"string\",\"enum\":[\"phone\",\"email\"]},"
+      "\"phone\":{\"type\":\"string\"},\"email\":{\"type\":\"string\"}},"
+      "\"allOf\":[{\"anyOf\":[{\"required\":[\"phone\"]},{\"required\":[\"email\"]}]}],"
+      "\"if\":{\"properties\":{\"contactMethod\":{\"const\":\"phone\"}},"
+      "\"required\":[\"contactMethod\"]},\"then\":{\"required\":[\"phone\"]},"
+      "\"else\":{\"required\":[\"email\"]},\"additionalProperties\":false}",
       t_json_schema },
     { "test_reconnection", "Returns a text result after 100 ms (the HTTP layer tests reconnection)",
       FX_NO_ARGS, t_reconnection },
@@ -772,6 +813,17 @@ static const struct fx_tool fx_tools[] = {
       t_big },
     { "toggle_extra", "Adds or removes extra_tool and sends tools/list_changed", FX_NO_ARGS,
       t_toggle_extra },
+    /* the names the 2026-07-28 suite (server-stateless) looks for */
+    { "test_trigger_tool_change", "Adds or removes extra_tool and sends tools/list_changed",
+      FX_NO_ARGS, t_toggle_extra },
+    { "test_trigger_prompt_change", "Adds or removes extra_prompt and sends prompts/list_changed",
+      FX_NO_ARGS, t_toggle_prompt },
+    { "test_logging_tool", "Sends three info log notifications, then answers", FX_NO_ARGS,
+      t_logging },
+    { "touch_watched", "Sends resources/updated for test://watched-resource when subscribed",
+      FX_NO_ARGS, t_touch_watched },
+    { "test_missing_capability", "Needs sampling: -32021 when the client did not declare it",
+      FX_NO_ARGS, t_missing_capability },
     { "stderr_noise", "Writes a few lines to stderr, then answers", FX_NO_ARGS, t_stderr_noise },
 };
 
@@ -942,13 +994,27 @@ static void m_resources_read(json_t *id, json_t *params)
     send_result(id, json_pack("{s:[o]}", "contents", c));
 }
 
-static void m_subscribe(json_t *id, json_t *params)
+static void subscription(json_t *id, json_t *params, int on)
 {
-    if (!json_is_string(json_object_get(params, "uri"))) {
+    const char *uri = json_string_value(json_object_get(params, "uri"));
+
+    if (uri == NULL) {
         send_error(id, -32602, "Invalid params: 'uri' (string) is required", NULL);
         return;
     }
+    if (strcmp(uri, "test://watched-resource") == 0)
+        fx.watched = on;
     send_result(id, NULL);
+}
+
+static void m_subscribe(json_t *id, json_t *params)
+{
+    subscription(id, params, 1);
+}
+
+static void m_unsubscribe(json_t *id, json_t *params)
+{
+    subscription(id, params, 0);
 }
 
 /* ---- prompts and completion ------------------------------------------- */
@@ -969,19 +1035,26 @@ static const char *prompt_arg(json_t *id, json_t *params, const char *name)
 
 static void m_prompts_list(json_t *id, json_t *params)
 {
+    json_t *res;
+
     if (reject_cursor(id, params))
         return;
-    send_result(id, json_pack("{s:[{s:s, s:s}, {s:s, s:s, s:[{s:s, s:s, s:b}, {s:s, s:s, s:b}]},"
-                              " {s:s, s:s, s:[{s:s, s:s, s:b}]}, {s:s, s:s}]}",
-                              "prompts", "name", "test_simple_prompt", "description",
-                              "A prompt without arguments", "name", "test_prompt_with_arguments",
-                              "description", "A prompt that substitutes two arguments", "arguments",
-                              "name", "arg1", "description", "First argument", "required", 1,
-                              "name", "arg2", "description", "Second argument", "required", 1,
-                              "name", "test_prompt_with_embedded_resource", "description",
-                              "A prompt that embeds a resource", "arguments", "name", "resourceUri",
-                              "description", "URI of the resource to embed", "required", 1, "name",
-                              "test_prompt_with_image", "description", "A prompt with an image"));
+    res =
+        json_pack("{s:[{s:s, s:s}, {s:s, s:s, s:[{s:s, s:s, s:b}, {s:s, s:s, s:b}]},"
+                  " {s:s, s:s, s:[{s:s, s:s, s:b}]}, {s:s, s:s}]}",
+                  "prompts", "name", "test_simple_prompt", "description",
+                  "A prompt without arguments", "name", "test_prompt_with_arguments", "description",
+                  "A prompt that substitutes two arguments", "arguments", "name", "arg1",
+                  "description", "First argument", "required", 1, "name", "arg2", "description",
+                  "Second argument", "required", 1, "name", "test_prompt_with_embedded_resource",
+                  "description", "A prompt that embeds a resource", "arguments", "name",
+                  "resourceUri", "description", "URI of the resource to embed", "required", 1,
+                  "name", "test_prompt_with_image", "description", "A prompt with an image");
+    if (res != NULL && fx.extra_prompt)
+        json_array_append_new(json_object_get(res, "prompts"),
+                              json_pack("{s:s, s:s}", "name", "extra_prompt", "description",
+                                        "Exists while test_trigger_prompt_change is on"));
+    send_result(id, res);
 }
 
 static void m_prompts_get(json_t *id, json_t *params)
@@ -1133,12 +1206,18 @@ struct fx_method {
 };
 
 static const struct fx_method fx_methods[] = {
-    { "initialize", m_initialize },           { "ping", m_ping },
-    { "tools/list", m_tools_list },           { "tools/call", m_tools_call },
-    { "resources/list", m_resources_list },   { "resources/templates/list", m_templates_list },
-    { "resources/read", m_resources_read },   { "resources/subscribe", m_subscribe },
-    { "resources/unsubscribe", m_subscribe }, { "prompts/list", m_prompts_list },
-    { "prompts/get", m_prompts_get },         { "completion/complete", m_complete },
+    { "initialize", m_initialize },
+    { "ping", m_ping },
+    { "tools/list", m_tools_list },
+    { "tools/call", m_tools_call },
+    { "resources/list", m_resources_list },
+    { "resources/templates/list", m_templates_list },
+    { "resources/read", m_resources_read },
+    { "resources/subscribe", m_subscribe },
+    { "resources/unsubscribe", m_unsubscribe },
+    { "prompts/list", m_prompts_list },
+    { "prompts/get", m_prompts_get },
+    { "completion/complete", m_complete },
     { "logging/setLevel", m_set_level },
 };
 

@@ -3,10 +3,14 @@
 // served without Mcp-Session-Id (resultType added, the modern _meta not
 // forwarded upstream, -32002 mapped to -32602, no server->client requests),
 // header validation (-32020), missing _meta fields (-32602), an unsupported
-// version (-32022), bot keys, and legacy sessions unaffected next to them.
+// version (-32022), 404 for removed and unknown methods, subscriptions/listen
+// (acknowledgement, filter, subscription ids, list_changed, resource
+// subscriptions, the end by close, cancel or shutdown), bot keys, and legacy
+// sessions unaffected next to them.
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import path from 'node:path';
-import { bin, ok, eq, match, step, finish, startServe, post, rawSession, writeFile, track, tmp, run, sleep, checkCleanExit } from './lib.mjs';
+import { bin, ok, eq, match, step, finish, startServe, post, rawSession, writeFile, track, tmp, run, sleep, checkCleanExit, waitFor } from './lib.mjs';
 
 const V = '2026-07-28';
 const ALL = [V, '2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'];
@@ -28,6 +32,38 @@ function modernPost(port, body, extra = {}) {
   const name = body.method === 'resources/read' ? p.uri : ['tools/call', 'prompts/get'].includes(body.method) ? p.name : undefined;
   return post(port, body, { 'MCP-Protocol-Version': V, 'Mcp-Method': body.method, ...(name !== undefined ? { 'Mcp-Name': name } : {}), ...extra });
 }
+
+// A subscriptions/listen request held open: frames() are the SSE messages so far.
+function listen(port, notifications, id = ++idn) {
+  const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'subscriptions/listen', params: { notifications, _meta: META } });
+  const got = [];
+  let buf = '';
+  let res;
+  const ended = new Promise((resolve) => {
+    const r = http.request({ host: '127.0.0.1', port, path: '/mcp', method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', 'MCP-Protocol-Version': V, 'Mcp-Method': 'subscriptions/listen', 'Content-Length': Buffer.byteLength(body) } }, (rr) => {
+      res = rr;
+      rr.setEncoding('utf8');
+      rr.on('data', (d) => {
+        buf += d;
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const ev = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = ev.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
+          if (data) got.push(JSON.parse(data));
+        }
+      });
+      rr.on('end', () => resolve('end'));
+      rr.on('error', () => resolve('error'));
+      rr.on('close', () => resolve('closed'));
+    });
+    r.on('error', () => resolve('error'));
+    r.end(body);
+    listen.reqs.push(r);
+  });
+  return { id, frames: () => got, status: () => res?.statusCode, type: () => res?.headers['content-type'], ended, close: () => res?.destroy() };
+}
+listen.reqs = [];
 
 const srv = await startServe(cfgText, { name: 'modern', essential: true });
 const port = srv.port;
@@ -91,8 +127,9 @@ await step('HTTP: header validation (-32020)', async () => {
     ['Mcp-Name bad base64 form', { 'Mcp-Name': '=?base64?@@@?=' }],
   ];
   for (const [what, extra] of cases) {
-    const r = await modernPost(port, body(), extra);
-    eq([r.status, r.json?.error?.code], [400, -32020], what);
+    const b = body();
+    const r = await modernPost(port, b, extra);
+    eq([r.status, r.json?.error?.code, r.json?.id], [400, -32020, b.id], `${what} (the error names the request's id)`);
   }
   const b64 = Buffer.from('fixture__echo').toString('base64');
   const good = await modernPost(port, body(), { 'Mcp-Name': `=?base64?${b64}?=` });
@@ -112,6 +149,88 @@ await step('HTTP: _meta fields and versions', async () => {
   const r3 = await modernPost(port, req('tools/list', {}, { ...META, 'io.modelcontextprotocol/protocolVersion': '2099-01-01' }), { 'MCP-Protocol-Version': '2099-01-01' });
   eq([r3.status, r3.json?.error?.code], [400, -32022], 'unsupported version: 400 + -32022');
   eq(r3.json?.error?.data, { supported: ALL, requested: '2099-01-01' }, 'data.supported and data.requested');
+});
+
+await step('HTTP: 2026-07-28 statuses: 404 for removed and unknown methods, _meta missing, header mismatch', async () => {
+  for (const m of ['initialize', 'ping', 'logging/setLevel', 'resources/subscribe', 'resources/unsubscribe', 'unknown/method']) {
+    const r = await modernPost(port, req(m, {}));
+    eq([r.status, r.json?.error?.code, r.json?.id], [404, -32601, idn], `${m}: 404 + -32601, with the request's id`);
+  }
+  const legacyInit = await post(port, { jsonrpc: '2.0', id: 3, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+  ok(legacyInit.status === 200 && legacyInit.headers['mcp-session-id'], 'a session-era initialize still opens a session');
+  const noMeta = await modernPost(port, { jsonrpc: '2.0', id: 5, method: 'server/discover', params: {} });
+  eq([noMeta.status, noMeta.json?.error?.code, noMeta.json?.id], [400, -32602, 5], 'the header says 2026-07-28 and _meta is missing: 400 + -32602');
+  const noMetaList = await modernPost(port, { jsonrpc: '2.0', id: 6, method: 'tools/list' });
+  eq([noMetaList.status, noMetaList.json?.error?.code], [400, -32602], 'the same for tools/list without params');
+  const mismatch = await modernPost(port, req('server/discover', {}, { ...META, 'io.modelcontextprotocol/protocolVersion': 'v999.0.0' }));
+  eq([mismatch.status, mismatch.json?.error?.code], [400, -32020], 'header 2026-07-28, _meta v999.0.0: 400 + -32020 (a mismatch, not a version error)');
+  const tool = await modernPost(port, req('tools/call', { name: 'fixture__nope', arguments: {} }));
+  eq(tool.status, 200, 'other errors (an unknown tool, -32602) stay in a 200');
+});
+
+await step('HTTP: subscriptions/listen (ack, filter, subscription id, list_changed)', async () => {
+  const tools = listen(port, { toolsListChanged: true, promptsListChanged: false, somethingElse: true });
+  const prompts = listen(port, { promptsListChanged: true });
+  await waitFor(() => tools.frames().length >= 1 && prompts.frames().length >= 1, 5000, 20);
+  eq(tools.type(), 'text/event-stream', 'the listen stream is SSE');
+  const ack = tools.frames()[0];
+  eq(ack?.method, 'notifications/subscriptions/acknowledged', 'the first message is the acknowledgement');
+  eq(ack?.params?.notifications, { toolsListChanged: true }, 'it accepts what was asked for and mcpd honours (not false, not unknown keys)');
+  eq(ack?.params?._meta?.['io.modelcontextprotocol/subscriptionId'], tools.id, 'tagged with the listen request id');
+  eq(prompts.frames()[0]?.params?.notifications, { promptsListChanged: true }, 'the second stream: prompts only');
+  const t = await modernPost(port, req('tools/call', { name: 'fixture__test_trigger_tool_change', arguments: {} }));
+  eq(t.json?.result?.content?.[0]?.text, 'extra_tool added', 'the tool list changed upstream');
+  await waitFor(() => tools.frames().length >= 2, 5000, 20);
+  const tc = tools.frames()[1];
+  eq(tc?.method, 'notifications/tools/list_changed', 'tools/list_changed on the tools stream');
+  eq(tc?.params?._meta?.['io.modelcontextprotocol/subscriptionId'], tools.id, 'tagged');
+  await modernPost(port, req('tools/call', { name: 'fixture__test_trigger_prompt_change', arguments: {} }));
+  await waitFor(() => prompts.frames().length >= 2, 5000, 20);
+  eq(prompts.frames()[1]?.method, 'notifications/prompts/list_changed', 'prompts/list_changed on the prompts stream');
+  eq(prompts.frames()[1]?.params?._meta?.['io.modelcontextprotocol/subscriptionId'], prompts.id, 'tagged with its own id');
+  await sleep(200);
+  eq(tools.frames().map((f) => f.method), ['notifications/subscriptions/acknowledged', 'notifications/tools/list_changed'], 'the tools stream got no prompts notification');
+  eq(prompts.frames().length, 2, 'the prompts stream got no tools notification');
+  const list = await modernPost(port, req('tools/list'));
+  ok(list.json?.result?.tools?.some((x) => x.name === 'fixture__extra_tool'), 'a re-list shows the change');
+  await modernPost(port, req('tools/call', { name: 'fixture__test_trigger_tool_change', arguments: {} }));
+  await modernPost(port, req('tools/call', { name: 'fixture__test_trigger_prompt_change', arguments: {} }));
+  tools.close();
+  prompts.close();
+  await Promise.all([tools.ended, prompts.ended]);
+  await waitFor(() => (srv.log().match(/listening \(kinds/g) || []).length >= 2, 2000, 20);
+  const bad = await modernPost(port, req('subscriptions/listen', { notifications: 'all' }));
+  eq([bad.status, bad.json?.error?.code], [200, -32602], 'notifications must be an object: -32602');
+});
+
+await step('HTTP: subscriptions/listen resourceSubscriptions (upstream subscribe, resources/updated, unsubscribe)', async () => {
+  const uri = 'fixture+test://watched-resource';
+  const touch = async () => (await modernPost(port, req('tools/call', { name: 'fixture__touch_watched', arguments: {} }))).json?.result?.content?.[0]?.text;
+  eq(await touch(), 'not subscribed', 'nobody subscribed yet');
+  const l = listen(port, { resourceSubscriptions: [uri, 'nobody+x://y', 42] });
+  await waitFor(() => l.frames().length >= 1, 5000, 20);
+  eq(l.frames()[0]?.params?.notifications, { resourceSubscriptions: [uri] }, 'the ack lists only the URIs mcpd can route (no server "nobody", not a string)');
+  await waitFor(async () => (await touch()) === 'updated', 5000, 100);
+  await waitFor(() => l.frames().length >= 2, 5000, 20);
+  const u = l.frames().find((f) => f.method === 'notifications/resources/updated');
+  eq(u?.params?.uri, uri, 'resources/updated with the exposed URI');
+  eq(u?.params?._meta?.['io.modelcontextprotocol/subscriptionId'], l.id, 'tagged');
+  l.close();
+  await l.ended;
+  await waitFor(async () => (await touch()) === 'not subscribed', 5000, 100);
+  eq(await touch(), 'not subscribed', 'closing the stream unsubscribed upstream');
+});
+
+await step('HTTP: a listen stream ends with an empty complete result when mcpd stops', async () => {
+  const s2 = await startServe(cfgText, { name: 'modern-stop' });
+  const l = listen(s2.port, { toolsListChanged: true });
+  await waitFor(() => l.frames().length >= 1, 5000, 20);
+  const stopped = s2.stopAndCheck('mcpd (listen at stop)');
+  eq(await Promise.race([l.ended, sleep(10000).then(() => 'timeout')]), 'end', 'the stream ends');
+  await stopped;
+  const last = l.frames().at(-1);
+  eq([last?.id, last?.result?.resultType], [l.id, 'complete'], 'the last message is the listen request\'s result');
+  eq(last?.result?._meta?.['io.modelcontextprotocol/subscriptionId'], l.id, 'naming the subscription');
 });
 
 await step('HTTP: legacy sessions are unaffected next to modern requests', async () => {
@@ -176,6 +295,40 @@ await step('stdio: server/discover and modern requests as raw lines', async () =
   child.stdin.end();
   const r = await Promise.race([exited, sleep(15000).then(() => ({ code: null, signal: 'timeout' }))]);
   checkCleanExit('mcpd stdio', r.code, r.signal, err);
+});
+
+await step('stdio: subscriptions/listen, ended by notifications/cancelled', async () => {
+  const cfg = writeFile('stdio-listen.yaml', cfgText);
+  const child = track(spawn(bin.mcpd, ['stdio', '-c', cfg, '--log-level', 'debug'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const msgs = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const lid = 'listen-1';
+  child.stdin.write(JSON.stringify({ jsonrpc: '2.0', id: lid, method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true }, _meta: META } }) + '\n');
+  await waitFor(() => msgs().length >= 1, 10000, 20);
+  eq(msgs()[0]?.method, 'notifications/subscriptions/acknowledged', 'acknowledged first');
+  eq(msgs()[0]?.params?._meta?.['io.modelcontextprotocol/subscriptionId'], lid, 'tagged with the listen id');
+  const trig = req('tools/call', { name: 'fixture__test_trigger_tool_change', arguments: {} });
+  child.stdin.write(JSON.stringify(trig) + '\n');
+  await waitFor(() => msgs().some((m) => m.method === 'notifications/tools/list_changed'), 10000, 20);
+  const lc = msgs().find((m) => m.method === 'notifications/tools/list_changed');
+  eq(lc?.params?._meta?.['io.modelcontextprotocol/subscriptionId'], lid, 'tools/list_changed tagged');
+  child.stdin.write(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: lid } }) + '\n');
+  await sleep(200);
+  const before = msgs().length;
+  const trig2 = req('tools/call', { name: 'fixture__test_trigger_tool_change', arguments: {} });
+  child.stdin.write(JSON.stringify(trig2) + '\n');
+  await waitFor(() => msgs().some((m) => m.id === trig2.id), 10000, 20);
+  await sleep(200);
+  const later = msgs().slice(before);
+  ok(!later.some((m) => m.method === 'notifications/tools/list_changed'), 'no list_changed after the client cancelled', JSON.stringify(later).slice(0, 300));
+  ok(!msgs().some((m) => m.id === lid), 'and no answer to the cancelled listen');
+  child.stdin.end();
+  const r = await Promise.race([exited, sleep(15000).then(() => ({ code: null, signal: 'timeout' }))]);
+  checkCleanExit('mcpd stdio (listen)', r.code, r.signal, err);
 });
 
 await step('HTTP with bots: modern requests need the bearer key', async () => {

@@ -855,11 +855,20 @@ static void test_era(void **state)
                "}}",
                &code),
         MCPD_ERA_MODERN);
+    /* initialize keeps its session-era meaning unless it is a modern request (then -32601) */
     assert_int_equal(
         era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{" MODERN_META
                "}}",
                &code),
-        MCPD_ERA_LEGACY);
+        MCPD_ERA_MODERN);
+    assert_int_equal(era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+                            "\"protocolVersion\":\"2025-11-25\"," MODERN_META "}}",
+                            &code),
+                     MCPD_ERA_LEGACY);
+    assert_int_equal(era_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+                            "\"protocolVersion\":\"2025-11-25\",\"capabilities\":{}}}",
+                            &code),
+                     MCPD_ERA_LEGACY);
     assert_int_equal(
         era_of("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\",\"params\":{" MODERN_META "}}",
                &code),
@@ -876,6 +885,18 @@ static void test_era(void **state)
                             &code),
                      MCPD_ERA_INVALID);
     assert_int_equal(code, MCPD_RPC_UNSUPPORTED_VERSION);
+    {
+        /* a request a transport knows to be modern, without _meta: -32602 naming its id */
+        json_t *root =
+            json_loads("{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/list\"}", 0, NULL);
+        json_t *e = mcpd_session_meta_missing(root);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(e, "error"), "code")),
+                         MCPD_RPC_INVALID_PARAMS);
+        assert_int_equal(json_integer_value(json_object_get(e, "id")), 9);
+        assert_null(mcpd_session_meta_version(root));
+        json_decref(e);
+        json_decref(root);
+    }
 }
 
 /* Serves `in` statelessly in a fresh session; the session is gone after one loop turn. */
