@@ -15,6 +15,9 @@
 #       @modelcontextprotocol/conformance@0.1.16
 #       @modelcontextprotocol/sdk@1.32.2
 #       @modelcontextprotocol/server-everything@2026.8.31
+#   $CACHE/pkgs-c0.2.0-alpha.12-e2026.8.31/node_modules/
+#       @modelcontextprotocol/conformance@0.2.0-alpha.12 (the 2026-07-28
+#       requirements: conformance.modern) and server-everything@2026.8.31
 #   $CACHE/env.sh               NODE=..., PKG_DIR=..., SDK_DIR=..., EVERYTHING=...
 #                               (sourced by the e2e and conformance runners)
 # The folder names match tests/conformance/conformance.sh, which then finds
@@ -32,6 +35,8 @@ NODE_DIR="$CACHE/node-${NODE22_VERSION}"
 FS_SERVER_VERSION="${FS_SERVER_VERSION:-2026.8.31}"
 FS_DIR="$CACHE/server-filesystem-${FS_SERVER_VERSION}"
 OIDC_DIR="$CACHE/oidc-provider-${OIDC_PROVIDER_VERSION}"
+MODERN_CONFORMANCE_VERSION="${MODERN_CONFORMANCE_VERSION:-0.2.0-alpha.12}"
+MODERN_PKG_DIR="$CACHE/pkgs-c${MODERN_CONFORMANCE_VERSION}-e${SERVER_EVERYTHING_VERSION}"
 
 APT_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libssl-dev
   libcurl4-openssl-dev libsqlite3-dev libjansson-dev libyaml-dev libwslay-dev
@@ -144,6 +149,20 @@ for f in "$SDK_DIR/package.json" "$EVERYTHING" "$CLI"; do
 done
 [ "$(version_of "$PKG_DIR" @modelcontextprotocol/sdk)" = "$SDK_VERSION" ] ||
   die "@modelcontextprotocol/sdk is not $SDK_VERSION in $PKG_DIR"
+
+# The newer suite (2026-07-28 requirements) in the folder conformance.sh looks in for it.
+mkdir -p "$MODERN_PKG_DIR"
+if [ "$(version_of "$MODERN_PKG_DIR" @modelcontextprotocol/conformance)" != "$MODERN_CONFORMANCE_VERSION" ] ||
+   [ "$(version_of "$MODERN_PKG_DIR" @modelcontextprotocol/server-everything)" != "$SERVER_EVERYTHING_VERSION" ]; then
+  log "installing @modelcontextprotocol/conformance@$MODERN_CONFORMANCE_VERSION into $MODERN_PKG_DIR"
+  [ -f "$MODERN_PKG_DIR/package.json" ] || echo '{"name":"mcpd-conformance-modern","private":true}' >"$MODERN_PKG_DIR/package.json"
+  (cd "$MODERN_PKG_DIR" && npm install "${NPM_FLAGS[@]}" \
+      "@modelcontextprotocol/conformance@$MODERN_CONFORMANCE_VERSION" \
+      "@modelcontextprotocol/server-everything@$SERVER_EVERYTHING_VERSION" >&2) \
+    || die "npm install @modelcontextprotocol/conformance@$MODERN_CONFORMANCE_VERSION failed"
+fi
+[ -f "$MODERN_PKG_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js" ] ||
+  die "missing after install: the $MODERN_CONFORMANCE_VERSION suite"
 
 # @modelcontextprotocol/server-filesystem (bridged by `mcpd agent` in
 # tests/e2e/agent_program.mjs) in its own folder, so the packages above keep

@@ -19,12 +19,17 @@
 #
 # Options:
 #   --suite S                 conformance suite: active (default), all, pending
+#   --requirements REV        run exactly the scenarios protocol revision REV requires
+#                             (suite 0.2.x, e.g. 2026-07-28); replaces --suite
 #   --scenario NAME           run one scenario only (repeatable)
 #   --expected-failures FILE  baseline of scenario names expected to fail (one per
 #                             line, '#' comments, YAML "- name" lines accepted).
 #                             A listed scenario that fails is not counted as failed;
 #                             a listed scenario that passes IS counted as failed
 #                             (stale baseline), like the suite's own --expected-failures.
+#                             A line SCENARIO:CHECK-ID lists one check instead: the
+#                             scenario then counts as an expected failure only when
+#                             exactly its listed checks fail.
 #   --results DIR             write per-scenario checks.json into a new run-* folder
 #                             under DIR (default: a fresh folder under the cache)
 #   --wait SECONDS            how long to wait for the server to come up (default 30)
@@ -54,6 +59,7 @@ NODE22_VERSION="${NODE22_VERSION:-22.23.3}"
 CACHE="${MCP_CONFORMANCE_CACHE:-${MCPD_TEST_CACHE:-${HOME:-/root}/.cache/mcpd-test}}"
 
 SUITE="active"
+REQUIREMENTS=""
 SCENARIOS=()
 EXPECTED=""
 RESULTS=""
@@ -70,6 +76,7 @@ log() { echo "conformance.sh: $*" >&2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --suite) SUITE="${2:?}"; shift 2 ;;
+    --requirements) REQUIREMENTS="${2:?}"; shift 2 ;;
     --scenario) SCENARIOS+=("${2:?}"); shift 2 ;;
     --expected-failures) EXPECTED="${2:?}"; shift 2 ;;
     --results) RESULTS="${2:?}"; shift 2 ;;
@@ -255,7 +262,9 @@ LOGF="$RUN_DIR/suite.log"
 : > "$LOGF"
 
 run_suite() {
-  if [ ${#SCENARIOS[@]} -eq 0 ]; then
+  if [ -n "$REQUIREMENTS" ] && [ ${#SCENARIOS[@]} -eq 0 ]; then
+    (cd "$RUN_DIR" && timeout -k 10 "$TIMEOUT_S" "$NODE" "$CLI" server --url "$URL" --requirements "$REQUIREMENTS" -o "$OUT") >>"$LOGF" 2>&1
+  elif [ ${#SCENARIOS[@]} -eq 0 ]; then
     (cd "$RUN_DIR" && timeout -k 10 "$TIMEOUT_S" "$NODE" "$CLI" server --url "$URL" --suite "$SUITE" -o "$OUT") >>"$LOGF" 2>&1
   else
     local s rc=0
@@ -289,10 +298,16 @@ for (const d of fs.readdirSync(outDir)) {
 }
 const names = [...new Set([...announced, ...results.keys()])];
 let expected = new Set();
+const expectedChecks = new Map(); // scenario -> Set of check ids expected to fail
 if (expectedFile) {
   for (let line of fs.readFileSync(expectedFile, 'utf8').split('\n')) {
     line = line.replace(/#.*/, '').trim().replace(/^-\s*/, '').replace(/^['"]|['"]$/g, '');
-    if (line && !line.endsWith(':')) expected.add(line);
+    if (!line || line.endsWith(':')) continue;
+    const c = line.indexOf(':');
+    if (c < 0) { expected.add(line); continue; }
+    const sc = line.slice(0, c), id = line.slice(c + 1);
+    if (!expectedChecks.has(sc)) expectedChecks.set(sc, new Set());
+    expectedChecks.get(sc).add(id);
   }
 }
 let passed = 0, failed = 0, xfail = 0;
@@ -311,14 +326,22 @@ for (const n of names) {
     if (bad.length) detail += ' - ' + bad.map(c => `${c.id}: ${(c.errorMessage || c.description || '').replace(/\s+/g, ' ').slice(0, 160)}`).join(' | ');
   }
   let verdict;
-  if (expected.has(n)) {
+  const want = expectedChecks.get(n);
+  if (want && Array.isArray(checks)) {
+    const badIds = new Set(checks.filter(c => c.status === 'FAILURE').map(c => c.id));
+    const extra = [...badIds].filter(id => !want.has(id));
+    const stale = [...want].filter(id => !badIds.has(id));
+    if (extra.length) { verdict = 'FAIL'; failed++; }
+    else if (stale.length) { verdict = 'XPASS'; failed++; detail += ` (checks listed as expected failures passed: ${stale.join(', ')}; stale baseline)`; }
+    else { verdict = 'XFAIL'; xfail++; }
+  } else if (expected.has(n)) {
     if (status === 'FAIL') { verdict = 'XFAIL'; xfail++; }
     else { verdict = 'XPASS'; failed++; detail += ' (listed as expected failure: stale baseline)'; }
   } else if (status === 'PASS') { verdict = 'PASS'; passed++; }
   else { verdict = 'FAIL'; failed++; }
   console.log(`${verdict.padEnd(5)} ${n.padEnd(w)}  ${detail}`);
 }
-for (const n of expected) if (!names.includes(n)) console.log(`NOTE  ${n.padEnd(w)}  listed in baseline but not run`);
+for (const n of [...expected, ...expectedChecks.keys()]) if (!names.includes(n)) console.log(`NOTE  ${n.padEnd(w)}  listed in baseline but not run`);
 if (names.length === 0) { console.log('no scenario ran; see the suite log'); failed++; }
 if (xfail) console.log(`expected failures (baseline): ${xfail}`);
 console.log(`results: ${outDir}`);

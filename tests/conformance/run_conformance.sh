@@ -14,6 +14,10 @@
 #           the fixture's names reach the suite unchanged (they are unique in
 #           that catalog; the demo's `echo` collides with the fixture's and is
 #           reported and left out, which the suite does not use)
+#   modern  the stateless revision: suite $MODERN_CONFORMANCE_VERSION (default
+#           0.2.0-alpha.12) with --requirements 2026-07-28, the fixture shared
+#           over stdio (its list changes reach every subscriptions/listen
+#           stream); baseline expected-failures-2026-07-28.txt
 #
 # mcpd listens on free 127.0.0.1 ports (--listen 127.0.0.1:0 --port-file).
 # Scenarios listed in tests/conformance/expected-failures.txt are expected to fail.
@@ -105,6 +109,9 @@ case "$SETUP" in
     printf 'servers:\n  fixture:\n    command: %s\n    share: per-client\n  demo:\n    command: %s\ncatalog: {prefix: never}\n' \
       "$FIXTURE" "$BUILD/mcpd-demo-server" >"$TMP/front.yaml"
     ;;
+  modern)
+    printf 'servers:\n  fixture:\n    command: %s\ncatalog: {prefix: never}\n' "$FIXTURE" >"$TMP/front.yaml"
+    ;;
   *)
     echo "run_conformance: unknown set-up '$SETUP' (stdio, remote or multi)" >&2
     exit 2
@@ -112,8 +119,14 @@ case "$SETUP" in
 esac
 start_mcpd front
 
-"$HERE/conformance.sh" --suite all --timeout 240 \
-  --expected-failures "$HERE/expected-failures.txt" "$@" "http://127.0.0.1:$PORT/mcp"
+if [ "$SETUP" = modern ]; then
+  CONFORMANCE_VERSION="${MODERN_CONFORMANCE_VERSION:-0.2.0-alpha.12}" \
+    "$HERE/conformance.sh" --requirements 2026-07-28 --timeout 300 \
+    --expected-failures "$HERE/expected-failures-2026-07-28.txt" "$@" "http://127.0.0.1:$PORT/mcp"
+else
+  "$HERE/conformance.sh" --suite all --timeout 240 \
+    --expected-failures "$HERE/expected-failures.txt" "$@" "http://127.0.0.1:$PORT/mcp"
+fi
 RC=$?
 
 for pid in "${PIDS[@]}"; do

@@ -26,7 +26,9 @@ mcpd_e2e_test(cli 90)
 # conformance.<setup>: the official server suite against mcpd serve with
 # mcpd-fixture behind it over stdio, over remote streamable HTTP, and with a
 # second upstream present; tests/conformance/expected-failures.txt is the baseline.
-foreach(setup stdio remote multi)
+# conformance.modern: the 2026-07-28 requirements of the newer suite
+# (0.2.0-alpha.12), baseline tests/conformance/expected-failures-2026-07-28.txt.
+foreach(setup stdio remote multi modern)
   add_test(NAME conformance.${setup}
     COMMAND bash ${CMAKE_SOURCE_DIR}/tests/conformance/run_conformance.sh ${CMAKE_BINARY_DIR} ${setup})
   set_tests_properties(conformance.${setup} PROPERTIES LABELS conformance TIMEOUT 400)
