@@ -196,6 +196,7 @@ struct mcpd_limits_config {
     unsigned max_connections;
     unsigned page_size;
     unsigned session_idle_ms;
+    unsigned input_wait_ms; /* MRTR: how long a call waits for a modern client's retry */
     unsigned header_timeout_ms;
     unsigned body_timeout_ms;
     unsigned idle_timeout_ms;

@@ -391,8 +391,9 @@ void mcpd__daemon_check_drained(struct mcpd_daemon *d)
             finish_close(d);
         return;
     }
+    /* a parked call (MRTR) waits for a retry that a stopped listener cannot take */
     for (struct mcpd_session *s = d->sessions; s; s = s->next)
-        if (s->inflight)
+        if (s->inflight && !s->parked)
             return;
     begin_close(d);
 }

@@ -40,6 +40,7 @@
 #define MCPD_CALL_TIMEOUT_MS       30000  /* default per-call deadline (config, per server) */
 #define MCPD_MAX_CALL_TIMEOUT_MS   600000 /* hard cap whatever the config says */
 #define MCPD_INIT_TIMEOUT_MS       30000  /* upstream initialize + first tools/list */
+#define MCPD_MRTR_PARK_MS          120000 /* limits.input_wait: a call waits for a modern retry */
 #define MCPD_MAX_UPSTREAM_INFLIGHT 256    /* pending requests per upstream */
 #define MCPD_MAX_UPSTREAM_TOOLS    10000  /* tools one upstream may register */
 #define MCPD_MAX_UPSTREAM_NOTIFY   2000   /* notifications per second per upstream; more dropped */

@@ -16,8 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
 #include "daemon.h"
 #include "error.h"
+#include "limits.h"
 #include "log.h"
 #include "router.h"
 #include "session.h"
@@ -167,7 +173,7 @@ static void on_close_timer(uv_timer_t *t)
 void mcpd__session_close_soon(struct mcpd_session *s)
 {
     uv_timer_t *t;
-    if (!s->modern || s->closing_soon)
+    if (!s->modern || s->closing_soon || s->parked)
         return;
     s->closing_soon = true;
     if ((t = malloc(sizeof(*t))) == NULL) {
@@ -235,6 +241,117 @@ static void apply_meta(struct mcpd_session *s, json_t *root)
         json_object_del(params, "_meta");
 }
 
+/* ---- MRTR: parked calls and their requestState ---------------------------- */
+
+static void on_park_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_park_expired(uv_timer_t *t)
+{
+    struct mcpd_session *s = t->data;
+
+    LOG_INFO("session",
+             "session=%s no retry came for its input_required answer within %u ms; "
+             "the call ends",
+             s->id, s->daemon->cfg->limits.input_wait_ms);
+    mcpd__session_unpark(s);
+    mcpd__session_close_soon(s);
+}
+
+void mcpd__session_park(struct mcpd_session *s)
+{
+    if (s->park_timer == NULL) {
+        if ((s->park_timer = malloc(sizeof(*s->park_timer))) == NULL) {
+            LOG_ERROR("session", "session=%s out of memory; the parked call waits for its deadline",
+                      s->id);
+            return;
+        }
+        uv_timer_init(s->daemon->loop, s->park_timer);
+        s->park_timer->data = s;
+    }
+    uv_timer_start(s->park_timer, on_park_expired, s->daemon->cfg->limits.input_wait_ms, 0);
+}
+
+void mcpd__session_unpark(struct mcpd_session *s)
+{
+    s->parked = false;
+    if (s->park_timer) {
+        uv_close((uv_handle_t *)s->park_timer, on_park_timer_closed);
+        s->park_timer = NULL;
+    }
+}
+
+/* A per-process key: a requestState is only good for the mcpd that issued it. */
+static const unsigned char *state_key(void)
+{
+    static unsigned char key[32];
+    static bool ready;
+
+    if (!ready && RAND_bytes(key, sizeof(key)) == 1)
+        ready = true;
+    return ready ? key : NULL;
+}
+
+/* hex HMAC-SHA256 of "<session id>.<round>.<bot>" into out (65 bytes) */
+static bool state_mac(const char *sid, unsigned round, const char *bot, char out[65])
+{
+    const unsigned char *key = state_key();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char msg[200];
+    int n = snprintf(msg, sizeof(msg), "%s.%u.%s", sid, round, bot);
+
+    if (key == NULL || n < 0 || (size_t)n >= sizeof(msg) ||
+        HMAC(EVP_sha256(), key, 32, (const unsigned char *)msg, (size_t)n, md, &mdlen) == NULL ||
+        mdlen != 32)
+        return false;
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return true;
+}
+
+void mcpd__mrtr_state(struct mcpd_session *s, char *out, size_t cap)
+{
+    char mac[65];
+
+    if (!state_mac(s->id, s->mrtr_round, s->bot, mac))
+        mac[0] = '\0'; /* never valid: the retry is refused */
+    snprintf(out, cap, "%s.%u.%s", s->id, s->mrtr_round, mac);
+}
+
+struct mcpd_session *mcpd__mrtr_find(struct mcpd_session *s, const char *state)
+{
+    char sid[33], mac[65], want[65];
+    unsigned round;
+    int used = 0;
+
+    if (strlen(state) > 120 ||
+        sscanf(state, "%32[0-9a-f].%u.%64[0-9a-f]%n", sid, &round, mac, &used) != 3 ||
+        state[used] != '\0' || strlen(mac) != 64)
+        return NULL;
+    /* the retry's bot: a state is no good to another bot's key */
+    if (!state_mac(sid, round, s->bot, want) || CRYPTO_memcmp(want, mac, 64) != 0)
+        return NULL;
+    for (struct mcpd_session *p = s->daemon->sessions; p; p = p->next)
+        if (p != s && p->parked && p->mrtr_round == round && strcmp(p->id, sid) == 0)
+            return p;
+    return NULL;
+}
+
+/* A modern retry of a call mcpd answered with input_required. */
+static bool is_retry(json_t *root)
+{
+    const char *m = json_string_value(json_object_get(root, "method"));
+    json_t *params = json_object_get(root, "params");
+
+    return m &&
+           (strcmp(m, "tools/call") == 0 || strcmp(m, "prompts/get") == 0 ||
+            strcmp(m, "resources/read") == 0) &&
+           json_object_get(params, "requestState") != NULL;
+}
+
 void mcpd_session_serve_stateless(struct mcpd_session *s, json_t *root, struct mcpd_sink *reply)
 {
     bool answered;
@@ -249,6 +366,10 @@ void mcpd_session_serve_stateless(struct mcpd_session *s, json_t *root, struct m
     LOG_DEBUG("session", "session=%s stateless %s client=%s", s->id,
               json_string_value(json_object_get(root, "method")),
               json_string_value(json_object_get(s->client_info, "name")));
+    if (is_retry(root)) {
+        mcpd__mrtr_resume(s, root); /* the parked call answers on s's sink */
+        return;
+    }
     if (mcpd_session_feed_json(s, root, &s->tsink, &answered) == 0 && !answered)
         mcpd__session_close_soon(s); /* nothing will answer */
 }

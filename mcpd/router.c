@@ -128,6 +128,13 @@ static void unlink_session(struct mcpd_pending *p)
         p->sprev = p->snext = NULL;
         s->inflight--;
     }
+    if (s && s->mrtr_call == p) { /* a retry finds nothing to resume */
+        s->mrtr_call = NULL;
+        if (s->parked) {
+            mcpd__session_unpark(s);
+            mcpd__session_close_soon(s);
+        }
+    }
     if (p->sink)
         p->sink->npending--;
     p->sink = NULL;
@@ -859,6 +866,158 @@ static const char *needed_capability(const char *method)
  * with an id from mcpd's own space toward that client. Returns 0, or -1
  * when it cannot (the caller answers the upstream with an error).
  */
+/* ---- MRTR: a modern client's input, asked for with input_required ------------ */
+
+/*
+ * Answers the waiting call p of modern session s with input_required (every
+ * request s->mrtr_asked holds) and parks s: the HTTP request (or stdio
+ * line) is done, the call and its instance stay until the retry.
+ */
+static void mrtr_answer(struct mcpd_session *s, struct mcpd_pending *p)
+{
+    struct mcpd_sink *sink = p->sink;
+    char state[160];
+    json_t *resp;
+
+    s->mrtr_round++;
+    s->mrtr_call = p;
+    mcpd__mrtr_state(s, state, sizeof(state));
+    resp = mcpd_jsonrpc_result_new(p->client_id, json_pack("{s:s, s:O, s:s}", "resultType",
+                                                           "input_required", "inputRequests",
+                                                           s->mrtr_asked, "requestState", state));
+    sink->npending--;
+    p->sink = NULL;
+    s->parked = true; /* before the send: the final answer would close s */
+    mcpd__session_park(s);
+    LOG_DEBUG("router", "session=%s %s waits for input (round %u, %zu requests)", s->id,
+              p->tool_name, s->mrtr_round, json_object_size(s->mrtr_asked));
+    if (resp == NULL || mcpd__send(sink, resp, true) != 0)
+        LOG_WARN("router", "session=%s the input_required answer could not be sent", s->id);
+    json_decref(resp);
+    mcpd__daemon_check_drained(s->daemon); /* stopping: nobody can retry */
+}
+
+/* An upstream asks a modern client for input during one of its calls. */
+static int ask_modern(struct mcpd_upstream *up, struct mcpd_msg *m, const char *cap)
+{
+    struct mcpd_session *s = up->owner;
+    struct mcpd_pending *p = sole_requester(up);
+    struct mcpd_outreq *o;
+    json_t *req;
+    char key[24];
+
+    if (p == NULL || p->session != s || json_object_get(s->client_caps, cap) == NULL ||
+        s->out.count >= MCPD_MAX_INFLIGHT || (o = calloc(1, sizeof(*o))) == NULL)
+        return -1;
+    o->up = up;
+    o->up_id = json_incref(m->id);
+    snprintf(key, sizeof(key), "%llu", (unsigned long long)++s->next_out_id);
+    req = json_pack("{s:s}", "method", m->method);
+    if (req && m->params)
+        json_object_set(req, "params", m->params);
+    if (s->mrtr_asked == NULL)
+        s->mrtr_asked = json_object();
+    if (req == NULL || s->mrtr_asked == NULL || mcpd_map_put_u64(&s->out, s->next_out_id, o) != 0 ||
+        json_object_set_new(s->mrtr_asked, key, req) != 0) {
+        mcpd_map_del_u64(&s->out, s->next_out_id);
+        json_decref(o->up_id);
+        free(o);
+        return -1;
+    }
+    /* parked already: asked with the next round (the retry will lack its answer) */
+    if (!s->parked && p->sink)
+        mrtr_answer(s, p);
+    return 0;
+}
+
+/* The parked session ps moves into s, the retry's transient session. */
+static void adopt(struct mcpd_session *s, struct mcpd_session *ps)
+{
+    struct mcpd_map out = s->out;
+
+    while (ps->pending) {
+        struct mcpd_pending *p = ps->pending;
+        struct mcpd_session *old = ps;
+
+        ps->pending = p->snext;
+        if (ps->pending)
+            ps->pending->sprev = NULL;
+        ps->inflight--;
+        p->sprev = NULL;
+        p->snext = s->pending;
+        if (s->pending)
+            s->pending->sprev = p;
+        s->pending = p;
+        s->inflight++;
+        p->session = s;
+        mcpd_session_ref(s);
+        mcpd_session_unref(&old); /* p's reference; ps lives on (its close timer holds one) */
+    }
+    s->out = ps->out; /* the retry's own map is empty */
+    ps->out = out;
+    s->next_out_id = ps->next_out_id;
+    s->privates = ps->privates;
+    ps->privates = NULL;
+    for (struct mcpd_upstream *up = s->privates; up; up = up->next_private)
+        up->owner = s;
+    s->mrtr_asked = ps->mrtr_asked;
+    ps->mrtr_asked = NULL;
+    s->mrtr_round = ps->mrtr_round;
+    s->mrtr_call = ps->mrtr_call;
+    ps->mrtr_call = NULL;
+    mcpd__session_unpark(ps);
+    mcpd__session_close_soon(ps); /* empty now */
+}
+
+void mcpd__mrtr_resume(struct mcpd_session *s, json_t *root)
+{
+    json_t *id = json_object_get(root, "id"), *params = json_object_get(root, "params");
+    json_t *answers = json_object_get(params, "inputResponses"), *v;
+    const char *state = json_string_value(json_object_get(params, "requestState"));
+    struct mcpd_session *ps = state ? mcpd__mrtr_find(s, state) : NULL;
+    struct mcpd_pending *p;
+    const char *key;
+    void *tmp;
+
+    if (ps == NULL || ps->mrtr_call == NULL || (answers && !json_is_object(answers))) {
+        mcpd__send_error(&s->tsink, id, MCPD_RPC_INVALID_PARAMS,
+                         ps == NULL || ps->mrtr_call == NULL
+                             ? "Invalid params: requestState is not one this server issued for "
+                               "this client, or its call has ended"
+                             : "Invalid params: inputResponses must be an object");
+        return;
+    }
+    adopt(s, ps);
+    p = s->mrtr_call;
+    p->sink = &s->tsink;
+    s->tsink.npending++;
+    json_decref(p->client_id);
+    p->client_id = json_incref(id); /* the retry is a new request */
+    json_object_foreach_safe(s->mrtr_asked, tmp, key, v)
+    {
+        json_t *answer = json_object_get(answers, key), *msg;
+        struct mcpd_outreq *o;
+
+        if (answer == NULL)
+            continue; /* asked again below */
+        o = mcpd_map_del_u64(&s->out, strtoull(key, NULL, 10));
+        if (o && o->up && o->up->state == MCPD_UP_READY &&
+            (msg = json_pack("{s:s, s:O, s:O}", "jsonrpc", "2.0", "id", o->up_id, "result",
+                             answer)) != NULL) {
+            mcpd__upstream_send(o->up, msg);
+            json_decref(msg);
+        }
+        if (o) {
+            json_decref(o->up_id);
+            free(o);
+        }
+        json_object_del(s->mrtr_asked, key);
+    }
+    LOG_DEBUG("router", "session=%s resumes %s (round %u)", s->id, p->tool_name, s->mrtr_round);
+    if (json_object_size(s->mrtr_asked) > 0)
+        mrtr_answer(s, p); /* what the retry did not answer, and what came meanwhile */
+}
+
 static int relay_to_client(struct mcpd_upstream *up, struct mcpd_msg *m)
 {
     struct mcpd_session *s = up->owner;
@@ -867,7 +1026,8 @@ static int relay_to_client(struct mcpd_upstream *up, struct mcpd_msg *m)
     struct mcpd_sink *sink;
     struct mcpd_outreq *o;
 
-    /* a modern client takes no server->client requests (MRTR is not built) */
+    if (s != NULL && s->modern && cap != NULL)
+        return ask_modern(up, m, cap); /* MRTR: no requests toward a modern client */
     if (s == NULL || s->modern || cap == NULL || json_object_get(s->client_caps, cap) == NULL ||
         s->out.count >= MCPD_MAX_INFLIGHT)
         return -1;

@@ -112,6 +112,12 @@ struct mcpd_session {
     struct mcpd_sink *tparent; /* the transport's sink for the one request */
     json_t *listen_id;         /* a subscriptions/listen request's id (its stream is `stream`) */
     unsigned listen_kinds;     /* the list_changed kinds it accepted: 1u << MCPD_LIST_* */
+    /* MRTR: a call whose upstream asked for input, answered input_required */
+    bool parked;                    /* waiting for the client's retry (no sink) */
+    unsigned mrtr_round;            /* rounds answered so far: the requestState names it */
+    json_t *mrtr_asked;             /* key (our out id) -> {method, params} not yet answered */
+    struct mcpd_pending *mrtr_call; /* the call that waits */
+    uv_timer_t *park_timer;         /* ends a parked session nobody resumes */
 };
 
 /* A server->client request relayed to a client, waiting for its answer. */
@@ -191,6 +197,22 @@ void mcpd__listen_end(struct mcpd_session *s);
  * hidden from s's bot.
  */
 bool mcpd__session_subscribe(struct mcpd_session *s, const char *uri, json_t *id);
+/*
+ * MRTR (modern.c, router.c). A parked session waits MCPD_MRTR_PARK_MS for
+ * the client's retry, then closes (cancelling its call upstream).
+ */
+void mcpd__session_park(struct mcpd_session *s);
+void mcpd__session_unpark(struct mcpd_session *s);
+/* The requestState of s's current round (HMAC of session id, round and bot). */
+void mcpd__mrtr_state(struct mcpd_session *s, char *out, size_t cap);
+/* The parked session `state` names for a retry in session s (same bot), or NULL. */
+struct mcpd_session *mcpd__mrtr_find(struct mcpd_session *s, const char *state);
+/*
+ * A modern retry (params.requestState) in transient session s: takes over
+ * the parked call, hands the client's inputResponses to the upstream and
+ * answers on s's sink (the call's result, or another input_required).
+ */
+void mcpd__mrtr_resume(struct mcpd_session *s, json_t *root);
 /* Handles one decoded message from an upstream. */
 void mcpd__router_upstream_message(struct mcpd_upstream *up, struct mcpd_msg *m);
 

@@ -105,6 +105,7 @@ void mcpd_session_unref(struct mcpd_session **sp)
     json_decref(s->client_caps);
     json_decref(s->subs);
     json_decref(s->listen_id);
+    json_decref(s->mrtr_asked);
     mcpd_map_foreach(&s->out, free_outreq, NULL);
     mcpd_map_dispose(&s->out);
     free(s);
@@ -217,6 +218,7 @@ void mcpd_session_close(struct mcpd_session *s)
         return;
     s->state = MCPD_SESSION_CLOSED;
     mcpd_session_ref(s);
+    mcpd__session_unpark(s);
     while (s->pending)
         mcpd__router_cancel(s->pending, "session closed");
     drop_subscriptions(s);

@@ -255,11 +255,20 @@ static void on_initialize(struct mcpd_upstream *up, struct mcpd_msg *m, const ch
  */
 static json_t *initialize_capabilities(const struct mcpd_upstream *up)
 {
-    /* a modern (stateless) client cannot take server->client requests yet */
+    if (up->is_private && up->owner && up->owner->modern) {
+        /* a modern client: what mcpd asks of it with input_required (MRTR) */
+        json_t *caps = json_object();
+        static const char *const relayed[] = { "sampling", "elicitation", "roots" };
+        for (size_t i = 0; caps && i < sizeof(relayed) / sizeof(relayed[0]); i++) {
+            json_t *c = json_object_get(up->owner->client_caps, relayed[i]);
+            if (json_is_object(c))
+                json_object_set_new(caps, relayed[i], json_deep_copy(c));
+        }
+        return caps;
+    }
     if (up->is_private)
-        return up->owner && up->owner->client_caps && !up->owner->modern
-                   ? json_deep_copy(up->owner->client_caps)
-                   : json_object();
+        return up->owner && up->owner->client_caps ? json_deep_copy(up->owner->client_caps)
+                                                   : json_object();
     if (up->cfg->per_client)
         return json_pack("{s:{}, s:{s:{}, s:{}}, s:{s:b}}", "sampling", "elicitation", "form",
                          "url", "roots", "listChanged", 1);

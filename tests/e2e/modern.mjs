@@ -112,7 +112,49 @@ await step('HTTP: methods modern clients lack, error mapping, no server->client 
   const samp = await modernPost(port, req('tools/call', { name: 'private__test_sampling', arguments: { prompt: 'x' } }, { ...META, 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } }));
   const last = samp.messages.at(-1) ?? {};
   ok(!samp.messages.some((x) => x.method === 'sampling/createMessage'), 'no sampling request reaches the modern client', samp.body.slice(0, 300));
-  ok(last.id === idn && (last.error || last.result), 'the call still gets a final answer', samp.body.slice(0, 300));
+  eq([last.id, last.result?.resultType], [idn, 'input_required'], 'the call gets a final answer: input_required (MRTR)');
+});
+
+await step('HTTP: MRTR, an upstream asks a modern client for input (input_required, retry)', async () => {
+  const caps = (c) => ({ ...META, 'io.modelcontextprotocol/clientCapabilities': c });
+  const call = { name: 'private__test_elicitation', arguments: { message: 'Who are you?' } };
+  const r1 = await modernPost(port, req('tools/call', call, caps({ elicitation: {} })));
+  const res1 = r1.json?.result ?? {};
+  eq([r1.status, res1.resultType], [200, 'input_required'], 'the call is answered input_required');
+  const keys = Object.keys(res1.inputRequests ?? {});
+  eq(keys.length, 1, 'one input request');
+  const ask = res1.inputRequests?.[keys[0]];
+  eq([ask?.method, ask?.params?.message], ['elicitation/create', 'Who are you?'], 'the upstream\'s elicitation/create, params unchanged');
+  ok(typeof res1.requestState === 'string' && res1.requestState.length > 64, 'an opaque requestState');
+  ok(!r1.body.includes('"method":"elicitation/create","id"'), 'no server->client request on the wire');
+  const retry = (state, answers, c = { elicitation: {} }) => modernPost(port, req('tools/call', { ...call, inputResponses: answers, requestState: state }, caps(c)));
+  const tampered = res1.requestState.slice(0, -1) + (res1.requestState.endsWith('0') ? '1' : '0');
+  const t = await retry(tampered, { [keys[0]]: { action: 'accept', content: {} } });
+  eq([t.json?.error?.code], [-32602], 'a tampered requestState: -32602');
+  const missing = await retry(res1.requestState, {});
+  const res2 = missing.json?.result ?? {};
+  eq([res2.resultType, Object.keys(res2.inputRequests ?? {})], ['input_required', keys], 'a retry without the answer is asked again');
+  ok(res2.requestState !== res1.requestState, 'with a new requestState');
+  const stale = await retry(res1.requestState, { [keys[0]]: { action: 'accept', content: {} } });
+  eq(stale.json?.error?.code, -32602, 'the previous round\'s requestState is no longer good');
+  const done = await retry(res2.requestState, { [keys[0]]: { action: 'accept', content: { username: 'ada', email: 'ada@example.org' } } });
+  const fin = done.json?.result ?? {};
+  eq([done.json?.id, fin.resultType], [idn, 'complete'], 'the retry gets the call\'s final result, with the retry\'s id');
+  eq(fin.content?.[0]?.text, 'User response: action=accept, content={"username":"ada","email":"ada@example.org"}', 'the upstream received the client\'s answer');
+  const again = await retry(res2.requestState, { [keys[0]]: { action: 'accept', content: {} } });
+  eq(again.json?.error?.code, -32602, 'a used requestState: -32602');
+
+  const s1 = await modernPost(port, req('tools/call', { name: 'private__test_sampling', arguments: { prompt: 'What is 6*7?' } }, caps({ sampling: {} })));
+  const sr = s1.json?.result ?? {};
+  const sk = Object.keys(sr.inputRequests ?? {})[0];
+  eq(sr.inputRequests?.[sk]?.method, 'sampling/createMessage', 'sampling becomes input_required too');
+  const s2 = await modernPost(port, req('tools/call', { name: 'private__test_sampling', arguments: { prompt: 'What is 6*7?' }, inputResponses: { [sk]: { role: 'assistant', content: { type: 'text', text: '42' }, model: 'm' } }, requestState: sr.requestState }, caps({ sampling: {} })));
+  eq(s2.json?.result?.content?.[0]?.text, 'LLM response: 42', 'and the retry completes it');
+
+  const no = await modernPost(port, req('tools/call', call, caps({})));
+  eq(no.json?.result?.content?.[0]?.text, 'the client did not declare the elicitation capability', 'a client that did not declare elicitation: the instance was not told of it');
+  await sleep(100);
+  match(srv.log(), /waits for input \(round 1, 1 requests\)/, 'logged: the call waits for input');
 });
 
 await step('HTTP: header validation (-32020)', async () => {
@@ -357,6 +399,47 @@ bots:
   const hidden = await modernPost(b.port, req('tools/call', { name: 'add', arguments: { a: 1, b: 2 } }), { Authorization: `Bearer ${key}` });
   eq(hidden.json?.error?.code, -32602, 'an unbound tool does not exist for it');
   await b.stopAndCheck('mcpd (bots)');
+});
+
+await step('HTTP with bots: a requestState is good for its own bot only, and only for limits.input_wait', async () => {
+  const db = path.join(tmp, 'mrtr.db');
+  const text = `store: ${db}
+limits:
+  input_wait: 400ms
+servers:
+  private:
+    command: ${bin.fixture}
+    share: per-client
+bots:
+  alice:
+    bindings:
+      - { resource: private, tools: ["*"] }
+  bob:
+    bindings:
+      - { resource: private, tools: ["*"] }
+`;
+  const cfg = writeFile('mrtr.yaml', text);
+  const keys = {};
+  for (const b of ['alice', 'bob']) keys[b] = run(bin.mcpd, ['bots', 'create', b, '-c', cfg]).stdout.trim();
+  const m = await startServe(text, { name: 'modern-mrtr' });
+  const auth = (b) => ({ Authorization: `Bearer ${keys[b]}` });
+  const caps = { ...META, 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } };
+  const call = { name: 'test_elicitation', arguments: { message: 'm' } };
+  const ask = async () => (await modernPost(m.port, req('tools/call', call, caps), auth('alice'))).json?.result ?? {};
+  const r = await ask();
+  const key = Object.keys(r.inputRequests ?? {})[0];
+  eq(r.resultType, 'input_required', 'alice is asked for input');
+  const answer = { [key]: { action: 'accept', content: { username: 'a', email: 'a@x' } } };
+  const asBob = await modernPost(m.port, req('tools/call', { ...call, inputResponses: answer, requestState: r.requestState }, caps), auth('bob'));
+  eq(asBob.json?.error?.code, -32602, 'bob cannot resume alice\'s call');
+  const asAlice = await modernPost(m.port, req('tools/call', { ...call, inputResponses: answer, requestState: r.requestState }, caps), auth('alice'));
+  eq(asAlice.json?.result?.resultType, 'complete', 'alice can');
+  const r2 = await ask();
+  await sleep(900);
+  const late = await modernPost(m.port, req('tools/call', { ...call, inputResponses: { [Object.keys(r2.inputRequests)[0]]: { action: 'decline' } }, requestState: r2.requestState }, caps), auth('alice'));
+  eq(late.json?.error?.code, -32602, 'after input_wait (400 ms) the call has ended: -32602');
+  match(m.log(), /no retry came for its input_required answer within 400 ms; the call ends/, 'logged');
+  await m.stopAndCheck('mcpd (mrtr)');
 });
 
 await step('mcpd stops cleanly', async () => {

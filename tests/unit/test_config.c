@@ -190,6 +190,7 @@ static void test_example_mcpd_yaml(void **state)
     assert_int_equal(cfg->prefix, MCPD_PREFIX_AUTO);
     assert_int_equal(cfg->limits.max_message, MCPD_MAX_MESSAGE);
     assert_int_equal(cfg->limits.session_idle_ms, MCPD_SESSION_IDLE_MS);
+    assert_int_equal(cfg->limits.input_wait_ms, MCPD_MRTR_PARK_MS);
     mcpd_config_free(cfg);
 
     setenv("MCPD_BUILD", "/opt/mcpd", 1);
@@ -330,6 +331,7 @@ static void test_limits_overrides(void **state)
                                        "  max_sessions: 10\n"
                                        "  max_inflight: 2\n"
                                        "  session_idle: 5m\n"
+                                       "  input_wait: 30s\n"
                                        "  header_timeout: 1500\n"
                                        "  body_timeout: 2s\n"
                                        "  idle_timeout: 1h\n"
@@ -340,6 +342,7 @@ static void test_limits_overrides(void **state)
     assert_int_equal(cfg->limits.max_sessions, 10);
     assert_int_equal(cfg->limits.max_inflight, 2);
     assert_int_equal(cfg->limits.session_idle_ms, 300000);
+    assert_int_equal(cfg->limits.input_wait_ms, 30000);
     assert_int_equal(cfg->limits.header_timeout_ms, 1500);
     assert_int_equal(cfg->limits.body_timeout_ms, 2000);
     assert_int_equal(cfg->limits.idle_timeout_ms, 3600000);
@@ -364,6 +367,8 @@ static void test_limits_overrides(void **state)
     check_err("limits:\n  idle_timeout: 0s\n",
               "t.yaml:2:17: key 'limits.idle_timeout': invalid duration '0s' (use e.g. 250ms, 30s, "
               "5m or 1h; a bare number is milliseconds; 0 is not allowed)");
+    check_err("limits:\n  input_wait: 2h\n",
+              "t.yaml:2:15: key 'limits.input_wait': 2h exceeds the maximum of 3600000ms");
     check_err("limits:\n  max_streams: 3\n", "t.yaml:2:3: unknown key 'max_streams' in 'limits'");
 }
 
