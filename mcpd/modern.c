@@ -323,21 +323,40 @@ void mcpd__mrtr_state(struct mcpd_session *s, char *out, size_t cap)
 
 struct mcpd_session *mcpd__mrtr_find(struct mcpd_session *s, const char *state)
 {
-    char sid[33], mac[65], want[65];
-    unsigned round;
+    char sid[33], digits[10], mac[65], want[65], canon[120];
+    unsigned long round;
     int used = 0;
 
-    if (strlen(state) > 120 ||
-        sscanf(state, "%32[0-9a-f].%u.%64[0-9a-f]%n", sid, &round, mac, &used) != 3 ||
-        state[used] != '\0' || strlen(mac) != 64)
+    if (strlen(state) >= sizeof(canon) ||
+        sscanf(state, "%32[0-9a-f].%9[0-9].%64[0-9a-f]%n", sid, digits, mac, &used) != 3 ||
+        state[used] != '\0' || strlen(sid) != 32 || strlen(mac) != 64)
+        return NULL;
+    round = strtoul(digits, NULL, 10);
+    /* one spelling only: the canonical text of what was parsed */
+    snprintf(canon, sizeof(canon), "%s.%lu.%s", sid, round, mac);
+    if (strcmp(canon, state) != 0)
         return NULL;
     /* the retry's bot: a state is no good to another bot's key */
-    if (!state_mac(sid, round, s->bot, want) || CRYPTO_memcmp(want, mac, 64) != 0)
+    if (!state_mac(sid, (unsigned)round, s->bot, want) || CRYPTO_memcmp(want, mac, 64) != 0)
         return NULL;
     for (struct mcpd_session *p = s->daemon->sessions; p; p = p->next)
         if (p != s && p->parked && p->mrtr_round == round && strcmp(p->id, sid) == 0)
             return p;
     return NULL;
+}
+
+/* What a retry must repeat: the method and the name (or uri) of s's one request. */
+static void remember_request(struct mcpd_session *s, json_t *root)
+{
+    const char *m = json_string_value(json_object_get(root, "method"));
+    json_t *params = json_object_get(root, "params");
+    const char *name = json_string_value(json_object_get(params, "name"));
+
+    if (name == NULL)
+        name = json_string_value(json_object_get(params, "uri"));
+    snprintf(s->req_method, sizeof(s->req_method), "%s", m ? m : "");
+    free(s->req_name);
+    s->req_name = name ? strdup(name) : NULL;
 }
 
 /* A modern retry of a call mcpd answered with input_required. */
@@ -366,8 +385,15 @@ void mcpd_session_serve_stateless(struct mcpd_session *s, json_t *root, struct m
     LOG_DEBUG("session", "session=%s stateless %s client=%s", s->id,
               json_string_value(json_object_get(root, "method")),
               json_string_value(json_object_get(s->client_info, "name")));
+    remember_request(s, root);
     if (is_retry(root)) {
-        mcpd__mrtr_resume(s, root); /* the parked call answers on s's sink */
+        struct mcpd_rpc_error err;
+        struct mcpd_msg m;
+
+        if (mcpd_jsonrpc_classify(&m, root, &err) != 0) /* stdio has not checked it yet */
+            mcpd__send_error(&s->tsink, err.id, err.code, err.message);
+        else
+            mcpd__mrtr_resume(s, root); /* the parked call answers on s's sink */
         return;
     }
     if (mcpd_session_feed_json(s, root, &s->tsink, &answered) == 0 && !answered)

@@ -114,6 +114,44 @@ static void unlink_up(struct mcpd_pending *p)
         rearm(up);
 }
 
+/* Moves p to another deadline in its upstream's list (a parked call waits input_wait). */
+static void set_deadline(struct mcpd_pending *p, uint64_t deadline)
+{
+    struct mcpd_upstream *up = p->up;
+
+    if (!p->linked_up) {
+        p->deadline = deadline;
+        return;
+    }
+    if (p->fprev)
+        p->fprev->fnext = p->fnext;
+    else
+        up->fifo_head = p->fnext;
+    if (p->fnext)
+        p->fnext->fprev = p->fprev;
+    else
+        up->fifo_tail = p->fprev;
+    p->fprev = p->fnext = NULL;
+    up->npending--;
+    p->deadline = deadline;
+    link_pending(up, p); /* back in order */
+    rearm(up);
+}
+
+/*
+ * A parked call (MRTR) ended without a sink: its answer waits for the
+ * retry, which gets it with its own id. True when kept.
+ */
+static bool stash_final(struct mcpd_pending *p, json_t *msg)
+{
+    struct mcpd_session *s = p->session;
+
+    if (s == NULL || !s->parked || s->mrtr_call != p || msg == NULL || s->mrtr_final != NULL)
+        return false;
+    s->mrtr_final = json_incref(msg);
+    return true;
+}
+
 /* Detaches p from its session and sink. */
 static void unlink_session(struct mcpd_pending *p)
 {
@@ -128,9 +166,9 @@ static void unlink_session(struct mcpd_pending *p)
         p->sprev = p->snext = NULL;
         s->inflight--;
     }
-    if (s && s->mrtr_call == p) { /* a retry finds nothing to resume */
+    if (s && s->mrtr_call == p) {
         s->mrtr_call = NULL;
-        if (s->parked) {
+        if (s->parked && s->mrtr_final == NULL) { /* a retry finds nothing to resume */
             mcpd__session_unpark(s);
             mcpd__session_close_soon(s);
         }
@@ -197,6 +235,8 @@ static void release(struct mcpd_pending *p, int status)
     struct mcpd_sink *sink = p->sink;
     struct mcpd_daemon *d = p->session ? p->session->daemon : p->up ? p->up->daemon : NULL;
 
+    if (sink == NULL && status == 0)
+        stash_final(p, p->held);
     unlink_session(p); /* before sending: a final answer may free the sink */
     if (sink && p->held) {
         if (status == 0)
@@ -312,6 +352,8 @@ static void complete(struct mcpd_pending *p, json_t *msg, const char *status)
     }
     {
         struct mcpd_sink *sink = p->sink;
+        if (sink == NULL)
+            stash_final(p, msg);
         unlink_session(p); /* before sending: a final answer may free the sink */
         if (sink && msg)
             mcpd__send(sink, msg, true);
@@ -438,6 +480,8 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
         return MCPD_ENOMEM;
     p->client_id = json_incref(m->id);
     p->fwd = fwd;
+    p->mrtr_ok = strcmp(m->method, "tools/call") == 0 || strcmp(m->method, "prompts/get") == 0 ||
+                 strcmp(m->method, "resources/read") == 0;
     snprintf(p->tool_name, sizeof(p->tool_name), "%s", label ? label : m->method);
     if (resource != NULL)
         snprintf(p->resource, sizeof(p->resource), "%s", resource);
@@ -880,19 +924,28 @@ static void mrtr_answer(struct mcpd_session *s, struct mcpd_pending *p)
     json_t *resp;
 
     s->mrtr_round++;
-    s->mrtr_call = p;
     mcpd__mrtr_state(s, state, sizeof(state));
     resp = mcpd_jsonrpc_result_new(p->client_id, json_pack("{s:s, s:O, s:s}", "resultType",
                                                            "input_required", "inputRequests",
                                                            s->mrtr_asked, "requestState", state));
+    if (resp == NULL) { /* the call ends with an error instead */
+        fail_pending(p, MCPD_RPC_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    s->mrtr_call = p;
     sink->npending--;
     p->sink = NULL;
     s->parked = true; /* before the send: the final answer would close s */
     mcpd__session_park(s);
+    /* the upstream waits as long as the client may take to retry */
+    set_deadline(p, uv_now(s->daemon->loop) + s->daemon->cfg->limits.input_wait_ms + 1000);
     LOG_DEBUG("router", "session=%s %s waits for input (round %u, %zu requests)", s->id,
               p->tool_name, s->mrtr_round, json_object_size(s->mrtr_asked));
-    if (resp == NULL || mcpd__send(sink, resp, true) != 0)
+    if (mcpd__send(sink, resp, true) != 0) { /* the client left: nobody will retry */
         LOG_WARN("router", "session=%s the input_required answer could not be sent", s->id);
+        mcpd__session_unpark(s);
+        mcpd__session_close_soon(s);
+    }
     json_decref(resp);
     mcpd__daemon_check_drained(s->daemon); /* stopping: nobody can retry */
 }
@@ -906,7 +959,9 @@ static int ask_modern(struct mcpd_upstream *up, struct mcpd_msg *m, const char *
     json_t *req;
     char key[24];
 
-    if (p == NULL || p->session != s || json_object_get(s->client_caps, cap) == NULL ||
+    /* only the request of the client's own call, which a retry can resume */
+    if (p == NULL || p->session != s || !p->mrtr_ok || s->listen_id != NULL ||
+        (p->sink != &s->tsink && !s->parked) || json_object_get(s->client_caps, cap) == NULL ||
         s->out.count >= MCPD_MAX_INFLIGHT || (o = calloc(1, sizeof(*o))) == NULL)
         return -1;
     o->up = up;
@@ -918,12 +973,14 @@ static int ask_modern(struct mcpd_upstream *up, struct mcpd_msg *m, const char *
     if (s->mrtr_asked == NULL)
         s->mrtr_asked = json_object();
     if (req == NULL || s->mrtr_asked == NULL || mcpd_map_put_u64(&s->out, s->next_out_id, o) != 0 ||
-        json_object_set_new(s->mrtr_asked, key, req) != 0) {
+        json_object_set(s->mrtr_asked, key, req) != 0) {
         mcpd_map_del_u64(&s->out, s->next_out_id);
         json_decref(o->up_id);
+        json_decref(req);
         free(o);
         return -1;
     }
+    json_decref(req);
     /* parked already: asked with the next round (the retry will lack its answer) */
     if (!s->parked && p->sink)
         mrtr_answer(s, p);
@@ -965,6 +1022,8 @@ static void adopt(struct mcpd_session *s, struct mcpd_session *ps)
     s->mrtr_round = ps->mrtr_round;
     s->mrtr_call = ps->mrtr_call;
     ps->mrtr_call = NULL;
+    s->mrtr_final = ps->mrtr_final;
+    ps->mrtr_final = NULL;
     mcpd__session_unpark(ps);
     mcpd__session_close_soon(ps); /* empty now */
 }
@@ -979,20 +1038,39 @@ void mcpd__mrtr_resume(struct mcpd_session *s, json_t *root)
     const char *key;
     void *tmp;
 
-    if (ps == NULL || ps->mrtr_call == NULL || (answers && !json_is_object(answers))) {
-        mcpd__send_error(&s->tsink, id, MCPD_RPC_INVALID_PARAMS,
-                         ps == NULL || ps->mrtr_call == NULL
-                             ? "Invalid params: requestState is not one this server issued for "
-                               "this client, or its call has ended"
-                             : "Invalid params: inputResponses must be an object");
+    const char *why = NULL;
+    json_t *token;
+
+    if (ps == NULL || (ps->mrtr_call == NULL && ps->mrtr_final == NULL))
+        why = "Invalid params: requestState is not one this server issued for this client, or "
+              "its call has ended";
+    else if (answers && !json_is_object(answers))
+        why = "Invalid params: inputResponses must be an object";
+    else if (strcmp(s->req_method, ps->req_method) != 0 || s->req_name == NULL ||
+             ps->req_name == NULL || strcmp(s->req_name, ps->req_name) != 0)
+        why = "Invalid params: a retry must repeat the request its requestState belongs to";
+    if (why != NULL) {
+        mcpd__send_error(&s->tsink, id, MCPD_RPC_INVALID_PARAMS, why);
         return;
     }
     adopt(s, ps);
-    p = s->mrtr_call;
+    if ((p = s->mrtr_call) == NULL) { /* it ended while parked: its answer, for this retry */
+        json_object_set(s->mrtr_final, "id", id);
+        mcpd__send(&s->tsink, s->mrtr_final, true);
+        json_decref(s->mrtr_final);
+        s->mrtr_final = NULL;
+        return;
+    }
     p->sink = &s->tsink;
     s->tsink.npending++;
     json_decref(p->client_id);
     p->client_id = json_incref(id); /* the retry is a new request */
+    token = json_object_get(json_object_get(params, "_meta"), "progressToken");
+    if (token && p->progress_token) { /* progress goes on under the retry's token */
+        json_decref(p->progress_token);
+        p->progress_token = json_incref(token);
+    }
+    set_deadline(p, uv_now(s->daemon->loop) + p->timeout_ms);
     json_object_foreach_safe(s->mrtr_asked, tmp, key, v)
     {
         json_t *answer = json_object_get(answers, key), *msg;
@@ -1107,6 +1185,12 @@ static void on_upstream_cancelled(struct mcpd_upstream *up, struct mcpd_msg *m)
         mcpd_map_del_u64(&s->out, id);
         json_decref(o->up_id);
         free(o);
+        if (s->modern) { /* never sent as a request: it is just not asked again */
+            char key[24];
+            snprintf(key, sizeof(key), "%llu", (unsigned long long)id);
+            json_object_del(s->mrtr_asked, key);
+            return;
+        }
         json_object_set_new(m->params, "requestId", json_integer((json_int_t)id));
         p = sole_requester(up);
         mcpd__send(p && p->sink ? p->sink : s->stream, m->root, false);

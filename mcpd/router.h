@@ -59,6 +59,7 @@ struct mcpd_pending {
      * the answer once the outcome can follow it
      */
     bool linked_up;      /* in the upstream's map and deadline list */
+    bool mrtr_ok;        /* tools/call, prompts/get, resources/read: a modern retry may resume it */
     bool audit_row;      /* the call has a row (submitted at forwarding) */
     bool audit_sent;     /* that row's callback has not run yet */
     bool audit_wait;     /* answered (or cancelled); waiting for the row */
@@ -117,7 +118,10 @@ struct mcpd_session {
     unsigned mrtr_round;            /* rounds answered so far: the requestState names it */
     json_t *mrtr_asked;             /* key (our out id) -> {method, params} not yet answered */
     struct mcpd_pending *mrtr_call; /* the call that waits */
+    json_t *mrtr_final;             /* its final answer, when it came while parked */
     uv_timer_t *park_timer;         /* ends a parked session nobody resumes */
+    char req_method[24];            /* modern: the one request's method and name (or uri), */
+    char *req_name;                 /* which a retry must repeat */
 };
 
 /* A server->client request relayed to a client, waiting for its answer. */

@@ -106,6 +106,8 @@ void mcpd_session_unref(struct mcpd_session **sp)
     json_decref(s->subs);
     json_decref(s->listen_id);
     json_decref(s->mrtr_asked);
+    json_decref(s->mrtr_final);
+    free(s->req_name);
     mcpd_map_foreach(&s->out, free_outreq, NULL);
     mcpd_map_dispose(&s->out);
     free(s);

@@ -231,7 +231,8 @@ static int modern_status(const char *data, size_t len)
     json_t *msg;
     json_int_t code;
 
-    if (memmem(data, len, "\"error\"", 7) == NULL)
+    /* the error member comes right after jsonrpc and id: no need to search a long result */
+    if (memmem(data, len < 512 ? len : 512, "\"error\"", 7) == NULL)
         return 200;
     msg = json_loadb(data, len, 0, NULL);
     code = json_integer_value(json_object_get(json_object_get(msg, "error"), "code"));

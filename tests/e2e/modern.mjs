@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
-import { bin, ok, eq, match, step, finish, startServe, post, rawSession, writeFile, track, tmp, run, sleep, checkCleanExit, waitFor } from './lib.mjs';
+import { bin, ok, eq, match, step, finish, startServe, post, rawSession, writeFile, track, tmp, run, sleep, checkCleanExit, waitFor, upstreamPid } from './lib.mjs';
 
 const V = '2026-07-28';
 const ALL = [V, '2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'];
@@ -405,11 +405,12 @@ await step('HTTP with bots: a requestState is good for its own bot only, and onl
   const db = path.join(tmp, 'mrtr.db');
   const text = `store: ${db}
 limits:
-  input_wait: 400ms
+  input_wait: 1200ms
 servers:
   private:
     command: ${bin.fixture}
     share: per-client
+    timeout: 300ms
 bots:
   alice:
     bindings:
@@ -432,13 +433,26 @@ bots:
   const answer = { [key]: { action: 'accept', content: { username: 'a', email: 'a@x' } } };
   const asBob = await modernPost(m.port, req('tools/call', { ...call, inputResponses: answer, requestState: r.requestState }, caps), auth('bob'));
   eq(asBob.json?.error?.code, -32602, 'bob cannot resume alice\'s call');
+  const other = await modernPost(m.port, req('tools/call', { name: 'test_sampling', arguments: { prompt: 'x' }, inputResponses: answer, requestState: r.requestState }, caps), auth('alice'));
+  eq(other.json?.error?.code, -32602, 'a retry naming another tool: -32602');
+  await sleep(600); /* longer than the server's call timeout (300 ms), shorter than input_wait */
   const asAlice = await modernPost(m.port, req('tools/call', { ...call, inputResponses: answer, requestState: r.requestState }, caps), auth('alice'));
-  eq(asAlice.json?.result?.resultType, 'complete', 'alice can');
+  eq(asAlice.json?.result?.resultType, 'complete', 'alice can, after the server\'s call timeout: a parked call waits input_wait');
   const r2 = await ask();
-  await sleep(900);
+  await sleep(1700);
   const late = await modernPost(m.port, req('tools/call', { ...call, inputResponses: { [Object.keys(r2.inputRequests)[0]]: { action: 'decline' } }, requestState: r2.requestState }, caps), auth('alice'));
-  eq(late.json?.error?.code, -32602, 'after input_wait (400 ms) the call has ended: -32602');
-  match(m.log(), /no retry came for its input_required answer within 400 ms; the call ends/, 'logged');
+  eq(late.json?.error?.code, -32602, 'after input_wait (1200 ms) the call has ended: -32602');
+  match(m.log(), /no retry came for its input_required answer within 1200 ms; the call ends/, 'logged');
+  // the upstream fails while the call is parked: the retry gets that answer
+  const r3 = await ask();
+  const pid = upstreamPid(m.log(), 'private');
+  ok(pid > 0, 'the parked call\'s instance', pid);
+  process.kill(pid, 'SIGKILL');
+  await waitFor(() => /upstream=private .*(exited|killed|signal)/.test(m.log()), 5000, 50);
+  await sleep(100);
+  const after = await modernPost(m.port, req('tools/call', { ...call, inputResponses: { [Object.keys(r3.inputRequests)[0]]: { action: 'decline' } }, requestState: r3.requestState }, caps), auth('alice'));
+  eq([after.json?.id, after.json?.error?.code], [idn, -32000], 'the retry gets the call\'s failure (not a refused requestState), with its id');
+  match(after.json?.error?.message ?? '', /private/, 'naming the upstream');
   await m.stopAndCheck('mcpd (mrtr)');
 });
 
