@@ -92,7 +92,9 @@ struct exchange {
     struct rstream *rs; /* when its SSE stream is resumable */
     bool detached;      /* the client left; events are recorded for a resume */
     uint64_t detached_at;
-    struct exchange *dnext; /* tp->detached list */
+    struct exchange *dnext;         /* tp->detached list */
+    struct exchange *lprev, *lnext; /* tp->live: answering as SSE (keep-alive comments) */
+    bool live;
     char extra[96];
 };
 
@@ -102,6 +104,7 @@ struct http_tp {
     uv_timer_t tick;          /* 1 s: resume deadlines, keep-alive comments */
     unsigned ticks;
     struct exchange *detached;
+    struct exchange *live; /* POSTs answering as SSE: long calls, subscriptions/listen */
     bool stopping, started;
 };
 
@@ -191,8 +194,23 @@ static int emit(struct mcpd_http_conn *c, struct rstream *rs, const char *data, 
 
 /* ---- POST exchanges ------------------------------------------------------------- */
 
+static void live_remove(struct exchange *ex)
+{
+    if (!ex->live)
+        return;
+    if (ex->lprev)
+        ex->lprev->lnext = ex->lnext;
+    else
+        ex->tp->live = ex->lnext;
+    if (ex->lnext)
+        ex->lnext->lprev = ex->lprev;
+    ex->lprev = ex->lnext = NULL;
+    ex->live = false;
+}
+
 static void exchange_free(struct exchange *ex)
 {
+    live_remove(ex);
     if (ex->rs && ex->rs->ex == ex)
         ex->rs->ex = NULL;
     mcpd_session_unref(&ex->s);
@@ -264,6 +282,12 @@ static int exchange_send(struct mcpd_sink *sk, const char *data, size_t len, boo
     if (!final && !ex->sse) {
         r = mcpd_http_stream_begin(ex->conn, 200, "text/event-stream", ex->extra);
         ex->sse = true;
+        ex->live = true; /* a quiet stream gets keep-alive comments */
+        ex->lprev = NULL;
+        ex->lnext = ex->tp->live;
+        if (ex->lnext)
+            ex->lnext->lprev = ex;
+        ex->tp->live = ex;
         if (r == 0 && (ex->rs = rstream_new(ex->hs)) != NULL) {
             ex->rs->ex = ex;
             prime(ex->hs, ex->conn, ex->rs);
@@ -921,6 +945,10 @@ static void on_tick(uv_timer_t *t)
         exchange_free(ex);
     }
     mcpd_map_foreach(&tp->sessions, tick_session, tp);
+    if (tp->ticks % (MCPD_SSE_KEEPALIVE_MS / 1000) == 0)
+        for (struct exchange *ex = tp->live; ex; ex = ex->lnext)
+            if (ex->conn && !ex->finished && !ex->aborted)
+                mcpd_http_stream_write(ex->conn, ":\n\n", 3);
 }
 
 /* ---- dispatch -------------------------------------------------------------------------- */

@@ -38,6 +38,7 @@ function listen(port, notifications, id = ++idn) {
   const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'subscriptions/listen', params: { notifications, _meta: META } });
   const got = [];
   let buf = '';
+  let raw = '';
   let res;
   const ended = new Promise((resolve) => {
     const r = http.request({ host: '127.0.0.1', port, path: '/mcp', method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', 'MCP-Protocol-Version': V, 'Mcp-Method': 'subscriptions/listen', 'Content-Length': Buffer.byteLength(body) } }, (rr) => {
@@ -45,6 +46,7 @@ function listen(port, notifications, id = ++idn) {
       rr.setEncoding('utf8');
       rr.on('data', (d) => {
         buf += d;
+        raw += d;
         let i;
         while ((i = buf.indexOf('\n\n')) >= 0) {
           const ev = buf.slice(0, i);
@@ -61,7 +63,7 @@ function listen(port, notifications, id = ++idn) {
     r.end(body);
     listen.reqs.push(r);
   });
-  return { id, frames: () => got, status: () => res?.statusCode, type: () => res?.headers['content-type'], ended, close: () => res?.destroy() };
+  return { id, frames: () => got, raw: () => raw, status: () => res?.statusCode, type: () => res?.headers['content-type'], ended, close: () => res?.destroy() };
 }
 listen.reqs = [];
 
@@ -261,6 +263,17 @@ await step('HTTP: subscriptions/listen resourceSubscriptions (upstream subscribe
   await l.ended;
   await waitFor(async () => (await touch()) === 'not subscribed', 5000, 100);
   eq(await touch(), 'not subscribed', 'closing the stream unsubscribed upstream');
+});
+
+await step('HTTP: a quiet listen stream gets SSE keep-alive comments (every 15 s)', async () => {
+  const l = listen(port, { toolsListChanged: true });
+  await waitFor(() => l.frames().length >= 1, 5000, 20);
+  const before = l.raw().length;
+  await waitFor(() => l.raw().slice(before).includes(':\n\n'), 17000, 200);
+  ok(l.raw().slice(before).includes(':\n\n'), 'a ":" comment came within 17 s', JSON.stringify(l.raw().slice(before)));
+  eq(l.frames().length, 1, 'and no message');
+  l.close();
+  await l.ended;
 });
 
 await step('HTTP: a listen stream ends with an empty complete result when mcpd stops', async () => {
