@@ -865,12 +865,30 @@ static void drop_detached_gstreams(struct hsess *hs)
     }
 }
 
+/*
+ * GET and DELETE only ever find sessions: a modern client (2026-07-28), which
+ * has none, is told the endpoint takes POST only. True when answered.
+ */
+static bool modern_post_only(struct mcpd_http_conn *c, struct mcpd_http_request *req)
+{
+    if (mcpd_http_header(req, "mcp-session-id") != NULL ||
+        !header_is(req, "mcp-protocol-version", MCPD_MODERN_VERSION))
+        return false;
+    static const char why[] =
+        "Method Not Allowed: protocol 2026-07-28 has no GET stream or DELETE\n";
+
+    mcpd_http_respond(c, 405, "text/plain", "Allow: POST\r\n", why, sizeof(why) - 1);
+    return true;
+}
+
 static void handle_get(struct http_tp *tp, struct mcpd_http_conn *c, struct mcpd_http_request *req)
 {
     const char *last_id = mcpd_http_header(req, "last-event-id");
     struct hsess *hs;
     struct gstream *g;
 
+    if (modern_post_only(c, req))
+        return;
     if (!accepts(mcpd_http_header(req, "accept"), "text/event-stream")) {
         respond_error(c, 406, MCPD_RPC_SERVER_ERROR,
                       "Not Acceptable: Accept must list text/event-stream");
@@ -956,8 +974,9 @@ static void on_tick(uv_timer_t *t)
 static void handle_delete(struct http_tp *tp, struct mcpd_http_conn *c,
                           struct mcpd_http_request *req)
 {
-    struct hsess *hs = find_session(tp, c, req);
-    if (hs == NULL)
+    struct hsess *hs;
+
+    if (modern_post_only(c, req) || (hs = find_session(tp, c, req)) == NULL)
         return;
     LOG_DEBUG("http", "session=%s deleted by client", mcpd_session_id(hs->s));
     mcpd_session_close(hs->s);

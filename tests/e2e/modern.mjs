@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
-import { bin, ok, eq, match, step, finish, startServe, post, rawSession, writeFile, track, tmp, run, sleep, checkCleanExit, waitFor, upstreamPid } from './lib.mjs';
+import { bin, ok, eq, match, step, finish, startServe, post, rawSession, writeFile, track, tmp, run, sleep, checkCleanExit, waitFor, upstreamPid, rawHttp } from './lib.mjs';
 
 const V = '2026-07-28';
 const ALL = [V, '2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'];
@@ -210,6 +210,15 @@ await step('HTTP: 2026-07-28 statuses: 404 for removed and unknown methods, _met
   eq([mismatch.status, mismatch.json?.error?.code], [400, -32020], 'header 2026-07-28, _meta v999.0.0: 400 + -32020 (a mismatch, not a version error)');
   const tool = await modernPost(port, req('tools/call', { name: 'fixture__nope', arguments: {} }));
   eq(tool.status, 200, 'other errors (an unknown tool, -32602) stay in a 200');
+});
+
+await step('HTTP: GET and DELETE are 405 for a modern client (POST only)', async () => {
+  for (const method of ['GET', 'DELETE']) {
+    const r = await rawHttp(port, [`${method} /mcp HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Accept: text/event-stream', `MCP-Protocol-Version: ${V}`, 'Connection: close']);
+    eq([r.status, r.headers.allow], [405, 'POST'], `${method} with MCP-Protocol-Version ${V}: 405, Allow: POST`);
+  }
+  const legacy = await rawHttp(port, [`GET /mcp HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Accept: text/event-stream', 'MCP-Protocol-Version: 2025-11-25', 'Connection: close']);
+  eq(legacy.status, 400, 'a session-era GET without a session is still 400');
 });
 
 await step('HTTP: subscriptions/listen (ack, filter, subscription id, list_changed)', async () => {
