@@ -12,6 +12,7 @@
  * session era: the modern _meta keys are removed before forwarding, and
  * answers are translated back (mcpd__modernize).
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "authz.h"
 #include "daemon.h"
 #include "error.h"
 #include "limits.h"
@@ -321,23 +323,30 @@ void mcpd__mrtr_state(struct mcpd_session *s, char *out, size_t cap)
     snprintf(out, cap, "%s.%u.%s", s->id, s->mrtr_round, mac);
 }
 
-struct mcpd_session *mcpd__mrtr_find(struct mcpd_session *s, const char *state)
+bool mcpd__mrtr_parse_state(const char *state, char sid[33], unsigned *round, char mac[65])
 {
-    char sid[33], digits[10], mac[65], want[65], canon[120];
-    unsigned long round;
+    char digits[10], canon[120];
     int used = 0;
 
     if (strlen(state) >= sizeof(canon) ||
         sscanf(state, "%32[0-9a-f].%9[0-9].%64[0-9a-f]%n", sid, digits, mac, &used) != 3 ||
         state[used] != '\0' || strlen(sid) != 32 || strlen(mac) != 64)
-        return NULL;
-    round = strtoul(digits, NULL, 10);
+        return false;
+    *round = (unsigned)strtoul(digits, NULL, 10); /* at most 9 digits */
     /* one spelling only: the canonical text of what was parsed */
-    snprintf(canon, sizeof(canon), "%s.%lu.%s", sid, round, mac);
-    if (strcmp(canon, state) != 0)
+    snprintf(canon, sizeof(canon), "%s.%u.%s", sid, *round, mac);
+    return strcmp(canon, state) == 0;
+}
+
+struct mcpd_session *mcpd__mrtr_find(struct mcpd_session *s, const char *state)
+{
+    char sid[33], mac[65], want[65];
+    unsigned round;
+
+    if (!mcpd__mrtr_parse_state(state, sid, &round, mac))
         return NULL;
     /* the retry's bot: a state is no good to another bot's key */
-    if (!state_mac(sid, (unsigned)round, s->bot, want) || CRYPTO_memcmp(want, mac, 64) != 0)
+    if (!state_mac(sid, round, s->bot, want) || CRYPTO_memcmp(want, mac, 64) != 0)
         return NULL;
     for (struct mcpd_session *p = s->daemon->sessions; p; p = p->next)
         if (p != s && p->parked && p->mrtr_round == round && strcmp(p->id, sid) == 0)
@@ -398,6 +407,52 @@ void mcpd_session_serve_stateless(struct mcpd_session *s, json_t *root, struct m
     }
     if (mcpd_session_feed_json(s, root, &s->tsink, &answered) == 0 && !answered)
         mcpd__session_close_soon(s); /* nothing will answer */
+}
+
+bool mcpd_session_header_is(const char *v, const char *want)
+{
+    size_t n = strlen(v);
+    unsigned char *buf;
+    int len;
+    bool same;
+
+    /* only the whole wrapper makes it Base64: anything else is literal (SEP-2243) */
+    if (n < 11 || strncmp(v, "=?base64?", 9) != 0 || strcmp(v + n - 2, "?=") != 0)
+        return strcmp(v, want) == 0;
+    if ((n - 11) % 4 != 0 || n - 11 > INT_MAX || (buf = malloc((n - 11) / 4 * 3 + 1)) == NULL)
+        return false;
+    len = EVP_DecodeBlock(buf, (const unsigned char *)v + 9, (int)(n - 11));
+    for (size_t i = n - 3; len > 0 && i >= n - 4 && v[i] == '='; i--)
+        len--; /* EVP_DecodeBlock counts the padding as zero bytes */
+    same = len >= 0 && (size_t)len == strlen(want) && memcmp(buf, want, (size_t)len) == 0;
+    free(buf);
+    return same;
+}
+
+json_t *mcpd_session_param_headers(struct mcpd_daemon *d, const char *bot, json_t *root)
+{
+    json_t *params = json_object_get(root, "params"), *args, *props, *prop, *out = NULL;
+    const char *name = json_string_value(json_object_get(params, "name")), *key;
+    const struct mcpd_catalog_entry *e;
+
+    if (strcmp(json_string_value(json_object_get(root, "method")), "tools/call") != 0 ||
+        name == NULL || d->catalog == NULL || (e = mcpd_catalog_lookup(d->catalog, name)) == NULL ||
+        !mcpd_authz_tool_visible(d->authz, bot, e->resource, e->tool))
+        return NULL; /* no such tool for this bot: the call's own error says so */
+    args = json_object_get(params, "arguments");
+    props = json_object_get(json_object_get(e->json, "inputSchema"), "properties");
+    json_object_foreach (props, key, prop) {
+        const char *h = json_string_value(json_object_get(prop, "x-mcp-header"));
+        json_t *v = json_object_get(args, key);
+
+        if (h == NULL || v == NULL ||
+            !(json_is_string(v) || json_is_number(v) || json_is_boolean(v)))
+            continue;
+        if (out == NULL && (out = json_object()) == NULL)
+            return NULL;
+        json_object_set(out, h, v);
+    }
+    return out;
 }
 
 /* ---- subscriptions/listen ------------------------------------------------ */

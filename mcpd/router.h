@@ -209,6 +209,11 @@ void mcpd__session_park(struct mcpd_session *s);
 void mcpd__session_unpark(struct mcpd_session *s);
 /* The requestState of s's current round (HMAC of session id, round and bot). */
 void mcpd__mrtr_state(struct mcpd_session *s, char *out, size_t cap);
+/*
+ * Splits a requestState "<32 hex>.<round>.<64 hex>" written the one way
+ * mcpd writes it (no sign, spaces or leading zeros). False otherwise.
+ */
+bool mcpd__mrtr_parse_state(const char *state, char sid[33], unsigned *round, char mac[65]);
 /* The parked session `state` names for a retry in session s (same bot), or NULL. */
 struct mcpd_session *mcpd__mrtr_find(struct mcpd_session *s, const char *state);
 /*

@@ -131,6 +131,21 @@ enum mcpd_era mcpd_session_era(json_t *root, json_t **error);
  */
 json_t *mcpd_session_meta_missing(json_t *root);
 
+/*
+ * SEP-2243: for a modern tools/call of a tool `bot` may see, the arguments
+ * its inputSchema marks with "x-mcp-header": {header suffix: argument value}
+ * (new reference), which an HTTP client mirrors in Mcp-Param-<suffix>; NULL
+ * when there are none.
+ */
+json_t *mcpd_session_param_headers(struct mcpd_daemon *d, const char *bot, json_t *root);
+
+/*
+ * Whether a 2026-07-28 header value (Mcp-Name, Mcp-Param-*, ...) says
+ * `want`: a value wrapped whole in =?base64?...?= is compared decoded
+ * (strict padding and alphabet, else false), any other value literally.
+ */
+bool mcpd_session_header_is(const char *value, const char *want);
+
 /* params._meta's protocol version of a decoded request (borrowed), or NULL. */
 const char *mcpd_session_meta_version(json_t *root);
 

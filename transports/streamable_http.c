@@ -25,8 +25,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
-
 #include "mcpd/error.h"
 #include "mcpd/jsonrpc.h"
 #include "mcpd/limits.h"
@@ -520,22 +518,58 @@ static bool invalid_message(struct mcpd_http_conn *c, json_t *root)
 static bool header_is(struct mcpd_http_request *req, const char *name, const char *want)
 {
     const char *v = mcpd_http_header(req, name);
-    size_t n = v ? strlen(v) : 0;
-    unsigned char *buf;
-    int len;
-    bool same;
+    return v != NULL && mcpd_session_header_is(v, want);
+}
 
-    if (v == NULL || strncmp(v, "=?base64?", 9) != 0)
-        return v && strcmp(v, want) == 0;
-    if (n < 11 || strcmp(v + n - 2, "?=") != 0 || (n - 11) % 4 != 0 ||
-        (buf = malloc((n - 11) / 4 * 3 + 1)) == NULL)
-        return false;
-    len = EVP_DecodeBlock(buf, (const unsigned char *)v + 9, (int)(n - 11));
-    for (size_t i = n - 3; len > 0 && i >= n - 4 && v[i] == '='; i--)
-        len--; /* EVP_DecodeBlock counts the padding as zero bytes */
-    same = len >= 0 && (size_t)len == strlen(want) && memcmp(buf, want, (size_t)len) == 0;
-    free(buf);
-    return same;
+/* Sends a ready JSON-RPC message (borrowed) with `status`. */
+static void respond_json(struct mcpd_http_conn *c, int status, const json_t *msg);
+static void respond_rpc_error(struct mcpd_http_conn *c, int status, json_t *id, int code,
+                              const char *msg);
+
+/*
+ * SEP-2243: a tools/call argument the tool marks with x-mcp-header is
+ * mirrored in Mcp-Param-<suffix>; missing, undecodable or different is
+ * 400 + -32020. Numbers compare by value, booleans as true/false.
+ */
+static bool params_match(struct http_tp *tp, struct mcpd_http_conn *c,
+                         struct mcpd_http_request *req, json_t *root, const char *bot)
+{
+    json_t *want = mcpd_session_param_headers(tp->base.daemon, bot, root), *v;
+    const char *suffix, *bad = NULL;
+    char name[96], text[64], why[200];
+
+    json_object_foreach (want, suffix, v) {
+        const char *h;
+        bool same;
+
+        snprintf(name, sizeof(name), "mcp-param-%s", suffix);
+        if (json_is_string(v)) {
+            same = header_is(req, name, json_string_value(v));
+        } else if (json_is_boolean(v)) {
+            same = header_is(req, name, json_is_true(v) ? "true" : "false");
+        } else if (json_is_integer(v)) {
+            snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+            same = header_is(req, name, text);
+        } else { /* a real: any spelling of the same value */
+            char *end = NULL;
+            h = mcpd_http_header(req, name);
+            same = h && *h && strtod(h, &end) == json_real_value(v) && *end == '\0';
+        }
+        if (!same) {
+            bad = suffix;
+            break;
+        }
+    }
+    if (bad)
+        snprintf(why, sizeof(why),
+                 "Bad Request: the Mcp-Param-%.60s header is missing, not valid or does not "
+                 "match the argument",
+                 bad);
+    json_decref(want);
+    if (bad == NULL)
+        return true;
+    respond_rpc_error(c, 400, json_object_get(root, "id"), MCPD_RPC_HEADER_MISMATCH, why);
+    return false;
 }
 
 /* Sends a ready JSON-RPC message (borrowed) with `status`. */
@@ -626,7 +660,8 @@ static void handle_stateless(struct http_tp *tp, struct mcpd_http_conn *c,
         respond_json(c, 400, error);
         return;
     }
-    if (era == MCPD_ERA_MODERN && !headers_match(c, req, root))
+    if (era == MCPD_ERA_MODERN &&
+        (!headers_match(c, req, root) || !params_match(tp, c, req, root, who.bot)))
         return;
     if ((ex = calloc(1, sizeof(*ex))) == NULL) {
         respond_error(c, 500, MCPD_RPC_INTERNAL_ERROR, "out of memory");

@@ -725,6 +725,15 @@ static void t_missing_capability(json_t *id, json_t *args, json_t *params)
     reply_text(id, "the client declared sampling", 0);
 }
 
+/* Answers with its arguments, as JSON text. */
+static void t_echo_args(json_t *id, json_t *args, json_t *params)
+{
+    char *a = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS);
+
+    reply_text_owned(id, fx_printf("arguments: %s", a ? a : "{}"), 0);
+    free(a);
+}
+
 /* Sends resources/updated for test://watched-resource if a client subscribed to it. */
 static void t_touch_watched(json_t *id, json_t *args, json_t *params)
 {
@@ -824,6 +833,13 @@ static const struct fx_tool fx_tools[] = {
       FX_NO_ARGS, t_touch_watched },
     { "test_missing_capability", "Needs sampling: -32021 when the client did not declare it",
       FX_NO_ARGS, t_missing_capability },
+    /* SEP-2243: arguments a client mirrors in Mcp-Param-* headers */
+    { "test_header_param", "Echoes region and count; both are mirrored in Mcp-Param headers",
+      "{\"type\":\"object\",\"properties\":{"
+      "\"region\":{\"type\":\"string\",\"x-mcp-header\":\"Region\"},"
+      "\"count\":{\"type\":\"integer\",\"x-mcp-header\":\"Count\"},"
+      "\"note\":{\"type\":\"string\"}},\"required\":[\"region\"]}",
+      t_echo_args },
     { "stderr_noise", "Writes a few lines to stderr, then answers", FX_NO_ARGS, t_stderr_noise },
 };
 

@@ -159,6 +159,33 @@ await step('HTTP: MRTR, an upstream asks a modern client for input (input_requir
   match(srv.log(), /waits for input \(round 1, 1 requests\)/, 'logged: the call waits for input');
 });
 
+await step('HTTP: Mcp-Param-* headers mirror x-mcp-header arguments (SEP-2243)', async () => {
+  const call = (args, extra) => modernPost(port, req('tools/call', { name: 'fixture__test_header_param', arguments: args }), extra);
+  const list = await modernPost(port, req('tools/list'));
+  const schema = list.json?.result?.tools?.find((t) => t.name === 'fixture__test_header_param')?.inputSchema;
+  eq(schema?.properties?.region?.['x-mcp-header'], 'Region', 'the annotation reaches the client unchanged');
+  const good = await call({ region: 'eu-west', count: 3 }, { 'Mcp-Param-Region': 'eu-west', 'Mcp-Param-Count': '3' });
+  eq([good.status, good.json?.result?.content?.[0]?.text], [200, 'arguments: {"count":3,"region":"eu-west"}'], 'matching headers: served');
+  const b64 = await call({ region: 'Hello' }, { 'Mcp-Param-Region': `=?base64?${Buffer.from('Hello').toString('base64')}?=` });
+  eq(b64.status, 200, 'a Base64 header is decoded first');
+  const literal = await call({ region: '=?base64?SGVsbG8=' }, { 'Mcp-Param-Region': '=?base64?SGVsbG8=' });
+  eq(literal.status, 200, 'without the ?= suffix the value is literal');
+  const cases = [
+    ['missing', { region: 'x' }, {}],
+    ['different', { region: 'x' }, { 'Mcp-Param-Region': 'y' }],
+    ['bad Base64 padding', { region: 'Hello' }, { 'Mcp-Param-Region': '=?base64?SGVsbG8?=' }],
+    ['bad Base64 characters', { region: 'Hello' }, { 'Mcp-Param-Region': '=?base64?SGVs!!!bG8=?=' }],
+    ['an integer that differs', { region: 'x', count: 3 }, { 'Mcp-Param-Region': 'x', 'Mcp-Param-Count': '4' }],
+  ];
+  for (const [what, args, extra] of cases) {
+    const b = req('tools/call', { name: 'fixture__test_header_param', arguments: args });
+    const r = await modernPost(port, b, extra);
+    eq([r.status, r.json?.error?.code, r.json?.id], [400, -32020, b.id], `${what}: 400 + -32020`);
+  }
+  const absent = await call({ region: 'x' }, { 'Mcp-Param-Region': 'x' });
+  eq(absent.status, 200, 'an annotated argument the call leaves out needs no header');
+});
+
 await step('HTTP: header validation (-32020)', async () => {
   const body = () => req('tools/call', { name: 'fixture__echo', arguments: { text: 'x' } });
   const cases = [
@@ -440,15 +467,22 @@ bots:
   bob:
     bindings:
       - { resource: private, tools: ["*"] }
+  carol:
+    bindings:
+      - { resource: private, tools: [test_elicitation] }
 `;
   const cfg = writeFile('mrtr.yaml', text);
   const keys = {};
-  for (const b of ['alice', 'bob']) keys[b] = run(bin.mcpd, ['bots', 'create', b, '-c', cfg]).stdout.trim();
+  for (const b of ['alice', 'bob', 'carol']) keys[b] = run(bin.mcpd, ['bots', 'create', b, '-c', cfg]).stdout.trim();
   const m = await startServe(text, { name: 'modern-mrtr' });
   const auth = (b) => ({ Authorization: `Bearer ${keys[b]}` });
   const caps = { ...META, 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } };
   const call = { name: 'test_elicitation', arguments: { message: 'm' } };
   const ask = async () => (await modernPost(m.port, req('tools/call', call, caps), auth('alice'))).json?.result ?? {};
+  const hidden = await modernPost(m.port, req('tools/call', { name: 'test_header_param', arguments: { region: 'x' } }), auth('carol'));
+  const unknown = await modernPost(m.port, req('tools/call', { name: 'no_such_tool', arguments: { region: 'x' } }), auth('carol'));
+  eq([hidden.status, hidden.json?.error?.code, hidden.json?.error?.message], [unknown.status, unknown.json?.error?.code, unknown.json?.error?.message.replace('no_such_tool', 'test_header_param')],
+    'a hidden tool with x-mcp-header arguments: the unknown tool\'s error, not a header error');
   const r = await ask();
   const key = Object.keys(r.inputRequests ?? {})[0];
   eq(r.resultType, 'input_required', 'alice is asked for input');
