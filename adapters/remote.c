@@ -98,6 +98,7 @@ struct cred_wait {
     char *sent;
     size_t sent_len;
     bool is_init;
+    bool stream; /* the GET stream was refused with 401: reopen it with the new token */
 };
 
 static void xfer_free(struct xfer *x);
@@ -450,6 +451,15 @@ static void on_cred(int status, enum mcpd_credential_kind kind, const char *secr
         cred_wait_free(w);
         return;
     }
+    if (w->stream) { /* optional: a GET stream that cannot be had is only logged */
+        if (status == 0)
+            open_stream(r);
+        else
+            LOG_WARN("upstream", "upstream=%s GET stream not reopened: %s", r->up.name,
+                     why ? why : "no credential");
+        cred_wait_free(w);
+        return;
+    }
     if (status != 0) {
         snprintf(msg, sizeof(msg), "upstream '%s': %s", r->up.name, why ? why : "no credential");
         if (w->sent == NULL || w->is_init) {
@@ -515,6 +525,27 @@ static int cred_wait(struct remote *r, struct xfer *x)
             x->sent = w->sent;
             w->sent = NULL;
         }
+        cred_wait_free(w);
+    }
+    return rc;
+}
+
+/* The GET stream got 401: the token is reported, and the stream reopens with its successor. */
+static int stream_cred(struct remote *r, struct xfer *x)
+{
+    struct cred_wait *w;
+    int rc;
+
+    if (x->token == NULL || (w = calloc(1, sizeof(*w))) == NULL)
+        return MCPD_ENOMEM;
+    w->r = r;
+    w->stream = true;
+    w->next = r->cred_waits;
+    r->cred_waits = w;
+    rc = mcpd_credential_rejected(r->up.daemon, r->up.cfg->credential, x->token, on_cred, w,
+                                  &w->req);
+    if (rc != 0) {
+        cred_wait_unlink(w);
         cred_wait_free(w);
     }
     return rc;
@@ -673,6 +704,8 @@ static void stream_done(struct remote *r, struct xfer *x, int result, const char
         LOG_WARN("upstream", "upstream=%s GET stream keeps failing; not reopened", r->up.name);
         return;
     }
+    if (x->status == 401 && r->up.cfg->credential && stream_cred(r, x) == 0)
+        return; /* reopened once the credential is refreshed (or logged if it cannot be) */
     uv_timer_start(&r->timer, on_timer_tick, r->retry_ms ? r->retry_ms : 1000, 0);
 }
 

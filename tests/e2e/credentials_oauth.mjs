@@ -365,6 +365,28 @@ await step('a 401 from the upstream: one refresh, the call retried', async () =>
   ok(refreshes1 > refreshes0, 'mcpd refreshed on the 401');
 });
 
+await step('a 401 on the GET stream: one refresh, the stream reopened with the new token', async () => {
+  const gets = async () => (await seen()).filter((x) => x.method === 'GET');
+  ok(await waitFor(async () => (await gets()).some((x) => x.status === 200), 10000, 200), 'mcpd keeps a GET stream open');
+  const n0 = (await gets()).length;
+  const refreshes0 = (mcpd2.log().match(/credential=code-cred refreshed/g) ?? []).length;
+  await control(`http://127.0.0.1:${rsPort}/control/fail-get`, { method: 'POST' });
+  const reopened = await waitFor(async () => {
+    const g = (await gets()).slice(n0);
+    const f = g.findIndex((x) => x.forced);
+    return f >= 0 && g[f + 1]?.status === 200 ? g : undefined;
+  }, 10000, 200);
+  ok(!!reopened, 'the GET stream was refused once (401), then reopened (200)', JSON.stringify(((await gets()).slice(n0)).map((x) => x.status)));
+  if (reopened) {
+    const f = reopened.findIndex((x) => x.forced);
+    ok(reopened[f].token !== reopened[f + 1].token, 'with a new token');
+  }
+  const refreshes1 = (mcpd2.log().match(/credential=code-cred refreshed/g) ?? []).length;
+  ok(refreshes1 > refreshes0, 'mcpd refreshed on the 401');
+  const r = await call();
+  eq(texts(r.result), ['sub=alice client=mcpd'], 'calls still work');
+});
+
 await step('concurrent 401s share one refresh', async () => {
   const n0 = (await seen()).length;
   const refreshes0 = (mcpd2.log().match(/credential=code-cred refreshed/g) ?? []).length;

@@ -11,8 +11,11 @@
 //                             token passes); with together=1 the N answers are held
 //                             until the Nth such request arrived (at most 5 s), so that
 //                             none of them returns before all N were sent
-//   GET  /control/seen        [{token, status}] of every MCP request (the test greps
-//                             mcpd's logs and files for these values)
+//   POST /control/fail-get    ends the open GET streams and answers the next GET that
+//                             carries a token seen before with 401
+//   GET  /control/seen        [{token, status, method}] of every MCP request (the test
+//                             greps mcpd's logs and files for these values)
+// An authorized GET /mcp is a stream kept open (": ok" comments), so that mcpd keeps one.
 import http from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -33,6 +36,9 @@ function releaseTogether() {
   for (const res of held) deny(res, 'forced by the test');
 }
 let failTokens = new Set();
+let failGet = false;
+let failGetTokens = new Set();
+const streams = new Set();
 
 async function introspect(token) {
   const r = await fetch(introspectUrl, {
@@ -62,6 +68,14 @@ const server = http.createServer(async (req, res) => {
     res.end('ok');
     return;
   }
+  if (req.url === '/control/fail-get' && req.method === 'POST') {
+    failGet = true;
+    failGetTokens = new Set(seen.map((x) => x.token));
+    for (const r of streams) r.end();
+    streams.clear();
+    res.end('ok');
+    return;
+  }
   if (req.url === '/control/seen') {
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify(seen));
@@ -74,6 +88,12 @@ const server = http.createServer(async (req, res) => {
   }
   const m = /^Bearer (.+)$/.exec(req.headers.authorization || '');
   const token = m ? m[1] : '';
+  if (req.method === 'GET' && failGet && failGetTokens.has(token)) {
+    failGet = false;
+    seen.push({ token, status: 401, forced: true, method: 'GET' });
+    deny(res, 'forced by the test');
+    return;
+  }
   if (failNext > 0 && failTokens.has(token)) {
     failNext--;
     seen.push({ token, status: 401, forced: true });
@@ -92,7 +112,14 @@ const server = http.createServer(async (req, res) => {
     deny(res, token ? 'token inactive' : 'no token');
     return;
   }
-  seen.push({ token, status: 200 });
+  seen.push({ token, status: 200, method: req.method });
+  if (req.method === 'GET') {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    res.write(': ok\n\n');
+    streams.add(res);
+    res.on('close', () => streams.delete(res));
+    return;
+  }
   if (req.method !== 'POST') {
     res.statusCode = 405;
     res.end();
