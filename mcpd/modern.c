@@ -354,6 +354,12 @@ struct mcpd_session *mcpd__mrtr_find(struct mcpd_session *s, const char *state)
     return NULL;
 }
 
+bool mcpd__mrtr_parkable(const char *m)
+{
+    return m && (strcmp(m, "tools/call") == 0 || strcmp(m, "prompts/get") == 0 ||
+                 strcmp(m, "resources/read") == 0);
+}
+
 /* What a retry must repeat: the method and the name (or uri) of s's one request. */
 static void remember_request(struct mcpd_session *s, json_t *root)
 {
@@ -361,6 +367,8 @@ static void remember_request(struct mcpd_session *s, json_t *root)
     json_t *params = json_object_get(root, "params");
     const char *name = json_string_value(json_object_get(params, "name"));
 
+    if (!mcpd__mrtr_parkable(m))
+        return; /* nothing to copy for lists, discover, listen ... */
     if (name == NULL)
         name = json_string_value(json_object_get(params, "uri"));
     snprintf(s->req_method, sizeof(s->req_method), "%s", m ? m : "");
@@ -371,13 +379,8 @@ static void remember_request(struct mcpd_session *s, json_t *root)
 /* A modern retry of a call mcpd answered with input_required. */
 static bool is_retry(json_t *root)
 {
-    const char *m = json_string_value(json_object_get(root, "method"));
-    json_t *params = json_object_get(root, "params");
-
-    return m &&
-           (strcmp(m, "tools/call") == 0 || strcmp(m, "prompts/get") == 0 ||
-            strcmp(m, "resources/read") == 0) &&
-           json_object_get(params, "requestState") != NULL;
+    return mcpd__mrtr_parkable(json_string_value(json_object_get(root, "method"))) &&
+           json_object_get(json_object_get(root, "params"), "requestState") != NULL;
 }
 
 void mcpd_session_serve_stateless(struct mcpd_session *s, json_t *root, struct mcpd_sink *reply)

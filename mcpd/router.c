@@ -90,6 +90,21 @@ static void link_pending(struct mcpd_upstream *up, struct mcpd_pending *p)
         rearm(up);
 }
 
+/* Takes p out of its upstream's deadline list (not out of the id map). */
+static void fifo_remove(struct mcpd_upstream *up, struct mcpd_pending *p)
+{
+    if (p->fprev)
+        p->fprev->fnext = p->fnext;
+    else
+        up->fifo_head = p->fnext;
+    if (p->fnext)
+        p->fnext->fprev = p->fprev;
+    else
+        up->fifo_tail = p->fprev;
+    p->fprev = p->fnext = NULL;
+    up->npending--;
+}
+
 /* Detaches p from its upstream (id map, deadlines). */
 static void unlink_up(struct mcpd_pending *p)
 {
@@ -101,15 +116,7 @@ static void unlink_up(struct mcpd_pending *p)
     p->linked_up = false;
     was_head = up->fifo_head == p;
     mcpd_map_del_u64(&up->pending, p->up_id);
-    if (p->fprev)
-        p->fprev->fnext = p->fnext;
-    else
-        up->fifo_head = p->fnext;
-    if (p->fnext)
-        p->fnext->fprev = p->fprev;
-    else
-        up->fifo_tail = p->fprev;
-    up->npending--;
+    fifo_remove(up, p);
     if (was_head)
         rearm(up);
 }
@@ -123,16 +130,7 @@ static void set_deadline(struct mcpd_pending *p, uint64_t deadline)
         p->deadline = deadline;
         return;
     }
-    if (p->fprev)
-        p->fprev->fnext = p->fnext;
-    else
-        up->fifo_head = p->fnext;
-    if (p->fnext)
-        p->fnext->fprev = p->fprev;
-    else
-        up->fifo_tail = p->fprev;
-    p->fprev = p->fnext = NULL;
-    up->npending--;
+    fifo_remove(up, p);
     p->deadline = deadline;
     link_pending(up, p); /* back in order */
     rearm(up);
@@ -480,8 +478,7 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
         return MCPD_ENOMEM;
     p->client_id = json_incref(m->id);
     p->fwd = fwd;
-    p->mrtr_ok = strcmp(m->method, "tools/call") == 0 || strcmp(m->method, "prompts/get") == 0 ||
-                 strcmp(m->method, "resources/read") == 0;
+    p->mrtr_ok = mcpd__mrtr_parkable(m->method);
     snprintf(p->tool_name, sizeof(p->tool_name), "%s", label ? label : m->method);
     if (resource != NULL)
         snprintf(p->resource, sizeof(p->resource), "%s", resource);
@@ -904,12 +901,6 @@ static const char *needed_capability(const char *method)
     return NULL;
 }
 
-/*
- * Relays a server->client request of a per-client instance to its session,
- * on the stream of the request it is working on (or the session's stream),
- * with an id from mcpd's own space toward that client. Returns 0, or -1
- * when it cannot (the caller answers the upstream with an error).
- */
 /* ---- MRTR: a modern client's input, asked for with input_required ------------ */
 
 /*
@@ -1035,11 +1026,9 @@ void mcpd__mrtr_resume(struct mcpd_session *s, json_t *root)
     const char *state = json_string_value(json_object_get(params, "requestState"));
     struct mcpd_session *ps = state ? mcpd__mrtr_find(s, state) : NULL;
     struct mcpd_pending *p;
-    const char *key;
-    void *tmp;
-
-    const char *why = NULL;
+    const char *key, *why = NULL;
     json_t *token;
+    void *tmp;
 
     if (ps == NULL || (ps->mrtr_call == NULL && ps->mrtr_final == NULL))
         why = "Invalid params: requestState is not one this server issued for this client, or "
@@ -1096,6 +1085,12 @@ void mcpd__mrtr_resume(struct mcpd_session *s, json_t *root)
         mrtr_answer(s, p); /* what the retry did not answer, and what came meanwhile */
 }
 
+/*
+ * Relays a server->client request of a per-client instance to its session,
+ * on the stream of the request it is working on (or the session's stream),
+ * with an id from mcpd's own space toward that client. Returns 0, or -1
+ * when it cannot (the caller answers the upstream with an error).
+ */
 static int relay_to_client(struct mcpd_upstream *up, struct mcpd_msg *m)
 {
     struct mcpd_session *s = up->owner;

@@ -207,6 +207,9 @@ bool mcpd__session_subscribe(struct mcpd_session *s, const char *uri, json_t *id
  */
 void mcpd__session_park(struct mcpd_session *s);
 void mcpd__session_unpark(struct mcpd_session *s);
+/* tools/call, prompts/get, resources/read: a call that may wait for input, which a retry repeats.
+ */
+bool mcpd__mrtr_parkable(const char *method);
 /* The requestState of s's current round (HMAC of session id, round and bot). */
 void mcpd__mrtr_state(struct mcpd_session *s, char *out, size_t cap);
 /*
