@@ -207,7 +207,8 @@ static const char *check_addr(const struct sockaddr *sa, void *data)
 {
     const struct plugin_up *pu = data;
     const char *why = mcpd_egress_addr_class(sa);
-    if (why == NULL || pu->pl->allow_private)
+    if (why == NULL || pu->pl->allow_private ||
+        mcpd_egress_cidr_match(pu->pl->private_cidrs, pu->pl->nprivate_cidrs, sa))
         return NULL;
     return why;
 }

@@ -121,9 +121,47 @@ static int f_hosts(struct ctx *c, yaml_node_t *v, const char *path, const struct
     return 0;
 }
 
+/* egress.allowPrivateCidrs: address ranges let through although not public. */
+static int f_cidrs(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                   void *base)
+{
+    struct mcpd_plugin_config *pl = base;
+    struct {
+        char **list;
+        size_t n;
+    } tmp = { NULL, 0 };
+    static const struct field as_list = { .off = 0, .off2 = sizeof(char **) };
+    int rc;
+
+    (void)f;
+    if ((rc = mcpd__cfg_strlist(c, v, path, &as_list, &tmp, true)) != 0) {
+        mcpd__cfg_free_strv(tmp.list, tmp.n); /* what it took before the error */
+        return rc;
+    }
+    free(pl->private_cidrs); /* a key given twice: the last one counts */
+    pl->private_cidrs = NULL;
+    pl->nprivate_cidrs = 0;
+    if (tmp.n > MCPD_MAX_EGRESS_HOSTS)
+        rc = mcpd__cfg_fail(c, v, "key '%s': at most %u ranges", path, MCPD_MAX_EGRESS_HOSTS);
+    else if (tmp.n > 0 && (pl->private_cidrs = calloc(tmp.n, sizeof(*pl->private_cidrs))) == NULL)
+        rc = mcpd__cfg_oom(c);
+    for (size_t i = 0; rc == 0 && i < tmp.n; i++) {
+        if (!mcpd_egress_cidr_parse(tmp.list[i], &pl->private_cidrs[i]))
+            rc = mcpd__cfg_fail(c, v,
+                                "key '%s': '%.64s' is not an address range (a.b.c.d/n or "
+                                "IPv6/n, with no host bits set)",
+                                path, tmp.list[i]);
+        else
+            pl->nprivate_cidrs = i + 1;
+    }
+    mcpd__cfg_free_strv(tmp.list, tmp.n);
+    return rc;
+}
+
 static const struct field egress_fields[] = {
     { .key = "allowedHosts", .fn = f_hosts, .off = PL(allowed_hosts), .off2 = PL(nallowed_hosts) },
     { .key = "allowPrivate", .fn = mcpd__cfg_f_bool, .off = PL(allow_private) },
+    { .key = "allowPrivateCidrs", .fn = f_cidrs },
     { .key = NULL },
 };
 
@@ -405,6 +443,7 @@ void mcpd__cfg_free_plugins(struct mcpd_config *cfg)
         for (size_t j = 0; j < pl->nallowed_hosts; j++)
             free(pl->allowed_hosts[j]);
         free(pl->allowed_hosts);
+        free(pl->private_cidrs);
     }
     free(cfg->plugins);
     cfg->plugins = NULL;

@@ -45,6 +45,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "net/egress.h"
 
 enum mcpd_auth_type {
     MCPD_AUTH_NONE = 1,
@@ -102,6 +103,8 @@ struct mcpd_plugin_config {
     char **allowed_hosts;
     size_t nallowed_hosts;
     bool allow_private;
+    struct mcpd_cidr *private_cidrs; /* egress.allowPrivateCidrs */
+    size_t nprivate_cidrs;
     unsigned timeout_ms;
     bool enabled; /* default true */
     int line, column;

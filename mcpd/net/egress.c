@@ -1,9 +1,11 @@
 /* egress.c - address classification and host globs for plugin egress (see egress.h). */
 #include "egress.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -167,4 +169,79 @@ bool mcpd_egress_pattern_is_valid(const char *pattern)
             return false;
         label++;
     }
+}
+
+/* ---- allowPrivateCidrs --------------------------------------------------- */
+
+/* True when the first `bits` bits of a and b agree. */
+static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+    unsigned whole = bits / 8, rest = bits % 8;
+
+    if (memcmp(a, b, whole) != 0)
+        return false;
+    return rest == 0 || ((a[whole] ^ b[whole]) & (uint8_t)(0xFF << (8 - rest))) == 0;
+}
+
+bool mcpd_egress_cidr_parse(const char *text, struct mcpd_cidr *out)
+{
+    const char *slash = strchr(text, '/');
+    char addr[INET6_ADDRSTRLEN];
+    unsigned long bits;
+    size_t len, nbytes;
+    char *end;
+
+    memset(out, 0, sizeof(*out));
+    if (slash == NULL || (len = (size_t)(slash - text)) == 0 || len >= sizeof(addr) ||
+        slash[1] < '0' || slash[1] > '9' || (slash[1] == '0' && slash[2] != '\0') ||
+        strlen(slash + 1) > 3)
+        return false;
+    memcpy(addr, text, len);
+    addr[len] = '\0';
+    bits = strtoul(slash + 1, &end, 10);
+    if (*end != '\0')
+        return false;
+    if (memchr(addr, ':', len) != NULL) {
+        out->family = AF_INET6;
+        nbytes = 16;
+    } else {
+        out->family = AF_INET;
+        nbytes = 4;
+    }
+    if (inet_pton(out->family, addr, out->addr) != 1 || bits > nbytes * 8)
+        return false;
+    out->bits = (unsigned)bits;
+    /* no host bits: the range is what it says */
+    for (size_t i = 0; i < nbytes; i++) {
+        unsigned first = (unsigned)i * 8;
+        uint8_t keep = first >= out->bits       ? 0
+                       : first + 8 <= out->bits ? 0xFF
+                                                : (uint8_t)(0xFF << (8 - (out->bits - first)));
+        if ((out->addr[i] & (uint8_t)~keep) != 0)
+            return false;
+    }
+    return true;
+}
+
+bool mcpd_egress_cidr_match(const struct mcpd_cidr *ranges, size_t n, const struct sockaddr *sa)
+{
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    const uint8_t *v4 = NULL, *v6 = NULL;
+
+    if (sa->sa_family == AF_INET) {
+        v4 = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (sa->sa_family == AF_INET6) {
+        v6 = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        if (memcmp(v6, mapped, 12) == 0)
+            v4 = v6 + 12;
+    } else {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct mcpd_cidr *c = &ranges[i];
+        if ((c->family == AF_INET && v4 && prefix_equal(c->addr, v4, c->bits)) ||
+            (c->family == AF_INET6 && v6 && prefix_equal(c->addr, v6, c->bits)))
+            return true;
+    }
+    return false;
 }

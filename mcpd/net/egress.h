@@ -10,7 +10,9 @@
  *    private (RFC 1918, ULA), link-local, CGNAT, unspecified, multicast,
  *    reserved and cloud metadata addresses, and the IPv4-mapped/compatible,
  *    NAT64 and 6to4 IPv6 forms of IPv4 ones, are refused unless the plugin
- *    sets `egress.allowPrivate: true`. The adapter runs this check from
+ *    sets `egress.allowPrivate: true`, or the address falls in one of its
+ *    `egress.allowPrivateCidrs` (an IPv4-mapped IPv6 address is matched as
+ *    the IPv4 address it maps). The adapter runs this check from
  *    curl's open-socket callback, so the address checked is the address
  *    connected to (no DNS rebinding window).
  */
@@ -19,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct sockaddr;
 
@@ -38,5 +41,22 @@ bool mcpd_egress_host_allowed(char *const *patterns, size_t n, const char *host)
 
 /* Checks a glob at config time: labels of [A-Za-z0-9-] or "*", dot-separated. */
 bool mcpd_egress_pattern_is_valid(const char *pattern);
+
+/* An address range: `bits` leading bits of `addr` (4 bytes for AF_INET, 16 for AF_INET6). */
+struct mcpd_cidr {
+    int family;
+    uint8_t addr[16];
+    unsigned bits;
+};
+
+/*
+ * Parses "a.b.c.d/n" (n 0..32) or an IPv6 address "/n" (0..128). The
+ * prefix length is required and the host bits must be zero ("10.0.0.1/8"
+ * is refused: it reads like one address). False when not valid.
+ */
+bool mcpd_egress_cidr_parse(const char *text, struct mcpd_cidr *out);
+
+/* True when `sa` (AF_INET or AF_INET6; borrowed) falls in one of the n ranges. */
+bool mcpd_egress_cidr_match(const struct mcpd_cidr *ranges, size_t n, const struct sockaddr *sa);
 
 #endif

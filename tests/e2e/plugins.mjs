@@ -129,6 +129,14 @@ plugins:
     source: ${path.join(examples, 'httpbin')}
     config: { base: "http://127.0.0.1:${target.port}" }
     egress: { allowedHosts: ["127.0.0.1"] }
+  cidrok:
+    source: ${path.join(examples, 'httpbin')}
+    config: { base: "http://127.0.0.1:${target.port}" }
+    egress: { allowedHosts: ["127.0.0.1"], allowPrivateCidrs: ["10.0.0.0/8", "127.0.0.0/8"] }
+  cidrno:
+    source: ${path.join(examples, 'httpbin')}
+    config: { base: "http://127.0.0.1:${target.port}" }
+    egress: { allowedHosts: ["127.0.0.1"], allowPrivateCidrs: ["10.0.0.0/8", "fd00::/8"] }
 ${extra}`;
 const bots = `bots:
   alice:
@@ -232,13 +240,20 @@ await step('egress: refusals happen before any connection to the target', async 
   const m = await call(c, 'metadata__get', {});
   eq(m.isError, true, '169.254.169.254 is refused');
   match(texts(m)[0], /egress refused: 169\.254\.169\.254 is metadata/, 'as the metadata address');
+  const t1 = target.seen.length;
+  const co = await call(c, 'cidrok__get', {});
+  eq(co.isError, undefined, 'allowPrivateCidrs 127.0.0.0/8 lets a loopback address through');
+  eq(target.seen.length, t1 + 1, 'and the target saw it');
+  const cn = await call(c, 'cidrno__get', {});
+  match(texts(cn)[0], /egress refused: 127\.0\.0\.1 is loopback/, 'ranges that do not hold the address: refused');
+  eq(target.seen.length, t1 + 1, 'without a connection');
   const p = await call(c, 'privip__get', {});
   match(texts(p)[0], /egress refused: 127\.0\.0\.1 is loopback/, 'a loopback IP literal is refused');
   const before = api.seen.length;
   const rd = await c.callTool({ name: 'hb__get', arguments: {} }); // warm: allowed works
   eq(rd.isError, undefined, 'the allowed fixture still answers');
   eq(api.seen.length, before + 1, 'and saw that one request');
-  eq(target.seen.length, t0, 'the target fixture recorded nothing');
+  eq(target.seen.length, t0 + 1, 'the target fixture recorded only the request allowPrivateCidrs let through');
 });
 
 await step('egress: a redirect to a disallowed host is refused at the hop', async () => {
@@ -433,6 +448,8 @@ await step('config errors: collisions, unknown operations, missing egress', asyn
   bad(`plugins:\n  hb: { source: ${src}, config: { base: "${A}" }, egress: { allowedHosts: [x] }, allowedOperations: { nope: } }\n`,
       /has no operation 'nope'/, 'an unknown operation');
   bad(`plugins:\n  hb: { source: ${src}, config: { base: "${A}" } }\n`, /allowedHosts.*required/, 'no allowedHosts');
+  bad(`plugins:\n  hb: { source: ${src}, config: { base: "${A}" }, egress: { allowedHosts: [x], allowPrivateCidrs: ["10.0.0.1/8"] } }\n`,
+      /'10\.0\.0\.1\/8' is not an address range/, 'an address range with host bits');
   bad(`plugins:\n  hb: { source: ${src}, config: { base: 3 }, egress: { allowedHosts: [x] } }\n`, /base' must be of type string/, 'a config value of the wrong type');
   bad(`plugins:\n  hb: { source: ${src}, egress: { allowedHosts: [x] } }\n`, /missing required key 'base'/, 'a missing config key');
   const broken = path.join(tmp, 'broken');

@@ -449,6 +449,66 @@ static void is(const char *addr, const char *want)
         fail_msg("%s: expected %s, got %s", addr, want ? want : "public", got ? got : "public");
 }
 
+static bool in_ranges(const char *addr, const char *const *ranges, size_t n)
+{
+    struct mcpd_cidr c[4];
+    struct sockaddr_storage ss;
+
+    assert_true(n <= 4);
+    for (size_t i = 0; i < n; i++)
+        assert_true(mcpd_egress_cidr_parse(ranges[i], &c[i]));
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(addr, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        assert_int_equal(inet_pton(AF_INET6, addr, &s6->sin6_addr), 1);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        assert_int_equal(inet_pton(AF_INET, addr, &s4->sin_addr), 1);
+    }
+    return mcpd_egress_cidr_match(c, n, (struct sockaddr *)&ss);
+}
+
+static void test_egress_cidrs(void **state)
+{
+    static const char *const good[] = { "10.0.0.0/8", "127.0.0.0/8", "0.0.0.0/0", "192.168.1.7/32",
+                                        "fd00::/8",   "::/0",        "fe80::/10", "2001:db8::/32" };
+    static const char *const bad[] = {
+        "10.0.0.1/8",    "10.0.0.0", "10.0.0.0/33", "10.0.0.0/08", "10.0.0.0/-1", "/8",
+        "fd00::1/8",     "x/8",      "10.0.0.0/ 8", "10.0.0.0/8x", "::/129",      "10.0.0.0/",
+        "10.0.0.0/1000", ""
+    };
+    static const char *const ten[] = { "10.0.0.0/8" };
+    static const char *const ula[] = { "fd00::/8" };
+    static const char *const two[] = { "172.16.0.0/12", "127.0.0.0/8" };
+    struct mcpd_cidr c;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (!mcpd_egress_cidr_parse(good[i], &c))
+            fail_msg("%s should parse", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (mcpd_egress_cidr_parse(bad[i], &c))
+            fail_msg("'%s' should not parse", bad[i]);
+    assert_true(mcpd_egress_cidr_parse("172.16.0.0/12", &c));
+    assert_int_equal(c.family, AF_INET);
+    assert_int_equal(c.bits, 12);
+    assert_true(in_ranges("10.1.2.3", ten, 1));
+    assert_true(in_ranges("10.255.255.255", ten, 1));
+    assert_false(in_ranges("11.0.0.1", ten, 1));
+    assert_false(in_ranges("9.255.255.255", ten, 1));
+    assert_true(in_ranges("::ffff:10.1.2.3", ten, 1)); /* IPv4-mapped: matched as IPv4 */
+    assert_false(in_ranges("fd12::1", ten, 1));
+    assert_true(in_ranges("fd12::1", ula, 1));
+    assert_false(in_ranges("fc00::1", ula, 1));
+    assert_false(in_ranges("127.0.0.1", ula, 1));
+    assert_true(in_ranges("172.31.255.255", two, 2));
+    assert_false(in_ranges("172.32.0.0", two, 2));
+    assert_true(in_ranges("127.0.0.1", two, 2));
+    assert_false(in_ranges("127.0.0.1", two, 0)); /* no ranges, no match */
+}
+
 static void test_egress_addr(void **state)
 {
     static const struct {
@@ -559,7 +619,7 @@ int main(void)
         cmocka_unit_test(test_manifest_literal), cmocka_unit_test(test_template),
         cmocka_unit_test(test_schema),           cmocka_unit_test(test_mst_refusals),
         cmocka_unit_test(test_mst_roundtrip),    cmocka_unit_test(test_egress_addr),
-        cmocka_unit_test(test_egress_hosts),
+        cmocka_unit_test(test_egress_hosts),     cmocka_unit_test(test_egress_cidrs),
     };
     int rc;
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/mcpd-unit-plugin-XXXXXX");
