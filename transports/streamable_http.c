@@ -522,57 +522,6 @@ static bool header_is(struct mcpd_http_request *req, const char *name, const cha
 }
 
 /* Sends a ready JSON-RPC message (borrowed) with `status`. */
-static void respond_json(struct mcpd_http_conn *c, int status, const json_t *msg);
-static void respond_rpc_error(struct mcpd_http_conn *c, int status, json_t *id, int code,
-                              const char *msg);
-
-/*
- * SEP-2243: a tools/call argument the tool marks with x-mcp-header is
- * mirrored in Mcp-Param-<suffix>; missing, undecodable or different is
- * 400 + -32020. Numbers compare by value, booleans as true/false.
- */
-static bool params_match(struct http_tp *tp, struct mcpd_http_conn *c,
-                         struct mcpd_http_request *req, json_t *root, const char *bot)
-{
-    json_t *want = mcpd_session_param_headers(tp->base.daemon, bot, root), *v;
-    const char *suffix, *bad = NULL;
-    char name[96], text[64], why[200];
-
-    json_object_foreach (want, suffix, v) {
-        const char *h;
-        bool same;
-
-        snprintf(name, sizeof(name), "mcp-param-%s", suffix);
-        if (json_is_string(v)) {
-            same = header_is(req, name, json_string_value(v));
-        } else if (json_is_boolean(v)) {
-            same = header_is(req, name, json_is_true(v) ? "true" : "false");
-        } else if (json_is_integer(v)) {
-            snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-            same = header_is(req, name, text);
-        } else { /* a real: any spelling of the same value */
-            char *end = NULL;
-            h = mcpd_http_header(req, name);
-            same = h && *h && strtod(h, &end) == json_real_value(v) && *end == '\0';
-        }
-        if (!same) {
-            bad = suffix;
-            break;
-        }
-    }
-    if (bad)
-        snprintf(why, sizeof(why),
-                 "Bad Request: the Mcp-Param-%.60s header is missing, not valid or does not "
-                 "match the argument",
-                 bad);
-    json_decref(want);
-    if (bad == NULL)
-        return true;
-    respond_rpc_error(c, 400, json_object_get(root, "id"), MCPD_RPC_HEADER_MISMATCH, why);
-    return false;
-}
-
-/* Sends a ready JSON-RPC message (borrowed) with `status`. */
 static void respond_json(struct mcpd_http_conn *c, int status, const json_t *msg)
 {
     char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
@@ -592,6 +541,52 @@ static void respond_rpc_error(struct mcpd_http_conn *c, int status, json_t *id, 
 
     respond_json(c, status, e);
     json_decref(e);
+}
+
+/*
+ * SEP-2243: a tools/call argument the tool marks with x-mcp-header is
+ * mirrored in Mcp-Param-<suffix>; missing, undecodable or different is
+ * 400 + -32020. Numbers compare by value, booleans as true/false.
+ */
+static bool params_match(struct http_tp *tp, struct mcpd_http_conn *c,
+                         struct mcpd_http_request *req, json_t *root, const char *bot)
+{
+    json_t *want = mcpd_session_param_headers(tp->base.daemon, bot, root), *v;
+    const char *suffix, *bad = NULL;
+    char name[96], text[64], why[200];
+
+    json_object_foreach (want, suffix, v) {
+        bool same;
+
+        snprintf(name, sizeof(name), "mcp-param-%s", suffix);
+        if (json_is_string(v)) {
+            same = header_is(req, name, json_string_value(v));
+        } else if (json_is_boolean(v)) {
+            same = header_is(req, name, json_is_true(v) ? "true" : "false");
+        } else if (json_is_integer(v)) {
+            snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+            same = header_is(req, name, text);
+        } else { /* a real: any spelling of the same value */
+            const char *h = mcpd_http_header(req, name);
+            char *end = NULL;
+
+            same = h && *h && strtod(h, &end) == json_real_value(v) && *end == '\0';
+        }
+        if (!same) {
+            bad = suffix;
+            break;
+        }
+    }
+    if (bad)
+        snprintf(why, sizeof(why),
+                 "Bad Request: the Mcp-Param-%.60s header is missing, not valid or does not "
+                 "match the argument",
+                 bad);
+    json_decref(want);
+    if (bad == NULL)
+        return true;
+    respond_rpc_error(c, 400, json_object_get(root, "id"), MCPD_RPC_HEADER_MISMATCH, why);
+    return false;
 }
 
 /*

@@ -67,6 +67,23 @@ function listen(port, notifications, id = ++idn) {
 }
 listen.reqs = [];
 
+// `mcpd stdio` on cfgText: out() and err() so far, and stop() (stdin closed, clean exit checked).
+function startStdio(name) {
+  const cfg = writeFile(`${name}.yaml`, cfgText);
+  const child = track(spawn(bin.mcpd, ['stdio', '-c', cfg, '--log-level', 'debug'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const stop = async (what) => {
+    child.stdin.end();
+    const r = await Promise.race([exited, sleep(15000).then(() => ({ code: null, signal: 'timeout' }))]);
+    checkCleanExit(what, r.code, r.signal, err);
+  };
+  return { send: (m) => child.stdin.write(JSON.stringify(m) + '\n'), out: () => out, stop };
+}
+
 const srv = await startServe(cfgText, { name: 'modern', essential: true });
 const port = srv.port;
 
@@ -349,13 +366,7 @@ await step('HTTP: transient sessions do not pile up', async () => {
 });
 
 await step('stdio: server/discover and modern requests as raw lines', async () => {
-  const cfg = writeFile('stdio.yaml', cfgText);
-  const child = track(spawn(bin.mcpd, ['stdio', '-c', cfg, '--log-level', 'debug'], { stdio: ['pipe', 'pipe', 'pipe'] }));
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const io = startStdio('stdio');
   const lines = [
     { jsonrpc: '2.0', id: 1, method: 'server/discover' },
     req('tools/call', { name: 'fixture__echo', arguments: { text: 'over stdio' } }),
@@ -365,8 +376,8 @@ await step('stdio: server/discover and modern requests as raw lines', async () =
     req('tools/list'),
   ];
   const ids = lines.map((l) => l.id);
-  for (const l of lines) child.stdin.write(JSON.stringify(l) + '\n');
-  const byId = () => new Map(out.split('\n').filter(Boolean).map((l) => JSON.parse(l)).map((m) => [m.id, m]));
+  for (const l of lines) io.send(l);
+  const byId = () => new Map(io.out().split('\n').filter(Boolean).map((l) => JSON.parse(l)).map((m) => [m.id, m]));
   for (const t0 = Date.now(); byId().size < ids.length && Date.now() - t0 < 10000; ) await sleep(50);
   const got = byId();
   eq(got.get(1)?.result?.supportedVersions, ALL, 'server/discover before any initialize');
@@ -378,48 +389,38 @@ await step('stdio: server/discover and modern requests as raw lines', async () =
   eq(got.get(ids[4])?.error?.code, -32602, 'missing clientCapabilities: -32602');
   ok(got.get(ids[5])?.result?.tools?.length > 0, 'modern tools/list answered');
   // then the legacy session on the same stream, unaffected
-  child.stdin.write(JSON.stringify({ jsonrpc: '2.0', id: 50, method: 'tools/list' }) + '\n');
-  child.stdin.write(JSON.stringify({ jsonrpc: '2.0', id: 51, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }) + '\n');
+  io.send({ jsonrpc: '2.0', id: 50, method: 'tools/list' });
+  io.send({ jsonrpc: '2.0', id: 51, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
   for (const t0 = Date.now(); !byId().has(51) && Date.now() - t0 < 10000; ) await sleep(50);
   eq(byId().get(50)?.error?.code, -32600, 'a legacy request before initialize is still refused');
   eq(byId().get(51)?.result?.protocolVersion, '2025-11-25', 'initialize still works');
-  child.stdin.end();
-  const r = await Promise.race([exited, sleep(15000).then(() => ({ code: null, signal: 'timeout' }))]);
-  checkCleanExit('mcpd stdio', r.code, r.signal, err);
+  await io.stop('mcpd stdio');
 });
 
 await step('stdio: subscriptions/listen, ended by notifications/cancelled', async () => {
-  const cfg = writeFile('stdio-listen.yaml', cfgText);
-  const child = track(spawn(bin.mcpd, ['stdio', '-c', cfg, '--log-level', 'debug'], { stdio: ['pipe', 'pipe', 'pipe'] }));
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
-  const msgs = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const io = startStdio('stdio-listen');
+  const msgs = () => io.out().split('\n').filter(Boolean).map((l) => JSON.parse(l));
   const lid = 'listen-1';
-  child.stdin.write(JSON.stringify({ jsonrpc: '2.0', id: lid, method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true }, _meta: META } }) + '\n');
+  io.send({ jsonrpc: '2.0', id: lid, method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true }, _meta: META } });
   await waitFor(() => msgs().length >= 1, 10000, 20);
   eq(msgs()[0]?.method, 'notifications/subscriptions/acknowledged', 'acknowledged first');
   eq(msgs()[0]?.params?._meta?.['io.modelcontextprotocol/subscriptionId'], lid, 'tagged with the listen id');
   const trig = req('tools/call', { name: 'fixture__test_trigger_tool_change', arguments: {} });
-  child.stdin.write(JSON.stringify(trig) + '\n');
+  io.send(trig);
   await waitFor(() => msgs().some((m) => m.method === 'notifications/tools/list_changed'), 10000, 20);
   const lc = msgs().find((m) => m.method === 'notifications/tools/list_changed');
   eq(lc?.params?._meta?.['io.modelcontextprotocol/subscriptionId'], lid, 'tools/list_changed tagged');
-  child.stdin.write(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: lid } }) + '\n');
+  io.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: lid } });
   await sleep(200);
   const before = msgs().length;
   const trig2 = req('tools/call', { name: 'fixture__test_trigger_tool_change', arguments: {} });
-  child.stdin.write(JSON.stringify(trig2) + '\n');
+  io.send(trig2);
   await waitFor(() => msgs().some((m) => m.id === trig2.id), 10000, 20);
   await sleep(200);
   const later = msgs().slice(before);
   ok(!later.some((m) => m.method === 'notifications/tools/list_changed'), 'no list_changed after the client cancelled', JSON.stringify(later).slice(0, 300));
   ok(!msgs().some((m) => m.id === lid), 'and no answer to the cancelled listen');
-  child.stdin.end();
-  const r = await Promise.race([exited, sleep(15000).then(() => ({ code: null, signal: 'timeout' }))]);
-  checkCleanExit('mcpd stdio (listen)', r.code, r.signal, err);
+  await io.stop('mcpd stdio (listen)');
 });
 
 await step('HTTP with bots: modern requests need the bearer key', async () => {

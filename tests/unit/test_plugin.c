@@ -426,20 +426,26 @@ static void test_mst_roundtrip(void **state)
 
 /* ---- egress --------------------------------------------------------------------------------- */
 
-static const char *cls(const char *addr)
+/* A socket address for an IPv4 or IPv6 literal. */
+static struct sockaddr *sockaddr_of(const char *addr, struct sockaddr_storage *ss)
 {
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
+    memset(ss, 0, sizeof(*ss));
     if (strchr(addr, ':')) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
         s6->sin6_family = AF_INET6;
         assert_int_equal(inet_pton(AF_INET6, addr, &s6->sin6_addr), 1);
     } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
         s4->sin_family = AF_INET;
         assert_int_equal(inet_pton(AF_INET, addr, &s4->sin_addr), 1);
     }
-    return mcpd_egress_addr_class((struct sockaddr *)&ss);
+    return (struct sockaddr *)ss;
+}
+
+static const char *cls(const char *addr)
+{
+    struct sockaddr_storage ss;
+    return mcpd_egress_addr_class(sockaddr_of(addr, &ss));
 }
 
 static void is(const char *addr, const char *want)
@@ -457,17 +463,7 @@ static bool in_ranges(const char *addr, const char *const *ranges, size_t n)
     assert_true(n <= 4);
     for (size_t i = 0; i < n; i++)
         assert_true(mcpd_egress_cidr_parse(ranges[i], &c[i]));
-    memset(&ss, 0, sizeof(ss));
-    if (strchr(addr, ':')) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-        s6->sin6_family = AF_INET6;
-        assert_int_equal(inet_pton(AF_INET6, addr, &s6->sin6_addr), 1);
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        s4->sin_family = AF_INET;
-        assert_int_equal(inet_pton(AF_INET, addr, &s4->sin_addr), 1);
-    }
-    return mcpd_egress_cidr_match(c, n, (struct sockaddr *)&ss);
+    return mcpd_egress_cidr_match(c, n, sockaddr_of(addr, &ss));
 }
 
 static void test_egress_cidrs(void **state)
