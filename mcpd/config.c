@@ -1134,6 +1134,28 @@ static int f_share(struct ctx *c, yaml_node_t *v, const char *path, const struct
     return rc;
 }
 
+static int f_protocol(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                      void *base)
+{
+    struct mcpd_server_config *s = base;
+    char *str;
+    int rc;
+
+    if ((rc = mcpd__cfg_scalar(c, v, path, &str)) != 0)
+        return rc;
+    if (strcmp(str, "auto") == 0)
+        s->era = MCPD_SPEAK_AUTO;
+    else if (strcmp(str, "legacy") == 0)
+        s->era = MCPD_SPEAK_LEGACY;
+    else if (strcmp(str, "2026-07-28") == 0)
+        s->era = MCPD_SPEAK_MODERN;
+    else
+        rc = mcpd__cfg_fail(c, v, "key '%s': expected auto, legacy or 2026-07-28, got '%.64s'",
+                            path, str);
+    free(str);
+    return rc;
+}
+
 static int parse_transport(struct ctx *c, int line, int col, const char *path, const char *str,
                            struct mcpd_server_config *s)
 {
@@ -1185,6 +1207,7 @@ static const struct field server_fields[] = {
       .fn = mcpd__cfg_f_bool,
       .off = offsetof(struct mcpd_server_config, enabled) },
     { .key = "share", .fn = f_share },
+    { .key = "protocol", .fn = f_protocol },
     { .key = "url", .fn = f_url },
     { .key = "headers", .fn = f_headers },
     { .key = "transport", .fn = f_transport },
@@ -1212,6 +1235,11 @@ static int check_server_kind(struct ctx *c, int line, int col, const char *path,
                                 path);
     if (s->url && (s->nargs || s->nenv || s->cwd))
         return mcpd__cfg_failat(c, line, col, "key '%s': args, env and cwd are for command servers",
+                                path);
+    if (s->url && s->era == MCPD_SPEAK_MODERN)
+        return mcpd__cfg_failat(c, line, col,
+                                "key '%s': protocol 2026-07-28 is built for command servers only "
+                                "(url servers speak the session era)",
                                 path);
     if (s->command && s->credential)
         return mcpd__cfg_failat(c, line, col, "key '%s': credential is for url servers", path);

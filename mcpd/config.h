@@ -107,6 +107,13 @@ enum mcpd_remote_transport {
     MCPD_REMOTE_SSE,        /* legacy HTTP+SSE (2024-11-05) only */
 };
 
+/* Which revision an upstream is spoken to in (servers.<x>.protocol). */
+enum mcpd_upstream_era {
+    MCPD_SPEAK_AUTO = 0, /* initialize; 2026-07-28 when the server refuses it naming that one */
+    MCPD_SPEAK_LEGACY,   /* initialize only (2024-11-05 ... 2025-11-25) */
+    MCPD_SPEAK_MODERN,   /* 2026-07-28: server/discover, _meta on every request, MRTR */
+};
+
 /* A list of strings. */
 struct mcpd_strv {
     char **v;
@@ -159,6 +166,7 @@ struct mcpd_server_config {
     unsigned timeout_ms; /* per-call deadline, 1..MCPD_MAX_CALL_TIMEOUT_MS */
     bool enabled;
     bool per_client; /* share: per-client */
+    enum mcpd_upstream_era era;
     /* remote servers (url instead of command) */
     char *url;               /* http:// or https:// */
     struct mcpd_kv *headers; /* sent with every request, e.g. Authorization */

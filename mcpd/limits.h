@@ -51,6 +51,11 @@
 #define MCPD_KILL_GRACE_MS         3000   /* SIGTERM -> SIGKILL */
 #define MCPD_MAX_STDERR_LINE       4096   /* child stderr relayed per line, truncated past */
 
+/* Upstreams that speak 2026-07-28. */
+#define MCPD_MAX_MRTR_ROUNDS    16      /* input_required rounds of one call */
+#define MCPD_MAX_REQUEST_STATE  65536   /* bytes of a requestState mcpd passes on */
+#define MCPD_UPSTREAM_LISTEN_MS 3600000 /* its subscriptions/listen, reopened after */
+
 /* Connected agents (GET /agent). */
 #define MCPD_AGENT_PING_MS             30000               /* WebSocket ping period (config) */
 #define MCPD_AGENT_PONG_TIMEOUT_MS     40000               /* no pong within: dropped (config) */

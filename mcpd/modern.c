@@ -30,12 +30,12 @@
 #include "router.h"
 #include "session.h"
 
-#define KEY_VERSION "io.modelcontextprotocol/protocolVersion"
-#define KEY_CAPS    "io.modelcontextprotocol/clientCapabilities"
-#define KEY_INFO    "io.modelcontextprotocol/clientInfo"
+#define KEY_VERSION MCPD_META_VERSION
+#define KEY_CAPS    MCPD_META_CAPS
+#define KEY_INFO    MCPD_META_INFO
 #define KEY_LEVEL   "io.modelcontextprotocol/logLevel"
 #define KEY_SUB     "io.modelcontextprotocol/subscriptionId"
-#define KEY_SERVER  "io.modelcontextprotocol/serverInfo"
+#define KEY_SERVER  MCPD_META_SERVER
 
 /* Capabilities and versions do not change while mcpd runs. */
 #define DISCOVER_TTL_MS 3600000
@@ -354,6 +354,101 @@ struct mcpd_session *mcpd__mrtr_find(struct mcpd_session *s, const char *state)
     return NULL;
 }
 
+/*
+ * A 2026-07-28 upstream's requestState, handed to a modern client, is bound
+ * to the bot, the server and the request (method kind and name) by an HMAC
+ * under the per-process key: the upstream sees one client, mcpd, so without
+ * it one bot could replay another's state. "u0.<mac>" when the upstream gave
+ * none, "u1.<mac>.<base64 of the upstream's state>" when it did.
+ */
+static bool wrap_mac(const char *bot, const char *server, int fwd, const char *name,
+                     const char *ustate, char out[65])
+{
+    const unsigned char *key = state_key();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    size_t n = strlen(bot) + strlen(server) + strlen(name) + (ustate ? strlen(ustate) : 0) + 96;
+    char *msg = malloc(n);
+    int len;
+    bool ok;
+
+    if (key == NULL || msg == NULL) {
+        free(msg);
+        return false;
+    }
+    /* lengths first: no two field lists give the same text */
+    len = snprintf(msg, n, "%zu:%s|%zu:%s|%d|%zu:%s|%c|%s", strlen(bot), bot, strlen(server),
+                   server, fwd, strlen(name), name, ustate ? '1' : '0', ustate ? ustate : "");
+    ok = len > 0 && (size_t)len < n &&
+         HMAC(EVP_sha256(), key, 32, (const unsigned char *)msg, (size_t)len, md, &mdlen) != NULL &&
+         mdlen == 32;
+    free(msg);
+    for (unsigned i = 0; ok && i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return ok;
+}
+
+bool mcpd__mrtr_is_wrapped(const char *state)
+{
+    return state && (strncmp(state, "u0.", 3) == 0 || strncmp(state, "u1.", 3) == 0);
+}
+
+char *mcpd__mrtr_wrap(const char *bot, const char *server, int fwd, const char *name,
+                      const char *ustate)
+{
+    size_t n = ustate ? strlen(ustate) : 0;
+    char mac[65], *out;
+
+    if (n > MCPD_MAX_REQUEST_STATE || !wrap_mac(bot, server, fwd, name, ustate, mac) ||
+        (out = malloc(4 * ((n + 2) / 3) + 72)) == NULL)
+        return NULL;
+    snprintf(out, 72, "u%c.%s%s", ustate ? '1' : '0', mac, ustate ? "." : "");
+    if (ustate)
+        EVP_EncodeBlock((unsigned char *)out + 68, (const unsigned char *)ustate, (int)n);
+    return out;
+}
+
+int mcpd__mrtr_unwrap(const char *bot, const char *server, int fwd, const char *name,
+                      const char *wrapped, char **ustate)
+{
+    size_t n = strlen(wrapped), b64, len;
+    char mac[65], want[65], *st = NULL;
+    bool has = wrapped[1] == '1';
+
+    *ustate = NULL;
+    if (!mcpd__mrtr_is_wrapped(wrapped) || n < 67 ||
+        n > 72 + 4 * (MCPD_MAX_REQUEST_STATE / 3 + 1) ||
+        strspn(wrapped + 3, "0123456789abcdef") != 64 || (has ? wrapped[67] != '.' : n != 67))
+        return -1;
+    memcpy(mac, wrapped + 3, 64);
+    mac[64] = '\0';
+    if (has) {
+        b64 = n - 68;
+        if (b64 % 4 != 0 || (st = malloc(b64 / 4 * 3 + 1)) == NULL)
+            return -1;
+        int got =
+            EVP_DecodeBlock((unsigned char *)st, (const unsigned char *)wrapped + 68, (int)b64);
+        if (got < 0) {
+            free(st);
+            return -1;
+        }
+        len = (size_t)got;
+        for (size_t i = n; i > 68 && wrapped[i - 1] == '=' && len > 0; i--)
+            len--; /* the padding decodes to zeros */
+        st[len] = '\0';
+        if (strlen(st) != len) { /* a NUL inside: not a state mcpd wrapped */
+            free(st);
+            return -1;
+        }
+    }
+    if (!wrap_mac(bot, server, fwd, name, st, want) || CRYPTO_memcmp(want, mac, 64) != 0) {
+        free(st);
+        return -1;
+    }
+    *ustate = st;
+    return 0;
+}
+
 bool mcpd__mrtr_parkable(const char *m)
 {
     return m && (strcmp(m, "tools/call") == 0 || strcmp(m, "prompts/get") == 0 ||
@@ -379,8 +474,11 @@ static void remember_request(struct mcpd_session *s, json_t *root)
 /* A modern retry of a call mcpd answered with input_required. */
 static bool is_retry(json_t *root)
 {
+    json_t *state = json_object_get(json_object_get(root, "params"), "requestState");
+
+    /* a 2026-07-28 upstream's state goes through the router, like any call */
     return mcpd__mrtr_parkable(json_string_value(json_object_get(root, "method"))) &&
-           json_object_get(json_object_get(root, "params"), "requestState") != NULL;
+           state != NULL && !mcpd__mrtr_is_wrapped(json_string_value(state));
 }
 
 void mcpd_session_serve_stateless(struct mcpd_session *s, json_t *root, struct mcpd_sink *reply)

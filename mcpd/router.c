@@ -191,6 +191,9 @@ static void free_pending(struct mcpd_pending *p)
     free(p->wire);
     json_decref(p->client_id);
     json_decref(p->progress_token);
+    json_decref(p->retry_msg);
+    json_decref(p->mrtr_answers);
+    json_decref(p->mrtr_state);
     free(p);
     if (s)
         mcpd_session_unref(&s);
@@ -383,10 +386,17 @@ static void on_deadline(uv_timer_t *t)
         struct mcpd_pending *p = up->fifo_head;
         LOG_WARN("router", "upstream=%s request %llu (%s) timed out", up->name,
                  (unsigned long long)p->up_id, p->internal ? "internal" : p->tool_name);
+        if (p->mrtr_answers != NULL) { /* the upstream answered; the client did not */
+            snprintf(why, sizeof(why),
+                     "the client did not answer upstream '%s''s request for input within %u ms",
+                     up->name, up->daemon->cfg->limits.input_wait_ms);
+            fail_pending(p, MCPD_RPC_SERVER_ERROR, why);
+            continue;
+        }
         if (sent(p))
             send_cancelled(up, p->up_id, "timeout");
         snprintf(why, sizeof(why), "upstream '%s' did not answer within %u ms", up->name,
-                 p->internal ? MCPD_INIT_TIMEOUT_MS : p->timeout_ms);
+                 p->timeout_ms);
         fail_pending(p, MCPD_RPC_SERVER_ERROR, why);
     }
     mcpd__daemon_check_drained(up->daemon);
@@ -458,12 +468,43 @@ int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struc
     return mcpd__router_forward_res(s, up, m, reply, label, fwd, NULL);
 }
 
+/*
+ * A retry's requestState. Toward a 2026-07-28 upstream it must be one mcpd
+ * wrapped for this bot, server and request, and goes on unwrapped; a
+ * session-era upstream never gets a wrapped one. Returns false once the
+ * client has its error.
+ */
+static bool take_state(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_msg *m,
+                       struct mcpd_sink *reply, const char *name, enum mcpd_fwd fwd)
+{
+    json_t *rs = m->params ? json_object_get(m->params, "requestState") : NULL;
+    const char *w = json_string_value(rs);
+    char *ustate = NULL;
+
+    if (rs == NULL || (!up->modern && !mcpd__mrtr_is_wrapped(w)))
+        return true;
+    if (!up->modern || w == NULL ||
+        mcpd__mrtr_unwrap(s->bot, up->name, fwd, name, w, &ustate) != 0) {
+        mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS,
+                         "Invalid params: requestState is not one this server issued for this "
+                         "client and request");
+        return false;
+    }
+    if (ustate)
+        json_object_set_new(m->params, "requestState", json_string(ustate));
+    else
+        json_object_del(m->params, "requestState");
+    free(ustate);
+    return true;
+}
+
 int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_msg *m,
                              struct mcpd_sink *reply, const char *label, enum mcpd_fwd fwd,
                              const char *resource)
 {
     struct mcpd_pending *p;
     json_t *meta, *token;
+    char name[sizeof(p->tool_name)];
     int r;
 
     bool queue =
@@ -472,6 +513,9 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
         return MCPD_EUNAVAIL;
     if (up->npending >= MCPD_MAX_UPSTREAM_INFLIGHT)
         return MCPD_EBUSY;
+    snprintf(name, sizeof(name), "%s", label ? label : m->method);
+    if (!take_state(s, up, m, reply, name, fwd))
+        return 0;
     p = new_pending(up, up->agent && resource ? mcpd__agents_call_timeout(up->daemon, resource)
                                               : up->cfg->timeout_ms);
     if (p == NULL)
@@ -479,7 +523,7 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
     p->client_id = json_incref(m->id);
     p->fwd = fwd;
     p->mrtr_ok = mcpd__mrtr_parkable(m->method);
-    snprintf(p->tool_name, sizeof(p->tool_name), "%s", label ? label : m->method);
+    memcpy(p->tool_name, name, sizeof(name));
     if (resource != NULL)
         snprintf(p->resource, sizeof(p->resource), "%s", resource);
     /* rewrite in place: id, progress token */
@@ -489,6 +533,13 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
     if (token) {
         p->progress_token = json_incref(token);
         json_object_set_new(meta, "progressToken", json_integer((json_int_t)p->up_id));
+    }
+    if (up->modern &&
+        ((r = mcpd__upstream_meta(up, m->root, s->client_caps)) != 0 ||
+         (p->mrtr_ok && !s->modern && (p->retry_msg = json_deep_copy(m->root)) == NULL))) {
+        mcpd_map_del_u64(&up->pending, p->up_id);
+        free_pending(p);
+        return r ? r : MCPD_ENOMEM;
     }
     p->session = s;
     mcpd_session_ref(s);
@@ -531,7 +582,8 @@ int mcpd__router_internal(struct mcpd_upstream *up, const char *method, json_t *
     }
     msg = json_pack("{s:s, s:I, s:s, s:o}", "jsonrpc", "2.0", "id", (json_int_t)p->up_id, "method",
                     method, "params", params ? params : json_object());
-    r = msg ? mcpd__upstream_send(up, msg) : MCPD_ENOMEM;
+    if ((r = msg ? mcpd__upstream_meta(up, msg, NULL) : MCPD_ENOMEM) == 0)
+        r = mcpd__upstream_send(up, msg);
     json_decref(msg);
     if (r != 0) {
         mcpd_map_del_u64(&up->pending, p->up_id);
@@ -769,6 +821,192 @@ static void degrade_result(const char *version, enum mcpd_fwd fwd, json_t *resul
     }
 }
 
+/* ---- input_required of a 2026-07-28 upstream -------------------------------- */
+
+static const char *needed_capability(const char *method);
+
+/* The upstream answered p again: its answers go out under a new id. */
+static void retry_call(struct mcpd_pending *p)
+{
+    struct mcpd_upstream *up = p->up;
+    json_t *params = json_object_get(p->retry_msg, "params"), *meta;
+    uint64_t id = up->next_id + 1;
+
+    if (up->state != MCPD_UP_READY || mcpd_map_put_u64(&up->pending, id, p) != 0) {
+        fail_pending(p, MCPD_RPC_SERVER_ERROR, "the upstream is unavailable for the retry");
+        return;
+    }
+    up->next_id = id;
+    mcpd_map_del_u64(&up->pending, p->up_id);
+    p->up_id = id;
+    json_object_set_new(p->retry_msg, "id", json_integer((json_int_t)id));
+    json_object_set_new(params, "inputResponses", p->mrtr_answers);
+    p->mrtr_answers = NULL;
+    if (p->mrtr_state)
+        json_object_set(params, "requestState", p->mrtr_state);
+    else
+        json_object_del(params, "requestState");
+    meta = json_object_get(params, "_meta");
+    if (p->progress_token && json_is_object(meta))
+        json_object_set_new(meta, "progressToken", json_integer((json_int_t)id));
+    set_deadline(p, uv_now(up->daemon->loop) + p->timeout_ms);
+    LOG_DEBUG("router", "upstream=%s %s retried with the client's input (round %u)", up->name,
+              p->tool_name, p->mrtr_rounds);
+    if (mcpd__upstream_send(up, p->retry_msg) != 0)
+        fail_pending(p, MCPD_RPC_SERVER_ERROR, "the upstream is unavailable for the retry");
+}
+
+/* Why the inputRequests of `result` cannot be asked of p's session-era client, or NULL. */
+static const char *cannot_ask(struct mcpd_pending *p, json_t *asks, json_t *state, char *buf,
+                              size_t cap)
+{
+    struct mcpd_session *s = p->session;
+    const char *key;
+    json_t *req;
+
+    if (p->retry_msg == NULL)
+        return "the upstream asked for input on a request that cannot be retried";
+    if (p->mrtr_rounds >= MCPD_MAX_MRTR_ROUNDS)
+        return "the upstream asked for input too many times";
+    if (!json_is_object(asks) || json_object_size(asks) == 0)
+        return "the upstream's input_required result has no inputRequests";
+    if (state && (!json_is_string(state) || json_string_length(state) > MCPD_MAX_REQUEST_STATE))
+        return "the upstream's requestState is not a string of a sane size";
+    if ((p->sink ? p->sink : s->stream) == NULL)
+        return "no stream to ask this client on";
+    if (s->out.count + json_object_size(asks) > MCPD_MAX_INFLIGHT)
+        return "too many requests to this client in flight";
+    json_object_foreach (asks, key, req) {
+        const char *method = json_string_value(json_object_get(req, "method"));
+        const char *need = method ? needed_capability(method) : NULL;
+        json_t *params = json_object_get(req, "params");
+
+        if (need == NULL || (params && !json_is_object(params))) {
+            snprintf(buf, cap, "the upstream asked for an input mcpd cannot relay (%.64s)",
+                     method ? method : "no method");
+            return buf;
+        }
+        if (json_object_get(s->client_caps, need) == NULL) {
+            snprintf(buf, cap, "the upstream needs %s, which this client did not declare", method);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * A 2026-07-28 upstream answered a session-era client's call input_required:
+ * mcpd asks the client each input as a server->client request (ids of its
+ * own, on the call's stream), and retries once every answer is in.
+ */
+static void ask_legacy(struct mcpd_pending *p, json_t *result)
+{
+    struct mcpd_session *s = p->session;
+    struct mcpd_sink *sink = p->sink ? p->sink : s->stream;
+    json_t *asks = json_object_get(result, "inputRequests");
+    json_t *state = json_object_get(result, "requestState"), *req;
+    const char *key, *why;
+    char buf[200];
+
+    if ((why = cannot_ask(p, asks, state, buf, sizeof(buf))) != NULL) {
+        LOG_WARN("router", "upstream=%s %s: %s", p->up->name, p->tool_name, why);
+        fail_pending(p, MCPD_RPC_SERVER_ERROR, why);
+        return;
+    }
+    p->mrtr_rounds++;
+    json_decref(p->mrtr_answers);
+    json_decref(p->mrtr_state);
+    p->mrtr_answers = json_object();
+    p->mrtr_state = json_incref(state);
+    p->mrtr_waiting = 0;
+    /* the upstream's call is over: this one waits for the client instead */
+    set_deadline(p, uv_now(s->daemon->loop) + s->daemon->cfg->limits.input_wait_ms);
+    json_object_foreach (asks, key, req) {
+        struct mcpd_outreq *o = calloc(1, sizeof(*o));
+        json_t *params = json_object_get(req, "params"), *msg = NULL;
+        int r = -1;
+
+        if (o != NULL && p->mrtr_answers != NULL && (o->key = strdup(key)) != NULL &&
+            mcpd_map_put_u64(&s->out, s->next_out_id + 1, o) == 0) {
+            s->next_out_id++;
+            o->up = p->up;
+            o->call = p->up_id;
+            msg = json_pack("{s:s, s:I, s:O, s:o}", "jsonrpc", "2.0", "id",
+                            (json_int_t)s->next_out_id, "method", json_object_get(req, "method"),
+                            "params", params ? json_incref(params) : json_object());
+            r = msg ? mcpd__send(sink, msg, false) : -1;
+            json_decref(msg);
+            if (r != 0)
+                mcpd_map_del_u64(&s->out, s->next_out_id);
+        }
+        if (r != 0) {
+            if (o && mcpd_map_get_u64(&s->out, s->next_out_id) != o) {
+                free(o->key);
+                free(o);
+            }
+            fail_pending(p, MCPD_RPC_INTERNAL_ERROR, "could not ask the client for input");
+            return;
+        }
+        p->mrtr_waiting++;
+    }
+}
+
+/* A session-era client answered one input of call o->call. */
+static void input_answer(struct mcpd_session *s, struct mcpd_outreq *o, struct mcpd_msg *m)
+{
+    struct mcpd_pending *p = o->up ? mcpd_map_get_u64(&o->up->pending, o->call) : NULL;
+    char why[200];
+
+    if (p == NULL || p->session != s || p->mrtr_answers == NULL || p->mrtr_waiting == 0)
+        return; /* that call has ended */
+    if (m->error) {
+        snprintf(why, sizeof(why), "the client refused the upstream's request for input: %.120s",
+                 json_string_value(json_object_get(m->error, "message")) ?: "error");
+        fail_pending(p, MCPD_RPC_SERVER_ERROR, why);
+        return;
+    }
+    json_object_set(p->mrtr_answers, o->key, m->result ? m->result : json_null());
+    if (--p->mrtr_waiting == 0)
+        retry_call(p);
+}
+
+/*
+ * A 2026-07-28 upstream's result for call p. input_required goes on to a
+ * modern client with its requestState wrapped (bound to bot and request),
+ * and a session-era client is asked instead (false: handled here). The
+ * resultType means nothing to a session-era client.
+ */
+static bool modern_result(struct mcpd_pending *p, json_t *result)
+{
+    const char *rt = json_string_value(json_object_get(result, "resultType"));
+    struct mcpd_session *s = p->session;
+    json_t *state;
+    char *w;
+
+    if (s == NULL)
+        return true;
+    if (rt == NULL || strcmp(rt, "input_required") != 0) {
+        if (!s->modern)
+            json_object_del(result, "resultType");
+        return true;
+    }
+    if (!s->modern) {
+        ask_legacy(p, result);
+        return false;
+    }
+    state = json_object_get(result, "requestState");
+    if ((state && !json_is_string(state)) ||
+        (w = mcpd__mrtr_wrap(s->bot, p->up->name, p->fwd, p->tool_name,
+                             json_string_value(state))) == NULL) {
+        fail_pending(p, MCPD_RPC_SERVER_ERROR,
+                     "the upstream's requestState is not a string of a sane size");
+        return false;
+    }
+    json_object_set_new(result, "requestState", json_string(w));
+    free(w);
+    return true;
+}
+
 static void on_response(struct mcpd_upstream *up, struct mcpd_msg *m)
 {
     struct mcpd_pending *p;
@@ -788,6 +1026,10 @@ static void on_response(struct mcpd_upstream *up, struct mcpd_msg *m)
         p->internal(up, m, NULL);
         free_pending(p);
     } else {
+        if (up->modern && m->result && !modern_result(p, m->result)) {
+            mcpd__daemon_check_drained(up->daemon);
+            return;
+        }
         json_object_set(m->root, "id", p->client_id);
         if (p->fwd != MCPD_FWD_PLAIN && m->result) {
             expose_result(up, p->fwd, m->result);
@@ -1133,11 +1375,14 @@ void mcpd__router_client_response(struct mcpd_session *s, struct mcpd_msg *m)
         LOG_DEBUG("router", "session=%s response for an unknown request dropped", s->id);
         return;
     }
-    if (o->up && o->up->state == MCPD_UP_READY) {
+    if (o->call) {
+        input_answer(s, o, m);
+    } else if (o->up && o->up->state == MCPD_UP_READY) {
         json_object_set(m->root, "id", o->up_id);
         mcpd__upstream_send(o->up, m->root);
     }
     json_decref(o->up_id);
+    free(o->key);
     free(o);
 }
 

@@ -73,6 +73,16 @@ struct mcpd_pending {
     const char *tool;    /* for logs (borrowed from the catalog entry copy) */
     char tool_name[65];
     char resource[40]; /* audit resource when it differs from up->name ("" otherwise) */
+    /*
+     * a session-era client's call to a 2026-07-28 upstream: when the upstream
+     * answers input_required, mcpd asks the client (server->client requests)
+     * and retries with the answers
+     */
+    json_t *retry_msg;     /* the request as sent upstream, or NULL */
+    json_t *mrtr_answers;  /* inputResponses gathered so far */
+    json_t *mrtr_state;    /* the upstream's requestState, or NULL */
+    unsigned mrtr_waiting; /* answers still missing */
+    unsigned mrtr_rounds;
 };
 
 enum mcpd_session_state {
@@ -128,6 +138,9 @@ struct mcpd_session {
 struct mcpd_outreq {
     struct mcpd_upstream *up; /* NULL once that instance is gone */
     json_t *up_id;            /* the upstream's own id */
+    /* or: one input of a 2026-07-28 upstream's input_required, for a call of up */
+    uint64_t call; /* that call's upstream id (a pending), 0 for a relayed request */
+    char *key;     /* the input's key in inputRequests */
 };
 
 /* Serializes `msg` (borrowed) and sends it to `sink`. Returns the sink's result. */
@@ -217,6 +230,19 @@ void mcpd__mrtr_state(struct mcpd_session *s, char *out, size_t cap);
  * mcpd writes it (no sign, spaces or leading zeros). False otherwise.
  */
 bool mcpd__mrtr_parse_state(const char *state, char sid[33], unsigned *round, char mac[65]);
+/*
+ * A 2026-07-28 upstream's requestState as mcpd hands it to a modern client:
+ * "u0.<mac>" or "u1.<mac>.<base64>", the HMAC binding bot, server, request
+ * kind (enum mcpd_fwd) and name. _wrap returns a malloc'd string, or NULL
+ * (out of memory, or a state over MCPD_MAX_REQUEST_STATE). _unwrap returns
+ * 0 and the upstream's state (malloc'd; NULL when it gave none), or -1 for a
+ * state not wrapped for exactly these.
+ */
+bool mcpd__mrtr_is_wrapped(const char *state);
+char *mcpd__mrtr_wrap(const char *bot, const char *server, int fwd, const char *name,
+                      const char *ustate);
+int mcpd__mrtr_unwrap(const char *bot, const char *server, int fwd, const char *name,
+                      const char *wrapped, char **ustate);
 /* The parked session `state` names for a retry in session s (same bot), or NULL. */
 struct mcpd_session *mcpd__mrtr_find(struct mcpd_session *s, const char *state);
 /*

@@ -87,6 +87,7 @@ static void free_outreq(void *value, void *arg)
 {
     struct mcpd_outreq *o = value;
     json_decref(o->up_id);
+    free(o->key);
     free(o);
 }
 
@@ -506,6 +507,12 @@ static void do_subscription(struct mcpd_session *s, struct mcpd_msg *m, struct m
         if (up && key == NULL)
             mcpd__send_error(reply, m->id, MCPD_RPC_INTERNAL_ERROR, "out of memory");
         free(key);
+        return;
+    }
+    if (up->modern) { /* its notifications come by subscriptions/listen, not built toward it */
+        free(key);
+        mcpd__send_error(reply, m->id, MCPD_RPC_METHOD_NOT_FOUND,
+                         "Method not found: resource subscriptions toward a 2026-07-28 upstream");
         return;
     }
     if (s->subs == NULL)

@@ -110,6 +110,10 @@ unsigned mcpd_session_feed_json(struct mcpd_session *s, json_t *root, struct mcp
 /* ---- the stateless revision (2026-07-28), mcpd/modern.c ---- */
 
 #define MCPD_MODERN_VERSION "2026-07-28"
+#define MCPD_META_VERSION   "io.modelcontextprotocol/protocolVersion"
+#define MCPD_META_CAPS      "io.modelcontextprotocol/clientCapabilities"
+#define MCPD_META_INFO      "io.modelcontextprotocol/clientInfo"
+#define MCPD_META_SERVER    "io.modelcontextprotocol/serverInfo"
 
 enum mcpd_era {
     MCPD_ERA_LEGACY = 0, /* no modern _meta (or initialize): the session era applies */

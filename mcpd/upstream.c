@@ -55,7 +55,9 @@ void mcpd_upstream_init(struct mcpd_upstream *up, struct mcpd_daemon *d,
     uv_timer_init(d->loop, &up->deadline_timer);
     uv_timer_init(d->loop, &up->restart_timer);
     uv_timer_init(d->loop, &up->notify_timer);
+    uv_timer_init(d->loop, &up->listen_timer);
     up->deadline_timer.data = up->restart_timer.data = up->notify_timer.data = up;
+    up->listen_timer.data = up;
     up->restart_delay_ms = MCPD_RESTART_MIN_MS;
     up->listing = -1;
     mcpd_map_init(&up->subs);
@@ -172,6 +174,68 @@ static void list_page(struct mcpd_upstream *up, const char *cursor)
 }
 
 /* Lists the next kind in relist_mask; at the end of the first round, READY. */
+/* ---- 2026-07-28: list changes come on a subscriptions/listen stream ---------------- */
+
+static void listen_upstream(struct mcpd_upstream *up);
+
+static void on_listen_timer(uv_timer_t *t)
+{
+    struct mcpd_upstream *up = t->data;
+    if (up->state == MCPD_UP_READY && !up->stop_requested)
+        listen_upstream(up);
+}
+
+/*
+ * The stream ended: a timeout (MCPD_UPSTREAM_LISTEN_MS), a result, or the
+ * upstream went away (then the next start listens again). Reopened a second
+ * later, from a timer: never from inside the failure of every request.
+ */
+static void on_listen_end(struct mcpd_upstream *up, struct mcpd_msg *m, const char *why)
+{
+    bool lasted = uv_now(up->daemon->loop) - up->listen_since >= 1000;
+
+    up->listening = false;
+    if (up->state != MCPD_UP_READY || up->stop_requested)
+        return;
+    if (m && m->error) {
+        LOG_WARN("upstream",
+                 "upstream=%s refused subscriptions/listen (%.120s): its list changes are not seen",
+                 up->name, json_string_value(json_object_get(m->error, "message")) ?: "error");
+        return;
+    }
+    if (!lasted && m != NULL) { /* ended as soon as it began: no loop of reopening */
+        LOG_WARN("upstream",
+                 "upstream=%s ended subscriptions/listen at once: its list changes "
+                 "are not seen",
+                 up->name);
+        return;
+    }
+    LOG_DEBUG("upstream", "upstream=%s subscriptions/listen ended (%s): reopening", up->name,
+              why ? why : "complete");
+    uv_timer_start(&up->listen_timer, on_listen_timer, 1000, 0);
+}
+
+/* Opens the stream of list changes the server's capabilities offer (none: no stream). */
+static void listen_upstream(struct mcpd_upstream *up)
+{
+    static const char *const cap[] = { "tools", "prompts", "resources" };
+    static const char *const flag[] = { "toolsListChanged", "promptsListChanged",
+                                        "resourcesListChanged" };
+    json_t *want = json_object();
+
+    for (size_t i = 0; want && i < sizeof(cap) / sizeof(cap[0]); i++)
+        if (json_is_true(json_object_get(json_object_get(up->server_caps, cap[i]), "listChanged")))
+            json_object_set_new(want, flag[i], json_true());
+    if (want == NULL || json_object_size(want) == 0 || up->listening) {
+        json_decref(want);
+        return;
+    }
+    up->listen_since = uv_now(up->daemon->loop);
+    if (mcpd__router_internal(up, "subscriptions/listen", json_pack("{s:o}", "notifications", want),
+                              MCPD_UPSTREAM_LISTEN_MS, on_listen_end) == 0)
+        up->listening = true;
+}
+
 static void list_next_kind(struct mcpd_upstream *up)
 {
     for (int k = 0; k < MCPD_LIST_KINDS; k++) {
@@ -188,6 +252,8 @@ static void list_next_kind(struct mcpd_upstream *up)
     }
     if (up->state == MCPD_UP_INITIALIZING) {
         became_ready(up);
+        if (up->modern)
+            listen_upstream(up);
         mcpd__daemon_lists_changed(up->daemon, up, (1u << MCPD_LIST_KINDS) - 1);
         settle_first(up);
     }
@@ -202,11 +268,115 @@ void mcpd__upstream_relist(struct mcpd_upstream *up, unsigned kinds)
 
 /* ---- handshake ---------------------------------------------------------- */
 
+json_t *mcpd__relayed_caps(const json_t *caps)
+{
+    static const char *const relayed[] = { "sampling", "elicitation", "roots" };
+    json_t *out = json_object();
+
+    for (size_t i = 0; out && i < sizeof(relayed) / sizeof(relayed[0]); i++) {
+        json_t *c = json_object_get(caps, relayed[i]);
+        if (json_is_object(c))
+            json_object_set_new(out, relayed[i], json_deep_copy(c));
+    }
+    return out;
+}
+
+int mcpd__upstream_meta(const struct mcpd_upstream *up, json_t *msg, const json_t *client_caps)
+{
+    json_t *params, *meta;
+
+    if (!up->modern)
+        return 0;
+    if ((params = json_object_get(msg, "params")) == NULL &&
+        json_object_set_new(msg, "params", params = json_object()) != 0)
+        return MCPD_ENOMEM;
+    if ((meta = json_object_get(params, "_meta")) == NULL &&
+        json_object_set_new(params, "_meta", meta = json_object()) != 0)
+        return MCPD_ENOMEM;
+    if (!json_is_object(meta))
+        return MCPD_EPROTO;
+    if (json_object_set_new(meta, MCPD_META_VERSION, json_string(MCPD_MODERN_VERSION)) != 0 ||
+        json_object_set_new(meta, MCPD_META_CAPS, mcpd__relayed_caps(client_caps)) != 0 ||
+        json_object_set_new(meta, MCPD_META_INFO,
+                            json_pack("{s:s, s:s}", "name", "mcpd", "version", MCPD_VERSION)) != 0)
+        return MCPD_ENOMEM;
+    return 0;
+}
+
+/* The handshake is done (either era): the catalog's lists come next. */
+static void handshake_done(struct mcpd_upstream *up)
+{
+    if (up->is_private) { /* the catalog comes from the shared instance */
+        became_ready(up);
+        mcpd__router_flush_queued(up);
+        return;
+    }
+    up->relist_mask = (1u << MCPD_LIST_KINDS) - 1;
+    list_next_kind(up);
+}
+
+static void on_discover(struct mcpd_upstream *up, struct mcpd_msg *m, const char *why)
+{
+    json_t *versions = m && m->result ? json_object_get(m->result, "supportedVersions") : NULL;
+    json_t *v, *info;
+    bool ok = false;
+    size_t i;
+
+    json_array_foreach (versions, i, v)
+        ok = ok || (json_is_string(v) && strcmp(json_string_value(v), MCPD_MODERN_VERSION) == 0);
+    if (!ok) {
+        snprintf(up->last_error, sizeof(up->last_error), "server/discover failed: %s",
+                 why             ? why
+                 : m && m->error ? "error response"
+                                 : "no " MCPD_MODERN_VERSION " in supportedVersions");
+        LOG_ERROR("upstream", "upstream=%s %s", up->name, up->last_error);
+        up->ops->stop(up);
+        return;
+    }
+    snprintf(up->protocol_version, sizeof(up->protocol_version), "%s", MCPD_MODERN_VERSION);
+    info = json_object_get(json_object_get(m->result, "_meta"), MCPD_META_SERVER);
+    json_decref(up->server_info);
+    up->server_info = json_incref(info ? info : json_object_get(m->result, "serverInfo"));
+    json_decref(up->server_caps);
+    up->server_caps = json_incref(json_object_get(m->result, "capabilities"));
+    if (!json_is_object(up->server_caps)) {
+        json_decref(up->server_caps);
+        up->server_caps = json_object();
+    }
+    handshake_done(up);
+}
+
+static void discover(struct mcpd_upstream *up)
+{
+    up->modern = true;
+    if (mcpd__router_internal(up, "server/discover", json_object(), MCPD_INIT_TIMEOUT_MS,
+                              on_discover) != 0)
+        up->ops->stop(up);
+}
+
+/* An error to initialize that names 2026-07-28 among the supported versions (-32022). */
+static bool refused_for_modern(const struct mcpd_msg *m)
+{
+    json_t *supported = json_object_get(json_object_get(m->error, "data"), "supported"), *v;
+    size_t i;
+
+    json_array_foreach (supported, i, v)
+        if (json_is_string(v) && strcmp(json_string_value(v), MCPD_MODERN_VERSION) == 0)
+            return true;
+    return false;
+}
+
 static void on_initialize(struct mcpd_upstream *up, struct mcpd_msg *m, const char *why)
 {
     const char *v;
     json_t *n;
 
+    if (m && m->error && up->cfg->era == MCPD_SPEAK_AUTO && !up->agent && refused_for_modern(m)) {
+        LOG_INFO("upstream", "upstream=%s refused initialize: speaking %s to it", up->name,
+                 MCPD_MODERN_VERSION);
+        discover(up);
+        return;
+    }
     if (m == NULL || m->error || !json_is_string(json_object_get(m->result, "protocolVersion"))) {
         snprintf(up->last_error, sizeof(up->last_error), "initialize failed: %s",
                  why             ? why
@@ -236,13 +406,7 @@ static void on_initialize(struct mcpd_upstream *up, struct mcpd_msg *m, const ch
     if (n)
         mcpd__upstream_send(up, n);
     json_decref(n);
-    if (up->is_private) { /* the catalog comes from the shared instance */
-        became_ready(up);
-        mcpd__router_flush_queued(up);
-        return;
-    }
-    up->relist_mask = (1u << MCPD_LIST_KINDS) - 1;
-    list_next_kind(up);
+    handshake_done(up);
 }
 
 /*
@@ -255,17 +419,8 @@ static void on_initialize(struct mcpd_upstream *up, struct mcpd_msg *m, const ch
  */
 static json_t *initialize_capabilities(const struct mcpd_upstream *up)
 {
-    if (up->is_private && up->owner && up->owner->modern) {
-        /* a modern client: what mcpd asks of it with input_required (MRTR) */
-        json_t *caps = json_object();
-        static const char *const relayed[] = { "sampling", "elicitation", "roots" };
-        for (size_t i = 0; caps && i < sizeof(relayed) / sizeof(relayed[0]); i++) {
-            json_t *c = json_object_get(up->owner->client_caps, relayed[i]);
-            if (json_is_object(c))
-                json_object_set_new(caps, relayed[i], json_deep_copy(c));
-        }
-        return caps;
-    }
+    if (up->is_private && up->owner && up->owner->modern) /* asked of it with input_required */
+        return mcpd__relayed_caps(up->owner->client_caps);
     if (up->is_private)
         return up->owner && up->owner->client_caps ? json_deep_copy(up->owner->client_caps)
                                                    : json_object();
@@ -279,6 +434,11 @@ void mcpd_upstream_on_connected(struct mcpd_upstream *up)
 {
     json_t *params;
     set_state(up, MCPD_UP_INITIALIZING);
+    up->modern = false;
+    if (up->cfg->era == MCPD_SPEAK_MODERN && !up->agent) {
+        discover(up);
+        return;
+    }
     /* agents: the version fixed by the agent wire protocol */
     params = json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion",
                        up->agent ? "2025-06-18" : mcpd_session_versions[0], "capabilities",
@@ -394,10 +554,11 @@ void mcpd__upstream_close(struct mcpd_upstream *up)
     json_decref(up->server_info);
     json_decref(up->server_caps);
     up->server_info = up->server_caps = NULL;
-    up->handles_open = 3;
+    up->handles_open = 4;
     uv_close((uv_handle_t *)&up->deadline_timer, on_timer_closed);
     uv_close((uv_handle_t *)&up->restart_timer, on_timer_closed);
     uv_close((uv_handle_t *)&up->notify_timer, on_timer_closed);
+    uv_close((uv_handle_t *)&up->listen_timer, on_timer_closed);
 }
 
 void mcpd__upstream_start(struct mcpd_upstream *up)

@@ -79,6 +79,9 @@ struct mcpd_upstream {
     unsigned restarts;
     uint64_t ready_since;
     char protocol_version[16];
+    bool modern;    /* spoken to in 2026-07-28: discovered, or servers.<x>.protocol */
+    bool listening; /* modern: its subscriptions/listen request is open */
+    uint64_t listen_since;
     json_t *server_info; /* from initialize */
     json_t *server_caps; /* from initialize */
     json_t *lists[4];    /* tools, prompts, resources, templates (enum mcpd_list_kind) or NULL */
@@ -94,6 +97,7 @@ struct mcpd_upstream {
     uint64_t notify_window; /* start of the current one-second window */
     unsigned notify_count, notify_dropped;
     uv_timer_t notify_timer; /* reports what a flood dropped when its second ends */
+    uv_timer_t listen_timer; /* modern: reopens subscriptions/listen */
     /* per-client instances (share: per-client) */
     bool is_private;
     struct mcpd_session *owner;         /* the session served; NULL once it closed */
@@ -115,6 +119,16 @@ void mcpd_upstream_on_message(struct mcpd_upstream *up, const char *data, size_t
 /* Adapter reports: gone (exit, EOF, error, or after stop()). `why` is logged. */
 void mcpd_upstream_on_disconnected(struct mcpd_upstream *up, const char *why);
 
+/*
+ * Core-internal: a request to a 2026-07-28 upstream carries its context in
+ * params._meta: the version, mcpd's client info and the capabilities of the
+ * client it is made for (`client_caps`, NULL for mcpd's own requests),
+ * cut to what mcpd can relay. Does nothing for a session-era upstream.
+ */
+int mcpd__upstream_meta(const struct mcpd_upstream *up, json_t *msg, const json_t *client_caps);
+/* Core-internal: the client capabilities of `caps` that mcpd relays (sampling, elicitation, roots).
+ */
+json_t *mcpd__relayed_caps(const json_t *caps);
 /* Core-internal: the upstream said a list changed (bit per enum mcpd_list_kind). */
 void mcpd__upstream_relist(struct mcpd_upstream *up, unsigned kinds);
 /* Core-internal: first start attempt. */

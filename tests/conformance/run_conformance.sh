@@ -17,7 +17,9 @@
 #   modern  the stateless revision: suite $MODERN_CONFORMANCE_VERSION (default
 #           0.2.0-alpha.12) with --requirements 2026-07-28, the fixture shared
 #           over stdio (its list changes reach every subscriptions/listen
-#           stream); baseline expected-failures-2026-07-28.txt
+#           stream), and BUILD_DIR/mcpd-fixture-modern, a 2026-07-28-only
+#           server with the MRTR fixtures (protocol: auto finds its era);
+#           baseline expected-failures-2026-07-28.txt
 #
 # mcpd listens on free 127.0.0.1 ports (--listen 127.0.0.1:0 --port-file).
 # Scenarios listed in tests/conformance/expected-failures.txt are expected to fail.
@@ -110,7 +112,9 @@ case "$SETUP" in
       "$FIXTURE" "$BUILD/mcpd-demo-server" >"$TMP/front.yaml"
     ;;
   modern)
-    printf 'servers:\n  fixture:\n    command: %s\ncatalog: {prefix: never}\n' "$FIXTURE" >"$TMP/front.yaml"
+    [ -x "$BUILD/mcpd-fixture-modern" ] || { echo "run_conformance: no $BUILD/mcpd-fixture-modern" >&2; exit 2; }
+    printf 'servers:\n  fixture:\n    command: %s\n  modern:\n    command: %s\ncatalog: {prefix: never}\n' \
+      "$FIXTURE" "$BUILD/mcpd-fixture-modern" >"$TMP/front.yaml"
     ;;
   *)
     echo "run_conformance: unknown set-up '$SETUP' (stdio, remote or multi)" >&2

@@ -13,7 +13,7 @@ function(mcpd_e2e_test name timeout)
     COMMAND bash ${MCPD_E2E_DIR}/run_node.sh ${MCPD_E2E_DIR}/${name}.mjs)
   math(EXPR watchdog_ms "(${timeout} - 15) * 1000")
   set_tests_properties(e2e.${name} PROPERTIES LABELS e2e TIMEOUT ${timeout}
-    ENVIRONMENT "MCPD_BIN=$<TARGET_FILE:mcpd>;MCPD_FIXTURE=$<TARGET_FILE:mcpd-fixture>;MCPD_DEMO=$<TARGET_FILE:mcpd-demo-server>;MCPD_E2E_TIMEOUT_MS=${watchdog_ms}")
+    ENVIRONMENT "MCPD_BIN=$<TARGET_FILE:mcpd>;MCPD_FIXTURE=$<TARGET_FILE:mcpd-fixture>;MCPD_DEMO=$<TARGET_FILE:mcpd-demo-server>;MCPD_FIXTURE_MODERN=$<TARGET_FILE:mcpd-fixture-modern>;MCPD_E2E_TIMEOUT_MS=${watchdog_ms}")
 endfunction()
 
 mcpd_e2e_test(proxy 120)
@@ -41,6 +41,7 @@ mcpd_e2e_test(isolation 90)
 mcpd_e2e_test(remote 90)
 mcpd_e2e_test(failures 120)
 mcpd_e2e_test(modern 90)
+mcpd_e2e_test(modern_upstream 90)
 add_test(NAME conformance.client
   COMMAND bash ${MCPD_E2E_DIR}/client_conformance.sh)
 set_tests_properties(conformance.client PROPERTIES LABELS conformance TIMEOUT 180

@@ -6,15 +6,24 @@
  *
  * Input: bytes up to the first NUL are the value, the rest is `want`.
  *
+ * Also the requestState mcpd wraps for a 2026-07-28 upstream's (router.h,
+ * mcpd__mrtr_wrap/_unwrap): `value` is unwrapped as a client would send it,
+ * `want` is wrapped as an upstream's state and unwrapped again.
+ *
  * Invariants checked:
  *   - mcpd__mrtr_parse_state accepts exactly the canonical spelling: a
  *     parsed state prints back to the same text, with 32 and 64 lowercase
  *     hex digits;
  *   - a value that is not wrapped whole in =?base64?...?= compares
  *     literally; `want` wrapped in Base64 by us always matches itself;
+ *   - a wrapped state unwraps to exactly the upstream's state, for the same
+ *     bot, server, kind and name only; one mcpd did not wrap (the fuzzer
+ *     cannot forge the HMAC) never unwraps, and if it did, it would be the
+ *     very text mcpd writes for what it unwrapped to;
  *   - nothing crashes or reads past its input.
  */
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -63,6 +72,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool same = mcpd_session_header_is(value, want);
         if (!wrapper)
             FUZZ_CHECK(same == (strcmp(value, want) == 0));
+    }
+
+    {
+        char *w = mcpd__mrtr_wrap("alice", "srv", 1, "tool", want), *u = NULL, *w2;
+        FUZZ_CHECK(w != NULL);
+        FUZZ_CHECK(mcpd__mrtr_unwrap("alice", "srv", 1, "tool", w, &u) == 0);
+        FUZZ_CHECK(u != NULL && strcmp(u, want) == 0);
+        free(u);
+        FUZZ_CHECK(mcpd__mrtr_unwrap("bob", "srv", 1, "tool", w, &u) != 0 && u == NULL);
+        FUZZ_CHECK(mcpd__mrtr_unwrap("alice", "srv", 2, "tool", w, &u) != 0 && u == NULL);
+        free(w);
+        if (mcpd__mrtr_unwrap("alice", "srv", 1, "tool", value, &u) == 0) {
+            w2 = mcpd__mrtr_wrap("alice", "srv", 1, "tool", u);
+            FUZZ_CHECK(w2 != NULL && strcmp(w2, value) == 0);
+            free(w2);
+            free(u);
+        }
     }
 
     memcpy(wrapped, "=?base64?", 9);

@@ -585,6 +585,21 @@ static void test_server_fields(void **state)
               "'carrier-pigeon'");
     check_err("servers:\n  a:\n    command: x\n    share: sometimes\n",
               "t.yaml:4:12: key 'servers.a.share': expected shared or per-client, got 'sometimes'");
+    /* protocol: which revision an upstream is spoken to in */
+    cfg = parse_ok("servers:\n  a:\n    command: x\n  b:\n    command: x\n    protocol: legacy\n"
+                   "  c:\n    command: x\n    protocol: 2026-07-28\n"
+                   "  d:\n    command: x\n    protocol: auto\n");
+    assert_int_equal(cfg->servers[0].era, MCPD_SPEAK_AUTO);
+    assert_int_equal(cfg->servers[1].era, MCPD_SPEAK_LEGACY);
+    assert_int_equal(cfg->servers[2].era, MCPD_SPEAK_MODERN);
+    assert_int_equal(cfg->servers[3].era, MCPD_SPEAK_AUTO);
+    mcpd_config_free(cfg);
+    check_err("servers:\n  a:\n    command: x\n    protocol: 2025-06-18\n",
+              "t.yaml:4:15: key 'servers.a.protocol': expected auto, legacy or 2026-07-28, got "
+              "'2025-06-18'");
+    check_err("servers:\n  r:\n    url: https://x\n    protocol: 2026-07-28\n",
+              "t.yaml:2:3: key 'servers.r': protocol 2026-07-28 is built for command servers only "
+              "(url servers speak the session era)");
     check_err("servers:\n  a:\n    args: [x]\n",
               "t.yaml:2:3: key 'servers.a': missing required key 'command' (or 'url')");
     check_err("servers:\n  a:\n",

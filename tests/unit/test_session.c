@@ -29,6 +29,7 @@
 #include "mcpd/jsonrpc.h"
 #include "mcpd/limits.h"
 #include "mcpd/log.h"
+#include "mcpd/router.h"
 #include "mcpd/session.h"
 #include "mcpd/sink.h"
 
@@ -959,6 +960,70 @@ static void test_discover_legacy(void **state)
     end_session(&s);
 }
 
+/* A 2026-07-28 upstream's requestState, wrapped for a modern client. */
+static void test_upstream_state_wrap(void **state)
+{
+    char *w, *u = NULL, *big;
+    (void)state;
+
+    w = mcpd__mrtr_wrap("alice", "srv", 1, "tool", "opaque \"state\" \xc3\xa9");
+    assert_non_null(w);
+    assert_true(mcpd__mrtr_is_wrapped(w));
+    assert_int_equal(strncmp(w, "u1.", 3), 0);
+    assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 1, "tool", w, &u), 0);
+    assert_string_equal(u, "opaque \"state\" \xc3\xa9");
+    free(u);
+    /* bound to the bot, the server, the request's kind and its name */
+    assert_int_equal(mcpd__mrtr_unwrap("bob", "srv", 1, "tool", w, &u), -1);
+    assert_int_equal(mcpd__mrtr_unwrap("alice", "other", 1, "tool", w, &u), -1);
+    assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 2, "tool", w, &u), -1);
+    assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 1, "tool2", w, &u), -1);
+    assert_null(u);
+    /* a changed byte anywhere */
+    for (size_t i = 0; w[i]; i++) {
+        char was = w[i];
+        w[i] = was == 'A' ? 'B' : 'A';
+        assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 1, "tool", w, &u), -1);
+        w[i] = was;
+    }
+    free(w);
+    /* no upstream state: a bare binding, which unwraps to none */
+    w = mcpd__mrtr_wrap("alice", "srv", 1, "tool", NULL);
+    assert_non_null(w);
+    assert_int_equal(strlen(w), 67);
+    assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 1, "tool", w, &u), 0);
+    assert_null(u);
+    /* ... and is not the empty state */
+    assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 1, "tool", "u1.x", &u), -1);
+    free(w);
+    w = mcpd__mrtr_wrap("alice", "srv", 1, "tool", "");
+    assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 1, "tool", w, &u), 0);
+    assert_string_equal(u, "");
+    free(u);
+    w[1] = '0'; /* claims no state */
+    assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 1, "tool", w, &u), -1);
+    free(w);
+    /* field boundaries do not move: ("ab", "c") is not ("a", "bc") */
+    w = mcpd__mrtr_wrap("ab", "c", 1, "t", NULL);
+    assert_int_equal(mcpd__mrtr_unwrap("a", "bc", 1, "t", w, &u), -1);
+    free(w);
+    /* not mcpd's, or too big to carry */
+    assert_false(mcpd__mrtr_is_wrapped("0123.1.abcd"));
+    assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 1, "tool", "u2.abc", &u), -1);
+    big = malloc(MCPD_MAX_REQUEST_STATE + 2);
+    memset(big, 'x', MCPD_MAX_REQUEST_STATE + 1);
+    big[MCPD_MAX_REQUEST_STATE + 1] = '\0';
+    assert_null(mcpd__mrtr_wrap("alice", "srv", 1, "tool", big));
+    big[MCPD_MAX_REQUEST_STATE] = '\0';
+    w = mcpd__mrtr_wrap("alice", "srv", 1, "tool", big);
+    assert_non_null(w);
+    assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 1, "tool", w, &u), 0);
+    assert_string_equal(u, big);
+    free(u);
+    free(w);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -985,6 +1050,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_era, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stateless, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discover_legacy, setup, teardown),
+        cmocka_unit_test(test_upstream_state_wrap),
     };
 
     mcpd_log_level = MCPD_LOG_ERROR;

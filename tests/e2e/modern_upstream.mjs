@@ -1,0 +1,265 @@
+// modern_upstream.mjs - upstreams that speak the stateless revision (2026-07-28):
+// mcpd-fixture-modern behind mcpd, found by `protocol: auto` (it refuses
+// initialize naming 2026-07-28), spoken to directly with `protocol: 2026-07-28`,
+// and not spoken to with `protocol: legacy`. Checked: server/discover instead of
+// initialize, mcpd's _meta (version, the client's relayable capabilities,
+// clientInfo) on every request upstream; MRTR toward a session-era client (each
+// input asked as a server->client request, the retry with inputResponses and the
+// upstream's requestState under a new id, several rounds, a client that lacks a
+// capability or refuses), toward a modern client (input_required passed on, the
+// requestState wrapped and bound to bot, server and request: another bot, another
+// tool or a changed byte is -32602 and never reaches the upstream), the client's
+// capabilities passed through, over HTTP and stdio, and the audit (one call row
+// and one outcome per call, whatever the rounds).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { bin, ok, eq, match, step, finish, startServe, post, writeFile, track, tmp, run, sleep, checkCleanExit, waitFor, sdk, texts, settle } from './lib.mjs';
+
+const V = '2026-07-28';
+const FX = process.env.MCPD_FIXTURE_MODERN;
+if (!FX) {
+  console.error('e2e: MCPD_FIXTURE_MODERN is not set (run through ctest)');
+  process.exit(2);
+}
+const { Client, StreamableHTTPClientTransport, types } = await sdk();
+
+const db = path.join(tmp, 'mu.db');
+const logAuto = path.join(tmp, 'auto.log');
+const logDirect = path.join(tmp, 'direct.log');
+const logOld = path.join(tmp, 'old.log');
+const cfgText = `store: ${db}
+limits:
+  input_wait: 1500ms
+servers:
+  auto:
+    command: ${FX}
+    env: { FIXTURE_MODERN_LOG: ${JSON.stringify(logAuto)} }
+  direct:
+    command: ${FX}
+    protocol: "2026-07-28"
+    env: { FIXTURE_MODERN_LOG: ${JSON.stringify(logDirect)} }
+  old:
+    command: ${FX}
+    protocol: legacy
+    env: { FIXTURE_MODERN_LOG: ${JSON.stringify(logOld)} }
+bots:
+  alice:
+    bindings:
+      - { resource: auto, tools: ["*"], prompts: ["*"], uris: ["**"] }
+      - { resource: direct, tools: ["*"] }
+  bob:
+    bindings:
+      - { resource: auto, tools: ["*"] }
+  carol:
+    bindings:
+      - { resource: auto, tools: [test_input_required_result_elicitation] }
+`;
+const cfg = writeFile('mu.yaml', cfgText);
+const keys = {};
+for (const b of ['alice', 'bob', 'carol']) keys[b] = run(bin.mcpd, ['bots', 'create', b, '-c', cfg]).stdout.trim();
+const auth = (b) => ({ Authorization: `Bearer ${keys[b]}` });
+const lines = (p) => (fs.existsSync(p) ? fs.readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
+const calls = (p) => lines(p).filter((m) => m.method === 'tools/call' || m.method === 'prompts/get');
+const sql = (q) => run('sqlite3', [db, q]).stdout.trim();
+
+const srv = await startServe(cfgText, { name: 'modern-upstream', essential: true });
+const port = srv.port;
+await waitFor(() => /upstream=auto ready/.test(srv.log()) && /upstream=direct ready/.test(srv.log()), 10000, 50);
+
+await step('protocol: auto finds 2026-07-28, protocol: 2026-07-28 discovers at once, legacy does not', async () => {
+  match(srv.log(), /upstream=auto refused initialize: speaking 2026-07-28 to it/, 'auto: the refusal of initialize is read');
+  match(srv.log(), /upstream=auto ready: 10 tools, 1 prompts, 1 resources, protocol 2026-07-28/, 'auto: ready, in 2026-07-28');
+  const a = lines(logAuto);
+  eq(a.slice(0, 2).map((m) => m.method), ['initialize', 'server/discover'], 'auto: initialize, then server/discover');
+  ok(!a.some((m) => m.method === 'notifications/initialized'), 'no notifications/initialized to a 2026-07-28 server');
+  eq(lines(logDirect)[0]?.method, 'server/discover', 'protocol 2026-07-28: server/discover first, no initialize');
+  ok(!lines(logDirect).some((m) => m.method === 'initialize'), 'never initialize');
+  await waitFor(() => /upstream=old initialize failed/.test(srv.log()), 5000, 50);
+  match(srv.log(), /upstream=old initialize failed/, 'protocol legacy: the refusal is a failure');
+  const meta = a.slice(1).map((m) => m.params?._meta ?? {});
+  ok(meta.length >= 3 && meta.every((x) => x['io.modelcontextprotocol/protocolVersion'] === V && x['io.modelcontextprotocol/clientInfo']?.name === 'mcpd' &&
+    JSON.stringify(x['io.modelcontextprotocol/clientCapabilities']) === '{}'), 'every request of mcpd\'s own carries the version, mcpd\'s clientInfo and no capabilities', JSON.stringify(meta));
+});
+
+// A session-era SDK client over HTTP as `bot`, answering what it declares.
+async function legacyClient(bot, { caps = { sampling: {}, elicitation: { form: {} }, roots: {} }, refuse = false, slow = 0 } = {}) {
+  const client = new Client({ name: `mu-${bot}`, version: '1' }, { capabilities: caps });
+  const seen = [];
+  if (caps.elicitation)
+    client.setRequestHandler(types.ElicitRequestSchema, async (r) => {
+      seen.push(r.params.message);
+      if (refuse) throw new Error('the user closed the dialog');
+      if (slow) await sleep(slow);
+      const field = Object.keys(r.params.requestedSchema.properties)[0];
+      return { action: 'accept', content: { [field]: field === 'name' ? 'Ada' : field === 'ok' ? true : 'red' } };
+    });
+  if (caps.sampling)
+    client.setRequestHandler(types.CreateMessageRequestSchema, async () => ({ role: 'assistant', content: { type: 'text', text: 'Bonjour' }, model: 'm', stopReason: 'endTurn' }));
+  if (caps.roots)
+    client.setRequestHandler(types.ListRootsRequestSchema, async () => ({ roots: [{ uri: 'file:///work', name: 'w' }] }));
+  await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`), { requestInit: { headers: auth(bot) } }));
+  return { client, seen };
+}
+const call = (c, name) => settle(() => c.callTool({ name, arguments: {} }, undefined, { timeout: 15000 }));
+
+await step('a session-era client: mcpd asks it each input and retries', async () => {
+  const { client, seen } = await legacyClient('alice');
+  const before = calls(logAuto).length;
+  const r = await call(client, 'auto__test_input_required_result_elicitation');
+  eq(texts(r.result), ['Hello, Ada!'], 'the elicitation was asked of the client and the retry answered');
+  eq(seen, ['What is your name?'], 'as an elicitation/create request');
+  const sent = calls(logAuto).slice(before);
+  eq(sent.length, 2, 'two calls upstream: the first and the retry');
+  ok(sent[1].id !== sent[0].id, 'the retry has a new id', `${sent[0].id} ${sent[1].id}`);
+  eq(sent[1].params.inputResponses, { user_name: { action: 'accept', content: { name: 'Ada' } } }, 'the retry carries the answer under the upstream\'s key');
+  eq(sent[0].params._meta['io.modelcontextprotocol/clientCapabilities'], { sampling: {}, elicitation: { form: {} }, roots: {} }, 'the client\'s capabilities went upstream');
+  eq(texts((await call(client, 'auto__test_input_required_result_multi_round')).result), ['Ada likes red'], 'two rounds, the upstream\'s requestState carried along');
+  const mr = calls(logAuto).filter((m) => m.params?.name === 'test_input_required_result_multi_round');
+  eq(mr.length, 3, 'three calls upstream for two rounds');
+  ok(mr[1].params.requestState && mr[2].params.requestState && mr[1].params.requestState !== mr[2].params.requestState, 'each retry with the state of its round');
+  eq(texts((await call(client, 'auto__test_input_required_result_multiple_inputs')).result), ['name=Ada greeting=Bonjour roots=1'], 'three inputs of three kinds in one round');
+  eq(texts((await call(client, 'auto__test_input_required_result_request_state')).result), ['state-ok: the requestState came back intact'], 'the upstream\'s requestState came back unchanged');
+  eq(texts((await call(client, 'direct__test_input_required_result_sampling')).result), ['The model said: Bonjour'], 'a protocol 2026-07-28 server the same way');
+  const p = await settle(() => client.getPrompt({ name: 'auto__test_input_required_result_prompt' }, { timeout: 15000 }));
+  eq(p.result?.messages?.[0]?.content?.text, 'Use this context: red', 'prompts/get too');
+  eq(Object.keys(r.result ?? {}).includes('resultType'), false, 'no resultType for a session-era client');
+  await client.close();
+});
+
+await step('a session-era client that lacks the capability, or refuses', async () => {
+  const { client } = await legacyClient('alice', { caps: {} });
+  const before = calls(logAuto).length;
+  const r = await call(client, 'auto__test_input_required_result_elicitation');
+  match(r.error?.message ?? '', /needs elicitation\/create, which this client did not declare/, 'an error naming the missing capability');
+  eq(calls(logAuto).length - before, 1, 'the upstream got one call and no retry');
+  const caps = await call(client, 'auto__test_input_required_result_capabilities');
+  eq(texts(caps.result), ['no client capabilities declared: nothing to ask'], 'the upstream saw no capabilities, so it asked for nothing');
+  await client.close();
+  const refusing = await legacyClient('alice', { refuse: true });
+  const e = await call(refusing.client, 'auto__test_input_required_result_elicitation');
+  match(e.error?.message ?? '', /the client refused the upstream's request for input/, 'a client error ends the call');
+  await refusing.client.close();
+  const slow = await legacyClient('alice', { slow: 2500 });
+  const t = await call(slow.client, 'auto__test_input_required_result_elicitation');
+  match(t.error?.message ?? '', /the client did not answer upstream 'auto''s request for input within 1500 ms/, 'a client that does not answer within limits.input_wait: the call ends');
+  ok(t.ms >= 1400 && t.ms < 2400, 'at input_wait', t.ms);
+  await sleep(1200); /* its late answer arrives and is dropped */
+  ok(srv.proc.exitCode === null, 'mcpd is still up');
+  await slow.client.close();
+});
+
+// ---- modern clients ----------------------------------------------------------------
+
+let idn = 1000;
+const META = (caps) => ({ 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': caps, 'io.modelcontextprotocol/clientInfo': { name: 'mu-modern', version: '1' } });
+function modern(bot, method, params, caps = { elicitation: {}, sampling: {} }) {
+  const body = { jsonrpc: '2.0', id: ++idn, method, params: { ...params, _meta: META(caps) } };
+  const name = method === 'resources/read' ? params.uri : params.name;
+  return post(port, body, { 'MCP-Protocol-Version': V, 'Mcp-Method': method, ...(name ? { 'Mcp-Name': name } : {}), ...auth(bot) });
+}
+const result = (r) => r.messages.at(-1)?.result ?? {};
+const error = (r) => r.messages.at(-1)?.error ?? {};
+
+await step('a modern client: input_required passed on, its requestState bound to bot and request', async () => {
+  const T = 'auto__test_input_required_result_request_state';
+  const first = result(await modern('alice', 'tools/call', { name: T, arguments: {} }));
+  eq(first.resultType, 'input_required', 'input_required reaches the client');
+  eq(Object.keys(first.inputRequests ?? {}), ['confirm'], 'with the upstream\'s own keys');
+  match(first.requestState ?? '', /^u1\.[0-9a-f]{64}\.[A-Za-z0-9+/]+=*$/, 'the upstream\'s state, wrapped');
+  const answer = { confirm: { action: 'accept', content: { ok: true } } };
+  const before = calls(logAuto).length;
+  const bob = await modern('bob', 'tools/call', { name: T, arguments: {}, inputResponses: answer, requestState: first.requestState });
+  eq([bob.status, error(bob).code], [200, -32602], 'bob cannot use alice\'s state');
+  const other = await modern('alice', 'tools/call', { name: 'auto__test_input_required_result_tampered_state', arguments: {}, inputResponses: answer, requestState: first.requestState });
+  eq(error(other).code, -32602, 'nor can alice with another tool');
+  const s = first.requestState;
+  const flipped = s.slice(0, -3) + (s.at(-3) === 'A' ? 'B' : 'A') + s.slice(-2);
+  const tampered = await modern('alice', 'tools/call', { name: T, arguments: {}, inputResponses: answer, requestState: flipped });
+  eq(error(tampered).code, -32602, 'a changed byte: -32602');
+  eq(calls(logAuto).length, before, 'none of the three reached the upstream');
+  const done = result(await modern('alice', 'tools/call', { name: T, arguments: {}, inputResponses: answer, requestState: first.requestState }));
+  eq([done.resultType, done.content?.[0]?.text], ['complete', 'state-ok: the requestState came back intact'], 'alice\'s retry: the upstream got its own state back');
+  const up = calls(logAuto).at(-1);
+  eq([up.params.requestState === first.requestState, typeof up.params.requestState, up.params.inputResponses], [false, 'string', answer], 'upstream: its unwrapped state and the answers');
+  const plain = result(await modern('alice', 'tools/call', { name: 'auto__test_input_required_result_elicitation', arguments: {} }));
+  match(plain.requestState ?? '', /^u0\.[0-9a-f]{64}$/, 'no upstream state: a bare binding');
+  const r2 = result(await modern('alice', 'tools/call', { name: 'auto__test_input_required_result_elicitation', arguments: {}, inputResponses: { user_name: { action: 'accept', content: { name: 'Bo' } } }, requestState: plain.requestState }));
+  eq(r2.content?.[0]?.text, 'Hello, Bo!', 'its retry');
+  const hidden = await modern('carol', 'tools/call', { name: T, arguments: {}, inputResponses: answer, requestState: first.requestState });
+  const unknown = await modern('carol', 'tools/call', { name: 'auto__nope', arguments: {} });
+  eq([error(hidden).code, error(hidden).message], [error(unknown).code, error(unknown).message?.replace('auto__nope', T)], 'a hidden tool stays an unknown one, requestState or not');
+});
+
+await step('a modern client\'s capabilities reach the upstream', async () => {
+  const r = result(await modern('alice', 'tools/call', { name: 'auto__test_input_required_result_capabilities', arguments: {} }, { sampling: {} }));
+  eq(Object.keys(r.inputRequests ?? {}), ['greeting'], 'declared sampling only: asked only for sampling');
+  const none = result(await modern('alice', 'tools/call', { name: 'auto__test_input_required_result_capabilities', arguments: {} }, {}));
+  eq(none.content?.[0]?.text, 'no client capabilities declared: nothing to ask', 'none declared: nothing asked');
+});
+
+await step('stdio: a session-era client through mcpd stdio', async () => {
+  const child = track(spawn(bin.mcpd, ['stdio', '-c', cfg, '--bot', 'alice'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const send = (m) => child.stdin.write(JSON.stringify(m) + '\n');
+  const msgs = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: { elicitation: {} }, clientInfo: { name: 'mu-stdio', version: '1' } } });
+  await waitFor(() => msgs().some((m) => m.id === 1), 10000, 20);
+  send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+  await waitFor(() => /upstream=auto ready/.test(err), 10000, 20);
+  send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'auto__test_input_required_result_elicitation', arguments: {} } });
+  await waitFor(() => msgs().some((m) => m.method === 'elicitation/create'), 10000, 20);
+  const ask = msgs().find((m) => m.method === 'elicitation/create');
+  send({ jsonrpc: '2.0', id: ask.id, result: { action: 'accept', content: { name: 'Stdio' } } });
+  await waitFor(() => msgs().some((m) => m.id === 2), 10000, 20);
+  eq(msgs().find((m) => m.id === 2)?.result?.content?.[0]?.text, 'Hello, Stdio!', 'asked on stdout, answered on stdin, retried');
+  child.stdin.end();
+  const r = await Promise.race([exited, sleep(15000).then(() => ({ code: null, signal: 'timeout' }))]);
+  checkCleanExit('mcpd stdio', r.code, r.signal, err);
+});
+
+await step('list changes come on the upstream\'s subscriptions/listen stream', async () => {
+  const l = lines(logAuto).find((m) => m.method === 'subscriptions/listen');
+  eq(l?.params?.notifications, { toolsListChanged: true }, 'mcpd listens for what the server\'s capabilities offer');
+  const { client } = await legacyClient('alice', { caps: {} });
+  const changed = [];
+  client.setNotificationHandler(types.ToolListChangedNotificationSchema, () => changed.push(Date.now()));
+  const names = async () => (await client.listTools()).tools.map((t) => t.name);
+  ok(!(await names()).includes('auto__test_extra_modern_tool'), 'not listed yet');
+  eq(texts((await call(client, 'auto__test_toggle_tool')).result), ['extra tool on'], 'the upstream changes its list');
+  await waitFor(async () => (await names()).includes('auto__test_extra_modern_tool'), 5000, 50);
+  ok((await names()).includes('auto__test_extra_modern_tool'), 'mcpd relisted it and the client sees the new tool');
+  await waitFor(() => changed.length > 0, 3000, 50);
+  ok(changed.length > 0, 'and was told: notifications/tools/list_changed');
+  await call(client, 'auto__test_toggle_tool');
+  await client.close();
+});
+
+await step('resources: read through, subscribe refused plainly', async () => {
+  const { client } = await legacyClient('alice', { caps: {} });
+  const { resources } = await client.listResources();
+  const uri = resources.find((r) => r.name === 'info')?.uri;
+  ok(uri !== undefined, 'the 2026-07-28 server\'s resource is listed', JSON.stringify(resources));
+  const read = await settle(() => client.readResource({ uri }, { timeout: 10000 }));
+  eq(read.result?.contents?.[0]?.text, 'a 2026-07-28 server', 'resources/read');
+  const before = lines(logAuto).length;
+  const r = await settle(() => client.request({ method: 'resources/subscribe', params: { uri } }, types.EmptyResultSchema, { timeout: 10000 }));
+  match(r.error?.message ?? '', /resource subscriptions toward a 2026-07-28 upstream/, 'an error that says why');
+  eq(lines(logAuto).length, before, 'nothing sent upstream (it has no resources/subscribe)');
+  await client.close();
+});
+
+await step('audit: one call row and one outcome per call, whatever its rounds', async () => {
+  await srv.stopAndCheck('mcpd');
+  const outcomes = "(SELECT json_extract(j.value, '$[0]') AS cid, json_extract(j.value, '$[1]') AS st FROM audit r, json_each(r.args) j WHERE r.kind = 'result')";
+  const rows = sql("SELECT count(*) FROM audit WHERE kind='call' AND bot='alice' AND tool='test_input_required_result_multi_round'");
+  eq(rows, '1', 'the two-round call of the session-era client: one call row');
+  eq(sql(`SELECT group_concat(o.st) FROM audit c JOIN ${outcomes} o ON o.cid = c.id WHERE c.kind='call' AND c.bot='alice' AND c.tool='test_input_required_result_multi_round'`), 'ok', 'with one outcome, ok');
+  eq(run(bin.mcpd, ['audit', 'verify', '-c', cfg]).code, 0, 'the chain verifies');
+});
+
+await finish();
