@@ -15,12 +15,18 @@
  *
  * Legacy HTTP+SSE: GET opens the stream, whose "endpoint" event names the
  * URL for POSTs (same origin only); everything else arrives on the stream.
- * With transport auto, an initialize answered 400/404/405 falls back to it.
+ * With transport auto, an initialize answered 400/404/405 falls back to it
+ * (unless the 400 is a refusal naming 2026-07-28: the core reads that).
+ *
+ * 2026-07-28 (up->modern): requests only, each a POST with its mirrored
+ * headers and no session; a cancellation closes the request's stream.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <openssl/evp.h>
 
 #include "adapters.h"
 #include "mcpd/credentials.h"
@@ -32,6 +38,7 @@
 #include "mcpd/log.h"
 #include "mcpd/net/http_client.h"
 #include "mcpd/net/sse_parser.h"
+#include "mcpd/session.h"
 
 enum mode { MODE_STREAMABLE, MODE_SSE };
 
@@ -52,6 +59,7 @@ struct xfer {
     bool cred_retried; /* already sent again after a 401 with a refreshed credential */
     char *token;       /* the credential secret this request carried (to report a 401) */
     json_t *req_id;    /* id of the request POSTed, or NULL */
+    char **extra;      /* 2026-07-28: Mcp-Method, Mcp-Name, Mcp-Param-* lines, or NULL */
     char last_id[256]; /* the last SSE event id of this stream (resumption) */
     unsigned retry_ms; /* this stream's retry field */
 };
@@ -150,14 +158,130 @@ static void deliver(struct remote *r, struct xfer *x, const char *data, size_t l
     mcpd_upstream_on_message(&r->up, data, len);
 }
 
+/* ---- 2026-07-28: the headers that mirror the body --------------------------------- */
+
+static void free_lines(char **h)
+{
+    for (size_t i = 0; h && h[i]; i++)
+        free(h[i]);
+    free(h);
+}
+
+/* A header value as SEP-2243 sends it: literal when plain ASCII, else =?base64?...?=. */
+static char *header_value(const char *v)
+{
+    size_t n = strlen(v);
+    bool plain = n > 0 && v[0] != ' ' && v[n - 1] != ' ' && strncmp(v, "=?base64?", 9) != 0;
+    char *out;
+
+    for (size_t i = 0; plain && i < n; i++)
+        plain = (unsigned char)v[i] >= 0x20 && (unsigned char)v[i] < 0x7f;
+    if (plain)
+        return strdup(v);
+    if (n > MCPD_MAX_HEADER_BYTES / 2 || (out = malloc(4 * ((n + 2) / 3) + 12)) == NULL)
+        return NULL;
+    memcpy(out, "=?base64?", 9);
+    n = 9 + (size_t)EVP_EncodeBlock((unsigned char *)out + 9, (const unsigned char *)v, (int)n);
+    memcpy(out + n, "?=", 3);
+    return out;
+}
+
+static bool add_line(char ***h, size_t *n, const char *name, const char *value)
+{
+    char *v = header_value(value), **grown;
+
+    if (v == NULL || (grown = realloc(*h, (*n + 2) * sizeof(**h))) == NULL) {
+        free(v);
+        return false;
+    }
+    *h = grown;
+    if (asprintf(&grown[*n], "%s: %s", name, v) < 0) {
+        free(v);
+        return false;
+    }
+    free(v);
+    grown[++*n] = NULL;
+    return true;
+}
+
+/* The upstream's own tool named `name` (its inputSchema says what to mirror), or NULL. */
+static json_t *own_tool(struct remote *r, const char *name)
+{
+    size_t i;
+    json_t *t;
+
+    json_array_foreach (r->up.lists[MCPD_LIST_TOOLS], i, t) {
+        const char *n = json_string_value(json_object_get(t, "name"));
+        if (n && strcmp(n, name) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+/*
+ * Mcp-Method, Mcp-Name (tools/call, prompts/get: params.name; resources/read:
+ * params.uri) and, for a tools/call, Mcp-Param-<H> for each argument whose
+ * property the tool's inputSchema marks "x-mcp-header": "<H>" (strings as
+ * they are, numbers and booleans in their JSON spelling). NULL-terminated;
+ * NULL when the message is not a request or out of memory.
+ */
+static char **modern_headers(struct remote *r, json_t *root)
+{
+    const char *method = json_string_value(json_object_get(root, "method")), *key;
+    json_t *params = json_object_get(root, "params"), *prop, *tool;
+    const char *name = NULL;
+    char **h = calloc(1, sizeof(*h)), hn[160];
+    size_t n = 0;
+    bool ok;
+
+    if (h == NULL || method == NULL || json_object_get(root, "id") == NULL) {
+        free(h);
+        return NULL;
+    }
+    if (strcmp(method, "tools/call") == 0 || strcmp(method, "prompts/get") == 0)
+        name = json_string_value(json_object_get(params, "name"));
+    else if (strcmp(method, "resources/read") == 0)
+        name = json_string_value(json_object_get(params, "uri"));
+    ok = add_line(&h, &n, "Mcp-Method", method) &&
+         (name == NULL || add_line(&h, &n, "Mcp-Name", name));
+    tool = ok && name && strcmp(method, "tools/call") == 0 ? own_tool(r, name) : NULL;
+    json_object_foreach (json_object_get(json_object_get(tool, "inputSchema"), "properties"), key,
+                         prop) {
+        const char *suffix = json_string_value(json_object_get(prop, "x-mcp-header"));
+        json_t *v = json_object_get(json_object_get(params, "arguments"), key);
+        char *text;
+
+        if (!ok || suffix == NULL || v == NULL || strlen(suffix) > 100)
+            continue;
+        if (json_is_string(v))
+            text = strdup(json_string_value(v));
+        else if (json_is_number(v) || json_is_boolean(v))
+            text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        else
+            continue;
+        snprintf(hn, sizeof(hn), "Mcp-Param-%s", suffix);
+        ok = text != NULL && add_line(&h, &n, hn, text);
+        free(text);
+    }
+    if (!ok) {
+        free_lines(h);
+        return NULL;
+    }
+    return h;
+}
+
 /* Header lines for a request; returns a NULL-terminated array (free each and it). */
 static char **build_headers(struct remote *r, bool post_body, const char *last_event_id,
-                            const char *token)
+                            const char *token, char *const *extra)
 {
     const struct mcpd_server_config *cfg = r->up.cfg;
-    char **h = calloc(cfg->nheaders + 7, sizeof(*h));
+    size_t nextra = 0;
+    char **h;
     size_t n = 0;
-    if (h == NULL)
+
+    while (extra && extra[nextra])
+        nextra++;
+    if ((h = calloc(cfg->nheaders + 7 + nextra, sizeof(*h))) == NULL)
         return NULL;
     h[n++] = strdup(post_body ? "Accept: application/json, text/event-stream"
                               : "Accept: text/event-stream");
@@ -166,9 +290,13 @@ static char **build_headers(struct remote *r, bool post_body, const char *last_e
     if (r->mode == MODE_STREAMABLE && r->session_id &&
         asprintf(&h[n], "Mcp-Session-Id: %s", r->session_id) > 0)
         n++;
-    if (r->mode == MODE_STREAMABLE && r->up.protocol_version[0] &&
-        asprintf(&h[n], "MCP-Protocol-Version: %s", r->up.protocol_version) > 0)
+    if (r->mode == MODE_STREAMABLE && (r->up.modern || r->up.protocol_version[0]) &&
+        asprintf(&h[n], "MCP-Protocol-Version: %s",
+                 r->up.modern ? MCPD_MODERN_VERSION : r->up.protocol_version) > 0)
         n++;
+    for (size_t i = 0; i < nextra; i++)
+        if ((h[n] = strdup(extra[i])) != NULL)
+            n++;
     if (last_event_id && last_event_id[0] &&
         asprintf(&h[n], "Last-Event-ID: %s", last_event_id) > 0)
         n++;
@@ -276,8 +404,8 @@ static void on_headers(struct mcpd_http_call *call, int status, const char *ctyp
     x->is_sse = strncasecmp(ctype, "text/event-stream", 17) == 0;
     if (x->is_sse)
         mcpd_sse_parser_init(&x->sse, MCPD_MAX_UPSTREAM_MSG, on_event, on_retry, x);
-    if (r->mode == MODE_STREAMABLE && (x->is_init || x->is_replay) && status / 100 == 2 &&
-        (sid = mcpd_http_call_header(call, "mcp-session-id")) != NULL) {
+    if (r->mode == MODE_STREAMABLE && !r->up.modern && (x->is_init || x->is_replay) &&
+        status / 100 == 2 && (sid = mcpd_http_call_header(call, "mcp-session-id")) != NULL) {
         free(r->session_id);
         r->session_id = strdup(sid);
     }
@@ -379,7 +507,7 @@ static int start_xfer(struct remote *r, struct xfer *x, const char *method, cons
         xfer_free(x);
         return MCPD_ENOMEM;
     }
-    h = build_headers(r, body != NULL, last_event_id, token);
+    h = build_headers(r, body != NULL, last_event_id, token, x->extra);
     spec.headers = (const char *const *)h;
     x->r = r;
     mcpd_buf_init(&x->body, MCPD_MAX_UPSTREAM_MSG);
@@ -411,6 +539,7 @@ static void xfer_free(struct xfer *x)
         mcpd_sse_parser_dispose(&x->sse);
     mcpd_buf_dispose(&x->body);
     json_decref(x->req_id);
+    free_lines(x->extra);
     free(x->sent);
     mcpd_crypto_free_str(x->token);
     free(x);
@@ -621,6 +750,29 @@ static void resume(struct remote *r, struct xfer *x)
     uv_timer_start(&rs->timer, on_resume_due, x->retry_ms, 0);
 }
 
+/*
+ * Whether a 4xx answer's body is the JSON-RPC error for x's request that the
+ * core should read: from a 2026-07-28 server any; from another, only an
+ * initialize refused naming 2026-07-28 among the supported versions.
+ */
+static bool answers_in_body(struct remote *r, struct xfer *x)
+{
+    json_t *root = x->body.len ? json_loadb(x->body.p, x->body.len, 0, NULL) : NULL, *v;
+    json_t *err = json_object_get(root, "error");
+    bool yes = json_is_object(err) && json_equal(json_object_get(root, "id"), x->req_id);
+    size_t i;
+
+    if (yes && !r->up.modern) {
+        yes = false;
+        if (x->is_init && r->up.cfg->era == MCPD_SPEAK_AUTO)
+            json_array_foreach (json_object_get(json_object_get(err, "data"), "supported"), i, v)
+                yes = yes ||
+                      (json_is_string(v) && strcmp(json_string_value(v), MCPD_MODERN_VERSION) == 0);
+    }
+    json_decref(root);
+    return yes;
+}
+
 static void post_done(struct remote *r, struct xfer *x, int result, const char *why)
 {
     char msg[256];
@@ -637,6 +789,12 @@ static void post_done(struct remote *r, struct xfer *x, int result, const char *
     if (result == 0 && x->status == 401 && r->up.cfg->credential && !x->cred_retried && x->sent &&
         cred_wait(r, x) == 0)
         return; /* refreshed (once) and sent again, or answered with the credential's error */
+    if (result == 0 && x->status / 100 == 4 && x->req_id && answers_in_body(r, x)) {
+        /* 2026-07-28 errors come with 4xx statuses; and a refused initialize naming
+         * that revision is for the core to read (protocol: auto) */
+        deliver(r, x, x->body.p, x->body.len);
+        return;
+    }
     if (result != 0 || x->status / 100 != 2) {
         bool legacy_hint = x->status == 400 || x->status == 404 || x->status == 405;
         if (x->is_init && legacy_hint && r->up.cfg->transport == MCPD_REMOTE_AUTO &&
@@ -751,10 +909,37 @@ static void open_stream(struct remote *r)
         disconnect(r, "cannot open the SSE stream");
 }
 
+/*
+ * 2026-07-28 over HTTP has requests only: closing a request's stream is its
+ * cancellation (notifications/cancelled becomes that), and nothing else that
+ * is not a request goes to the server.
+ */
+static void modern_note(struct remote *r, json_t *root)
+{
+    const char *m = json_string_value(json_object_get(root, "method"));
+    json_t *rid = json_object_get(json_object_get(root, "params"), "requestId");
+
+    if (m && strcmp(m, "notifications/cancelled") == 0 && rid != NULL) {
+        for (struct xfer *x = r->xfers; x; x = x->next)
+            if (x->req_id && json_equal(x->req_id, rid)) {
+                LOG_DEBUG("upstream", "upstream=%s request cancelled: its stream closed",
+                          r->up.name);
+                xfer_free(x);
+                break;
+            }
+    } else {
+        LOG_DEBUG("upstream", "upstream=%s not sent to a 2026-07-28 server: %.80s", r->up.name,
+                  m ? m : "a response");
+    }
+}
+
 static int post(struct remote *r, const char *data, size_t len, bool replay)
 {
     struct xfer *x = calloc(1, sizeof(*x));
-    const char *url = r->mode == MODE_SSE ? r->post_url : r->up.cfg->url;
+    const char *url = r->mode == MODE_SSE ? r->post_url : r->up.cfg->url, *m = NULL;
+    unsigned timeout_ms = r->up.cfg->timeout_ms + 5000;
+    json_t *root;
+
     if (x == NULL || (x->sent = malloc(len + 1)) == NULL) {
         free(x);
         return MCPD_ENOMEM;
@@ -770,8 +955,30 @@ static int post(struct remote *r, const char *data, size_t len, bool replay)
         r->next_retried = false;
     }
     x->is_note = r->holding && data == r->initialized_msg;
-    x->req_id = request_id(data, len);
-    return start_xfer(r, x, "POST", url, data, len, NULL, r->up.cfg->timeout_ms + 5000);
+    root = json_loadb(data, len, 0, NULL);
+    if (json_is_object(root) && (m = json_string_value(json_object_get(root, "method"))) != NULL)
+        x->req_id = json_incref(json_object_get(root, "id"));
+    if (r->up.modern && x->req_id == NULL) { /* not a request: not sent as such */
+        modern_note(r, root);
+        json_decref(root);
+        free(x->sent);
+        free(x);
+        return 0;
+    }
+    if (r->up.modern) {
+        /* a listen stream stays open: the core's deadline ends it (by cancelling) */
+        if (strcmp(m, "subscriptions/listen") == 0)
+            timeout_ms = 0;
+        if ((x->extra = modern_headers(r, root)) == NULL) { /* x is not on the list yet */
+            json_decref(root);
+            json_decref(x->req_id);
+            free(x->sent);
+            free(x);
+            return MCPD_ENOMEM;
+        }
+    }
+    json_decref(root);
+    return start_xfer(r, x, "POST", url, data, len, NULL, timeout_ms);
 }
 
 /* ---- vtable ----------------------------------------------------------------------------- */
@@ -853,6 +1060,14 @@ static int up_send(struct mcpd_upstream *up, const char *data, size_t len)
     int rc;
     if (!r->running || r->stopping)
         return MCPD_ECLOSED;
+    if (up->modern) { /* no session: no initialize to keep, nothing held */
+        if ((rc = post(r, data, len, false)) != 0) {
+            LOG_WARN("upstream", "upstream=%s cannot send: %s", up->name, mcpd_strerror(rc));
+            return rc;
+        }
+        r->nsent++;
+        return 0;
+    }
     /* the core's first two messages are initialize and notifications/initialized:
      * kept to re-initialise an expired session */
     if (r->nsent == 0)

@@ -1236,10 +1236,10 @@ static int check_server_kind(struct ctx *c, int line, int col, const char *path,
     if (s->url && (s->nargs || s->nenv || s->cwd))
         return mcpd__cfg_failat(c, line, col, "key '%s': args, env and cwd are for command servers",
                                 path);
-    if (s->url && s->era == MCPD_SPEAK_MODERN)
+    if (s->era == MCPD_SPEAK_MODERN && s->transport == MCPD_REMOTE_SSE)
         return mcpd__cfg_failat(c, line, col,
-                                "key '%s': protocol 2026-07-28 is built for command servers only "
-                                "(url servers speak the session era)",
+                                "key '%s': protocol 2026-07-28 runs over streamable HTTP, not the "
+                                "2024-11-05 transport sse",
                                 path);
     if (s->command && s->credential)
         return mcpd__cfg_failat(c, line, col, "key '%s': credential is for url servers", path);

@@ -13,6 +13,7 @@
 // and one outcome per call, whatever the rounds).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { bin, ok, eq, match, step, finish, startServe, post, writeFile, track, tmp, run, sleep, checkCleanExit, waitFor, sdk, texts, settle } from './lib.mjs';
 
@@ -251,6 +252,136 @@ await step('resources: read through, subscribe refused plainly', async () => {
   match(r.error?.message ?? '', /resource subscriptions toward a 2026-07-28 upstream/, 'an error that says why');
   eq(lines(logAuto).length, before, 'nothing sent upstream (it has no resources/subscribe)');
   await client.close();
+});
+
+// ---- over HTTP: a front mcpd with url upstreams that speak 2026-07-28 ----------------
+// back: mcpd serving the 2026-07-28 fixture and the session-era one (mcpd serves
+// 2026-07-28 to its clients, so it is such a server); refuser: a proxy to back that
+// refuses initialize as a 2026-07-28-only server does (400, -32022); front: mcpd with
+// `url: back` (protocol 2026-07-28) and `url: refuser` (protocol auto).
+
+const backFixtureLog = path.join(tmp, 'back-fixture.log');
+const back = await startServe(`servers:
+  m:
+    command: ${FX}
+  fixture:
+    command: ${bin.fixture}
+    env: { FIXTURE_LOG: ${JSON.stringify(backFixtureLog)} }
+catalog: { prefix: never }
+`, { name: 'mu-back' });
+const backSaw = [];
+const refuser = http.createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const body = Buffer.concat(chunks);
+    let msg = {};
+    try {
+      msg = JSON.parse(body.toString());
+    } catch {}
+    backSaw.push({ method: msg.method, headers: req.headers });
+    if (msg.method === 'initialize') {
+      res.writeHead(400, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, error: { code: -32022, message: 'Unsupported protocol version', data: { supported: [V], requested: msg.params?.protocolVersion } } }));
+      return;
+    }
+    const fwd = http.request({ host: '127.0.0.1', port: back.port, path: req.url, method: req.method, headers: { ...req.headers, host: `127.0.0.1:${back.port}` } }, (r2) => {
+      res.writeHead(r2.statusCode, r2.headers);
+      r2.pipe(res);
+    });
+    fwd.on('error', () => res.destroy());
+    res.on('close', () => fwd.destroy());
+    fwd.end(body);
+  });
+});
+await new Promise((r) => refuser.listen(0, '127.0.0.1', r));
+const refuserPort = refuser.address().port;
+const front = await startServe(`servers:
+  viaurl:
+    url: http://127.0.0.1:${back.port}/mcp
+    protocol: "2026-07-28"
+  refusing:
+    url: http://127.0.0.1:${refuserPort}/mcp
+`, { name: 'mu-front' });
+await waitFor(() => /upstream=viaurl ready/.test(front.log()) && /upstream=refusing ready/.test(front.log()), 10000, 50);
+
+async function frontClient(caps = { sampling: {}, elicitation: { form: {} }, roots: {} }) {
+  const client = new Client({ name: 'mu-front', version: '1' }, { capabilities: caps });
+  if (caps.elicitation)
+    client.setRequestHandler(types.ElicitRequestSchema, async (r) => {
+      const field = Object.keys(r.params.requestedSchema.properties)[0];
+      return { action: 'accept', content: { [field]: field === 'name' ? 'Ada' : field === 'ok' ? true : 'red' } };
+    });
+  await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${front.port}/mcp`)));
+  return client;
+}
+
+await step('HTTP: url upstreams in 2026-07-28, by configuration and by a refused initialize', async () => {
+  match(front.log(), /upstream=viaurl ready: \d+ tools.*protocol 2026-07-28/, 'protocol 2026-07-28: ready');
+  match(front.log(), /upstream=refusing refused initialize: speaking 2026-07-28 to it/, 'auto: the 400 with -32022 is read');
+  match(front.log(), /upstream=refusing ready: \d+ tools.*protocol 2026-07-28/, 'and the server is spoken to in 2026-07-28');
+  const d = backSaw.find((x) => x.method === 'server/discover');
+  eq([d?.headers['mcp-protocol-version'], d?.headers['mcp-method'], d?.headers['mcp-session-id']], [V, 'server/discover', undefined], 'discover: version and method headers, no session');
+  ok(!backSaw.some((x) => x.method === 'notifications/initialized'), 'no notifications/initialized');
+  ok(!/viaurl.*GET stream/.test(front.log()), 'no GET stream');
+});
+
+await step('HTTP: MRTR across two mcpds, headers mirrored', async () => {
+  const client = await frontClient();
+  eq(texts((await call(client, 'viaurl__test_input_required_result_elicitation')).result), ['Hello, Ada!'], 'session-era client <- front <- back (2026-07-28) <- fixture');
+  eq(texts((await call(client, 'refusing__test_input_required_result_multi_round')).result), ['Ada likes red'], 'two rounds, each state wrapped by back and carried by front');
+  const before = backSaw.length;
+  const h = await settle(() => client.callTool({ name: 'refusing__test_header_param', arguments: { region: 'Zürich', count: 3, note: 'n' } }, undefined, { timeout: 10000 }));
+  eq(texts(h.result), ['arguments: {"count":3,"note":"n","region":"Zürich"}'], 'x-mcp-header arguments: back (which checks them) took the call');
+  const sent = backSaw.slice(before).find((x) => x.method === 'tools/call');
+  eq([sent?.headers['mcp-name'], sent?.headers['mcp-param-region'], sent?.headers['mcp-param-count']], ['test_header_param', '=?base64?WsO8cmljaA==?=', '3'], 'Mcp-Name, Mcp-Param-Region in Base64 (not ASCII), Mcp-Param-Count');
+  const r = await settle(() => client.getPrompt({ name: 'viaurl__test_input_required_result_prompt' }, { timeout: 10000 }));
+  eq(r.result?.messages?.[0]?.content?.text, 'Use this context: red', 'prompts/get');
+  await client.close();
+});
+
+await step('HTTP: a modern client through two mcpds; a cancelled call closes its stream', async () => {
+  const T = 'viaurl__test_input_required_result_request_state';
+  const mpost = (params) => {
+    const body = { jsonrpc: '2.0', id: ++idn, method: 'tools/call', params: { ...params, _meta: META({ elicitation: {} }) } };
+    return post(front.port, body, { 'MCP-Protocol-Version': V, 'Mcp-Method': 'tools/call', 'Mcp-Name': params.name });
+  };
+  const first = result(await mpost({ name: T, arguments: {} }));
+  eq(first.resultType, 'input_required', 'input_required through both');
+  match(first.requestState ?? '', /^u1\./, 'back\'s state, wrapped again by front');
+  const done = result(await mpost({ name: T, arguments: {}, inputResponses: { confirm: { action: 'accept', content: { ok: true } } }, requestState: first.requestState }));
+  eq(done.content?.[0]?.text, 'state-ok: the requestState came back intact', 'each mcpd unwrapped its own layer');
+  const client = await frontClient({});
+  const ac = new AbortController();
+  const pending = settle(() => client.callTool({ name: 'refusing__sleep', arguments: { ms: 20000 } }, undefined, { signal: ac.signal, timeout: 30000 }));
+  const sleepCall = () => lines(backFixtureLog).find((m) => m.method === 'tools/call' && m.params?.name === 'sleep');
+  await waitFor(() => sleepCall() !== undefined, 5000, 50);
+  ac.abort('the user gave up');
+  const r = await pending;
+  ok(r.error !== undefined, 'the client\'s call ended');
+  await waitFor(() => lines(backFixtureLog).some((m) => m.method === 'notifications/cancelled' && m.params?.requestId === sleepCall()?.id), 5000, 50);
+  ok(lines(backFixtureLog).some((m) => m.method === 'notifications/cancelled' && m.params?.requestId === sleepCall()?.id),
+    'front closed its stream to back (2026-07-28 has no notifications/cancelled over HTTP), and back cancelled the call');
+  ok(!backSaw.some((x) => x.method === 'notifications/cancelled'), 'no notification POSTed to the 2026-07-28 server');
+  await client.close();
+});
+
+await step('HTTP: list changes on the listen stream of a url upstream', async () => {
+  const client = await frontClient({});
+  const names = async () => (await client.listTools()).tools.map((t) => t.name);
+  ok(backSaw.some((x) => x.method === 'subscriptions/listen'), 'front opened subscriptions/listen');
+  ok(!(await names()).includes('refusing__test_extra_modern_tool'), 'not listed yet');
+  await call(client, 'refusing__test_toggle_tool');
+  await waitFor(async () => (await names()).includes('refusing__test_extra_modern_tool'), 5000, 50);
+  ok((await names()).includes('refusing__test_extra_modern_tool'), 'fixture -> back -> listen stream -> front: relisted');
+  await call(client, 'refusing__test_toggle_tool');
+  await client.close();
+});
+
+await step('HTTP: front and back stop cleanly', async () => {
+  await front.stopAndCheck('mcpd front');
+  await back.stopAndCheck('mcpd back');
+  refuser.close();
 });
 
 await step('audit: one call row and one outcome per call, whatever its rounds', async () => {

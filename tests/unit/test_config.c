@@ -597,9 +597,12 @@ static void test_server_fields(void **state)
     check_err("servers:\n  a:\n    command: x\n    protocol: 2025-06-18\n",
               "t.yaml:4:15: key 'servers.a.protocol': expected auto, legacy or 2026-07-28, got "
               "'2025-06-18'");
-    check_err("servers:\n  r:\n    url: https://x\n    protocol: 2026-07-28\n",
-              "t.yaml:2:3: key 'servers.r': protocol 2026-07-28 is built for command servers only "
-              "(url servers speak the session era)");
+    cfg = parse_ok("servers:\n  r:\n    url: https://x\n    protocol: 2026-07-28\n");
+    assert_int_equal(cfg->servers[0].era, MCPD_SPEAK_MODERN);
+    mcpd_config_free(cfg);
+    check_err("servers:\n  r:\n    url: https://x\n    protocol: 2026-07-28\n    transport: sse\n",
+              "t.yaml:2:3: key 'servers.r': protocol 2026-07-28 runs over streamable HTTP, not the "
+              "2024-11-05 transport sse");
     check_err("servers:\n  a:\n    args: [x]\n",
               "t.yaml:2:3: key 'servers.a': missing required key 'command' (or 'url')");
     check_err("servers:\n  a:\n",
