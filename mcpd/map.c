@@ -127,3 +127,12 @@ void mcpd_map_foreach(const struct mcpd_map *m, void (*fn)(void *value, void *ar
         for (struct mcpd_map_entry *e = m->buckets[i]; e; e = e->next)
             fn(e->value, arg);
 }
+
+void mcpd_map_foreach_key(const struct mcpd_map *m,
+                          void (*fn)(const void *key, size_t klen, void *value, void *arg),
+                          void *arg)
+{
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (struct mcpd_map_entry *e = m->buckets[i]; e; e = e->next)
+            fn(e->key, e->klen, e->value, arg);
+}

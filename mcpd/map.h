@@ -42,5 +42,9 @@ static inline void *mcpd_map_del_u64(struct mcpd_map *m, uint64_t k)
 
 /* Calls fn for every entry; fn must not modify the map. */
 void mcpd_map_foreach(const struct mcpd_map *m, void (*fn)(void *value, void *arg), void *arg);
+/* The same, with each entry's key. */
+void mcpd_map_foreach_key(const struct mcpd_map *m,
+                          void (*fn)(const void *key, size_t klen, void *value, void *arg),
+                          void *arg);
 
 #endif

@@ -205,7 +205,9 @@ static void drop_subscriptions(struct mcpd_session *s)
             mcpd_map_put(&up->subs, inner, strlen(inner), (void *)(n - 1));
         } else if (n == 1) {
             mcpd_map_del(&up->subs, inner, strlen(inner));
-            if (up->state == MCPD_UP_READY)
+            if (up->modern)
+                mcpd__upstream_subs_changed(up);
+            else if (up->state == MCPD_UP_READY)
                 mcpd__router_internal(up, "resources/unsubscribe", json_pack("{s:s}", "uri", inner),
                                       MCPD_INIT_TIMEOUT_MS, ignore_result);
         }
@@ -509,16 +511,20 @@ static void do_subscription(struct mcpd_session *s, struct mcpd_msg *m, struct m
         free(key);
         return;
     }
-    if (up->modern) { /* its notifications come by subscriptions/listen, not built toward it */
+    if (up->modern && !mcpd__upstream_can_subscribe(up)) {
+        char why[160];
         free(key);
-        mcpd__send_error(reply, m->id, MCPD_RPC_METHOD_NOT_FOUND,
-                         "Method not found: resource subscriptions toward a 2026-07-28 upstream");
+        snprintf(why, sizeof(why),
+                 "Method not found: upstream '%.64s' offers no resource "
+                 "subscriptions",
+                 up->name);
+        mcpd__send_error(reply, m->id, MCPD_RPC_METHOD_NOT_FOUND, why);
         return;
     }
     if (s->subs == NULL)
         s->subs = json_object();
     had = json_object_get(s->subs, key) != NULL;
-    if (up->cfg->per_client) {
+    if (up->cfg->per_client && !up->modern) {
         /* the session's own instance: every subscribe and unsubscribe goes there */
         if (subscribe)
             json_object_set_new(s->subs, key, json_string(up->name));
@@ -541,8 +547,12 @@ static void do_subscription(struct mcpd_session *s, struct mcpd_msg *m, struct m
     }
     free(key);
     if ((subscribe && !had && n == 0) || (!subscribe && had && n == 1)) {
-        forward(s, up, up->name, m, reply, m->method, MCPD_FWD_PLAIN);
-        return;
+        if (up->modern) { /* 2026-07-28: the set goes on its listen stream */
+            mcpd__upstream_subs_changed(up);
+        } else {
+            forward(s, up, up->name, m, reply, m->method, MCPD_FWD_PLAIN);
+            return;
+        }
     }
     json_t *resp = mcpd_jsonrpc_result_new(m->id, json_object());
     if (resp)

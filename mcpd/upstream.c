@@ -215,25 +215,59 @@ static void on_listen_end(struct mcpd_upstream *up, struct mcpd_msg *m, const ch
     uv_timer_start(&up->listen_timer, on_listen_timer, 1000, 0);
 }
 
-/* Opens the stream of list changes the server's capabilities offer (none: no stream). */
+static void add_uri(const void *key, size_t klen, void *value, void *arg)
+{
+    (void)value;
+    json_array_append_new(arg, json_stringn(key, klen));
+}
+
+/*
+ * Opens the stream of what the server offers and mcpd wants: list changes
+ * (its listChanged capabilities) and updates of the URIs some session
+ * subscribed to (up->subs). Nothing to listen to: no stream.
+ */
 static void listen_upstream(struct mcpd_upstream *up)
 {
     static const char *const cap[] = { "tools", "prompts", "resources" };
     static const char *const flag[] = { "toolsListChanged", "promptsListChanged",
                                         "resourcesListChanged" };
-    json_t *want = json_object();
+    json_t *want = json_object(), *uris;
 
     for (size_t i = 0; want && i < sizeof(cap) / sizeof(cap[0]); i++)
         if (json_is_true(json_object_get(json_object_get(up->server_caps, cap[i]), "listChanged")))
             json_object_set_new(want, flag[i], json_true());
+    if (want && up->subs.count > 0 && (uris = json_array()) != NULL) {
+        mcpd_map_foreach_key(&up->subs, add_uri, uris);
+        json_object_set_new(want, "resourceSubscriptions", uris);
+    }
     if (want == NULL || json_object_size(want) == 0 || up->listening) {
         json_decref(want);
         return;
     }
     up->listen_since = uv_now(up->daemon->loop);
     if (mcpd__router_internal(up, "subscriptions/listen", json_pack("{s:o}", "notifications", want),
-                              MCPD_UPSTREAM_LISTEN_MS, on_listen_end) == 0)
+                              MCPD_UPSTREAM_LISTEN_MS, on_listen_end) == 0) {
         up->listening = true;
+        up->listen_up_id = up->next_id; /* the request just made */
+    }
+}
+
+void mcpd__upstream_subs_changed(struct mcpd_upstream *up)
+{
+    struct mcpd_pending *p;
+
+    if (!up->modern || up->state != MCPD_UP_READY)
+        return; /* the next listen (once ready) carries the set */
+    if (up->listening && (p = mcpd_map_get_u64(&up->pending, up->listen_up_id)) != NULL)
+        mcpd__router_cancel(p, "resubscribing"); /* its callback does not run */
+    up->listening = false;
+    listen_upstream(up);
+}
+
+bool mcpd__upstream_can_subscribe(const struct mcpd_upstream *up)
+{
+    return json_is_true(
+        json_object_get(json_object_get(up->server_caps, "resources"), "subscribe"));
 }
 
 static void list_next_kind(struct mcpd_upstream *up)

@@ -82,11 +82,12 @@ struct mcpd_upstream {
     bool modern;    /* spoken to in 2026-07-28: discovered, or servers.<x>.protocol */
     bool listening; /* modern: its subscriptions/listen request is open */
     uint64_t listen_since;
-    json_t *server_info; /* from initialize */
-    json_t *server_caps; /* from initialize */
-    json_t *lists[4];    /* tools, prompts, resources, templates (enum mcpd_list_kind) or NULL */
-    json_t *list_next;   /* list being collected across pages */
-    int listing;         /* kind being listed, -1 when idle */
+    uint64_t listen_up_id; /* that request's id */
+    json_t *server_info;   /* from initialize */
+    json_t *server_caps;   /* from initialize */
+    json_t *lists[4];      /* tools, prompts, resources, templates (enum mcpd_list_kind) or NULL */
+    json_t *list_next;     /* list being collected across pages */
+    int listing;           /* kind being listed, -1 when idle */
     unsigned list_pages;
     unsigned relist_mask; /* kinds to list (again) when the current listing ends */
     struct mcpd_map subs; /* upstream uri -> subscriber count (resources/subscribe) */
@@ -126,6 +127,13 @@ void mcpd_upstream_on_disconnected(struct mcpd_upstream *up, const char *why);
  * cut to what mcpd can relay. Does nothing for a session-era upstream.
  */
 int mcpd__upstream_meta(const struct mcpd_upstream *up, json_t *msg, const json_t *client_caps);
+/*
+ * Core-internal, 2026-07-28 upstreams: the set of subscribed URIs (up->subs)
+ * changed, so the listen stream is opened again with the new set; and whether
+ * the server offers resource subscriptions at all.
+ */
+void mcpd__upstream_subs_changed(struct mcpd_upstream *up);
+bool mcpd__upstream_can_subscribe(const struct mcpd_upstream *up);
 /* Core-internal: the client capabilities of `caps` that mcpd relays (sampling, elicitation, roots).
  */
 json_t *mcpd__relayed_caps(const json_t *caps);

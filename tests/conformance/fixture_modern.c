@@ -22,8 +22,9 @@
 #define META_CAPS    "io.modelcontextprotocol/clientCapabilities"
 
 static FILE *request_log;
-static json_t *listen_id; /* an open subscriptions/listen (its changes go there) */
-static int extra_tool;    /* test_toggle_tool: one more tool listed */
+static json_t *listen_id;   /* an open subscriptions/listen (its changes go there) */
+static json_t *listen_uris; /* its resourceSubscriptions */
+static int extra_tool;      /* test_toggle_tool: one more tool listed */
 
 static void send_msg(json_t *msg)
 {
@@ -313,10 +314,31 @@ static void t_toggle(json_t *id, json_t *params)
     reply_text(id, extra_tool ? "extra tool on" : "extra tool off");
 }
 
+/* notifications/resources/updated for test://modern/info, if the listen subscribed to it */
+static void t_touch(json_t *id, json_t *params)
+{
+    json_t *u;
+    size_t i;
+    int sent = 0;
+
+    (void)params;
+    json_array_foreach (listen_uris, i, u)
+        if (listen_id && json_is_string(u) &&
+            strcmp(json_string_value(u), "test://modern/info") == 0) {
+            send_msg(json_pack("{s:s, s:s, s:{s:s, s:{s:O}}}", "jsonrpc", "2.0", "method",
+                               "notifications/resources/updated", "params", "uri",
+                               "test://modern/info", "_meta",
+                               "io.modelcontextprotocol/subscriptionId", listen_id));
+            sent = 1;
+        }
+    reply_text(id, sent ? "updated: sent" : "updated: nobody listens");
+}
+
 static const struct {
     const char *name;
     void (*fn)(json_t *id, json_t *params);
 } tools[] = {
+    { "test_touch_resource", t_touch },
     { "test_input_required_result_elicitation", t_elicitation },
     { "test_input_required_result_sampling", t_sampling },
     { "test_input_required_result_list_roots", t_list_roots },
@@ -338,11 +360,17 @@ static const struct {
 
 static void m_discover(json_t *id)
 {
-    send_result(id, json_pack("{s:[s], s:{s:{s:b}, s:{}, s:{}}, s:{s:{s:s, s:s}}, s:i, s:s}",
-                              "supportedVersions", VERSION, "capabilities", "tools", "listChanged",
-                              1, "prompts", "resources", "_meta",
-                              "io.modelcontextprotocol/serverInfo", "name", "mcpd-fixture-modern",
-                              "version", "1.0.0", "ttlMs", 0, "cacheScope", "public"));
+    json_t *r = json_pack("{s:[s], s:{s:{s:b}, s:{}, s:{s:b}}, s:{s:{s:s, s:s}}, s:i, s:s}",
+                          "supportedVersions", VERSION, "capabilities", "tools", "listChanged", 1,
+                          "prompts", "resources", "subscribe", 1, "_meta",
+                          "io.modelcontextprotocol/serverInfo", "name", "mcpd-fixture-modern",
+                          "version", "1.0.0", "ttlMs", 0, "cacheScope", "public");
+    const char *no = getenv("FIXTURE_MODERN_NO_SUBSCRIBE");
+
+    if (no && *no) /* a server without resource subscriptions */
+        json_object_del(json_object_get(json_object_get(r, "capabilities"), "resources"),
+                        "subscribe");
+    send_result(id, r);
 }
 
 static void m_tools_list(json_t *id)
@@ -461,12 +489,16 @@ static void handle(json_t *msg)
         m_resources_read(id, params);
     else if (strcmp(method, "subscriptions/listen") == 0) {
         json_t *want = json_object_get(params, "notifications");
+        json_t *uris = json_object_get(want, "resourceSubscriptions");
         json_decref(listen_id);
         listen_id = json_incref(id);
-        send_msg(json_pack("{s:s, s:s, s:{s:{s:b}, s:{s:O}}}", "jsonrpc", "2.0", "method",
+        json_decref(listen_uris);
+        listen_uris = json_is_array(uris) ? json_incref(uris) : json_array();
+        send_msg(json_pack("{s:s, s:s, s:{s:{s:b, s:O}, s:{s:O}}}", "jsonrpc", "2.0", "method",
                            "notifications/subscriptions/acknowledged", "params", "notifications",
                            "toolsListChanged",
-                           json_is_true(json_object_get(want, "toolsListChanged")), "_meta",
+                           json_is_true(json_object_get(want, "toolsListChanged")),
+                           "resourceSubscriptions", listen_uris, "_meta",
                            "io.modelcontextprotocol/subscriptionId", id));
     } else
         send_error(id, -32601, "Method not found", NULL);
@@ -495,6 +527,7 @@ int main(void)
     }
     free(line);
     json_decref(listen_id);
+    json_decref(listen_uris);
     if (request_log)
         fclose(request_log);
     return 0;

@@ -39,7 +39,7 @@ servers:
   direct:
     command: ${FX}
     protocol: "2026-07-28"
-    env: { FIXTURE_MODERN_LOG: ${JSON.stringify(logDirect)} }
+    env: { FIXTURE_MODERN_LOG: ${JSON.stringify(logDirect)}, FIXTURE_MODERN_NO_SUBSCRIBE: "1" }
   old:
     command: ${FX}
     protocol: legacy
@@ -48,7 +48,7 @@ bots:
   alice:
     bindings:
       - { resource: auto, tools: ["*"], prompts: ["*"], uris: ["**"] }
-      - { resource: direct, tools: ["*"] }
+      - { resource: direct, tools: ["*"], uris: ["**"] }
   bob:
     bindings:
       - { resource: auto, tools: ["*"] }
@@ -70,7 +70,7 @@ await waitFor(() => /upstream=auto ready/.test(srv.log()) && /upstream=direct re
 
 await step('protocol: auto finds 2026-07-28, protocol: 2026-07-28 discovers at once, legacy does not', async () => {
   match(srv.log(), /upstream=auto refused initialize: speaking 2026-07-28 to it/, 'auto: the refusal of initialize is read');
-  match(srv.log(), /upstream=auto ready: 10 tools, 1 prompts, 1 resources, protocol 2026-07-28/, 'auto: ready, in 2026-07-28');
+  match(srv.log(), /upstream=auto ready: 11 tools, 1 prompts, 1 resources, protocol 2026-07-28/, 'auto: ready, in 2026-07-28');
   const a = lines(logAuto);
   eq(a.slice(0, 2).map((m) => m.method), ['initialize', 'server/discover'], 'auto: initialize, then server/discover');
   ok(!a.some((m) => m.method === 'notifications/initialized'), 'no notifications/initialized to a 2026-07-28 server');
@@ -240,17 +240,35 @@ await step('list changes come on the upstream\'s subscriptions/listen stream', a
   await client.close();
 });
 
-await step('resources: read through, subscribe refused plainly', async () => {
+await step('resources: read through; subscriptions on the listen stream', async () => {
   const { client } = await legacyClient('alice', { caps: {} });
+  const updated = [];
+  client.setNotificationHandler(types.ResourceUpdatedNotificationSchema, (n) => updated.push(n.params.uri));
   const { resources } = await client.listResources();
-  const uri = resources.find((r) => r.name === 'info')?.uri;
+  const uri = resources.find((r) => r.name === 'info' && r.uri.startsWith('auto+'))?.uri;
   ok(uri !== undefined, 'the 2026-07-28 server\'s resource is listed', JSON.stringify(resources));
   const read = await settle(() => client.readResource({ uri }, { timeout: 10000 }));
   eq(read.result?.contents?.[0]?.text, 'a 2026-07-28 server', 'resources/read');
-  const before = lines(logAuto).length;
-  const r = await settle(() => client.request({ method: 'resources/subscribe', params: { uri } }, types.EmptyResultSchema, { timeout: 10000 }));
-  match(r.error?.message ?? '', /resource subscriptions toward a 2026-07-28 upstream/, 'an error that says why');
-  eq(lines(logAuto).length, before, 'nothing sent upstream (it has no resources/subscribe)');
+  const listens = () => lines(logAuto).filter((m) => m.method === 'subscriptions/listen');
+  const n0 = listens().length;
+  const sub = await settle(() => client.subscribeResource({ uri }, { timeout: 10000 }));
+  ok(sub.error === undefined, 'resources/subscribe answered', sub.error?.message);
+  await waitFor(() => listens().length > n0, 5000, 20);
+  eq(listens().at(-1)?.params?.notifications, { toolsListChanged: true, resourceSubscriptions: ['test://modern/info'] }, 'the listen stream was opened again with the URI');
+  ok(lines(logAuto).some((m) => m.method === 'notifications/cancelled' && m.params?.requestId === listens()[n0 - 1]?.id), 'and the old one cancelled');
+  eq(texts((await call(client, 'auto__test_touch_resource')).result), ['updated: sent'], 'the server sends an update');
+  await waitFor(() => updated.length > 0, 5000, 20);
+  eq(updated, [uri], 'the subscriber got notifications/resources/updated, with the URI it knows');
+  const unsub = await settle(() => client.unsubscribeResource({ uri }, { timeout: 10000 }));
+  ok(unsub.error === undefined, 'resources/unsubscribe answered');
+  await waitFor(() => listens().at(-1)?.params?.notifications?.resourceSubscriptions === undefined, 5000, 20);
+  eq(listens().at(-1)?.params?.notifications, { toolsListChanged: true }, 'the last subscriber gone: a listen without it');
+  eq(texts((await call(client, 'auto__test_touch_resource')).result), ['updated: nobody listens'], 'so no update is sent');
+  const directUri = resources.find((r) => r.uri.startsWith('direct+'))?.uri;
+  const before = lines(logDirect).length;
+  const r = await settle(() => client.subscribeResource({ uri: directUri }, { timeout: 10000 }));
+  match(r.error?.message ?? '', /upstream 'direct' offers no resource subscriptions/, 'a server without the capability: an error that says so');
+  eq(lines(logDirect).length, before, 'and nothing sent to it');
   await client.close();
 });
 
@@ -375,6 +393,15 @@ await step('HTTP: list changes on the listen stream of a url upstream', async ()
   await waitFor(async () => (await names()).includes('refusing__test_extra_modern_tool'), 5000, 50);
   ok((await names()).includes('refusing__test_extra_modern_tool'), 'fixture -> back -> listen stream -> front: relisted');
   await call(client, 'refusing__test_toggle_tool');
+  const updated = [];
+  client.setNotificationHandler(types.ResourceUpdatedNotificationSchema, (n) => updated.push(n.params.uri));
+  const uri = 'refusing+test://modern/info';
+  ok((await client.listResources()).resources.some((r) => r.uri === uri), 'back\'s resource, through front');
+  const sub = await settle(() => client.subscribeResource({ uri }, { timeout: 10000 }));
+  ok(sub.error === undefined, 'resources/subscribe through two mcpds', sub.error?.message);
+  await waitFor(async () => texts((await call(client, 'refusing__test_touch_resource')).result)[0] === 'updated: sent', 5000, 100);
+  await waitFor(() => updated.length > 0, 5000, 20);
+  eq(updated[0], uri, 'fixture -> back (its listen) -> front (its listen to back) -> the client');
   await client.close();
 });
 
