@@ -56,6 +56,8 @@ struct xfer {
     int status;
     bool is_sse, is_get, is_init, is_replay, is_delete, answered;
     bool is_note;      /* notifications/initialized: later messages wait for it */
+    bool busy;         /* delivering what it carries: it may not be freed now */
+    bool doomed;       /* cancelled while busy: ended (and freed) once curl lets go */
     bool cred_retried; /* already sent again after a 401 with a refreshed credential */
     char *token;       /* the credential secret this request carried (to report a 401) */
     json_t *req_id;    /* id of the request POSTed, or NULL */
@@ -176,14 +178,25 @@ static char *header_value(const char *v)
 
     for (size_t i = 0; plain && i < n; i++)
         plain = (unsigned char)v[i] >= 0x20 && (unsigned char)v[i] < 0x7f;
+    if (n > MCPD_MAX_HEADER_BYTES / 4)
+        return NULL; /* the request fails: no server takes a header that long */
     if (plain)
         return strdup(v);
-    if (n > MCPD_MAX_HEADER_BYTES / 2 || (out = malloc(4 * ((n + 2) / 3) + 12)) == NULL)
+    if ((out = malloc(4 * ((n + 2) / 3) + 12)) == NULL)
         return NULL;
     memcpy(out, "=?base64?", 9);
     n = 9 + (size_t)EVP_EncodeBlock((unsigned char *)out + 9, (const unsigned char *)v, (int)n);
     memcpy(out + n, "?=", 3);
     return out;
+}
+
+/* An RFC 9110 token of at most 100 bytes: what may follow "Mcp-Param-". */
+static bool header_token(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= 100 &&
+           strspn(s, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == n;
 }
 
 static bool add_line(char ***h, size_t *n, const char *name, const char *value)
@@ -210,7 +223,7 @@ static json_t *own_tool(struct remote *r, const char *name)
     size_t i;
     json_t *t;
 
-    json_array_foreach (r->up.lists[MCPD_LIST_TOOLS], i, t) {
+    json_array_foreach (mcpd_upstream_tools(&r->up), i, t) {
         const char *n = json_string_value(json_object_get(t, "name"));
         if (n && strcmp(n, name) == 0)
             return t;
@@ -251,8 +264,8 @@ static char **modern_headers(struct remote *r, json_t *root)
         json_t *v = json_object_get(json_object_get(params, "arguments"), key);
         char *text;
 
-        if (!ok || suffix == NULL || v == NULL || strlen(suffix) > 100)
-            continue;
+        if (!ok || suffix == NULL || v == NULL || !header_token(suffix))
+            continue; /* (a suffix that is no header name: the server rejects the tool) */
         if (json_is_string(v))
             text = strdup(json_string_value(v));
         else if (json_is_number(v) || json_is_boolean(v))
@@ -357,6 +370,9 @@ static void on_event(void *arg, const char *event, const char *id, const char *d
     struct xfer *x = arg;
     struct remote *r = x->r;
 
+    if (x->doomed)
+        return; /* cancelled while its earlier events were delivered */
+
     if (id[0]) {
         snprintf(x->last_id, sizeof(x->last_id), "%s", id);
         if (x == r->stream)
@@ -414,10 +430,17 @@ static void on_headers(struct mcpd_http_call *call, int status, const char *ctyp
 static int on_data(struct mcpd_http_call *call, const char *buf, size_t len, void *data)
 {
     struct xfer *x = data;
+    int rc;
+
     if (x->status / 100 != 2)
         return mcpd_buf_append(&x->body, buf, len) == 0 ? 0 : 0; /* error bodies: kept short */
-    if (x->is_sse)
-        return mcpd_sse_parser_feed(&x->sse, buf, len) == 0 ? 0 : -1;
+    if (x->is_sse) {
+        /* what it delivers may cancel it (2026-07-28: by closing it): not freed under us */
+        x->busy = true;
+        rc = mcpd_sse_parser_feed(&x->sse, buf, len);
+        x->busy = false;
+        return rc == 0 && !x->doomed ? 0 : -1;
+    }
     return mcpd_buf_append(&x->body, buf, len) == 0 ? 0 : -1;
 }
 
@@ -777,6 +800,8 @@ static void post_done(struct remote *r, struct xfer *x, int result, const char *
 {
     char msg[256];
 
+    if (x->doomed)
+        return; /* cancelled: nobody waits for it */
     if (x->is_replay) {
         replay_done(r, result == 0 && x->status / 100 == 2);
         return;
@@ -798,7 +823,7 @@ static void post_done(struct remote *r, struct xfer *x, int result, const char *
     if (result != 0 || x->status / 100 != 2) {
         bool legacy_hint = x->status == 400 || x->status == 404 || x->status == 405;
         if (x->is_init && legacy_hint && r->up.cfg->transport == MCPD_REMOTE_AUTO &&
-            r->mode == MODE_STREAMABLE && !r->fallen_back) {
+            r->mode == MODE_STREAMABLE && !r->fallen_back && !r->up.modern) {
             LOG_INFO("upstream",
                      "upstream=%s answered HTTP %d to initialize; trying legacy HTTP+SSE",
                      r->up.name, x->status);
@@ -818,7 +843,9 @@ static void post_done(struct remote *r, struct xfer *x, int result, const char *
                      x->status, x->body.p ? x->body.p : "");
         /* a failed initialize, or a server that cannot be reached any more (not a
          * slow one: MCPD_ETIMEDOUT), is down: restart it with backoff */
-        if (x->is_init || result == MCPD_EUNAVAIL) {
+        /* (2026-07-28: a stream that was answered and then broke is that request's
+         * failure, not the server's) */
+        if (x->is_init || (result == MCPD_EUNAVAIL && !(r->up.modern && x->status / 100 == 2))) {
             if (x->req_id && !x->is_init)
                 answer_error(r, x->req_id, msg);
             disconnect(r, msg);
@@ -834,8 +861,8 @@ static void post_done(struct remote *r, struct xfer *x, int result, const char *
         return; /* legacy: answers travel on the stream; the POST body says "Accepted" */
     if (!x->is_sse && x->body.len && x->req_id && x->status != 202)
         deliver(r, x, x->body.p, x->body.len); /* bodies of 202s (notifications) mean nothing */
-    if (x->req_id && !x->answered && x->is_sse && x->last_id[0])
-        resume(r, x);
+    if (x->req_id && !x->answered && x->is_sse && x->last_id[0] && !r->up.modern)
+        resume(r, x); /* (2026-07-28 has no resumption: the request is lost) */
     else if (x->req_id && !x->answered)
         answer_error(r, x->req_id, "the upstream closed the stream without an answer");
 }
@@ -924,7 +951,10 @@ static void modern_note(struct remote *r, json_t *root)
             if (x->req_id && json_equal(x->req_id, rid)) {
                 LOG_DEBUG("upstream", "upstream=%s request cancelled: its stream closed",
                           r->up.name);
-                xfer_free(x);
+                if (x->busy)
+                    x->doomed = true; /* on_data ends it as soon as it returns */
+                else
+                    xfer_free(x);
                 break;
             }
     } else {

@@ -147,8 +147,9 @@ void mcpd__modernize(json_t *msg, bool cache_hint)
     if (json_is_object(res)) {
         if (json_object_get(res, "resultType") == NULL)
             json_object_set_new(res, "resultType", json_string("complete"));
-        if (cache_hint && json_object_get(res, "ttlMs") == NULL) {
-            json_object_set_new(res, "ttlMs", json_integer(0));
+        if (cache_hint) { /* an upstream's ttlMs stands; its scope does not (per-bot views) */
+            if (json_object_get(res, "ttlMs") == NULL)
+                json_object_set_new(res, "ttlMs", json_integer(0));
             json_object_set_new(res, "cacheScope", json_string("private"));
         }
     } else if (json_integer_value(json_object_get(err, "code")) == -32002) {
@@ -412,12 +413,14 @@ int mcpd__mrtr_unwrap(const char *bot, const char *server, int fwd, const char *
                       const char *wrapped, char **ustate)
 {
     size_t n = strlen(wrapped), b64, len;
-    char mac[65], want[65], *st = NULL;
-    bool has = wrapped[1] == '1';
+    char mac[65], want[65], *st = NULL, *again;
+    bool has;
 
     *ustate = NULL;
-    if (!mcpd__mrtr_is_wrapped(wrapped) || n < 67 ||
-        n > 72 + 4 * (MCPD_MAX_REQUEST_STATE / 3 + 1) ||
+    if (!mcpd__mrtr_is_wrapped(wrapped)) /* also: at least 3 bytes */
+        return -1;
+    has = wrapped[1] == '1';
+    if (n < 67 || n > 72 + 4 * (MCPD_MAX_REQUEST_STATE / 3 + 1) ||
         strspn(wrapped + 3, "0123456789abcdef") != 64 || (has ? wrapped[67] != '.' : n != 67))
         return -1;
     memcpy(mac, wrapped + 3, 64);
@@ -436,10 +439,14 @@ int mcpd__mrtr_unwrap(const char *bot, const char *server, int fwd, const char *
         for (size_t i = n; i > 68 && wrapped[i - 1] == '=' && len > 0; i--)
             len--; /* the padding decodes to zeros */
         st[len] = '\0';
-        if (strlen(st) != len) { /* a NUL inside: not a state mcpd wrapped */
+        /* a NUL inside, or another spelling of the same bytes: not what mcpd wrote */
+        again = strlen(st) == len ? mcpd__mrtr_wrap("", "", 0, "", st) : NULL;
+        if (again == NULL || strcmp(again + 68, wrapped + 68) != 0) {
+            free(again);
             free(st);
             return -1;
         }
+        free(again);
     }
     if (!wrap_mac(bot, server, fwd, name, st, want) || CRYPTO_memcmp(want, mac, 64) != 0) {
         free(st);

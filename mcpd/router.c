@@ -183,6 +183,8 @@ static void unlink_pending(struct mcpd_pending *p)
     unlink_session(p);
 }
 
+static void forget_inputs(struct mcpd_session *s, struct mcpd_pending *p);
+
 static void free_pending(struct mcpd_pending *p)
 {
     struct mcpd_session *s = p->session;
@@ -194,6 +196,9 @@ static void free_pending(struct mcpd_pending *p)
     json_decref(p->retry_msg);
     json_decref(p->mrtr_answers);
     json_decref(p->mrtr_state);
+    free(p->bind);
+    if (p->mrtr_out_n > 0 && s != NULL)
+        forget_inputs(s, p);
     free(p);
     if (s)
         mcpd_session_unref(&s);
@@ -388,8 +393,8 @@ static void on_deadline(uv_timer_t *t)
                  (unsigned long long)p->up_id, p->internal ? "internal" : p->tool_name);
         if (p->mrtr_answers != NULL) { /* the upstream answered; the client did not */
             snprintf(why, sizeof(why),
-                     "the client did not answer upstream '%s''s request for input within %u ms",
-                     up->name, up->daemon->cfg->limits.input_wait_ms);
+                     "the client did not answer within %u ms the input upstream '%s' asked for",
+                     up->daemon->cfg->limits.input_wait_ms, up->name);
             fail_pending(p, MCPD_RPC_SERVER_ERROR, why);
             continue;
         }
@@ -474,6 +479,31 @@ int mcpd__router_forward(struct mcpd_session *s, struct mcpd_upstream *up, struc
  * session-era upstream never gets a wrapped one. Returns false once the
  * client has its error.
  */
+/*
+ * What a wrapped requestState is bound to besides bot and server: the
+ * request's name, or its URI for resources/read, whole (as the upstream
+ * sees it, after the catalog's rewrite).
+ */
+static const char *bind_name(const struct mcpd_msg *m, const char *label)
+{
+    const char *v = m->params
+                        ? json_string_value(json_object_get(
+                              m->params, strcmp(m->method, "resources/read") == 0 ? "uri" : "name"))
+                        : NULL;
+    return v ? v : label ? label : m->method;
+}
+
+/*
+ * A forward that failed after the rewrite: the client's id goes back into
+ * m (m->id borrows it, and p held the only other reference).
+ */
+static void unforward(struct mcpd_upstream *up, struct mcpd_pending *p, struct mcpd_msg *m)
+{
+    json_object_set(m->root, "id", p->client_id);
+    mcpd_map_del_u64(&up->pending, p->up_id);
+    free_pending(p);
+}
+
 static bool take_state(struct mcpd_session *s, struct mcpd_upstream *up, struct mcpd_msg *m,
                        struct mcpd_sink *reply, const char *name, enum mcpd_fwd fwd)
 {
@@ -505,6 +535,7 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
     struct mcpd_pending *p;
     json_t *meta, *token;
     char name[sizeof(p->tool_name)];
+    const char *bind = bind_name(m, label);
     int r;
 
     bool queue =
@@ -514,7 +545,7 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
     if (up->npending >= MCPD_MAX_UPSTREAM_INFLIGHT)
         return MCPD_EBUSY;
     snprintf(name, sizeof(name), "%s", label ? label : m->method);
-    if (!take_state(s, up, m, reply, name, fwd))
+    if (!take_state(s, up, m, reply, bind, fwd))
         return 0;
     p = new_pending(up, up->agent && resource ? mcpd__agents_call_timeout(up->daemon, resource)
                                               : up->cfg->timeout_ms);
@@ -534,28 +565,33 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
         p->progress_token = json_incref(token);
         json_object_set_new(meta, "progressToken", json_integer((json_int_t)p->up_id));
     }
-    if (up->modern &&
-        ((r = mcpd__upstream_meta(up, m->root, s->client_caps)) != 0 ||
-         (p->mrtr_ok && !s->modern && (p->retry_msg = json_deep_copy(m->root)) == NULL))) {
-        mcpd_map_del_u64(&up->pending, p->up_id);
-        free_pending(p);
-        return r ? r : MCPD_ENOMEM;
+    if (up->modern && (r = mcpd__upstream_meta(up, m->root, s->client_caps)) != 0) {
+        unforward(up, p, m);
+        if (r != MCPD_EPROTO)
+            return r;
+        mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS,
+                         "Invalid params: _meta must be an object");
+        return 0;
+    }
+    if (up->modern && p->mrtr_ok &&
+        ((!s->modern && (p->retry_msg = json_deep_copy(m->root)) == NULL) ||
+         (s->modern && (p->bind = strdup(bind)) == NULL))) {
+        unforward(up, p, m);
+        return MCPD_ENOMEM;
     }
     p->session = s;
     mcpd_session_ref(s);
     if (mcpd_authz_auditing(up->daemon->authz)) {
         /* sent by on_call_audited */
         if ((r = audit_forwarded(s, up, p, m)) != 0) {
-            mcpd_map_del_u64(&up->pending, p->up_id);
+            unforward(up, p, m);
             mcpd__send_error(reply, m->id, MCPD_RPC_SERVER_ERROR, MCPD_AUDIT_REFUSED);
-            free_pending(p);
             return 0;
         }
     } else if (queue) {
         p->queued = json_incref(m->root); /* sent once the instance is initialized */
     } else if ((r = mcpd__upstream_send(up, m->root)) != 0) {
-        mcpd_map_del_u64(&up->pending, p->up_id);
-        free_pending(p);
+        unforward(up, p, m);
         return r;
     }
     p->sink = reply;
@@ -603,7 +639,7 @@ void mcpd__router_cancel(struct mcpd_pending *p, const char *reason)
         return;
     }
     unlink_pending(p);
-    if (p->up && sent(p))
+    if (p->up && sent(p) && p->mrtr_answers == NULL) /* not when it waits for the client */
         send_cancelled(p->up, p->up_id, reason);
     if (p->audit_row)
         answered(p, NULL, "cancelled"); /* the outcome is audited too; frees p */
@@ -842,6 +878,7 @@ static void retry_call(struct mcpd_pending *p)
     json_object_set_new(p->retry_msg, "id", json_integer((json_int_t)id));
     json_object_set_new(params, "inputResponses", p->mrtr_answers);
     p->mrtr_answers = NULL;
+    p->mrtr_out_n = 0; /* all answered */
     if (p->mrtr_state)
         json_object_set(params, "requestState", p->mrtr_state);
     else
@@ -874,7 +911,7 @@ static const char *cannot_ask(struct mcpd_pending *p, json_t *asks, json_t *stat
         return "the upstream's requestState is not a string of a sane size";
     if ((p->sink ? p->sink : s->stream) == NULL)
         return "no stream to ask this client on";
-    if (s->out.count + json_object_size(asks) > MCPD_MAX_INFLIGHT)
+    if (s->out.count + json_object_size(asks) > s->daemon->cfg->limits.max_inflight)
         return "too many requests to this client in flight";
     json_object_foreach (asks, key, req) {
         const char *method = json_string_value(json_object_get(req, "method"));
@@ -902,14 +939,16 @@ static const char *cannot_ask(struct mcpd_pending *p, json_t *asks, json_t *stat
 static void ask_legacy(struct mcpd_pending *p, json_t *result)
 {
     struct mcpd_session *s = p->session;
-    struct mcpd_sink *sink = p->sink ? p->sink : s->stream;
+    struct mcpd_upstream *up = p->up;
+    uint64_t call = p->up_id;
     json_t *asks = json_object_get(result, "inputRequests");
-    json_t *state = json_object_get(result, "requestState"), *req;
+    json_t *state = json_object_get(result, "requestState"), *req, *msgs;
     const char *key, *why;
     char buf[200];
+    size_t i;
 
     if ((why = cannot_ask(p, asks, state, buf, sizeof(buf))) != NULL) {
-        LOG_WARN("router", "upstream=%s %s: %s", p->up->name, p->tool_name, why);
+        LOG_WARN("router", "upstream=%s %s: %s", up->name, p->tool_name, why);
         fail_pending(p, MCPD_RPC_SERVER_ERROR, why);
         return;
     }
@@ -919,36 +958,72 @@ static void ask_legacy(struct mcpd_pending *p, json_t *result)
     p->mrtr_answers = json_object();
     p->mrtr_state = json_incref(state);
     p->mrtr_waiting = 0;
+    p->mrtr_out_first = s->next_out_id + 1;
+    p->mrtr_out_n = 0;
     /* the upstream's call is over: this one waits for the client instead */
     set_deadline(p, uv_now(s->daemon->loop) + s->daemon->cfg->limits.input_wait_ms);
+    /* every request registered first: a send may end the call (its stream closing) */
+    msgs = json_array();
     json_object_foreach (asks, key, req) {
         struct mcpd_outreq *o = calloc(1, sizeof(*o));
-        json_t *params = json_object_get(req, "params"), *msg = NULL;
-        int r = -1;
+        json_t *params = json_object_get(req, "params"), *msg;
 
-        if (o != NULL && p->mrtr_answers != NULL && (o->key = strdup(key)) != NULL &&
-            mcpd_map_put_u64(&s->out, s->next_out_id + 1, o) == 0) {
-            s->next_out_id++;
-            o->up = p->up;
-            o->call = p->up_id;
-            msg = json_pack("{s:s, s:I, s:O, s:o}", "jsonrpc", "2.0", "id",
-                            (json_int_t)s->next_out_id, "method", json_object_get(req, "method"),
-                            "params", params ? json_incref(params) : json_object());
-            r = msg ? mcpd__send(sink, msg, false) : -1;
-            json_decref(msg);
-            if (r != 0)
-                mcpd_map_del_u64(&s->out, s->next_out_id);
-        }
-        if (r != 0) {
-            if (o && mcpd_map_get_u64(&s->out, s->next_out_id) != o) {
+        if (o == NULL || msgs == NULL || p->mrtr_answers == NULL ||
+            (o->key = strdup(key)) == NULL ||
+            mcpd_map_put_u64(&s->out, s->next_out_id + 1, o) != 0) {
+            if (o)
                 free(o->key);
-                free(o);
-            }
-            fail_pending(p, MCPD_RPC_INTERNAL_ERROR, "could not ask the client for input");
+            free(o);
+            json_decref(msgs);
+            fail_pending(p, MCPD_RPC_INTERNAL_ERROR, "out of memory asking the client for input");
             return;
         }
+        s->next_out_id++;
+        p->mrtr_out_n++;
         p->mrtr_waiting++;
+        o->up = up;
+        o->call = call;
+        msg = json_pack("{s:s, s:I, s:O, s:o}", "jsonrpc", "2.0", "id", (json_int_t)s->next_out_id,
+                        "method", json_object_get(req, "method"), "params",
+                        params ? json_incref(params) : json_object());
+        if (msg == NULL || json_array_append_new(msgs, msg) != 0) {
+            json_decref(msgs);
+            fail_pending(p, MCPD_RPC_INTERNAL_ERROR, "out of memory asking the client for input");
+            return;
+        }
     }
+    mcpd_session_ref(s);
+    json_array_foreach (msgs, i, req) {
+        struct mcpd_sink *sink = p->sink ? p->sink : s->stream;
+        int r = sink ? mcpd__send(sink, req, false) : -1;
+
+        /* the send may have closed the stream, and that ended the call */
+        if ((p = mcpd_map_get_u64(&up->pending, call)) == NULL || p->session != s)
+            break;
+        if (r != 0) {
+            fail_pending(p, MCPD_RPC_INTERNAL_ERROR, "could not ask the client for input");
+            break;
+        }
+    }
+    json_decref(msgs);
+    mcpd_session_unref(&s);
+}
+
+/* A call that asked its client for input ended: what the client was not asked back is forgotten. */
+static void forget_inputs(struct mcpd_session *s, struct mcpd_pending *p)
+{
+    for (unsigned i = 0; i < p->mrtr_out_n; i++) {
+        uint64_t id = p->mrtr_out_first + i;
+        struct mcpd_outreq *o = mcpd_map_get_u64(&s->out, id);
+
+        if (o == NULL || o->call != p->up_id || o->up != p->up)
+            continue;
+        mcpd_map_del_u64(&s->out, id);
+        json_decref(o->up_id);
+        free(o->key);
+        free(o);
+    }
+    p->mrtr_out_n = 0;
 }
 
 /* A session-era client answered one input of call o->call. */
@@ -986,8 +1061,11 @@ static bool modern_result(struct mcpd_pending *p, json_t *result)
     if (s == NULL)
         return true;
     if (rt == NULL || strcmp(rt, "input_required") != 0) {
-        if (!s->modern)
+        if (!s->modern) { /* words of 2026-07-28 alone */
             json_object_del(result, "resultType");
+            json_object_del(result, "ttlMs");
+            json_object_del(result, "cacheScope");
+        }
         return true;
     }
     if (!s->modern) {
@@ -995,8 +1073,9 @@ static bool modern_result(struct mcpd_pending *p, json_t *result)
         return false;
     }
     state = json_object_get(result, "requestState");
-    if ((state && !json_is_string(state)) ||
-        (w = mcpd__mrtr_wrap(s->bot, p->up->name, p->fwd, p->tool_name,
+    if ((state && (!json_is_string(state) ||
+                   strlen(json_string_value(state)) != json_string_length(state))) ||
+        (w = mcpd__mrtr_wrap(s->bot, p->up->name, p->fwd, p->bind ? p->bind : p->tool_name,
                              json_string_value(state))) == NULL) {
         fail_pending(p, MCPD_RPC_SERVER_ERROR,
                      "the upstream's requestState is not a string of a sane size");
@@ -1014,6 +1093,11 @@ static void on_response(struct mcpd_upstream *up, struct mcpd_msg *m)
     if (!json_is_integer(m->id) || json_integer_value(m->id) <= 0 ||
         (p = mcpd_map_get_u64(&up->pending, (uint64_t)json_integer_value(m->id))) == NULL) {
         LOG_DEBUG("router", "upstream=%s response for unknown id dropped", up->name);
+        return;
+    }
+    if (p->mrtr_answers != NULL) { /* answered already: the call waits for its client */
+        LOG_DEBUG("router", "upstream=%s second response for %lld dropped", up->name,
+                  (long long)p->up_id);
         return;
     }
     if (!sent(p)) { /* an id it was not given yet: a guess, not an answer */
@@ -1117,7 +1201,9 @@ static void on_resource_updated(struct mcpd_upstream *up, struct mcpd_msg *m)
         (exposed = mcpd_catalog_expose_uri(up->daemon->catalog, up->name, uri)) == NULL)
         return;
     json_object_set_new(m->params, "uri", json_string(exposed));
-    for (struct mcpd_session *s = up->daemon->sessions; s; s = s->next) {
+    /* a send that fails may close (and free) s: its successor is taken first */
+    for (struct mcpd_session *s = up->daemon->sessions, *next; s; s = next) {
+        next = s->next;
         /* a per-client instance's updates are its own client's only */
         if (up->is_private && s != up->owner)
             continue;

@@ -83,6 +83,9 @@ struct mcpd_pending {
     json_t *mrtr_state;    /* the upstream's requestState, or NULL */
     unsigned mrtr_waiting; /* answers still missing */
     unsigned mrtr_rounds;
+    uint64_t mrtr_out_first; /* this round's requests to the client: its out ids */
+    unsigned mrtr_out_n;     /* [first, first + n) */
+    char *bind;              /* a modern client's call: the name its requestState is bound to */
 };
 
 enum mcpd_session_state {

@@ -231,10 +231,14 @@ void mcpd_session_close(struct mcpd_session *s)
         mcpd__listen_end(s);
     while (s->privates) { /* per-client instances end with their session */
         struct mcpd_upstream *up = s->privates;
+        bool down = up->state == MCPD_UP_DOWN;
+
         s->privates = up->next_private;
         up->owner = NULL;
+        /* a stop may end at once (a 2026-07-28 url server has no session to DELETE): its
+         * disconnect then closes it already */
         mcpd__upstream_shutdown(up);
-        if (up->state == MCPD_UP_DOWN)
+        if (down)
             mcpd__upstream_close(up);
     }
     s->stream = NULL;
@@ -322,6 +326,8 @@ static int private_instance(struct mcpd_session *s, struct mcpd_upstream *shared
     if ((r = s->daemon->new_upstream(&up, s->daemon, shared->cfg)) != 0)
         return r;
     up->is_private = true;
+    /* the era the shared instance found: requests queued while it starts are built for it */
+    up->modern_hint = up->modern = shared->modern;
     up->owner = s;
     up->started_once = true;
     up->next_private = s->privates;

@@ -178,41 +178,60 @@ static void list_page(struct mcpd_upstream *up, const char *cursor)
 
 static void listen_upstream(struct mcpd_upstream *up);
 
+/*
+ * Opens the listen again: after it ended (with backoff), or at once, from
+ * the loop, when the subscribed URIs changed (up->listen_restart; never
+ * from inside the request that changed them, which may run in the stream's
+ * own delivery, and one restart for many changes).
+ */
 static void on_listen_timer(uv_timer_t *t)
 {
     struct mcpd_upstream *up = t->data;
-    if (up->state == MCPD_UP_READY && !up->stop_requested)
-        listen_upstream(up);
+    struct mcpd_pending *p;
+
+    if (up->state != MCPD_UP_READY || up->stop_requested || up->daemon->shutting_down)
+        return;
+    if (up->listen_restart && up->listening &&
+        (p = mcpd_map_get_u64(&up->pending, up->listen_up_id)) != NULL) {
+        mcpd__router_cancel(p, "resubscribing"); /* its callback does not run */
+        up->listening = false;
+    }
+    up->listen_restart = false;
+    listen_upstream(up);
 }
 
 /*
- * The stream ended: a timeout (MCPD_UPSTREAM_LISTEN_MS), a result, or the
- * upstream went away (then the next start listens again). Reopened a second
- * later, from a timer: never from inside the failure of every request.
+ * The stream ended: a timeout (MCPD_UPSTREAM_LISTEN_MS), a result, the
+ * transport (a dropped HTTP stream), or the upstream went away (then the
+ * next start listens again). A JSON-RPC refusal from the server (method or
+ * params refused) stops it; anything else reopens it after a delay that
+ * doubles while streams end within 10 s (1 s up to a minute).
  */
 static void on_listen_end(struct mcpd_upstream *up, struct mcpd_msg *m, const char *why)
 {
-    bool lasted = uv_now(up->daemon->loop) - up->listen_since >= 1000;
+    uint64_t lasted = uv_now(up->daemon->loop) - up->listen_since;
+    int64_t code = m && m->error ? json_integer_value(json_object_get(m->error, "code")) : 0;
 
     up->listening = false;
     if (up->state != MCPD_UP_READY || up->stop_requested)
         return;
-    if (m && m->error) {
+    if (code == MCPD_RPC_METHOD_NOT_FOUND || code == MCPD_RPC_INVALID_PARAMS ||
+        code == MCPD_RPC_MISSING_CAPABILITY) {
         LOG_WARN("upstream",
-                 "upstream=%s refused subscriptions/listen (%.120s): its list changes are not seen",
+                 "upstream=%s refused subscriptions/listen (%.120s): its list changes and "
+                 "resource updates are not seen",
                  up->name, json_string_value(json_object_get(m->error, "message")) ?: "error");
         return;
     }
-    if (!lasted && m != NULL) { /* ended as soon as it began: no loop of reopening */
-        LOG_WARN("upstream",
-                 "upstream=%s ended subscriptions/listen at once: its list changes "
-                 "are not seen",
-                 up->name);
-        return;
-    }
-    LOG_DEBUG("upstream", "upstream=%s subscriptions/listen ended (%s): reopening", up->name,
-              why ? why : "complete");
-    uv_timer_start(&up->listen_timer, on_listen_timer, 1000, 0);
+    up->listen_backoff_ms =
+        lasted < 10000 && up->listen_backoff_ms
+            ? (up->listen_backoff_ms >= 30000 ? 60000 : up->listen_backoff_ms * 2)
+            : 1000;
+    if (why == NULL)
+        why = m && m->error ? json_string_value(json_object_get(m->error, "message")) : "complete";
+    LOG_DEBUG("upstream", "upstream=%s subscriptions/listen ended (%.120s): reopening in %u ms",
+              up->name, why ? why : "error", up->listen_backoff_ms);
+    uv_timer_start(&up->listen_timer, on_listen_timer, up->listen_backoff_ms, 0);
 }
 
 static void add_uri(const void *key, size_t klen, void *value, void *arg)
@@ -254,14 +273,23 @@ static void listen_upstream(struct mcpd_upstream *up)
 
 void mcpd__upstream_subs_changed(struct mcpd_upstream *up)
 {
-    struct mcpd_pending *p;
-
-    if (!up->modern || up->state != MCPD_UP_READY)
+    if (!up->modern || up->state != MCPD_UP_READY || up->stop_requested ||
+        up->daemon->shutting_down)
         return; /* the next listen (once ready) carries the set */
-    if (up->listening && (p = mcpd_map_get_u64(&up->pending, up->listen_up_id)) != NULL)
-        mcpd__router_cancel(p, "resubscribing"); /* its callback does not run */
-    up->listening = false;
-    listen_upstream(up);
+    up->listen_restart = true;
+    uv_timer_start(&up->listen_timer, on_listen_timer, 0, 0);
+}
+
+json_t *mcpd_upstream_tools(const struct mcpd_upstream *up)
+{
+    const struct mcpd_daemon *d = up->daemon;
+
+    if (!up->is_private)
+        return up->lists[MCPD_LIST_TOOLS];
+    for (size_t i = 0; i < d->nups; i++)
+        if (d->ups[i]->cfg == up->cfg && !d->ups[i]->is_private)
+            return d->ups[i]->lists[MCPD_LIST_TOOLS];
+    return NULL;
 }
 
 bool mcpd__upstream_can_subscribe(const struct mcpd_upstream *up)
@@ -469,7 +497,7 @@ void mcpd_upstream_on_connected(struct mcpd_upstream *up)
     json_t *params;
     set_state(up, MCPD_UP_INITIALIZING);
     up->modern = false;
-    if (up->cfg->era == MCPD_SPEAK_MODERN && !up->agent) {
+    if ((up->cfg->era == MCPD_SPEAK_MODERN || up->modern_hint) && !up->agent) {
         discover(up);
         return;
     }

@@ -79,15 +79,18 @@ struct mcpd_upstream {
     unsigned restarts;
     uint64_t ready_since;
     char protocol_version[16];
-    bool modern;    /* spoken to in 2026-07-28: discovered, or servers.<x>.protocol */
-    bool listening; /* modern: its subscriptions/listen request is open */
+    bool modern;      /* spoken to in 2026-07-28: discovered, or servers.<x>.protocol */
+    bool modern_hint; /* a per-client instance of a server found to speak 2026-07-28 */
+    bool listening;   /* modern: its subscriptions/listen request is open */
     uint64_t listen_since;
     uint64_t listen_up_id; /* that request's id */
-    json_t *server_info;   /* from initialize */
-    json_t *server_caps;   /* from initialize */
-    json_t *lists[4];      /* tools, prompts, resources, templates (enum mcpd_list_kind) or NULL */
-    json_t *list_next;     /* list being collected across pages */
-    int listing;           /* kind being listed, -1 when idle */
+    bool listen_restart;   /* the subscribed URIs changed: reopen it */
+    unsigned listen_backoff_ms;
+    json_t *server_info; /* from initialize */
+    json_t *server_caps; /* from initialize */
+    json_t *lists[4];    /* tools, prompts, resources, templates (enum mcpd_list_kind) or NULL */
+    json_t *list_next;   /* list being collected across pages */
+    int listing;         /* kind being listed, -1 when idle */
     unsigned list_pages;
     unsigned relist_mask; /* kinds to list (again) when the current listing ends */
     struct mcpd_map subs; /* upstream uri -> subscriber count (resources/subscribe) */
@@ -145,6 +148,13 @@ void mcpd__upstream_start(struct mcpd_upstream *up);
 void mcpd__upstream_shutdown(struct mcpd_upstream *up);
 /* Core-internal: releases the core part once the adapter is done. */
 void mcpd__upstream_close(struct mcpd_upstream *up);
+
+/*
+ * The server's own tools (its tools/list, as the catalog took it): a
+ * per-client instance has none of its own, so its shared instance's.
+ * Borrowed; NULL when not listed.
+ */
+json_t *mcpd_upstream_tools(const struct mcpd_upstream *up);
 
 /* Name of a state for logs and `mcpd catalog`. */
 const char *mcpd_upstream_state_name(enum mcpd_upstream_state st);

@@ -204,17 +204,39 @@ static void on_message(struct mcpd_http_conn *c, struct mcpd_http_request *req, 
         mcpd_http_respond(c, 405, "text/plain", "Allow: POST\r\n", "method not allowed\n", 19);
 }
 
-static void keepalive_one(void *value, void *arg)
+struct keys {
+    char (*ids)[40];
+    size_t n;
+};
+
+static void collect_key(const void *key, size_t klen, void *value, void *arg)
 {
-    struct sse_client *cl = value;
-    if (cl->conn)
-        mcpd_http_stream_write(cl->conn, ":\n\n", 3);
+    struct keys *k = arg;
+    (void)value;
+    if (klen < sizeof(k->ids[0])) {
+        memcpy(k->ids[k->n], key, klen);
+        k->ids[k->n++][klen] = '\0';
+    }
 }
 
+/*
+ * A write that fails closes that client's session, which removes it from
+ * the map: the ids are taken first, and each client looked up again.
+ */
 static void on_keepalive(uv_timer_t *t)
 {
     struct sse_tp *tp = t->data;
-    mcpd_map_foreach(&tp->clients, keepalive_one, NULL);
+    struct keys k = { calloc(tp->clients.count + 1, sizeof(*k.ids)), 0 };
+
+    if (k.ids == NULL)
+        return;
+    mcpd_map_foreach_key(&tp->clients, collect_key, &k);
+    for (size_t i = 0; i < k.n; i++) {
+        struct sse_client *cl = mcpd_map_get(&tp->clients, k.ids[i], strlen(k.ids[i]));
+        if (cl && cl->conn)
+            mcpd_http_stream_write(cl->conn, ":\n\n", 3);
+    }
+    free(k.ids);
 }
 
 static int tp_start(struct mcpd_transport *base)

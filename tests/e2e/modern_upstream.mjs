@@ -40,6 +40,9 @@ servers:
     command: ${FX}
     protocol: "2026-07-28"
     env: { FIXTURE_MODERN_LOG: ${JSON.stringify(logDirect)}, FIXTURE_MODERN_NO_SUBSCRIBE: "1" }
+  pc:
+    command: ${FX}
+    share: per-client
   old:
     command: ${FX}
     protocol: legacy
@@ -49,6 +52,7 @@ bots:
     bindings:
       - { resource: auto, tools: ["*"], prompts: ["*"], uris: ["**"] }
       - { resource: direct, tools: ["*"], uris: ["**"] }
+      - { resource: pc, tools: ["*"] }
   bob:
     bindings:
       - { resource: auto, tools: ["*"] }
@@ -143,11 +147,53 @@ await step('a session-era client that lacks the capability, or refuses', async (
   await refusing.client.close();
   const slow = await legacyClient('alice', { slow: 2500 });
   const t = await call(slow.client, 'auto__test_input_required_result_elicitation');
-  match(t.error?.message ?? '', /the client did not answer upstream 'auto''s request for input within 1500 ms/, 'a client that does not answer within limits.input_wait: the call ends');
+  match(t.error?.message ?? '', /the client did not answer within 1500 ms the input upstream 'auto' asked for/, 'a client that does not answer within limits.input_wait: the call ends');
   ok(t.ms >= 1400 && t.ms < 2400, 'at input_wait', t.ms);
   await sleep(1200); /* its late answer arrives and is dropped */
   ok(srv.proc.exitCode === null, 'mcpd is still up');
   await slow.client.close();
+});
+
+await step('requests for input a call no longer needs free their slots', async () => {
+  // max_inflight 2: were the unanswered requests of ended calls kept, the third call could not ask
+  const small = await startServe(`limits:
+  input_wait: 300ms
+  max_inflight: 2
+servers:
+  m:
+    command: ${FX}
+catalog: { prefix: never }
+`, { name: 'mu-small' });
+  const client = new Client({ name: 'mu-silent', version: '1' }, { capabilities: { elicitation: {} } });
+  let asked = 0;
+  client.setRequestHandler(types.ElicitRequestSchema, () => { asked++; return new Promise(() => {}); }); /* never answers */
+  await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${small.port}/mcp`)));
+  for (let i = 1; i <= 3; i++) {
+    const r = await call(client, 'test_input_required_result_elicitation');
+    match(r.error?.message ?? '', /did not answer within 300 ms/, `call ${i}: asked, and ended at input_wait`);
+  }
+  eq(asked, 3, 'the client was asked each time');
+  await client.close();
+  await small.stopAndCheck('mcpd (small)');
+});
+
+await step('a per-client server that speaks 2026-07-28 (auto): its first call, queued, too', async () => {
+  const { client } = await legacyClient('alice');
+  eq(texts((await call(client, 'pc__test_input_required_result_elicitation')).result), ['Hello, Ada!'], 'a session-era client, on a fresh instance');
+  await client.close();
+});
+
+await step('a non-object _meta toward a 2026-07-28 upstream: -32602, mcpd unharmed', async () => {
+  const init = await post(port, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }, auth('alice'));
+  const sid = init.headers['mcp-session-id'];
+  await post(port, { jsonrpc: '2.0', method: 'notifications/initialized' }, { ...auth('alice'), 'Mcp-Session-Id': sid, 'MCP-Protocol-Version': '2025-11-25' });
+  const r = await post(port, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'auto__test_input_required_result_capabilities', arguments: {}, _meta: 5 } },
+    { ...auth('alice'), 'Mcp-Session-Id': sid, 'MCP-Protocol-Version': '2025-11-25' });
+  const e = r.messages.at(-1);
+  eq([e?.id, e?.error?.code, e?.error?.message], [7, -32602, 'Invalid params: _meta must be an object'], 'the client\'s id, and why');
+  const ok2 = await post(port, { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'auto__test_input_required_result_capabilities', arguments: {} } },
+    { ...auth('alice'), 'Mcp-Session-Id': sid, 'MCP-Protocol-Version': '2025-11-25' });
+  eq(ok2.messages.at(-1)?.result?.content?.[0]?.text, 'no client capabilities declared: nothing to ask', 'the session goes on');
 });
 
 // ---- modern clients ----------------------------------------------------------------
@@ -288,6 +334,7 @@ const back = await startServe(`servers:
 catalog: { prefix: never }
 `, { name: 'mu-back' });
 const backSaw = [];
+const listenRes = []; /* the refuser's listen streams, to end or drop them */
 const refuser = http.createServer((req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
@@ -306,6 +353,8 @@ const refuser = http.createServer((req, res) => {
     const fwd = http.request({ host: '127.0.0.1', port: back.port, path: req.url, method: req.method, headers: { ...req.headers, host: `127.0.0.1:${back.port}` } }, (r2) => {
       res.writeHead(r2.statusCode, r2.headers);
       r2.pipe(res);
+      if (msg.method === 'subscriptions/listen')
+        listenRes.push({ res, fwd });
     });
     fwd.on('error', () => res.destroy());
     res.on('close', () => fwd.destroy());
@@ -318,6 +367,10 @@ const front = await startServe(`servers:
   viaurl:
     url: http://127.0.0.1:${back.port}/mcp
     protocol: "2026-07-28"
+  pcurl:
+    url: http://127.0.0.1:${refuserPort}/mcp
+    protocol: "2026-07-28"
+    share: per-client
   refusing:
     url: http://127.0.0.1:${refuserPort}/mcp
 `, { name: 'mu-front' });
@@ -341,7 +394,9 @@ await step('HTTP: url upstreams in 2026-07-28, by configuration and by a refused
   const d = backSaw.find((x) => x.method === 'server/discover');
   eq([d?.headers['mcp-protocol-version'], d?.headers['mcp-method'], d?.headers['mcp-session-id']], [V, 'server/discover', undefined], 'discover: version and method headers, no session');
   ok(!backSaw.some((x) => x.method === 'notifications/initialized'), 'no notifications/initialized');
-  ok(!/viaurl.*GET stream/.test(front.log()), 'no GET stream');
+  ok(backSaw.length > 2 && !backSaw.some((x) => x.method === undefined), 'no GET stream, no DELETE: every request to it a POST with a body', JSON.stringify(backSaw.map((x) => x.method)));
+  const later = backSaw.filter((x) => x.method !== 'initialize' && x.method !== 'server/discover');
+  ok(later.length > 0 && later.every((x) => x.headers['mcp-session-id'] === undefined && x.headers['mcp-protocol-version'] === V), 'no session on later requests either, each with the version', later.length);
 });
 
 await step('HTTP: MRTR across two mcpds, headers mirrored', async () => {
@@ -355,6 +410,8 @@ await step('HTTP: MRTR across two mcpds, headers mirrored', async () => {
   eq([sent?.headers['mcp-name'], sent?.headers['mcp-param-region'], sent?.headers['mcp-param-count']], ['test_header_param', '=?base64?WsO8cmljaA==?=', '3'], 'Mcp-Name, Mcp-Param-Region in Base64 (not ASCII), Mcp-Param-Count');
   const r = await settle(() => client.getPrompt({ name: 'viaurl__test_input_required_result_prompt' }, { timeout: 10000 }));
   eq(r.result?.messages?.[0]?.content?.text, 'Use this context: red', 'prompts/get');
+  const pc = await settle(() => client.callTool({ name: 'pcurl__test_header_param', arguments: { region: 'eu', count: 1 } }, undefined, { timeout: 10000 }));
+  eq(texts(pc.result), ['arguments: {"count":1,"region":"eu"}'], 'a per-client url server mirrors the headers too (its shared instance\'s tool list)');
   await client.close();
 });
 
@@ -392,6 +449,22 @@ await step('HTTP: list changes on the listen stream of a url upstream', async ()
   await call(client, 'refusing__test_toggle_tool');
   await waitFor(async () => (await names()).includes('refusing__test_extra_modern_tool'), 5000, 50);
   ok((await names()).includes('refusing__test_extra_modern_tool'), 'fixture -> back -> listen stream -> front: relisted');
+  await call(client, 'refusing__test_toggle_tool');
+  // the listen stream ends (cleanly, then abruptly): reopened, the server not restarted
+  const listens = () => backSaw.filter((x) => x.method === 'subscriptions/listen').length;
+  for (const how of ['end', 'destroy']) {
+    const n = listens();
+    const l = listenRes.at(-1);
+    if (how === 'end') l.res.end();
+    else l.res.socket.destroy();
+    l.fwd.destroy();
+    await waitFor(() => listens() > n, 8000, 50);
+    ok(listens() > n, `after the listen stream was ${how === 'end' ? 'ended' : 'dropped'}: a new one`);
+  }
+  ok(!/upstream=refusing (down|refused subscriptions)/.test(front.log()), 'the server was neither restarted nor given up on', front.log().split('\n').filter((l) => /refusing/.test(l)).slice(-5).join(' | '));
+  await call(client, 'refusing__test_toggle_tool');
+  await waitFor(async () => (await names()).includes('refusing__test_extra_modern_tool'), 5000, 50);
+  ok((await names()).includes('refusing__test_extra_modern_tool'), 'and list changes still come');
   await call(client, 'refusing__test_toggle_tool');
   const updated = [];
   client.setNotificationHandler(types.ResourceUpdatedNotificationSchema, (n) => updated.push(n.params.uri));

@@ -1007,6 +1007,20 @@ static void test_upstream_state_wrap(void **state)
     w = mcpd__mrtr_wrap("ab", "c", 1, "t", NULL);
     assert_int_equal(mcpd__mrtr_unwrap("a", "bc", 1, "t", w, &u), -1);
     free(w);
+    /* one spelling: the same bytes in other Base64 (a padding bit set, padding alone) fail */
+    w = mcpd__mrtr_wrap("alice", "srv", 1, "tool", "A"); /* ...QQ== */
+    assert_string_equal(w + strlen(w) - 4, "QQ==");
+    w[strlen(w) - 3] = 'R'; /* QR== decodes to "A" too */
+    assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 1, "tool", w, &u), -1);
+    free(w);
+    w = mcpd__mrtr_wrap("alice", "srv", 1, "tool", "");
+    big = malloc(strlen(w) + 5);
+    snprintf(big, strlen(w) + 5, "%s====", w);
+    assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 1, "tool", big, &u), -1);
+    free(big);
+    free(w);
+    assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 1, "tool", "", &u), -1);
+    assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 1, "tool", "u", &u), -1);
     /* not mcpd's, or too big to carry */
     assert_false(mcpd__mrtr_is_wrapped("0123.1.abcd"));
     assert_int_equal(mcpd__mrtr_unwrap("alice", "srv", 1, "tool", "u2.abc", &u), -1);
