@@ -298,6 +298,22 @@ bool mcpd__upstream_can_subscribe(const struct mcpd_upstream *up)
         json_object_get(json_object_get(up->server_caps, "resources"), "subscribe"));
 }
 
+static void ignore_answer(struct mcpd_upstream *up, struct mcpd_msg *m, const char *why)
+{
+    if (m == NULL || m->error)
+        LOG_WARN("upstream", "upstream=%s refused a subscription again after its restart: %s",
+                 up->name, why ? why : "error");
+}
+
+static void resubscribe(const void *key, size_t klen, void *value, void *arg)
+{
+    struct mcpd_upstream *up = arg;
+    (void)value;
+    mcpd__router_internal(up, "resources/subscribe",
+                          json_pack("{s:s%}", "uri", (const char *)key, klen), MCPD_INIT_TIMEOUT_MS,
+                          ignore_answer);
+}
+
 static void list_next_kind(struct mcpd_upstream *up)
 {
     for (int k = 0; k < MCPD_LIST_KINDS; k++) {
@@ -315,7 +331,9 @@ static void list_next_kind(struct mcpd_upstream *up)
     if (up->state == MCPD_UP_INITIALIZING) {
         became_ready(up);
         if (up->modern)
-            listen_upstream(up);
+            listen_upstream(up);     /* with the subscribed URIs */
+        else if (up->subs.count > 0) /* a restart: the new process knows of none */
+            mcpd_map_foreach_key(&up->subs, resubscribe, up);
         mcpd__daemon_lists_changed(up->daemon, up, (1u << MCPD_LIST_KINDS) - 1);
         settle_first(up);
     }
@@ -542,7 +560,7 @@ static void drop_lists(struct mcpd_upstream *up)
     up->list_next = NULL;
     up->listing = -1;
     up->relist_mask = 0;
-    mcpd_map_dispose(&up->subs); /* a new process has no subscriptions */
+    /* up->subs stays: the sessions are still subscribed, and the next start subscribes again */
 }
 
 void mcpd_upstream_on_disconnected(struct mcpd_upstream *up, const char *why)
@@ -613,6 +631,7 @@ void mcpd__upstream_close(struct mcpd_upstream *up)
     mcpd__router_fail_all(up, "mcpd is shutting down");
     mcpd_map_dispose(&up->pending);
     drop_lists(up);
+    mcpd_map_dispose(&up->subs);
     json_decref(up->server_info);
     json_decref(up->server_caps);
     up->server_info = up->server_caps = NULL;

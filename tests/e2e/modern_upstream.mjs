@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { bin, ok, eq, match, step, finish, startServe, post, writeFile, track, tmp, run, sleep, checkCleanExit, waitFor, sdk, texts, settle } from './lib.mjs';
+import { bin, ok, eq, match, step, finish, startServe, post, writeFile, track, tmp, run, sleep, checkCleanExit, waitFor, sdk, texts, settle, upstreamPid } from './lib.mjs';
 
 const V = '2026-07-28';
 const FX = process.env.MCPD_FIXTURE_MODERN;
@@ -175,6 +175,33 @@ catalog: { prefix: never }
   eq(asked, 3, 'the client was asked each time');
   await client.close();
   await small.stopAndCheck('mcpd (small)');
+});
+
+await step('subscriptions outlive a restart of the server, in either era', async () => {
+  const r = await startServe(`servers:
+  lf:
+    command: ${bin.fixture}
+  mf:
+    command: ${FX}
+`, { name: 'mu-restart' });
+  await waitFor(() => /upstream=lf ready/.test(r.log()) && /upstream=mf ready/.test(r.log()), 10000, 50);
+  const client = new Client({ name: 'mu-restart', version: '1' }, { capabilities: {} });
+  const updated = [];
+  client.setNotificationHandler(types.ResourceUpdatedNotificationSchema, (n) => updated.push(n.params.uri));
+  await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${r.port}/mcp`)));
+  const uris = ['lf+test://watched-resource', 'mf+test://modern/info'];
+  for (const uri of uris) await client.subscribeResource({ uri });
+  for (const name of ['lf', 'mf']) {
+    const pid = upstreamPid(r.log(), name);
+    process.kill(pid, 'SIGKILL');
+    await waitFor(() => upstreamPid(r.log(), name) !== pid && new RegExp(`upstream=${name} ready`).test(r.log().split(`started pid ${upstreamPid(r.log(), name)}`)[1] ?? ''), 10000, 50);
+  }
+  await call(client, 'lf__touch_watched');
+  await call(client, 'mf__test_touch_resource');
+  await waitFor(() => updated.length >= 2, 5000, 50);
+  eq([...updated].sort(), uris.sort(), 'both servers, restarted, were subscribed again: the updates came');
+  await client.close();
+  await r.stopAndCheck('mcpd (restart)');
 });
 
 await step('a per-client server that speaks 2026-07-28 (auto): its first call, queued, too', async () => {
