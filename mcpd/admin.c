@@ -14,6 +14,7 @@
 
 #include <openssl/crypto.h>
 
+#include "admin_credentials.h"
 #include "agents.h"
 #include "authz.h"
 #include "catalog.h"
@@ -302,14 +303,28 @@ int mcpd_admin_parse_limit(const char *s, int64_t *limit)
 int mcpd_admin_audit(const struct mcpd_config *cfg, const char *verb,
                      const struct mcpd_audit_query *q)
 {
-    char *path = mcpd_admin_store_path(cfg), err[256];
+    char *path = mcpd_admin_store_path(cfg), err[256], *key_file;
+    struct mcpd_audit_query keyed = *q;
+    unsigned char key[32];
     int64_t rows = 0, bad = 0;
     int r, rc = 1;
 
     if (path == NULL)
         return 1;
+    if (cfg->audit_chain_hmac) { /* audit.chain: hmac: the key must exist already */
+        key_file = mcpd_admin_key_file(cfg, path);
+        r = key_file ? mcpd_audit_chain_key(key, key_file, false, err, sizeof(err)) : MCPD_ENOMEM;
+        free(key_file);
+        if (r != 0) {
+            fprintf(stderr, "mcpd: audit.chain is hmac, but %s\n",
+                    r == MCPD_ENOMEM ? "out of memory" : err);
+            free(path);
+            return 1;
+        }
+        keyed.chain_key = key;
+    }
     if (strcmp(verb, "verify") == 0) {
-        r = mcpd_audit_verify(path, &rows, &bad, err, sizeof(err));
+        r = mcpd_audit_verify(path, keyed.chain_key, &rows, &bad, err, sizeof(err));
         if (r == 0) {
             printf("audit: %lld rows, chain intact\n", (long long)rows);
             rc = 0;
@@ -320,7 +335,7 @@ int mcpd_admin_audit(const struct mcpd_config *cfg, const char *verb,
             fprintf(stderr, "mcpd: %s\n", err);
         }
     } else if (strcmp(verb, "query") == 0) {
-        if (mcpd_audit_print(path, q, stdout, err, sizeof(err)) == 0)
+        if (mcpd_audit_print(path, &keyed, stdout, err, sizeof(err)) == 0)
             rc = 0;
         else
             fprintf(stderr, "mcpd: %s\n", err);
@@ -328,6 +343,7 @@ int mcpd_admin_audit(const struct mcpd_config *cfg, const char *verb,
         fprintf(stderr, "mcpd: unknown audit verb '%s' (verify, or none to query)\n", verb);
         rc = 2;
     }
+    OPENSSL_cleanse(key, sizeof(key));
     free(path);
     return rc;
 }

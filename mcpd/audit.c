@@ -126,6 +126,9 @@ struct audit_ack {
 struct mcpd_audit {
     unsigned magic;
     bool sync_full;
+    bool has_key;          /* audit.chain: hmac: a key was given */
+    bool keyed;            /* the store's chain is HMAC under key */
+    unsigned char key[32]; /* wiped when the audit is freed */
     void (*acked)(void *arg);
     void *acked_arg;
     uv_loop_t *loop;
@@ -310,7 +313,7 @@ static int block_add(struct mcpd_audit *a, struct audit_link *head, struct audit
     char hash[AUDIT_HASH_HEX + 1];
 
     val[AC_ID].i = head->id + 1;
-    if (mcpd__audit_row_hash(hash, head->hash, val) != 0 ||
+    if (mcpd__audit_row_hash(hash, head->hash, val, a->keyed ? a->key : NULL) != 0 ||
         mcpd__audit_block_add(&a->block, val, hash, row, row_len) != 0)
         return SQLITE_NOMEM;
     head->id++;
@@ -1059,6 +1062,7 @@ static void free_audit(struct mcpd_audit *a)
     mcpd_buf_dispose(&a->block.text);
     mcpd_buf_dispose(&a->outs_text);
     mcpd_buf_dispose(&a->lines);
+    mcpd_crypto_wipe(a->key, sizeof(a->key));
     if (a->handles_open >= 0) {
         uv_cond_destroy(&a->cv);
         uv_mutex_destroy(&a->mu);
@@ -1103,6 +1107,39 @@ static int check_schema(struct mcpd_audit *a, const char *path, char *err, size_
     return 0;
 }
 
+/*
+ * The chain's kind (audit_int.h). A key given for a store that is not keyed
+ * yet makes it keyed, if it holds no record (a chain cannot change its kind
+ * half way: verify would have to know where).
+ */
+static int check_chain(struct mcpd_audit *a, const char *path, char *err, size_t errcap)
+{
+    const unsigned char *key = a->has_key ? a->key : NULL;
+    struct audit_link head;
+    char check[AUDIT_HASH_HEX + 1], sql[160];
+    int r, rc;
+
+    if ((r = mcpd__audit_chain_mode(a->meta_get, path, key, &a->keyed, err, errcap)) != 0 ||
+        a->keyed || key == NULL)
+        return r;
+    if ((rc = mcpd__audit_meta_get(a->meta_get, "head", &head)) != SQLITE_OK)
+        return mcpd__store_db_fail(a->db, path, err, errcap);
+    if (head.id != 0) {
+        snprintf(err, errcap,
+                 "%s: this audit log is chained with SHA-256 (%lld records): audit.chain: hmac "
+                 "needs a new store file",
+                 path, (long long)head.id);
+        return MCPD_ECONFIG;
+    }
+    mcpd__audit_key_check(key, check);
+    snprintf(sql, sizeof(sql), "INSERT INTO audit_meta(k, id, hash) VALUES('chain', 1, '%s')",
+             check);
+    if ((r = mcpd__store_db_exec(a->db, sql, err, errcap)) != 0)
+        return r;
+    a->keyed = true;
+    return 0;
+}
+
 static int open_db(struct mcpd_audit *a, const char *path, char *err, size_t errcap)
 {
     sqlite3_stmt **stmts[] = { &a->ins,         &a->meta_get, &a->meta_set, &a->retain_first,
@@ -1124,6 +1161,7 @@ static int open_db(struct mcpd_audit *a, const char *path, char *err, size_t err
         }
     }
     if ((r = check_schema(a, path, err, errcap)) != 0 ||
+        (r = check_chain(a, path, err, errcap)) != 0 ||
         (r = mcpd__store_db_exec(a->db, "COMMIT", err, errcap)) != 0)
         goto fail;
     /*
@@ -1230,6 +1268,10 @@ int mcpd_audit_open(struct mcpd_audit **out, uv_loop_t *loop, const struct mcpd_
     a->busy_ms = o->busy_timeout_ms > 0 ? o->busy_timeout_ms : MCPD_STORE_BUSY_MS;
     a->jnl_max = o->journal_bytes > 0 ? o->journal_bytes : JNL_ROTATE_BYTES;
     a->sync_full = o->sync_full;
+    if (o->chain_key != NULL) {
+        memcpy(a->key, o->chain_key, sizeof(a->key));
+        a->has_key = true;
+    }
     a->acked = o->acked;
     a->acked_arg = o->acked_arg;
     if ((r = mcpd_crypto_random(rnd, sizeof(rnd))) != 0) {
@@ -1295,7 +1337,7 @@ static int recover_lazily(void *arg, const char *path, int fd)
     return r;
 }
 
-int mcpd__audit_recover(const char *path, char *err, size_t errcap)
+int mcpd__audit_recover(const char *path, const unsigned char *chain_key, char *err, size_t errcap)
 {
     struct cli_recovery c = { NULL, err, errcap };
     int r;
@@ -1303,6 +1345,10 @@ int mcpd__audit_recover(const char *path, char *err, size_t errcap)
     if ((c.a = alloc_audit(path)) == NULL) {
         snprintf(err, errcap, "out of memory");
         return MCPD_ENOMEM;
+    }
+    if (chain_key != NULL) {
+        memcpy(c.a->key, chain_key, sizeof(c.a->key));
+        c.a->has_key = true;
     }
     r = mcpd__jnl_orphans(path, recover_lazily, &c);
     if (c.a->db != NULL)

@@ -112,6 +112,13 @@ struct mcpd_audit_options {
      * time), and moves the anchor, so the remaining records still verify. */
     int busy_timeout_ms; /* longest wait for another connection's write lock (0: 5000) */
     bool sync_full;      /* fsync every commit (power loss); default: survive a crash of mcpd */
+    /*
+     * audit.chain: hmac: 32 bytes derived from the master key (copied), and
+     * the chain is HMAC-SHA256 under it; NULL: SHA-256. A new or empty store
+     * becomes keyed; a keyed store refuses to open without its key, and a
+     * store with SHA-256 records cannot become keyed (audit_int.h).
+     */
+    const unsigned char *chain_key;
     unsigned checkpoint_pages; /* WAL pages between two checkpoints (0: 4000 KiB of them; tests) */
     size_t journal_bytes;      /* a journal is replaced past this size (0: 16 MiB; tests) */
     /*
@@ -186,18 +193,30 @@ bool mcpd_audit_key_is_secret(const char *key, size_t len);
 /* ---- offline use (CLI), synchronous: never call these on the loop ------------- */
 
 /*
- * Verifies the chain from the anchor to the head the writer recorded.
+ * The key of a keyed chain: the master key (MCPD_MASTER_KEY, or key_file,
+ * created when `create`: see mcpd_crypto_master_key) through HKDF for the
+ * audit alone. Returns 0 or a negative code (err filled).
+ */
+int mcpd_audit_chain_key(unsigned char out[32], const char *key_file, bool create, char *err,
+                         size_t errcap);
+
+/*
+ * Verifies the chain from the anchor to the head the writer recorded (a
+ * keyed chain with chain_key: a keyed store without it, or with another
+ * key, is an error, not a broken chain).
  * Returns 0 when intact (*rows = rows checked), or 1 with *bad_row the id
  * of the first row that does not verify (an edited row: its id; a deleted
  * row: the missing id; a reordered pair: the first; a truncated tail: the
  * first missing id) and *rows the good rows before it, or a negative code
  * (err filled) when the file cannot be read or holds no audit.
  */
-int mcpd_audit_verify(const char *path, int64_t *rows, int64_t *bad_row, char *err, size_t errcap);
+int mcpd_audit_verify(const char *path, const unsigned char *chain_key, int64_t *rows,
+                      int64_t *bad_row, char *err, size_t errcap);
 
 struct mcpd_audit_query {
-    int64_t since_ms; /* rows with time_ms >= this (0: all) */
-    const char *bot;  /* NULL: any */
+    int64_t since_ms;               /* rows with time_ms >= this (0: all) */
+    const unsigned char *chain_key; /* a keyed store's key, to chain a journal left behind */
+    const char *bot;                /* NULL: any */
     const char *tool;
     const char *location;
     bool json;     /* JSON lines instead of a table */

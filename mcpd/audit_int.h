@@ -84,7 +84,25 @@ size_t mcpd__audit_put_dec(char *out, int64_t v);
  * with integers written in decimal. Returns 0 or MCPD_ENOMEM.
  */
 int mcpd__audit_row_hash(char out[AUDIT_HASH_HEX + 1], const char *prev,
-                         const struct audit_val row[AC_NCOLS]);
+                         const struct audit_val row[AC_NCOLS], const unsigned char *key);
+
+/*
+ * A keyed chain (audit.chain: hmac) uses HMAC-SHA256 under `key` (32 bytes,
+ * derived from the master key with AUDIT_KEY_INFO) where a plain chain uses
+ * SHA-256: then a rewrite of the whole file by someone without the key is
+ * found too. audit_meta 'chain' = (1, mcpd__audit_key_check(key)) marks a
+ * store as keyed; the check names the key without revealing it.
+ */
+#define AUDIT_KEY_INFO "mcpd audit chain v1"
+void mcpd__audit_key_check(const unsigned char key[32], char out[AUDIT_HASH_HEX + 1]);
+/*
+ * Whether the store of `meta_get` (a prepared "SELECT id, hash FROM
+ * audit_meta WHERE k = ?1") is keyed, checked against key (NULL: none
+ * given). Returns 0 (*keyed set), or MCPD_ECONFIG with err filled: a keyed
+ * store without its key, or with another one.
+ */
+int mcpd__audit_chain_mode(sqlite3_stmt *meta_get, const char *path, const unsigned char *key,
+                           bool *keyed, char *err, size_t errcap);
 
 /* audit_block: the records of one commit (schema 2). */
 #define AUDIT_BLOCK_TABLE_SQL                                        \
@@ -226,6 +244,6 @@ int mcpd__jnl_parse(const char *p, size_t len, size_t *used, const struct jnl_si
  * path, and removes them (the CLI, before reading). Returns 0, or a
  * negative code with err.
  */
-int mcpd__audit_recover(const char *path, char *err, size_t errcap);
+int mcpd__audit_recover(const char *path, const unsigned char *chain_key, char *err, size_t errcap);
 
 #endif

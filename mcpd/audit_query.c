@@ -40,6 +40,7 @@ struct verify {
     sqlite3 *db;
     sqlite3_stmt *meta, *rows;
     struct audit_link anchor, head;
+    const unsigned char *key; /* a keyed chain's key, else NULL */
 };
 
 /*
@@ -47,11 +48,11 @@ struct verify {
  * are not in the chain yet: chain them first (a running mcpd's journal is
  * locked and left alone; it chains its own within milliseconds).
  */
-static void recover_first(const char *path)
+static void recover_first(const char *path, const unsigned char *key)
 {
     char err[512];
 
-    if (mcpd__audit_recover(path, err, sizeof(err)) != 0)
+    if (mcpd__audit_recover(path, key, err, sizeof(err)) != 0)
         fprintf(stderr, "mcpd: warning: %s\n", err);
 }
 
@@ -63,11 +64,13 @@ static const char *verify_sql(sqlite3 *db)
                                    " ORDER BY b.id, r.key";
 }
 
-static int verify_open(struct verify *v, const char *path, char *err, size_t errcap)
+static int verify_open(struct verify *v, const char *path, const unsigned char *key, char *err,
+                       size_t errcap)
 {
+    bool keyed;
     int r, rc;
 
-    recover_first(path);
+    recover_first(path, key);
     if ((r = mcpd__store_db_open(&v->db, path, false, 0, err, errcap)) != 0)
         return r;
     if ((r = mcpd__store_db_exec(v->db, "BEGIN", err, errcap)) != 0)
@@ -76,6 +79,9 @@ static int verify_open(struct verify *v, const char *path, char *err, size_t err
                            NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(v->db, verify_sql(v->db), -1, &v->rows, NULL) != SQLITE_OK)
         return mcpd__store_db_fail(v->db, path, err, errcap);
+    if ((r = mcpd__audit_chain_mode(v->meta, path, key, &keyed, err, errcap)) != 0)
+        return r;
+    v->key = keyed ? key : NULL;
     rc = mcpd__audit_meta_get(v->meta, "anchor", &v->anchor);
     if (rc == SQLITE_OK)
         rc = mcpd__audit_meta_get(v->meta, "head", &v->head);
@@ -108,7 +114,7 @@ static int verify_row(struct verify *v, struct audit_link *prev, int64_t *bad)
         *bad = row[AC_ID].i > prev->id + 1 ? prev->id + 1 : row[AC_ID].i;
         return 1;
     }
-    if (mcpd__audit_row_hash(want, prev->hash, row) != 0)
+    if (mcpd__audit_row_hash(want, prev->hash, row, v->key) != 0)
         return MCPD_ENOMEM;
     if (!typed || got == NULL || sqlite3_column_type(v->rows, AC_NCOLS) != SQLITE_TEXT ||
         sqlite3_column_bytes(v->rows, AC_NCOLS) != AUDIT_HASH_HEX ||
@@ -139,7 +145,8 @@ static int verify_head(const struct verify *v, const struct audit_link *last, in
     return 0;
 }
 
-int mcpd_audit_verify(const char *path, int64_t *rows, int64_t *bad_row, char *err, size_t errcap)
+int mcpd_audit_verify(const char *path, const unsigned char *chain_key, int64_t *rows,
+                      int64_t *bad_row, char *err, size_t errcap)
 {
     struct verify v = { 0 };
     struct audit_link prev;
@@ -149,7 +156,7 @@ int mcpd_audit_verify(const char *path, int64_t *rows, int64_t *bad_row, char *e
     *bad_row = 0;
     if (err != NULL && errcap > 0)
         err[0] = '\0';
-    if ((r = verify_open(&v, path, err, errcap)) != 0)
+    if ((r = verify_open(&v, path, chain_key, err, errcap)) != 0)
         goto out;
     prev = v.anchor;
     while ((rc = sqlite3_step(v.rows)) == SQLITE_ROW) {
@@ -216,7 +223,7 @@ int mcpd__audit_upgrade(sqlite3 *db, const char *path, char *err, size_t errcap)
 
     if (!mcpd__audit_is_v1(db))
         return 0;
-    r = mcpd_audit_verify(path, &rows, &bad, err, errcap);
+    r = mcpd_audit_verify(path, NULL, &rows, &bad, err, errcap); /* schema 1: never keyed */
     if (r > 0) {
         snprintf(err, errcap,
                  "%s: the schema 1 audit log does not verify (first bad row %lld): not converted "
@@ -461,7 +468,7 @@ int mcpd_audit_print(const char *path, const struct mcpd_audit_query *q, void *o
     sqlite3_stmt *st = NULL;
     int r;
 
-    recover_first(path);
+    recover_first(path, q->chain_key);
     if ((r = mcpd__store_db_open(&db, path, false, 0, err, errcap)) != 0)
         goto out;
     if (sqlite3_prepare_v2(db, print_sql, -1, &st, NULL) != SQLITE_OK ||

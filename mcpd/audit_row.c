@@ -24,6 +24,9 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -31,6 +34,7 @@
 #include "audit.h"
 #include "audit_int.h"
 #include "buf.h"
+#include "crypto.h"
 #include "error.h"
 #include "limits.h"
 #include "store_db.h"
@@ -152,7 +156,7 @@ static void put(char *buf, size_t *at, const void *p, size_t n)
  * cost) into a stack buffer when it fits, else one allocation.
  */
 int mcpd__audit_row_hash(char out[AUDIT_HASH_HEX + 1], const char *prev,
-                         const struct audit_val row[AC_NCOLS])
+                         const struct audit_val row[AC_NCOLS], const unsigned char *key)
 {
     char stack[2048], num[AC_NCOLS][24], *buf = stack;
     size_t numlen[AC_NCOLS], plen = strlen(prev), need = plen + 1, at = 0;
@@ -191,12 +195,76 @@ int mcpd__audit_row_hash(char out[AUDIT_HASH_HEX + 1], const char *prev,
         put(buf, &at, p, len);
         put(buf, &at, "\n", 1);
     }
-    r = mcpd__store_db_sha256(md, buf, at);
+    if (key != NULL) {
+        unsigned int mdlen = 0;
+        r = HMAC(EVP_sha256(), key, 32, (const unsigned char *)buf, at, md, &mdlen) != NULL &&
+                    mdlen == sizeof(md)
+                ? 0
+                : MCPD_ENOMEM;
+    } else {
+        r = mcpd__store_db_sha256(md, buf, at);
+    }
     if (r == 0)
         mcpd__store_db_hex(out, md, sizeof(md));
     if (buf != stack)
         free(buf);
     return r;
+}
+
+int mcpd_audit_chain_key(unsigned char out[32], const char *key_file, bool create, char *err,
+                         size_t errcap)
+{
+    unsigned char master[32];
+    int r = mcpd_crypto_master_key(master, key_file, create, NULL, err, errcap);
+
+    if (r == 0 && (r = mcpd_crypto_derive(out, master, AUDIT_KEY_INFO)) != 0)
+        snprintf(err, errcap, "cannot derive the audit chain's key");
+    mcpd_crypto_wipe(master, sizeof(master));
+    return r;
+}
+
+void mcpd__audit_key_check(const unsigned char key[32], char out[AUDIT_HASH_HEX + 1])
+{
+    static const char what[] = "mcpd audit key check";
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+
+    if (HMAC(EVP_sha256(), key, 32, (const unsigned char *)what, sizeof(what) - 1, md, &mdlen) ==
+            NULL ||
+        mdlen != sizeof(md))
+        memset(md, 0, sizeof(md)); /* matches no store's check */
+    mcpd__store_db_hex(out, md, sizeof(md));
+}
+
+int mcpd__audit_chain_mode(sqlite3_stmt *meta_get, const char *path, const unsigned char *key,
+                           bool *keyed, char *err, size_t errcap)
+{
+    struct audit_link l;
+    char check[AUDIT_HASH_HEX + 1];
+    int rc = mcpd__audit_meta_get(meta_get, "chain", &l);
+
+    *keyed = rc == SQLITE_OK;
+    if (rc != SQLITE_OK && rc != SQLITE_DONE) {
+        snprintf(err, errcap, "%s: cannot read the audit chain's kind: %s", path,
+                 sqlite3_errstr(rc));
+        return MCPD_ECONFIG;
+    }
+    if (!*keyed)
+        return 0;
+    if (key == NULL) {
+        snprintf(err, errcap,
+                 "%s: this audit log is chained with HMAC under the master key: give it "
+                 "(audit.chain: hmac, and MCPD_MASTER_KEY or master_key_file)",
+                 path);
+        return MCPD_ECONFIG;
+    }
+    mcpd__audit_key_check(key, check);
+    if (strlen(l.hash) != AUDIT_HASH_HEX || CRYPTO_memcmp(check, l.hash, AUDIT_HASH_HEX) != 0) {
+        snprintf(err, errcap, "%s: the master key is not the one this audit log is chained with",
+                 path);
+        return MCPD_ECONFIG;
+    }
+    return 0;
 }
 
 bool mcpd__audit_row_read(sqlite3_stmt *st, struct audit_val row[AC_NCOLS])

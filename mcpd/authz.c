@@ -14,7 +14,9 @@
 
 #include <openssl/crypto.h>
 
+#include "admin_credentials.h"
 #include "catalog.h"
+#include "crypto.h"
 #include "daemon.h"
 #include "error.h"
 #include "log.h"
@@ -260,6 +262,8 @@ int mcpd_authz_new(struct mcpd_authz **out, struct mcpd_daemon *d, char *err, si
                               errcap)) != 0)
         goto fail;
     if (cfg->audit_enabled) {
+        unsigned char key[32];
+        char *key_file = NULL;
         struct mcpd_audit_options o = {
             .path = cfg->store_path,
             .max_args_bytes = cfg->audit_max_args,
@@ -270,7 +274,21 @@ int mcpd_authz_new(struct mcpd_authz **out, struct mcpd_daemon *d, char *err, si
             .acked = on_acked,
             .acked_arg = d,
         };
-        if ((r = mcpd_audit_open(&az->audit, d->loop, &o, err, errcap)) != 0)
+        if (cfg->audit_chain_hmac) { /* the key file is made on first use, like credentials' */
+            if ((key_file = mcpd_admin_key_file(cfg, cfg->store_path)) == NULL) {
+                snprintf(err, errcap, "out of memory");
+                r = MCPD_ENOMEM;
+                goto fail;
+            }
+            r = mcpd_audit_chain_key(key, key_file, true, err, errcap);
+            free(key_file);
+            if (r != 0)
+                goto fail;
+            o.chain_key = key;
+        }
+        r = mcpd_audit_open(&az->audit, d->loop, &o, err, errcap);
+        mcpd_crypto_wipe(key, sizeof(key));
+        if (r != 0)
             goto fail;
     }
     *out = az;

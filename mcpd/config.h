@@ -241,7 +241,8 @@ struct mcpd_config {
     unsigned long long audit_retain_ms; /* audit.retain (0: keep) */
     unsigned long long audit_max_rows;  /* audit.max_rows (0: no cap) */
     size_t audit_max_args;              /* audit.max_args (default 64 KiB) */
-    bool audit_sync_full; /* audit.sync: full (fsync each commit) | normal (default) */
+    bool audit_sync_full;  /* audit.sync: full (fsync each commit) | normal (default) */
+    bool audit_chain_hmac; /* audit.chain: hmac (keyed by the master key) | sha256 (default) */
     /* agents: connected agents (GET /agent is served when the section is present) */
     bool agents_enabled;
     unsigned agent_ping_interval_ms; /* agents.ping_interval (default 30 s) */

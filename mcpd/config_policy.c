@@ -395,8 +395,24 @@ static int f_sync(struct ctx *c, yaml_node_t *v, const char *path, const struct 
     return rc;
 }
 
+static int f_chain(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
+                   void *base)
+{
+    char *str;
+    int rc;
+    if ((rc = mcpd__cfg_scalar(c, v, path, &str)) != 0)
+        return rc;
+    if (strcmp(str, "sha256") == 0 || strcmp(str, "hmac") == 0)
+        c->cfg->audit_chain_hmac = strcmp(str, "hmac") == 0;
+    else
+        rc = mcpd__cfg_fail(c, v, "key '%s': expected sha256 or hmac, got '%.64s'", path, str);
+    free(str);
+    return rc;
+}
+
 const struct field mcpd__cfg_audit_fields[] = {
     { .key = "sync", .fn = f_sync },
+    { .key = "chain", .fn = f_chain },
     { .key = "enabled", .fn = f_audit_enabled, .off = offsetof(struct mcpd_config, audit_enabled) },
     { .key = "retain", .fn = f_retain },
     { .key = "max_rows", .fn = f_max_rows },

@@ -14,6 +14,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <uv.h>
 
@@ -268,4 +269,21 @@ int mcpd_crypto_master_key(unsigned char key[32], const char *key_file, bool cre
     if (r != 0)
         OPENSSL_cleanse(key, MCPD_CRYPTO_KEY_LEN);
     return r;
+}
+
+int mcpd_crypto_derive(unsigned char out[32], const unsigned char master[32], const char *info)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+    size_t n = 32;
+    int ok =
+        ctx != NULL && EVP_PKEY_derive_init(ctx) == 1 &&
+        EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) == 1 &&
+        EVP_PKEY_CTX_set1_hkdf_key(ctx, master, 32) == 1 &&
+        EVP_PKEY_CTX_add1_hkdf_info(ctx, (const unsigned char *)info, (int)strlen(info)) == 1 &&
+        EVP_PKEY_derive(ctx, out, &n) == 1 && n == 32;
+
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok)
+        OPENSSL_cleanse(out, 32);
+    return ok ? 0 : UV_EIO;
 }

@@ -64,6 +64,13 @@ void mcpd_crypto_free_str(char *s);
 int mcpd_crypto_master_key(unsigned char key[32], const char *key_file, bool create, bool *created,
                            char *err, size_t errcap);
 
+/*
+ * A key for one purpose from the master key: HKDF-SHA256 (RFC 5869, no
+ * salt) with `info` naming the purpose ("mcpd audit chain v1"), so that
+ * keys for different uses never coincide. Returns 0 or UV_EIO.
+ */
+int mcpd_crypto_derive(unsigned char out[32], const unsigned char master[32], const char *info);
+
 /* 64 hex digits into 32 bytes; 0 or -1. */
 int mcpd_crypto_unhex(unsigned char *out, const char *hex, size_t nbytes);
 

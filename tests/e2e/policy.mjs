@@ -227,6 +227,44 @@ await step('audit: one row per call, a verifiable chain, tampering found', async
   eq(mcpd('audit', 'verify').code, 0, 'restoring the outcome restores the chain');
 });
 
+await step('audit.chain: hmac: the chain is keyed by the master key', async () => {
+  const hdb = path.join(tmp, 'hmac.db');
+  const keyFile = path.join(tmp, 'hmac.key');
+  const text = `store: ${hdb}
+master_key_file: ${keyFile}
+audit: { enabled: true, chain: hmac }
+servers:
+  demo:
+    command: ${bin.demo}
+`;
+  const hcfg = path.join(tmp, 'hmac.yaml');
+  fs.writeFileSync(hcfg, text);
+  const srv = await startServe(text, { name: 'policy-hmac' });
+  const c = new Client({ name: 'hmac', version: '1' }, { capabilities: {} });
+  await c.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${srv.port}/mcp`)));
+  for (let i = 0; i < 5; i++) await c.callTool({ name: 'echo', arguments: { text: `h${i}` } });
+  await c.close();
+  await srv.stopAndCheck();
+  eq((fs.statSync(keyFile).mode & 0o777).toString(8), '600', 'the master key file was made, mode 0600');
+  const hsql = (q) => run('sqlite3', [hdb, q]).stdout.trim();
+  eq(hsql("SELECT id FROM audit_meta WHERE k = 'chain'"), '1', 'the store is marked keyed');
+  const v = run(bin.mcpd, ['audit', 'verify', '-c', hcfg]);
+  eq(v.code, 0, 'audit verify with the key: intact');
+  const id = hsql("SELECT id FROM audit WHERE kind='call' ORDER BY id LIMIT 1 OFFSET 2");
+  run('sqlite3', [hdb, tamperSql + `UPDATE audit SET tool='forged' WHERE id=${id}`]);
+  const bad = run(bin.mcpd, ['audit', 'verify', '-c', hcfg]);
+  eq(bad.code, 1, 'an edit is found');
+  match(bad.stdout, new RegExp(`broken at row ${id}\\b`), 'and named');
+  const wrong = run(bin.mcpd, ['audit', 'verify', '-c', hcfg], { env: { ...process.env, MCPD_MASTER_KEY: '11'.repeat(32) } });
+  eq(wrong.code, 1, 'another master key: no verdict');
+  match(wrong.stderr, /the master key is not the one this audit log is chained with/, 'and it says so');
+  const plain = path.join(tmp, 'hmac-plain.yaml');
+  fs.writeFileSync(plain, text.replace('chain: hmac', 'chain: sha256'));
+  const noKey = run(bin.mcpd, ['audit', 'verify', '-c', plain]);
+  eq(noKey.code, 1, 'without audit.chain: hmac: no verdict either');
+  match(noKey.stderr, /chained with HMAC under the master key/, 'and it says what is needed');
+});
+
 // The journal write that makes a call's row durable fails (the file size
 // limit, set on the running mcpd): the call must be refused before anything
 // reaches the upstream (security.md 8.2), not answered as "withheld" after

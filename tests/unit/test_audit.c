@@ -285,7 +285,7 @@ static void assert_verifies(const char *path, int64_t want_rows)
 {
     int64_t rows = -1, bad = -1;
     char err[256] = "";
-    int r = mcpd_audit_verify(path, &rows, &bad, err, sizeof(err));
+    int r = mcpd_audit_verify(path, NULL, &rows, &bad, err, sizeof(err));
 
     if (r != 0)
         fail_msg("verify: %d bad row %lld (%s)", r, (long long)bad, err);
@@ -297,7 +297,7 @@ static void assert_bad_row(const char *path, int64_t want_bad)
     int64_t rows = -1, bad = -1;
     char err[256] = "";
 
-    assert_int_equal(mcpd_audit_verify(path, &rows, &bad, err, sizeof(err)), 1);
+    assert_int_equal(mcpd_audit_verify(path, NULL, &rows, &bad, err, sizeof(err)), 1);
     assert_int_equal(bad, want_bad);
 }
 
@@ -586,6 +586,13 @@ static void make_rows(struct fixture *f, int n)
     assert_verifies(f->path, n);
 }
 
+static void make_rows_keyed(struct fixture *f, int n)
+{
+    open_audit(f);
+    submit_n(f, n);
+    close_audit(f);
+}
+
 static void test_tamper_edit(void **state)
 {
     struct fixture *f = *state;
@@ -593,7 +600,7 @@ static void test_tamper_edit(void **state)
 
     make_rows(f, 100);
     raw_exec(f->path, "UPDATE audit SET tool = 'innocent' WHERE id = 37");
-    assert_int_equal(mcpd_audit_verify(f->path, &rows, &bad, f->err, sizeof(f->err)), 1);
+    assert_int_equal(mcpd_audit_verify(f->path, NULL, &rows, &bad, f->err, sizeof(f->err)), 1);
     assert_int_equal(bad, 37);
     assert_int_equal(rows, 36);
 }
@@ -660,6 +667,157 @@ static void test_tamper_rechain_one(void **state)
     /* an edit that also fixes its own hash still breaks the next link */
     raw_exec(f->path, "UPDATE audit SET hash = (SELECT hash FROM audit WHERE id = 9) WHERE id = 4");
     assert_bad_row(f->path, 4);
+}
+
+/* ---- the keyed chain (audit.chain: hmac) ------------------------------------------------------
+ */
+
+static const unsigned char key_a[32] = { 1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                         12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                         23, 24, 25, 26, 27, 28, 29, 30, 31, 32 };
+static const unsigned char key_b[32] = { 9 };
+
+/*
+ * What someone who can write the file does after an edit: every hash from
+ * the anchor on written again, as the chain's rule says, under `key` (NULL:
+ * plain SHA-256), and the head moved along.
+ */
+static void rechain(const char *path, const unsigned char *key)
+{
+    sqlite3 *db = raw_open(path);
+    sqlite3_stmt *st = NULL;
+    char prev[AUDIT_HASH_HEX + 1], (*hashes)[AUDIT_HASH_HEX + 1] = NULL, sql[256];
+    int64_t *ids = NULL, n = 0;
+
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT hash FROM audit_meta WHERE k = 'anchor'", -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    snprintf(prev, sizeof(prev), "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT " AUDIT_COLUMNS " FROM audit ORDER BY id", -1, &st, NULL),
+        SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct audit_val row[AC_NCOLS];
+        assert_true(mcpd__audit_row_read(st, row));
+        hashes = realloc(hashes, (size_t)(n + 1) * sizeof(*hashes));
+        ids = realloc(ids, (size_t)(n + 1) * sizeof(*ids));
+        assert_non_null(hashes);
+        assert_non_null(ids);
+        ids[n] = row[AC_ID].i;
+        assert_int_equal(mcpd__audit_row_hash(hashes[n], prev, row, key), 0);
+        memcpy(prev, hashes[n], sizeof(prev));
+        n++;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    for (int64_t i = 0; i < n; i++) {
+        snprintf(sql, sizeof(sql), "UPDATE audit SET hash = '%s' WHERE id = %lld", hashes[i],
+                 (long long)ids[i]);
+        raw_exec(path, sql);
+    }
+    snprintf(sql, sizeof(sql), "UPDATE audit_meta SET hash = '%s' WHERE k = 'head'", prev);
+    raw_exec(path, sql);
+    free(hashes);
+    free(ids);
+}
+
+static int verify_with(const char *path, const unsigned char *key, int64_t *bad, char *err,
+                       size_t errcap)
+{
+    int64_t rows = -1;
+    return mcpd_audit_verify(path, key, &rows, bad, err, errcap);
+}
+
+/* A plain chain finds an edit, but not an edit whose writer chained everything again. */
+static void test_plain_chain_rewritten(void **state)
+{
+    struct fixture *f = *state;
+    int64_t bad = -1;
+
+    make_rows(f, 20);
+    raw_exec(f->path, "UPDATE audit SET tool = 'innocent' WHERE id = 7");
+    assert_bad_row(f->path, 7);
+    rechain(f->path, NULL);
+    assert_int_equal(verify_with(f->path, NULL, &bad, f->err, sizeof(f->err)), 0);
+}
+
+/* Keyed: the same rewrite, without the key (or with another), is found. */
+static void test_keyed_chain_rewritten(void **state)
+{
+    struct fixture *f = *state;
+    int64_t bad = -1;
+
+    f->o.chain_key = key_a;
+    make_rows_keyed(f, 20);
+    assert_int_equal(verify_with(f->path, key_a, &bad, f->err, sizeof(f->err)), 0);
+    assert_int_equal(raw_int(f->path, "SELECT id FROM audit_meta WHERE k = 'chain'"), 1);
+    raw_exec(f->path, "UPDATE audit SET tool = 'innocent' WHERE id = 7");
+    assert_int_equal(verify_with(f->path, key_a, &bad, f->err, sizeof(f->err)), 1);
+    assert_int_equal(bad, 7);
+    rechain(f->path, NULL); /* plain SHA-256, as a plain chain would be written */
+    assert_int_equal(verify_with(f->path, key_a, &bad, f->err, sizeof(f->err)), 1);
+    assert_int_equal(bad, 1);
+    rechain(f->path, key_b); /* a key of the forger's own */
+    assert_int_equal(verify_with(f->path, key_a, &bad, f->err, sizeof(f->err)), 1);
+    assert_int_equal(bad, 1);
+    rechain(f->path, key_a); /* only the key rewrites it */
+    assert_int_equal(verify_with(f->path, key_a, &bad, f->err, sizeof(f->err)), 0);
+}
+
+/* A keyed store opens and verifies with its key only; a plain one with records stays plain. */
+static void test_keyed_chain_rules(void **state)
+{
+    struct fixture *f = *state;
+    int64_t bad = -1;
+
+    f->o.chain_key = key_a;
+    make_rows_keyed(f, 3);
+    assert_true(verify_with(f->path, NULL, &bad, f->err, sizeof(f->err)) < 0);
+    assert_non_null(strstr(f->err, "chained with HMAC under the master key"));
+    assert_true(verify_with(f->path, key_b, &bad, f->err, sizeof(f->err)) < 0);
+    assert_non_null(strstr(f->err, "the master key is not the one"));
+    f->o.chain_key = NULL;
+    assert_int_equal(mcpd_audit_open(&f->a, &f->loop, &f->o, f->err, sizeof(f->err)), MCPD_ECONFIG);
+    assert_non_null(strstr(f->err, "chained with HMAC under the master key"));
+    f->o.chain_key = key_b;
+    assert_int_equal(mcpd_audit_open(&f->a, &f->loop, &f->o, f->err, sizeof(f->err)), MCPD_ECONFIG);
+    assert_non_null(strstr(f->err, "the master key is not the one"));
+    /* with its key it goes on: the chain continues over both opens */
+    f->o.chain_key = key_a;
+    make_rows_keyed(f, 2);
+    assert_int_equal(verify_with(f->path, key_a, &bad, f->err, sizeof(f->err)), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 5);
+    /* a plain store with records cannot become keyed */
+    unlink(f->path);
+    f->o.chain_key = NULL;
+    make_rows(f, 2);
+    f->o.chain_key = key_a;
+    assert_int_equal(mcpd_audit_open(&f->a, &f->loop, &f->o, f->err, sizeof(f->err)), MCPD_ECONFIG);
+    assert_non_null(strstr(f->err, "chained with SHA-256 (2 records)"));
+    assert_verifies(f->path, 2);
+}
+
+/* The key comes from the master key, and differs from it. */
+static void test_chain_key_derived(void **state)
+{
+    struct fixture *f = *state;
+    unsigned char k1[32], k2[32];
+    char path[200], err[256];
+
+    snprintf(path, sizeof(path), "%s/mcpd.key", f->dir);
+    unsetenv("MCPD_MASTER_KEY");
+    assert_true(mcpd_audit_chain_key(k1, path, false, err, sizeof(err)) < 0); /* no such file */
+    assert_int_equal(mcpd_audit_chain_key(k1, path, true, err, sizeof(err)), 0);
+    assert_int_equal(mcpd_audit_chain_key(k2, path, false, err, sizeof(err)), 0);
+    assert_memory_equal(k1, k2, 32);
+    setenv("MCPD_MASTER_KEY", "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
+           1);
+    assert_int_equal(mcpd_audit_chain_key(k2, path, false, err, sizeof(err)), 0);
+    unsetenv("MCPD_MASTER_KEY");
+    assert_memory_not_equal(k1, k2, 32);
+    assert_memory_not_equal(k2, key_a, 32); /* derived: not the master key itself */
 }
 
 /* ---- retention ------------------------------------------------------------------------------- */
@@ -948,7 +1106,7 @@ static void test_fail_closed_full(void **state)
         FILE *a;
         int n = -1;
 
-        assert_int_equal(mcpd__audit_recover(f->path, err, sizeof(err)), 0);
+        assert_int_equal(mcpd__audit_recover(f->path, NULL, err, sizeof(err)), 0);
         assert_int_equal(journals(f), 0);
         snprintf(acked, sizeof(acked), "%s.acked", f->path);
         assert_non_null(a = fopen(acked, "r"));
@@ -1671,7 +1829,7 @@ static void test_journal_held_is_skipped(void **state)
     open_audit(f);
     submit_n(f, 3);
     assert_int_equal(journals(f), 1);
-    assert_int_equal(mcpd__audit_recover(f->path, err, sizeof(err)), 0);
+    assert_int_equal(mcpd__audit_recover(f->path, NULL, err, sizeof(err)), 0);
     assert_int_equal(journals(f), 1); /* still this writer's */
     close_audit(f);
     assert_int_equal(journals(f), 0);
@@ -2079,11 +2237,11 @@ static void test_bad_files(void **state)
     char missing[192];
 
     snprintf(missing, sizeof(missing), "%s/nope.db", f->dir);
-    assert_true(mcpd_audit_verify(missing, &rows, &bad, f->err, sizeof(f->err)) < 0);
+    assert_true(mcpd_audit_verify(missing, NULL, &rows, &bad, f->err, sizeof(f->err)) < 0);
     assert_non_null(strstr(f->err, "nope.db"));
     assert_true(mcpd_audit_print(missing, &q, stderr, f->err, sizeof(f->err)) < 0);
     raw_exec(f->path, "CREATE TABLE unrelated(x)");
-    assert_true(mcpd_audit_verify(f->path, &rows, &bad, f->err, sizeof(f->err)) < 0);
+    assert_true(mcpd_audit_verify(f->path, NULL, &rows, &bad, f->err, sizeof(f->err)) < 0);
     /* a newer schema is refused rather than guessed at */
     make_rows(f, 1);
     raw_exec(f->path, "UPDATE audit_meta SET id = 3 WHERE k = 'schema'");
@@ -2234,7 +2392,7 @@ static void test_crash_safety(void **state)
         {
             /* the journal the killed writer left holds what is not chained yet */
             char err[256] = "";
-            assert_int_equal(mcpd__audit_recover(f->path, err, sizeof(err)), 0);
+            assert_int_equal(mcpd__audit_recover(f->path, NULL, err, sizeof(err)), 0);
             assert_int_equal(journals(f), 0);
         }
         rows = raw_int(f->path, "SELECT count(*) FROM audit");
@@ -2489,6 +2647,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tamper_reorder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_rechain_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_chain_rewritten, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyed_chain_rewritten, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyed_chain_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_key_derived, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_rows_continues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_age, setup, teardown),

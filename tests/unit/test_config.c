@@ -585,6 +585,15 @@ static void test_server_fields(void **state)
               "'carrier-pigeon'");
     check_err("servers:\n  a:\n    command: x\n    share: sometimes\n",
               "t.yaml:4:12: key 'servers.a.share': expected shared or per-client, got 'sometimes'");
+    /* audit.chain: keyed (hmac) or plain (sha256, the default) */
+    cfg = parse_ok("store: a.db\naudit: {chain: hmac}\n");
+    assert_true(cfg->audit_chain_hmac);
+    mcpd_config_free(cfg);
+    cfg = parse_ok("store: a.db\naudit: {chain: sha256}\n");
+    assert_false(cfg->audit_chain_hmac);
+    mcpd_config_free(cfg);
+    check_err("store: a.db\naudit: {chain: md5}\n",
+              "t.yaml:2:16: key 'audit.chain': expected sha256 or hmac, got 'md5'");
     /* protocol: which revision an upstream is spoken to in */
     cfg = parse_ok("servers:\n  a:\n    command: x\n  b:\n    command: x\n    protocol: legacy\n"
                    "  c:\n    command: x\n    protocol: 2026-07-28\n"
