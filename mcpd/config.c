@@ -413,6 +413,31 @@ int mcpd__cfg_scalar(struct ctx *c, const yaml_node_t *v, const char *path, char
     return expand(c, v, path, s, v->data.scalar.length, out);
 }
 
+int mcpd__cfg_word(struct ctx *c, const yaml_node_t *v, const char *path, const char *const *words,
+                   int *index)
+{
+    char *str, list[160] = "";
+    int rc, n = 0;
+
+    if ((rc = mcpd__cfg_scalar(c, v, path, &str)) != 0)
+        return rc;
+    for (*index = -1; words[n] != NULL; n++)
+        if (strcmp(str, words[n]) == 0)
+            *index = n;
+    for (int i = 0; *index < 0 && i < n; i++) {
+        size_t at = strlen(list);
+        snprintf(list + at, sizeof(list) - at, "%s%s",
+                 i == 0       ? ""
+                 : i == n - 1 ? " or "
+                              : ", ",
+                 words[i]);
+    }
+    if (*index < 0)
+        rc = mcpd__cfg_fail(c, v, "key '%s': expected %s, got '%.64s'", path, list, str);
+    free(str);
+    return rc;
+}
+
 /*
  * Checks a mapping's shape: its size, that keys are strings, and that no key
  * repeats. Consumes the key nodes.
@@ -1117,42 +1142,25 @@ static int f_headers(struct ctx *c, yaml_node_t *v, const char *path, const stru
 static int f_share(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                    void *base)
 {
+    static const char *const words[] = { "shared", "per-client", NULL };
     struct mcpd_server_config *s = base;
-    char *str;
-    int rc;
+    int i, rc = mcpd__cfg_word(c, v, path, words, &i);
 
-    if ((rc = mcpd__cfg_scalar(c, v, path, &str)) != 0)
-        return rc;
-    if (strcmp(str, "shared") == 0)
-        s->per_client = false;
-    else if (strcmp(str, "per-client") == 0)
-        s->per_client = true;
-    else
-        rc =
-            mcpd__cfg_fail(c, v, "key '%s': expected shared or per-client, got '%.64s'", path, str);
-    free(str);
+    if (rc == 0)
+        s->per_client = i == 1;
     return rc;
 }
 
 static int f_protocol(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                       void *base)
 {
+    /* in enum mcpd_upstream_era order */
+    static const char *const words[] = { "auto", "legacy", "2026-07-28", NULL };
     struct mcpd_server_config *s = base;
-    char *str;
-    int rc;
+    int i, rc = mcpd__cfg_word(c, v, path, words, &i);
 
-    if ((rc = mcpd__cfg_scalar(c, v, path, &str)) != 0)
-        return rc;
-    if (strcmp(str, "auto") == 0)
-        s->era = MCPD_SPEAK_AUTO;
-    else if (strcmp(str, "legacy") == 0)
-        s->era = MCPD_SPEAK_LEGACY;
-    else if (strcmp(str, "2026-07-28") == 0)
-        s->era = MCPD_SPEAK_MODERN;
-    else
-        rc = mcpd__cfg_fail(c, v, "key '%s': expected auto, legacy or 2026-07-28, got '%.64s'",
-                            path, str);
-    free(str);
+    if (rc == 0)
+        s->era = (enum mcpd_upstream_era)i;
     return rc;
 }
 

@@ -58,6 +58,12 @@ void mcpd__cfg_join(char *dst, size_t size, const char *path, const char *key);
 void mcpd__cfg_join_index(char *dst, size_t size, const char *path, size_t i);
 const char *mcpd__cfg_in_path(char *dst, size_t size, const char *path);
 int mcpd__cfg_scalar(struct ctx *c, const yaml_node_t *v, const char *path, char **out);
+/*
+ * A scalar that must be one of `words` (NULL-terminated, at most 4): *index
+ * is its position. Anything else fails with "expected a, b or c, got 'x'".
+ */
+int mcpd__cfg_word(struct ctx *c, const yaml_node_t *v, const char *path, const char *const *words,
+                   int *index);
 int mcpd__cfg_check_mapping(struct ctx *c, yaml_node_t *n, const char *path, size_t max);
 const char *mcpd__cfg_key_of(struct ctx *c, const yaml_node_pair_t *p, yaml_node_t **k);
 int mcpd__cfg_walk_mapping(struct ctx *c, yaml_node_t *n, const char *path,

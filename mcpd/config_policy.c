@@ -383,30 +383,22 @@ static int f_audit_enabled(struct ctx *c, yaml_node_t *v, const char *path, cons
 static int f_sync(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                   void *base)
 {
-    char *str;
-    int rc;
-    if ((rc = mcpd__cfg_scalar(c, v, path, &str)) != 0)
-        return rc;
-    if (strcmp(str, "normal") == 0 || strcmp(str, "full") == 0)
-        c->cfg->audit_sync_full = strcmp(str, "full") == 0;
-    else
-        rc = mcpd__cfg_fail(c, v, "key '%s': expected normal or full, got '%.64s'", path, str);
-    free(str);
+    static const char *const words[] = { "normal", "full", NULL };
+    int i, rc = mcpd__cfg_word(c, v, path, words, &i);
+
+    if (rc == 0)
+        c->cfg->audit_sync_full = i == 1;
     return rc;
 }
 
 static int f_chain(struct ctx *c, yaml_node_t *v, const char *path, const struct field *f,
                    void *base)
 {
-    char *str;
-    int rc;
-    if ((rc = mcpd__cfg_scalar(c, v, path, &str)) != 0)
-        return rc;
-    if (strcmp(str, "sha256") == 0 || strcmp(str, "hmac") == 0)
-        c->cfg->audit_chain_hmac = strcmp(str, "hmac") == 0;
-    else
-        rc = mcpd__cfg_fail(c, v, "key '%s': expected sha256 or hmac, got '%.64s'", path, str);
-    free(str);
+    static const char *const words[] = { "sha256", "hmac", NULL };
+    int i, rc = mcpd__cfg_word(c, v, path, words, &i);
+
+    if (rc == 0)
+        c->cfg->audit_chain_hmac = i == 1;
     return rc;
 }
 
