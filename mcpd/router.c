@@ -570,7 +570,7 @@ int mcpd__router_forward_res(struct mcpd_session *s, struct mcpd_upstream *up, s
         if (r != MCPD_EPROTO)
             return r;
         mcpd__send_error(reply, m->id, MCPD_RPC_INVALID_PARAMS,
-                         "Invalid params: _meta must be an object");
+                         "Invalid params: params and its _meta must be objects");
         return 0;
     }
     if (up->modern && p->mrtr_ok &&

@@ -367,8 +367,9 @@ int mcpd__upstream_meta(const struct mcpd_upstream *up, json_t *msg, const json_
 
     if (!up->modern)
         return 0;
-    if ((params = json_object_get(msg, "params")) == NULL &&
-        json_object_set_new(msg, "params", params = json_object()) != 0)
+    if ((params = json_object_get(msg, "params")) != NULL && !json_is_object(params))
+        return MCPD_EPROTO;
+    if (params == NULL && json_object_set_new(msg, "params", params = json_object()) != 0)
         return MCPD_ENOMEM;
     if ((meta = json_object_get(params, "_meta")) == NULL &&
         json_object_set_new(params, "_meta", meta = json_object()) != 0)

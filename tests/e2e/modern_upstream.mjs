@@ -217,7 +217,7 @@ await step('a non-object _meta toward a 2026-07-28 upstream: -32602, mcpd unharm
   const r = await post(port, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'auto__test_input_required_result_capabilities', arguments: {}, _meta: 5 } },
     { ...auth('alice'), 'Mcp-Session-Id': sid, 'MCP-Protocol-Version': '2025-11-25' });
   const e = r.messages.at(-1);
-  eq([e?.id, e?.error?.code, e?.error?.message], [7, -32602, 'Invalid params: _meta must be an object'], 'the client\'s id, and why');
+  eq([e?.id, e?.error?.code, e?.error?.message], [7, -32602, 'Invalid params: params and its _meta must be objects'], 'the client\'s id, and why');
   const ok2 = await post(port, { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'auto__test_input_required_result_capabilities', arguments: {} } },
     { ...auth('alice'), 'Mcp-Session-Id': sid, 'MCP-Protocol-Version': '2025-11-25' });
   eq(ok2.messages.at(-1)?.result?.content?.[0]?.text, 'no client capabilities declared: nothing to ask', 'the session goes on');
