@@ -96,9 +96,9 @@ static struct mcpd_policy_binding *conv_bindings(const struct mcpd_binding_confi
     return b;
 }
 
-static int build_policy(struct mcpd_authz *az, char *err, size_t errcap)
+static int build_policy(const struct mcpd_config *cfg, struct mcpd_policy **out, char *err,
+                        size_t errcap)
 {
-    const struct mcpd_config *cfg = az->d->cfg;
     struct mcpd_policy_bot *bots = calloc(cfg->nbots + 1, sizeof(*bots));
     struct mcpd_policy_role *roles = calloc(cfg->nroles + 1, sizeof(*roles));
     int r = MCPD_ENOMEM;
@@ -121,9 +121,8 @@ static int build_policy(struct mcpd_authz *az, char *err, size_t errcap)
             NULL)
             goto out;
     }
-    r = mcpd_policy_new(&az->policy, bots, cfg->nbots, roles, cfg->nroles, err, errcap) == 0
-            ? 0
-            : MCPD_ECONFIG;
+    r = mcpd_policy_new(out, bots, cfg->nbots, roles, cfg->nroles, err, errcap) == 0 ? 0
+                                                                                     : MCPD_ECONFIG;
 out:
     for (size_t i = 0; roles && i < cfg->nroles; i++)
         free_tmp_bindings((struct mcpd_policy_binding *)roles[i].bindings, roles[i].nbindings);
@@ -156,6 +155,46 @@ static int build_resources(struct mcpd_authz *az)
         az->res[i].name = s->name;
         az->res[i].dims = az->res_dims[i];
         az->res[i].ndims = s->ndims;
+    }
+    return 0;
+}
+
+int mcpd_authz_check_config(const struct mcpd_config *cfg, char *err, size_t errcap)
+{
+    struct mcpd_policy *policy = NULL;
+    int r = cfg->nbots > 0 ? build_policy(cfg, &policy, err, errcap) : 0;
+
+    mcpd_policy_free(policy);
+    return r;
+}
+
+int mcpd_authz_reload(struct mcpd_authz *az, const struct mcpd_config *cfg, char *err,
+                      size_t errcap)
+{
+    struct mcpd_policy *policy = NULL;
+    struct mcpd_session *s, *next;
+    int r;
+
+    if ((cfg->nbots > 0) != (az->policy != NULL)) {
+        snprintf(err, errcap,
+                 "bots: adding the first bot or removing the last one turns "
+                 "authentication on or off, which takes a restart");
+        return MCPD_ECONFIG;
+    }
+    if (az->policy == NULL)
+        return 0;
+    if ((r = build_policy(cfg, &policy, err, errcap)) != 0)
+        return r;
+    mcpd_policy_free(az->policy);
+    az->policy = policy;
+    if (az->keys) /* accepted keys name bots of the old policy */
+        OPENSSL_cleanse(az->keys, KEY_SLOTS * sizeof(*az->keys));
+    for (s = az->d->sessions; s; s = next) {
+        next = s->next;
+        if (s->bot[0] && !mcpd_policy_has_bot(policy, s->bot)) {
+            LOG_INFO("authz", "session=%s bot=%s: no longer configured; closing", s->id, s->bot);
+            mcpd_session_close(s);
+        }
     }
     return 0;
 }
@@ -250,7 +289,7 @@ int mcpd_authz_new(struct mcpd_authz **out, struct mcpd_daemon *d, char *err, si
         snprintf(err, errcap, "out of memory");
         goto fail;
     }
-    if (cfg->nbots > 0 && (r = build_policy(az, err, errcap)) != 0)
+    if (cfg->nbots > 0 && (r = build_policy(cfg, &az->policy, err, errcap)) != 0)
         goto fail;
     if (cfg->nbots > 0 && (az->keys = calloc(KEY_SLOTS, sizeof(*az->keys))) == NULL) {
         r = MCPD_ENOMEM;

@@ -18,6 +18,7 @@
 #include "audit.h"
 
 struct mcpd_daemon;
+struct mcpd_config;
 struct mcpd_authz;
 struct mcpd_upstream;
 struct mcpd_policy_decision;
@@ -27,6 +28,17 @@ struct mcpd_policy_decision;
  * the audit. Returns 0 or a negative code with a one-line reason in err.
  */
 int mcpd_authz_new(struct mcpd_authz **out, struct mcpd_daemon *d, char *err, size_t errcap);
+/* Whether cfg's policy builds (what `mcpd config check` adds to loading the file). */
+int mcpd_authz_check_config(const struct mcpd_config *cfg, char *err, size_t errcap);
+/*
+ * Swaps in the policy of cfg (bots, roles and their bindings; the servers
+ * must be the running ones). Sessions of bots cfg no longer has are closed,
+ * and the cache of accepted keys is emptied. Fails (nothing changed, err
+ * filled) when the policy does not build, or when bots would appear or
+ * vanish altogether (authentication on or off takes a restart).
+ */
+int mcpd_authz_reload(struct mcpd_authz *az, const struct mcpd_config *cfg, char *err,
+                      size_t errcap);
 /* Flushes the audit and stops the store watcher; `done` runs when finished. */
 void mcpd_authz_close(struct mcpd_authz *az, void (*done)(void *data), void *data);
 

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <yaml.h>
 
 #include "buf.h"
@@ -1535,9 +1536,99 @@ static int yaml_single_document(struct ctx *c, yaml_parser_t *parser, const char
     return rc;
 }
 
+/* The section's YAML as written, folded into a SHA-256: scalars, sequences, mappings in order. */
+static void digest_node(EVP_MD_CTX *md, yaml_document_t *doc, yaml_node_t *n, int depth)
+{
+    char tag[32];
+
+    if (n == NULL || depth > YAML_MAX_DEPTH + 1)
+        return;
+    switch (n->type) {
+    case YAML_SCALAR_NODE:
+        snprintf(tag, sizeof(tag), "s%zu:", n->data.scalar.length);
+        EVP_DigestUpdate(md, tag, strlen(tag));
+        EVP_DigestUpdate(md, n->data.scalar.value, n->data.scalar.length);
+        break;
+    case YAML_SEQUENCE_NODE:
+        EVP_DigestUpdate(md, "[", 1);
+        for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top;
+             i++)
+            digest_node(md, doc, yaml_document_get_node(doc, *i), depth + 1);
+        EVP_DigestUpdate(md, "]", 1);
+        break;
+    case YAML_MAPPING_NODE:
+        EVP_DigestUpdate(md, "{", 1);
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+             p++) {
+            digest_node(md, doc, yaml_document_get_node(doc, p->key), depth + 1);
+            digest_node(md, doc, yaml_document_get_node(doc, p->value), depth + 1);
+        }
+        EVP_DigestUpdate(md, "}", 1);
+        break;
+    default:
+        break;
+    }
+}
+
+static void add_section(struct mcpd_config *cfg, const char *key, yaml_document_t *doc,
+                        yaml_node_t *v, const char *text, size_t len)
+{
+    struct mcpd_config_section *s;
+    EVP_MD_CTX *md;
+
+    if (cfg->nsections >= MCPD_CONFIG_SECTIONS || (md = EVP_MD_CTX_new()) == NULL)
+        return; /* (reload then sees the section as changed) */
+    s = &cfg->sections[cfg->nsections++];
+    snprintf(s->key, sizeof(s->key), "%s", key);
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1) {
+        if (doc != NULL)
+            digest_node(md, doc, v, 0);
+        else
+            EVP_DigestUpdate(md, text, len);
+        EVP_DigestFinal_ex(md, s->digest, NULL);
+    }
+    EVP_MD_CTX_free(md);
+}
+
+size_t mcpd_config_changed(const struct mcpd_config *a, const struct mcpd_config *b, char *out,
+                           size_t cap)
+{
+    const struct mcpd_config *sides[2] = { a, b };
+    size_t n = 0;
+
+    if (cap > 0)
+        out[0] = '\0';
+    for (int side = 0; side < 2; side++) {
+        const struct mcpd_config *x = sides[side], *y = sides[1 - side];
+        for (size_t i = 0; i < x->nsections; i++) {
+            const struct mcpd_config_section *s = &x->sections[i], *t = NULL;
+            for (size_t j = 0; j < y->nsections && t == NULL; j++)
+                if (strcmp(y->sections[j].key, s->key) == 0)
+                    t = &y->sections[j];
+            /* a changed section is named once (from a's side), a vanished or new one once */
+            if ((t != NULL && (side == 1 || memcmp(s->digest, t->digest, 32) == 0)))
+                continue;
+            if (cap > 0) {
+                size_t at = strlen(out);
+                snprintf(out + at, cap - at, "%s%s", n ? ", " : "", s->key);
+            }
+            n++;
+        }
+    }
+    return n;
+}
+
 static int walk_top(struct ctx *c, yaml_node_t *root, void *arg)
 {
     (void)arg;
+    if (root->type == YAML_MAPPING_NODE)
+        for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+             p++) {
+            yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+            if (k && k->type == YAML_SCALAR_NODE)
+                add_section(c->cfg, (const char *)k->data.scalar.value, c->doc,
+                            yaml_document_get_node(c->doc, p->value), NULL, 0);
+        }
     return mcpd__cfg_walk_mapping(c, root, "", top_fields, c->cfg);
 }
 
@@ -1754,6 +1845,7 @@ static int parse_json(struct ctx *c, const char *data, size_t len)
 
     if ((root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err)) == NULL)
         return mcpd__cfg_failat(c, err.line, err.column, "invalid JSON: %s", err.text);
+    add_section(c->cfg, "mcpServers", NULL, NULL, data, len);
     json_object_foreach (root, key, v) {
         if (strcmp(key, "mcpServers") != 0) {
             rc = mcpd__cfg_failat(

@@ -114,6 +114,9 @@ enum mcpd_upstream_era {
     MCPD_SPEAK_MODERN,   /* 2026-07-28: server/discover, _meta on every request, MRTR */
 };
 
+/* Top-level sections a file may have (the keys of config.c's top_fields, and mcpServers). */
+#define MCPD_CONFIG_SECTIONS 20
+
 /* A list of strings. */
 struct mcpd_strv {
     char **v;
@@ -260,7 +263,24 @@ struct mcpd_config {
     char *master_key_file; /* master_key_file: (default <store>.key); MCPD_MASTER_KEY wins */
     struct mcpd_oauth_provider_config *oauth_providers;
     size_t noauth_providers;
+    /*
+     * What the file said, per top-level key: a SHA-256 of the section's YAML
+     * as written (before ${VAR} expansion), so a reload can tell which
+     * sections changed. A JSON (mcpServers) file is one section, "mcpServers".
+     */
+    struct mcpd_config_section {
+        char key[24];
+        unsigned char digest[32];
+    } sections[MCPD_CONFIG_SECTIONS];
+    size_t nsections;
 };
+
+/*
+ * The top-level keys whose sections differ between a and b (present in one
+ * only, or written differently), comma-separated into out; returns how many.
+ */
+size_t mcpd_config_changed(const struct mcpd_config *a, const struct mcpd_config *b, char *out,
+                           size_t cap);
 
 struct mcpd_diag {
     int line, column; /* 1-based, 0 when unknown */

@@ -45,6 +45,8 @@ int mcpd_daemon_new(struct mcpd_daemon **out, uv_loop_t *loop, struct mcpd_confi
     uv_timer_init(loop, &d->drain_timer);
     uv_signal_init(loop, &d->sigint);
     uv_signal_init(loop, &d->sigterm);
+    uv_signal_init(loop, &d->sighup);
+    d->sighup.data = d;
     uv_signal_init(loop, &d->sigpipe);
     uv_prepare_init(loop, &d->deferred_prepare);
     d->deferred_prepare.data = d;
@@ -152,6 +154,90 @@ void mcpd__daemon_lists_changed(struct mcpd_daemon *d, struct mcpd_upstream *up,
     }
 }
 
+/* ---- reload (SIGHUP) ------------------------------------------------------------ */
+
+/*
+ * The sections a reload applies: who may do what. Any other that changed
+ * takes a restart (servers, listen, the store, limits: several are taken
+ * once, when the listener or a transport starts).
+ */
+static bool reloadable(const char *key, size_t len)
+{
+    static const char *const live[] = { "bots", "roles", "auth", NULL };
+    for (int i = 0; live[i]; i++)
+        if (strlen(live[i]) == len && strncmp(live[i], key, len) == 0)
+            return true;
+    return false;
+}
+
+#define SWAP(a, b)              \
+    do {                        \
+        __typeof__(a) t_ = (a); \
+        (a) = (b);              \
+        (b) = t_;               \
+    } while (0)
+
+void mcpd_daemon_reload(struct mcpd_daemon *d)
+{
+    struct mcpd_config *n = NULL, *cur = d->cfg;
+    struct mcpd_diag diag;
+    char changed[512], fixed[512] = "", err[512];
+    bool stdio_default;
+
+    if (d->shutting_down)
+        return;
+    if (mcpd_config_load(&n, cur->path, &diag) != 0) {
+        LOG_ERROR("daemon", "reload: %s: the running configuration stays", diag.msg);
+        return;
+    }
+    if (mcpd_config_changed(cur, n, changed, sizeof(changed)) == 0) {
+        LOG_INFO("daemon", "reload: %s has not changed", cur->path);
+        mcpd_config_free(n);
+        return;
+    }
+    for (const char *k = changed; *k;) { /* "a, b, c" */
+        size_t len = strcspn(k, ",");
+        if (!reloadable(k, len)) {
+            size_t at = strlen(fixed);
+            snprintf(fixed + at, sizeof(fixed) - at, "%s%.*s", at ? ", " : "", (int)len, k);
+        }
+        k += len;
+        k += strspn(k, ", ");
+    }
+    if (fixed[0] != '\0') {
+        LOG_WARN("daemon", "reload: %s changed, which takes a restart: nothing was reloaded",
+                 fixed);
+        mcpd_config_free(n);
+        return;
+    }
+    if (d->authz != NULL && mcpd_authz_reload(d->authz, n, err, sizeof(err)) != 0) {
+        LOG_ERROR("daemon", "reload: %s: nothing was reloaded", err);
+        mcpd_config_free(n);
+        return;
+    }
+    /* the running configuration takes the new sections; n leaves with the old ones */
+    stdio_default = d->stdio_bot != NULL && d->stdio_bot == cur->default_bot;
+    SWAP(cur->bots, n->bots);
+    SWAP(cur->nbots, n->nbots);
+    SWAP(cur->roles, n->roles);
+    SWAP(cur->nroles, n->nroles);
+    SWAP(cur->default_bot, n->default_bot);
+    memcpy(cur->sections, n->sections, sizeof(cur->sections));
+    cur->nsections = n->nsections;
+    if (stdio_default)
+        d->stdio_bot = cur->default_bot;
+    mcpd_config_free(n);
+    LOG_INFO("daemon", "reload: applied (%s)", changed);
+    /* what each bot may see may have changed */
+    mcpd__daemon_lists_changed(d, NULL, (1u << MCPD_LIST_KINDS) - 1);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    mcpd_daemon_reload(h->data);
+}
+
 /* ---- start-up ------------------------------------------------------------------ */
 
 static void on_reaper(uv_timer_t *t)
@@ -249,6 +335,7 @@ int mcpd_daemon_start(struct mcpd_daemon *d)
         return r;
     uv_signal_start(&d->sigint, on_signal, SIGINT);
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d->sighup, on_sighup, SIGHUP);
     uv_signal_start(&d->sigpipe, on_signal, SIGPIPE);
     rebuild_catalog(d);
     for (size_t i = 0; i < d->nups; i++) {
@@ -349,6 +436,7 @@ static void finish_close(struct mcpd_daemon *d)
     close_handle((uv_handle_t *)&d->drain_timer);
     close_handle((uv_handle_t *)&d->sigint);
     close_handle((uv_handle_t *)&d->sigterm);
+    close_handle((uv_handle_t *)&d->sighup);
     close_handle((uv_handle_t *)&d->sigpipe);
     mcpd__daemon_run_deferred(d);
     d->deferred_closed = true; /* from now on deferred work runs at once */

@@ -74,7 +74,7 @@ struct mcpd_daemon {
     uv_timer_t reaper;              /* idle sessions */
     uv_timer_t startup_timer;
     uv_timer_t drain_timer;
-    uv_signal_t sigint, sigterm, sigpipe;
+    uv_signal_t sigint, sigterm, sigpipe, sighup;
     uv_prepare_t deferred_prepare; /* runs `deferred` */
     struct mcpd_deferred *deferred, **deferred_tail;
     bool deferred_closed;
@@ -107,6 +107,15 @@ int mcpd_daemon_start(struct mcpd_daemon *d);
  * get MCPD_DRAIN_MS to finish, then everything closes and the loop ends.
  */
 void mcpd_daemon_shutdown(struct mcpd_daemon *d);
+/*
+ * SIGHUP: reads the configuration file again. Bots, roles, their bindings
+ * and auth.default_bot are applied (sessions of bots that are gone close,
+ * every session is told its lists may have changed); when another section
+ * changed (a server, listen, limits, the store...), or the file does not
+ * load or its policy does not build, nothing is, and the log says why.
+ * Loop thread.
+ */
+void mcpd_daemon_reload(struct mcpd_daemon *d);
 /* Frees what is left after uv_run returned. */
 void mcpd_daemon_free(struct mcpd_daemon *d);
 

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "agent/agent.h"
 #include "mcpd/admin.h"
 #include "mcpd/admin_credentials.h"
+#include "mcpd/authz.h"
 #include "mcpd/config.h"
 #include "mcpd/daemon.h"
 #include "mcpd/error.h"
@@ -105,10 +107,14 @@ static void usage(FILE *f)
             "  -V, --version          print the version\n");
 }
 
-static int die(const char *fmt, const char *arg)
+__attribute__((format(printf, 1, 2))) static int die(const char *fmt, ...)
 {
+    va_list ap;
+
     fprintf(stderr, "mcpd: ");
-    fprintf(stderr, fmt, arg);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fputc('\n', stderr);
     return 2;
 }
@@ -380,6 +386,12 @@ int main(int argc, char **argv)
         return r;
     }
     if (o.mode == MODE_CHECK) {
+        char err[512];
+        if (mcpd_authz_check_config(cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "mcpd: %s: %s\n", o.config, err);
+            mcpd_config_free(cfg);
+            return 1;
+        }
         printf("%s: ok (%zu servers)\n", o.config, cfg->nservers);
         mcpd_config_free(cfg);
         return 0;

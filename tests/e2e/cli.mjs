@@ -73,6 +73,10 @@ await step('config check: bad configs -> exit 1, one line "file:line:col: ..."',
     oneLineError(name, r, { code: 1, re: new RegExp(`^mcpd: ${esc}:${where}: .*`) });
     match(lines(r.stderr)[0], re, `${name}: names the problem`);
   }
+  // the policy is compiled too, as serve compiles it
+  const pol = writeFile('bad-glob.yaml', 'store: x.db\nservers:\n  demo:\n    command: /bin/true\nbots:\n  alice:\n    bindings:\n      - { resource: demo, tools: [echo], paths: ["["] }\n');
+  const rp = run(bin.mcpd, ['config', 'check', '-c', pol]);
+  oneLineError('bad-glob.yaml', rp, { code: 1, re: /bad-glob\.yaml: bots\.alice\.bindings\[0\]\.paths\[0\]: unterminated '\['/ });
   const missing = path.join(tmp, 'does-not-exist.yaml');
   const r = run(bin.mcpd, ['config', 'check', '-c', missing]);
   oneLineError('missing file', r, { code: 1, re: /does-not-exist\.yaml/ });

@@ -42,6 +42,7 @@ mcpd_e2e_test(remote 90)
 mcpd_e2e_test(failures 120)
 mcpd_e2e_test(modern 90)
 mcpd_e2e_test(modern_upstream 90)
+mcpd_e2e_test(reload 60)
 add_test(NAME conformance.client
   COMMAND bash ${MCPD_E2E_DIR}/client_conformance.sh)
 set_tests_properties(conformance.client PROPERTIES LABELS conformance TIMEOUT 180
