@@ -89,7 +89,21 @@ static int verify_open(struct verify *v, const char *path, const unsigned char *
         snprintf(err, errcap, "%s: no audit chain anchor or head", path);
         return MCPD_ECONFIG;
     }
-    return rc == SQLITE_OK ? 0 : mcpd__store_db_fail(v->db, path, err, errcap);
+    if (rc != SQLITE_OK)
+        return mcpd__store_db_fail(v->db, path, err, errcap);
+    /*
+     * Asked for a keyed chain, the store says plain: the mark is in the file, and
+     * whoever can write it can delete the mark and chain everything again with
+     * SHA-256. Only an empty store is no proof of anything.
+     */
+    if (key != NULL && !keyed && v->head.id != 0) {
+        snprintf(err, errcap,
+                 "%s: audit.chain is hmac, but this audit log is chained with SHA-256 (or its "
+                 "keyed mark was removed): it cannot be vouched for with the key",
+                 path);
+        return MCPD_ECONFIG;
+    }
+    return 0;
 }
 
 static void verify_close(struct verify *v)

@@ -187,7 +187,7 @@ int mcpd_authz_reload(struct mcpd_authz *az, const struct mcpd_config *cfg, char
         return r;
     mcpd_policy_free(az->policy);
     az->policy = policy;
-    if (az->keys) /* accepted keys name bots of the old policy */
+    if (az->keys) /* a cached key may belong to a bot the new policy lacks */
         OPENSSL_cleanse(az->keys, KEY_SLOTS * sizeof(*az->keys));
     for (s = az->d->sessions; s; s = next) {
         next = s->next;
@@ -242,7 +242,8 @@ const char *mcpd_authz_bot_for_key(struct mcpd_authz *az, const char *key,
     for (size_t i = 0; i < az->nbots; i++) {
         if (CRYPTO_memcmp(az->bots[i].key_hash, key_hash, 32) != 0)
             continue;
-        if (az->bots[i].disabled)
+        /* a key in the store for a bot the configuration no longer has opens nothing */
+        if (az->bots[i].disabled || !mcpd_authz_has_bot(az, az->bots[i].name))
             return NULL;
         if (slot != NULL) {
             memcpy(slot->key, key, MCPD_BOT_KEY_LEN);

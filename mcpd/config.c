@@ -1544,8 +1544,8 @@ static void digest_node(EVP_MD_CTX *md, yaml_document_t *doc, yaml_node_t *n, in
     if (n == NULL || depth > YAML_MAX_DEPTH + 1)
         return;
     switch (n->type) {
-    case YAML_SCALAR_NODE:
-        snprintf(tag, sizeof(tag), "s%zu:", n->data.scalar.length);
+    case YAML_SCALAR_NODE: /* its style too: a plain null is absent, a quoted one a value */
+        snprintf(tag, sizeof(tag), "s%d.%zu:", (int)n->data.scalar.style, n->data.scalar.length);
         EVP_DigestUpdate(md, tag, strlen(tag));
         EVP_DigestUpdate(md, n->data.scalar.value, n->data.scalar.length);
         break;

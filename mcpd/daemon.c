@@ -156,16 +156,34 @@ void mcpd__daemon_lists_changed(struct mcpd_daemon *d, struct mcpd_upstream *up,
 
 /* ---- reload (SIGHUP) ------------------------------------------------------------ */
 
+/* Whether mcpd serves a stdio client (its one session's bot is fixed at start). */
+static bool serves_stdio(const struct mcpd_daemon *d)
+{
+    for (const struct mcpd_transport *tp = d->transports; tp; tp = tp->next)
+        if (strcmp(tp->ops->name, "stdio") == 0)
+            return true;
+    return false;
+}
+
 /*
  * The sections a reload applies: who may do what. Any other that changed
  * takes a restart (servers, listen, the store, limits: several are taken
- * once, when the listener or a transport starts).
+ * once, when the listener or a transport starts), and so does auth with a
+ * stdio client (auth.default_bot is its session's bot).
  */
-static bool reloadable(const char *key, size_t len)
+static bool reloadable(const struct mcpd_daemon *d, const char *key, size_t len)
 {
-    static const char *const live[] = { "bots", "roles", "auth", NULL };
+    const char *const live[] = { "bots", "roles", serves_stdio(d) ? NULL : "auth", NULL };
     for (int i = 0; live[i]; i++)
         if (strlen(live[i]) == len && strncmp(live[i], key, len) == 0)
+            return true;
+    return false;
+}
+
+static bool config_has_bot(const struct mcpd_config *cfg, const char *bot)
+{
+    for (size_t i = 0; i < cfg->nbots; i++)
+        if (strcmp(cfg->bots[i].name, bot) == 0)
             return true;
     return false;
 }
@@ -197,7 +215,7 @@ void mcpd_daemon_reload(struct mcpd_daemon *d)
     }
     for (const char *k = changed; *k;) { /* "a, b, c" */
         size_t len = strcspn(k, ",");
-        if (!reloadable(k, len)) {
+        if (!reloadable(d, k, len)) {
             size_t at = strlen(fixed);
             snprintf(fixed + at, sizeof(fixed) - at, "%s%.*s", at ? ", " : "", (int)len, k);
         }
@@ -210,8 +228,17 @@ void mcpd_daemon_reload(struct mcpd_daemon *d)
         mcpd_config_free(n);
         return;
     }
-    if (d->authz != NULL && mcpd_authz_reload(d->authz, n, err, sizeof(err)) != 0) {
-        LOG_ERROR("daemon", "reload: %s: nothing was reloaded", err);
+    if (d->stdio_bot != NULL && serves_stdio(d) && !config_has_bot(n, d->stdio_bot)) {
+        LOG_WARN("daemon",
+                 "reload: the stdio client's bot '%s' would be gone, which takes a restart: "
+                 "nothing was reloaded",
+                 d->stdio_bot);
+        mcpd_config_free(n);
+        return;
+    }
+    if (d->authz == NULL || mcpd_authz_reload(d->authz, n, err, sizeof(err)) != 0) {
+        LOG_ERROR("daemon", "reload: %s: nothing was reloaded",
+                  d->authz ? err : "the policy is not running");
         mcpd_config_free(n);
         return;
     }

@@ -1196,10 +1196,14 @@ static void on_progress(struct mcpd_upstream *up, struct mcpd_msg *m)
 static void on_resource_updated(struct mcpd_upstream *up, struct mcpd_msg *m)
 {
     const char *uri = json_string_value(json_object_get(m->params, "uri"));
-    char *exposed;
+    char *exposed, *inner;
     if (uri == NULL || up->daemon->catalog == NULL ||
         (exposed = mcpd_catalog_expose_uri(up->daemon->catalog, up->name, uri)) == NULL)
         return;
+    if ((inner = strdup(uri)) == NULL) {
+        free(exposed);
+        return;
+    }
     json_object_set_new(m->params, "uri", json_string(exposed));
     /* a send that fails may close (and free) s: its successor is taken first */
     for (struct mcpd_session *s = up->daemon->sessions, *next; s; s = next) {
@@ -1207,7 +1211,9 @@ static void on_resource_updated(struct mcpd_upstream *up, struct mcpd_msg *m)
         /* a per-client instance's updates are its own client's only */
         if (up->is_private && s != up->owner)
             continue;
-        if (s->subs && json_object_get(s->subs, exposed) && s->stream) {
+        /* visibility again: a reload may have taken the URI from the session's bot */
+        if (s->subs && json_object_get(s->subs, exposed) && s->stream &&
+            mcpd_authz_uri_visible(up->daemon->authz, s->bot, up->name, inner)) {
             if (s->listen_id)
                 mcpd__listen_send(s, m->root);
             else
@@ -1215,6 +1221,7 @@ static void on_resource_updated(struct mcpd_upstream *up, struct mcpd_msg *m)
         }
     }
     free(exposed);
+    free(inner);
 }
 
 /* The client capability a server->client request needs. */

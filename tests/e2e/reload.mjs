@@ -4,8 +4,9 @@
 // the file does not load, when its policy does not build, when bots would
 // appear or vanish altogether, or when a section that takes a restart
 // changed (servers here).
+import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { bin, ok, eq, match, step, finish, startServe, sdk, tmp, run, writeFile, waitFor, settle } from './lib.mjs';
+import { bin, ok, eq, match, step, finish, startServe, sdk, tmp, run, writeFile, waitFor, settle, post, track, sleep, checkCleanExit } from './lib.mjs';
 
 const { Client, StreamableHTTPClientTransport, types } = await sdk();
 const db = path.join(tmp, 'reload.db');
@@ -60,6 +61,8 @@ await step('bots and bindings change on SIGHUP', async () => {
   match(srv.log(), /bot=bob: no longer configured; closing/, 'bob\'s session was closed');
   const b = await settle(() => bob.c.listTools(undefined, { timeout: 5000 }));
   ok(b.error !== undefined, 'bob can no longer use it', b.error?.message);
+  const fresh = await post(srv.port, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }, { Authorization: `Bearer ${keys.bob}` });
+  eq(fresh.status, 401, 'nor open a new session: the key of a bot the configuration lost opens nothing');
 });
 
 await step('nothing is applied when the file is broken, or a server changed', async () => {
@@ -76,6 +79,41 @@ await step('nothing is applied when the file is broken, or a server changed', as
   match(line, /authentication on or off, which takes a restart/, 'no bots at all: a restart, not a reload', line);
   line = await hup(cfgB);
   match(line, /has not changed/, 'the running file again: no change');
+});
+
+await step('stdio: the client\'s bot cannot be reloaded away; its bindings can change', async () => {
+  const sfile = writeFile('reload-stdio.yaml', cfgA);
+  const child = track(spawn(bin.mcpd, ['stdio', '-c', sfile, '--bot', 'alice'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const msgs = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const send = (m) => child.stdin.write(JSON.stringify(m) + '\n');
+  const ask = async (id, method, params = {}) => {
+    send({ jsonrpc: '2.0', id, method, params });
+    await waitFor(() => msgs().some((m) => m.id === id), 5000, 20);
+    return msgs().find((m) => m.id === id);
+  };
+  await ask(1, 'initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 's', version: '1' } });
+  send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+  const hupStdio = async (text) => {
+    const n = (err.match(/reload: /g) ?? []).length;
+    writeFile('reload-stdio.yaml', text);
+    child.kill('SIGHUP');
+    await waitFor(() => (err.match(/reload: /g) ?? []).length > n, 5000, 20);
+    return err.split('\n').filter((l) => /reload: /.test(l)).at(-1) ?? '';
+  };
+  let line = await hupStdio(cfgA.replace(/  alice:\n.*\n.*\n/, ''));
+  match(line, /the stdio client's bot 'alice' would be gone, which takes a restart: nothing was reloaded/, 'removing the stdio client\'s bot: refused', line);
+  eq((await ask(2, 'tools/list')).result?.tools?.map((t) => t.name), ['echo'], 'and the client is still served');
+  line = await hupStdio(cfgB);
+  match(line, /reload: applied/, 'its bindings: applied', line);
+  eq((await ask(3, 'tools/list')).result?.tools?.map((t) => t.name).sort(), ['add', 'echo'], 'the stdio client sees add now');
+  child.stdin.end();
+  const r = await Promise.race([exited, sleep(15000).then(() => ({ code: null, signal: 'timeout' }))]);
+  checkCleanExit('mcpd stdio', r.code, r.signal, err);
 });
 
 await step('mcpd stops cleanly', async () => {

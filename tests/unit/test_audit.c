@@ -764,6 +764,13 @@ static void test_keyed_chain_rewritten(void **state)
     assert_int_equal(bad, 1);
     rechain(f->path, key_a); /* only the key rewrites it */
     assert_int_equal(verify_with(f->path, key_a, &bad, f->err, sizeof(f->err)), 0);
+    /* the forger removes the keyed mark and chains with SHA-256: no verdict with the key */
+    raw_exec(f->path, "UPDATE audit SET tool = 'innocent' WHERE id = 7");
+    raw_exec(f->path, "DELETE FROM audit_meta WHERE k = 'chain'");
+    rechain(f->path, NULL);
+    assert_int_equal(verify_with(f->path, NULL, &bad, f->err, sizeof(f->err)), 0); /* as plain */
+    assert_true(verify_with(f->path, key_a, &bad, f->err, sizeof(f->err)) < 0);
+    assert_non_null(strstr(f->err, "its keyed mark was removed"));
 }
 
 /* A keyed store opens and verifies with its key only; a plain one with records stays plain. */
@@ -818,6 +825,16 @@ static void test_chain_key_derived(void **state)
     unsetenv("MCPD_MASTER_KEY");
     assert_memory_not_equal(k1, k2, 32);
     assert_memory_not_equal(k2, key_a, 32); /* derived: not the master key itself */
+    /* pinned: HKDF-SHA256 (RFC 5869, no salt, info "mcpd audit chain v1") of key_a, computed
+     * apart (Python's hmac); a change would orphan every keyed store */
+    {
+        static const char want[] =
+            "3b909db5e6cd03ff5dd1fed6e3781d0353f6888bcca73d7d61343c70b97ecab8";
+        char hex[65];
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", k2[i]);
+        assert_string_equal(hex, want);
+    }
 }
 
 /* ---- retention ------------------------------------------------------------------------------- */
