@@ -1837,6 +1837,59 @@ static void test_journal_watermark(void **state)
     assert_verifies(f->path, 1);
 }
 
+/*
+ * A keyed store's journal left behind is chained with the key only: by `mcpd
+ * audit` (recover) and by the next open; without it, refused and left alone.
+ */
+static void test_journal_keyed(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    int64_t bad = -1;
+
+    f->o.chain_key = key_a;
+    open_audit(f); /* the schema, and the keyed mark */
+    close_audit(f);
+    write_journal(f, "00000000000000ee-0000", "R 0 " JROW("read", "ok") "\n");
+    assert_true(mcpd__audit_recover(f->path, NULL, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, "chained with HMAC under the master key"));
+    assert_int_equal(journals(f), 1);
+    assert_int_equal(mcpd__audit_recover(f->path, key_b, err, sizeof(err)) < 0, 1);
+    assert_int_equal(journals(f), 1);
+    assert_int_equal(mcpd__audit_recover(f->path, key_a, err, sizeof(err)), 0);
+    assert_int_equal(journals(f), 0);
+    assert_int_equal(verify_with(f->path, key_a, &bad, f->err, sizeof(f->err)), 0);
+    /* and by the next open, which then goes on chaining with the key */
+    write_journal(f, "00000000000000ef-0000", "R 0 " JROW("write", "ok") "\n");
+    open_audit(f);
+    submit_n(f, 3);
+    close_audit(f);
+    assert_int_equal(journals(f), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 5);
+    assert_int_equal(verify_with(f->path, key_a, &bad, f->err, sizeof(f->err)), 0);
+}
+
+/* Retention moves the anchor of a keyed chain as of a plain one: what is left verifies. */
+static void test_retention_keyed(void **state)
+{
+    struct fixture *f = *state;
+    int64_t bad = -1;
+
+    f->o.chain_key = key_a;
+    f->o.retain_rows = 20;
+    for (int wave = 0; wave < 5; wave++) { /* a block per wave */
+        open_audit(f);
+        submit_n(f, 20);
+        close_audit(f);
+    }
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM audit"), 20);
+    assert_int_equal(raw_int(f->path, "SELECT id FROM audit_meta WHERE k = 'anchor'"), 80);
+    assert_int_equal(verify_with(f->path, key_a, &bad, f->err, sizeof(f->err)), 0);
+    raw_exec(f->path, "UPDATE audit SET bot = 'mallory' WHERE id = 90");
+    assert_int_equal(verify_with(f->path, key_a, &bad, f->err, sizeof(f->err)), 1);
+    assert_int_equal(bad, 90);
+}
+
 /* A journal that a live writer holds is left alone (recover skips it). */
 static void test_journal_held_is_skipped(void **state)
 {
@@ -2668,6 +2721,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keyed_chain_rewritten, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyed_chain_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_key_derived, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_keyed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_keyed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_rows_continues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_age, setup, teardown),
