@@ -193,6 +193,14 @@ bool mcpd_audit_key_is_secret(const char *key, size_t len);
 /* ---- offline use (CLI), synchronous: never call these on the loop ------------- */
 
 /*
+ * Whether the audit log at path is keyed already (its mark is there); false
+ * when the file does not exist or cannot be read. For the daemon: the key
+ * file is created only for a store that is not keyed yet, so a mistyped
+ * key file path is an error, not a new key.
+ */
+bool mcpd_audit_store_keyed(const char *path);
+
+/*
  * The key of a keyed chain: the master key (MCPD_MASTER_KEY, or key_file,
  * created when `create`: see mcpd_crypto_master_key) through HKDF for the
  * audit alone. Returns 0 or a negative code (err filled).

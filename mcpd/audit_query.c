@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "audit_int.h"
@@ -33,6 +34,23 @@
 #include "store_db.h"
 
 #define TABLE_ARGS_MAX 200 /* argument bytes shown per table row */
+
+bool mcpd_audit_store_keyed(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char err[256];
+    bool keyed = false;
+
+    if (access(path, F_OK) != 0 || mcpd__store_db_open(&db, path, false, 0, err, sizeof(err)) != 0)
+        return false;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM audit_meta WHERE k = 'chain'", -1, &st, NULL) ==
+        SQLITE_OK)
+        keyed = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return keyed;
+}
 
 /* ---- verify ---------------------------------------------------------------------------------- */
 

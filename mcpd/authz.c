@@ -314,14 +314,23 @@ int mcpd_authz_new(struct mcpd_authz **out, struct mcpd_daemon *d, char *err, si
             .acked = on_acked,
             .acked_arg = d,
         };
-        if (cfg->audit_chain_hmac) { /* the key file is made on first use, like credentials' */
+        if (cfg->audit_chain_hmac) {
+            /* the key file is made on first use, like credentials', but never for a store
+             * that is keyed already: its key must be the one it was chained with */
+            bool keyed = mcpd_audit_store_keyed(cfg->store_path);
+
             if ((key_file = mcpd_admin_key_file(cfg, cfg->store_path)) == NULL) {
                 snprintf(err, errcap, "out of memory");
                 r = MCPD_ENOMEM;
                 goto fail;
             }
-            r = mcpd_audit_chain_key(key, key_file, true, err, errcap);
+            r = mcpd_audit_chain_key(key, key_file, !keyed, err, errcap);
             free(key_file);
+            if (r != 0 && keyed) {
+                char why[400];
+                snprintf(why, sizeof(why), "%s", err);
+                snprintf(err, errcap, "the audit log is chained with HMAC, and its key: %s", why);
+            }
             if (r != 0)
                 goto fail;
             o.chain_key = key;

@@ -263,6 +263,13 @@ servers:
   const noKey = run(bin.mcpd, ['audit', 'verify', '-c', plain]);
   eq(noKey.code, 1, 'without audit.chain: hmac: no verdict either');
   match(noKey.stderr, /chained with HMAC under the master key/, 'and it says what is needed');
+  // the key file gone (or its path mistyped): the daemon refuses, and makes no new key
+  fs.renameSync(keyFile, `${keyFile}.away`);
+  const down = run(bin.mcpd, ['serve', '-c', hcfg, '--listen', '127.0.0.1:0'], { timeout: 20000 });
+  ok(down.code !== 0 && down.signal === null, 'mcpd serve does not start', `${down.code} ${down.signal}`);
+  match(down.stderr, /the audit log is chained with HMAC, and its key: /, 'and says why');
+  ok(!fs.existsSync(keyFile), 'no new key file was made for the keyed store');
+  fs.renameSync(`${keyFile}.away`, keyFile);
 });
 
 // The journal write that makes a call's row durable fails (the file size
