@@ -440,8 +440,11 @@ int mcpd__mrtr_unwrap(const char *bot, const char *server, int fwd, const char *
             len--; /* the padding decodes to zeros */
         st[len] = '\0';
         /* a NUL inside, or another spelling of the same bytes: not what mcpd wrote */
-        again = strlen(st) == len ? mcpd__mrtr_wrap("", "", 0, "", st) : NULL;
-        if (again == NULL || strcmp(again + 68, wrapped + 68) != 0) {
+        again = strlen(st) == len ? malloc(b64 + 1) : NULL;
+        if (again == NULL ||
+            EVP_EncodeBlock((unsigned char *)again, (const unsigned char *)st, (int)len) !=
+                (int)b64 ||
+            memcmp(again, wrapped + 68, b64) != 0) {
             free(again);
             free(st);
             return -1;

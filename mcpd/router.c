@@ -1195,13 +1195,13 @@ static void on_progress(struct mcpd_upstream *up, struct mcpd_msg *m)
 /* Delivered to every session that subscribed to the URI (they asked for it). */
 static void on_resource_updated(struct mcpd_upstream *up, struct mcpd_msg *m)
 {
-    const char *uri = json_string_value(json_object_get(m->params, "uri"));
-    char *exposed, *inner;
-    if (uri == NULL || up->daemon->catalog == NULL ||
-        (exposed = mcpd_catalog_expose_uri(up->daemon->catalog, up->name, uri)) == NULL)
-        return;
-    if ((inner = strdup(uri)) == NULL) {
-        free(exposed);
+    /* held: the upstream's uri stays readable once params carries the exposed one */
+    json_t *held = json_incref(json_object_get(m->params, "uri"));
+    const char *inner = json_string_value(held);
+    char *exposed;
+    if (inner == NULL || up->daemon->catalog == NULL ||
+        (exposed = mcpd_catalog_expose_uri(up->daemon->catalog, up->name, inner)) == NULL) {
+        json_decref(held);
         return;
     }
     json_object_set_new(m->params, "uri", json_string(exposed));
@@ -1221,7 +1221,7 @@ static void on_resource_updated(struct mcpd_upstream *up, struct mcpd_msg *m)
         }
     }
     free(exposed);
-    free(inner);
+    json_decref(held);
 }
 
 /* The client capability a server->client request needs. */
